@@ -1,0 +1,23 @@
+# lnlab: every target first runs scripts/setup (installs what is missing; quiet otherwise),
+# then builds with mk/build.mk, which detects the libraries after they are installed.
+BUILD := $(MAKE) --no-print-directory -f mk/build.mk
+
+.PHONY: all lnlab test study bench sanitize clean setup
+all lnlab: setup
+	@$(BUILD) lnlab
+test: setup
+	@$(BUILD) lnlab tests
+	@tests/run
+study: setup
+	@$(BUILD) lnlab
+	./lnlab study
+bench: setup
+	@$(BUILD) lnlab benches
+	@bench/run
+sanitize: setup
+	@$(BUILD) SANITIZE=1 BUILD_DIR=build/san lnlab tests
+	@LNLAB_BIN=build/san/lnlab LNLAB_TEST_DIR=build/san/tests tests/run
+setup:
+	@scripts/setup
+clean:
+	rm -rf build lnlab

@@ -1,0 +1,111 @@
+# Build rules; run through the top-level Makefile so that scripts/setup has run first.
+# Reports what it found (OpenBLAS, OpenMP, PCRE2, cJSON, MPI, nvcc) and what it builds without.
+CC ?= cc
+BUILD_DIR ?= build
+SANITIZE ?=
+Q := @
+
+CFLAGS_BASE := -std=c11 -Wall -Wextra -g -D_GNU_SOURCE
+ifeq ($(SANITIZE),1)
+  OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDSAN := -fsanitize=address,undefined
+else
+  OPT := -O3 $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
+  LDSAN :=
+endif
+
+have_pkg = $(shell pkg-config --exists $(1) 2>/dev/null && echo yes)
+DEFS :=
+LIBS := -lm -lpthread
+FOUND :=
+WITHOUT :=
+
+ifeq ($(call have_pkg,libpcre2-8),yes)
+  DEFS += $(shell pkg-config --cflags libpcre2-8)
+  LIBS += $(shell pkg-config --libs libpcre2-8)
+  FOUND += PCRE2
+else
+  $(error PCRE2 (libpcre2-dev) not found; run scripts/setup)
+endif
+ifeq ($(call have_pkg,libcjson),yes)
+  DEFS += $(shell pkg-config --cflags libcjson)
+  LIBS += $(shell pkg-config --libs libcjson)
+  FOUND += cJSON
+else
+  $(error cJSON (libcjson-dev) not found; run scripts/setup)
+endif
+ifeq ($(call have_pkg,openblas),yes)
+  DEFS += -DLNL_HAVE_BLAS $(shell pkg-config --cflags openblas)
+  LIBS += $(shell pkg-config --libs openblas)
+  FOUND += OpenBLAS
+else
+  WITHOUT += OpenBLAS(using-built-in-matmul)
+endif
+OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
+ifeq ($(OPENMP),yes)
+  OPT += -fopenmp
+  LDSAN += -fopenmp
+  FOUND += OpenMP
+else
+  WITHOUT += OpenMP(single-threaded)
+endif
+ifneq ($(shell command -v mpicc 2>/dev/null),)
+  FOUND += MPI(mpicc)
+else
+  WITHOUT += MPI
+endif
+ifneq ($(shell command -v nvcc 2>/dev/null),)
+  FOUND += nvcc
+else
+  WITHOUT += CUDA
+endif
+
+CFLAGS := $(CFLAGS_BASE) $(OPT) $(DEFS) $(EXTRA_CFLAGS)
+LDFLAGS := $(LDSAN)
+
+LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))
+CLI_SRC := $(wildcard src/cli/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD_DIR)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD_DIR)/obj/%.o)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD_DIR)/tests/%)
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD_DIR)/bench/%)
+DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+ifeq ($(BUILD_DIR),build)
+  EXE := lnlab
+else
+  EXE := $(BUILD_DIR)/lnlab
+endif
+
+.PHONY: lnlab tests benches report
+lnlab: report $(EXE)
+tests: $(TEST_BIN)
+benches: $(BENCH_BIN)
+
+report:
+	@echo "lnlab build: found:$(FOUND); without:$(if $(strip $(WITHOUT)),$(WITHOUT), nothing)$(if $(SANITIZE), [ASan+UBSan])"
+
+$(EXE): $(LIB_OBJ) $(CLI_OBJ)
+	@echo "  LD   $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD_DIR)/lib.a: $(LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC   $<"
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD_DIR)/tests/%: tests/unit/%.c tests/unit/harness.h $(BUILD_DIR)/lib.a
+	@mkdir -p $(dir $@)
+	@echo "  TEST $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -o $@ $< $(BUILD_DIR)/lib.a $(LIBS)
+
+$(BUILD_DIR)/bench/%: bench/%.c $(BUILD_DIR)/lib.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -o $@ $< $(BUILD_DIR)/lib.a $(LIBS)
+
+-include $(DEPS)

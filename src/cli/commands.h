@@ -1,0 +1,5 @@
+/* The subcommands, one line each: name, entry point (src/cli/cmd_<name>.c), summary.
+ * Append new commands here; main.c generates the dispatch table and `lnlab --help`. */
+LNL_COMMAND(tokenize, "print the token ids of a file or stdin")
+LNL_COMMAND(detokenize, "turn token ids back into bytes")
+LNL_COMMAND(prepare, "tokenize a corpus into train/val token shards")

@@ -1,0 +1,41 @@
+/* lnlab: dispatch `lnlab <command> [flags]` to src/cli/cmd_<command>.c. */
+#include <stdio.h>
+#include <string.h>
+
+#define LNL_COMMAND(name, summary) int cmd_##name(int argc, char **argv);
+#include "commands.h"
+#undef LNL_COMMAND
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} Command;
+
+static const Command commands[] = {
+#define LNL_COMMAND(name, summary) {#name, cmd_##name, summary},
+#include "commands.h"
+#undef LNL_COMMAND
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "lnlab: train and measure GPT-2-style Transformers under different normalization placements\n\n");
+    fprintf(out, "usage: lnlab <command> [flags]    (lnlab <command> --help for its flags)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "lnlab: error: unknown command '%s' (see lnlab --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,280 @@
+/* Shared helpers: error reporting, checked allocation and I/O, atomic output, number parsing. */
+#define _POSIX_C_SOURCE 200809L
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int lnl_err(LnlErr *e, const char *fmt, ...) {
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+void lnl_die(int code, const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fputs("lnlab: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(code);
+}
+
+static void oom(size_t n, const char *file, int line) {
+    fprintf(stderr, "lnlab: error: out of memory allocating %zu bytes at %s:%d\n", n, file, line);
+    exit(1);
+}
+
+void *lnl_malloc_at(size_t n, const char *file, int line) {
+    void *p = malloc(n ? n : 1);
+    if (!p) oom(n, file, line);
+    return p;
+}
+
+void *lnl_calloc_at(size_t n, size_t size, const char *file, int line) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) oom(n * size, file, line);
+    return p;
+}
+
+void *lnl_realloc_at(void *p, size_t n, const char *file, int line) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom(n, file, line);
+    return q;
+}
+
+char *lnl_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = lnl_malloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+int lnl_file_size(const char *path, uint64_t *size, LnlErr *e) {
+    struct stat st;
+    if (stat(path, &st) != 0) return lnl_err(e, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return lnl_err(e, "%s: not a regular file", path);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int lnl_read_file(const char *path, char **out, size_t *len, LnlErr *e) {
+    uint64_t size;
+    if (lnl_file_size(path, &size, e)) return -1;
+    FILE *f = fopen(path, "rb");
+    if (!f) return lnl_err(e, "%s: %s", path, strerror(errno));
+    char *buf = lnl_malloc((size_t)size + 1);
+    if (lnl_fread_exact(f, buf, (size_t)size, path, e)) {
+        free(buf);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    buf[size] = 0;
+    *out = buf;
+    if (len) *len = (size_t)size;
+    return 0;
+}
+
+int lnl_fread_exact(FILE *f, void *buf, size_t n, const char *path, LnlErr *e) {
+    long off = ftell(f);
+    size_t got = fread(buf, 1, n, f);
+    if (got != n) {
+        if (ferror(f)) return lnl_err(e, "%s: read error at offset %ld: %s", path, off, strerror(errno));
+        return lnl_err(e, "%s: truncated: expected %zu bytes at offset %ld, found %zu", path, n, off, got);
+    }
+    return 0;
+}
+
+int lnl_fwrite_exact(FILE *f, const void *buf, size_t n, const char *path, LnlErr *e) {
+    if (n && fwrite(buf, 1, n, f) != n) return lnl_err(e, "%s: write failed: %s", path, strerror(errno));
+    return 0;
+}
+
+int lnl_atomic_open(LnlAtomicFile *af, const char *path, LnlErr *e) {
+    size_t n = strlen(path) + 32;
+    af->path = lnl_strdup(path);
+    af->tmp = lnl_malloc(n);
+    snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    af->f = fopen(af->tmp, "wb");
+    if (!af->f) {
+        int r = lnl_err(e, "%s: cannot create: %s", af->tmp, strerror(errno));
+        free(af->path);
+        free(af->tmp);
+        af->path = af->tmp = NULL;
+        return r;
+    }
+    return 0;
+}
+
+int lnl_atomic_commit(LnlAtomicFile *af, LnlErr *e) {
+    int bad = 0;
+    char why[256] = "";
+    if (fflush(af->f) != 0 || ferror(af->f)) {
+        bad = 1;
+        snprintf(why, sizeof why, "write failed: %s", strerror(errno));
+    } else if (fsync(fileno(af->f)) != 0) {
+        bad = 1;
+        snprintf(why, sizeof why, "fsync failed: %s", strerror(errno));
+    }
+    if (fclose(af->f) != 0 && !bad) {
+        bad = 1;
+        snprintf(why, sizeof why, "close failed: %s", strerror(errno));
+    }
+    af->f = NULL;
+    if (!bad && rename(af->tmp, af->path) != 0) {
+        bad = 1;
+        snprintf(why, sizeof why, "rename failed: %s", strerror(errno));
+    }
+    int r = 0;
+    if (bad) {
+        unlink(af->tmp);
+        r = lnl_err(e, "%s: %s", af->path, why);
+    }
+    free(af->path);
+    free(af->tmp);
+    af->path = af->tmp = NULL;
+    return r;
+}
+
+void lnl_atomic_abort(LnlAtomicFile *af) {
+    if (af->f) fclose(af->f);
+    if (af->tmp) unlink(af->tmp);
+    free(af->path);
+    free(af->tmp);
+    af->f = NULL;
+    af->path = af->tmp = NULL;
+}
+
+int lnl_write_file_atomic(const char *path, const void *buf, size_t n, LnlErr *e) {
+    LnlAtomicFile af;
+    if (lnl_atomic_open(&af, path, e)) return -1;
+    if (lnl_fwrite_exact(af.f, buf, n, af.tmp, e)) {
+        lnl_atomic_abort(&af);
+        return -1;
+    }
+    return lnl_atomic_commit(&af, e);
+}
+
+int lnl_mkdir_p(const char *path, LnlErr *e) {
+    char *p = lnl_strdup(path);
+    size_t n = strlen(p);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] == '/' || p[i] == 0) {
+            char c = p[i];
+            p[i] = 0;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                int r = lnl_err(e, "%s: cannot create directory: %s", p, strerror(errno));
+                free(p);
+                return r;
+            }
+            p[i] = c;
+        }
+    }
+    struct stat st;
+    int ok = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    free(p);
+    if (!ok) return lnl_err(e, "%s: not a directory", path);
+    return 0;
+}
+
+char *lnl_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = lnl_malloc(a + b + 2);
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a && dir[a - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}
+
+char *lnl_exe_dir(void) {
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return lnl_strdup(".");
+    buf[n] = 0;
+    char *slash = strrchr(buf, '/');
+    if (!slash) return lnl_strdup(".");
+    if (slash == buf) slash[1] = 0;
+    else *slash = 0;
+    return lnl_strdup(buf);
+}
+
+int lnl_parse_int(const char *s, long long lo, long long hi, long long *out, const char *what, LnlErr *e) {
+    if (!s || !*s) return lnl_err(e, "%s: expected an integer, got an empty value", what);
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end != 0) return lnl_err(e, "%s: expected an integer, got '%s'", what, s);
+    if (errno == ERANGE || v < lo || v > hi)
+        return lnl_err(e, "%s: %s is out of range [%lld, %lld]", what, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int lnl_parse_double(const char *s, double lo, double hi, double *out, const char *what, LnlErr *e) {
+    if (!s || !*s) return lnl_err(e, "%s: expected a number, got an empty value", what);
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end != 0) return lnl_err(e, "%s: expected a number, got '%s'", what, s);
+    if (!isfinite(v)) return lnl_err(e, "%s: expected a finite number, got '%s'", what, s);
+    if (v < lo || v > hi) return lnl_err(e, "%s: %s is out of range [%g, %g]", what, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+double lnl_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void lnl_buf_append(LnlBuf *b, const void *p, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        b->data = lnl_realloc(b->data, cap);
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+
+void lnl_buf_printf(LnlBuf *b, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        lnl_buf_append(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = lnl_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    lnl_buf_append(b, big, (size_t)n);
+    free(big);
+}
+
+void lnl_buf_free(LnlBuf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

@@ -1,0 +1,81 @@
+/* Shared helpers: error reporting, checked allocation and I/O, atomic file output, number parsing.
+ * Library code never exits on bad input: it fills an LnlErr and returns -1; the CLI prints it. */
+#ifndef LNL_UTIL_H
+#define LNL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define LNL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define LNL_PRINTF(a, b)
+#endif
+
+/* One error message, naming the file/flag and the problem. */
+typedef struct {
+    char msg[1024];
+} LnlErr;
+
+/* Formats the message into e (if e is non-NULL) and returns -1, so `return lnl_err(e, ...)` works. */
+int lnl_err(LnlErr *e, const char *fmt, ...) LNL_PRINTF(2, 3);
+
+/* Prints "lnlab: error: <fmt>" to stderr and exits with code. For the CLI layer only. */
+void lnl_die(int code, const char *fmt, ...) LNL_PRINTF(2, 3);
+
+/* Allocation that cannot fail silently: on failure prints size and call site, exits 1. */
+#define lnl_malloc(n) lnl_malloc_at((n), __FILE__, __LINE__)
+#define lnl_calloc(n, s) lnl_calloc_at((n), (s), __FILE__, __LINE__)
+#define lnl_realloc(p, n) lnl_realloc_at((p), (n), __FILE__, __LINE__)
+void *lnl_malloc_at(size_t n, const char *file, int line);
+void *lnl_calloc_at(size_t n, size_t size, const char *file, int line);
+void *lnl_realloc_at(void *p, size_t n, const char *file, int line);
+char *lnl_strdup(const char *s);
+
+/* Reads a whole file into a NUL-terminated buffer (caller frees). */
+int lnl_read_file(const char *path, char **out, size_t *len, LnlErr *e);
+/* Size of a regular file in bytes; -1 with an error if it cannot be stat'ed. */
+int lnl_file_size(const char *path, uint64_t *size, LnlErr *e);
+/* Exact reads/writes that report the file and offset on failure. */
+int lnl_fread_exact(FILE *f, void *buf, size_t n, const char *path, LnlErr *e);
+int lnl_fwrite_exact(FILE *f, const void *buf, size_t n, const char *path, LnlErr *e);
+
+/* Atomic output: data goes to "<path>.tmp.<pid>", which is fsync'ed and renamed over path on
+ * commit, and removed on abort. A half-written file never appears under the final name. */
+typedef struct {
+    FILE *f;
+    char *path;
+    char *tmp;
+} LnlAtomicFile;
+int lnl_atomic_open(LnlAtomicFile *af, const char *path, LnlErr *e);
+int lnl_atomic_commit(LnlAtomicFile *af, LnlErr *e);
+void lnl_atomic_abort(LnlAtomicFile *af);
+/* Writes a whole buffer atomically. */
+int lnl_write_file_atomic(const char *path, const void *buf, size_t n, LnlErr *e);
+
+/* Creates a directory and its parents (like mkdir -p). */
+int lnl_mkdir_p(const char *path, LnlErr *e);
+/* Joins a directory and a name into a new string. */
+char *lnl_path_join(const char *dir, const char *name);
+/* Directory holding the running executable (from /proc/self/exe), or "." if unknown. */
+char *lnl_exe_dir(void);
+
+/* Strict number parsing: the whole string must be a finite number in range. `what` names the
+ * flag or field for the message. */
+int lnl_parse_int(const char *s, long long lo, long long hi, long long *out, const char *what, LnlErr *e);
+int lnl_parse_double(const char *s, double lo, double hi, double *out, const char *what, LnlErr *e);
+
+/* Monotonic wall clock in seconds. */
+double lnl_now(void);
+
+/* Growable byte buffer. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} LnlBuf;
+void lnl_buf_append(LnlBuf *b, const void *p, size_t n);
+void lnl_buf_printf(LnlBuf *b, const char *fmt, ...) LNL_PRINTF(2, 3);
+void lnl_buf_free(LnlBuf *b);
+
+#endif

@@ -1,0 +1,138 @@
+/* Plain math on float arrays: <op>_forward / <op>_backward pairs used by the model.
+ *
+ * Conventions (all ops):
+ * - Forward outputs are written with `=`. Every gradient, of parameters and of activations,
+ *   accumulates with `+=`, so callers zero gradient buffers before a backward pass and
+ *   branches that share an input simply add. A NULL gradient pointer means "not needed".
+ * - Row-major; N is the number of rows (B*T tokens unless said otherwise).
+ * - Each op has one plain reference version (kernels_ref.c, double accumulation where it
+ *   matters) and may have a fast version; the public names below dispatch to the fast one
+ *   when it exists. The lnl_ref_* names always call the reference (for tests).
+ */
+#ifndef LNL_KERNELS_H
+#define LNL_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { LNL_NORM_LAYERNORM = 0, LNL_NORM_RMSNORM = 1 } LnlNormKind;
+
+/* ---- matmul: out = inp @ weight^T + bias (PyTorch Linear layout) ---- */
+void lnl_matmul_forward(float *out,          /* (N, OC) */
+                        const float *inp,    /* (N, IC) */
+                        const float *weight, /* (OC, IC) */
+                        const float *bias,   /* (OC) or NULL */
+                        int N, int IC, int OC);
+void lnl_matmul_backward(float *dinp,          /* (N, IC) += dout @ weight, or NULL */
+                         float *dweight,       /* (OC, IC) += dout^T @ inp, or NULL */
+                         float *dbias,         /* (OC) += column sums of dout, or NULL */
+                         const float *dout,    /* (N, OC) */
+                         const float *inp,     /* (N, IC) */
+                         const float *weight,  /* (OC, IC) */
+                         int N, int IC, int OC);
+
+/* ---- normalization over the last dim C, times a constant scale ----
+ * LayerNorm: out = scale * ((x - mean) * rstd * w + b), rstd = 1/sqrt(var + eps), var biased.
+ * RMSNorm:   out = scale * (x * rstd * w),              rstd = 1/sqrt(mean(x^2) + eps).
+ * Weights come in G sets: row r uses weight/bias row (r / rep) % G, which lets one call
+ * normalize per-head q, k and v with their own gains (G = 3, rep = heads). For one set use
+ * G = 1, rep = 1. weight may be NULL (gain 1, no parameter) and bias NULL (no bias; always
+ * NULL for RMSNorm). mean is written for LayerNorm only and may be NULL for RMSNorm. */
+void lnl_norm_forward(float *out,          /* (N, C) */
+                      float *mean,         /* (N) saved, LayerNorm only */
+                      float *rstd,         /* (N) saved */
+                      const float *inp,    /* (N, C) */
+                      const float *weight, /* (G, C) or NULL */
+                      const float *bias,   /* (G, C) or NULL */
+                      int N, int C, int G, int rep, LnlNormKind kind, float eps, float scale);
+void lnl_norm_backward(float *dinp,          /* (N, C) += */
+                       float *dweight,       /* (G, C) += or NULL */
+                       float *dbias,         /* (G, C) += or NULL */
+                       const float *dout,    /* (N, C) */
+                       const float *inp,     /* (N, C) */
+                       const float *weight,  /* (G, C) or NULL */
+                       const float *mean,    /* (N) LayerNorm only */
+                       const float *rstd,    /* (N) */
+                       int N, int C, int G, int rep, LnlNormKind kind, float scale);
+
+/* ---- causal multi-head self-attention on a packed qkv buffer ----
+ * qkv rows are [q (C) | k (C) | v (C)], head h owns columns h*hs .. h*hs+hs-1 of each, hs = C/NH.
+ * att[b,h,t,t2] = softmax_t2<=t (q_t . k_t2 / sqrt(hs)); out[b,t,h*hs+i] = sum_t2 att * v.
+ * att is saved for the backward pass; entries with t2 > t are written as 0. */
+void lnl_attention_forward(float *out,       /* (B, T, C) */
+                           float *att,       /* (B, NH, T, T) saved */
+                           const float *qkv, /* (B, T, 3C) */
+                           int B, int T, int C, int NH);
+void lnl_attention_backward(float *dqkv,       /* (B, T, 3C) += */
+                            float *datt,       /* (B, NH, T, T) scratch, overwritten */
+                            const float *dout, /* (B, T, C) */
+                            const float *qkv,  /* (B, T, 3C) */
+                            const float *att,  /* (B, NH, T, T) */
+                            int B, int T, int C, int NH);
+
+/* ---- GELU, tanh approximation (GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) ---- */
+void lnl_gelu_forward(float *out, const float *inp, size_t n);
+void lnl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* ---- token + position embedding: out[b,t] = scale * (wte[tok[b,t]] + wpe[t]) ---- */
+void lnl_embed_forward(float *out,         /* (B, T, C) */
+                       const int32_t *tok, /* (B, T) */
+                       const float *wte,   /* (V, C) */
+                       const float *wpe,   /* (maxT, C) */
+                       int B, int T, int C, float scale);
+void lnl_embed_backward(float *dwte,        /* (V, C) += */
+                        float *dwpe,        /* (maxT, C) += */
+                        const float *dout,  /* (B, T, C) */
+                        const int32_t *tok, /* (B, T) */
+                        int B, int T, int C, float scale);
+
+/* ---- fused softmax + cross-entropy over the vocabulary ----
+ * Forward: probs = softmax(logits) per row; losses[i] = -log probs[i, targets[i]].
+ * probs may alias logits (computed in place). A target < 0 is ignored: loss 0, no gradient.
+ * Backward: dlogits[i] += (probs[i] - onehot(targets[i])) * dloss[i]. */
+void lnl_softmax_xent_forward(float *losses,        /* (N) */
+                              float *probs,         /* (N, V) */
+                              const float *logits,  /* (N, V) */
+                              const int32_t *targets, /* (N) */
+                              int N, int V);
+void lnl_softmax_xent_backward(float *dlogits,       /* (N, V) += */
+                               const float *probs,   /* (N, V) */
+                               const int32_t *targets, /* (N) */
+                               const float *dloss,   /* (N) */
+                               int N, int V);
+
+/* ---- AdamW, decoupled weight decay, bias-corrected; t is the 1-based step ----
+ * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * p -= lr * ( (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) + wd * p ). */
+void lnl_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+                      float beta2, float eps, float weight_decay, int t);
+
+/* ---- elementwise helpers ---- */
+/* out = a * x + b * y (out may alias x or y). */
+void lnl_axpby(float *out, float a, const float *x, float b, const float *y, size_t n);
+/* out += a * x */
+void lnl_axpy(float *out, float a, const float *x, size_t n);
+/* out[r, c] = s[c] * x[r, c] (per-channel scale, N rows of C). ds (C) += sum_r dout*x if given. */
+void lnl_chanscale_forward(float *out, const float *x, const float *s, int N, int C);
+void lnl_chanscale_backward(float *dx, float *ds, const float *dout, const float *x, const float *s, int N, int C);
+/* Sum of squares with double accumulation. */
+double lnl_sumsq(const float *x, size_t n);
+
+/* Reference versions of every op above, for tests; same signatures, lnl_ref_ prefix. */
+void lnl_ref_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IC,
+                            int OC);
+void lnl_ref_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                             const float *weight, int N, int IC, int OC);
+void lnl_ref_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                          const float *bias, int N, int C, int G, int rep, LnlNormKind kind, float eps,
+                          float scale);
+void lnl_ref_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                           const float *weight, const float *mean, const float *rstd, int N, int C, int G, int rep,
+                           LnlNormKind kind, float scale);
+void lnl_ref_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+void lnl_ref_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
+                                int B, int T, int C, int NH);
+void lnl_ref_softmax_xent_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N,
+                                  int V);
+
+#endif

@@ -1,0 +1,28 @@
+# Helpers for CLI tests (sourced, not run): each check prints "ok NAME" or "FAIL NAME: why".
+# LNLAB_BIN is the executable under test; TMP is a scratch directory removed on exit.
+LNLAB="${LNLAB_BIN:-./lnlab}"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+FAILED=0
+
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; FAILED=1; }
+
+# expect_error NAME CODE PATTERN -- command...
+# The command must exit with CODE, print exactly one line on stderr matching PATTERN
+# (an extended regex), and nothing on stdout.
+expect_error() {
+  local name=$1 code=$2 pat=$3; shift 4
+  local out err rc
+  out=$("$@" 2>"$TMP/err" </dev/null); rc=$?
+  err=$(cat "$TMP/err")
+  if [ "$rc" -ne "$code" ]; then fail "$name" "exit $rc, expected $code (stderr: $err)"; return; fi
+  if [ "$(printf '%s\n' "$err" | wc -l)" -ne 1 ] || [ -z "$err" ]; then
+    fail "$name" "expected one stderr line, got: $err"; return; fi
+  if ! printf '%s\n' "$err" | grep -Eq -- "$pat"; then fail "$name" "stderr '$err' does not match /$pat/"; return; fi
+  if [ -n "$out" ]; then fail "$name" "unexpected stdout: $(printf '%s' "$out" | head -c 200)"; return; fi
+  ok "$name"
+}
+
+# Ends the script with the right exit code.
+finish() { exit "$FAILED"; }
