@@ -1,0 +1,408 @@
+/* Presets, overrides and the JSON form of a model config. Presets only fill LnlConfig.sub[][];
+ * equations and sources for each are in docs/PLACEMENTS.md. */
+#include "spec.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_FORMAT "lnlab.config"
+#define CONFIG_VERSION 1
+
+void lnl_config_default(LnlConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->n_layer = 12;
+    c->n_head = 12;
+    c->n_embd = 768;
+    c->n_positions = 1024;
+    c->vocab_size = 50257;
+    c->norm = LNL_NORM_LAYERNORM;
+    c->eps = 1e-5f;
+    c->dt = 1.0f;
+    c->init_std = 0.02f;
+    c->init_beta = 1.0f;
+    c->branchnorm_steps = 1000;
+    c->mix_ratio = 0.25f;
+    LnlErr e;
+    lnl_config_preset(c, "pre", &e);
+}
+
+int lnl_config_size(LnlConfig *c, const char *size, LnlErr *e) {
+    static const struct {
+        const char *name;
+        int L, H, C;
+    } sizes[] = {{"gpt2", 12, 12, 768}, {"gpt2-medium", 24, 16, 1024}, {"gpt2-large", 36, 20, 1280}, {"gpt2-xl", 48, 25, 1600}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        if (strcmp(size, sizes[i].name) == 0) {
+            c->n_layer = sizes[i].L;
+            c->n_head = sizes[i].H;
+            c->n_embd = sizes[i].C;
+            return 0;
+        }
+    }
+    return lnl_err(e, "--model-size: unknown size '%s' (one of %s)", size, LNL_SIZES);
+}
+
+static LnlSubSpec plain_sub(void) {
+    LnlSubSpec s;
+    memset(&s, 0, sizeof s);
+    s.in_scale = 1.0f;
+    s.skip_scale = 1.0f;
+    return s;
+}
+
+int lnl_config_preset(LnlConfig *c, const char *preset, LnlErr *e) {
+    int L = c->n_layer;
+    if (L < 1 || L > LNL_MAX_LAYERS) return lnl_err(e, "--layers: %d is out of range [1, %d]", L, LNL_MAX_LAYERS);
+    const char *p = strcmp(preset, "sandwich") == 0 ? "peri" : preset;
+    static const char *known[] = {"post", "pre", "peri", "b2t", "mix", "lns", "hybrid", "hybrid*",
+                                  "deepnorm", "admin", "branchnorm", "rezero"};
+    int ok = 0;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= strcmp(p, known[i]) == 0;
+    if (!ok) return lnl_err(e, "--preset: unknown preset '%s' (one of %s)", preset, LNL_PRESETS);
+
+    c->final_norm = 0;
+    c->init_resid_scale = 1;
+    c->init_beta = 1.0f;
+    c->admin_profile = 0;
+    for (int l = 0; l < L; l++) {
+        for (int s = 0; s < 2; s++) {
+            LnlSubSpec *q = &c->sub[l][s];
+            *q = plain_sub();
+            if (strcmp(p, "post") == 0 || strcmp(p, "b2t") == 0 || strcmp(p, "deepnorm") == 0 ||
+                strcmp(p, "admin") == 0 || strcmp(p, "branchnorm") == 0) {
+                q->post_norm = 1;
+            } else if (strcmp(p, "pre") == 0) {
+                q->pre_norm = 1;
+            } else if (strcmp(p, "peri") == 0) {
+                q->pre_norm = 1;
+                q->out_norm = 1;
+            } else if (strcmp(p, "mix") == 0) {
+                int n_post = (int)floorf(c->mix_ratio * (float)L);
+                if (l + 1 <= n_post) q->post_norm = 1;
+                else q->pre_norm = 1;
+            } else if (strcmp(p, "lns") == 0) {
+                q->pre_norm = 1;
+                q->in_scale = 1.0f / sqrtf((float)(l + 1));
+            } else if (strcmp(p, "hybrid") == 0 || strcmp(p, "hybrid*") == 0) {
+                int special = strcmp(p, "hybrid*") == 0 && l == 0;
+                if (s == LNL_ATTN) {
+                    q->qkv_norm = 1;
+                    q->pre_norm = (uint8_t)special;
+                } else {
+                    q->pre_norm = 1;
+                    q->res_from_normed = (uint8_t)!special;
+                }
+            } else if (strcmp(p, "rezero") == 0) {
+                q->gate = 1;
+            }
+            if (strcmp(p, "b2t") == 0 && s == LNL_MLP) q->b2t = 1;
+            if (strcmp(p, "deepnorm") == 0) q->skip_scale = powf(2.0f * (float)L, 0.25f);
+            if (strcmp(p, "admin") == 0) q->skip_learned = 1;
+            if (strcmp(p, "branchnorm") == 0) q->branch_norm = 1;
+        }
+    }
+    if (strcmp(p, "pre") == 0 || strcmp(p, "peri") == 0 || strcmp(p, "mix") == 0 || strcmp(p, "lns") == 0 ||
+        strcmp(p, "hybrid") == 0 || strcmp(p, "hybrid*") == 0)
+        c->final_norm = 1;
+    if (strcmp(p, "lns") == 0) c->init_resid_scale = 0; /* the LNS authors warn against scaled init */
+    if (strcmp(p, "deepnorm") == 0) c->init_beta = powf(8.0f * (float)L, -0.25f);
+    if (strcmp(p, "admin") == 0) c->admin_profile = 1;
+    snprintf(c->preset, sizeof c->preset, "%s", p);
+    return 0;
+}
+
+/* ---- overrides ---- */
+
+typedef enum { F_BOOL, F_FLOAT } FieldType;
+typedef struct {
+    const char *name;
+    FieldType type;
+    size_t off;
+} SubField;
+
+#define SUBF(name, type) {#name, type, offsetof(LnlSubSpec, name)}
+static const SubField sub_fields[] = {
+    SUBF(pre_norm, F_BOOL),   SUBF(out_norm, F_BOOL),     SUBF(post_norm, F_BOOL), SUBF(res_from_normed, F_BOOL),
+    SUBF(b2t, F_BOOL),        SUBF(qkv_norm, F_BOOL),     SUBF(skip_learned, F_BOOL), SUBF(gate, F_BOOL),
+    SUBF(branch_norm, F_BOOL), SUBF(in_scale, F_FLOAT),   SUBF(skip_scale, F_FLOAT),
+};
+#undef SUBF
+#define N_SUB_FIELDS (sizeof sub_fields / sizeof sub_fields[0])
+
+static const SubField *find_sub_field(const char *name) {
+    for (size_t i = 0; i < N_SUB_FIELDS; i++)
+        if (strcmp(sub_fields[i].name, name) == 0) return &sub_fields[i];
+    return NULL;
+}
+
+static int parse_bool(const char *v, int *out) {
+    if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "on")) *out = 1;
+    else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "off")) *out = 0;
+    else return -1;
+    return 0;
+}
+
+static int apply_one(LnlConfig *c, char *item, LnlErr *e) {
+    char *eq = strchr(item, '=');
+    if (!eq) return lnl_err(e, "--spec: '%s' is not KEY=VALUE", item);
+    *eq = 0;
+    char *key = item, *val = eq + 1;
+    int lo = 1, hi = c->n_layer;
+    char *at = strchr(key, '@');
+    if (at) {
+        *at = 0;
+        char *dash = strchr(at + 1, '-');
+        LnlErr e2;
+        long long a, b;
+        if (dash) *dash = 0;
+        if (lnl_parse_int(at + 1, 1, c->n_layer, &a, "--spec layer", &e2) ||
+            lnl_parse_int(dash ? dash + 1 : at + 1, 1, c->n_layer, &b, "--spec layer", &e2) || b < a)
+            return lnl_err(e, "--spec: bad layer range in '%s' (layers are 1..%d)", key, c->n_layer);
+        lo = (int)a;
+        hi = (int)b;
+    }
+    int s0 = 0, s1 = 1;
+    if (strncmp(key, "attn.", 5) == 0) {
+        s1 = 0;
+        key += 5;
+    } else if (strncmp(key, "mlp.", 4) == 0) {
+        s0 = 1;
+        key += 4;
+    }
+    const SubField *f = find_sub_field(key);
+    if (f) {
+        int bv = 0;
+        double fv = 0;
+        if (f->type == F_BOOL && parse_bool(val, &bv)) return lnl_err(e, "--spec: %s expects 0 or 1, got '%s'", key, val);
+        if (f->type == F_FLOAT && lnl_parse_double(val, -1e6, 1e6, &fv, "--spec", e)) return -1;
+        for (int l = lo; l <= hi; l++)
+            for (int s = s0; s <= s1; s++) {
+                char *base = (char *)&c->sub[l - 1][s];
+                if (f->type == F_BOOL) *(uint8_t *)(base + f->off) = (uint8_t)bv;
+                else *(float *)(base + f->off) = (float)fv;
+            }
+        return 0;
+    }
+    if (at || s0 != 0 || s1 != 1) return lnl_err(e, "--spec: unknown per-layer field '%s'", key);
+    int bv;
+    double fv;
+    if (!strcmp(key, "final_norm") || !strcmp(key, "embed_norm") || !strcmp(key, "embed_scale")) {
+        if (parse_bool(val, &bv)) return lnl_err(e, "--spec: %s expects 0 or 1, got '%s'", key, val);
+        if (!strcmp(key, "final_norm")) c->final_norm = (uint8_t)bv;
+        else if (!strcmp(key, "embed_norm")) c->embed_norm = (uint8_t)bv;
+        else c->embed_scale = (uint8_t)bv;
+        return 0;
+    }
+    if (!strcmp(key, "dt")) {
+        if (lnl_parse_double(val, 0, 1e3, &fv, "--spec dt", e)) return -1;
+        c->dt = (float)fv;
+        return 0;
+    }
+    if (!strcmp(key, "eps")) {
+        if (lnl_parse_double(val, 1e-12, 1, &fv, "--spec eps", e)) return -1;
+        c->eps = (float)fv;
+        return 0;
+    }
+    return lnl_err(e, "--spec: unknown field '%s'", key);
+}
+
+int lnl_config_override(LnlConfig *c, const char *spec, LnlErr *e) {
+    char *s = lnl_strdup(spec);
+    char *save = NULL;
+    int r = 0;
+    for (char *item = strtok_r(s, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        if ((r = apply_one(c, item, e))) break;
+    }
+    free(s);
+    if (!r) snprintf(c->preset, sizeof c->preset, "custom");
+    return r;
+}
+
+int lnl_config_validate(const LnlConfig *c, LnlErr *e) {
+    if (c->n_layer < 1 || c->n_layer > LNL_MAX_LAYERS)
+        return lnl_err(e, "config: n_layer %d out of range [1, %d]", c->n_layer, LNL_MAX_LAYERS);
+    if (c->n_head < 1 || c->n_embd < 1 || c->n_embd % c->n_head)
+        return lnl_err(e, "config: n_embd %d must be a positive multiple of n_head %d", c->n_embd, c->n_head);
+    if (c->n_positions < 1) return lnl_err(e, "config: n_positions %d must be positive", c->n_positions);
+    if (c->vocab_size < 2) return lnl_err(e, "config: vocab_size %d must be at least 2", c->vocab_size);
+    if (!(c->eps > 0) || !isfinite(c->eps)) return lnl_err(e, "config: eps must be positive");
+    if (!(c->dt >= 0) || !isfinite(c->dt)) return lnl_err(e, "config: dt must be a finite number >= 0");
+    for (int l = 0; l < c->n_layer; l++) {
+        if (c->sub[l][LNL_ATTN].b2t) return lnl_err(e, "config: layer %d: b2t applies to the mlp sub-layer only", l + 1);
+        if (c->sub[l][LNL_MLP].qkv_norm) return lnl_err(e, "config: layer %d: qkv_norm applies to attn only", l + 1);
+        for (int s = 0; s < 2; s++) {
+            const LnlSubSpec *q = &c->sub[l][s];
+            if (q->res_from_normed && !q->pre_norm)
+                return lnl_err(e, "config: layer %d: res_from_normed needs pre_norm", l + 1);
+            if (!isfinite(q->in_scale) || !isfinite(q->skip_scale))
+                return lnl_err(e, "config: layer %d: in_scale and skip_scale must be finite", l + 1);
+        }
+    }
+    return 0;
+}
+
+/* ---- JSON ---- */
+
+char *lnl_config_to_json(const LnlConfig *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "format", CONFIG_FORMAT);
+    cJSON_AddNumberToObject(o, "version", CONFIG_VERSION);
+    cJSON_AddNumberToObject(o, "n_layer", c->n_layer);
+    cJSON_AddNumberToObject(o, "n_head", c->n_head);
+    cJSON_AddNumberToObject(o, "n_embd", c->n_embd);
+    cJSON_AddNumberToObject(o, "n_positions", c->n_positions);
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+    cJSON_AddStringToObject(o, "norm", c->norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm");
+    cJSON_AddNumberToObject(o, "eps", c->eps);
+    cJSON_AddNumberToObject(o, "dt", c->dt);
+    cJSON_AddBoolToObject(o, "final_norm", c->final_norm);
+    cJSON_AddBoolToObject(o, "embed_norm", c->embed_norm);
+    cJSON_AddBoolToObject(o, "embed_scale", c->embed_scale);
+    cJSON_AddStringToObject(o, "preset", c->preset);
+    cJSON *init = cJSON_AddObjectToObject(o, "init");
+    cJSON_AddNumberToObject(init, "std", c->init_std);
+    cJSON_AddBoolToObject(init, "resid_scale", c->init_resid_scale);
+    cJSON_AddNumberToObject(init, "beta", c->init_beta);
+    cJSON_AddBoolToObject(init, "admin_profile", c->admin_profile);
+    cJSON_AddNumberToObject(o, "branchnorm_steps", c->branchnorm_steps);
+    cJSON_AddNumberToObject(o, "mix_ratio", c->mix_ratio);
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    for (int l = 0; l < c->n_layer; l++) {
+        cJSON *lo = cJSON_CreateObject();
+        for (int s = 0; s < 2; s++) {
+            cJSON *so = cJSON_AddObjectToObject(lo, s == 0 ? "attn" : "mlp");
+            const char *base = (const char *)&c->sub[l][s];
+            for (size_t i = 0; i < N_SUB_FIELDS; i++) {
+                const SubField *f = &sub_fields[i];
+                if (f->type == F_BOOL) cJSON_AddBoolToObject(so, f->name, *(const uint8_t *)(base + f->off));
+                else cJSON_AddNumberToObject(so, f->name, *(const float *)(base + f->off));
+            }
+        }
+        cJSON_AddItemToArray(layers, lo);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    char *r = lnl_strdup(s);
+    cJSON_free(s);
+    return r;
+}
+
+static int get_num(const cJSON *o, const char *key, double lo, double hi, double *out, const char *what, LnlErr *e) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(it)) return lnl_err(e, "%s: field '%s' missing or not a number", what, key);
+    double v = it->valuedouble;
+    if (!isfinite(v) || v < lo || v > hi) return lnl_err(e, "%s: field '%s' = %g out of range [%g, %g]", what, key, v, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int get_bool(const cJSON *o, const char *key, uint8_t *out, const char *what, LnlErr *e) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsBool(it)) return lnl_err(e, "%s: field '%s' missing or not a boolean", what, key);
+    *out = (uint8_t)cJSON_IsTrue(it);
+    return 0;
+}
+
+int lnl_config_from_json(LnlConfig *c, const char *json, const char *what, LnlErr *e) {
+    cJSON *o = cJSON_Parse(json);
+    if (!o || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return lnl_err(e, "%s: config is not valid JSON", what);
+    }
+    int r = -1;
+    LnlConfig t;
+    lnl_config_default(&t);
+    double v;
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, CONFIG_FORMAT) != 0) {
+        lnl_err(e, "%s: config field 'format' is not \"%s\"", what, CONFIG_FORMAT);
+        goto done;
+    }
+    if (get_num(o, "version", 1, 1e9, &v, what, e)) goto done;
+    if (v > CONFIG_VERSION) {
+        lnl_err(e, "%s: config version %g is newer than this lnlab understands (%d)", what, v, CONFIG_VERSION);
+        goto done;
+    }
+    if (get_num(o, "n_layer", 1, LNL_MAX_LAYERS, &v, what, e)) goto done;
+    t.n_layer = (int)v;
+    if (get_num(o, "n_head", 1, 1 << 16, &v, what, e)) goto done;
+    t.n_head = (int)v;
+    if (get_num(o, "n_embd", 1, 1 << 20, &v, what, e)) goto done;
+    t.n_embd = (int)v;
+    if (get_num(o, "n_positions", 1, 1 << 24, &v, what, e)) goto done;
+    t.n_positions = (int)v;
+    if (get_num(o, "vocab_size", 2, 1 << 24, &v, what, e)) goto done;
+    t.vocab_size = (int)v;
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(o, "norm");
+    if (!cJSON_IsString(norm) || (strcmp(norm->valuestring, "layernorm") && strcmp(norm->valuestring, "rmsnorm"))) {
+        lnl_err(e, "%s: config field 'norm' must be \"layernorm\" or \"rmsnorm\"", what);
+        goto done;
+    }
+    t.norm = strcmp(norm->valuestring, "rmsnorm") == 0 ? LNL_NORM_RMSNORM : LNL_NORM_LAYERNORM;
+    if (get_num(o, "eps", 1e-12, 1, &v, what, e)) goto done;
+    t.eps = (float)v;
+    if (get_num(o, "dt", 0, 1e3, &v, what, e)) goto done;
+    t.dt = (float)v;
+    if (get_bool(o, "final_norm", &t.final_norm, what, e) || get_bool(o, "embed_norm", &t.embed_norm, what, e) ||
+        get_bool(o, "embed_scale", &t.embed_scale, what, e))
+        goto done;
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "preset");
+    if (!cJSON_IsString(pr)) {
+        lnl_err(e, "%s: config field 'preset' missing", what);
+        goto done;
+    }
+    snprintf(t.preset, sizeof t.preset, "%s", pr->valuestring);
+    const cJSON *init = cJSON_GetObjectItemCaseSensitive(o, "init");
+    if (!cJSON_IsObject(init)) {
+        lnl_err(e, "%s: config field 'init' missing", what);
+        goto done;
+    }
+    if (get_num(init, "std", 0, 10, &v, what, e)) goto done;
+    t.init_std = (float)v;
+    if (get_num(init, "beta", 0, 10, &v, what, e)) goto done;
+    t.init_beta = (float)v;
+    if (get_bool(init, "resid_scale", &t.init_resid_scale, what, e) ||
+        get_bool(init, "admin_profile", &t.admin_profile, what, e))
+        goto done;
+    if (get_num(o, "branchnorm_steps", 1, 1e12, &v, what, e)) goto done;
+    t.branchnorm_steps = (int)v;
+    if (get_num(o, "mix_ratio", 0, 1, &v, what, e)) goto done;
+    t.mix_ratio = (float)v;
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(o, "layers");
+    if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) != t.n_layer) {
+        lnl_err(e, "%s: config field 'layers' must be an array of n_layer = %d entries", what, t.n_layer);
+        goto done;
+    }
+    int l = 0;
+    const cJSON *lo;
+    cJSON_ArrayForEach(lo, layers) {
+        for (int s = 0; s < 2; s++) {
+            const cJSON *so = cJSON_GetObjectItemCaseSensitive(lo, s == 0 ? "attn" : "mlp");
+            if (!cJSON_IsObject(so)) {
+                lnl_err(e, "%s: layers[%d] lacks '%s'", what, l, s == 0 ? "attn" : "mlp");
+                goto done;
+            }
+            LnlSubSpec q = plain_sub();
+            char *base = (char *)&q;
+            for (size_t i = 0; i < N_SUB_FIELDS; i++) {
+                const SubField *f = &sub_fields[i];
+                if (f->type == F_BOOL) {
+                    if (get_bool(so, f->name, (uint8_t *)(base + f->off), what, e)) goto done;
+                } else {
+                    if (get_num(so, f->name, -1e6, 1e6, &v, what, e)) goto done;
+                    *(float *)(base + f->off) = (float)v;
+                }
+            }
+            t.sub[l][s] = q;
+        }
+        l++;
+    }
+    if (lnl_config_validate(&t, e)) goto done;
+    *c = t;
+    r = 0;
+done:
+    cJSON_Delete(o);
+    return r;
+}

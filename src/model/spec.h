@@ -1,0 +1,83 @@
+/* Model configuration and the per-layer placement spec: where each normalization sits is data.
+ * Presets only fill the spec (spec.c); the block code reads the flags and never a preset name.
+ *
+ * For layer l (1-based) and sub-layer s in {attn, mlp}, with sub-layer input h and block input x:
+ *   u   = pre_norm ? N_pre(h) * in_scale : h
+ *   f   = F_s(u)                                   (attn: q, k, v normalized per head if qkv_norm)
+ *   f   = out_norm ? N_out(f) : f
+ *   f   = branch_norm ? (1 - lambda) f + lambda N0(f) : f     (N0: parameter-free, see PLACEMENTS.md)
+ *   res = res_from_normed ? u : h
+ *   r   = skip * res + dt * g * f  [+ x if b2t and s == mlp]
+ *         skip = skip_scale * (skip_learned ? omega_s (C) : 1),  g = gate ? gate_l : 1
+ *   h'  = post_norm ? N_post(r) : r
+ */
+#ifndef LNL_SPEC_H
+#define LNL_SPEC_H
+
+#include <stdint.h>
+
+#include "../common/util.h"
+#include "../kernels/kernels.h"
+
+#define LNL_MAX_LAYERS 1024
+enum { LNL_ATTN = 0, LNL_MLP = 1 };
+
+typedef struct {
+    uint8_t pre_norm;        /* N_pre before F */
+    uint8_t out_norm;        /* N_out on F's output (Peri-LN / Sandwich) */
+    uint8_t post_norm;       /* N_post after the residual add (Post-LN) */
+    uint8_t res_from_normed; /* the residual carries u, not h (HybridNorm's FFN) */
+    uint8_t b2t;             /* add the block input x before N_post (mlp only) */
+    uint8_t qkv_norm;        /* per-head norms on q, k, v (attn only; HybridNorm) */
+    uint8_t skip_learned;    /* learned per-channel skip omega (Admin) */
+    uint8_t gate;            /* multiply the branch by the layer's learned scalar gate (ReZero) */
+    uint8_t branch_norm;     /* BranchNorm on the branch output */
+    float in_scale;          /* multiplies N_pre(h); 1/sqrt(l) for LayerNorm Scaling */
+    float skip_scale;        /* constant skip multiplier; DeepNorm's alpha */
+} LnlSubSpec;
+
+typedef struct {
+    /* sizes */
+    int n_layer, n_head, n_embd, n_positions, vocab_size;
+    /* normalization and residual step */
+    LnlNormKind norm;
+    float eps;
+    float dt;
+    uint8_t final_norm;  /* N before the tied LM head (ln_f) */
+    uint8_t embed_norm;  /* N right after the embedding (ln_e) */
+    uint8_t embed_scale; /* multiply the embedding by sqrt(C) (Spike No More) */
+    char preset[32];     /* the preset the spec was filled from, for reports; "custom" if edited */
+    /* init rules (used when a model is created, kept for the record) */
+    float init_std;           /* N(0, init_std) for matrices and embeddings; GPT-2: 0.02 */
+    uint8_t init_resid_scale; /* residual output projections get std / sqrt(2L) */
+    float init_beta;          /* DeepNorm: fc, mlp proj, v and attn proj weights times beta */
+    uint8_t admin_profile;    /* Admin: set omega by a one-batch profiling pass before training */
+    int branchnorm_steps;     /* BranchNorm: lambda = max(0, 1 - step / branchnorm_steps) */
+    float mix_ratio;          /* Mix-LN: layers l <= floor(mix_ratio * L) are Post-LN */
+    LnlSubSpec sub[LNL_MAX_LAYERS][2];
+} LnlConfig;
+
+/* Names accepted by lnl_config_preset, for help texts. */
+#define LNL_PRESETS "post|pre|peri|sandwich|b2t|mix|lns|hybrid|hybrid*|deepnorm|admin|branchnorm|rezero"
+/* Named sizes: gpt2, gpt2-medium, gpt2-large, gpt2-xl (layers/heads/dim). */
+#define LNL_SIZES "gpt2|gpt2-medium|gpt2-large|gpt2-xl"
+
+/* GPT-2 defaults (12/12/768, T 1024, V 50257, LayerNorm eps 1e-5, dt 1, preset pre). */
+void lnl_config_default(LnlConfig *c);
+/* Sets n_layer/n_head/n_embd from a named size. */
+int lnl_config_size(LnlConfig *c, const char *size, LnlErr *e);
+/* Fills the spec and init rules for a preset; n_layer must already be set. */
+int lnl_config_preset(LnlConfig *c, const char *preset, LnlErr *e);
+/* Applies spec overrides "KEY=VALUE[,KEY=VALUE...]", KEY = [attn.|mlp.]field[@A-B] for
+ * per-sub-layer fields (layers A..B, 1-based; default all), or a top-level field
+ * (final_norm, embed_norm, embed_scale, dt, eps). Marks the preset "custom". */
+int lnl_config_override(LnlConfig *c, const char *spec, LnlErr *e);
+/* Checks sizes and spec for consistency (heads divide dim, b2t only on mlp, ...). */
+int lnl_config_validate(const LnlConfig *c, LnlErr *e);
+
+/* The config as the JSON string stored in safetensors __metadata__["lnlab.config"] and in
+ * RUN/config.json (format documented in docs/FORMATS.md). Caller frees. */
+char *lnl_config_to_json(const LnlConfig *c);
+int lnl_config_from_json(LnlConfig *c, const char *json, const char *what, LnlErr *e);
+
+#endif
