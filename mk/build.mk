@@ -69,6 +69,8 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD_DIR)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD_DIR)/obj/%.o)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD_DIR)/tests/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD_DIR)/tests/tools/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD_DIR)/bench/%)
 DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
@@ -81,7 +83,7 @@ endif
 
 .PHONY: lnlab tests benches report
 lnlab: report $(EXE)
-tests: $(TEST_BIN)
+tests: $(TEST_BIN) $(TOOL_BIN)
 benches: $(BENCH_BIN)
 
 report:
@@ -99,13 +101,18 @@ $(BUILD_DIR)/obj/%.o: %.c
 	@echo "  CC   $<"
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD_DIR)/tests/%: tests/unit/%.c tests/unit/harness.h $(BUILD_DIR)/lib.a
+$(BUILD_DIR)/tests/tools/%: tests/tools/%.c $(wildcard tests/common/*.h) $(BUILD_DIR)/lib.a
+	@mkdir -p $(dir $@)
+	@echo "  TOOL $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -Itests -o $@ $< $(BUILD_DIR)/lib.a $(LIBS)
+
+$(BUILD_DIR)/tests/%: tests/unit/%.c tests/unit/harness.h $(wildcard tests/common/*.h) $(BUILD_DIR)/lib.a
 	@mkdir -p $(dir $@)
 	@echo "  TEST $@"
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -o $@ $< $(BUILD_DIR)/lib.a $(LIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -Itests -o $@ $< $(BUILD_DIR)/lib.a $(LIBS)
 
 $(BUILD_DIR)/bench/%: bench/%.c $(BUILD_DIR)/lib.a
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -o $@ $< $(BUILD_DIR)/lib.a $(LIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -Itests -o $@ $< $(BUILD_DIR)/lib.a $(LIBS)
 
 -include $(DEPS)

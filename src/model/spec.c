@@ -150,7 +150,14 @@ static int apply_one(LnlConfig *c, char *item, LnlErr *e) {
     *eq = 0;
     char *key = item, *val = eq + 1;
     int lo = 1, hi = c->n_layer;
+    /* the layer range may follow the key (pre_norm@2-3=1) or the value (pre_norm=1@2-3) */
     char *at = strchr(key, '@');
+    char *vat = strchr(val, '@');
+    if (at && vat) return lnl_err(e, "--spec: two layer ranges in '%s=%s'", key, val);
+    if (vat) {
+        *vat = 0;
+        at = vat;
+    }
     if (at) {
         *at = 0;
         char *dash = strchr(at + 1, '-');
@@ -314,7 +321,7 @@ int lnl_config_from_json(LnlConfig *c, const char *json, const char *what, LnlEr
     int r = -1;
     LnlConfig t;
     lnl_config_default(&t);
-    double v;
+    double v = 0;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, CONFIG_FORMAT) != 0) {
         lnl_err(e, "%s: config field 'format' is not \"%s\"", what, CONFIG_FORMAT);

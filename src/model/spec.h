@@ -69,7 +69,7 @@ int lnl_config_size(LnlConfig *c, const char *size, LnlErr *e);
 /* Fills the spec and init rules for a preset; n_layer must already be set. */
 int lnl_config_preset(LnlConfig *c, const char *preset, LnlErr *e);
 /* Applies spec overrides "KEY=VALUE[,KEY=VALUE...]", KEY = [attn.|mlp.]field[@A-B] for
- * per-sub-layer fields (layers A..B, 1-based; default all), or a top-level field
+ * per-sub-layer fields (layers A..B, 1-based; default all; "field=V@A-B" also works), or a top-level field
  * (final_norm, embed_norm, embed_scale, dt, eps). Marks the preset "custom". */
 int lnl_config_override(LnlConfig *c, const char *spec, LnlErr *e);
 /* Checks sizes and spec for consistency (heads divide dim, b2t only on mlp, ...). */

@@ -1,0 +1,674 @@
+/* Parameter layout, init, and the forward/backward of the one block that serves every
+ * placement (see spec.h for the block equations). */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/kernels.h"
+
+/* ---------------------------------------------------------------- parameter layout */
+
+typedef struct {
+    const char *names;
+    int per_layer;
+    LnlInit init;
+    uint8_t decay, hf_transpose;
+} RoleInfo;
+
+static const RoleInfo role_info[LNL_NUM_ROLES] = {
+#define X(f, n, pl, r, cc, i, d, t, p) {n, pl, i, d, t},
+    LNL_PARAMS(X)
+#undef X
+};
+
+/* rows/cols of a role and whether layer l uses it (l ignored for global roles). */
+static void role_dims(const LnlConfig *c, int role, int l, size_t *rows, size_t *cols, int *present) {
+    const size_t C = (size_t)c->n_embd, V = (size_t)c->vocab_size, T = (size_t)c->n_positions;
+    const size_t HS = C / (size_t)c->n_head;
+    const int LN = c->norm == LNL_NORM_LAYERNORM;
+    const LnlSubSpec A = c->sub[l][LNL_ATTN], M = c->sub[l][LNL_MLP];
+    (void)A;
+    (void)M;
+    (void)LN;
+    switch (role) {
+#define X(f, n, pl, r, cc, i, d, t, p)                                                                           \
+    case LNL_ROLE_##f:                                                                                            \
+        *rows = (r);                                                                                              \
+        *cols = (cc);                                                                                             \
+        *present = (p) ? 1 : 0;                                                                                   \
+        break;
+        LNL_PARAMS(X)
+#undef X
+    default: *rows = *cols = 0; *present = 0;
+    }
+    (void)V;
+    (void)T;
+    (void)HS;
+}
+
+static void add_view(LnlModel *m, const char *name, int role, int layer, size_t offset, size_t numel, int ndim,
+                     int r, int cc) {
+    LnlTensorView *v = &m->views[m->nviews++];
+    if (layer >= 0) snprintf(v->name, sizeof v->name, "h.%d.%s", layer, name);
+    else snprintf(v->name, sizeof v->name, "%s", name);
+    v->role = role;
+    v->layer = layer;
+    v->offset = offset;
+    v->numel = numel;
+    v->ndim = ndim;
+    v->shape[0] = r;
+    v->shape[1] = cc;
+    v->decay = role_info[role].decay;
+    v->hf_transpose = role_info[role].hf_transpose;
+}
+
+int lnl_model_create(LnlModel *m, const LnlConfig *cfg, LnlErr *e) {
+    memset(m, 0, sizeof *m);
+    if (lnl_config_validate(cfg, e)) return -1;
+    m->cfg = *cfg;
+    const LnlConfig *c = &m->cfg;
+    const int L = c->n_layer;
+    size_t total = 0;
+    int max_views = 0;
+    for (int role = 0; role < LNL_NUM_ROLES; role++) {
+        size_t rows, cols;
+        int any = 0, pres;
+        int nl = role_info[role].per_layer ? L : 1;
+        for (int l = 0; l < nl; l++) {
+            role_dims(c, role, l, &rows, &cols, &pres);
+            any |= pres;
+            max_views += pres * 3;
+        }
+        m->role_size[role] = any ? (size_t)nl * rows * cols : 0;
+        total += m->role_size[role];
+    }
+    m->num_alloc = total;
+    m->params_mem = lnl_calloc(total, sizeof(float));
+    m->grads_mem = lnl_calloc(total, sizeof(float));
+    m->views = lnl_calloc((size_t)max_views + 1, sizeof(LnlTensorView));
+    float **pp = (float **)&m->p, **gp = (float **)&m->g;
+    size_t off = 0;
+    for (int role = 0; role < LNL_NUM_ROLES; role++) {
+        if (!m->role_size[role]) {
+            pp[role] = gp[role] = NULL;
+            continue;
+        }
+        pp[role] = m->params_mem + off;
+        gp[role] = m->grads_mem + off;
+        int nl = role_info[role].per_layer ? L : 1;
+        for (int l = 0; l < nl; l++) {
+            size_t rows, cols;
+            int pres;
+            role_dims(c, role, l, &rows, &cols, &pres);
+            if (!pres) continue;
+            size_t base = off + (size_t)l * rows * cols;
+            /* split "a|b|c" names into equal parts of the rows */
+            const char *names = role_info[role].names;
+            int nsplit = 1;
+            for (const char *q = names; *q; q++) nsplit += *q == '|';
+            size_t part_rows = rows / (size_t)nsplit;
+            const char *q = names;
+            for (int k = 0; k < nsplit; k++) {
+                char nm[48];
+                const char *bar = strchr(q, '|');
+                size_t len = bar ? (size_t)(bar - q) : strlen(q);
+                if (len >= sizeof nm) len = sizeof nm - 1;
+                memcpy(nm, q, len);
+                nm[len] = 0;
+                size_t numel = part_rows * cols;
+                int ndim = (part_rows == 1) ? 1 : 2;
+                add_view(m, nm, role, role_info[role].per_layer ? l : -1, base + (size_t)k * numel, numel, ndim,
+                         ndim == 1 ? (int)cols : (int)part_rows, ndim == 1 ? 0 : (int)cols);
+                m->num_params += numel;
+                q = bar ? bar + 1 : q + len;
+            }
+        }
+        off += m->role_size[role];
+    }
+    m->branch_lambda = 0.0f;
+    return 0;
+}
+
+void lnl_model_free(LnlModel *m) {
+    free(m->params_mem);
+    free(m->grads_mem);
+    free(m->views);
+    free(m->acts_mem);
+    free(m->scratch_mem);
+    free(m->stream);
+    free(m->sub);
+    free(m->inputs);
+    free(m->targets);
+    free(m->dx_norm);
+    memset(m, 0, sizeof *m);
+}
+
+const LnlTensorView *lnl_model_find(const LnlModel *m, const char *name) {
+    for (int i = 0; i < m->nviews; i++)
+        if (strcmp(m->views[i].name, name) == 0) return &m->views[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- init */
+
+float lnl_branchnorm_lambda(const LnlConfig *c, long step) {
+    double lam = 1.0 - (double)step / (double)(c->branchnorm_steps > 0 ? c->branchnorm_steps : 1);
+    return lam > 0 ? (float)lam : 0.0f;
+}
+
+void lnl_model_init_weights(LnlModel *m, uint64_t seed) {
+    const LnlConfig *c = &m->cfg;
+    LnlRng rng;
+    lnl_rng_seed(&rng, seed);
+    memset(m->params_mem, 0, m->num_alloc * sizeof(float));
+    double resid_std = c->init_std / (c->init_resid_scale ? sqrt(2.0 * c->n_layer) : 1.0);
+    for (int i = 0; i < m->nviews; i++) {
+        const LnlTensorView *v = &m->views[i];
+        float *p = m->params_mem + v->offset;
+        switch (role_info[v->role].init) {
+        case LNL_INIT_NORMAL:
+            for (size_t k = 0; k < v->numel; k++) p[k] = (float)(c->init_std * lnl_rng_normal(&rng));
+            break;
+        case LNL_INIT_RESID:
+            for (size_t k = 0; k < v->numel; k++) p[k] = (float)(resid_std * lnl_rng_normal(&rng));
+            break;
+        case LNL_INIT_ZERO: break;
+        case LNL_INIT_ONE:
+            for (size_t k = 0; k < v->numel; k++) p[k] = 1.0f;
+            break;
+        }
+    }
+    if (c->init_beta != 1.0f) {
+        /* DeepNorm: value, attention output and both MLP weights scaled by beta. */
+        const size_t C = (size_t)c->n_embd;
+        for (int l = 0; l < c->n_layer; l++) {
+            float *v_rows = m->p.qkvw + (size_t)l * 3 * C * C + 2 * C * C;
+            for (size_t k = 0; k < C * C; k++) v_rows[k] *= c->init_beta;
+            float *ap = m->p.attprojw + (size_t)l * C * C;
+            for (size_t k = 0; k < C * C; k++) ap[k] *= c->init_beta;
+            float *fc = m->p.fcw + (size_t)l * 4 * C * C, *fp = m->p.fcprojw + (size_t)l * 4 * C * C;
+            for (size_t k = 0; k < 4 * C * C; k++) {
+                fc[k] *= c->init_beta;
+                fp[k] *= c->init_beta;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- activations */
+
+typedef struct {
+    float *base;
+    size_t used;
+} Arena;
+
+static float *take(Arena *a, size_t n) {
+    float *p = a->base ? a->base + a->used : NULL;
+    a->used += (n + 15) & ~(size_t)15; /* 64-byte aligned slices */
+    return a->base ? p : (float *)(uintptr_t)1; /* non-NULL marker while sizing */
+}
+
+/* Lays out (or, with a->base == NULL, sizes) all activation buffers. */
+static void layout_acts(LnlModel *m, Arena *a) {
+    const LnlConfig *c = &m->cfg;
+    const size_t B = (size_t)m->B, T = (size_t)m->T, C = (size_t)c->n_embd, L = (size_t)c->n_layer;
+    const size_t N = B * T, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
+    m->emb = take(a, N * C);
+    if (c->embed_norm) {
+        m->emb_mean = take(a, N);
+        m->emb_rstd = take(a, N);
+        m->stream[0] = take(a, N * C);
+    } else {
+        m->emb_mean = m->emb_rstd = NULL;
+        m->stream[0] = m->emb;
+    }
+    for (size_t k = 0; k < 2 * L; k++) {
+        const LnlSubSpec *q = &c->sub[k / 2][k % 2];
+        LnlSubActs *s = &m->sub[k];
+        memset(s, 0, sizeof *s);
+        int attn = k % 2 == 0;
+        if (q->pre_norm) {
+            s->u = take(a, N * C);
+            s->u_mean = take(a, N);
+            s->u_rstd = take(a, N);
+        }
+        if (attn) {
+            s->qkv = take(a, N * 3 * C);
+            if (q->qkv_norm) {
+                s->qkvn = take(a, N * 3 * C);
+                s->qkvn_mean = take(a, N * 3 * NH);
+                s->qkvn_rstd = take(a, N * 3 * NH);
+            }
+            s->att = take(a, B * NH * T * T);
+            s->atty = take(a, N * C);
+        } else {
+            s->fch = take(a, N * 4 * C);
+            s->fch_gelu = take(a, N * 4 * C);
+        }
+        s->fraw = take(a, N * C);
+        if (q->out_norm) {
+            s->fo = take(a, N * C);
+            s->fo_mean = take(a, N);
+            s->fo_rstd = take(a, N);
+        }
+        if (q->branch_norm) {
+            s->n0 = take(a, N * C);
+            s->n0_mean = take(a, N);
+            s->n0_rstd = take(a, N);
+            s->fbn = take(a, N * C);
+        }
+        if (q->post_norm) {
+            s->r = take(a, N * C);
+            s->post_mean = take(a, N);
+            s->post_rstd = take(a, N);
+        }
+        m->stream[k + 1] = take(a, N * C);
+    }
+    if (c->final_norm) {
+        m->lnf = take(a, N * C);
+        m->lnf_mean = take(a, N);
+        m->lnf_rstd = take(a, N);
+    } else {
+        m->lnf = m->lnf_mean = m->lnf_rstd = NULL;
+    }
+    m->logits = take(a, N * V);
+    m->losses = take(a, N);
+}
+
+static void layout_scratch(LnlModel *m, Arena *a) {
+    const LnlConfig *c = &m->cfg;
+    const size_t B = (size_t)m->B, T = (size_t)m->T, C = (size_t)c->n_embd;
+    const size_t N = B * T, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
+    for (int i = 0; i < 3; i++) m->d_stream[i] = take(a, N * C);
+    m->d_r = take(a, N * C);
+    m->d_f = take(a, N * C);
+    m->d_f2 = take(a, N * C);
+    m->d_u = take(a, N * C);
+    m->d_tmp = take(a, N * C);
+    m->d_atty = take(a, N * C);
+    m->d_x = take(a, N * C);
+    m->d_qkv = take(a, N * 3 * C);
+    m->d_qkvn = take(a, N * 3 * C);
+    m->d_fch = take(a, N * 4 * C);
+    m->d_fch2 = take(a, N * 4 * C);
+    m->d_att = take(a, B * NH * T * T);
+    m->d_logits = take(a, N * V);
+    m->d_losses = take(a, N);
+}
+
+int lnl_model_alloc_acts(LnlModel *m, int B, int T, LnlErr *e) {
+    const LnlConfig *c = &m->cfg;
+    if (B < 1) return lnl_err(e, "--batch: %d must be at least 1", B);
+    if (T < 1 || T > c->n_positions)
+        return lnl_err(e, "--seq: %d must be in [1, %d] (the model's n_positions)", T, c->n_positions);
+    free(m->acts_mem);
+    free(m->scratch_mem);
+    free(m->stream);
+    free(m->sub);
+    free(m->inputs);
+    free(m->targets);
+    free(m->dx_norm);
+    m->B = B;
+    m->T = T;
+    const int L = c->n_layer;
+    m->stream = lnl_calloc((size_t)(2 * L + 1), sizeof(float *));
+    m->sub = lnl_calloc((size_t)(2 * L), sizeof(LnlSubActs));
+    Arena a = {NULL, 0};
+    layout_acts(m, &a);
+    m->acts_floats = a.used;
+    m->acts_mem = lnl_calloc(a.used, sizeof(float));
+    a.base = m->acts_mem;
+    a.used = 0;
+    layout_acts(m, &a);
+    Arena s = {NULL, 0};
+    layout_scratch(m, &s);
+    m->scratch_mem = lnl_calloc(s.used, sizeof(float));
+    s.base = m->scratch_mem;
+    s.used = 0;
+    layout_scratch(m, &s);
+    size_t N = (size_t)B * (size_t)T;
+    m->inputs = lnl_calloc(N, sizeof(int32_t));
+    m->targets = lnl_calloc(N, sizeof(int32_t));
+    m->dx_norm = lnl_calloc((size_t)L + 1, sizeof(double));
+    return 0;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+/* Pointers to layer l's slice of each role (NULL where the role is absent). */
+typedef struct {
+    float *ln1w, *ln1b, *qkvw, *qkvb, *qkvnw, *qkvnb, *attprojw, *attprojb, *ln1ow, *ln1ob, *ln1pw, *ln1pb, *askip;
+    float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *ln2ow, *ln2ob, *ln2pw, *ln2pb, *mskip, *gate;
+} LayerPtrs;
+
+static float *slice(const LnlModel *m, float *base, int role, int l) {
+    if (!base) return NULL;
+    size_t per = m->role_size[role] / (size_t)m->cfg.n_layer;
+    return base + (size_t)l * per;
+}
+
+static LayerPtrs layer_ptrs(const LnlModel *m, const LnlParams *P, int l) {
+    LayerPtrs r;
+#define S(f) r.f = slice(m, P->f, LNL_ROLE_##f, l)
+    S(ln1w); S(ln1b); S(qkvw); S(qkvb); S(qkvnw); S(qkvnb); S(attprojw); S(attprojb); S(ln1ow); S(ln1ob);
+    S(ln1pw); S(ln1pb); S(askip); S(ln2w); S(ln2b); S(fcw); S(fcb); S(fcprojw); S(fcprojb); S(ln2ow);
+    S(ln2ob); S(ln2pw); S(ln2pb); S(mskip); S(gate);
+#undef S
+    return r;
+}
+
+/* The norm weights of one sub-layer, by position. */
+typedef struct {
+    float *prew, *preb, *outw, *outb, *postw, *postb, *skip;
+} SubNorms;
+
+static SubNorms sub_norms(const LayerPtrs *lp, int s) {
+    SubNorms n;
+    if (s == LNL_ATTN) {
+        n = (SubNorms){lp->ln1w, lp->ln1b, lp->ln1ow, lp->ln1ob, lp->ln1pw, lp->ln1pb, lp->askip};
+    } else {
+        n = (SubNorms){lp->ln2w, lp->ln2b, lp->ln2ow, lp->ln2ob, lp->ln2pw, lp->ln2pb, lp->mskip};
+    }
+    return n;
+}
+
+/* The branch value f that enters the residual sum (after out-norm and BranchNorm). */
+static const float *branch_out(const LnlSubActs *s) {
+    if (s->fbn) return s->fbn;
+    if (s->fo) return s->fo;
+    return s->fraw;
+}
+
+/* The input of BranchNorm (F's output after any out-norm). */
+static const float *branch_pre_bn(const LnlSubActs *s) { return s->fo ? s->fo : s->fraw; }
+
+static void sublayer_forward(LnlModel *m, int l, int sidx, int B, int T, float *vars /* may be NULL */) {
+    const LnlConfig *c = &m->cfg;
+    const LnlSubSpec *q = &c->sub[l][sidx];
+    const int k = 2 * l + sidx, C = c->n_embd, NH = c->n_head, HS = C / NH, N = B * T;
+    const LnlNormKind kind = c->norm;
+    LnlSubActs *s = &m->sub[k];
+    LayerPtrs lp = layer_ptrs(m, &m->p, l);
+    SubNorms nw = sub_norms(&lp, sidx);
+    const float *h = m->stream[k];
+    const float *u = h;
+    if (q->pre_norm) {
+        lnl_norm_forward(s->u, s->u_mean, s->u_rstd, h, nw.prew, nw.preb, N, C, 1, 1, kind, c->eps, q->in_scale);
+        u = s->u;
+    }
+    if (sidx == LNL_ATTN) {
+        lnl_matmul_forward(s->qkv, u, lp.qkvw, lp.qkvb, N, C, 3 * C);
+        const float *qkv = s->qkv;
+        if (q->qkv_norm) {
+            lnl_norm_forward(s->qkvn, s->qkvn_mean, s->qkvn_rstd, s->qkv, lp.qkvnw, lp.qkvnb, N * 3 * NH, HS, 3, NH,
+                             kind, c->eps, 1.0f);
+            qkv = s->qkvn;
+        }
+        lnl_attention_forward(s->atty, s->att, qkv, B, T, C, NH);
+        lnl_matmul_forward(s->fraw, s->atty, lp.attprojw, lp.attprojb, N, C, C);
+    } else {
+        lnl_matmul_forward(s->fch, u, lp.fcw, lp.fcb, N, C, 4 * C);
+        lnl_gelu_forward(s->fch_gelu, s->fch, (size_t)N * 4 * (size_t)C);
+        lnl_matmul_forward(s->fraw, s->fch_gelu, lp.fcprojw, lp.fcprojb, N, 4 * C, C);
+    }
+    if (q->out_norm) lnl_norm_forward(s->fo, s->fo_mean, s->fo_rstd, s->fraw, nw.outw, nw.outb, N, C, 1, 1, kind, c->eps, 1.0f);
+    if (q->branch_norm) {
+        const float *fin = branch_pre_bn(s);
+        lnl_norm_forward(s->n0, s->n0_mean, s->n0_rstd, fin, NULL, NULL, N, C, 1, 1, kind, c->eps, 1.0f);
+        lnl_axpby(s->fbn, 1.0f - m->branch_lambda, fin, m->branch_lambda, s->n0, (size_t)N * C);
+    }
+    const float *f = branch_out(s);
+    if (vars) {
+        /* biased variance over all entries of the branch output, for Admin's profiling */
+        double sum = 0, sq = 0;
+        size_t n = (size_t)N * C;
+        for (size_t i = 0; i < n; i++) {
+            sum += f[i];
+            sq += (double)f[i] * f[i];
+        }
+        double mean = sum / (double)n;
+        vars[k] = (float)(sq / (double)n - mean * mean);
+    }
+    const float *res = q->res_from_normed ? u : h;
+    float *out = q->post_norm ? s->r : m->stream[k + 1];
+    const size_t n = (size_t)N * C;
+    if (q->skip_learned) {
+        lnl_chanscale_forward(out, res, nw.skip, N, C);
+        if (q->skip_scale != 1.0f) lnl_axpby(out, q->skip_scale, out, 0.0f, out, n);
+    } else {
+        lnl_axpby(out, q->skip_scale, res, 0.0f, res, n);
+    }
+    float coef = c->dt * (q->gate ? lp.gate[0] : 1.0f);
+    lnl_axpy(out, coef, f, n);
+    if (q->b2t) lnl_axpy(out, 1.0f, m->stream[2 * l], n);
+    if (q->post_norm)
+        lnl_norm_forward(m->stream[k + 1], s->post_mean, s->post_rstd, s->r, nw.postw, nw.postb, N, C, 1, 1, kind,
+                         c->eps, 1.0f);
+}
+
+static float embed_scale(const LnlConfig *c) { return c->embed_scale ? sqrtf((float)c->n_embd) : 1.0f; }
+
+static float forward_impl(LnlModel *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *vars) {
+    const LnlConfig *c = &m->cfg;
+    const int C = c->n_embd, L = c->n_layer, V = c->vocab_size, N = B * T;
+    if (B != m->B || T != m->T) {
+        /* smaller batches reuse the buffers laid out for (m->B, m->T) only if the layout
+         * matches exactly; the attention buffers depend on T, so re-layout instead */
+        LnlErr e;
+        if (lnl_model_alloc_acts(m, B, T, &e)) lnl_die(1, "%s", e.msg);
+    }
+    memcpy(m->inputs, inputs, (size_t)N * sizeof(int32_t));
+    lnl_embed_forward(m->emb, inputs, m->p.wte, m->p.wpe, B, T, C, embed_scale(c));
+    if (c->embed_norm)
+        lnl_norm_forward(m->stream[0], m->emb_mean, m->emb_rstd, m->emb, m->p.lnew, m->p.lneb, N, C, 1, 1, c->norm,
+                         c->eps, 1.0f);
+    for (int l = 0; l < L; l++) {
+        sublayer_forward(m, l, LNL_ATTN, B, T, vars);
+        sublayer_forward(m, l, LNL_MLP, B, T, vars);
+    }
+    const float *x = m->stream[2 * L];
+    if (c->final_norm) {
+        lnl_norm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->p.lnfw, m->p.lnfb, N, C, 1, 1, c->norm, c->eps, 1.0f);
+        x = m->lnf;
+    }
+    lnl_matmul_forward(m->logits, x, m->p.wte, NULL, N, C, V);
+    m->have_targets = targets != NULL;
+    m->loss = 0.0f;
+    if (targets) {
+        memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
+        lnl_softmax_xent_forward(m->losses, m->logits, m->logits, targets, N, V);
+        double sum = 0;
+        int count = 0;
+        for (int i = 0; i < N; i++) {
+            if (targets[i] < 0) continue;
+            sum += m->losses[i];
+            count++;
+        }
+        m->loss = count ? (float)(sum / count) : 0.0f;
+    }
+    return m->loss;
+}
+
+float lnl_model_forward(LnlModel *m, const int32_t *inputs, const int32_t *targets, int B, int T) {
+    return forward_impl(m, inputs, targets, B, T, NULL);
+}
+
+void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T) {
+    const LnlConfig *c = &m->cfg;
+    if (!c->admin_profile || !m->p.askip) return;
+    const int L = c->n_layer, C = c->n_embd;
+    for (int l = 0; l < L; l++)
+        for (int s = 0; s < 2; s++) {
+            float *om = slice(m, s == 0 ? m->p.askip : m->p.mskip, s == 0 ? LNL_ROLE_askip : LNL_ROLE_mskip, l);
+            if (om && c->sub[l][s].skip_learned)
+                for (int i = 0; i < C; i++) om[i] = 1.0f;
+        }
+    float *vars = lnl_calloc((size_t)(2 * L), sizeof(float));
+    forward_impl(m, inputs, NULL, B, T, vars);
+    double acc = 1.0;
+    for (int k = 0; k < 2 * L; k++) {
+        int l = k / 2, s = k % 2;
+        float *om = slice(m, s == 0 ? m->p.askip : m->p.mskip, s == 0 ? LNL_ROLE_askip : LNL_ROLE_mskip, l);
+        if (om && c->sub[l][s].skip_learned) {
+            float w = (float)sqrt(acc);
+            for (int i = 0; i < C; i++) om[i] = w;
+        }
+        acc += vars[k];
+    }
+    free(vars);
+}
+
+/* ---------------------------------------------------------------- backward */
+
+void lnl_model_zero_grad(LnlModel *m) { memset(m->grads_mem, 0, m->num_alloc * sizeof(float)); }
+
+static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
+
+/* Backward of sub-layer k: dout = dLoss/d stream[k+1]; accumulates dLoss/d stream[k] into din
+ * and, for b2t, dLoss/d (block input) into dblock. */
+static void sublayer_backward(LnlModel *m, int l, int sidx, const float *dout, float *din, float *dblock) {
+    const LnlConfig *c = &m->cfg;
+    const LnlSubSpec *q = &c->sub[l][sidx];
+    const int B = m->B, T = m->T, k = 2 * l + sidx, C = c->n_embd, NH = c->n_head, HS = C / NH, N = B * T;
+    const size_t n = (size_t)N * C;
+    const LnlNormKind kind = c->norm;
+    LnlSubActs *s = &m->sub[k];
+    LayerPtrs lp = layer_ptrs(m, &m->p, l), lg = layer_ptrs(m, &m->g, l);
+    SubNorms nw = sub_norms(&lp, sidx), ng = sub_norms(&lg, sidx);
+    const float *h = m->stream[k];
+    const float *u = q->pre_norm ? s->u : h;
+
+    /* through N_post */
+    const float *dr = dout;
+    if (q->post_norm) {
+        zero(m->d_r, n);
+        lnl_norm_backward(m->d_r, ng.postw, ng.postb, dout, s->r, nw.postw, s->post_mean, s->post_rstd, N, C, 1, 1,
+                          kind, 1.0f);
+        dr = m->d_r;
+    }
+    if (q->b2t) lnl_axpy(dblock, 1.0f, dr, n);
+
+    /* du collects everything that flows into u */
+    zero(m->d_u, n);
+    float *dres = q->res_from_normed ? m->d_u : din;
+    const float *res = q->res_from_normed ? u : h;
+    if (q->skip_learned) {
+        lnl_axpby(m->d_tmp, q->skip_scale, dr, 0.0f, dr, n);
+        lnl_chanscale_backward(dres, ng.skip, m->d_tmp, res, nw.skip, N, C);
+    } else {
+        lnl_axpy(dres, q->skip_scale, dr, n);
+    }
+
+    /* the branch: r += dt * g * f */
+    const float *f = branch_out(s);
+    float g = q->gate ? lp.gate[0] : 1.0f;
+    if (q->gate) {
+        double dot = 0;
+        for (size_t i = 0; i < n; i++) dot += (double)dr[i] * f[i];
+        lg.gate[0] += (float)(c->dt * dot);
+    }
+    float *df = m->d_f;
+    lnl_axpby(df, c->dt * g, dr, 0.0f, dr, n);
+    if (q->branch_norm) {
+        const float *fin = branch_pre_bn(s);
+        zero(m->d_f2, n);
+        lnl_axpy(m->d_f2, 1.0f - m->branch_lambda, df, n);
+        lnl_norm_backward(m->d_f2, NULL, NULL, df, fin, NULL, s->n0_mean, s->n0_rstd, N, C, 1, 1, kind,
+                          m->branch_lambda);
+        memcpy(df, m->d_f2, n * sizeof(float));
+    }
+    if (q->out_norm) {
+        zero(m->d_f2, n);
+        lnl_norm_backward(m->d_f2, ng.outw, ng.outb, df, s->fraw, nw.outw, s->fo_mean, s->fo_rstd, N, C, 1, 1, kind,
+                          1.0f);
+        memcpy(df, m->d_f2, n * sizeof(float));
+    }
+
+    /* F itself */
+    if (sidx == LNL_ATTN) {
+        zero(m->d_atty, n);
+        lnl_matmul_backward(m->d_atty, lg.attprojw, lg.attprojb, df, s->atty, lp.attprojw, N, C, C);
+        const float *qkv = q->qkv_norm ? s->qkvn : s->qkv;
+        float *dq = q->qkv_norm ? m->d_qkvn : m->d_qkv;
+        zero(dq, n * 3);
+        lnl_attention_backward(dq, m->d_att, m->d_atty, qkv, s->att, B, T, C, NH);
+        if (q->qkv_norm) {
+            zero(m->d_qkv, n * 3);
+            lnl_norm_backward(m->d_qkv, lg.qkvnw, lg.qkvnb, m->d_qkvn, s->qkv, lp.qkvnw, s->qkvn_mean, s->qkvn_rstd,
+                              N * 3 * NH, HS, 3, NH, kind, 1.0f);
+        }
+        lnl_matmul_backward(m->d_u, lg.qkvw, lg.qkvb, m->d_qkv, u, lp.qkvw, N, C, 3 * C);
+    } else {
+        zero(m->d_fch2, n * 4);
+        lnl_matmul_backward(m->d_fch2, lg.fcprojw, lg.fcprojb, df, s->fch_gelu, lp.fcprojw, N, 4 * C, C);
+        zero(m->d_fch, n * 4);
+        lnl_gelu_backward(m->d_fch, s->fch, m->d_fch2, n * 4);
+        lnl_matmul_backward(m->d_u, lg.fcw, lg.fcb, m->d_fch, u, lp.fcw, N, C, 4 * C);
+    }
+
+    /* u back to h */
+    if (q->pre_norm)
+        lnl_norm_backward(din, ng.prew, ng.preb, m->d_u, h, nw.prew, s->u_mean, s->u_rstd, N, C, 1, 1, kind,
+                          q->in_scale);
+    else
+        lnl_axpy(din, 1.0f, m->d_u, n);
+}
+
+void lnl_model_backward(LnlModel *m) {
+    const LnlConfig *c = &m->cfg;
+    const int B = m->B, T = m->T, C = c->n_embd, L = c->n_layer, V = c->vocab_size, N = B * T;
+    const size_t n = (size_t)N * C;
+    if (!m->have_targets) lnl_die(1, "internal: backward without a forward with targets");
+    int count = 0;
+    for (int i = 0; i < N; i++) count += m->targets[i] >= 0;
+    for (int i = 0; i < N; i++) m->d_losses[i] = count ? 1.0f / (float)count : 0.0f;
+    zero(m->d_logits, (size_t)N * V);
+    lnl_softmax_xent_backward(m->d_logits, m->logits, m->targets, m->d_losses, N, V);
+    const float *x = c->final_norm ? m->lnf : m->stream[2 * L];
+    float *dtop = m->d_stream[0];
+    zero(dtop, n);
+    if (c->final_norm) {
+        zero(m->d_x, n);
+        lnl_matmul_backward(m->d_x, m->g.wte, NULL, m->d_logits, x, m->p.wte, N, C, V);
+        lnl_norm_backward(dtop, m->g.lnfw, m->g.lnfb, m->d_x, m->stream[2 * L], m->p.lnfw, m->lnf_mean, m->lnf_rstd,
+                          N, C, 1, 1, c->norm, 1.0f);
+    } else {
+        lnl_matmul_backward(dtop, m->g.wte, NULL, m->d_logits, x, m->p.wte, N, C, V);
+    }
+    m->dx_norm[L] = sqrt(lnl_sumsq(dtop, n));
+    int ia = 0; /* d_stream[ia] holds dLoss/d stream[2l+2] */
+    for (int l = L - 1; l >= 0; l--) {
+        int ib = (ia + 1) % 3, ic = (ia + 2) % 3;
+        float *dA = m->d_stream[ia], *dB = m->d_stream[ib], *dC = m->d_stream[ic];
+        zero(dB, n);
+        zero(dC, n);
+        sublayer_backward(m, l, LNL_MLP, dA, dB, dC);
+        sublayer_backward(m, l, LNL_ATTN, dB, dC, NULL);
+        m->dx_norm[l] = sqrt(lnl_sumsq(dC, n));
+        ia = ic;
+    }
+    float *d0 = m->d_stream[ia];
+    float *demb = d0;
+    if (c->embed_norm) {
+        zero(m->d_x, n);
+        lnl_norm_backward(m->d_x, m->g.lnew, m->g.lneb, d0, m->emb, m->p.lnew, m->emb_mean, m->emb_rstd, N, C, 1, 1,
+                          c->norm, 1.0f);
+        demb = m->d_x;
+    }
+    lnl_embed_backward(m->g.wte, m->g.wpe, demb, m->inputs, B, T, C, embed_scale(c));
+}
+
+double lnl_model_grad_norm(const LnlModel *m) {
+    double s = 0;
+    for (int i = 0; i < m->nviews; i++) s += lnl_sumsq(m->grads_mem + m->views[i].offset, m->views[i].numel);
+    return sqrt(s);
+}
+
+double lnl_model_layer_grad_norm(const LnlModel *m, int l) {
+    double s = 0;
+    for (int i = 0; i < m->nviews; i++)
+        if (m->views[i].layer == l) s += lnl_sumsq(m->grads_mem + m->views[i].offset, m->views[i].numel);
+    return sqrt(s);
+}

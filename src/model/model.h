@@ -1,0 +1,163 @@
+/* The model: parameter and activation layout, init, forward, backward. One block
+ * implementation serves every placement; it reads the spec flags (spec.h), never a preset.
+ *
+ * Parameters live in one allocation, grouped by role: a per-layer role holds (L, rows, cols)
+ * floats, layer-major, llm.c style. A role exists if any layer uses it; unused per-layer slices
+ * stay zero and are not part of any tensor view. The list of tensors (views) is generated from
+ * LNL_PARAMS below, which is the only list of parameters in the program: struct fields, sizes,
+ * names in files, weight decay and the gradient tests all come from it.
+ */
+#ifndef LNL_MODEL_H
+#define LNL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/rng.h"
+#include "../common/util.h"
+#include "spec.h"
+
+typedef enum { LNL_INIT_NORMAL, LNL_INIT_RESID, LNL_INIT_ZERO, LNL_INIT_ONE } LnlInit;
+
+/* X(field, file name(s) after "h.{i}." for per-layer roles, per_layer, rows, cols, init, decay,
+ *   hf_transpose, present). Names separated by '|' split the role's rows into equal named tensors.
+ * Expressions may use: c (const LnlConfig *), A / M (the attn / mlp LnlSubSpec of layer l),
+ * LN (LayerNorm kind), C, V, T (n_positions), HS (head size). hf_transpose: stored in Hugging
+ * Face Conv1D (in, out) layout in safetensors; kept (out, in) in memory. */
+#define LNL_PARAMS(X)                                                                                          \
+    X(wte, "wte.weight", 0, V, C, LNL_INIT_NORMAL, 1, 0, 1)                                                    \
+    X(wpe, "wpe.weight", 0, T, C, LNL_INIT_NORMAL, 1, 0, 1)                                                    \
+    X(lnew, "ln_e.weight", 0, 1, C, LNL_INIT_ONE, 0, 0, c->embed_norm)                                         \
+    X(lneb, "ln_e.bias", 0, 1, C, LNL_INIT_ZERO, 0, 0, c->embed_norm && LN)                                    \
+    X(ln1w, "ln_1.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, A.pre_norm)                                            \
+    X(ln1b, "ln_1.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.pre_norm && LN)                                       \
+    X(qkvw, "attn.c_attn.weight", 1, 3 * C, C, LNL_INIT_NORMAL, 1, 1, 1)                                       \
+    X(qkvb, "attn.c_attn.bias", 1, 1, 3 * C, LNL_INIT_ZERO, 0, 0, 1)                                           \
+    X(qkvnw, "attn.q_norm.weight|attn.k_norm.weight|attn.v_norm.weight", 1, 3, HS, LNL_INIT_ONE, 0, 0,         \
+      A.qkv_norm)                                                                                              \
+    X(qkvnb, "attn.q_norm.bias|attn.k_norm.bias|attn.v_norm.bias", 1, 3, HS, LNL_INIT_ZERO, 0, 0,              \
+      A.qkv_norm && LN)                                                                                        \
+    X(attprojw, "attn.c_proj.weight", 1, C, C, LNL_INIT_RESID, 1, 1, 1)                                        \
+    X(attprojb, "attn.c_proj.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, 1)                                           \
+    X(ln1ow, "ln_1_out.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, A.out_norm)                                       \
+    X(ln1ob, "ln_1_out.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.out_norm && LN)                                  \
+    X(ln1pw, "ln_1_post.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, A.post_norm)                                     \
+    X(ln1pb, "ln_1_post.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.post_norm && LN)                                \
+    X(askip, "attn_skip", 1, 1, C, LNL_INIT_ONE, 0, 0, A.skip_learned)                                         \
+    X(ln2w, "ln_2.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, M.pre_norm)                                            \
+    X(ln2b, "ln_2.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.pre_norm && LN)                                       \
+    X(fcw, "mlp.c_fc.weight", 1, 4 * C, C, LNL_INIT_NORMAL, 1, 1, 1)                                           \
+    X(fcb, "mlp.c_fc.bias", 1, 1, 4 * C, LNL_INIT_ZERO, 0, 0, 1)                                               \
+    X(fcprojw, "mlp.c_proj.weight", 1, C, 4 * C, LNL_INIT_RESID, 1, 1, 1)                                      \
+    X(fcprojb, "mlp.c_proj.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, 1)                                             \
+    X(ln2ow, "ln_2_out.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, M.out_norm)                                       \
+    X(ln2ob, "ln_2_out.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.out_norm && LN)                                  \
+    X(ln2pw, "ln_2_post.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, M.post_norm)                                     \
+    X(ln2pb, "ln_2_post.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.post_norm && LN)                                \
+    X(mskip, "mlp_skip", 1, 1, C, LNL_INIT_ONE, 0, 0, M.skip_learned)                                          \
+    X(gate, "gate", 1, 1, 1, LNL_INIT_ZERO, 0, 0, A.gate || M.gate)                                            \
+    X(lnfw, "ln_f.weight", 0, 1, C, LNL_INIT_ONE, 0, 0, c->final_norm)                                         \
+    X(lnfb, "ln_f.bias", 0, 1, C, LNL_INIT_ZERO, 0, 0, c->final_norm && LN)
+
+enum {
+#define X(f, n, pl, r, cc, i, d, t, p) LNL_ROLE_##f,
+    LNL_PARAMS(X)
+#undef X
+        LNL_NUM_ROLES
+};
+
+/* One pointer per role, into the params (or grads) allocation; NULL if no layer uses the role. */
+typedef struct {
+#define X(f, n, pl, r, cc, i, d, t, p) float *f;
+    LNL_PARAMS(X)
+#undef X
+} LnlParams;
+
+/* One named tensor as it appears in files. */
+typedef struct {
+    char name[64];     /* e.g. "h.3.attn.c_attn.weight" */
+    int role, layer;   /* layer is -1 for global tensors */
+    size_t offset;     /* floats from the start of the params allocation */
+    size_t numel;
+    int ndim;
+    int shape[2];      /* in-memory shape (rows, cols) or (cols) */
+    uint8_t decay;     /* gets weight decay */
+    uint8_t hf_transpose;
+} LnlTensorView;
+
+/* Saved activations of one sub-layer; a pointer is NULL when the spec does not need it. */
+typedef struct {
+    float *u, *u_mean, *u_rstd;          /* pre-norm output (N, C) */
+    float *qkv;                          /* (N, 3C) */
+    float *qkvn, *qkvn_mean, *qkvn_rstd; /* per-head normalized qkv (N, 3C), stats (N*3*NH) */
+    float *att;                          /* (B, NH, T, T) */
+    float *atty;                         /* attention output before c_proj (N, C) */
+    float *fch, *fch_gelu;               /* (N, 4C) */
+    float *fraw;                         /* F's output (N, C) */
+    float *fo, *fo_mean, *fo_rstd;       /* out-norm output (N, C) */
+    float *n0, *n0_mean, *n0_rstd;       /* BranchNorm's parameter-free norm (N, C) */
+    float *fbn;                          /* BranchNorm output (N, C) */
+    float *r, *post_mean, *post_rstd;    /* residual sum before N_post (N, C) */
+} LnlSubActs;
+
+typedef struct {
+    LnlConfig cfg;
+    /* parameters */
+    size_t role_size[LNL_NUM_ROLES]; /* floats per role in the allocation (0 if absent) */
+    size_t num_alloc;                /* floats allocated for parameters */
+    size_t num_params;               /* floats in tensor views (the model's real size) */
+    float *params_mem, *grads_mem;
+    LnlParams p, g;
+    LnlTensorView *views;
+    int nviews;
+    /* activations for batch B x T (allocated by lnl_model_alloc_acts) */
+    int B, T;
+    float *acts_mem;
+    size_t acts_floats;
+    float *emb, *emb_mean, *emb_rstd; /* embedding before ln_e (N, C); emb == stream[0] without ln_e */
+    float **stream;                   /* stream[k], k = 0..2L: input of sub-layer k, (N, C) */
+    LnlSubActs *sub;                  /* (2L), sub-layer k = 2l + s */
+    float *lnf, *lnf_mean, *lnf_rstd; /* (N, C) */
+    float *logits;                    /* (N, V); holds probabilities after a forward with targets */
+    float *losses;                    /* (N) */
+    int32_t *inputs, *targets;        /* (N) copies of the last batch */
+    int have_targets;
+    /* backward scratch */
+    float *scratch_mem;
+    float *d_stream[3], *d_r, *d_f, *d_f2, *d_u, *d_tmp, *d_atty, *d_qkv, *d_qkvn, *d_fch, *d_fch2, *d_att;
+    float *d_logits, *d_losses, *d_x;
+    /* per-block statistics written by backward: ||dLoss/d stream leaving block l||, l = 0..L */
+    double *dx_norm;
+    /* runtime settings */
+    float branch_lambda; /* BranchNorm strength for the next forward */
+    float loss;          /* mean loss of the last forward with targets */
+} LnlModel;
+
+/* Builds the parameter layout for cfg (validated) and allocates params and grads (zeroed). */
+int lnl_model_create(LnlModel *m, const LnlConfig *cfg, LnlErr *e);
+void lnl_model_free(LnlModel *m);
+/* GPT-2 init plus the preset's own rules (docs/PLACEMENTS.md). Admin's omegas stay 1 until
+ * lnl_model_admin_profile. */
+void lnl_model_init_weights(LnlModel *m, uint64_t seed);
+/* Allocates activations and scratch for batches of B x T (T <= n_positions). */
+int lnl_model_alloc_acts(LnlModel *m, int B, int T, LnlErr *e);
+/* Forward on inputs (B, T); with targets (B, T) also computes the mean loss (returned; else 0).
+ * B and T must not exceed the allocated sizes. */
+float lnl_model_forward(LnlModel *m, const int32_t *inputs, const int32_t *targets, int B, int T);
+void lnl_model_zero_grad(LnlModel *m);
+/* Backward of the mean loss of the last forward (which must have had targets); grads += . */
+void lnl_model_backward(LnlModel *m);
+/* Admin's profiling pass: one forward on the batch with omega = 1, then omega_i =
+ * sqrt(1 + sum_{j<i} Var f_j) over sub-layers in order. No-op unless cfg.admin_profile. */
+void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T);
+/* BranchNorm strength for a training step: max(0, 1 - step / branchnorm_steps). */
+float lnl_branchnorm_lambda(const LnlConfig *c, long step);
+
+/* Tensor lookup by file name, or NULL. */
+const LnlTensorView *lnl_model_find(const LnlModel *m, const char *name);
+/* Global L2 norm of all gradients (double accumulation). */
+double lnl_model_grad_norm(const LnlModel *m);
+/* L2 norm of the gradients of block l's parameters (0-based layer). */
+double lnl_model_layer_grad_norm(const LnlModel *m, int l);
+
+#endif
