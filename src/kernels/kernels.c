@@ -1,0 +1,486 @@
+/* Public kernel entry points: the fast version of each op (OpenBLAS sgemm or a blocked C
+ * matmul, OpenMP over independent rows / heads, loops written to vectorize without fast-math),
+ * or the reference where nothing faster is worth having. Tested against kernels_ref.c.
+ *
+ * Threading: every parallel split writes disjoint memory and the reductions do not depend on
+ * the number of threads, so results are the same on 1 or many threads (BLAS aside). No op keeps
+ * state between calls or allocates; scratch lives in small fixed-size stack arrays. */
+#include <assert.h>
+#include <math.h>
+
+#include "kernels_internal.h"
+
+#ifdef LNL_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+#ifdef FP_FAST_FMAF
+#define LNL_FMA(a, b, c) fmaf((a), (b), (c))
+#else
+#define LNL_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+/* ---- small vector helpers ---- */
+
+/* a . b in float with LNL_LANES independent partial sums (vectorizes without reassociation). */
+static inline float dot_f(const float *a, const float *b, int n) {
+    float acc[LNL_LANES] = {0};
+    int i = 0;
+    for (; i + LNL_LANES <= n; i += LNL_LANES)
+        for (int k = 0; k < LNL_LANES; k++) acc[k] = LNL_FMA(a[i + k], b[i + k], acc[k]);
+    float s = 0.0f;
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int k = 0; k < LNL_LANES; k++) s += acc[k];
+    return s;
+}
+
+/* a . b accumulated in double */
+static inline double dot_d(const float *a, const float *b, int n) {
+    double acc[LNL_LANES] = {0};
+    int i = 0;
+    for (; i + LNL_LANES <= n; i += LNL_LANES)
+        for (int k = 0; k < LNL_LANES; k++) acc[k] += (double)a[i + k] * b[i + k];
+    double s = 0.0;
+    for (; i < n; i++) s += (double)a[i] * b[i];
+    for (int k = 0; k < LNL_LANES; k++) s += acc[k];
+    return s;
+}
+
+static inline void axpy_f(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] = LNL_FMA(a, x[i], y[i]);
+}
+
+static inline float max_f(const float *x, int n) {
+    float m[LNL_LANES];
+    for (int k = 0; k < LNL_LANES; k++) m[k] = -INFINITY;
+    int i = 0;
+    for (; i + LNL_LANES <= n; i += LNL_LANES)
+        for (int k = 0; k < LNL_LANES; k++) m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+    float r = -INFINITY;
+    for (; i < n; i++) r = x[i] > r ? x[i] : r;
+    for (int k = 0; k < LNL_LANES; k++) r = m[k] > r ? m[k] : r;
+    return r;
+}
+
+/* exp(x) for the fast softmax, attention and GELU, written so loops over it vectorize (libm's
+ * expf does not without fast-math). Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a
+ * degree-7 Taylor polynomial (truncation < 1e-8 relative) and 2^n built from bits: ~2 ulp.
+ * Domain: x > 88 is treated as 88 (exp(88) ~ 1.65e38, no inf), x < -87 gives 0; NaN stays NaN.
+ * The integer n is read from the bits of the rounded float, so no float->int conversion can
+ * overflow. */
+static inline float expf_approx(float x) {
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer in the mantissa */
+    float xc = x > 88.0f ? 88.0f : x;
+    xc = xc < -87.0f ? -87.0f : xc;
+    float t = xc * 1.44269504088896341f + magic;
+    float n = t - magic;
+    float r = xc - n * 0.693359375f; /* ln2 = 0.693359375 - 2.12194440e-4, first part exact */
+    r = r + n * 2.12194440e-4f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t tb, mb, sb;
+    float s;
+    memcpy(&tb, &t, 4);
+    memcpy(&mb, &magic, 4);
+    sb = (tb - mb + 127u) << 23;
+    memcpy(&s, &sb, 4);
+    return x < -87.0f ? 0.0f : p * s;
+}
+
+/* ---- matmul ---- */
+
+#ifndef LNL_HAVE_BLAS
+/* Built-in matmul: cache blocks of MM_RB x MM_CB outputs over MM_KB-long slices of the inner
+ * dimension, register tiles of MM_MR rows. Edge tiles reuse the last valid row pointer and
+ * discard the duplicate results, so one kernel serves every shape. */
+#if defined(__AVX512F__)
+#define MM_L 16
+#else
+#define MM_L 8
+#endif
+#define MM_MR 4
+#define MM_NR 4
+#define MM_JB (4 * MM_L)
+#define MM_KB 256
+#define MM_RB 64
+#define MM_CB 64
+#define MM_JC 256
+
+/* out[r, c] += a_r . w_c over K, for r < mr, c < nr (dot form: both operands contiguous in k). */
+static void mm_dot_tile(float *out, size_t ldo, const float *a[MM_MR], const float *w[MM_NR], int K, int mr,
+                        int nr) {
+    float acc[MM_MR][MM_NR][MM_L];
+    memset(acc, 0, sizeof acc);
+    int k = 0;
+    for (; k + MM_L <= K; k += MM_L)
+        for (int r = 0; r < MM_MR; r++)
+            for (int c = 0; c < MM_NR; c++)
+                for (int l = 0; l < MM_L; l++) acc[r][c][l] = LNL_FMA(a[r][k + l], w[c][k + l], acc[r][c][l]);
+    for (int r = 0; r < mr; r++)
+        for (int c = 0; c < nr; c++) {
+            float s = 0.0f;
+            for (int kk = k; kk < K; kk++) s += a[r][kk] * w[c][kk];
+            for (int l = 0; l < MM_L; l++) s += acc[r][c][l];
+            out[(size_t)r * ldo + c] += s;
+        }
+}
+
+static void matmul_forward_blocked(float *out, const float *inp, const float *weight, const float *bias, int N,
+                                   int IC, int OC) {
+    int nrb = (N + MM_RB - 1) / MM_RB, ncb = (OC + MM_CB - 1) / MM_CB;
+    LNL_OMP(parallel for collapse(2) schedule(static))
+    for (int rb = 0; rb < nrb; rb++)
+        for (int cb = 0; cb < ncb; cb++) {
+            int r0 = rb * MM_RB, r1 = imin(N, r0 + MM_RB), c0 = cb * MM_CB, c1 = imin(OC, c0 + MM_CB);
+            for (int r = r0; r < r1; r++)
+                for (int c = c0; c < c1; c++) out[(size_t)r * OC + c] = bias ? bias[c] : 0.0f;
+            for (int k0 = 0; k0 < IC; k0 += MM_KB) {
+                int kn = imin(MM_KB, IC - k0);
+                for (int r = r0; r < r1; r += MM_MR) {
+                    int mr = imin(MM_MR, r1 - r);
+                    const float *a[MM_MR];
+                    for (int i = 0; i < MM_MR; i++) a[i] = inp + (size_t)(r + imin(i, mr - 1)) * IC + k0;
+                    for (int c = c0; c < c1; c += MM_NR) {
+                        int nr = imin(MM_NR, c1 - c);
+                        const float *w[MM_NR];
+                        for (int i = 0; i < MM_NR; i++) w[i] = weight + (size_t)(c + imin(i, nr - 1)) * IC + k0;
+                        mm_dot_tile(out + (size_t)r * OC + c, OC, a, w, kn, mr, nr);
+                    }
+                }
+            }
+        }
+}
+
+/* out[r, j] += sum_k coef[r*csr + k*csk] * y[k*ldy + j] for r < mr, j < MM_JB (axpy form:
+ * vectorized across j). */
+static void mm_axpy_tile(float *out, size_t ldo, const float *coef, size_t csr, size_t csk, const float *y,
+                         size_t ldy, int K, int mr) {
+    float acc[MM_MR][MM_JB];
+    memset(acc, 0, sizeof acc);
+    size_t ro[MM_MR];
+    for (int r = 0; r < MM_MR; r++) ro[r] = (size_t)imin(r, mr - 1) * csr;
+    for (int k = 0; k < K; k++) {
+        const float *yk = y + (size_t)k * ldy;
+        const float *ck = coef + (size_t)k * csk;
+        for (int r = 0; r < MM_MR; r++) {
+            float cr = ck[ro[r]];
+            for (int j = 0; j < MM_JB; j++) acc[r][j] = LNL_FMA(cr, yk[j], acc[r][j]);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < MM_JB; j++) out[(size_t)r * ldo + j] += acc[r][j];
+}
+
+/* out (R, J) += Coef (R, K) @ Y (K, J), Coef addressed through strides so that dout or its
+ * transpose can be read in place. Threads own disjoint blocks of output rows. */
+static void mm_axpy_driver(float *out, int R, int J, int K, const float *coef, size_t csr, size_t csk,
+                           const float *y, size_t ldy) {
+    int nrb = (R + MM_RB - 1) / MM_RB;
+    LNL_OMP(parallel for schedule(static))
+    for (int rb = 0; rb < nrb; rb++) {
+        int r0 = rb * MM_RB, r1 = imin(R, r0 + MM_RB);
+        for (int k0 = 0; k0 < K; k0 += MM_KB) {
+            int kn = imin(MM_KB, K - k0);
+            for (int j0 = 0; j0 < J; j0 += MM_JC) {
+                int j1 = imin(J, j0 + MM_JC);
+                for (int r = r0; r < r1; r += MM_MR) {
+                    int mr = imin(MM_MR, r1 - r);
+                    const float *cf = coef + (size_t)r * csr + (size_t)k0 * csk;
+                    const float *yk = y + (size_t)k0 * ldy;
+                    int j = j0;
+                    for (; j + MM_JB <= j1; j += MM_JB)
+                        mm_axpy_tile(out + (size_t)r * J + j, (size_t)J, cf, csr, csk, yk + j, ldy, kn, mr);
+                    for (int rr = 0; rr < mr; rr++)
+                        for (int k = 0; k < kn; k++) {
+                            float c = cf[(size_t)rr * csr + (size_t)k * csk];
+                            axpy_f(out + (size_t)(r + rr) * J + j, c, yk + (size_t)k * ldy + j, j1 - j);
+                        }
+                }
+            }
+        }
+    }
+}
+#endif
+
+void lnl_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IC,
+                        int OC) {
+    if (N <= 0 || OC <= 0) return;
+#ifdef LNL_HAVE_BLAS
+    if (bias) {
+        LNL_OMP(parallel for schedule(static))
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, weight, IC, bias ? 1.0f : 0.0f,
+                out, OC);
+#else
+    matmul_forward_blocked(out, inp, weight, bias, N, IC, OC);
+#endif
+}
+
+/* dbias[o] += sum_n dout[n, o]: threads own column blocks, double accumulation per column. */
+static void colsum_acc(float *dbias, const float *dout, int N, int OC) {
+    enum { CB = 256 };
+    int ncb = (OC + CB - 1) / CB;
+    LNL_OMP(parallel for schedule(static))
+    for (int cb = 0; cb < ncb; cb++) {
+        int c0 = cb * CB, nc = imin(CB, OC - c0);
+        double acc[CB];
+        for (int j = 0; j < nc; j++) acc[j] = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC + c0;
+            for (int j = 0; j < nc; j++) acc[j] += d[j];
+        }
+        for (int j = 0; j < nc; j++) dbias[c0 + j] += (float)acc[j];
+    }
+}
+
+void lnl_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, int N, int IC, int OC) {
+    if (N <= 0 || OC <= 0) return;
+#ifdef LNL_HAVE_BLAS
+    if (dinp && IC > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC, 1.0f, dinp,
+                    IC);
+    if (dweight && IC > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight,
+                    IC);
+#else
+    if (dinp && IC > 0) mm_axpy_driver(dinp, N, IC, OC, dout, (size_t)OC, 1, weight, (size_t)IC);
+    if (dweight && IC > 0) mm_axpy_driver(dweight, OC, IC, N, dout, 1, (size_t)OC, inp, (size_t)IC);
+#endif
+    if (dbias) colsum_acc(dbias, dout, N, OC);
+}
+
+/* ---- normalization: rows in parallel for out/dinp, column blocks in parallel for the
+ * parameter gradients; the math is the shared row code of kernels_internal.h ---- */
+
+void lnl_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight, const float *bias,
+                      int N, int C, int G, int rep, LnlNormKind kind, float eps, float scale) {
+    assert(G >= 1 && rep >= 1 && (kind == LNL_NORM_RMSNORM || mean));
+    LNL_OMP(parallel for schedule(static))
+    for (int r = 0; r < N; r++) {
+        const float *x = inp + (size_t)r * C;
+        size_t goff = (size_t)lnl_norm_group(r, G, rep) * C;
+        float mu, rs;
+        lnl_norm_row_stats(x, C, kind, eps, &mu, &rs);
+        if (mean) mean[r] = mu;
+        rstd[r] = rs;
+        lnl_norm_row_forward(out + (size_t)r * C, x, weight ? weight + goff : NULL, bias ? bias + goff : NULL, C,
+                             mu, rs, scale);
+    }
+}
+
+void lnl_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                       const float *weight, const float *mean, const float *rstd, int N, int C, int G, int rep,
+                       LnlNormKind kind, float scale) {
+    assert(G >= 1 && rep >= 1 && (kind == LNL_NORM_RMSNORM || mean));
+    if (dinp) {
+        LNL_OMP(parallel for schedule(static))
+        for (int r = 0; r < N; r++) {
+            size_t goff = (size_t)lnl_norm_group(r, G, rep) * C;
+            float mu = kind == LNL_NORM_LAYERNORM ? mean[r] : 0.0f;
+            lnl_norm_row_backward(dinp + (size_t)r * C, dout + (size_t)r * C, inp + (size_t)r * C,
+                                  weight ? weight + goff : NULL, C, kind, mu, rstd[r], scale);
+        }
+    }
+    if (dweight || dbias) {
+        /* narrow column blocks so that even C = 64 (per-head norms) splits among threads */
+        enum { CB = 16 };
+        int ncb = (C + CB - 1) / CB;
+        LNL_OMP(parallel for schedule(static))
+        for (int cb = 0; cb < ncb; cb++)
+            lnl_norm_param_grad_cols(dweight, dbias, dout, inp, mean, rstd, N, C, G, rep, kind, scale, cb * CB,
+                                     imin(C, cb * CB + CB));
+    }
+}
+
+/* ---- attention: one (batch, head) pair per task; the saved att row doubles as the score
+ * buffer and datt as the backward's, so no other scratch is needed ---- */
+
+void lnl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+    int hs = C / NH;
+    size_t C3 = 3 * (size_t)C;
+    float sc = (float)(1.0 / sqrt((double)hs));
+    LNL_OMP(parallel for collapse(2) schedule(static))
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs;
+            for (int t = 0; t < T; t++) {
+                const float *q = base + (size_t)t * C3;
+                float *a = att + (((size_t)b * NH + h) * T + t) * T;
+                for (int t2 = 0; t2 <= t; t2++) a[t2] = dot_f(q, base + (size_t)t2 * C3 + C, hs) * sc;
+                float mx = max_f(a, t + 1);
+                for (int t2 = 0; t2 <= t; t2++) a[t2] = expf_approx(a[t2] - mx);
+                float iz = (float)(1.0 / lnl_sum_d(a, t + 1));
+                for (int t2 = 0; t2 <= t; t2++) a[t2] *= iz;
+                for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
+                float *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
+                for (int i = 0; i < hs; i++) o[i] = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) axpy_f(o, a[t2], base + (size_t)t2 * C3 + 2 * (size_t)C, hs);
+            }
+        }
+}
+
+/* As in the reference, datt ends up holding the gradient of the scaled pre-softmax scores. */
+void lnl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
+                            int T, int C, int NH) {
+    int hs = C / NH;
+    size_t C3 = 3 * (size_t)C;
+    float sc = (float)(1.0 / sqrt((double)hs));
+    LNL_OMP(parallel for collapse(2) schedule(static))
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs;
+            float *dbase = dqkv + (size_t)b * T * C3 + (size_t)h * hs;
+            for (int t = 0; t < T; t++) {
+                const float *a = att + (((size_t)b * NH + h) * T + t) * T;
+                float *d = datt + (((size_t)b * NH + h) * T + t) * T;
+                const float *dO = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
+                const float *q = base + (size_t)t * C3;
+                float *dq = dbase + (size_t)t * C3;
+                for (int t2 = 0; t2 <= t; t2++) d[t2] = dot_f(dO, base + (size_t)t2 * C3 + 2 * (size_t)C, hs);
+                float s = (float)dot_d(a, d, t + 1);
+                for (int t2 = 0; t2 <= t; t2++) d[t2] = a[t2] * (d[t2] - s);
+                for (int t2 = t + 1; t2 < T; t2++) d[t2] = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k2 = base + (size_t)t2 * C3 + C;
+                    float *dk2 = dbase + (size_t)t2 * C3 + C;
+                    float g = d[t2] * sc;
+                    axpy_f(dq, g, k2, hs);
+                    axpy_f(dk2, g, q, hs);
+                    axpy_f(dk2 + C, a[t2], dO, hs);
+                }
+            }
+        }
+}
+
+/* ---- GELU, as x * sigmoid(2u) = 0.5 x (1 + tanh u), which needs only exp ---- */
+
+void lnl_gelu_forward(float *out, const float *inp, size_t n) {
+    const float k = (float)LNL_GELU_K, a = (float)LNL_GELU_A;
+    LNL_OMP(parallel for simd schedule(static))
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float u = k * (x + a * x * x * x);
+        out[i] = x / (1.0f + expf_approx(-2.0f * u));
+    }
+}
+
+void lnl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+    const float k = (float)LNL_GELU_K, a = (float)LNL_GELU_A;
+    LNL_OMP(parallel for simd schedule(static))
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float u = k * (x + a * x * x * x);
+        float du = k * (1.0f + 3.0f * a * x * x);
+        float e = expf_approx(-2.0f * u);
+        float s = 1.0f / (1.0f + e), s1 = e * s; /* s1 = 1 - s without cancellation for large x */
+        dinp[i] += (s + 2.0f * x * s * s1 * du) * dout[i];
+    }
+}
+
+/* ---- embedding: memory-bound copies and a scatter-add; the reference is what we run ---- */
+
+void lnl_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C,
+                       float scale) {
+    lnl_ref_embed_forward(out, tok, wte, wpe, B, T, C, scale);
+}
+
+void lnl_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int C,
+                        float scale) {
+    lnl_ref_embed_backward(dwte, dwpe, dout, tok, B, T, C, scale);
+}
+
+/* ---- softmax + cross-entropy: rows in parallel ---- */
+
+void lnl_softmax_xent_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N,
+                              int V) {
+    LNL_OMP(parallel for schedule(static))
+    for (int r = 0; r < N; r++) {
+        const float *x = logits + (size_t)r * V;
+        float *p = probs + (size_t)r * V;
+        int32_t tg = targets[r];
+        assert(tg < V);
+        float mx = max_f(x, V);
+        float xt = tg >= 0 ? x[tg] : 0.0f; /* before p (may alias x) is written */
+        for (int v = 0; v < V; v++) p[v] = expf_approx(x[v] - mx);
+        double z = lnl_sum_d(p, V);
+        float iz = (float)(1.0 / z);
+        for (int v = 0; v < V; v++) p[v] *= iz;
+        losses[r] = tg >= 0 ? (float)(log(z) - ((double)xt - mx)) : 0.0f;
+    }
+}
+
+void lnl_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss, int N,
+                               int V) {
+    LNL_OMP(parallel for schedule(static))
+    for (int r = 0; r < N; r++) {
+        int32_t tg = targets[r];
+        if (tg < 0) continue;
+        const float *p = probs + (size_t)r * V;
+        float *d = dlogits + (size_t)r * V;
+        float dl = dloss[r];
+        for (int v = 0; v < V; v++) d[v] += p[v] * dl;
+        d[tg] -= dl;
+    }
+}
+
+/* ---- AdamW and elementwise helpers: the element math is shared with the reference, the
+ * loops are split among threads ---- */
+
+void lnl_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+                      float beta2, float eps, float weight_decay, int t) {
+    LnlAdamCoef c = lnl_adam_coef(lr, beta1, beta2, eps, weight_decay, t);
+    LNL_OMP(parallel for simd schedule(static))
+    for (size_t i = 0; i < n; i++) lnl_adam_elem(&param[i], grad[i], &m[i], &v[i], &c);
+}
+
+void lnl_axpby(float *out, float a, const float *x, float b, const float *y, size_t n) {
+    LNL_OMP(parallel for simd schedule(static))
+    for (size_t i = 0; i < n; i++) out[i] = a * x[i] + b * y[i];
+}
+
+void lnl_axpy(float *out, float a, const float *x, size_t n) {
+    LNL_OMP(parallel for simd schedule(static))
+    for (size_t i = 0; i < n; i++) out[i] += a * x[i];
+}
+
+void lnl_chanscale_forward(float *out, const float *x, const float *s, int N, int C) {
+    lnl_ref_chanscale_forward(out, x, s, N, C);
+}
+
+void lnl_chanscale_backward(float *dx, float *ds, const float *dout, const float *x, const float *s, int N, int C) {
+    lnl_ref_chanscale_backward(dx, ds, dout, x, s, N, C);
+}
+
+/* Fixed split into SUMSQ_PARTS contiguous parts summed in order: the result does not depend
+ * on the thread count. */
+double lnl_sumsq(const float *x, size_t n) {
+    enum { SUMSQ_PARTS = 64 };
+    double part[SUMSQ_PARTS];
+    size_t len = (n + SUMSQ_PARTS - 1) / SUMSQ_PARTS;
+    LNL_OMP(parallel for schedule(static))
+    for (int p = 0; p < SUMSQ_PARTS; p++) {
+        size_t i0 = (size_t)p * len < n ? (size_t)p * len : n;
+        size_t i1 = i0 + len < n ? i0 + len : n;
+        double acc[LNL_LANES] = {0};
+        size_t i = i0;
+        for (; i + LNL_LANES <= i1; i += LNL_LANES)
+            for (int k = 0; k < LNL_LANES; k++) acc[k] += (double)x[i + k] * x[i + k];
+        double s = 0.0;
+        for (; i < i1; i++) s += (double)x[i] * x[i];
+        for (int k = 0; k < LNL_LANES; k++) s += acc[k];
+        part[p] = s;
+    }
+    double s = 0.0;
+    for (int p = 0; p < SUMSQ_PARTS; p++) s += part[p];
+    return s;
+}

@@ -1,0 +1,194 @@
+/* Math shared by the reference kernels (kernels_ref.c) and the fast ones (kernels.c), plus the
+ * reference entry points that kernels.h does not list. Private to src/kernels/ and its tests. */
+#ifndef LNL_KERNELS_INTERNAL_H
+#define LNL_KERNELS_INTERNAL_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+
+/* OpenMP directives that vanish (without an unknown-pragma warning) when built without it. */
+#define LNL_STR_(...) #__VA_ARGS__
+#if defined(_OPENMP)
+#define LNL_OMP(...) _Pragma(LNL_STR_(omp __VA_ARGS__))
+#else
+#define LNL_OMP(...)
+#endif
+
+/* ---- GELU, tanh approximation: gelu(x) = 0.5 x (1 + tanh(K (x + A x^3))) ---- */
+#define LNL_GELU_K 0.7978845608028654 /* sqrt(2/pi) */
+#define LNL_GELU_A 0.044715
+
+/* ---- normalization: per-row statistics and gradients, used by both versions ----
+ * Statistics are accumulated in double (8 independent lanes so the compiler can vectorize
+ * without reassociating) and stored as float; the output and the backward pass use the
+ * stored float values so that the saved (mean, rstd) describe exactly what was computed. */
+#define LNL_LANES 8
+
+static inline double lnl_sum_d(const float *x, int n) {
+    double acc[LNL_LANES] = {0};
+    int i = 0;
+    for (; i + LNL_LANES <= n; i += LNL_LANES)
+        for (int k = 0; k < LNL_LANES; k++) acc[k] += (double)x[i + k];
+    double s = 0.0;
+    for (; i < n; i++) s += (double)x[i];
+    for (int k = 0; k < LNL_LANES; k++) s += acc[k];
+    return s;
+}
+
+/* sum (x - c)^2 in double */
+static inline double lnl_sumsq_shift_d(const float *x, double c, int n) {
+    double acc[LNL_LANES] = {0};
+    int i = 0;
+    for (; i + LNL_LANES <= n; i += LNL_LANES)
+        for (int k = 0; k < LNL_LANES; k++) {
+            double d = (double)x[i + k] - c;
+            acc[k] += d * d;
+        }
+    double s = 0.0;
+    for (; i < n; i++) {
+        double d = (double)x[i] - c;
+        s += d * d;
+    }
+    for (int k = 0; k < LNL_LANES; k++) s += acc[k];
+    return s;
+}
+
+/* Mean (0 for RMSNorm) and rstd of one row of C values. LayerNorm uses the biased variance
+ * around the mean (two passes, no E[x^2]-mean^2 cancellation); RMSNorm the mean square. */
+static inline void lnl_norm_row_stats(const float *x, int C, LnlNormKind kind, float eps, float *mean,
+                                      float *rstd) {
+    double mu = kind == LNL_NORM_LAYERNORM ? lnl_sum_d(x, C) / C : 0.0;
+    double var = lnl_sumsq_shift_d(x, mu, C) / C;
+    *mean = (float)mu;
+    *rstd = (float)(1.0 / sqrt(var + (double)eps));
+}
+
+/* out = scale * ((x - mean) * rstd * w + b); w, b may be NULL (gain 1, bias 0). */
+static inline void lnl_norm_row_forward(float *out, const float *x, const float *w, const float *b, int C, float mean,
+                                        float rstd, float scale) {
+    for (int i = 0; i < C; i++) {
+        float y = (x[i] - mean) * rstd;
+        if (w) y *= w[i];
+        if (b) y += b[i];
+        out[i] = scale * y;
+    }
+}
+
+/* dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = scale * dout * w and
+ * xhat = (x - mean) * rstd; the mean(g) term exists for LayerNorm only (RMSNorm has no
+ * centering). Exact derivative of lnl_norm_row_forward for fixed w, b. */
+static inline void lnl_norm_row_backward(float *dinp, const float *dout, const float *x, const float *w, int C,
+                                         LnlNormKind kind, float mean, float rstd, float scale) {
+    double sg[LNL_LANES] = {0}, sgx[LNL_LANES] = {0};
+    int i = 0;
+    for (; i + LNL_LANES <= C; i += LNL_LANES)
+        for (int k = 0; k < LNL_LANES; k++) {
+            double g = (double)scale * dout[i + k] * (w ? w[i + k] : 1.0f);
+            double xh = ((double)x[i + k] - mean) * rstd;
+            sg[k] += g;
+            sgx[k] += g * xh;
+        }
+    double sum_g = 0.0, sum_gx = 0.0;
+    for (; i < C; i++) {
+        double g = (double)scale * dout[i] * (w ? w[i] : 1.0f);
+        double xh = ((double)x[i] - mean) * rstd;
+        sum_g += g;
+        sum_gx += g * xh;
+    }
+    for (int k = 0; k < LNL_LANES; k++) {
+        sum_g += sg[k];
+        sum_gx += sgx[k];
+    }
+    float mg = kind == LNL_NORM_LAYERNORM ? (float)(sum_g / C) : 0.0f;
+    float mgx = (float)(sum_gx / C);
+    for (i = 0; i < C; i++) {
+        float g = scale * dout[i] * (w ? w[i] : 1.0f);
+        float xh = (x[i] - mean) * rstd;
+        dinp[i] += rstd * (g - mg - xh * mgx);
+    }
+}
+
+/* Weight group of row r: rows come in runs of `rep` that cycle through the G weight sets. */
+static inline int lnl_norm_group(int r, int G, int rep) { return (r / rep) % G; }
+
+/* Columns [c0, c1) (c1 - c0 <= LNL_NORM_COLS) of dweight/dbias, all groups, double
+ * accumulation over the rows of each group:
+ *   dweight[g, c] += sum_r scale * dout[r, c] * xhat[r, c],  dbias[g, c] += sum_r scale * dout[r, c].
+ * Disjoint column ranges touch disjoint memory, which is how the fast version splits the work
+ * among threads without private copies, and the result does not depend on the thread count. */
+#define LNL_NORM_COLS 64
+static inline void lnl_norm_param_grad_cols(float *dweight, float *dbias, const float *dout, const float *inp,
+                                            const float *mean, const float *rstd, int N, int C, int G, int rep,
+                                            LnlNormKind kind, float scale, int c0, int c1) {
+    double aw[LNL_NORM_COLS], ab[LNL_NORM_COLS];
+    int nc = c1 - c0;
+    for (int g = 0; g < G; g++) {
+        for (int j = 0; j < nc; j++) aw[j] = ab[j] = 0.0;
+        /* rows of group g: r = (k*G + g)*rep + j, j < rep */
+        for (int base = g * rep; base < N; base += G * rep) {
+            int rend = base + rep < N ? base + rep : N;
+            for (int r = base; r < rend; r++) {
+                const float *dy = dout + (size_t)r * C + c0;
+                const float *x = inp + (size_t)r * C + c0;
+                double mu = kind == LNL_NORM_LAYERNORM ? mean[r] : 0.0;
+                double rs = rstd[r];
+                for (int j = 0; j < nc; j++) {
+                    double d = (double)scale * dy[j];
+                    aw[j] += d * (((double)x[j] - mu) * rs);
+                    ab[j] += d;
+                }
+            }
+        }
+        if (dweight)
+            for (int j = 0; j < nc; j++) dweight[(size_t)g * C + c0 + j] += (float)aw[j];
+        if (dbias)
+            for (int j = 0; j < nc; j++) dbias[(size_t)g * C + c0 + j] += (float)ab[j];
+    }
+}
+
+/* ---- AdamW: one element; bias corrections computed once per call ---- */
+typedef struct {
+    float lr, beta1, beta2, eps, wd;
+    float bc1, bc2; /* 1 - beta^t */
+} LnlAdamCoef;
+
+static inline LnlAdamCoef lnl_adam_coef(float lr, float beta1, float beta2, float eps, float wd, int t) {
+    LnlAdamCoef c = {lr, beta1, beta2, eps, wd, 0.0f, 0.0f};
+    c.bc1 = (float)(1.0 - pow((double)beta1, (double)t));
+    c.bc2 = (float)(1.0 - pow((double)beta2, (double)t));
+    return c;
+}
+
+static inline void lnl_adam_elem(float *p, float g, float *m, float *v, const LnlAdamCoef *c) {
+    float mm = c->beta1 * *m + (1.0f - c->beta1) * g;
+    float vv = c->beta2 * *v + (1.0f - c->beta2) * g * g;
+    float mhat = mm / c->bc1;
+    float vhat = vv / c->bc2;
+    *m = mm;
+    *v = vv;
+    *p -= c->lr * (mhat / (sqrtf(vhat) + c->eps) + c->wd * *p);
+}
+
+/* Reference versions of the ops that kernels.h does not list under lnl_ref_ (same signatures). */
+void lnl_ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss,
+                                   int N, int V);
+void lnl_ref_gelu_forward(float *out, const float *inp, size_t n);
+void lnl_ref_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+void lnl_ref_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C,
+                           float scale);
+void lnl_ref_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int C,
+                            float scale);
+void lnl_ref_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+                          float beta2, float eps, float weight_decay, int t);
+void lnl_ref_axpby(float *out, float a, const float *x, float b, const float *y, size_t n);
+void lnl_ref_axpy(float *out, float a, const float *x, size_t n);
+void lnl_ref_chanscale_forward(float *out, const float *x, const float *s, int N, int C);
+void lnl_ref_chanscale_backward(float *dx, float *ds, const float *dout, const float *x, const float *s, int N,
+                                int C);
+double lnl_ref_sumsq(const float *x, size_t n);
+
+#endif

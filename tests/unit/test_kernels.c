@@ -1,0 +1,752 @@
+/* Kernel tests: every fast op against its reference; every backward (fast and reference)
+ * against central differences of an independent double-precision forward written here from
+ * the formulas in kernels.h; += accumulation; a hand-computed AdamW step; attention masking. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "kernels/kernels.h"
+#include "kernels/kernels_internal.h"
+
+/* ---- helpers ---- */
+
+static uint64_t rng_state = 0x853c49e6748fea9bULL;
+static double urand(void) { /* uniform [0, 1), splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+static float *frand(size_t n, float lo, float hi) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(lo + (hi - lo) * urand());
+    return p;
+}
+static float *fzeros(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+static float *fcopy(const float *x, size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    memcpy(p, x, n * sizeof *p);
+    return p;
+}
+static double *dcopy(const float *x, size_t n) {
+    double *p = malloc((n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = x[i];
+    return p;
+}
+static double *dalloc(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
+
+/* got vs want elementwise: |got - want| <= atol + rtol*|want|, both finite. Prints the worst
+ * element (by err/tol) and the worst relative error; returns 1 if all pass. */
+static int close_arrays(const char *what, const float *got, const double *want, size_t n, double atol, double rtol,
+                        int quiet) {
+    double worst = 0.0, worst_rel = 0.0;
+    size_t wi = 0;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        double g = got[i], w = want[i];
+        double err = fabs(g - w), tol = atol + rtol * fabs(w);
+        double r = err == 0.0 ? 0.0 : err / tol; /* tol 0 asks for bit equality */
+        if (!isfinite(g) || !isfinite(w)) r = INFINITY;
+        if (r > worst || (i == 0 && r >= worst)) worst = r, wi = i;
+        if (fabs(w) > 1e-3 && err / fabs(w) > worst_rel) worst_rel = err / fabs(w);
+        if (!(r <= 1.0)) ok = 0;
+    }
+    if (!quiet)
+        printf("#   %-42s n=%-6zu worst err/tol %.3g (i=%zu got %.9g want %.9g), max rel err %.2g\n", what, n, worst,
+               wi, n ? got[wi] : 0.0, n ? want[wi] : 0.0, worst_rel);
+    return ok;
+}
+
+static double maxabs_d(const double *x, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fabs(x[i]) > m ? fabs(x[i]) : m;
+    return m;
+}
+
+/* Fast (or reference) result vs reference result, both float. */
+static void check_vs_ref(const char *what, const float *got, const float *ref, size_t n, double atol, double rtol) {
+    double *w = dcopy(ref, n);
+    CHECK(close_arrays(what, got, w, n, atol, rtol, 0), "%s differs from the reference", what);
+    free(w);
+}
+
+/* Analytic gradient g vs finite differences d of the double forward. Tolerance atol =
+ * GRAD_ATOL * max|d| (float round-off on cancelling sums) plus GRAD_RTOL * |d|. The same
+ * comparison must reject g scaled by 1.01, so the tolerance is tight enough to catch a wrong
+ * formula. */
+#define GRAD_RTOL 1e-4
+#define GRAD_ATOL 1e-5
+static void check_grad(const char *what, const float *g, const double *d, size_t n) {
+    double atol = GRAD_ATOL * maxabs_d(d, n) + 1e-12;
+    CHECK(close_arrays(what, g, d, n, atol, GRAD_RTOL, 0), "%s: analytic gradient disagrees with finite differences",
+          what);
+    CHECK(maxabs_d(d, n) > 0.0, "%s: finite-difference gradient is identically zero", what);
+    float *bad = fcopy(g, n);
+    for (size_t i = 0; i < n; i++) bad[i] *= 1.01f;
+    CHECK(!close_arrays(what, bad, d, n, atol, GRAD_RTOL, 1), "%s: check cannot tell a 1%% error", what);
+    free(bad);
+}
+
+/* A gradient computed into a buffer that already held g0 must equal g0 + g. */
+static void check_accum(const char *what, const float *after, const float *g0, const float *g, size_t n) {
+    double *w = dalloc(n);
+    for (size_t i = 0; i < n; i++) w[i] = (double)g0[i] + g[i];
+    CHECK(close_arrays(what, after, w, n, 1e-6, 1e-5, 1), "%s: gradient does not accumulate with +=", what);
+    free(w);
+}
+
+/* Central difference of the double expression EXPR with respect to every element of ARR. */
+#define FD_H 1e-4
+#define FD(grad, arr, n, expr)                                  \
+    for (size_t i_ = 0; i_ < (size_t)(n); i_++) {               \
+        double s_ = (arr)[i_];                                  \
+        (arr)[i_] = s_ + FD_H;                                  \
+        double lp_ = (expr);                                    \
+        (arr)[i_] = s_ - FD_H;                                  \
+        double lm_ = (expr);                                    \
+        (arr)[i_] = s_;                                         \
+        (grad)[i_] = (lp_ - lm_) / (2 * FD_H);                  \
+    }
+
+static double dot_out_R(const double *out, const double *R, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += out[i] * R[i];
+    return s;
+}
+
+/* The two implementations of every op, so a test body runs over both. */
+enum { IMPL_FAST = 0, IMPL_REF = 1 };
+static const char *impl_name[2] = {"fast", "ref"};
+
+/* ---- independent double-precision forwards (from the formulas in kernels.h) ---- */
+
+static void d_matmul(double *out, const double *x, const double *w, const double *b, int N, int IC, int OC) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = b ? b[o] : 0.0;
+            for (int i = 0; i < IC; i++) s += x[n * IC + i] * w[o * IC + i];
+            out[n * OC + o] = s;
+        }
+}
+
+static void d_norm(double *out, const double *x, const double *w, const double *b, int N, int C, int G, int rep,
+                   LnlNormKind kind, double eps, double scale) {
+    for (int r = 0; r < N; r++) {
+        const double *xr = x + r * C;
+        int g = (r / rep) % G;
+        double mu = 0.0, var = 0.0;
+        if (kind == LNL_NORM_LAYERNORM) {
+            for (int c = 0; c < C; c++) mu += xr[c];
+            mu /= C;
+        }
+        for (int c = 0; c < C; c++) var += (xr[c] - mu) * (xr[c] - mu);
+        var /= C;
+        double rs = 1.0 / sqrt(var + eps);
+        for (int c = 0; c < C; c++) {
+            double y = (xr[c] - mu) * rs * (w ? w[g * C + c] : 1.0) + (b ? b[g * C + c] : 0.0);
+            out[r * C + c] = scale * y;
+        }
+    }
+}
+
+static void d_attention(double *out, const double *qkv, int B, int T, int C, int NH) {
+    int hs = C / NH;
+    double *s = dalloc((size_t)T);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                const double *q = qkv + (size_t)(b * T + t) * 3 * C + h * hs;
+                double mx = -INFINITY, z = 0.0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const double *k = qkv + (size_t)(b * T + t2) * 3 * C + C + h * hs;
+                    double d = 0.0;
+                    for (int i = 0; i < hs; i++) d += q[i] * k[i];
+                    s[t2] = d / sqrt((double)hs);
+                    mx = s[t2] > mx ? s[t2] : mx;
+                }
+                for (int t2 = 0; t2 <= t; t2++) z += (s[t2] = exp(s[t2] - mx));
+                for (int i = 0; i < hs; i++) {
+                    double o = 0.0;
+                    for (int t2 = 0; t2 <= t; t2++) o += s[t2] / z * qkv[(size_t)(b * T + t2) * 3 * C + 2 * C + h * hs + i];
+                    out[(size_t)(b * T + t) * C + h * hs + i] = o;
+                }
+            }
+    free(s);
+}
+
+static double d_gelu(double x) {
+    const double pi = 3.14159265358979323846;
+    return 0.5 * x * (1.0 + tanh(sqrt(2.0 / pi) * (x + 0.044715 * x * x * x)));
+}
+static double d_gelu_L(const double *x, const float *R, size_t n) {
+    double L = 0.0;
+    for (size_t j = 0; j < n; j++) L += d_gelu(x[j]) * R[j];
+    return L;
+}
+
+static double d_xent_loss(const double *logits, const int32_t *tg, const double *R, int N, int V) {
+    double L = 0.0;
+    for (int r = 0; r < N; r++) {
+        if (tg[r] < 0) continue;
+        const double *x = logits + r * V;
+        double mx = -INFINITY, z = 0.0;
+        for (int v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+        for (int v = 0; v < V; v++) z += exp(x[v] - mx);
+        L += R[r] * (log(z) + mx - x[tg[r]]);
+    }
+    return L;
+}
+
+/* ---- matmul ---- */
+
+static void matmul_fwd(int impl, float *out, const float *x, const float *w, const float *b, int N, int IC, int OC) {
+    (impl == IMPL_FAST ? lnl_matmul_forward : lnl_ref_matmul_forward)(out, x, w, b, N, IC, OC);
+}
+static void matmul_bwd(int impl, float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                       int N, int IC, int OC) {
+    (impl == IMPL_FAST ? lnl_matmul_backward : lnl_ref_matmul_backward)(dx, dw, db, dout, x, w, N, IC, OC);
+}
+
+static void test_matmul_fast_vs_ref(void) {
+    const int shapes[][3] = {{37, 24, 50}, {131, 300, 67}, {1, 5, 3}, {64, 64, 64}, {5, 1, 130}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
+        char name[96];
+        double atol = 2e-6 * sqrt((double)IC > N ? IC : N), rtol = 1e-5;
+        float *x = frand((size_t)N * IC, -1, 1), *w = frand((size_t)OC * IC, -1, 1), *b = frand(OC, -1, 1);
+        float *dout = frand((size_t)N * OC, -1, 1);
+        float *o1 = fzeros((size_t)N * OC), *o2 = fzeros((size_t)N * OC);
+        for (int withb = 0; withb < 2; withb++) {
+            lnl_matmul_forward(o1, x, w, withb ? b : NULL, N, IC, OC);
+            lnl_ref_matmul_forward(o2, x, w, withb ? b : NULL, N, IC, OC);
+            snprintf(name, sizeof name, "matmul fwd %dx%dx%d%s", N, IC, OC, withb ? " +bias" : "");
+            check_vs_ref(name, o1, o2, (size_t)N * OC, atol, rtol);
+        }
+        /* backward into buffers that already hold values: also exercises += on the fast path */
+        float *g0x = frand((size_t)N * IC, -1, 1), *g0w = frand((size_t)OC * IC, -1, 1), *g0b = frand(OC, -1, 1);
+        float *dx1 = fcopy(g0x, (size_t)N * IC), *dw1 = fcopy(g0w, (size_t)OC * IC), *db1 = fcopy(g0b, OC);
+        float *dx2 = fcopy(g0x, (size_t)N * IC), *dw2 = fcopy(g0w, (size_t)OC * IC), *db2 = fcopy(g0b, OC);
+        lnl_matmul_backward(dx1, dw1, db1, dout, x, w, N, IC, OC);
+        lnl_ref_matmul_backward(dx2, dw2, db2, dout, x, w, N, IC, OC);
+        snprintf(name, sizeof name, "matmul dinp %dx%dx%d", N, IC, OC);
+        check_vs_ref(name, dx1, dx2, (size_t)N * IC, 2e-6 * sqrt((double)OC), rtol);
+        snprintf(name, sizeof name, "matmul dweight %dx%dx%d", N, IC, OC);
+        check_vs_ref(name, dw1, dw2, (size_t)OC * IC, 2e-6 * sqrt((double)N), rtol);
+        snprintf(name, sizeof name, "matmul dbias %dx%dx%d", N, IC, OC);
+        check_vs_ref(name, db1, db2, OC, 2e-6 * sqrt((double)N), rtol);
+        /* NULL gradients are skipped */
+        lnl_matmul_backward(NULL, NULL, db1, dout, x, w, N, IC, OC);
+        lnl_matmul_backward(dx1, NULL, NULL, dout, x, w, N, IC, OC);
+        free(x), free(w), free(b), free(dout), free(o1), free(o2), free(g0x), free(g0w), free(g0b);
+        free(dx1), free(dw1), free(db1), free(dx2), free(dw2), free(db2);
+    }
+}
+
+static void test_matmul_grad(void) {
+    const int N = 9, IC = 11, OC = 13;
+    float *x = frand(N * IC, -1, 1), *w = frand(OC * IC, -1, 1), *b = frand(OC, -1, 1), *R = frand(N * OC, -1, 1);
+    double *xd = dcopy(x, N * IC), *wd = dcopy(w, OC * IC), *bd = dcopy(b, OC), *Rd = dcopy(R, N * OC);
+    double *od = dalloc(N * OC), *gx = dalloc(N * IC), *gw = dalloc(OC * IC), *gb = dalloc(OC);
+#define L_MM (d_matmul(od, xd, wd, bd, N, IC, OC), dot_out_R(od, Rd, N * OC))
+    FD(gx, xd, N * IC, L_MM);
+    FD(gw, wd, OC * IC, L_MM);
+    FD(gb, bd, OC, L_MM);
+#undef L_MM
+    d_matmul(od, xd, wd, bd, N, IC, OC);
+    for (int impl = 0; impl < 2; impl++) {
+        char name[64];
+        float *out = fzeros(N * OC), *dx = fzeros(N * IC), *dw = fzeros(OC * IC), *db = fzeros(OC);
+        matmul_fwd(impl, out, x, w, b, N, IC, OC);
+        snprintf(name, sizeof name, "matmul fwd vs double [%s]", impl_name[impl]);
+        CHECK(close_arrays(name, out, od, N * OC, 1e-5, 1e-5, 0), "%s", name);
+        matmul_bwd(impl, dx, dw, db, R, x, w, N, IC, OC);
+        snprintf(name, sizeof name, "matmul dinp [%s]", impl_name[impl]);
+        check_grad(name, dx, gx, N * IC);
+        snprintf(name, sizeof name, "matmul dweight [%s]", impl_name[impl]);
+        check_grad(name, dw, gw, OC * IC);
+        snprintf(name, sizeof name, "matmul dbias [%s]", impl_name[impl]);
+        check_grad(name, db, gb, OC);
+        float *ax = frand(N * IC, -1, 1), *aw = frand(OC * IC, -1, 1), *ab = frand(OC, -1, 1);
+        float *ax0 = fcopy(ax, N * IC), *aw0 = fcopy(aw, OC * IC), *ab0 = fcopy(ab, OC);
+        matmul_bwd(impl, ax, aw, ab, R, x, w, N, IC, OC);
+        check_accum("matmul dinp", ax, ax0, dx, N * IC);
+        check_accum("matmul dweight", aw, aw0, dw, OC * IC);
+        check_accum("matmul dbias", ab, ab0, db, OC);
+        free(out), free(dx), free(dw), free(db), free(ax), free(aw), free(ab), free(ax0), free(aw0), free(ab0);
+    }
+    free(x), free(w), free(b), free(R), free(xd), free(wd), free(bd), free(Rd), free(od), free(gx), free(gw), free(gb);
+}
+
+/* ---- normalization ---- */
+
+typedef struct {
+    LnlNormKind kind;
+    int has_w, has_b, G, rep;
+    float scale;
+} NormCase;
+
+static const NormCase norm_cases[] = {
+    {LNL_NORM_LAYERNORM, 1, 1, 1, 1, 1.0f}, {LNL_NORM_LAYERNORM, 1, 0, 1, 1, 0.7f},
+    {LNL_NORM_LAYERNORM, 0, 1, 1, 1, 1.0f}, {LNL_NORM_LAYERNORM, 0, 0, 1, 1, 1.5f},
+    {LNL_NORM_LAYERNORM, 1, 1, 3, 2, 1.3f}, {LNL_NORM_RMSNORM, 1, 0, 1, 1, 1.0f},
+    {LNL_NORM_RMSNORM, 0, 0, 1, 1, 0.5f},   {LNL_NORM_RMSNORM, 1, 0, 3, 2, 2.0f},
+};
+
+static void norm_name(char *buf, size_t n, const char *what, const NormCase *nc, const char *impl) {
+    snprintf(buf, n, "%s %s%s%s G%d rep%d s%.1f [%s]", what, nc->kind == LNL_NORM_LAYERNORM ? "LN" : "RMS",
+             nc->has_w ? " w" : "", nc->has_b ? " b" : "", nc->G, nc->rep, nc->scale, impl);
+}
+
+static void test_norm_fast_vs_ref(void) {
+    const int sizes[][2] = {{37, 24}, {29, 130}, {3, 5}};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (size_t ci = 0; ci < sizeof norm_cases / sizeof norm_cases[0]; ci++) {
+            const NormCase *nc = &norm_cases[ci];
+            int N = sizes[s][0], C = sizes[s][1], G = nc->G;
+            size_t NC = (size_t)N * C;
+            float *x = frand(NC, -2, 3), *w = frand((size_t)G * C, 0.5, 1.5), *b = frand((size_t)G * C, -1, 1);
+            float *dout = frand(NC, -1, 1);
+            const float *W = nc->has_w ? w : NULL, *Bb = nc->has_b ? b : NULL;
+            float *o1 = fzeros(NC), *o2 = fzeros(NC), *m1 = fzeros(N), *m2 = fzeros(N), *r1 = fzeros(N),
+                  *r2 = fzeros(N);
+            lnl_norm_forward(o1, m1, r1, x, W, Bb, N, C, G, nc->rep, nc->kind, 1e-5f, nc->scale);
+            lnl_ref_norm_forward(o2, m2, r2, x, W, Bb, N, C, G, nc->rep, nc->kind, 1e-5f, nc->scale);
+            char name[128];
+            norm_name(name, sizeof name, "norm fwd", nc, "fast vs ref");
+            check_vs_ref(name, o1, o2, NC, 1e-6, 1e-6);
+            check_vs_ref("norm rstd", r1, r2, N, 0, 1e-7);
+            float *dx1 = frand(NC, -1, 1), *dw1 = frand((size_t)G * C, -1, 1), *db1 = frand((size_t)G * C, -1, 1);
+            float *dx2 = fcopy(dx1, NC), *dw2 = fcopy(dw1, (size_t)G * C), *db2 = fcopy(db1, (size_t)G * C);
+            lnl_norm_backward(dx1, nc->has_w ? dw1 : NULL, nc->has_b ? db1 : NULL, dout, x, W, m1, r1, N, C, G,
+                              nc->rep, nc->kind, nc->scale);
+            lnl_ref_norm_backward(dx2, nc->has_w ? dw2 : NULL, nc->has_b ? db2 : NULL, dout, x, W, m2, r2, N, C, G,
+                                  nc->rep, nc->kind, nc->scale);
+            norm_name(name, sizeof name, "norm dinp", nc, "fast vs ref");
+            check_vs_ref(name, dx1, dx2, NC, 1e-6, 1e-5);
+            norm_name(name, sizeof name, "norm dweight", nc, "fast vs ref");
+            check_vs_ref(name, dw1, dw2, (size_t)G * C, 1e-6, 1e-5);
+            norm_name(name, sizeof name, "norm dbias", nc, "fast vs ref");
+            check_vs_ref(name, db1, db2, (size_t)G * C, 1e-6, 1e-5);
+            free(x), free(w), free(b), free(dout), free(o1), free(o2), free(m1), free(m2), free(r1), free(r2);
+            free(dx1), free(dw1), free(db1), free(dx2), free(dw2), free(db2);
+        }
+}
+
+static void test_norm_grad(void) {
+    const int N = 13, C = 12;
+    const float eps = 1e-5f;
+    for (size_t ci = 0; ci < sizeof norm_cases / sizeof norm_cases[0]; ci++) {
+        const NormCase *nc = &norm_cases[ci];
+        int G = nc->G, rep = nc->rep;
+        size_t NC = (size_t)N * C, GC = (size_t)G * C;
+        float *x = frand(NC, -1.5, 2.5), *w = frand(GC, 0.5, 1.5), *b = frand(GC, -1, 1), *R = frand(NC, -1, 1);
+        const float *W = nc->has_w ? w : NULL, *Bb = nc->has_b ? b : NULL;
+        double *xd = dcopy(x, NC), *wd = dcopy(w, GC), *bd = dcopy(b, GC), *Rd = dcopy(R, NC), *od = dalloc(NC);
+        double *gx = dalloc(NC), *gw = dalloc(GC), *gb = dalloc(GC);
+        const double *Wd = nc->has_w ? wd : NULL, *Bd = nc->has_b ? bd : NULL;
+#define L_N (d_norm(od, xd, Wd, Bd, N, C, G, rep, nc->kind, eps, nc->scale), dot_out_R(od, Rd, NC))
+        FD(gx, xd, NC, L_N);
+        FD(gw, wd, GC, L_N);
+        FD(gb, bd, GC, L_N);
+#undef L_N
+        d_norm(od, xd, Wd, Bd, N, C, G, rep, nc->kind, eps, nc->scale);
+        for (int impl = 0; impl < 2; impl++) {
+            char name[128];
+            float *out = fzeros(NC), *mean = fzeros(N), *rstd = fzeros(N);
+            float *dx = fzeros(NC), *dw = fzeros(GC), *db = fzeros(GC);
+            /* RMSNorm may pass mean = NULL */
+            float *meanp = nc->kind == LNL_NORM_RMSNORM && impl == IMPL_FAST ? NULL : mean;
+            (impl == IMPL_FAST ? lnl_norm_forward : lnl_ref_norm_forward)(out, meanp, rstd, x, W, Bb, N, C, G, rep,
+                                                                          nc->kind, eps, nc->scale);
+            norm_name(name, sizeof name, "norm fwd vs double", nc, impl_name[impl]);
+            CHECK(close_arrays(name, out, od, NC, 1e-6, 1e-5, 0), "%s", name);
+            void (*bwd)(float *, float *, float *, const float *, const float *, const float *, const float *,
+                        const float *, int, int, int, int, LnlNormKind, float) =
+                impl == IMPL_FAST ? lnl_norm_backward : lnl_ref_norm_backward;
+            bwd(dx, nc->has_w ? dw : NULL, nc->has_b ? db : NULL, R, x, W, meanp, rstd, N, C, G, rep, nc->kind,
+                nc->scale);
+            norm_name(name, sizeof name, "norm dinp", nc, impl_name[impl]);
+            check_grad(name, dx, gx, NC);
+            if (nc->has_w) {
+                norm_name(name, sizeof name, "norm dweight", nc, impl_name[impl]);
+                check_grad(name, dw, gw, GC);
+            }
+            if (nc->has_b) {
+                norm_name(name, sizeof name, "norm dbias", nc, impl_name[impl]);
+                check_grad(name, db, gb, GC);
+            }
+            float *ax = frand(NC, -1, 1), *aw = frand(GC, -1, 1), *ab = frand(GC, -1, 1);
+            float *ax0 = fcopy(ax, NC), *aw0 = fcopy(aw, GC), *ab0 = fcopy(ab, GC);
+            bwd(ax, nc->has_w ? aw : NULL, nc->has_b ? ab : NULL, R, x, W, meanp, rstd, N, C, G, rep, nc->kind,
+                nc->scale);
+            check_accum("norm dinp", ax, ax0, dx, NC);
+            if (nc->has_w) check_accum("norm dweight", aw, aw0, dw, GC);
+            if (nc->has_b) check_accum("norm dbias", ab, ab0, db, GC);
+            free(out), free(mean), free(rstd), free(dx), free(dw), free(db);
+            free(ax), free(aw), free(ab), free(ax0), free(aw0), free(ab0);
+        }
+        free(x), free(w), free(b), free(R), free(xd), free(wd), free(bd), free(Rd), free(od);
+        free(gx), free(gw), free(gb);
+    }
+}
+
+/* ---- attention ---- */
+
+static void attn_fwd(int impl, float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+    (impl == IMPL_FAST ? lnl_attention_forward : lnl_ref_attention_forward)(out, att, qkv, B, T, C, NH);
+}
+static void attn_bwd(int impl, float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
+                     int B, int T, int C, int NH) {
+    (impl == IMPL_FAST ? lnl_attention_backward : lnl_ref_attention_backward)(dqkv, datt, dout, qkv, att, B, T, C,
+                                                                            NH);
+}
+
+static void test_attention_fast_vs_ref(void) {
+    const int shapes[][4] = {{2, 13, 24, 3}, {1, 37, 128, 2}, {3, 1, 8, 1}, {2, 20, 30, 5}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], NH = shapes[s][3];
+        size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
+        float *qkv = frand(nq, -2, 2), *dout = frand(no, -1, 1);
+        float *o1 = fzeros(no), *o2 = fzeros(no), *a1 = frand(na, 5, 6), *a2 = frand(na, 5, 6);
+        lnl_attention_forward(o1, a1, qkv, B, T, C, NH);
+        lnl_ref_attention_forward(o2, a2, qkv, B, T, C, NH);
+        char name[96];
+        snprintf(name, sizeof name, "attn out B%d T%d C%d NH%d", B, T, C, NH);
+        check_vs_ref(name, o1, o2, no, 1e-6, 1e-5);
+        snprintf(name, sizeof name, "attn att B%d T%d C%d NH%d", B, T, C, NH);
+        check_vs_ref(name, a1, a2, na, 1e-7, 1e-5);
+        float *d1 = frand(nq, -1, 1), *d2 = fcopy(d1, nq), *da1 = frand(na, 5, 6), *da2 = frand(na, 5, 6);
+        lnl_attention_backward(d1, da1, dout, qkv, a1, B, T, C, NH);
+        lnl_ref_attention_backward(d2, da2, dout, qkv, a2, B, T, C, NH);
+        snprintf(name, sizeof name, "attn dqkv B%d T%d C%d NH%d", B, T, C, NH);
+        check_vs_ref(name, d1, d2, nq, 1e-6, 1e-5);
+        snprintf(name, sizeof name, "attn datt scratch B%d T%d C%d NH%d", B, T, C, NH);
+        check_vs_ref(name, da1, da2, na, 1e-6, 1e-4);
+        free(qkv), free(dout), free(o1), free(o2), free(a1), free(a2), free(d1), free(d2), free(da1), free(da2);
+    }
+}
+
+static void test_attention_mask_rows(void) {
+    const int B = 2, T = 13, C = 24, NH = 3;
+    size_t na = (size_t)B * NH * T * T;
+    float *qkv = frand((size_t)B * T * 3 * C, -3, 3), *out = fzeros((size_t)B * T * C);
+    for (int impl = 0; impl < 2; impl++) {
+        float *att = frand(na, 1, 2); /* garbage that must be overwritten */
+        attn_fwd(impl, out, att, qkv, B, T, C, NH);
+        int masked_ok = 1;
+        double worst = 0.0;
+        for (int bh = 0; bh < B * NH; bh++)
+            for (int t = 0; t < T; t++) {
+                const float *a = att + ((size_t)bh * T + t) * T;
+                double s = 0.0;
+                for (int t2 = 0; t2 < T; t2++) {
+                    if (t2 > t && a[t2] != 0.0f) masked_ok = 0;
+                    if (t2 <= t) s += a[t2];
+                    if (t2 <= t && !(a[t2] >= 0.0f)) masked_ok = 0;
+                }
+                worst = fabs(s - 1.0) > worst ? fabs(s - 1.0) : worst;
+            }
+        CHECK(masked_ok, "[%s] att above the diagonal is not exactly 0 (or a weight is negative)", impl_name[impl]);
+        CHECK(worst < 1e-6, "[%s] att rows sum to 1 +- %g", impl_name[impl], worst);
+        printf("#   attention [%s]: masked entries 0, max |row sum - 1| = %.2g\n", impl_name[impl], worst);
+        free(att);
+    }
+    free(qkv), free(out);
+}
+
+static void test_attention_grad(void) {
+    const int shapes[][4] = {{2, 5, 12, 3}, {1, 6, 32, 2}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], NH = shapes[s][3];
+        size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
+        float *qkv = frand(nq, -1.5, 1.5), *R = frand(no, -1, 1);
+        double *qd = dcopy(qkv, nq), *Rd = dcopy(R, no), *od = dalloc(no), *g = dalloc(nq);
+        FD(g, qd, nq, (d_attention(od, qd, B, T, C, NH), dot_out_R(od, Rd, no)));
+        d_attention(od, qd, B, T, C, NH);
+        for (int impl = 0; impl < 2; impl++) {
+            char name[96];
+            float *out = fzeros(no), *att = fzeros(na), *datt = fzeros(na), *dq = fzeros(nq);
+            attn_fwd(impl, out, att, qkv, B, T, C, NH);
+            snprintf(name, sizeof name, "attn fwd vs double B%d T%d C%d NH%d [%s]", B, T, C, NH, impl_name[impl]);
+            CHECK(close_arrays(name, out, od, no, 1e-6, 1e-5, 0), "%s", name);
+            attn_bwd(impl, dq, datt, R, qkv, att, B, T, C, NH);
+            snprintf(name, sizeof name, "attn dqkv B%d T%d C%d NH%d [%s]", B, T, C, NH, impl_name[impl]);
+            check_grad(name, dq, g, nq);
+            float *a = frand(nq, -1, 1), *a0 = fcopy(a, nq);
+            attn_bwd(impl, a, datt, R, qkv, att, B, T, C, NH);
+            check_accum("attn dqkv", a, a0, dq, nq);
+            free(out), free(att), free(datt), free(dq), free(a), free(a0);
+        }
+        free(qkv), free(R), free(qd), free(Rd), free(od), free(g);
+    }
+}
+
+/* ---- GELU ---- */
+
+static void test_gelu(void) {
+    const size_t n = 1001;
+    float *x = frand(n, -6, 6);
+    x[0] = 0.0f, x[1] = -30.0f, x[2] = 30.0f, x[3] = 1e-6f, x[4] = -1e-6f, x[5] = -9.5f;
+    float *o1 = fzeros(n), *o2 = fzeros(n), *dout = frand(n, -1, 1);
+    lnl_gelu_forward(o1, x, n);
+    lnl_ref_gelu_forward(o2, x, n);
+    check_vs_ref("gelu fwd fast vs ref", o1, o2, n, 1e-7, 1e-6);
+    float *d1 = frand(n, -1, 1), *d2 = fcopy(d1, n);
+    lnl_gelu_backward(d1, x, dout, n);
+    lnl_ref_gelu_backward(d2, x, dout, n);
+    check_vs_ref("gelu bwd fast vs ref", d1, d2, n, 1e-6, 1e-5);
+
+    const size_t m = 64;
+    float *y = frand(m, -4, 4), *R = frand(m, -1, 1);
+    double *yd = dcopy(y, m), *g = dalloc(m), *od = dalloc(m);
+    FD(g, yd, m, d_gelu_L(yd, R, m));
+    for (size_t j = 0; j < m; j++) od[j] = d_gelu(yd[j]);
+    for (int impl = 0; impl < 2; impl++) {
+        char name[64];
+        float *out = fzeros(m), *dy = fzeros(m);
+        (impl == IMPL_FAST ? lnl_gelu_forward : lnl_ref_gelu_forward)(out, y, m);
+        snprintf(name, sizeof name, "gelu fwd vs double [%s]", impl_name[impl]);
+        CHECK(close_arrays(name, out, od, m, 1e-7, 1e-6, 0), "%s", name);
+        void (*bwd)(float *, const float *, const float *, size_t) =
+            impl == IMPL_FAST ? lnl_gelu_backward : lnl_ref_gelu_backward;
+        bwd(dy, y, R, m);
+        snprintf(name, sizeof name, "gelu dinp [%s]", impl_name[impl]);
+        check_grad(name, dy, g, m);
+        float *a = frand(m, -1, 1), *a0 = fcopy(a, m);
+        bwd(a, y, R, m);
+        check_accum("gelu dinp", a, a0, dy, m);
+        free(out), free(dy), free(a), free(a0);
+    }
+    free(x), free(o1), free(o2), free(dout), free(d1), free(d2), free(y), free(R), free(yd), free(g), free(od);
+}
+
+/* ---- embedding ---- */
+
+static double d_embed_L(const double *wte, const double *wpe, const int32_t *tok, const double *R, int B, int T,
+                        int C, double scale) {
+    double L = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < C; c++)
+                L += scale * (wte[tok[b * T + t] * C + c] + wpe[t * C + c]) * R[(b * T + t) * C + c];
+    return L;
+}
+
+static void test_embed(void) {
+    const int B = 2, T = 5, C = 7, V = 6, maxT = 8;
+    const float scale = 1.7f;
+    const int32_t tok[10] = {3, 0, 3, 5, 1, 3, 3, 2, 0, 5}; /* repeats must add up */
+    float *wte = frand(V * C, -1, 1), *wpe = frand(maxT * C, -1, 1), *R = frand(B * T * C, -1, 1);
+    double *wted = dcopy(wte, V * C), *wped = dcopy(wpe, maxT * C), *Rd = dcopy(R, B * T * C);
+    double *gte = dalloc(V * C), *gpe = dalloc(maxT * C);
+    FD(gte, wted, V * C, d_embed_L(wted, wped, tok, Rd, B, T, C, scale));
+    FD(gpe, wped, maxT * C, d_embed_L(wted, wped, tok, Rd, B, T, C, scale));
+    float *o1 = fzeros(B * T * C), *o2 = fzeros(B * T * C);
+    lnl_embed_forward(o1, tok, wte, wpe, B, T, C, scale);
+    lnl_ref_embed_forward(o2, tok, wte, wpe, B, T, C, scale);
+    check_vs_ref("embed fwd fast vs ref", o1, o2, B * T * C, 0, 0);
+    CHECK_CLOSE(o1[(1 * T + 2) * C + 4], scale * (wte[tok[1 * T + 2] * C + 4] + wpe[2 * C + 4]), 1e-6, 1e-6);
+    for (int impl = 0; impl < 2; impl++) {
+        char name[64];
+        void (*bwd)(float *, float *, const float *, const int32_t *, int, int, int, float) =
+            impl == IMPL_FAST ? lnl_embed_backward : lnl_ref_embed_backward;
+        float *dte = fzeros(V * C), *dpe = fzeros(maxT * C);
+        bwd(dte, dpe, R, tok, B, T, C, scale);
+        snprintf(name, sizeof name, "embed dwte [%s]", impl_name[impl]);
+        check_grad(name, dte, gte, V * C);
+        snprintf(name, sizeof name, "embed dwpe [%s]", impl_name[impl]);
+        check_grad(name, dpe, gpe, maxT * C);
+        float *a = frand(V * C, -1, 1), *a0 = fcopy(a, V * C), *p = frand(maxT * C, -1, 1), *p0 = fcopy(p, maxT * C);
+        bwd(a, p, R, tok, B, T, C, scale);
+        check_accum("embed dwte", a, a0, dte, V * C);
+        check_accum("embed dwpe", p, p0, dpe, maxT * C);
+        bwd(NULL, p, R, tok, B, T, C, scale);
+        free(dte), free(dpe), free(a), free(a0), free(p), free(p0);
+    }
+    free(wte), free(wpe), free(R), free(wted), free(wped), free(Rd), free(gte), free(gpe), free(o1), free(o2);
+}
+
+/* ---- softmax + cross-entropy ---- */
+
+static void test_softmax_xent_fast_vs_ref(void) {
+    const int N = 9, V = 101;
+    int32_t tg[9] = {0, 100, 5, -1, 50, 7, 7, -100, 33};
+    for (int shift = 0; shift < 2; shift++) {
+        /* shift: large logits (stability) with a wide spread, so some exp underflow */
+        float *x = frand((size_t)N * V, shift ? 900 : -4, shift ? 1000 : 4);
+        float *p1 = fzeros((size_t)N * V), *p2 = fzeros((size_t)N * V), *l1 = fzeros(N), *l2 = fzeros(N);
+        lnl_softmax_xent_forward(l1, p1, x, tg, N, V);
+        lnl_ref_softmax_xent_forward(l2, p2, x, tg, N, V);
+        check_vs_ref(shift ? "xent probs, logits ~1e3" : "xent probs", p1, p2, (size_t)N * V, 1e-12, 1e-6);
+        check_vs_ref(shift ? "xent losses, logits ~1e3" : "xent losses", l1, l2, N, 1e-6, 1e-6);
+        CHECK(l1[3] == 0.0f && l1[7] == 0.0f, "ignored targets must give loss 0");
+        /* in place: probs aliasing logits */
+        float *xa = fcopy(x, (size_t)N * V), *xb = fcopy(x, (size_t)N * V), *la = fzeros(N), *lb = fzeros(N);
+        lnl_softmax_xent_forward(la, xa, xa, tg, N, V);
+        lnl_ref_softmax_xent_forward(lb, xb, xb, tg, N, V);
+        check_vs_ref("xent in place probs [fast]", xa, p1, (size_t)N * V, 0, 0);
+        check_vs_ref("xent in place losses [fast]", la, l1, N, 0, 0);
+        check_vs_ref("xent in place probs [ref]", xb, p2, (size_t)N * V, 0, 0);
+        check_vs_ref("xent in place losses [ref]", lb, l2, N, 0, 0);
+        float *dl = frand(N, 0.1, 1), *d1 = frand((size_t)N * V, -1, 1), *d2 = fcopy(d1, (size_t)N * V);
+        lnl_softmax_xent_backward(d1, p1, tg, dl, N, V);
+        lnl_ref_softmax_xent_backward(d2, p2, tg, dl, N, V);
+        check_vs_ref("xent dlogits", d1, d2, (size_t)N * V, 1e-6, 1e-5);
+        free(x), free(p1), free(p2), free(l1), free(l2), free(xa), free(xb), free(la), free(lb);
+        free(dl), free(d1), free(d2);
+    }
+}
+
+static void test_softmax_xent_grad(void) {
+    const int N = 5, V = 23;
+    const int32_t tg[5] = {3, -1, 22, 0, 3};
+    float *x = frand((size_t)N * V, -3, 3), *R = frand(N, 0.2, 1.5);
+    double *xd = dcopy(x, (size_t)N * V), *Rd = dcopy(R, N), *g = dalloc((size_t)N * V);
+    FD(g, xd, (size_t)N * V, d_xent_loss(xd, tg, Rd, N, V));
+    for (int impl = 0; impl < 2; impl++) {
+        char name[64];
+        float *p = fzeros((size_t)N * V), *l = fzeros(N), *d = fzeros((size_t)N * V);
+        (impl == IMPL_FAST ? lnl_softmax_xent_forward : lnl_ref_softmax_xent_forward)(l, p, x, tg, N, V);
+        double Lk = 0.0;
+        for (int r = 0; r < N; r++) Lk += (double)l[r] * R[r];
+        CHECK_CLOSE(Lk, d_xent_loss(xd, tg, Rd, N, V), 1e-6, 1e-6);
+        void (*bwd)(float *, const float *, const int32_t *, const float *, int, int) =
+            impl == IMPL_FAST ? lnl_softmax_xent_backward : lnl_ref_softmax_xent_backward;
+        bwd(d, p, tg, R, N, V);
+        snprintf(name, sizeof name, "xent dlogits [%s]", impl_name[impl]);
+        check_grad(name, d, g, (size_t)N * V);
+        int ignored_zero = 1;
+        for (int v = 0; v < V; v++) ignored_zero &= d[1 * V + v] == 0.0f;
+        CHECK(ignored_zero, "[%s] ignored target row got a gradient", impl_name[impl]);
+        float *a = frand((size_t)N * V, -1, 1), *a0 = fcopy(a, (size_t)N * V);
+        bwd(a, p, tg, R, N, V);
+        check_accum("xent dlogits", a, a0, d, (size_t)N * V);
+        free(p), free(l), free(d), free(a), free(a0);
+    }
+    free(x), free(R), free(xd), free(Rd), free(g);
+}
+
+/* ---- per-channel scale ---- */
+
+static double d_chanscale_L(const double *x, const double *s, const float *R, int N, int C) {
+    double L = 0.0;
+    for (int i = 0; i < N * C; i++) L += s[i % C] * x[i] * R[i];
+    return L;
+}
+
+static void test_chanscale(void) {
+    const int N = 7, C = 9;
+    float *x = frand(N * C, -1, 1), *s = frand(C, -2, 2), *R = frand(N * C, -1, 1);
+    double *xd = dcopy(x, N * C), *sd = dcopy(s, C), *gx = dalloc(N * C), *gs = dalloc(C);
+    FD(gx, xd, N * C, d_chanscale_L(xd, sd, R, N, C));
+    FD(gs, sd, C, d_chanscale_L(xd, sd, R, N, C));
+    float *o1 = fzeros(N * C), *o2 = fzeros(N * C);
+    lnl_chanscale_forward(o1, x, s, N, C);
+    lnl_ref_chanscale_forward(o2, x, s, N, C);
+    check_vs_ref("chanscale fwd fast vs ref", o1, o2, N * C, 0, 0);
+    CHECK(o1[3 * C + 4] == s[4] * x[3 * C + 4], "chanscale forward value");
+    for (int impl = 0; impl < 2; impl++) {
+        char name[64];
+        void (*bwd)(float *, float *, const float *, const float *, const float *, int, int) =
+            impl == IMPL_FAST ? lnl_chanscale_backward : lnl_ref_chanscale_backward;
+        float *dx = fzeros(N * C), *ds = fzeros(C);
+        bwd(dx, ds, R, x, s, N, C);
+        snprintf(name, sizeof name, "chanscale dx [%s]", impl_name[impl]);
+        check_grad(name, dx, gx, N * C);
+        snprintf(name, sizeof name, "chanscale ds [%s]", impl_name[impl]);
+        check_grad(name, ds, gs, C);
+        float *a = frand(N * C, -1, 1), *a0 = fcopy(a, N * C), *b = frand(C, -1, 1), *b0 = fcopy(b, C);
+        bwd(a, b, R, x, s, N, C);
+        check_accum("chanscale dx", a, a0, dx, N * C);
+        check_accum("chanscale ds", b, b0, ds, C);
+        free(dx), free(ds), free(a), free(a0), free(b), free(b0);
+    }
+    free(x), free(s), free(R), free(xd), free(sd), free(gx), free(gs), free(o1), free(o2);
+}
+
+/* ---- AdamW ---- */
+
+static void test_adamw_hand(void) {
+    /* lr 0.1, b1 0.9, b2 0.999, eps 1e-8, wd 0.1; p = 1, g = 0.5 then g = -0.25.
+     * t=1: m = 0.05, v = 0.00025, mhat = 0.5, vhat = 0.25,
+     *      p = 1 - 0.1*(0.5/(0.5+1e-8) + 0.1*1) = 0.890000002
+     * t=2: m = 0.9*0.05 - 0.1*0.25 = 0.02, v = 0.999*0.00025 + 0.001*0.0625 = 0.00031225,
+     *      mhat = 0.02/0.19 = 0.105263158, vhat = 0.00031225/0.001999 = 0.156203102,
+     *      sqrt(vhat) = 0.395225382, p = 0.89 - 0.1*(0.266337 + 0.089) = 0.854466264
+     * v is compared at rtol 5e-5 because 1 - 0.999f = 0.00099998713 in float; p is not
+     * affected (the bias correction divides the same rounding out). */
+    for (int impl = 0; impl < 2; impl++) {
+        void (*upd)(float *, const float *, float *, float *, size_t, float, float, float, float, float, int) =
+            impl == IMPL_FAST ? lnl_adamw_update : lnl_ref_adamw_update;
+        float p = 1.0f, m = 0.0f, v = 0.0f, g = 0.5f;
+        upd(&p, &g, &m, &v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f, 1);
+        CHECK_CLOSE(m, 0.05, 1e-9, 1e-6);
+        CHECK_CLOSE(v, 0.00025, 0, 5e-5);
+        CHECK_CLOSE(p, 0.890000002, 0, 2e-7);
+        g = -0.25f;
+        upd(&p, &g, &m, &v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f, 2);
+        CHECK_CLOSE(m, 0.02, 1e-9, 1e-6);
+        CHECK_CLOSE(v, 0.00031225, 0, 5e-5);
+        double mhat = 0.02 / 0.19, vhat = 0.00031225 / 0.001999;
+        double want = 0.890000002 - 0.1 * (mhat / (sqrt(vhat) + 1e-8) + 0.1 * 0.890000002);
+        CHECK_CLOSE(p, want, 0, 1e-6);
+        CHECK_CLOSE(p, 0.854466264, 0, 1e-6);
+        /* no decay: a zero gradient with zero moments leaves p unchanged */
+        float q = 3.0f, mq = 0.0f, vq = 0.0f, gq = 0.0f;
+        upd(&q, &gq, &mq, &vq, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.0f, 1);
+        CHECK(q == 3.0f, "[%s] p changed without gradient or decay: %g", impl_name[impl], q);
+    }
+    const size_t n = 1003;
+    float *p1 = frand(n, -1, 1), *g = frand(n, -1, 1), *m1 = frand(n, -0.1, 0.1), *v1 = frand(n, 0, 0.01);
+    float *p2 = fcopy(p1, n), *m2 = fcopy(m1, n), *v2 = fcopy(v1, n);
+    lnl_adamw_update(p1, g, m1, v1, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 7);
+    lnl_ref_adamw_update(p2, g, m2, v2, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 7);
+    check_vs_ref("adamw param fast vs ref", p1, p2, n, 0, 1e-7);
+    check_vs_ref("adamw m fast vs ref", m1, m2, n, 0, 1e-7);
+    check_vs_ref("adamw v fast vs ref", v1, v2, n, 0, 1e-7);
+    free(p1), free(g), free(m1), free(v1), free(p2), free(m2), free(v2);
+}
+
+/* ---- elementwise helpers ---- */
+
+static void test_elementwise(void) {
+    const size_t n = 1037;
+    float *x = frand(n, -1, 1), *y = frand(n, -1, 1), *o1 = fzeros(n), *o2 = fzeros(n);
+    lnl_axpby(o1, 0.3f, x, -1.7f, y, n);
+    lnl_ref_axpby(o2, 0.3f, x, -1.7f, y, n);
+    check_vs_ref("axpby", o1, o2, n, 0, 0);
+    float *xa = fcopy(x, n);
+    lnl_axpby(xa, 0.3f, xa, -1.7f, y, n); /* out aliases x */
+    check_vs_ref("axpby in place", xa, o2, n, 0, 0);
+    float *a1 = fcopy(y, n), *a2 = fcopy(y, n);
+    lnl_axpy(a1, 0.25f, x, n);
+    lnl_ref_axpy(a2, 0.25f, x, n);
+    check_vs_ref("axpy", a1, a2, n, 0, 0);
+    CHECK_CLOSE(a1[17], y[17] + 0.25 * x[17], 1e-7, 1e-6);
+    double s1 = lnl_sumsq(x, n), s2 = lnl_ref_sumsq(x, n);
+    CHECK_CLOSE(s1, s2, 0, 1e-12);
+    CHECK(lnl_sumsq(x, 0) == 0.0 && lnl_sumsq(x, 3) == lnl_ref_sumsq(x, 3), "sumsq of short arrays");
+    free(x), free(y), free(o1), free(o2), free(xa), free(a1), free(a2);
+}
+
+int main(void) {
+    RUN_TEST(test_matmul_fast_vs_ref);
+    RUN_TEST(test_matmul_grad);
+    RUN_TEST(test_norm_fast_vs_ref);
+    RUN_TEST(test_norm_grad);
+    RUN_TEST(test_attention_fast_vs_ref);
+    RUN_TEST(test_attention_mask_rows);
+    RUN_TEST(test_attention_grad);
+    RUN_TEST(test_gelu);
+    RUN_TEST(test_embed);
+    RUN_TEST(test_softmax_xent_fast_vs_ref);
+    RUN_TEST(test_softmax_xent_grad);
+    RUN_TEST(test_chanscale);
+    RUN_TEST(test_adamw_hand);
+    RUN_TEST(test_elementwise);
+    TEST_MAIN_END();
+}
