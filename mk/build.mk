@@ -101,10 +101,12 @@ $(BUILD_DIR)/obj/%.o: %.c
 	@echo "  CC   $<"
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD_DIR)/tests/tools/%: tests/tools/%.c $(wildcard tests/common/*.h) $(BUILD_DIR)/lib.a
+# Test tools may use the CLI layer (flags, command helpers), everything but its main().
+CLI_LIB_OBJ := $(filter-out %/main.o,$(CLI_OBJ))
+$(BUILD_DIR)/tests/tools/%: tests/tools/%.c $(wildcard tests/common/*.h) $(BUILD_DIR)/lib.a $(CLI_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  TOOL $@"
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -Itests -o $@ $< $(BUILD_DIR)/lib.a $(LIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -Itests -o $@ $< $(CLI_LIB_OBJ) $(BUILD_DIR)/lib.a $(LIBS)
 
 $(BUILD_DIR)/tests/%: tests/unit/%.c tests/unit/harness.h $(wildcard tests/common/*.h) $(BUILD_DIR)/lib.a
 	@mkdir -p $(dir $@)

@@ -1,0 +1,84 @@
+/* Model-describing flags shared by train, probe, eval, sample and the test tools. */
+#include "model_flags.h"
+
+#include <string.h>
+
+enum { F_SIZE, F_PRESET, F_NORM, F_DT, F_LAYERS, F_HEADS, F_DIM, F_SEQ, F_VOCAB, F_EMBED_NORM, F_EMBED_SCALE,
+       F_SPEC, F_MIX, F_BN_STEPS, F_INIT_STD, F_EPS };
+
+void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
+    memset(mf, 0, sizeof *mf);
+    mf->size = NULL;
+    mf->preset = "pre";
+    mf->norm = "layernorm";
+    mf->spec = NULL;
+    mf->layers = 6;
+    mf->heads = 6;
+    mf->dim = 384;
+    mf->seq = 256;
+    mf->vocab = 50257;
+    mf->branchnorm_steps = 1000;
+    mf->dt = 1.0;
+    mf->mix_ratio = 0.25;
+    mf->init_std = 0.02;
+    mf->eps = 1e-5;
+    LnlFlag t[LNL_MODEL_NFLAGS] = {
+        [F_SIZE] = {"--model-size", LNL_FLAG_STR, &mf->size, "named size; sets layers/heads/dim", 1, 0, LNL_SIZES, 0},
+        [F_PRESET] = {"--preset", LNL_FLAG_STR, &mf->preset, "normalization placement preset", 1, 0, LNL_PRESETS, 0},
+        [F_NORM] = {"--norm", LNL_FLAG_STR, &mf->norm, "normalization kind", 1, 0, "layernorm|rmsnorm", 0},
+        [F_DT] = {"--dt", LNL_FLAG_FLOAT, &mf->dt, "residual step: x + dt * branch", 0, 100, NULL, 0},
+        [F_LAYERS] = {"--layers", LNL_FLAG_INT, &mf->layers, "number of blocks L", 1, LNL_MAX_LAYERS, NULL, 0},
+        [F_HEADS] = {"--heads", LNL_FLAG_INT, &mf->heads, "attention heads (divides --dim)", 1, 4096, NULL, 0},
+        [F_DIM] = {"--dim", LNL_FLAG_INT, &mf->dim, "model width C", 1, 65536, NULL, 0},
+        [F_SEQ] = {"--seq", LNL_FLAG_INT, &mf->seq, "sequence length T (and the model's n_positions when created)", 1, 1 << 20, NULL, 0},
+        [F_VOCAB] = {"--vocab", LNL_FLAG_INT, &mf->vocab, "vocabulary size V", 2, 1 << 24, NULL, 0},
+        [F_EMBED_NORM] = {"--embed-norm", LNL_FLAG_BOOL, &mf->embed_norm, "normalize right after the embedding", 1, 0, NULL, 0},
+        [F_EMBED_SCALE] = {"--embed-scale", LNL_FLAG_BOOL, &mf->embed_scale, "multiply the embedding by sqrt(C)", 1, 0, NULL, 0},
+        [F_SPEC] = {"--spec", LNL_FLAG_STR, &mf->spec, "spec overrides KEY=VALUE[,...], KEY=[attn.|mlp.]field[@A-B] (docs/PLACEMENTS.md)", 1, 0, NULL, 0},
+        [F_MIX] = {"--mix-ratio", LNL_FLAG_FLOAT, &mf->mix_ratio, "Mix-LN: share of layers that are Post-LN", 0, 1, NULL, 0},
+        [F_BN_STEPS] = {"--branchnorm-steps", LNL_FLAG_INT, &mf->branchnorm_steps, "BranchNorm: steps over which the branch norm anneals 1 -> 0", 1, 1000000000, NULL, 0},
+        [F_INIT_STD] = {"--init-std", LNL_FLAG_FLOAT, &mf->init_std, "std of the normal init of matrices and embeddings", 0, 10, NULL, 0},
+        [F_EPS] = {"--eps", LNL_FLAG_FLOAT, &mf->eps, "normalization epsilon", 1e-12, 1, NULL, 0},
+    };
+    memcpy(f, t, sizeof t);
+}
+
+static int apply(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int only_seen, LnlErr *e) {
+#define GIVEN(i) (!only_seen || f[i].seen)
+    int respec = !only_seen || f[F_PRESET].seen || f[F_LAYERS].seen || f[F_SIZE].seen || f[F_MIX].seen;
+    char preset[32];
+    snprintf(preset, sizeof preset, "%s", only_seen && !f[F_PRESET].seen ? c->preset : mf->preset);
+    if (mf->size && GIVEN(F_SIZE) && lnl_config_size(c, mf->size, e)) return -1;
+    if (GIVEN(F_LAYERS) && (!mf->size || f[F_LAYERS].seen)) c->n_layer = (int)mf->layers;
+    if (GIVEN(F_HEADS) && (!mf->size || f[F_HEADS].seen)) c->n_head = (int)mf->heads;
+    if (GIVEN(F_DIM) && (!mf->size || f[F_DIM].seen)) c->n_embd = (int)mf->dim;
+    if (!only_seen) {
+        c->n_positions = (int)mf->seq;
+    }
+    if (GIVEN(F_VOCAB)) c->vocab_size = (int)mf->vocab;
+    if (GIVEN(F_MIX)) c->mix_ratio = (float)mf->mix_ratio;
+    if (GIVEN(F_BN_STEPS)) c->branchnorm_steps = (int)mf->branchnorm_steps;
+    if (GIVEN(F_INIT_STD)) c->init_std = (float)mf->init_std;
+    if (GIVEN(F_EPS)) c->eps = (float)mf->eps;
+    if (GIVEN(F_NORM)) c->norm = strcmp(mf->norm, "rmsnorm") == 0 ? LNL_NORM_RMSNORM : LNL_NORM_LAYERNORM;
+    if (respec) {
+        if (strcmp(preset, "custom") == 0)
+            return lnl_err(e, "--preset: the loaded model has a custom spec; give --preset to re-derive it");
+        if (lnl_config_preset(c, preset, e)) return -1;
+    }
+    if (GIVEN(F_DT)) c->dt = (float)mf->dt;
+    if (GIVEN(F_EMBED_NORM)) c->embed_norm = (uint8_t)mf->embed_norm;
+    if (GIVEN(F_EMBED_SCALE)) c->embed_scale = (uint8_t)mf->embed_scale;
+    if (mf->spec && lnl_config_override(c, mf->spec, e)) return -1;
+    return lnl_config_validate(c, e);
+#undef GIVEN
+}
+
+int lnl_model_flags_config(const LnlModelFlags *mf, const LnlFlag *flags, LnlConfig *c, LnlErr *e) {
+    lnl_config_default(c);
+    return apply(mf, flags, c, 0, e);
+}
+
+int lnl_model_flags_override(const LnlModelFlags *mf, const LnlFlag *flags, LnlConfig *c, LnlErr *e) {
+    return apply(mf, flags, c, 1, e);
+}

@@ -1,0 +1,41 @@
+/* Global-norm clipping and AdamW over the model's tensor views. */
+#include "optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/kernels.h"
+
+void lnl_opt_init(LnlOptState *o, const LnlModel *model) {
+    o->n = model->num_alloc;
+    o->m = lnl_calloc(o->n, sizeof(float));
+    o->v = lnl_calloc(o->n, sizeof(float));
+    o->step = 0;
+}
+
+void lnl_opt_free(LnlOptState *o) {
+    free(o->m);
+    free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+double lnl_opt_step(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr) {
+    double norm = lnl_model_grad_norm(model);
+    if (!isfinite(norm)) return norm;
+    if (h->grad_clip > 0 && norm > h->grad_clip) {
+        float s = (float)(h->grad_clip / norm);
+        for (int i = 0; i < model->nviews; i++) {
+            float *g = model->grads_mem + model->views[i].offset;
+            lnl_axpby(g, s, g, 0.0f, g, model->views[i].numel);
+        }
+    }
+    o->step++;
+    for (int i = 0; i < model->nviews; i++) {
+        const LnlTensorView *v = &model->views[i];
+        lnl_adamw_update(model->params_mem + v->offset, model->grads_mem + v->offset, o->m + v->offset,
+                         o->v + v->offset, v->numel, lr, h->beta1, h->beta2, h->eps, v->decay ? h->weight_decay : 0.0f,
+                         (int)o->step);
+    }
+    return norm;
+}

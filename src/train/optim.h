@@ -1,0 +1,25 @@
+/* The optimizer step: global-norm gradient clipping, then AdamW on every tensor view, with
+ * weight decay only on the views flagged `decay` in the tensor table (matrices, embeddings). */
+#ifndef LNL_OPTIM_H
+#define LNL_OPTIM_H
+
+#include "../model/model.h"
+
+typedef struct {
+    float beta1, beta2, eps, weight_decay;
+    float grad_clip; /* max global grad norm; <= 0 disables clipping */
+} LnlAdamW;
+
+typedef struct {
+    float *m, *v; /* (num_alloc) moments, laid out like the parameters */
+    size_t n;
+    long step; /* number of updates applied so far */
+} LnlOptState;
+
+void lnl_opt_init(LnlOptState *o, const LnlModel *model);
+void lnl_opt_free(LnlOptState *o);
+/* Clips and updates with learning rate lr; returns the gradient norm before clipping. If that
+ * norm is not finite nothing is changed (the caller decides what a non-finite step means). */
+double lnl_opt_step(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr);
+
+#endif
