@@ -4,18 +4,18 @@ BUILD := $(MAKE) --no-print-directory -f mk/build.mk
 
 .PHONY: all lnlab test study bench sanitize clean setup
 all lnlab: setup
-	@$(BUILD) lnlab
+	@$(BUILD) bin
 test: setup
-	@$(BUILD) lnlab tests
+	@$(BUILD) bin tests
 	@tests/run
 study: setup
-	@$(BUILD) lnlab
+	@$(BUILD) bin
 	./lnlab study
 bench: setup
-	@$(BUILD) lnlab benches
+	@$(BUILD) bin benches
 	@bench/run
 sanitize: setup
-	@$(BUILD) SANITIZE=1 BUILD_DIR=build/san lnlab tests
+	@$(BUILD) SANITIZE=1 BUILD_DIR=build/san bin tests
 	@LNLAB_BIN=build/san/lnlab LNLAB_TEST_DIR=build/san/tests tests/run
 setup:
 	@scripts/setup

@@ -81,8 +81,8 @@ else
   EXE := $(BUILD_DIR)/lnlab
 endif
 
-.PHONY: lnlab tests benches report
-lnlab: report $(EXE)
+.PHONY: bin tests benches report
+bin: report $(EXE)
 tests: $(TEST_BIN) $(TOOL_BIN)
 benches: $(BENCH_BIN)
 
