@@ -95,74 +95,22 @@ static inline float expf_approx(float x) {
     return x < -87.0f ? 0.0f : p * s;
 }
 
-/* ---- matmul ---- */
-
-#ifndef LNL_HAVE_BLAS
-/* Built-in matmul: cache blocks of MM_RB x MM_CB outputs over MM_KB-long slices of the inner
- * dimension, register tiles of MM_MR rows. Edge tiles reuse the last valid row pointer and
- * discard the duplicate results, so one kernel serves every shape. */
+/* ---- register-tiled "axpy form" product, shared by the built-in matmul and attention ----
+ * out[r, j] += alpha * sum_k c(r, k) * y[k, j], with y contiguous along j: the loop vectorizes
+ * across j and keeps an MM_MR x MM_JB tile of out in registers, and c is read through two
+ * strides so that a matrix or its transpose is used in place. Edge rows reuse the last valid
+ * row and drop the duplicate result, so one kernel serves every shape. */
 #if defined(__AVX512F__)
 #define MM_L 16
 #else
 #define MM_L 8
 #endif
 #define MM_MR 4
-#define MM_NR 4
 #define MM_JB (4 * MM_L)
-#define MM_KB 256
-#define MM_RB 64
-#define MM_CB 64
-#define MM_JC 256
 
-/* out[r, c] += a_r . w_c over K, for r < mr, c < nr (dot form: both operands contiguous in k). */
-static void mm_dot_tile(float *out, size_t ldo, const float *a[MM_MR], const float *w[MM_NR], int K, int mr,
-                        int nr) {
-    float acc[MM_MR][MM_NR][MM_L];
-    memset(acc, 0, sizeof acc);
-    int k = 0;
-    for (; k + MM_L <= K; k += MM_L)
-        for (int r = 0; r < MM_MR; r++)
-            for (int c = 0; c < MM_NR; c++)
-                for (int l = 0; l < MM_L; l++) acc[r][c][l] = LNL_FMA(a[r][k + l], w[c][k + l], acc[r][c][l]);
-    for (int r = 0; r < mr; r++)
-        for (int c = 0; c < nr; c++) {
-            float s = 0.0f;
-            for (int kk = k; kk < K; kk++) s += a[r][kk] * w[c][kk];
-            for (int l = 0; l < MM_L; l++) s += acc[r][c][l];
-            out[(size_t)r * ldo + c] += s;
-        }
-}
-
-static void matmul_forward_blocked(float *out, const float *inp, const float *weight, const float *bias, int N,
-                                   int IC, int OC) {
-    int nrb = (N + MM_RB - 1) / MM_RB, ncb = (OC + MM_CB - 1) / MM_CB;
-    LNL_OMP(parallel for collapse(2) schedule(static))
-    for (int rb = 0; rb < nrb; rb++)
-        for (int cb = 0; cb < ncb; cb++) {
-            int r0 = rb * MM_RB, r1 = imin(N, r0 + MM_RB), c0 = cb * MM_CB, c1 = imin(OC, c0 + MM_CB);
-            for (int r = r0; r < r1; r++)
-                for (int c = c0; c < c1; c++) out[(size_t)r * OC + c] = bias ? bias[c] : 0.0f;
-            for (int k0 = 0; k0 < IC; k0 += MM_KB) {
-                int kn = imin(MM_KB, IC - k0);
-                for (int r = r0; r < r1; r += MM_MR) {
-                    int mr = imin(MM_MR, r1 - r);
-                    const float *a[MM_MR];
-                    for (int i = 0; i < MM_MR; i++) a[i] = inp + (size_t)(r + imin(i, mr - 1)) * IC + k0;
-                    for (int c = c0; c < c1; c += MM_NR) {
-                        int nr = imin(MM_NR, c1 - c);
-                        const float *w[MM_NR];
-                        for (int i = 0; i < MM_NR; i++) w[i] = weight + (size_t)(c + imin(i, nr - 1)) * IC + k0;
-                        mm_dot_tile(out + (size_t)r * OC + c, OC, a, w, kn, mr, nr);
-                    }
-                }
-            }
-        }
-}
-
-/* out[r, j] += sum_k coef[r*csr + k*csk] * y[k*ldy + j] for r < mr, j < MM_JB (axpy form:
- * vectorized across j). */
+/* rows r < mr, columns j < MM_JB */
 static void mm_axpy_tile(float *out, size_t ldo, const float *coef, size_t csr, size_t csk, const float *y,
-                         size_t ldy, int K, int mr) {
+                         size_t ldy, int K, int mr, float alpha) {
     float acc[MM_MR][MM_JB];
     memset(acc, 0, sizeof acc);
     size_t ro[MM_MR];
@@ -176,11 +124,59 @@ static void mm_axpy_tile(float *out, size_t ldo, const float *coef, size_t csr, 
         }
     }
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < MM_JB; j++) out[(size_t)r * ldo + j] += acc[r][j];
+        for (int j = 0; j < MM_JB; j++) out[(size_t)r * ldo + j] += alpha * acc[r][j];
 }
 
-/* out (R, J) += Coef (R, K) @ Y (K, J), Coef addressed through strides so that dout or its
- * transpose can be read in place. Threads own disjoint blocks of output rows. */
+/* rows [r0, r1), columns [0, J): full tiles, then a plain tail */
+static void mm_axpy_block(float *out, size_t ldo, int r0, int r1, int J, const float *coef, size_t csr, size_t csk,
+                          const float *y, size_t ldy, int K, float alpha) {
+    for (int r = r0; r < r1; r += MM_MR) {
+        int mr = imin(MM_MR, r1 - r);
+        const float *cf = coef + (size_t)r * csr;
+        float *o = out + (size_t)r * ldo;
+        int j = 0;
+        for (; j + MM_JB <= J; j += MM_JB) mm_axpy_tile(o + j, ldo, cf, csr, csk, y + j, ldy, K, mr, alpha);
+        if (j < J)
+            for (int rr = 0; rr < mr; rr++)
+                for (int k = 0; k < K; k++)
+                    axpy_f(o + (size_t)rr * ldo + j, alpha * cf[(size_t)rr * csr + (size_t)k * csk],
+                           y + (size_t)k * ldy + j, J - j);
+    }
+}
+
+/* ---- matmul ---- */
+
+#ifndef LNL_HAVE_BLAS
+/* Built-in matmul on the tiles above. dinp and dweight read dout (or its transpose) in place;
+ * the forward packs a MM_KB x MM_CB block of weight^T into a stack buffer (64 KiB) because
+ * weight is stored along k. Cache blocks: MM_RB rows x MM_JC columns over MM_KB-long slices. */
+#define MM_KB 256
+#define MM_RB 64
+#define MM_CB 64
+#define MM_JC 256
+
+static void matmul_forward_blocked(float *out, const float *inp, const float *weight, const float *bias, int N,
+                                   int IC, int OC) {
+    int nrb = (N + MM_RB - 1) / MM_RB, ncb = (OC + MM_CB - 1) / MM_CB;
+    /* column blocks outer: consecutive tasks of a thread reuse the same weight block */
+    LNL_OMP(parallel for collapse(2) schedule(static))
+    for (int cb = 0; cb < ncb; cb++)
+        for (int rb = 0; rb < nrb; rb++) {
+            float wt[MM_KB * MM_CB]; /* weight^T block: wt[k * nc + j] = weight[c0 + j, k0 + k] */
+            int r0 = rb * MM_RB, r1 = imin(N, r0 + MM_RB), c0 = cb * MM_CB, nc = imin(MM_CB, OC - c0);
+            for (int r = r0; r < r1; r++)
+                for (int j = 0; j < nc; j++) out[(size_t)r * OC + c0 + j] = bias ? bias[c0 + j] : 0.0f;
+            for (int k0 = 0; k0 < IC; k0 += MM_KB) {
+                int kn = imin(MM_KB, IC - k0);
+                for (int j = 0; j < nc; j++)
+                    for (int k = 0; k < kn; k++) wt[k * nc + j] = weight[(size_t)(c0 + j) * IC + k0 + k];
+                mm_axpy_block(out + c0, (size_t)OC, r0, r1, nc, inp + k0, (size_t)IC, 1, wt, (size_t)nc, kn, 1.0f);
+            }
+        }
+}
+
+/* out (R, J) += Coef (R, K) @ Y (K, J), Coef read through strides (dout or its transpose in
+ * place). Threads own disjoint blocks of output rows. */
 static void mm_axpy_driver(float *out, int R, int J, int K, const float *coef, size_t csr, size_t csk,
                            const float *y, size_t ldy) {
     int nrb = (R + MM_RB - 1) / MM_RB;
@@ -189,22 +185,9 @@ static void mm_axpy_driver(float *out, int R, int J, int K, const float *coef, s
         int r0 = rb * MM_RB, r1 = imin(R, r0 + MM_RB);
         for (int k0 = 0; k0 < K; k0 += MM_KB) {
             int kn = imin(MM_KB, K - k0);
-            for (int j0 = 0; j0 < J; j0 += MM_JC) {
-                int j1 = imin(J, j0 + MM_JC);
-                for (int r = r0; r < r1; r += MM_MR) {
-                    int mr = imin(MM_MR, r1 - r);
-                    const float *cf = coef + (size_t)r * csr + (size_t)k0 * csk;
-                    const float *yk = y + (size_t)k0 * ldy;
-                    int j = j0;
-                    for (; j + MM_JB <= j1; j += MM_JB)
-                        mm_axpy_tile(out + (size_t)r * J + j, (size_t)J, cf, csr, csk, yk + j, ldy, kn, mr);
-                    for (int rr = 0; rr < mr; rr++)
-                        for (int k = 0; k < kn; k++) {
-                            float c = cf[(size_t)rr * csr + (size_t)k * csk];
-                            axpy_f(out + (size_t)(r + rr) * J + j, c, yk + (size_t)k * ldy + j, j1 - j);
-                        }
-                }
-            }
+            for (int j0 = 0; j0 < J; j0 += MM_JC)
+                mm_axpy_block(out + j0, (size_t)J, r0, r1, imin(MM_JC, J - j0), coef + (size_t)k0 * csk, csr, csk,
+                              y + (size_t)k0 * ldy + j0, ldy, kn, 1.0f);
         }
     }
 }
@@ -302,8 +285,30 @@ void lnl_norm_backward(float *dinp, float *dweight, float *dbias, const float *d
     }
 }
 
-/* ---- attention: one (batch, head) pair per task; the saved att row doubles as the score
- * buffer and datt as the backward's, so no other scratch is needed ---- */
+/* ---- attention: one (batch, head) pair per task ----
+ * Scores (and, backward, dout . v) are formed in tiles of MM_MR queries x ATT_KB keys against
+ * a transposed copy of the key block in a stack buffer of ATT_KB x ATT_HC floats (64 KiB;
+ * wider heads go in slices), for key blocks at or below the diagonal only. The products with
+ * att or dscore (out, dq, dk, dv) are tiles of MM_MR rows x head size. Diagonal tiles also
+ * form a few scores above the diagonal, which the mask then overwrites with zeros, and the
+ * products run over those zero weights, which adds exact zeros for finite inputs. The saved
+ * att row doubles as the score buffer and datt as the backward's, so nothing is allocated. */
+#define ATT_KB 64
+#define ATT_HC 256
+
+/* S[t, k0 + j] = rows_t . keys_{k0 + j} for t in [k0, T), j < kn (S has row length T). */
+static void att_block_dots(float *S, int T, int k0, int kn, const float *rows, size_t ldr, const float *keys,
+                           size_t ldk, int hs, float *kt) {
+    for (int t = k0; t < T; t++) memset(S + (size_t)t * T + k0, 0, (size_t)kn * sizeof(float));
+    for (int i0 = 0; i0 < hs; i0 += ATT_HC) {
+        int ic = imin(ATT_HC, hs - i0);
+        for (int j = 0; j < kn; j++) {
+            const float *kr = keys + (size_t)(k0 + j) * ldk + i0;
+            for (int i = 0; i < ic; i++) kt[i * kn + j] = kr[i];
+        }
+        mm_axpy_block(S + k0, (size_t)T, k0, T, kn, rows + i0, ldr, 1, kt, (size_t)kn, ic, 1.0f);
+    }
+}
 
 void lnl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
     int hs = C / NH;
@@ -312,19 +317,24 @@ void lnl_attention_forward(float *out, float *att, const float *qkv, int B, int 
     LNL_OMP(parallel for collapse(2) schedule(static))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs;
+            float kt[ATT_KB * ATT_HC];
+            const float *Q = qkv + (size_t)b * T * C3 + (size_t)h * hs, *K = Q + C, *V = Q + 2 * (size_t)C;
+            float *A = att + ((size_t)b * NH + h) * T * T;
+            float *O = out + (size_t)b * T * C + (size_t)h * hs;
+            for (int k0 = 0; k0 < T; k0 += ATT_KB) att_block_dots(A, T, k0, imin(ATT_KB, T - k0), Q, C3, K, C3, hs, kt);
             for (int t = 0; t < T; t++) {
-                const float *q = base + (size_t)t * C3;
-                float *a = att + (((size_t)b * NH + h) * T + t) * T;
-                for (int t2 = 0; t2 <= t; t2++) a[t2] = dot_f(q, base + (size_t)t2 * C3 + C, hs) * sc;
+                float *a = A + (size_t)t * T;
                 float mx = max_f(a, t + 1);
-                for (int t2 = 0; t2 <= t; t2++) a[t2] = expf_approx(a[t2] - mx);
+                for (int t2 = 0; t2 <= t; t2++) a[t2] = expf_approx(sc * (a[t2] - mx));
                 float iz = (float)(1.0 / lnl_sum_d(a, t + 1));
                 for (int t2 = 0; t2 <= t; t2++) a[t2] *= iz;
                 for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
-                float *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) axpy_f(o, a[t2], base + (size_t)t2 * C3 + 2 * (size_t)C, hs);
+            }
+            for (int t0 = 0; t0 < T; t0 += MM_MR) {
+                int mr = imin(MM_MR, T - t0);
+                for (int r = 0; r < mr; r++) memset(O + (size_t)(t0 + r) * C, 0, (size_t)hs * sizeof(float));
+                mm_axpy_block(O + (size_t)t0 * C, (size_t)C, 0, mr, hs, A + (size_t)t0 * T, (size_t)T, 1, V, C3,
+                              t0 + mr, 1.0f);
             }
         }
 }
@@ -338,26 +348,32 @@ void lnl_attention_backward(float *dqkv, float *datt, const float *dout, const f
     LNL_OMP(parallel for collapse(2) schedule(static))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs;
-            float *dbase = dqkv + (size_t)b * T * C3 + (size_t)h * hs;
+            float kt[ATT_KB * ATT_HC];
+            const float *Q = qkv + (size_t)b * T * C3 + (size_t)h * hs, *K = Q + C, *V = Q + 2 * (size_t)C;
+            float *dQ = dqkv + (size_t)b * T * C3 + (size_t)h * hs, *dK = dQ + C, *dV = dQ + 2 * (size_t)C;
+            const float *dO = dout + (size_t)b * T * C + (size_t)h * hs;
+            const float *A = att + ((size_t)b * NH + h) * T * T;
+            float *D = datt + ((size_t)b * NH + h) * T * T;
+            /* D = dout . v, then the softmax backward: dscore = a * (D - sum_t2 a * D) */
+            for (int k0 = 0; k0 < T; k0 += ATT_KB)
+                att_block_dots(D, T, k0, imin(ATT_KB, T - k0), dO, (size_t)C, V, C3, hs, kt);
             for (int t = 0; t < T; t++) {
-                const float *a = att + (((size_t)b * NH + h) * T + t) * T;
-                float *d = datt + (((size_t)b * NH + h) * T + t) * T;
-                const float *dO = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
-                const float *q = base + (size_t)t * C3;
-                float *dq = dbase + (size_t)t * C3;
-                for (int t2 = 0; t2 <= t; t2++) d[t2] = dot_f(dO, base + (size_t)t2 * C3 + 2 * (size_t)C, hs);
+                const float *a = A + (size_t)t * T;
+                float *d = D + (size_t)t * T;
                 float s = (float)dot_d(a, d, t + 1);
                 for (int t2 = 0; t2 <= t; t2++) d[t2] = a[t2] * (d[t2] - s);
                 for (int t2 = t + 1; t2 < T; t2++) d[t2] = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k2 = base + (size_t)t2 * C3 + C;
-                    float *dk2 = dbase + (size_t)t2 * C3 + C;
-                    float g = d[t2] * sc;
-                    axpy_f(dq, g, k2, hs);
-                    axpy_f(dk2, g, q, hs);
-                    axpy_f(dk2 + C, a[t2], dO, hs);
-                }
+            }
+            for (int t0 = 0; t0 < T; t0 += MM_MR) {
+                int mr = imin(MM_MR, T - t0);
+                /* dq_t += sc * sum_{t2 <= t} dscore[t, t2] k_t2 */
+                mm_axpy_block(dQ + (size_t)t0 * C3, C3, 0, mr, hs, D + (size_t)t0 * T, (size_t)T, 1, K, C3, t0 + mr,
+                              sc);
+                /* dk_s += sc * sum_{t >= s} dscore[t, s] q_t;  dv_s += sum_{t >= s} att[t, s] dout_t */
+                mm_axpy_block(dK + (size_t)t0 * C3, C3, 0, mr, hs, D + (size_t)t0 * T + t0, 1, (size_t)T,
+                              Q + (size_t)t0 * C3, C3, T - t0, sc);
+                mm_axpy_block(dV + (size_t)t0 * C3, C3, 0, mr, hs, A + (size_t)t0 * T + t0, 1, (size_t)T,
+                              dO + (size_t)t0 * C, (size_t)C, T - t0, 1.0f);
             }
         }
 }
@@ -436,6 +452,8 @@ void lnl_softmax_xent_backward(float *dlogits, const float *probs, const int32_t
 /* ---- AdamW and elementwise helpers: the element math is shared with the reference, the
  * loops are split among threads ---- */
 
+/* Memory-bound; sqrtf's errno branch keeps GCC from vectorizing it unless the build adds
+ * -fno-math-errno (which would change no result). */
 void lnl_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
                       float beta2, float eps, float weight_decay, int t) {
     LnlAdamCoef c = lnl_adam_coef(lr, beta1, beta2, eps, weight_decay, t);

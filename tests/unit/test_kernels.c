@@ -406,7 +406,10 @@ static void attn_bwd(int impl, float *dqkv, float *datt, const float *dout, cons
 }
 
 static void test_attention_fast_vs_ref(void) {
-    const int shapes[][4] = {{2, 13, 24, 3}, {1, 37, 128, 2}, {3, 1, 8, 1}, {2, 20, 30, 5}};
+    /* T = 150 spans three key blocks of the fast version; head size 320 exceeds its 256-wide
+     * slices of the transposed key block */
+    const int shapes[][4] = {{2, 13, 24, 3}, {1, 37, 128, 2}, {3, 1, 8, 1}, {2, 20, 30, 5}, {1, 150, 128, 2},
+                             {2, 9, 640, 2}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], NH = shapes[s][3];
         size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
@@ -416,16 +419,17 @@ static void test_attention_fast_vs_ref(void) {
         lnl_ref_attention_forward(o2, a2, qkv, B, T, C, NH);
         char name[96];
         snprintf(name, sizeof name, "attn out B%d T%d C%d NH%d", B, T, C, NH);
-        check_vs_ref(name, o1, o2, no, 1e-6, 1e-5);
+        double atol = 5e-7 * sqrt((double)T + C / NH); /* float sums over T keys and the head */
+        check_vs_ref(name, o1, o2, no, atol, 1e-5);
         snprintf(name, sizeof name, "attn att B%d T%d C%d NH%d", B, T, C, NH);
         check_vs_ref(name, a1, a2, na, 1e-7, 1e-5);
         float *d1 = frand(nq, -1, 1), *d2 = fcopy(d1, nq), *da1 = frand(na, 5, 6), *da2 = frand(na, 5, 6);
         lnl_attention_backward(d1, da1, dout, qkv, a1, B, T, C, NH);
         lnl_ref_attention_backward(d2, da2, dout, qkv, a2, B, T, C, NH);
         snprintf(name, sizeof name, "attn dqkv B%d T%d C%d NH%d", B, T, C, NH);
-        check_vs_ref(name, d1, d2, nq, 1e-6, 1e-5);
+        check_vs_ref(name, d1, d2, nq, atol, 1e-5);
         snprintf(name, sizeof name, "attn datt scratch B%d T%d C%d NH%d", B, T, C, NH);
-        check_vs_ref(name, da1, da2, na, 1e-6, 1e-4);
+        check_vs_ref(name, da1, da2, na, atol, 1e-4);
         free(qkv), free(dout), free(o1), free(o2), free(a1), free(a2), free(d1), free(d2), free(da1), free(da2);
     }
 }
@@ -459,7 +463,7 @@ static void test_attention_mask_rows(void) {
 }
 
 static void test_attention_grad(void) {
-    const int shapes[][4] = {{2, 5, 12, 3}, {1, 6, 32, 2}};
+    const int shapes[][4] = {{2, 5, 12, 3}, {1, 6, 32, 2}, {1, 70, 8, 2}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], NH = shapes[s][3];
         size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
