@@ -3,3 +3,7 @@
 LNL_COMMAND(tokenize, "print the token ids of a file or stdin")
 LNL_COMMAND(detokenize, "turn token ids back into bytes")
 LNL_COMMAND(prepare, "tokenize a corpus into train/val token shards")
+LNL_COMMAND(train, "train a model with a normalization placement")
+LNL_COMMAND(probe, "per-layer hidden-state and gradient figures of a model on one batch")
+LNL_COMMAND(eval, "validation loss and perplexity of a model")
+LNL_COMMAND(sample, "generate text from a model")

@@ -1,0 +1,165 @@
+/* lnlab train: build (or load) a model and train it on prepared token data. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/model_io.h"
+#include "../train/train.h"
+#include "flags.h"
+#include "model_flags.h"
+
+typedef struct {
+    LnlModelFlags *mf;
+    LnlFlag *flags;
+} Hook;
+
+static int override_hook(LnlConfig *c, void *ctx, LnlErr *e) {
+    Hook *h = ctx;
+    return lnl_model_flags_override(h->mf, h->flags, c, e);
+}
+
+/* The vocabulary size recorded by `lnlab prepare` in DIR/meta.json, or 0. */
+static int meta_vocab(const char *data) {
+    char *path = lnl_path_join(data, "meta.json");
+    char *text = NULL;
+    LnlErr e;
+    int v = 0;
+    if (lnl_read_file(path, &text, NULL, &e) == 0) {
+        cJSON *o = cJSON_Parse(text);
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, "vocab_size");
+        if (cJSON_IsNumber(it) && it->valuedouble >= 2 && it->valuedouble < (1 << 24)) v = (int)it->valuedouble;
+        cJSON_Delete(o);
+    }
+    free(text);
+    free(path);
+    return v;
+}
+
+int cmd_train(int argc, char **argv) {
+    LnlModelFlags mf;
+    const char *data = NULL, *out = NULL, *init_from = NULL, *schedule = "cosine";
+    long long batch = 8, steps = 100, total_batch = 0, warmup = 0, seed = 1337, eval_every = 0, eval_batches = 20,
+              ckpt_every = 0;
+    double lr = 6e-4, min_frac = 0.1, beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8, wd = 0.1, clip = 1.0;
+    int quiet = 0;
+    enum { NX = 20 };
+    LnlFlag flags[LNL_MODEL_NFLAGS + NX];
+    lnl_model_flags_init(&mf, flags);
+    LnlFlag extra[NX] = {
+        {"--data", LNL_FLAG_STR, &data, "prepared data directory (train.bin, val.bin) or one token shard", 1, 0, NULL, 0},
+        {"--out", LNL_FLAG_STR, &out, "run directory (log.jsonl, config.json, model.safetensors)", 1, 0, NULL, 0},
+        {"--init-from", LNL_FLAG_STR, &init_from, "start from this model file instead of a fresh init", 1, 0, NULL, 0},
+        {"--batch", LNL_FLAG_INT, &batch, "sequences per micro-batch B", 1, 1 << 20, NULL, 0},
+        {"--total-batch", LNL_FLAG_INT, &total_batch, "tokens per optimizer step (multiple of B*T; 0 = B*T)", 0, 1LL << 40, NULL, 0},
+        {"--steps", LNL_FLAG_INT, &steps, "optimizer steps", 1, 1LL << 40, NULL, 0},
+        {"--lr", LNL_FLAG_FLOAT, &lr, "peak learning rate", 0, 10, NULL, 0},
+        {"--min-lr-frac", LNL_FLAG_FLOAT, &min_frac, "final learning rate as a fraction of --lr", 0, 1, NULL, 0},
+        {"--warmup", LNL_FLAG_INT, &warmup, "linear warmup steps", 0, 1LL << 40, NULL, 0},
+        {"--schedule", LNL_FLAG_STR, &schedule, "decay after warmup", 1, 0, "cosine|linear|constant", 0},
+        {"--beta1", LNL_FLAG_FLOAT, &beta1, "AdamW beta1", 0, 0.999999, NULL, 0},
+        {"--beta2", LNL_FLAG_FLOAT, &beta2, "AdamW beta2", 0, 0.999999, NULL, 0},
+        {"--adam-eps", LNL_FLAG_FLOAT, &adam_eps, "AdamW epsilon", 0, 1, NULL, 0},
+        {"--weight-decay", LNL_FLAG_FLOAT, &wd, "decoupled weight decay (matrices and embeddings only)", 0, 10, NULL, 0},
+        {"--grad-clip", LNL_FLAG_FLOAT, &clip, "max global gradient norm (0 = off)", 0, 1e9, NULL, 0},
+        {"--seed", LNL_FLAG_INT, &seed, "seed for the init", 0, 1LL << 62, NULL, 0},
+        {"--eval-every", LNL_FLAG_INT, &eval_every, "evaluate on the val split every K steps (0 = at the end only)", 0, 1LL << 40, NULL, 0},
+        {"--eval-batches", LNL_FLAG_INT, &eval_batches, "val batches per evaluation (0 = the whole split)", 0, 1LL << 40, NULL, 0},
+        {"--checkpoint-every", LNL_FLAG_INT, &ckpt_every, "write RUN/checkpoints/model_STEP.safetensors every K steps (0 = off)", 0, 1LL << 40, NULL, 0},
+        {"--quiet", LNL_FLAG_BOOL, &quiet, "no progress line", 1, 0, NULL, 0},
+    };
+    memcpy(flags + LNL_MODEL_NFLAGS, extra, sizeof extra);
+    int nflags = LNL_MODEL_NFLAGS + NX, npos;
+    lnl_flags_parse_or_exit("train", "--data DIR --out RUN [flags]", flags, nflags, argc, argv, NULL, 0, &npos);
+    if (!data) lnl_die(2, "train: --data is required (a directory made by lnlab prepare, or a token shard)");
+    if (!out) lnl_die(2, "train: --out is required");
+
+    LnlErr e;
+    LnlModel m;
+    LnlFlag *vocab_flag = lnl_flags_find(flags, nflags, "--vocab");
+    if (!vocab_flag->seen && !init_from) {
+        int v = meta_vocab(data);
+        if (v) {
+            mf.vocab = v;
+            vocab_flag->seen = 1;
+        }
+    }
+    if (init_from) {
+        Hook h = {&mf, flags};
+        if (lnl_model_load(&m, init_from, override_hook, &h, &e)) lnl_die(1, "%s", e.msg);
+    } else {
+        LnlConfig *c = lnl_malloc(sizeof *c);
+        if (lnl_model_flags_config(&mf, flags, c, &e)) lnl_die(2, "%s", e.msg);
+        if (lnl_model_create(&m, c, &e)) lnl_die(1, "%s", e.msg);
+        lnl_model_init_weights(&m, (uint64_t)seed);
+        free(c);
+    }
+    const int T = (int)mf.seq, B = (int)batch;
+    if (T > m.cfg.n_positions)
+        lnl_die(2, "--seq: %d exceeds the model's n_positions %d", T, m.cfg.n_positions);
+    long long bt = (long long)B * T;
+    if (total_batch == 0) total_batch = bt;
+    if (total_batch % bt) lnl_die(2, "--total-batch: %lld is not a multiple of B*T = %lld", total_batch, bt);
+    if (warmup >= steps && warmup > 0) lnl_die(2, "--warmup: %lld must be smaller than --steps %lld", warmup, steps);
+
+    LnlTrainOpts o;
+    memset(&o, 0, sizeof o);
+    o.data = data;
+    o.out = out;
+    o.B = B;
+    o.T = T;
+    o.steps = steps;
+    o.grad_accum = total_batch / bt;
+    o.sched = (LnlSchedule){(LnlSchedKind)lnl_schedule_parse(schedule), lr, lr * min_frac, warmup, steps};
+    o.adam = (LnlAdamW){(float)beta1, (float)beta2, (float)adam_eps, (float)wd, (float)clip};
+    o.seed = (uint64_t)seed;
+    o.eval_every = eval_every;
+    o.eval_batches = eval_batches;
+    o.checkpoint_every = ckpt_every;
+    o.quiet = quiet;
+    cJSON *hp = cJSON_CreateObject();
+    cJSON_AddStringToObject(hp, "data", data);
+    if (init_from) cJSON_AddStringToObject(hp, "init_from", init_from);
+    cJSON_AddNumberToObject(hp, "batch", B);
+    cJSON_AddNumberToObject(hp, "seq", T);
+    cJSON_AddNumberToObject(hp, "total_batch", (double)total_batch);
+    cJSON_AddNumberToObject(hp, "steps", (double)steps);
+    cJSON_AddNumberToObject(hp, "lr", lr);
+    cJSON_AddNumberToObject(hp, "min_lr", lr * min_frac);
+    cJSON_AddNumberToObject(hp, "warmup", (double)warmup);
+    cJSON_AddStringToObject(hp, "schedule", schedule);
+    cJSON_AddNumberToObject(hp, "beta1", beta1);
+    cJSON_AddNumberToObject(hp, "beta2", beta2);
+    cJSON_AddNumberToObject(hp, "adam_eps", adam_eps);
+    cJSON_AddNumberToObject(hp, "weight_decay", wd);
+    cJSON_AddNumberToObject(hp, "grad_clip", clip);
+    cJSON_AddNumberToObject(hp, "seed", (double)seed);
+    cJSON_AddNumberToObject(hp, "params", (double)m.num_params);
+    char *hjs = cJSON_PrintUnformatted(hp);
+    cJSON_Delete(hp);
+    o.hparams_json = hjs;
+
+    if (!quiet)
+        fprintf(stderr, "lnlab train: %s, %s, dt %g, L %d H %d C %d T %d V %d, %zu params, batch %d x %d x %ld\n",
+                m.cfg.preset, m.cfg.norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm", m.cfg.dt, m.cfg.n_layer,
+                m.cfg.n_head, m.cfg.n_embd, T, m.cfg.vocab_size, m.num_params, B, T, o.grad_accum);
+    LnlTrainResult res;
+    int r = lnl_train(&m, &o, &res, &e);
+    cJSON_free(hjs);
+    lnl_model_free(&m);
+    if (r) lnl_die(1, "%s", e.msg);
+    if (res.diverged) {
+        fprintf(stderr, "lnlab: training diverged at step %ld: %s (see %s/log.jsonl)\n", res.diverged_step, res.cause,
+                out);
+        return LNL_EXIT_DIVERGED;
+    }
+    if (!quiet) {
+        if (isfinite(res.final_val_loss))
+            fprintf(stderr, "done: %ld steps, loss %.4f, val loss %.4f, %.0f tok/s (median)\n", res.steps_done,
+                    res.final_loss, res.final_val_loss, res.tokens_per_s);
+        else
+            fprintf(stderr, "done: %ld steps, loss %.4f, %.0f tok/s (median)\n", res.steps_done, res.final_loss,
+                    res.tokens_per_s);
+    }
+    return 0;
+}

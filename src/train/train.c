@@ -1,0 +1,179 @@
+/* The training loop. Data order is llm.c's: consecutive B x T batches of the train split,
+ * wrapping at the end; the run is repeatable for a given seed and data. */
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../data/loader.h"
+#include "../io/model_io.h"
+#include "eval.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void fmt_eta(char *buf, size_t n, double s) {
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+static int write_config(const LnlModel *m, const LnlTrainOpts *o, LnlErr *e) {
+    char *cfg = lnl_config_to_json(&m->cfg);
+    LnlBuf b = {0};
+    lnl_buf_printf(&b, "{\"model\": %s,\n \"train\": %s}\n", cfg, o->hparams_json ? o->hparams_json : "{}");
+    free(cfg);
+    char *path = lnl_path_join(o->out, "config.json");
+    int r = lnl_write_file_atomic(path, b.data, b.len, e);
+    free(path);
+    lnl_buf_free(&b);
+    return r;
+}
+
+static int save_checkpoint(const LnlModel *m, const char *out, long step, LnlErr *e) {
+    char *dir = lnl_path_join(out, "checkpoints");
+    if (lnl_mkdir_p(dir, e)) {
+        free(dir);
+        return -1;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "model_%08ld.safetensors", step);
+    char *path = lnl_path_join(dir, name);
+    char stepstr[32];
+    snprintf(stepstr, sizeof stepstr, "%ld", step);
+    int r = lnl_model_save_safetensors(m, path, "lnlab.step", stepstr, e);
+    free(path);
+    free(dir);
+    return r;
+}
+
+int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e) {
+    memset(res, 0, sizeof *res);
+    res->final_val_loss = NAN;
+    const LnlConfig *c = &m->cfg;
+    const int B = o->B, T = o->T, N = B * T;
+    int r = -1;
+    LnlLoader train = {0}, val = {0};
+    int have_val = 0;
+    FILE *log = NULL;
+    LnlOptState opt = {0};
+    int32_t *in = lnl_malloc((size_t)N * sizeof(int32_t)), *tg = lnl_malloc((size_t)N * sizeof(int32_t));
+    double *times = lnl_calloc((size_t)(o->steps > 0 ? o->steps : 1), sizeof(double));
+    char *log_path = NULL;
+
+    if (lnl_loader_open(&train, o->data, "train", B, T, c->vocab_size, e)) goto done;
+    {
+        LnlErr ve;
+        have_val = lnl_loader_open(&val, o->data, "val", B, T, c->vocab_size, &ve) == 0;
+    }
+    if (lnl_mkdir_p(o->out, e)) goto done;
+    if (write_config(m, o, e)) goto done;
+    log_path = lnl_path_join(o->out, "log.jsonl");
+    log = fopen(log_path, "w");
+    if (!log) {
+        lnl_err(e, "%s: cannot create the log", log_path);
+        goto done;
+    }
+    if (lnl_model_alloc_acts(m, B, T, e)) goto done;
+    lnl_opt_init(&opt, m);
+
+    if (c->admin_profile) {
+        lnl_loader_next(&train, in, tg);
+        lnl_model_admin_profile(m, in, B, T);
+        lnl_loader_reset(&train);
+    }
+
+    if (have_val && o->eval_every > 0) {
+        /* the starting point of the validation curve */
+        double vl = lnl_eval_loss(m, &val, o->eval_batches > 0 ? o->eval_batches : -1, NULL);
+        fprintf(log, "{\"step\": 0, \"val_loss\": %.6f}\n", vl);
+    }
+    const int tty = isatty(fileno(stderr));
+    const long print_every = o->steps >= 20 ? o->steps / 20 : 1;
+    double t_start = lnl_now();
+    for (long step = 0; step < o->steps; step++) {
+        double t0 = lnl_now();
+        m->branch_lambda = lnl_branchnorm_lambda(c, step);
+        lnl_model_zero_grad(m);
+        double loss_sum = 0;
+        for (long micro = 0; micro < o->grad_accum; micro++) {
+            lnl_loader_next(&train, in, tg);
+            loss_sum += lnl_model_forward(m, in, tg, B, T);
+            lnl_model_backward(m);
+        }
+        if (o->grad_accum > 1) {
+            float s = 1.0f / (float)o->grad_accum;
+            for (int i = 0; i < m->nviews; i++) {
+                float *g = m->grads_mem + m->views[i].offset;
+                for (size_t k = 0; k < m->views[i].numel; k++) g[k] *= s;
+            }
+        }
+        float loss = (float)(loss_sum / (double)o->grad_accum);
+        double lr = lnl_schedule_lr(&o->sched, step);
+        double gnorm = lnl_opt_step(&opt, m, &o->adam, (float)lr);
+        double ms = (lnl_now() - t0) * 1000.0;
+        times[step] = ms;
+        double tps = (double)N * (double)o->grad_accum / (ms / 1000.0);
+        res->steps_done = step + 1;
+        res->final_loss = loss;
+        fprintf(log, "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6e, \"tokens_per_s\": %.1f, "
+                     "\"ms\": %.3f}\n",
+                step + 1, loss, lr, isfinite(gnorm) ? gnorm : -1.0, tps, ms);
+        if (!isfinite(loss) || !isfinite(gnorm)) {
+            res->diverged = 1;
+            res->diverged_step = step + 1;
+            snprintf(res->cause, sizeof res->cause, "%s is %s", !isfinite(loss) ? "loss" : "gradient norm",
+                     isnan(!isfinite(loss) ? loss : gnorm) ? "NaN" : "infinite");
+            fprintf(log, "{\"step\": %ld, \"diverged\": true, \"cause\": \"%s\"}\n", step + 1, res->cause);
+            fflush(log);
+            if (!o->quiet) fprintf(stderr, "%s", tty ? "\n" : "");
+            r = 0;
+            goto done;
+        }
+        int last = step + 1 == o->steps;
+        if (have_val && ((o->eval_every > 0 && (step + 1) % o->eval_every == 0) || last)) {
+            double vl = lnl_eval_loss(m, &val, o->eval_batches > 0 ? o->eval_batches : -1, NULL);
+            res->final_val_loss = vl;
+            fprintf(log, "{\"step\": %ld, \"val_loss\": %.6f}\n", step + 1, vl);
+        }
+        fflush(log);
+        if (o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && !last) {
+            if (save_checkpoint(m, o->out, step + 1, e)) goto done;
+        }
+        if (!o->quiet && (tty || (step + 1) % print_every == 0 || last)) {
+            char eta[32];
+            double elapsed = lnl_now() - t_start;
+            fmt_eta(eta, sizeof eta, elapsed / (double)(step + 1) * (double)(o->steps - step - 1));
+            fprintf(stderr, "%sstep %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s%s",
+                    tty ? "\r" : "", step + 1, o->steps, loss, lr, gnorm, tps, eta, tty ? "   " : "\n");
+        }
+    }
+    if (!o->quiet && tty) fputc('\n', stderr);
+    {
+        char *path = lnl_path_join(o->out, "model.safetensors");
+        int sr = lnl_model_save_safetensors(m, path, NULL, NULL, e);
+        free(path);
+        if (sr) goto done;
+    }
+    r = 0;
+done:
+    if (res->steps_done > 0) {
+        qsort(times, (size_t)res->steps_done, sizeof(double), cmp_double);
+        double med = times[res->steps_done / 2];
+        res->tokens_per_s = (double)N * (double)o->grad_accum / (med / 1000.0);
+    }
+    if (log) fclose(log);
+    free(log_path);
+    lnl_opt_free(&opt);
+    lnl_loader_free(&train);
+    if (have_val) lnl_loader_free(&val);
+    free(in);
+    free(tg);
+    free(times);
+    return r;
+}
