@@ -1,0 +1,126 @@
+# lnlab eval: the output line and JSON object, perplexity = exp(loss), the val split of a prepared
+# directory, --batches, agreement with probe's loss on the same single batch, and every error case.
+# The model comes from the refdump test tool, the data from `lnlab prepare`.
+. "$(dirname "$0")/lib.sh"
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+case "$LNLAB" in /*) ;; */*) LNLAB="$PWD/$LNLAB" ;; esac
+PY=/usr/bin/python3
+TD="${LNLAB_TEST_DIR:-build/tests}"
+case "$TD" in /*) ;; *) TD="$ROOT/$TD" ;; esac
+REFDUMP="$TD/tools/refdump"
+if [ ! -x "$REFDUMP" ]; then echo "skip eval: $REFDUMP not built (make -f mk/build.mk tests)"; finish; fi
+cd "$TMP" || exit 1
+
+"$REFDUMP" --preset post --layers 3 --heads 2 --dim 16 --seq 16 --vocab 257 --out m >/dev/null 2>err.txt ||
+  { fail setup_model "$(cat err.txt)"; finish; }
+for i in $(seq 1 80); do echo "line $i of the eval test corpus, with some words"; done >corpus.txt
+"$LNLAB" prepare --tokenizer byte --input corpus.txt --out data >/dev/null 2>err.txt ||
+  { fail setup_data "$(cat err.txt)"; finish; }
+M=m/model.safetensors
+NVAL=$("$PY" -c 'import json; print(json.load(open("data/meta.json"))["tokens"]["val"])')
+
+# check_line NAME FILE TOKENS: "val_loss X perplexity Y tokens N", finite, Y = exp(X), N = TOKENS
+check_line() {
+  local why
+  why=$("$PY" - "$2" "$3" <<'EOF'
+import math, re, sys
+text = open(sys.argv[1]).read()
+m = re.fullmatch(r'val_loss (\S+) perplexity (\S+) tokens (\d+)\n', text)
+assert m, 'unexpected output %r' % text
+loss, ppl, n = float(m.group(1)), float(m.group(2)), int(m.group(3))
+assert math.isfinite(loss) and loss > 0, 'loss %r' % loss
+assert abs(ppl - math.exp(loss)) <= 1e-5 * math.exp(loss), 'perplexity %r vs exp(loss) %r' % (ppl, math.exp(loss))
+assert n == int(sys.argv[2]), 'tokens %d, expected %s' % (n, sys.argv[2])
+EOF
+  ) || { fail "$1" "$why"; return; }
+  ok "$1"
+}
+
+# every full batch of the val split: floor((NVAL - 1) / (B*T)) batches of B*T targets
+B=2; T=16
+want=$(( (NVAL - 1) / (B * T) * B * T ))
+if "$LNLAB" eval --model $M --data data --batch $B --seq $T >e.txt 2>err.txt; then
+  check_line eval_dir_all_batches e.txt $want
+else fail eval_dir_all_batches "$(cat err.txt)"; fi
+
+# a directory means its val split; a shard is used as is
+if "$LNLAB" eval --model $M --data data/val.bin --batch $B --seq $T >ev.txt 2>err.txt && cmp -s e.txt ev.txt; then
+  ok eval_dir_is_val_split
+else fail eval_dir_is_val_split "$(cat err.txt) $(cat e.txt ev.txt)"; fi
+
+if "$LNLAB" eval --model $M --data data --batch $B --seq $T --batches 2 >e2.txt 2>err.txt; then
+  check_line eval_batches_cap e2.txt $((2 * B * T))
+else fail eval_batches_cap "$(cat err.txt)"; fi
+# a cap above the number of batches evaluates each batch once
+if "$LNLAB" eval --model $M --data data --batch $B --seq $T --batches 100000 >e3.txt 2>err.txt && cmp -s e.txt e3.txt; then
+  ok eval_batches_cap_above
+else fail eval_batches_cap_above "$(cat err.txt) $(cat e3.txt)"; fi
+
+# JSON: the same figures, full precision
+if "$LNLAB" eval --model $M --data data --batch $B --seq $T --json >e.json 2>err.txt &&
+   why=$("$PY" - e.json e.txt $want <<'EOF'
+import json, math, sys
+text = open(sys.argv[1]).read()
+assert text.count('\n') == 1, 'expected one line'
+o = json.loads(text)
+want = {'val_loss', 'perplexity', 'tokens', 'batches', 'batch', 'seq', 'placement'}
+assert set(o) == want, 'keys %s' % sorted(o)
+assert math.isfinite(o['val_loss']), 'val_loss %r' % o['val_loss']
+assert abs(o['perplexity'] - math.exp(o['val_loss'])) <= 1e-12 * o['perplexity'], 'perplexity'
+assert o['tokens'] == int(sys.argv[3]) == o['batches'] * o['batch'] * o['seq'], 'tokens %r' % o['tokens']
+assert o['placement'] == 'post', 'placement %r' % o['placement']
+line = open(sys.argv[2]).read().split()
+assert abs(float(line[1]) - o['val_loss']) <= 1e-6, 'line %s vs json %r' % (line[1], o['val_loss'])
+EOF
+   ); then ok eval_json
+else fail eval_json "$(cat err.txt) $why"; fi
+
+# probe's loss is eval's loss on the same single batch (the first B*T+1 tokens of a shard)
+if "$LNLAB" eval --model $M --data data/train.bin --batch $B --seq $T --batches 1 --json >one.json 2>err.txt &&
+   "$LNLAB" probe --model $M --data data/train.bin --batch $B --seq $T --json >probe.json 2>>err.txt &&
+   "$PY" -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); assert a["val_loss"] == b["loss"], (a, b["loss"])' one.json probe.json 2>>err.txt
+then ok eval_equals_probe_loss
+else fail eval_equals_probe_loss "$(cat err.txt)"; fi
+
+# T defaults to the model's n_positions
+if "$LNLAB" eval --model $M --data data --batch $B >ed.txt 2>err.txt && cmp -s e.txt ed.txt; then
+  ok eval_default_seq
+else fail eval_default_seq "$(cat err.txt)"; fi
+
+# overrides apply: a smaller residual step changes the loss
+if "$LNLAB" eval --model $M --data data --batch $B --seq $T --dt 0.5 >edt.txt 2>err.txt && ! cmp -s e.txt edt.txt; then
+  check_line eval_override_dt edt.txt $want
+else fail eval_override_dt "$(cat err.txt) $(cat edt.txt)"; fi
+
+# error cases: one line on stderr, nothing on stdout
+head -c 3000 $M >trunc.safetensors
+"$PY" - <<'EOF'
+import struct
+def shard(path, toks):
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<256i', 20240520, 1, len(toks), *([0] * 253)))
+        f.write(struct.pack('<%dH' % len(toks), *toks))
+shard('big_token.bin', [1] * 40 + [300] + [2] * 40)
+shard('tiny.bin', [1] * 20)
+EOF
+mkdir -p trainonly && cp data/train.bin trainonly/
+E=(eval --batch 2 --seq 16)
+expect_error missing_model 1 'nope\.safetensors' -- "$LNLAB" "${E[@]}" --model nope.safetensors --data data
+expect_error truncated_model 1 'trunc\.safetensors' -- "$LNLAB" "${E[@]}" --model trunc.safetensors --data data
+expect_error missing_data 1 'nope' -- "$LNLAB" "${E[@]}" --model $M --data nope
+expect_error no_val_split 1 'trainonly: no val split' -- "$LNLAB" "${E[@]}" --model $M --data trainonly
+expect_error shard_too_small 1 'tiny\.bin: too few tokens: a batch needs B\*T\+1 = 33 .*found 20' -- \
+  "$LNLAB" "${E[@]}" --model $M --data tiny.bin
+expect_error token_outside_vocab 1 'big_token\.bin: token 300 .*vocabulary \(size 257\)' -- \
+  "$LNLAB" "${E[@]}" --model $M --data big_token.bin
+expect_error seq_too_long 2 "--seq: 32 is longer than the model's n_positions 16" -- \
+  "$LNLAB" eval --batch 2 --seq 32 --model $M --data data
+expect_error bad_batch 2 '--batch' -- "$LNLAB" eval --batch 0 --model $M --data data
+expect_error zero_batches 2 '--batches: 0' -- "$LNLAB" "${E[@]}" --batches 0 --model $M --data data
+expect_error unknown_flag 2 "unknown flag '--nope'" -- "$LNLAB" "${E[@]}" --model $M --data data --nope
+expect_error no_model_flag 2 '--model' -- "$LNLAB" "${E[@]}" --data data
+expect_error no_data_flag 2 '--data' -- "$LNLAB" "${E[@]}" --model $M
+
+if "$LNLAB" eval --help | grep -q -- '--batches'; then ok eval_help; else fail eval_help "no --batches line"; fi
+finish

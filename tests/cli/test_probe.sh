@@ -1,0 +1,140 @@
+# lnlab probe: the JSON object of DESIGN.md (keys, layer count, finite figures, grad_norm[0] = 0,
+# placement), the table form, model overrides, and every error case. The model comes from the
+# refdump test tool and the data from `lnlab prepare`; JSON is read by Python, not by lnlab.
+. "$(dirname "$0")/lib.sh"
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+case "$LNLAB" in /*) ;; */*) LNLAB="$PWD/$LNLAB" ;; esac
+PY=/usr/bin/python3
+TD="${LNLAB_TEST_DIR:-build/tests}"
+case "$TD" in /*) ;; *) TD="$ROOT/$TD" ;; esac
+REFDUMP="$TD/tools/refdump"
+if [ ! -x "$REFDUMP" ]; then echo "skip probe: $REFDUMP not built (make -f mk/build.mk tests)"; finish; fi
+cd "$TMP" || exit 1
+
+L=3
+"$REFDUMP" --preset post --layers $L --heads 2 --dim 16 --seq 16 --vocab 257 --out m >/dev/null 2>err.txt ||
+  { fail setup_model "$(cat err.txt)"; finish; }
+for i in $(seq 1 80); do echo "line $i of the probe test corpus, with some words"; done >corpus.txt
+"$LNLAB" prepare --tokenizer byte --input corpus.txt --out data >/dev/null 2>err.txt ||
+  { fail setup_data "$(cat err.txt)"; finish; }
+M=m/model.safetensors
+
+# check_json NAME FILE PLACEMENT LAYERS B T: the probe object, exactly.
+check_json() {
+  local name=$1 why
+  why=$("$PY" - "$2" "$3" "$4" "$5" "$6" <<'EOF'
+import json, math, sys
+path, placement, L, B, T = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+text = open(path).read()
+assert text.count('\n') == 1 and text.endswith('\n'), 'expected one line of JSON'
+o = json.loads(text)
+top = {'loss', 'placement', 'layers', 'norm', 'dt', 'batch', 'seq'}
+assert set(o) == top, 'top-level keys %s' % sorted(o)
+per = {'layer', 'hidden_mean_abs', 'hidden_var', 'hidden_var_data', 'grad_norm', 'sensitivity', 'dx_norm'}
+def finite(x, what):
+    assert isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x), '%s = %r' % (what, x)
+finite(o['loss'], 'loss')
+assert o['loss'] > 0, 'loss %r' % o['loss']
+assert o['placement'] == placement, 'placement %r' % o['placement']
+assert (o['batch'], o['seq']) == (B, T), 'batch/seq %r %r' % (o['batch'], o['seq'])
+ls = o['layers']
+assert isinstance(ls, list) and len(ls) == L + 1, '%d layer entries for L = %d' % (len(ls), L)
+for i, x in enumerate(ls):
+    assert set(x) == per, 'layer %d keys %s' % (i, sorted(x))
+    assert x['layer'] == i and isinstance(x['layer'], int), 'layer field %r at %d' % (x['layer'], i)
+    for k in per - {'layer', 'sensitivity'}:
+        finite(x[k], 'layers[%d].%s' % (i, k))
+        assert x[k] >= 0, 'layers[%d].%s = %r' % (i, k, x[k])
+    assert x['sensitivity'] is None, 'sensitivity %r' % x['sensitivity']
+    assert x['hidden_mean_abs'] > 0, 'layers[%d] all zero' % i
+    assert (x['grad_norm'] == 0) == (i == 0), 'layers[%d].grad_norm = %r' % (i, x['grad_norm'])
+EOF
+  ) || { fail "$name" "$why"; return; }
+  ok "$name"
+}
+
+# field FILE KEY: a top-level JSON field, repr'd by Python.
+field() { "$PY" -c 'import json,sys; print(repr(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$1" "$2"; }
+
+if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --seq 16 --json >p.json 2>err.txt; then
+  check_json probe_json p.json post $L 2 16
+else fail probe_json "$(cat err.txt)"; fi
+
+# a prepared directory means its train split
+if "$LNLAB" probe --model $M --data data --batch 2 --seq 16 --json >pd.json 2>err.txt && cmp -s p.json pd.json; then
+  ok probe_dir_is_train_split
+else fail probe_dir_is_train_split "$(cat err.txt) $(diff p.json pd.json | head -3)"; fi
+
+# T defaults to the model's n_positions (16 here): same batch, same figures
+if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --json >pt.json 2>err.txt && cmp -s p.json pt.json; then
+  ok probe_default_seq
+else fail probe_default_seq "$(cat err.txt)"; fi
+
+# the table: a summary line, a header line, then L+1 rows numbered 0..L
+if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --seq 16 >table.txt 2>err.txt; then
+  rows=$(grep -cE '^ *[0-9]+ ' table.txt)
+  nums=$(grep -E '^ *[0-9]+ ' table.txt | awk '{print $1}' | tr '\n' ' ')
+  if [ "$rows" -eq $((L + 1)) ] && [ "$nums" = "0 1 2 3 " ] &&
+     grep -qE '^ *layer +hidden_mean_abs +hidden_var +hidden_var_data +grad_norm' table.txt &&
+     grep -qE '^loss [0-9.]+ +placement post' table.txt; then
+    ok probe_table
+  else fail probe_table "$rows rows: $(cat table.txt)"; fi
+else fail probe_table "$(cat err.txt)"; fi
+
+# the table and the JSON report the same loss
+tl=$(awk '/^loss /{print $2}' table.txt)
+if "$PY" -c 'import json,sys; assert abs(json.load(open(sys.argv[1]))["loss"] - float(sys.argv[2])) < 1e-5' p.json "$tl" 2>/dev/null
+then ok probe_table_loss; else fail probe_table_loss "table $tl vs json $(field p.json loss)"; fi
+
+# command-line flags override the file's config
+if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --seq 16 --dt 0.5 --json >pdt.json 2>err.txt &&
+   [ "$(field pdt.json dt)" = "0.5" ] && [ "$(field pdt.json loss)" != "$(field p.json loss)" ]; then
+  ok probe_override_dt
+else fail probe_override_dt "$(cat err.txt) dt $(field pdt.json dt 2>/dev/null)"; fi
+if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --seq 8 --json >ps.json 2>err.txt; then
+  check_json probe_short_seq ps.json post $L 2 8
+else fail probe_short_seq "$(cat err.txt)"; fi
+
+# error cases: one line on stderr, nothing on stdout
+head -c 3000 $M >trunc.safetensors
+printf 'not a model at all' >junk.safetensors
+"$PY" - <<'EOF'
+import struct
+def shard(path, toks, version=1):
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<256i', 20240520, version, len(toks), *([0] * 253)))
+        f.write(struct.pack('<%dH' % len(toks), *toks))
+shard('big_token.bin', [1] * 40 + [300] + [2] * 40)
+shard('bad_version.bin', [1] * 100, version=7)
+shard('tiny.bin', [1] * 20)
+EOF
+head -c 1100 data/train.bin >trunc_shard.bin
+mkdir -p nodata
+P=(probe --batch 2 --seq 16)
+expect_error missing_model 1 'nope\.safetensors' -- "$LNLAB" "${P[@]}" --model nope.safetensors --data data/train.bin
+expect_error truncated_model 1 'trunc\.safetensors' -- "$LNLAB" "${P[@]}" --model trunc.safetensors --data data/train.bin
+expect_error junk_model 1 'junk\.safetensors' -- "$LNLAB" "${P[@]}" --model junk.safetensors --data data/train.bin
+expect_error missing_shard 1 'nope\.bin' -- "$LNLAB" "${P[@]}" --model $M --data nope.bin
+expect_error truncated_shard 1 'trunc_shard\.bin' -- "$LNLAB" "${P[@]}" --model $M --data trunc_shard.bin
+expect_error bad_shard_version 1 'bad_version\.bin.*version' -- "$LNLAB" "${P[@]}" --model $M --data bad_version.bin
+expect_error empty_dir 1 'nodata.*train' -- "$LNLAB" "${P[@]}" --model $M --data nodata
+expect_error shard_too_small 1 'tiny\.bin: too few tokens: a batch needs B\*T\+1 = 33 .*found 20' -- \
+  "$LNLAB" "${P[@]}" --model $M --data tiny.bin
+expect_error batch_too_big 1 'needs B\*T\+1 = 160001' -- "$LNLAB" probe --batch 10000 --seq 16 --model $M --data data/train.bin
+expect_error token_outside_vocab 1 'big_token\.bin: token 300 at index 40 .*vocabulary \(size 257\)' -- \
+  "$LNLAB" probe --batch 4 --seq 16 --model $M --data big_token.bin
+expect_error seq_too_long 2 "--seq: 17 is longer than the model's n_positions 16" -- \
+  "$LNLAB" probe --batch 2 --seq 17 --model $M --data data/train.bin
+expect_error bad_batch_zero 2 '--batch' -- "$LNLAB" probe --batch 0 --seq 16 --model $M --data data/train.bin
+expect_error bad_batch_text 2 '--batch' -- "$LNLAB" probe --batch two --seq 16 --model $M --data data/train.bin
+expect_error unknown_flag 2 "unknown flag '--nope'" -- "$LNLAB" "${P[@]}" --model $M --data data/train.bin --nope
+expect_error no_model_flag 2 '--model' -- "$LNLAB" "${P[@]}" --data data/train.bin
+expect_error no_data_flag 2 '--data' -- "$LNLAB" "${P[@]}" --model $M
+expect_error sensitivity_not_available 2 '--sensitivity is not available yet' -- \
+  "$LNLAB" "${P[@]}" --model $M --data data/train.bin --sensitivity --json
+expect_error override_missing_tensor 1 "tensor 'h\.0\.ln_1\.weight' missing" -- \
+  "$LNLAB" "${P[@]}" --model $M --data data/train.bin --preset pre
+
+if "$LNLAB" probe --help | grep -q -- '--sensitivity'; then ok probe_help; else fail probe_help "no --sensitivity line"; fi
+finish
