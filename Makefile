@@ -2,15 +2,15 @@
 # then builds with mk/build.mk, which detects the libraries after they are installed.
 BUILD := $(MAKE) --no-print-directory -f mk/build.mk
 
-.PHONY: all lnlab test study bench sanitize clean setup
+.PHONY: all lnlab test demo bench sanitize clean setup
 all lnlab: setup
 	@$(BUILD) bin
 test: setup
 	@$(BUILD) bin tests
 	@tests/run
-study: setup
+demo: setup
 	@$(BUILD) bin
-	./lnlab study
+	@scripts/demo
 bench: setup
 	@$(BUILD) bin benches
 	@bench/run

@@ -232,9 +232,11 @@ static int read_header_ints(const char *path, int32_t h[LNL_LLMC_HEADER_INTS], u
 static int load_llmc_ext(LnlModel *m, const char *path, const int32_t *h, uint64_t size, LnlConfigHook hook,
                          void *ctx, LnlErr *e) {
     int32_t cfg_bytes = h[LNL_LLMC_H_CONFIG_BYTES];
-    if (cfg_bytes <= 0 || cfg_bytes % 4 || (uint64_t)cfg_bytes > size - LNL_LLMC_HEADER_BYTES)
-        return lnl_err(e, "%s: header field config_bytes = %d is invalid (file has %llu bytes)", path, cfg_bytes,
-                       (unsigned long long)size);
+    if (cfg_bytes <= 0 || cfg_bytes % 4)
+        return lnl_err(e, "%s: header field config_bytes = %d is invalid (a positive multiple of 4)", path, cfg_bytes);
+    if ((uint64_t)cfg_bytes > size - LNL_LLMC_HEADER_BYTES)
+        return lnl_err(e, "%s: truncated: the header announces %d bytes of config, the file has %llu bytes", path,
+                       cfg_bytes, (unsigned long long)size);
     char *js = lnl_malloc((size_t)cfg_bytes + 1);
     FILE *f = fopen(path, "rb");
     if (!f) {
