@@ -135,4 +135,16 @@ void lnl_ref_attention_backward(float *dqkv, float *datt, const float *dout, con
 void lnl_ref_softmax_xent_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N,
                                   int V);
 
+/* ---- decoding (generation); forward only, one plain version (attention_decode.c) ---- */
+
+/* Attention of one new position over the npos cached positions 0..npos-1 (the new one
+ * included, stored last): out[h*hs+i] = sum_t softmax_t(q_h . k_t,h / sqrt(hs)) v_t,h[i].
+ * Equals row npos-1 of lnl_attention_forward on the same q, k, v. */
+void lnl_attention_decode(float *out,          /* (C) */
+                          float *scores,       /* (npos) scratch, overwritten */
+                          const float *q,      /* (C) the new position's query, heads packed as in qkv */
+                          const float *kcache, /* (npos, C) */
+                          const float *vcache, /* (npos, C) */
+                          int npos, int C, int NH);
+
 #endif

@@ -1,7 +1,8 @@
 /* Parameter layout, init, and the forward/backward of the one block that serves every
- * placement (see spec.h for the block equations). */
+ * placement (see spec.h for the block equations), plus its KV-cache decode mode. */
 #include "model.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,9 @@ void lnl_model_free(LnlModel *m) {
     free(m->inputs);
     free(m->targets);
     free(m->dx_norm);
+    free(m->dec.mem);
+    free(m->dec.stream);
+    free(m->dec.sub);
     memset(m, 0, sizeof *m);
 }
 
@@ -210,23 +214,14 @@ static float *take(Arena *a, size_t n) {
     return a->base ? p : (float *)(uintptr_t)1; /* non-NULL marker while sizing */
 }
 
-/* Lays out (or, with a->base == NULL, sizes) all activation buffers. */
-static void layout_acts(LnlModel *m, Arena *a) {
-    const LnlConfig *c = &m->cfg;
-    const size_t B = (size_t)m->B, T = (size_t)m->T, C = (size_t)c->n_embd, L = (size_t)c->n_layer;
-    const size_t N = B * T, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
-    m->emb = take(a, N * C);
-    if (c->embed_norm) {
-        m->emb_mean = take(a, N);
-        m->emb_rstd = take(a, N);
-        m->stream[0] = take(a, N * C);
-    } else {
-        m->emb_mean = m->emb_rstd = NULL;
-        m->stream[0] = m->emb;
-    }
+/* Lays out (or sizes) the sub-layer activations and stream[1..2L] for B x T rows. with_att: keep
+ * the (B, NH, T, T) attention matrix of the full causal attention (decode passes have none). */
+static void layout_blocks(const LnlConfig *c, size_t B, size_t T, int with_att, float **stream, LnlSubActs *sub,
+                          Arena *a) {
+    const size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer, N = B * T, NH = (size_t)c->n_head;
     for (size_t k = 0; k < 2 * L; k++) {
         const LnlSubSpec *q = &c->sub[k / 2][k % 2];
-        LnlSubActs *s = &m->sub[k];
+        LnlSubActs *s = &sub[k];
         memset(s, 0, sizeof *s);
         int attn = k % 2 == 0;
         if (q->pre_norm) {
@@ -241,7 +236,7 @@ static void layout_acts(LnlModel *m, Arena *a) {
                 s->qkvn_mean = take(a, N * 3 * NH);
                 s->qkvn_rstd = take(a, N * 3 * NH);
             }
-            s->att = take(a, B * NH * T * T);
+            if (with_att) s->att = take(a, B * NH * T * T);
             s->atty = take(a, N * C);
         } else {
             s->fch = take(a, N * 4 * C);
@@ -264,8 +259,25 @@ static void layout_acts(LnlModel *m, Arena *a) {
             s->post_mean = take(a, N);
             s->post_rstd = take(a, N);
         }
-        m->stream[k + 1] = take(a, N * C);
+        stream[k + 1] = take(a, N * C);
     }
+}
+
+/* Lays out (or, with a->base == NULL, sizes) all activation buffers. */
+static void layout_acts(LnlModel *m, Arena *a) {
+    const LnlConfig *c = &m->cfg;
+    const size_t B = (size_t)m->B, T = (size_t)m->T, C = (size_t)c->n_embd;
+    const size_t N = B * T, V = (size_t)c->vocab_size;
+    m->emb = take(a, N * C);
+    if (c->embed_norm) {
+        m->emb_mean = take(a, N);
+        m->emb_rstd = take(a, N);
+        m->stream[0] = take(a, N * C);
+    } else {
+        m->emb_mean = m->emb_rstd = NULL;
+        m->stream[0] = m->emb;
+    }
+    layout_blocks(c, B, T, 1, m->stream, m->sub, a);
     if (c->final_norm) {
         m->lnf = take(a, N * C);
         m->lnf_mean = take(a, N);
@@ -384,15 +396,42 @@ static const float *branch_out(const LnlSubActs *s) {
 /* The input of BranchNorm (F's output after any out-norm). */
 static const float *branch_pre_bn(const LnlSubActs *s) { return s->fo ? s->fo : s->fraw; }
 
-static void sublayer_forward(LnlModel *m, int l, int sidx, int B, int T, float *vars /* may be NULL */) {
+/* One pass through the blocks: where its activations live and how attention sees the past. */
+typedef struct {
+    float **stream;   /* (2L+1) pointers to (B*T, C) */
+    LnlSubActs *sub;  /* (2L) */
+    int B, T;         /* B sequences of T rows */
+    int pos;          /* -1: causal attention over the pass's own T rows (forward). >= 0: decode,
+                       * T == 1 and row b is position pos of stream b, attending over its cache */
+    float *vars;      /* (2L) Admin's profiling: variance of each branch output, or NULL */
+} Pass;
+
+/* The decode mode's attention step: caches k, v of each stream's new row at pos, then attends
+ * over that stream's positions 0..pos. */
+static void attend_cached(LnlModel *m, int l, const float *qkv /* (B, 3C) */, float *out /* (B, C) */, int B,
+                          int pos) {
+    LnlDecode *d = &m->dec;
+    const size_t C = (size_t)m->cfg.n_embd;
+    for (int b = 0; b < B; b++) {
+        const size_t at = ((size_t)l * (size_t)d->B + (size_t)b) * (size_t)d->T * C;
+        float *kc = d->kcache + at, *vc = d->vcache + at;
+        const float *row = qkv + (size_t)b * 3 * C;
+        memcpy(kc + (size_t)pos * C, row + C, C * sizeof(float));
+        memcpy(vc + (size_t)pos * C, row + 2 * C, C * sizeof(float));
+        lnl_attention_decode(out + (size_t)b * C, d->scores, row, kc, vc, pos + 1, (int)C, m->cfg.n_head);
+    }
+}
+
+static void sublayer_forward(LnlModel *m, const Pass *P, int l, int sidx) {
     const LnlConfig *c = &m->cfg;
     const LnlSubSpec *q = &c->sub[l][sidx];
+    const int B = P->B, T = P->T;
     const int k = 2 * l + sidx, C = c->n_embd, NH = c->n_head, HS = C / NH, N = B * T;
     const LnlNormKind kind = c->norm;
-    LnlSubActs *s = &m->sub[k];
+    LnlSubActs *s = &P->sub[k];
     LayerPtrs lp = layer_ptrs(m, &m->p, l);
     SubNorms nw = sub_norms(&lp, sidx);
-    const float *h = m->stream[k];
+    const float *h = P->stream[k];
     const float *u = h;
     if (q->pre_norm) {
         lnl_norm_forward(s->u, s->u_mean, s->u_rstd, h, nw.prew, nw.preb, N, C, 1, 1, kind, c->eps, q->in_scale);
@@ -406,7 +445,8 @@ static void sublayer_forward(LnlModel *m, int l, int sidx, int B, int T, float *
                              kind, c->eps, 1.0f);
             qkv = s->qkvn;
         }
-        lnl_attention_forward(s->atty, s->att, qkv, B, T, C, NH);
+        if (P->pos < 0) lnl_attention_forward(s->atty, s->att, qkv, B, T, C, NH);
+        else attend_cached(m, l, qkv, s->atty, B, P->pos);
         lnl_matmul_forward(s->fraw, s->atty, lp.attprojw, lp.attprojb, N, C, C);
     } else {
         lnl_matmul_forward(s->fch, u, lp.fcw, lp.fcb, N, C, 4 * C);
@@ -420,7 +460,7 @@ static void sublayer_forward(LnlModel *m, int l, int sidx, int B, int T, float *
         lnl_axpby(s->fbn, 1.0f - m->branch_lambda, fin, m->branch_lambda, s->n0, (size_t)N * C);
     }
     const float *f = branch_out(s);
-    if (vars) {
+    if (P->vars) {
         /* biased variance over all entries of the branch output, for Admin's profiling */
         double sum = 0, sq = 0;
         size_t n = (size_t)N * C;
@@ -429,10 +469,10 @@ static void sublayer_forward(LnlModel *m, int l, int sidx, int B, int T, float *
             sq += (double)f[i] * f[i];
         }
         double mean = sum / (double)n;
-        vars[k] = (float)(sq / (double)n - mean * mean);
+        P->vars[k] = (float)(sq / (double)n - mean * mean);
     }
     const float *res = q->res_from_normed ? u : h;
-    float *out = q->post_norm ? s->r : m->stream[k + 1];
+    float *out = q->post_norm ? s->r : P->stream[k + 1];
     const size_t n = (size_t)N * C;
     if (q->skip_learned) {
         lnl_chanscale_forward(out, res, nw.skip, N, C);
@@ -442,17 +482,45 @@ static void sublayer_forward(LnlModel *m, int l, int sidx, int B, int T, float *
     }
     float coef = c->dt * (q->gate ? lp.gate[0] : 1.0f);
     lnl_axpy(out, coef, f, n);
-    if (q->b2t) lnl_axpy(out, 1.0f, m->stream[2 * l], n);
+    if (q->b2t) lnl_axpy(out, 1.0f, P->stream[2 * l], n);
     if (q->post_norm)
-        lnl_norm_forward(m->stream[k + 1], s->post_mean, s->post_rstd, s->r, nw.postw, nw.postb, N, C, 1, 1, kind,
+        lnl_norm_forward(P->stream[k + 1], s->post_mean, s->post_rstd, s->r, nw.postw, nw.postb, N, C, 1, 1, kind,
                          c->eps, 1.0f);
 }
 
 static float embed_scale(const LnlConfig *c) { return c->embed_scale ? sqrtf((float)c->n_embd) : 1.0f; }
 
+/* Token + position embedding of B x T rows at positions first_pos.., then the optional ln_e
+ * into x0 (x0 == emb without ln_e). */
+static void embed_rows(LnlModel *m, float *emb, float *mean, float *rstd, float *x0, const int32_t *tok, int B,
+                       int T, int first_pos) {
+    const LnlConfig *c = &m->cfg;
+    const int C = c->n_embd;
+    lnl_embed_forward(emb, tok, m->p.wte, m->p.wpe + (size_t)first_pos * (size_t)C, B, T, C, embed_scale(c));
+    if (c->embed_norm)
+        lnl_norm_forward(x0, mean, rstd, emb, m->p.lnew, m->p.lneb, B * T, C, 1, 1, c->norm, c->eps, 1.0f);
+}
+
+static void blocks_forward(LnlModel *m, const Pass *P) {
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        sublayer_forward(m, P, l, LNL_ATTN);
+        sublayer_forward(m, P, l, LNL_MLP);
+    }
+}
+
+/* The optional final norm (into lnf) and the tied LM head on N rows of the top stream x. */
+static void head_rows(LnlModel *m, const float *x, float *lnf, float *mean, float *rstd, float *logits, int N) {
+    const LnlConfig *c = &m->cfg;
+    if (c->final_norm) {
+        lnl_norm_forward(lnf, mean, rstd, x, m->p.lnfw, m->p.lnfb, N, c->n_embd, 1, 1, c->norm, c->eps, 1.0f);
+        x = lnf;
+    }
+    lnl_matmul_forward(logits, x, m->p.wte, NULL, N, c->n_embd, c->vocab_size);
+}
+
 static float forward_impl(LnlModel *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *vars) {
     const LnlConfig *c = &m->cfg;
-    const int C = c->n_embd, L = c->n_layer, V = c->vocab_size, N = B * T;
+    const int L = c->n_layer, V = c->vocab_size, N = B * T;
     if (B != m->B || T != m->T) {
         /* smaller batches reuse the buffers laid out for (m->B, m->T) only if the layout
          * matches exactly; the attention buffers depend on T, so re-layout instead */
@@ -460,20 +528,10 @@ static float forward_impl(LnlModel *m, const int32_t *inputs, const int32_t *tar
         if (lnl_model_alloc_acts(m, B, T, &e)) lnl_die(1, "%s", e.msg);
     }
     memcpy(m->inputs, inputs, (size_t)N * sizeof(int32_t));
-    lnl_embed_forward(m->emb, inputs, m->p.wte, m->p.wpe, B, T, C, embed_scale(c));
-    if (c->embed_norm)
-        lnl_norm_forward(m->stream[0], m->emb_mean, m->emb_rstd, m->emb, m->p.lnew, m->p.lneb, N, C, 1, 1, c->norm,
-                         c->eps, 1.0f);
-    for (int l = 0; l < L; l++) {
-        sublayer_forward(m, l, LNL_ATTN, B, T, vars);
-        sublayer_forward(m, l, LNL_MLP, B, T, vars);
-    }
-    const float *x = m->stream[2 * L];
-    if (c->final_norm) {
-        lnl_norm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->p.lnfw, m->p.lnfb, N, C, 1, 1, c->norm, c->eps, 1.0f);
-        x = m->lnf;
-    }
-    lnl_matmul_forward(m->logits, x, m->p.wte, NULL, N, C, V);
+    embed_rows(m, m->emb, m->emb_mean, m->emb_rstd, m->stream[0], inputs, B, T, 0);
+    const Pass P = {m->stream, m->sub, B, T, -1, vars};
+    blocks_forward(m, &P);
+    head_rows(m, m->stream[2 * L], m->lnf, m->lnf_mean, m->lnf_rstd, m->logits, N);
     m->have_targets = targets != NULL;
     m->loss = 0.0f;
     if (targets) {
@@ -518,6 +576,84 @@ void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T) {
         acc += vars[k];
     }
     free(vars);
+}
+
+/* ---------------------------------------------------------------- decode (KV cache) */
+
+static void layout_decode(LnlModel *m, Arena *a) {
+    const LnlConfig *c = &m->cfg;
+    LnlDecode *d = &m->dec;
+    const size_t B = (size_t)d->B, T = (size_t)d->T, C = (size_t)c->n_embd, L = (size_t)c->n_layer;
+    const size_t V = (size_t)c->vocab_size;
+    d->kcache = take(a, L * B * T * C);
+    d->vcache = take(a, L * B * T * C);
+    d->emb = take(a, B * C);
+    if (c->embed_norm) {
+        d->emb_mean = take(a, B);
+        d->emb_rstd = take(a, B);
+        d->stream[0] = take(a, B * C);
+    } else {
+        d->emb_mean = d->emb_rstd = NULL;
+        d->stream[0] = d->emb;
+    }
+    layout_blocks(c, B, 1, 0, d->stream, d->sub, a);
+    if (c->final_norm) {
+        d->lnf = take(a, B * C);
+        d->lnf_mean = take(a, B);
+        d->lnf_rstd = take(a, B);
+    } else {
+        d->lnf = d->lnf_mean = d->lnf_rstd = NULL;
+    }
+    d->logits = take(a, B * V);
+    d->scores = take(a, T);
+}
+
+int lnl_model_alloc_decode_batch(LnlModel *m, int B, int max_T, LnlErr *e) {
+    const LnlConfig *c = &m->cfg;
+    LnlDecode *d = &m->dec;
+    if (B < 1) return lnl_err(e, "decode: %d streams; need at least 1", B);
+    if (max_T < 1 || max_T > c->n_positions)
+        return lnl_err(e, "decode: %d positions; must be in [1, %d] (the model's n_positions)", max_T,
+                       c->n_positions);
+    free(d->mem);
+    free(d->stream);
+    free(d->sub);
+    memset(d, 0, sizeof *d);
+    d->B = B;
+    d->T = max_T;
+    const int L = c->n_layer;
+    d->stream = lnl_calloc((size_t)(2 * L + 1), sizeof(float *));
+    d->sub = lnl_calloc((size_t)(2 * L), sizeof(LnlSubActs));
+    Arena a = {NULL, 0};
+    layout_decode(m, &a);
+    d->mem = lnl_calloc(a.used, sizeof(float));
+    a.base = d->mem;
+    a.used = 0;
+    layout_decode(m, &a);
+    return 0;
+}
+
+int lnl_model_alloc_decode(LnlModel *m, int max_T, LnlErr *e) { return lnl_model_alloc_decode_batch(m, 1, max_T, e); }
+
+void lnl_model_decode_reset(LnlModel *m) { m->dec.len = 0; }
+
+const float *lnl_model_decode_step_batch(LnlModel *m, const int32_t *tokens, int pos) {
+    const LnlConfig *c = &m->cfg;
+    LnlDecode *d = &m->dec;
+    assert(d->mem && "lnl_model_alloc_decode first");
+    assert(pos >= 0 && pos <= d->len && pos < d->T && d->T <= c->n_positions);
+    for (int b = 0; b < d->B; b++) assert(tokens[b] >= 0 && tokens[b] < c->vocab_size);
+    embed_rows(m, d->emb, d->emb_mean, d->emb_rstd, d->stream[0], tokens, d->B, 1, pos);
+    const Pass P = {d->stream, d->sub, d->B, 1, pos, NULL};
+    blocks_forward(m, &P);
+    head_rows(m, d->stream[2 * c->n_layer], d->lnf, d->lnf_mean, d->lnf_rstd, d->logits, d->B);
+    d->len = pos + 1;
+    return d->logits;
+}
+
+const float *lnl_model_decode_step(LnlModel *m, int32_t token, int pos) {
+    assert(m->dec.B == 1);
+    return lnl_model_decode_step_batch(m, &token, pos);
 }
 
 /* ---------------------------------------------------------------- backward */

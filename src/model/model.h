@@ -100,6 +100,22 @@ typedef struct {
     float *r, *post_mean, *post_rstd;    /* residual sum before N_post (N, C) */
 } LnlSubActs;
 
+/* KV-cache decoding state (lnl_model_alloc_decode): B streams that advance in lockstep, one
+ * position per step. Activations hold one row per stream; the attention's past lives in the
+ * caches. Separate from the training activations, so sampling between training steps is fine. */
+typedef struct {
+    int B, T;                 /* streams; cache capacity in positions (<= n_positions) */
+    int len;                  /* positions cached so far; the next step may use any pos <= len */
+    float *mem;               /* one allocation for every buffer below */
+    float *kcache, *vcache;   /* (L, B, T, C): k and v exactly as attention uses them (after qkv_norm) */
+    float **stream;           /* (2L+1) pointers to (B, C), as LnlModel.stream */
+    LnlSubActs *sub;          /* (2L), as LnlModel.sub; no att matrix */
+    float *emb, *emb_mean, *emb_rstd; /* (B, C), (B), (B) */
+    float *lnf, *lnf_mean, *lnf_rstd; /* (B, C), (B), (B) */
+    float *logits;            /* (B, V) of the last step */
+    float *scores;            /* (T) attention scratch */
+} LnlDecode;
+
 typedef struct {
     LnlConfig cfg;
     /* parameters */
@@ -131,6 +147,8 @@ typedef struct {
     /* runtime settings */
     float branch_lambda; /* BranchNorm strength for the next forward */
     float loss;          /* mean loss of the last forward with targets */
+    /* generation */
+    LnlDecode dec;
 } LnlModel;
 
 /* Builds the parameter layout for cfg (validated) and allocates params and grads (zeroed). */
@@ -152,6 +170,27 @@ void lnl_model_backward(LnlModel *m);
 void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T);
 /* BranchNorm strength for a training step: max(0, 1 - step / branchnorm_steps). */
 float lnl_branchnorm_lambda(const LnlConfig *c, long step);
+
+/* KV-cache decoding: generation one position at a time through the same block code as the
+ * forward. In decode mode the attention step appends the new position's k and v to its layer's
+ * cache and attends over positions 0..pos; every other step of the block (norms, MLP, residual,
+ * b2t, gates, skips, BranchNorm with branch_lambda) runs unchanged on one row per stream. Fed the
+ * tokens of a sequence at pos = 0, 1, ..., the logits equal lnl_model_forward's at each position
+ * (tests/unit/test_decode.c). */
+/* Allocates the caches and one-row activations for one stream and up to max_T positions
+ * (1 <= max_T <= n_positions); replaces any earlier decode state. Starts empty. */
+int lnl_model_alloc_decode(LnlModel *m, int max_T, LnlErr *e);
+/* The same for B streams decoded together (lnl_model_decode_step_batch). */
+int lnl_model_alloc_decode_batch(LnlModel *m, int B, int max_T, LnlErr *e);
+/* Forgets the cached positions (the next step must use pos 0). */
+void lnl_model_decode_reset(LnlModel *m);
+/* Feeds token at position pos and returns the logits (V) for position pos + 1, valid until the
+ * next step. Requires one stream, 0 <= token < V, 0 <= pos <= (positions cached) and
+ * pos < max_T <= n_positions (asserted: callers check user input). A pos below the number
+ * cached rewinds: positions from pos on are replaced. */
+const float *lnl_model_decode_step(LnlModel *m, int32_t token, int pos);
+/* B streams at once: tokens (B), all at position pos; returns logits (B, V). */
+const float *lnl_model_decode_step_batch(LnlModel *m, const int32_t *tokens, int pos);
 
 /* Tensor lookup by file name, or NULL. */
 const LnlTensorView *lnl_model_find(const LnlModel *m, const char *name);
