@@ -107,6 +107,7 @@ int cmd_probe(int argc, char **argv) {
          1, 0, NULL, 0},
     };
     lnl_model_flags_init(&mf, flags + NOWN);
+    lnl_model_flags_for_loaded_model(flags + NOWN);
     /* --seq is the probe's T here; the loaded model's n_positions is never changed by a flag. */
     LnlFlag *seq = lnl_flags_find(flags, NFLAGS, "--seq");
     mf.seq = 0;

@@ -140,7 +140,8 @@ void lnl_flags_help(const char *cmd, const char *usage, const LnlFlag *flags, in
         }
         char head[160];
         snprintf(head, sizeof head, "%s %s", f->name, f->choices ? f->choices : type_name(f->type));
-        fprintf(out, "  %-34s %s (default: %s)\n", head, f->help, def);
+        if (strstr(f->help, "(default: ")) fprintf(out, "  %-34s %s\n", head, f->help);
+        else fprintf(out, "  %-34s %s (default: %s)\n", head, f->help, def);
     }
     fprintf(out, "  %-34s %s\n", "-h, --help", "show this help");
 }

@@ -27,6 +27,8 @@ typedef struct {
     const char *choices; /* "gpt2|byte" for STR flags, or NULL */
     int seen;            /* set by the parser when given on the command line */
 } LnlFlag;
+/* --help prints "(default: <value in dest>)" after each help text, unless the help text
+ * already states its default with "(default: ...)". */
 
 /* Result of parsing. */
 enum { LNL_FLAGS_OK = 0, LNL_FLAGS_HELP = 1, LNL_FLAGS_ERROR = -1 };

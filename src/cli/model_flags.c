@@ -43,6 +43,14 @@ void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
     memcpy(f, t, sizeof t);
 }
 
+void lnl_model_flags_for_loaded_model(LnlFlag *flags) {
+    static char help[LNL_MODEL_NFLAGS][160];
+    for (int i = 0; i < LNL_MODEL_NFLAGS; i++) {
+        snprintf(help[i], sizeof help[i], "%s (default: the model file's)", flags[i].help);
+        flags[i].help = help[i];
+    }
+}
+
 static int apply(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int only_seen, LnlErr *e) {
 #define GIVEN(i) (!only_seen || f[i].seen)
     int respec = !only_seen || f[F_PRESET].seen || f[F_LAYERS].seen || f[F_SIZE].seen || f[F_MIX].seen;
