@@ -1,0 +1,168 @@
+/* Sequential batch loader over token shards (order and position rules in loader.h). */
+#include "loader.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_list(char **v, int n) {
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* The shard paths of one split of a directory, in reading order. */
+static int list_split(const char *dir, const char *split, char ***out, int *nout, LnlErr *e) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.bin", split);
+    char *single = lnl_path_join(dir, name);
+    struct stat st;
+    int have_single = stat(single, &st) == 0;
+
+    char pat1[256], pat2[256];
+    snprintf(pat1, sizeof pat1, "*_%s_*.bin", split);
+    snprintf(pat2, sizeof pat2, "*_%s.bin", split);
+    DIR *d = opendir(dir);
+    if (!d) {
+        free(single);
+        return lnl_err(e, "%s: cannot open directory: %s", dir, strerror(errno));
+    }
+    char **v = NULL;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (fnmatch(pat1, de->d_name, 0) != 0 && fnmatch(pat2, de->d_name, 0) != 0) continue;
+        v = lnl_realloc(v, sizeof(char *) * (size_t)(n + 1));
+        v[n++] = lnl_path_join(dir, de->d_name);
+    }
+    closedir(d);
+    if (have_single && n > 0) {
+        int r = lnl_err(e, "%s: both %s and %d %s shard(s) like %s; give the file to use", dir, name, n, pat1,
+                        strrchr(v[0], '/') ? strrchr(v[0], '/') + 1 : v[0]);
+        free(single);
+        free_list(v, n);
+        return r;
+    }
+    if (have_single) {
+        *out = lnl_malloc(sizeof(char *));
+        (*out)[0] = single;
+        *nout = 1;
+        return 0;
+    }
+    free(single);
+    if (n == 0) return lnl_err(e, "%s: no %s split: found neither %s nor %s / %s shards", dir, split, name, pat1, pat2);
+    qsort(v, (size_t)n, sizeof(char *), cmp_str);
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+/* The shard holding offset pos (the last shard for pos == total). */
+static int shard_at(const LnlLoader *l, uint64_t pos) {
+    int i = 0;
+    while (i + 1 < l->nshards && pos >= l->start[i + 1]) i++;
+    return i;
+}
+
+int lnl_loader_open(LnlLoader *l, const char *path, const char *split, int B, int T, int vocab, LnlErr *e) {
+    memset(l, 0, sizeof *l);
+    if (B <= 0 || T <= 0) return lnl_err(e, "%s: batch size B=%d and sequence length T=%d must be positive", path, B, T);
+    struct stat st;
+    if (stat(path, &st) != 0) return lnl_err(e, "%s: %s", path, strerror(errno));
+    char **paths = NULL;
+    int n = 0;
+    if (S_ISDIR(st.st_mode)) {
+        if (!split) return lnl_err(e, "%s: is a directory; a split (train or val) is needed to read it", path);
+        if (strcmp(split, "train") != 0 && strcmp(split, "val") != 0)
+            return lnl_err(e, "%s: split must be train or val, got '%s'", path, split);
+        if (list_split(path, split, &paths, &n, e)) return -1;
+    } else {
+        paths = lnl_malloc(sizeof(char *));
+        paths[0] = lnl_strdup(path);
+        n = 1;
+    }
+    l->B = B;
+    l->T = T;
+    l->shards = lnl_calloc((size_t)n, sizeof(LnlShard));
+    l->start = lnl_calloc((size_t)n, sizeof(uint64_t));
+    for (int i = 0; i < n; i++) {
+        if (lnl_shard_open(&l->shards[i], paths[i], LNL_SHARD_AUTO, vocab, e)) {
+            free_list(paths, n);
+            lnl_loader_free(l);
+            return -1;
+        }
+        l->nshards = i + 1;
+        l->start[i] = l->total;
+        l->total += l->shards[i].ntok;
+    }
+    free_list(paths, n);
+
+    uint64_t need = (uint64_t)B * (uint64_t)T + 1;
+    int best = 0;
+    for (int i = 1; i < l->nshards; i++)
+        if (l->shards[i].ntok > l->shards[best].ntok) best = i;
+    if (l->shards[best].ntok < need) {
+        int r;
+        if (l->nshards == 1)
+            r = lnl_err(e, "%s: too few tokens: a batch needs B*T+1 = %llu (B=%d, T=%d), found %llu", l->shards[0].path,
+                        (unsigned long long)need, B, T, (unsigned long long)l->shards[0].ntok);
+        else
+            r = lnl_err(e, "%s: too few tokens: a batch needs B*T+1 = %llu (B=%d, T=%d), the largest of %d %s shards (%s) has %llu",
+                        path, (unsigned long long)need, B, T, l->nshards, split, l->shards[best].path,
+                        (unsigned long long)l->shards[best].ntok);
+        lnl_loader_free(l);
+        return r;
+    }
+    return 0;
+}
+
+void lnl_loader_next(LnlLoader *l, int32_t *inputs, int32_t *targets) {
+    uint64_t bt = (uint64_t)l->B * (uint64_t)l->T;
+    uint64_t pos = l->pos >= l->total ? 0 : l->pos;
+    int i = shard_at(l, pos);
+    uint64_t off = pos - l->start[i];
+    /* open guarantees one shard has B*T+1 tokens, so this loop ends */
+    while (off + bt + 1 > l->shards[i].ntok) {
+        i = (i + 1) % l->nshards;
+        off = 0;
+    }
+    const uint16_t *t = l->shards[i].tokens + off;
+    if (inputs)
+        for (uint64_t k = 0; k < bt; k++) inputs[k] = t[k];
+    if (targets)
+        for (uint64_t k = 0; k < bt; k++) targets[k] = t[k + 1];
+    l->pos = l->start[i] + off + bt;
+}
+
+void lnl_loader_reset(LnlLoader *l) {
+    l->pos = 0;
+}
+
+int lnl_loader_seek(LnlLoader *l, uint64_t pos, LnlErr *e) {
+    if (pos > l->total)
+        return lnl_err(e, "%s: data position %llu is past the end of the data (%llu tokens)",
+                       l->nshards ? l->shards[0].path : "loader", (unsigned long long)pos,
+                       (unsigned long long)l->total);
+    l->pos = pos;
+    return 0;
+}
+
+uint64_t lnl_loader_num_batches(const LnlLoader *l) {
+    uint64_t bt = (uint64_t)l->B * (uint64_t)l->T, n = 0;
+    for (int i = 0; i < l->nshards; i++)
+        if (l->shards[i].ntok >= bt + 1) n += (l->shards[i].ntok - 1) / bt;
+    return n;
+}
+
+void lnl_loader_free(LnlLoader *l) {
+    for (int i = 0; i < l->nshards; i++) lnl_shard_close(&l->shards[i]);
+    free(l->shards);
+    free(l->start);
+    memset(l, 0, sizeof *l);
+}
