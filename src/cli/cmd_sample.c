@@ -47,6 +47,7 @@ int cmd_sample(int argc, char **argv) {
     LnlModelFlags mf;
     LnlFlag mflags[LNL_MODEL_NFLAGS];
     lnl_model_flags_init(&mf, mflags);
+    lnl_model_flags_for_loaded_model(mflags);
     enum { NOWN = 10 };
     LnlFlag flags[NOWN + LNL_MODEL_NFLAGS] = {
         {"--model", LNL_FLAG_STR, &model_path, "model file (.safetensors or llm.c .bin); required", 1, 0, NULL, 0},
