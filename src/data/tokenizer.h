@@ -34,7 +34,15 @@ int lnl_tok_eot(const LnlTokenizer *t);
 
 /* Appends the ids of n bytes of text (any bytes; see docs/TOKENIZER.md for invalid UTF-8). */
 int lnl_tok_encode(LnlTokenizer *t, const uint8_t *text, size_t n, LnlIds *out, LnlErr *e);
-/* Appends the bytes of ids to out; an id outside the vocabulary is an error. */
+/* Appends the bytes of ids to out; an id outside the vocabulary is an error. End-of-text
+ * decodes to the text "<|endoftext|>" (as the reference encoder does), for both kinds. */
 int lnl_tok_decode(const LnlTokenizer *t, const int32_t *ids, size_t n, LnlBuf *out, LnlErr *e);
+
+/* Reads all of path, or of stdin when path is NULL or "-", into out. Errors name the path. */
+int lnl_read_input(const char *path, LnlBuf *out, LnlErr *e);
+/* The vocabulary directory used when vocab_dir is NULL (caller frees). */
+char *lnl_tok_default_vocab_dir(void);
+/* GPT-2's byte -> unicode table: the code point that stands for each byte in vocabulary files. */
+void lnl_gpt2_bytes_to_unicode(uint32_t cp[256]);
 
 #endif
