@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../data/loader.h"
@@ -68,8 +69,11 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
 
     if (lnl_loader_open(&train, o->data, "train", B, T, c->vocab_size, e)) goto done;
     {
+        /* only a prepared directory has a val split; a single shard is all training data */
+        struct stat st;
         LnlErr ve;
-        have_val = lnl_loader_open(&val, o->data, "val", B, T, c->vocab_size, &ve) == 0;
+        if (stat(o->data, &st) == 0 && S_ISDIR(st.st_mode))
+            have_val = lnl_loader_open(&val, o->data, "val", B, T, c->vocab_size, &ve) == 0;
     }
     if (lnl_mkdir_p(o->out, e)) goto done;
     if (write_config(m, o, e)) goto done;

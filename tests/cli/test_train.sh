@@ -21,6 +21,8 @@ head -c 129 /usr/share/common-licenses/GPL-3 > "$TMP/one.txt"
 ntrain=$($PY -c 'import json; print(json.load(open("'"$TMP/one/meta.json"'"))["train_tokens"])' 2>/dev/null)
 if "$LNLAB" train --data "$TMP/one/train.bin" --vocab 257 --out "$TMP/overfit" --preset pre --layers 2 --heads 2 \
      --dim 32 --seq 32 --batch 4 --steps 300 --lr 1e-2 --warmup 10 --schedule constant --weight-decay 0 --quiet; then
+  if grep -q val_loss "$TMP/overfit/log.jsonl"; then fail shard_has_no_val "a single shard was evaluated as val"
+  else ok shard_has_no_val; fi
   loss=$(json_field "$TMP/overfit/log.jsonl" 300 loss)
   if $PY -c "import sys; sys.exit(0 if float('$loss') < 0.1 else 1)"; then ok overfit_one_batch
   else fail overfit_one_batch "loss after 300 steps on one batch is $loss (train tokens $ntrain), expected < 0.1"; fi
