@@ -4,7 +4,8 @@
  *
  * Threading: every parallel split writes disjoint memory and the reductions do not depend on
  * the number of threads, so results are the same on 1 or many threads (BLAS aside). No op keeps
- * state between calls or allocates; scratch lives in small fixed-size stack arrays. */
+ * state between calls or allocates; scratch lives in fixed-size stack arrays, the largest
+ * 64 KiB per thread (attention, built-in matmul). */
 #include <assert.h>
 #include <math.h>
 
@@ -23,18 +24,6 @@
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /* ---- small vector helpers ---- */
-
-/* a . b in float with LNL_LANES independent partial sums (vectorizes without reassociation). */
-static inline float dot_f(const float *a, const float *b, int n) {
-    float acc[LNL_LANES] = {0};
-    int i = 0;
-    for (; i + LNL_LANES <= n; i += LNL_LANES)
-        for (int k = 0; k < LNL_LANES; k++) acc[k] = LNL_FMA(a[i + k], b[i + k], acc[k]);
-    float s = 0.0f;
-    for (; i < n; i++) s += a[i] * b[i];
-    for (int k = 0; k < LNL_LANES; k++) s += acc[k];
-    return s;
-}
 
 /* a . b accumulated in double */
 static inline double dot_d(const float *a, const float *b, int n) {
@@ -197,10 +186,12 @@ void lnl_matmul_forward(float *out, const float *inp, const float *weight, const
                         int OC) {
     if (N <= 0 || OC <= 0) return;
 #ifdef LNL_HAVE_BLAS
-    if (bias) {
+    if (bias || IC <= 0) { /* BLAS rejects IC = 0 (lda < 1); the product is then just the bias */
         LNL_OMP(parallel for schedule(static))
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias ? bias[o] : 0.0f;
     }
+    if (IC <= 0) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, weight, IC, bias ? 1.0f : 0.0f,
                 out, OC);
 #else
@@ -254,7 +245,7 @@ void lnl_norm_forward(float *out, float *mean, float *rstd, const float *inp, co
         size_t goff = (size_t)lnl_norm_group(r, G, rep) * C;
         float mu, rs;
         lnl_norm_row_stats(x, C, kind, eps, &mu, &rs);
-        if (mean) mean[r] = mu;
+        if (kind == LNL_NORM_LAYERNORM) mean[r] = mu;
         rstd[r] = rs;
         lnl_norm_row_forward(out + (size_t)r * C, x, weight ? weight + goff : NULL, bias ? bias + goff : NULL, C,
                              mu, rs, scale);
@@ -457,7 +448,7 @@ void lnl_softmax_xent_backward(float *dlogits, const float *probs, const int32_t
 void lnl_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
                       float beta2, float eps, float weight_decay, int t) {
     LnlAdamCoef c = lnl_adam_coef(lr, beta1, beta2, eps, weight_decay, t);
-    LNL_OMP(parallel for simd schedule(static))
+    LNL_OMP(parallel for schedule(static))
     for (size_t i = 0; i < n; i++) lnl_adam_elem(&param[i], grad[i], &m[i], &v[i], &c);
 }
 

@@ -55,7 +55,7 @@ void lnl_ref_norm_forward(float *out, float *mean, float *rstd, const float *inp
         size_t goff = (size_t)lnl_norm_group(r, G, rep) * C;
         float mu, rs;
         lnl_norm_row_stats(x, C, kind, eps, &mu, &rs);
-        if (mean) mean[r] = mu;
+        if (kind == LNL_NORM_LAYERNORM) mean[r] = mu;
         rstd[r] = rs;
         lnl_norm_row_forward(out + (size_t)r * C, x, weight ? weight + goff : NULL, bias ? bias + goff : NULL, C,
                              mu, rs, scale);

@@ -212,7 +212,7 @@ static void matmul_bwd(int impl, float *dx, float *dw, float *db, const float *d
 }
 
 static void test_matmul_fast_vs_ref(void) {
-    const int shapes[][3] = {{37, 24, 50}, {131, 300, 67}, {1, 5, 3}, {64, 64, 64}, {5, 1, 130}};
+    const int shapes[][3] = {{37, 24, 50}, {131, 300, 67}, {1, 5, 3}, {64, 64, 64}, {5, 1, 130}, {3, 0, 4}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
         char name[96];
@@ -579,6 +579,17 @@ static void test_embed(void) {
 static void test_softmax_xent_fast_vs_ref(void) {
     const int N = 9, V = 101;
     int32_t tg[9] = {0, 100, 5, -1, 50, 7, 7, -100, 33};
+    {   /* GPT-2 vocabulary length rows */
+        const int n = 3, v = 50257;
+        int32_t t3[3] = {50256, 0, 12345};
+        float *x = frand((size_t)n * v, -8, 8), *p1 = fzeros((size_t)n * v), *p2 = fzeros((size_t)n * v);
+        float *l1 = fzeros(n), *l2 = fzeros(n);
+        lnl_softmax_xent_forward(l1, p1, x, t3, n, v);
+        lnl_ref_softmax_xent_forward(l2, p2, x, t3, n, v);
+        check_vs_ref("xent probs V=50257", p1, p2, (size_t)n * v, 1e-12, 1e-6);
+        check_vs_ref("xent losses V=50257", l1, l2, n, 1e-6, 1e-6);
+        free(x), free(p1), free(p2), free(l1), free(l2);
+    }
     for (int shift = 0; shift < 2; shift++) {
         /* shift: large logits (stability) with a wide spread, so some exp underflow */
         float *x = frand((size_t)N * V, shift ? 900 : -4, shift ? 1000 : 4);
