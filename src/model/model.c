@@ -355,11 +355,13 @@ typedef struct {
     float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *ln2ow, *ln2ob, *ln2pw, *ln2pb, *mskip, *gate;
 } LayerPtrs;
 
-static float *slice(const LnlModel *m, float *base, int role, int l) {
+float *lnl_model_slice(const LnlModel *m, float *base, int role, int l) {
     if (!base) return NULL;
     size_t per = m->role_size[role] / (size_t)m->cfg.n_layer;
     return base + (size_t)l * per;
 }
+
+static float *slice(const LnlModel *m, float *base, int role, int l) { return lnl_model_slice(m, base, role, l); }
 
 static LayerPtrs layer_ptrs(const LnlModel *m, const LnlParams *P, int l) {
     LayerPtrs r;
@@ -386,12 +388,13 @@ static SubNorms sub_norms(const LayerPtrs *lp, int s) {
     return n;
 }
 
-/* The branch value f that enters the residual sum (after out-norm and BranchNorm). */
-static const float *branch_out(const LnlSubActs *s) {
+const float *lnl_sub_branch_out(const LnlSubActs *s) {
     if (s->fbn) return s->fbn;
     if (s->fo) return s->fo;
     return s->fraw;
 }
+
+static const float *branch_out(const LnlSubActs *s) { return lnl_sub_branch_out(s); }
 
 /* The input of BranchNorm (F's output after any out-norm). */
 static const float *branch_pre_bn(const LnlSubActs *s) { return s->fo ? s->fo : s->fraw; }
@@ -553,6 +556,13 @@ float lnl_model_forward(LnlModel *m, const int32_t *inputs, const int32_t *targe
     return forward_impl(m, inputs, targets, B, T, NULL);
 }
 
+void lnl_model_block_forward(LnlModel *m, int l) {
+    assert(l >= 0 && l < m->cfg.n_layer && m->acts_mem);
+    const Pass P = {m->stream, m->sub, m->B, m->T, -1, NULL};
+    sublayer_forward(m, &P, l, LNL_ATTN);
+    sublayer_forward(m, &P, l, LNL_MLP);
+}
+
 void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T) {
     const LnlConfig *c = &m->cfg;
     if (!c->admin_profile || !m->p.askip) return;
@@ -663,15 +673,19 @@ void lnl_model_zero_grad(LnlModel *m) { memset(m->grads_mem, 0, m->num_alloc * s
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
 /* Backward of sub-layer k: dout = dLoss/d stream[k+1]; accumulates dLoss/d stream[k] into din
- * and, for b2t, dLoss/d (block input) into dblock. */
-static void sublayer_backward(LnlModel *m, int l, int sidx, const float *dout, float *din, float *dblock) {
+ * and, for b2t, dLoss/d (block input) into dblock. Parameter gradients accumulate into m->g only
+ * if param_grads (a vector-Jacobian product alone leaves them untouched). */
+static void sublayer_backward(LnlModel *m, int l, int sidx, const float *dout, float *din, float *dblock,
+                              int param_grads) {
     const LnlConfig *c = &m->cfg;
     const LnlSubSpec *q = &c->sub[l][sidx];
     const int B = m->B, T = m->T, k = 2 * l + sidx, C = c->n_embd, NH = c->n_head, HS = C / NH, N = B * T;
     const size_t n = (size_t)N * C;
     const LnlNormKind kind = c->norm;
     LnlSubActs *s = &m->sub[k];
-    LayerPtrs lp = layer_ptrs(m, &m->p, l), lg = layer_ptrs(m, &m->g, l);
+    LayerPtrs lp = layer_ptrs(m, &m->p, l), lg;
+    if (param_grads) lg = layer_ptrs(m, &m->g, l);
+    else memset(&lg, 0, sizeof lg); /* NULL gradient pointers: the kernels skip them */
     SubNorms nw = sub_norms(&lp, sidx), ng = sub_norms(&lg, sidx);
     const float *h = m->stream[k];
     const float *u = q->pre_norm ? s->u : h;
@@ -700,7 +714,7 @@ static void sublayer_backward(LnlModel *m, int l, int sidx, const float *dout, f
     /* the branch: r += dt * g * f */
     const float *f = branch_out(s);
     float g = q->gate ? lp.gate[0] : 1.0f;
-    if (q->gate) {
+    if (q->gate && lg.gate) {
         double dot = 0;
         for (size_t i = 0; i < n; i++) dot += (double)dr[i] * f[i];
         lg.gate[0] += (float)(c->dt * dot);
@@ -780,8 +794,8 @@ void lnl_model_backward(LnlModel *m) {
         float *dA = m->d_stream[ia], *dB = m->d_stream[ib], *dC = m->d_stream[ic];
         zero(dB, n);
         zero(dC, n);
-        sublayer_backward(m, l, LNL_MLP, dA, dB, dC);
-        sublayer_backward(m, l, LNL_ATTN, dB, dC, NULL);
+        sublayer_backward(m, l, LNL_MLP, dA, dB, dC, 1);
+        sublayer_backward(m, l, LNL_ATTN, dB, dC, NULL, 1);
         m->dx_norm[l] = sqrt(lnl_sumsq(dC, n));
         ia = ic;
     }
@@ -794,6 +808,16 @@ void lnl_model_backward(LnlModel *m) {
         demb = m->d_x;
     }
     lnl_embed_backward(m->g.wte, m->g.wpe, demb, m->inputs, B, T, C, embed_scale(c));
+}
+
+void lnl_model_block_vjp(LnlModel *m, int l, const float *dout, float *din) {
+    const size_t n = (size_t)m->B * (size_t)m->T * (size_t)m->cfg.n_embd;
+    float *dmid = m->d_stream[0]; /* dLoss/d stream[2l+1] */
+    assert(dout != dmid && din != dmid && l >= 0 && l < m->cfg.n_layer);
+    zero(dmid, n);
+    zero(din, n);
+    sublayer_backward(m, l, LNL_MLP, dout, dmid, din, 0); /* b2t: the block input is stream[2l] */
+    sublayer_backward(m, l, LNL_ATTN, dmid, din, NULL, 0);
 }
 
 double lnl_model_grad_norm(const LnlModel *m) {

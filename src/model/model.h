@@ -165,6 +165,15 @@ float lnl_model_forward(LnlModel *m, const int32_t *inputs, const int32_t *targe
 void lnl_model_zero_grad(LnlModel *m);
 /* Backward of the mean loss of the last forward (which must have had targets); grads += . */
 void lnl_model_backward(LnlModel *m);
+/* Recomputes block l (0-based) from m->stream[2l] as the last forward did, in place: its saved
+ * activations and stream[2l+1], stream[2l+2] are overwritten; later blocks are not recomputed.
+ * For derivative checks of one block (tests/unit/test_sensitivity.c). */
+void lnl_model_block_forward(LnlModel *m, int l);
+/* Vector-Jacobian product of block l (0-based) at the activations of the last forward:
+ * din = (d stream[2l+2] / d stream[2l])^T dout, (B*T, C) each; the b2t path (the block input
+ * added before the last norm) is included. Parameter gradients are not touched. Uses the
+ * backward scratch (d_stream, d_r, ...), so dout and din must be the caller's own buffers. */
+void lnl_model_block_vjp(LnlModel *m, int l, const float *dout, float *din);
 /* Admin's profiling pass: one forward on the batch with omega = 1, then omega_i =
  * sqrt(1 + sum_{j<i} Var f_j) over sub-layers in order. No-op unless cfg.admin_profile. */
 void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T);
@@ -191,6 +200,13 @@ void lnl_model_decode_reset(LnlModel *m);
 const float *lnl_model_decode_step(LnlModel *m, int32_t token, int pos);
 /* B streams at once: tokens (B), all at position pos; returns logits (B, V). */
 const float *lnl_model_decode_step_batch(LnlModel *m, const int32_t *tokens, int pos);
+
+/* Layer l's (0-based) slice of a per-layer role: base is m->p.<role> or m->g.<role> (NULL if the
+ * role is absent, which gives NULL). */
+float *lnl_model_slice(const LnlModel *m, float *base, int role, int l);
+/* The branch value f of a sub-layer that enters the residual sum r = skip*res + dt*g*f: F's
+ * output after any out-norm and BranchNorm (fbn, else fo, else fraw). */
+const float *lnl_sub_branch_out(const LnlSubActs *s);
 
 /* Tensor lookup by file name, or NULL. */
 const LnlTensorView *lnl_model_find(const LnlModel *m, const char *name);
