@@ -1,18 +1,23 @@
 /* lnlab probe: one forward with targets and one backward of a model on the first batch of a
- * shard, then the per-layer hidden-state and gradient figures of src/diag/stats.h, as a table or
- * as the JSON object DESIGN.md fixes. It trains nothing and writes no file. */
+ * shard, then the per-layer hidden-state and gradient figures of src/diag/stats.h, each block's
+ * local sensitivity if asked (src/diag/sensitivity.h) and the growth fits in depth
+ * (src/diag/growth.h), as a table or as the JSON object DESIGN.md fixes. It trains nothing and
+ * writes no file. */
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../data/loader.h"
+#include "../diag/growth.h"
+#include "../diag/sensitivity.h"
 #include "../diag/stats.h"
 #include "../io/model_io.h"
 #include "model_flags.h"
 
 #define PROBE_DEFAULT_BATCH 4
 #define PROBE_MAX_BATCH 65536
+#define PROBE_DEFAULT_SENS_ITERS 20
 
 typedef struct {
     const LnlModelFlags *mf;
@@ -53,7 +58,34 @@ static const char *norm_name(const LnlConfig *c) {
     return c->norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm";
 }
 
-static void print_json(const LnlModel *m, const LnlProbe *p) {
+/* Per-layer sensitivity: sigma[l] for l = 1..L (block l), NULL when not asked. */
+typedef struct {
+    int iters;
+    double *sigma, *rel_change; /* (L + 1); entry 0 unused */
+} Sens;
+
+static void add_fit(cJSON *o, const char *name, const LnlFit *f, const char *ka, const char *kb, const char *kc) {
+    if (!f->ok) {
+        cJSON_AddNullToObject(o, name);
+        return;
+    }
+    cJSON *x = cJSON_AddObjectToObject(o, name);
+    cJSON_AddNumberToObject(x, ka, f->a);
+    cJSON_AddNumberToObject(x, kb, f->b);
+    if (kc) cJSON_AddNumberToObject(x, kc, f->c);
+    cJSON_AddNumberToObject(x, "r2", f->r2);
+    if (!strcmp(name, "exponential")) cJSON_AddNumberToObject(x, "r2_log", f->r2_log);
+}
+
+static void add_growth_fit(cJSON *o, const char *name, const LnlGrowthFit *g, int variance) {
+    cJSON *x = cJSON_AddObjectToObject(o, name);
+    add_fit(x, "linear", &g->linear, "intercept", "slope", NULL);
+    add_fit(x, "quadratic", &g->quadratic, "a", "b", "c");
+    add_fit(x, "exponential", &g->exponential, "scale", "rate", NULL);
+    cJSON_AddStringToObject(x, "better", g->better_exp ? "exponential" : variance ? "quadratic" : "linear");
+}
+
+static void print_json(const LnlModel *m, const LnlProbe *p, const LnlGrowth *g, const Sens *sens) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "loss", m->loss);
     cJSON_AddStringToObject(o, "placement", m->cfg.preset);
@@ -69,24 +101,60 @@ static void print_json(const LnlModel *m, const LnlProbe *p) {
         cJSON_AddNumberToObject(x, "hidden_var", p->hidden[l].var_entry);
         cJSON_AddNumberToObject(x, "hidden_var_data", p->hidden[l].var_data);
         cJSON_AddNumberToObject(x, "grad_norm", p->grad_norm[l]);
-        cJSON_AddNullToObject(x, "sensitivity");
+        if (sens->sigma && l > 0) cJSON_AddNumberToObject(x, "sensitivity", sens->sigma[l]);
+        else cJSON_AddNullToObject(x, "sensitivity");
         cJSON_AddNumberToObject(x, "dx_norm", m->dx_norm[l]);
+        if (sens->sigma && l > 0) cJSON_AddNumberToObject(x, "sensitivity_rel_change", sens->rel_change[l]);
         cJSON_AddItemToArray(layers, x);
     }
+    if (sens->sigma) cJSON_AddNumberToObject(o, "sensitivity_iters", sens->iters);
+    else cJSON_AddNullToObject(o, "sensitivity_iters");
+    cJSON *gr = cJSON_AddObjectToObject(o, "growth");
+    cJSON_AddNumberToObject(gr, "points", g->n);
+    add_growth_fit(gr, "hidden_mean_abs", &g->magnitude, 0);
+    add_growth_fit(gr, "hidden_var", &g->variance, 1);
+    cJSON_AddBoolToObject(gr, "within_peri_bound", g->within_bound);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (printf("%s\n", s) < 0 || fflush(stdout) != 0) lnl_die(1, "probe: error writing stdout");
     free(s);
 }
 
-static void print_table(const LnlModel *m, const LnlProbe *p) {
+static void print_fit(const char *what, const LnlFit *f) {
+    if (f->ok) printf("R^2 %.4f", f->r2);
+    else printf("(%s fit undefined)", what);
+}
+
+static void print_growth(const LnlGrowth *g) {
+    const LnlGrowthFit *a = &g->magnitude, *v = &g->variance;
+    printf("growth: hidden_mean_abs linear slope %.4g/layer ", a->linear.b);
+    print_fit("linear", &a->linear);
+    printf(", exponential rate %.4g/layer ", a->exponential.b);
+    print_fit("exponential", &a->exponential);
+    printf(": %s fits better\n", a->better_exp ? "exponential" : "linear");
+    printf("        hidden_var quadratic %.4g + %.4g l + %.4g l^2 ", v->quadratic.a, v->quadratic.b, v->quadratic.c);
+    print_fit("quadratic", &v->quadratic);
+    printf(", exponential rate %.4g/layer ", v->exponential.b);
+    print_fit("exponential", &v->exponential);
+    printf(": %s fits better\n", v->better_exp ? "exponential" : "quadratic");
+    printf("        Peri-LN bound (magnitude at most linear in depth, variance at most quadratic): %s\n",
+           g->within_bound ? "same shape" : "grows faster than the bound's shape");
+}
+
+static void print_table(const LnlModel *m, const LnlProbe *p, const LnlGrowth *g, const Sens *sens) {
     printf("loss %.6f  placement %s  norm %s  dt %g  batch %d  seq %d\n", m->loss, m->cfg.preset,
            norm_name(&m->cfg), m->cfg.dt, m->B, m->T);
     printf("%5s %15s %15s %15s %15s %15s %11s\n", "layer", "hidden_mean_abs", "hidden_var", "hidden_var_data",
            "grad_norm", "dx_norm", "sensitivity");
-    for (int l = 0; l < p->n; l++)
+    for (int l = 0; l < p->n; l++) {
+        char sb[32] = "-";
+        if (sens->sigma && l > 0) snprintf(sb, sizeof sb, "%.6g", sens->sigma[l]);
         printf("%5d %15.6g %15.6g %15.6g %15.6g %15.6g %11s\n", l, p->hidden[l].mean_abs, p->hidden[l].var_entry,
-               p->hidden[l].var_data, p->grad_norm[l], m->dx_norm[l], "-");
+               p->hidden[l].var_data, p->grad_norm[l], m->dx_norm[l], sb);
+    }
+    if (sens->sigma)
+        printf("sensitivity: spectral norm of d x_l / d x_{l-1} over the batch, %d power iterations\n", sens->iters);
+    print_growth(g);
     if (fflush(stdout) != 0) lnl_die(1, "probe: error writing stdout");
 }
 
@@ -94,8 +162,9 @@ int cmd_probe(int argc, char **argv) {
     LnlModelFlags mf;
     const char *model = NULL, *data = NULL;
     long long batch = PROBE_DEFAULT_BATCH;
+    long long sens_iters = PROBE_DEFAULT_SENS_ITERS, sens_seed = 1;
     int json = 0, sensitivity = 0;
-    enum { NOWN = 5, NFLAGS = NOWN + LNL_MODEL_NFLAGS };
+    enum { NOWN = 7, NFLAGS = NOWN + LNL_MODEL_NFLAGS };
     LnlFlag flags[NFLAGS] = {
         {"--model", LNL_FLAG_STR, &model, "model file: .safetensors or llm.c .bin (required)", 1, 0, NULL, 0},
         {"--data", LNL_FLAG_STR, &data, "token shard, or a prepared directory (its train split) (required)", 1, 0,
@@ -103,8 +172,13 @@ int cmd_probe(int argc, char **argv) {
         {"--batch", LNL_FLAG_INT, &batch, "batch size B; the batch is the first B*T+1 tokens", 1, PROBE_MAX_BATCH,
          NULL, 0},
         {"--json", LNL_FLAG_BOOL, &json, "print one JSON object instead of a table", 1, 0, NULL, 0},
-        {"--sensitivity", LNL_FLAG_BOOL, &sensitivity, "estimate each block's local sensitivity (not available yet)",
-         1, 0, NULL, 0},
+        {"--sensitivity", LNL_FLAG_BOOL, &sensitivity,
+         "estimate each block's local sensitivity: the spectral norm of d x_l / d x_{l-1} by power iteration", 1, 0,
+         NULL, 0},
+        {"--sensitivity-iters", LNL_FLAG_INT, &sens_iters, "power iterations on J^T J per block (with --sensitivity)",
+         0, 100000, NULL, 0},
+        {"--sensitivity-seed", LNL_FLAG_INT, &sens_seed, "seed of the power iteration's random start", 0, 1LL << 62,
+         NULL, 0},
     };
     lnl_model_flags_init(&mf, flags + NOWN);
     lnl_model_flags_for_loaded_model(flags + NOWN);
@@ -115,12 +189,9 @@ int cmd_probe(int argc, char **argv) {
     seq->help = "sequence length T; 0: the model's n_positions";
     int npos;
     lnl_flags_parse_or_exit("probe",
-                            "--model M --data SHARD|DIR [--batch B] [--seq T] [--json]\n"
+                            "--model M --data SHARD|DIR [--batch B] [--seq T] [--json] [--sensitivity]\n"
                             "       [model flags: override the file's config]",
                             flags, NFLAGS, argc, argv, NULL, 0, &npos);
-    if (sensitivity)
-        lnl_die(2, "probe: --sensitivity is not available yet (local sensitivity by power iteration is a later "
-                   "feature); run without it");
     if (!model) lnl_die(2, "probe: --model M is required");
     if (!data) lnl_die(2, "probe: --data SHARD|DIR is required");
 
@@ -151,9 +222,34 @@ int cmd_probe(int argc, char **argv) {
     lnl_model_backward(&m);
     LnlProbe p;
     lnl_probe_collect(&m, &p);
-    if (json) print_json(&m, &p);
-    else print_table(&m, &p);
+    Sens sens = {(int)sens_iters, NULL, NULL};
+    if (sensitivity) {
+        /* after the figures above: only the backward scratch is reused, gradients stay */
+        const int L = m.cfg.n_layer;
+        sens.sigma = lnl_calloc((size_t)L + 1, sizeof(double));
+        sens.rel_change = lnl_calloc((size_t)L + 1, sizeof(double));
+        LnlSensWork w;
+        lnl_sens_work_init(&w, &m);
+        for (int l = 1; l <= L; l++) {
+            LnlSensResult r = lnl_block_sensitivity(&m, &w, l - 1, sens.iters, (uint64_t)sens_seed);
+            sens.sigma[l] = r.sigma;
+            sens.rel_change[l] = r.rel_change;
+        }
+        lnl_sens_work_free(&w);
+    }
+    double *mag = lnl_malloc(sizeof(double) * (size_t)p.n), *var = lnl_malloc(sizeof(double) * (size_t)p.n);
+    for (int l = 0; l < p.n; l++) {
+        mag[l] = p.hidden[l].mean_abs;
+        var[l] = p.hidden[l].var_entry;
+    }
+    LnlGrowth g = lnl_growth(mag, var, p.n);
+    if (json) print_json(&m, &p, &g, &sens);
+    else print_table(&m, &p, &g, &sens);
 
+    free(mag);
+    free(var);
+    free(sens.sigma);
+    free(sens.rel_change);
     lnl_probe_free(&p);
     free(in);
     free(tg);

@@ -20,16 +20,18 @@ for i in $(seq 1 80); do echo "line $i of the probe test corpus, with some words
   { fail setup_data "$(cat err.txt)"; finish; }
 M=m/model.safetensors
 
-# check_json NAME FILE PLACEMENT LAYERS B T: the probe object, exactly.
+# check_json NAME FILE PLACEMENT LAYERS B T [SENS_ITERS]: the probe object, exactly; with
+# SENS_ITERS, a sensitivity for every block (null for entry 0).
 check_json() {
   local name=$1 why
-  why=$("$PY" - "$2" "$3" "$4" "$5" "$6" <<'EOF'
+  why=$("$PY" - "$2" "$3" "$4" "$5" "$6" "${7:-}" <<'EOF'
 import json, math, sys
 path, placement, L, B, T = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+iters = int(sys.argv[6]) if sys.argv[6] else None
 text = open(path).read()
 assert text.count('\n') == 1 and text.endswith('\n'), 'expected one line of JSON'
 o = json.loads(text)
-top = {'loss', 'placement', 'layers', 'norm', 'dt', 'batch', 'seq'}
+top = {'loss', 'placement', 'layers', 'norm', 'dt', 'batch', 'seq', 'sensitivity_iters', 'growth'}
 assert set(o) == top, 'top-level keys %s' % sorted(o)
 per = {'layer', 'hidden_mean_abs', 'hidden_var', 'hidden_var_data', 'grad_norm', 'sensitivity', 'dx_norm'}
 def finite(x, what):
@@ -40,13 +42,22 @@ assert o['placement'] == placement, 'placement %r' % o['placement']
 assert (o['batch'], o['seq']) == (B, T), 'batch/seq %r %r' % (o['batch'], o['seq'])
 ls = o['layers']
 assert isinstance(ls, list) and len(ls) == L + 1, '%d layer entries for L = %d' % (len(ls), L)
+assert o['sensitivity_iters'] == iters, 'sensitivity_iters %r' % o['sensitivity_iters']
+g = o['growth']
+assert g['points'] == L + 1 and isinstance(g['within_peri_bound'], bool), 'growth %r' % g
+for fig, bounded in (('hidden_mean_abs', 'linear'), ('hidden_var', 'quadratic')):
+    assert set(g[fig]) == {'linear', 'quadratic', 'exponential', 'better'}, 'growth.%s %r' % (fig, g[fig])
+    assert g[fig]['better'] in (bounded, 'exponential'), 'growth.%s.better %r' % (fig, g[fig]['better'])
+    assert set(g[fig]['exponential']) == {'scale', 'rate', 'r2', 'r2_log'}, 'growth.%s %r' % (fig, g[fig])
 for i, x in enumerate(ls):
-    assert set(x) == per, 'layer %d keys %s' % (i, sorted(x))
+    assert set(x) == per | ({'sensitivity_rel_change'} if iters and i > 0 else set()), \
+        'layer %d keys %s' % (i, sorted(x))
     assert x['layer'] == i and isinstance(x['layer'], int), 'layer field %r at %d' % (x['layer'], i)
     for k in per - {'layer', 'sensitivity'}:
         finite(x[k], 'layers[%d].%s' % (i, k))
         assert x[k] >= 0, 'layers[%d].%s = %r' % (i, k, x[k])
-    assert x['sensitivity'] is None, 'sensitivity %r' % x['sensitivity']
+    if iters and i > 0: finite(x['sensitivity'], 'layers[%d].sensitivity' % i); assert x['sensitivity'] > 0
+    else: assert x['sensitivity'] is None, 'sensitivity %r' % x['sensitivity']
     assert x['hidden_mean_abs'] > 0, 'layers[%d] all zero' % i
     assert (x['grad_norm'] == 0) == (i == 0), 'layers[%d].grad_norm = %r' % (i, x['grad_norm'])
 EOF
@@ -77,7 +88,8 @@ if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --seq 16 >table.txt
   nums=$(grep -E '^ *[0-9]+ ' table.txt | awk '{print $1}' | tr '\n' ' ')
   if [ "$rows" -eq $((L + 1)) ] && [ "$nums" = "0 1 2 3 " ] &&
      grep -qE '^ *layer +hidden_mean_abs +hidden_var +hidden_var_data +grad_norm' table.txt &&
-     grep -qE '^loss [0-9.]+ +placement post' table.txt; then
+     grep -qE '^loss [0-9.]+ +placement post' table.txt && grep -q '^growth: hidden_mean_abs linear slope' table.txt &&
+     grep -q 'Peri-LN bound' table.txt; then
     ok probe_table
   else fail probe_table "$rows rows: $(cat table.txt)"; fi
 else fail probe_table "$(cat err.txt)"; fi
@@ -86,6 +98,21 @@ else fail probe_table "$(cat err.txt)"; fi
 tl=$(awk '/^loss /{print $2}' table.txt)
 if "$PY" -c 'import json,sys; assert abs(json.load(open(sys.argv[1]))["loss"] - float(sys.argv[2])) < 1e-5' p.json "$tl" 2>/dev/null
 then ok probe_table_loss; else fail probe_table_loss "table $tl vs json $(field p.json loss)"; fi
+
+# --sensitivity: a sigma for every block, the other figures unchanged, the same for a seed
+if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --seq 16 --sensitivity --sensitivity-iters 8 --json \
+     >psens.json 2>err.txt; then
+  check_json probe_sensitivity_json psens.json post $L 2 16 8
+  if "$PY" -c 'import json,sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+for x, y in zip(a["layers"], b["layers"]):
+    for k in x:
+        if not k.startswith("sensitivity"): assert x[k] == y[k], (k, x[k], y[k])' p.json psens.json; then
+    ok probe_sensitivity_leaves_figures; else fail probe_sensitivity_leaves_figures "figures changed"; fi
+else fail probe_sensitivity_json "$(cat err.txt)"; fi
+if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --seq 16 --sensitivity --sensitivity-iters 8 >st.txt &&
+   [ "$(grep -E '^ *[1-3] ' st.txt | awk '$NF != "-"' | wc -l)" -eq 3 ] && grep -q '^sensitivity: .* 8 power' st.txt; then
+  ok probe_sensitivity_table; else fail probe_sensitivity_table "$(cat st.txt)"; fi
 
 # command-line flags override the file's config
 if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --seq 16 --dt 0.5 --json >pdt.json 2>err.txt &&
@@ -131,8 +158,8 @@ expect_error bad_batch_text 2 '--batch' -- "$LNLAB" probe --batch two --seq 16 -
 expect_error unknown_flag 2 "unknown flag '--nope'" -- "$LNLAB" "${P[@]}" --model $M --data data/train.bin --nope
 expect_error no_model_flag 2 '--model' -- "$LNLAB" "${P[@]}" --data data/train.bin
 expect_error no_data_flag 2 '--data' -- "$LNLAB" "${P[@]}" --model $M
-expect_error sensitivity_not_available 2 '--sensitivity is not available yet' -- \
-  "$LNLAB" "${P[@]}" --model $M --data data/train.bin --sensitivity --json
+expect_error bad_sensitivity_iters 2 '--sensitivity-iters' -- \
+  "$LNLAB" "${P[@]}" --model $M --data data/train.bin --sensitivity --sensitivity-iters -1
 expect_error override_missing_tensor 1 "tensor 'h\.0\.ln_1\.weight' missing" -- \
   "$LNLAB" "${P[@]}" --model $M --data data/train.bin --preset pre
 
