@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -103,14 +104,77 @@ int lnl_fwrite_exact(FILE *f, const void *buf, size_t n, const char *path, LnlEr
     return 0;
 }
 
+/* Fault injection (LNL_FAULT_ENV): bytes written to atomic files by this process so far. The one
+ * piece of process-wide mutable state here; it exists only for tests that simulate a full disk. */
+static uint64_t fault_written;
+
+typedef struct {
+    int fd;
+    uint64_t limit;
+} FaultCookie;
+
+static ssize_t fault_write(void *c, const char *buf, size_t n) {
+    FaultCookie *fc = c;
+    if (fault_written >= fc->limit) {
+        errno = ENOSPC;
+        return -1;
+    }
+    /* a write that does not fit stores what still fits, then fails, like a file system that
+     * fills up in the middle of a write */
+    int full = n > fc->limit - fault_written;
+    ssize_t w = write(fc->fd, buf, full ? (size_t)(fc->limit - fault_written) : n);
+    if (w > 0) fault_written += (uint64_t)w;
+    if (full && w >= 0) errno = ENOSPC;
+    return w;
+}
+
+static ssize_t fault_read(void *c, char *buf, size_t n) {
+    return read(((FaultCookie *)c)->fd, buf, n);
+}
+
+static int fault_seek(void *c, off64_t *off, int whence) {
+    off_t r = lseek(((FaultCookie *)c)->fd, (off_t)*off, whence);
+    if (r < 0) return -1;
+    *off = (off64_t)r;
+    return 0;
+}
+
+static int fault_close(void *c) {
+    int r = close(((FaultCookie *)c)->fd);
+    free(c);
+    return r;
+}
+
+/* A stream on fd whose writes fail once the fault limit is reached, or NULL if none is asked for. */
+static FILE *fault_stream(int fd) {
+    const char *v = getenv(LNL_FAULT_ENV);
+    long long limit;
+    if (!v || !*v || lnl_parse_int(v, 0, INT64_MAX, &limit, LNL_FAULT_ENV, NULL)) return NULL;
+    FaultCookie *fc = lnl_malloc(sizeof *fc);
+    fc->fd = fd;
+    fc->limit = (uint64_t)limit;
+    cookie_io_functions_t io = {fault_read, fault_write, fault_seek, fault_close};
+    FILE *f = fopencookie(fc, "w+", io);
+    if (!f) free(fc);
+    return f;
+}
+
 int lnl_atomic_open(LnlAtomicFile *af, const char *path, LnlErr *e) {
     size_t n = strlen(path) + 32;
     af->path = lnl_strdup(path);
     af->tmp = lnl_malloc(n);
     snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    af->f = fopen(af->tmp, "wb");
+    af->fd = open(af->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    af->f = af->fd < 0 ? NULL : fault_stream(af->fd);
+    if (af->fd >= 0 && !af->f) af->f = fdopen(af->fd, "w+b");
     if (!af->f) {
-        int r = lnl_err(e, "%s: cannot create: %s", af->tmp, strerror(errno));
+        int err = errno;
+        if (af->fd >= 0) {
+            close(af->fd);
+            unlink(af->tmp);
+        }
+        af->fd = -1;
+        int r = lnl_err(e, "%s: cannot create: %s", af->tmp, strerror(err));
         free(af->path);
         free(af->tmp);
         af->path = af->tmp = NULL;
@@ -119,13 +183,27 @@ int lnl_atomic_open(LnlAtomicFile *af, const char *path, LnlErr *e) {
     return 0;
 }
 
+/* Makes a rename in path's directory durable. Best effort: some file systems refuse fsync on a
+ * directory, and the data itself is already on disk. */
+static void sync_parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? lnl_strdup(path) : lnl_strdup(".");
+    if (slash) dir[slash == path ? 1 : slash - path] = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
 int lnl_atomic_commit(LnlAtomicFile *af, LnlErr *e) {
     int bad = 0;
     char why[256] = "";
     if (fflush(af->f) != 0 || ferror(af->f)) {
         bad = 1;
         snprintf(why, sizeof why, "write failed: %s", strerror(errno));
-    } else if (fsync(fileno(af->f)) != 0) {
+    } else if (fsync(af->fd) != 0) {
         bad = 1;
         snprintf(why, sizeof why, "fsync failed: %s", strerror(errno));
     }
@@ -134,10 +212,12 @@ int lnl_atomic_commit(LnlAtomicFile *af, LnlErr *e) {
         snprintf(why, sizeof why, "close failed: %s", strerror(errno));
     }
     af->f = NULL;
+    af->fd = -1;
     if (!bad && rename(af->tmp, af->path) != 0) {
         bad = 1;
         snprintf(why, sizeof why, "rename failed: %s", strerror(errno));
     }
+    if (!bad) sync_parent_dir(af->path);
     int r = 0;
     if (bad) {
         unlink(af->tmp);
@@ -155,6 +235,7 @@ void lnl_atomic_abort(LnlAtomicFile *af) {
     free(af->path);
     free(af->tmp);
     af->f = NULL;
+    af->fd = -1;
     af->path = af->tmp = NULL;
 }
 

@@ -42,9 +42,18 @@ int lnl_fread_exact(FILE *f, void *buf, size_t n, const char *path, LnlErr *e);
 int lnl_fwrite_exact(FILE *f, const void *buf, size_t n, const char *path, LnlErr *e);
 
 /* Atomic output: data goes to "<path>.tmp.<pid>", which is fsync'ed and renamed over path on
- * commit, and removed on abort. A half-written file never appears under the final name. */
+ * commit (then the directory is fsync'ed so the rename survives a crash), and removed on abort.
+ * A half-written file never appears under the final name, and a failed write (full disk, I/O
+ * error) leaves the previous file under that name untouched.
+ *
+ * Fault injection for tests (always compiled in, off unless the variable is set): with
+ * LNLAB_FAULT_WRITE_AFTER_BYTES=N in the environment, writes to atomic files fail with ENOSPC
+ * ("No space left on device") once this process has written N bytes to atomic files in all,
+ * as if the disk filled up at that point. */
+#define LNL_FAULT_ENV "LNLAB_FAULT_WRITE_AFTER_BYTES"
 typedef struct {
     FILE *f;
+    int fd; /* the file descriptor under f (use it instead of fileno(f)) */
     char *path;
     char *tmp;
 } LnlAtomicFile;

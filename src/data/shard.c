@@ -266,7 +266,7 @@ int lnl_shard_writer_move_tail(LnlShardWriter *w, uint64_t keep, LnlShardWriter 
     }
     fclose(in);
     tail->ntok += move;
-    if (ftruncate(fileno(w->af.f), from) != 0 || fseeko(w->af.f, from, SEEK_SET) != 0)
+    if (ftruncate(w->af.fd, from) != 0 || fseeko(w->af.f, from, SEEK_SET) != 0)
         return lnl_err(e, "%s: cannot truncate to %lld bytes: %s", w->af.tmp, (long long)from, strerror(errno));
     w->ntok = keep;
     return 0;

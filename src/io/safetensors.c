@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/crc32.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this reader assumes a little-endian host"
 #endif
@@ -224,6 +226,66 @@ static int check_names(LnlSafetensors *st, LnlErr *e) {
     return r;
 }
 
+/* 8 lowercase or uppercase hex digits. */
+static int parse_crc_hex(const char *s, uint32_t *out) {
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v << 4 | (uint32_t)d;
+    }
+    if (s[8]) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Verifies the LNL_ST_CRC_KEY checksums, if the file has them: one entry per tensor, each
+ * matching the tensor's bytes. */
+static int check_crcs(LnlSafetensors *st, LnlErr *e) {
+    const char *js = lnl_st_meta(st, LNL_ST_CRC_KEY);
+    if (!js) return 0;
+    const char *p = st->path, *k = LNL_ST_CRC_KEY;
+    cJSON *o = cJSON_Parse(js);
+    int r = 0;
+    if (!cJSON_IsObject(o)) {
+        r = lnl_err(e, "%s: %s['%s'] is not a JSON object of checksums", p, LNL_ST_METADATA_KEY, k);
+        goto done;
+    }
+    char *seen = lnl_calloc((size_t)st->n + 1, 1);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, o) {
+        uint32_t want;
+        const LnlStTensor *t = lnl_st_find(st, c->string);
+        if (!t) {
+            r = lnl_err(e, "%s: %s lists '%.200s', which is not a tensor of the file", p, k, c->string);
+            break;
+        }
+        if (seen[t - st->tensors]) {
+            r = lnl_err(e, "%s: %s lists tensor '%.200s' twice", p, k, c->string);
+            break;
+        }
+        seen[t - st->tensors] = 1;
+        if (!cJSON_IsString(c) || parse_crc_hex(c->valuestring, &want)) {
+            r = lnl_err(e, "%s: %s: the checksum of tensor '%.200s' is not 8 hex digits", p, k, c->string);
+            break;
+        }
+        uint32_t got = lnl_crc32(0, lnl_st_data(st, t), (size_t)(t->end - t->begin));
+        if (got != want) {
+            r = lnl_err(e, "%s: tensor '%.200s': checksum mismatch (%s has %08x, the data gives %08x): the file is "
+                           "corrupt",
+                        p, t->name, k, (unsigned)want, (unsigned)got);
+            break;
+        }
+    }
+    for (int i = 0; i < st->n && !r; i++)
+        if (!seen[i]) r = lnl_err(e, "%s: tensor '%.200s' has no checksum in %s", p, st->tensors[i].name, k);
+    free(seen);
+done:
+    cJSON_Delete(o);
+    return r;
+}
+
 static int parse_header(LnlSafetensors *st, uint64_t hlen, LnlErr *e) {
     const char *p = st->path;
     const uint8_t *h = st->map + 8;
@@ -266,6 +328,7 @@ static int parse_header(LnlSafetensors *st, uint64_t hlen, LnlErr *e) {
         }
         if (!r) r = check_names(st, e);
         if (!r) r = check_coverage(st, data_len, e);
+        if (!r) r = check_crcs(st, e);
     }
     cJSON_Delete(root);
     free(text);
@@ -576,22 +639,41 @@ int lnl_stw_write(const LnlStWriter *w, const char *path, LnlErr *e) {
         begin[order[k]] = at;
         at += w->t[order[k]].nbytes;
     }
+    LnlBuf crcs = {0};
+    if (!w->no_checksums) {
+        lnl_buf_append(&crcs, "{", 1);
+        for (int i = 0; i < w->n; i++) {
+            if (i) lnl_buf_append(&crcs, ",", 1);
+            json_string(&crcs, w->t[i].name);
+            lnl_buf_printf(&crcs, ":\"%08x\"", (unsigned)lnl_crc32(0, w->t[i].data, (size_t)w->t[i].nbytes));
+        }
+        lnl_buf_append(&crcs, "}", 1);
+    }
     LnlBuf h = {0};
     lnl_buf_append(&h, "{", 1);
-    if (w->n_meta) {
+    int nm = 0;
+    if (w->n_meta || crcs.len) {
         json_string(&h, LNL_ST_METADATA_KEY);
         lnl_buf_append(&h, ":{", 2);
         for (int i = 0; i < w->n_meta; i++) {
-            if (i) lnl_buf_append(&h, ",", 1);
+            if (crcs.len && strcmp(w->meta_keys[i], LNL_ST_CRC_KEY) == 0) continue;
+            if (nm++) lnl_buf_append(&h, ",", 1);
             json_string(&h, w->meta_keys[i]);
             lnl_buf_append(&h, ":", 1);
             json_string(&h, w->meta_vals[i]);
         }
+        if (crcs.len) {
+            if (nm++) lnl_buf_append(&h, ",", 1);
+            json_string(&h, LNL_ST_CRC_KEY);
+            lnl_buf_append(&h, ":", 1);
+            json_string(&h, crcs.data);
+        }
         lnl_buf_append(&h, "}", 1);
     }
+    lnl_buf_free(&crcs);
     for (int i = 0; i < w->n; i++) {
         const LnlStwTensor *t = &w->t[i];
-        if (i || w->n_meta) lnl_buf_append(&h, ",", 1);
+        if (i || nm) lnl_buf_append(&h, ",", 1);
         json_string(&h, t->name);
         lnl_buf_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", lnl_st_dtype_name(t->dtype));
         for (int d = 0; d < t->ndim; d++) lnl_buf_printf(&h, "%s%lld", d ? "," : "", (long long)t->shape[d]);

@@ -21,6 +21,11 @@
 #define LNL_ST_MAX_HEADER 100000000ULL /* bytes of JSON, as in huggingface/safetensors */
 #define LNL_ST_MAX_DIMS 8
 #define LNL_ST_METADATA_KEY "__metadata__"
+/* Metadata key of the per-tensor checksums: a JSON object string mapping every tensor name to
+ * the CRC-32 (src/common/crc32.h) of its data bytes as 8 lowercase hex digits, e.g.
+ * {"wte.weight":"1c291ca3",...}. Written by lnl_stw_write; verified by lnl_st_open when present
+ * (files without it, e.g. from Hugging Face, load unchecked). */
+#define LNL_ST_CRC_KEY "lnlab.crc32"
 
 /* Element types, named as in the file. Append-only: the values may be stored by callers. */
 typedef enum {
@@ -70,7 +75,8 @@ typedef struct {
     int *by_name; /* (n) indices into tensors, sorted by name, for lookup */
 } LnlSafetensors;
 
-/* Maps and validates a file. On error nothing needs closing. */
+/* Maps and validates a file, including the LNL_ST_CRC_KEY checksums when the file has them
+ * (every tensor must be listed and match). On error nothing needs closing. */
 int lnl_st_open(LnlSafetensors *st, const char *path, LnlErr *e);
 void lnl_st_close(LnlSafetensors *st);
 
@@ -115,6 +121,7 @@ typedef struct {
     char **meta_keys, **meta_vals; /* (n_meta) */
     int n_meta, cap_meta;
     char err[512]; /* first error found by lnl_stw_add, reported by lnl_stw_write */
+    int no_checksums; /* 0 (default): write LNL_ST_CRC_KEY; 1: leave it out */
 } LnlStWriter;
 
 void lnl_stw_init(LnlStWriter *w);
@@ -125,7 +132,8 @@ void lnl_stw_add(LnlStWriter *w, const char *name, int dtype, int ndim, const in
                  int take_ownership);
 /* Sets a metadata entry; a key set twice keeps the last value. */
 void lnl_stw_meta(LnlStWriter *w, const char *key, const char *value);
-/* Writes the file atomically (temp file, fsync, rename). */
+/* Writes the file atomically (temp file, fsync, rename), with the per-tensor checksums in
+ * LNL_ST_CRC_KEY unless no_checksums is set (a caller's own entry under that key is replaced). */
 int lnl_stw_write(const LnlStWriter *w, const char *path, LnlErr *e);
 void lnl_stw_free(LnlStWriter *w);
 

@@ -65,14 +65,12 @@ static void add_view(LnlModel *m, const char *name, int role, int layer, size_t 
     v->hf_transpose = role_info[role].hf_transpose;
 }
 
-int lnl_model_create(LnlModel *m, const LnlConfig *cfg, LnlErr *e) {
-    memset(m, 0, sizeof *m);
-    if (lnl_config_validate(cfg, e)) return -1;
-    m->cfg = *cfg;
-    const LnlConfig *c = &m->cfg;
+/* Floats per role in the parameter allocation (0 if absent), their total, and a bound on the
+ * number of tensor views. */
+static size_t param_layout(const LnlConfig *c, size_t role_size[LNL_NUM_ROLES], int *max_views) {
     const int L = c->n_layer;
     size_t total = 0;
-    int max_views = 0;
+    *max_views = 0;
     for (int role = 0; role < LNL_NUM_ROLES; role++) {
         size_t rows, cols;
         int any = 0, pres;
@@ -80,11 +78,22 @@ int lnl_model_create(LnlModel *m, const LnlConfig *cfg, LnlErr *e) {
         for (int l = 0; l < nl; l++) {
             role_dims(c, role, l, &rows, &cols, &pres);
             any |= pres;
-            max_views += pres * 3;
+            *max_views += pres * 3;
         }
-        m->role_size[role] = any ? (size_t)nl * rows * cols : 0;
-        total += m->role_size[role];
+        role_size[role] = any ? (size_t)nl * rows * cols : 0;
+        total += role_size[role];
     }
+    return total;
+}
+
+int lnl_model_create(LnlModel *m, const LnlConfig *cfg, LnlErr *e) {
+    memset(m, 0, sizeof *m);
+    if (lnl_config_validate(cfg, e)) return -1;
+    m->cfg = *cfg;
+    const LnlConfig *c = &m->cfg;
+    const int L = c->n_layer;
+    int max_views = 0;
+    size_t total = param_layout(c, m->role_size, &max_views);
     m->num_alloc = total;
     m->params_mem = lnl_calloc(total, sizeof(float));
     m->grads_mem = lnl_calloc(total, sizeof(float));
@@ -344,6 +353,40 @@ int lnl_model_alloc_acts(LnlModel *m, int B, int T, LnlErr *e) {
     m->inputs = lnl_calloc(N, sizeof(int32_t));
     m->targets = lnl_calloc(N, sizeof(int32_t));
     m->dx_norm = lnl_calloc((size_t)L + 1, sizeof(double));
+    return 0;
+}
+
+int lnl_model_memory(const LnlConfig *c, int B, int T, LnlModelMemory *out, LnlErr *e) {
+    memset(out, 0, sizeof *out);
+    if (lnl_config_validate(c, e)) return -1;
+    if (B < 1) return lnl_err(e, "--batch: %d must be at least 1", B);
+    if (T < 1 || T > c->n_positions)
+        return lnl_err(e, "--seq: %d must be in [1, %d] (the model's n_positions)", T, c->n_positions);
+    /* a bound on every product the layout forms, so that none can overflow size_t below */
+    double N = (double)B * T, bound = N * ((double)c->vocab_size + (double)c->n_head * T + 64.0 * c->n_embd) *
+                                      (2.0 * c->n_layer + 2) + 64.0 * c->n_embd * (c->vocab_size + c->n_positions);
+    if (bound > 0x1p60)
+        return lnl_err(e, "model and batch are far too large: about %.3g floats (B %d, T %d, L %d, C %d, V %d)", bound,
+                       B, T, c->n_layer, c->n_embd, c->vocab_size);
+    LnlModel *m = lnl_calloc(1, sizeof *m);
+    int max_views;
+    m->cfg = *c;
+    m->num_alloc = param_layout(c, m->role_size, &max_views);
+    m->B = B;
+    m->T = T;
+    m->stream = lnl_calloc((size_t)(2 * c->n_layer + 1), sizeof(float *));
+    m->sub = lnl_calloc((size_t)(2 * c->n_layer), sizeof(LnlSubActs));
+    Arena a = {NULL, 0}, s = {NULL, 0};
+    layout_acts(m, &a); /* sizing only: with no base nothing is written through the pointers */
+    layout_scratch(m, &s);
+    const uint64_t N4 = (uint64_t)B * (uint64_t)T * 4;
+    out->num_alloc = m->num_alloc;
+    out->params = out->grads = (uint64_t)m->num_alloc * sizeof(float);
+    out->acts = (uint64_t)a.used * sizeof(float) + 2 * N4 + ((uint64_t)c->n_layer + 1) * sizeof(double);
+    out->scratch = (uint64_t)s.used * sizeof(float);
+    free(m->stream);
+    free(m->sub);
+    free(m);
     return 0;
 }
 

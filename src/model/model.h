@@ -159,6 +159,16 @@ void lnl_model_free(LnlModel *m);
 void lnl_model_init_weights(LnlModel *m, uint64_t seed);
 /* Allocates activations and scratch for batches of B x T (T <= n_positions). */
 int lnl_model_alloc_acts(LnlModel *m, int B, int T, LnlErr *e);
+/* Bytes a model with config c and batches of B x T need, from the same layout code that
+ * allocates them (lnl_model_create, lnl_model_alloc_acts); allocates only a few pointers. The
+ * optimizer's state is its own business (src/train/memcheck.h adds AdamW's moments). */
+typedef struct {
+    uint64_t num_alloc;      /* floats in each parameter-sized buffer */
+    uint64_t params, grads;  /* num_alloc floats each */
+    uint64_t acts;           /* activations of a forward on B x T (and the batch copies) */
+    uint64_t scratch;        /* backward scratch */
+} LnlModelMemory;
+int lnl_model_memory(const LnlConfig *c, int B, int T, LnlModelMemory *out, LnlErr *e);
 /* Forward on inputs (B, T); with targets (B, T) also computes the mean loss (returned; else 0).
  * B and T must not exceed the allocated sizes. */
 float lnl_model_forward(LnlModel *m, const int32_t *inputs, const int32_t *targets, int B, int T);

@@ -80,7 +80,18 @@ s, wte = view('wte.weight')
 C = len(bias)
 wte[256 * C:257 * C] = [10 * x for x in bias]
 put('wte.weight', wte)
-open(sys.argv[2], 'wb').write(b[:8 + n] + bytes(data))
+# the edited tensors need new checksums (lnlab.crc32, docs/FORMATS.md)
+import zlib
+meta = h.get('__metadata__', {})
+if 'lnlab.crc32' in meta:
+    crc = json.loads(meta['lnlab.crc32'])
+    for k in crc:
+        s, e = h[k]['data_offsets']
+        crc[k] = '%08x' % zlib.crc32(bytes(data[s:e]))
+    meta['lnlab.crc32'] = json.dumps(crc, separators=(',', ':'))
+hdr = json.dumps(h, separators=(',', ':')).encode()
+hdr += b' ' * (-len(hdr) % 8)
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hdr)) + hdr + bytes(data))
 EOF
 "$LNLAB" sample --model eot.safetensors --tokenizer byte --prompt "xy" --tokens 3 --temperature 0 >t1.txt 2>/dev/null
 if [ "$(cat t1.txt)" = "xy<|endoftext|><|endoftext|><|endoftext|>" ]; then ok eot_printed
