@@ -1,0 +1,116 @@
+/* Checkpoints of a training run and the training state saved beside them, so that
+ * `lnlab train --resume RUN` continues bit for bit (docs/FORMATS.md, "Checkpoints and the
+ * training state"). Not the training loop (train.h) and not the model file format (model_io.h).
+ *
+ *   RUN/checkpoints/model_SSSSSSSS.safetensors  the model after step S (metadata lnlab.step = S)
+ *   RUN/checkpoints/state_SSSSSSSS.safetensors  everything else the loop needs after step S
+ *
+ * S is the number of optimizer steps done, 8 digits. Both files are written atomically and carry
+ * per-tensor checksums (safetensors.h, LNL_ST_CRC_KEY); the model is written first, so a
+ * checkpoint is complete when its state file exists. The state file is a safetensors file with
+ * __metadata__ {"format": LNL_STATE_FORMAT, "version": "1", "step": "S"} and the tensors
+ *
+ *   adam.m, adam.v   F32 (n)   AdamW moments, laid out like the model's parameter allocation
+ *   adam.step        I64 ()    AdamW updates applied (its bias correction)
+ *   train.step       I64 ()    optimizer steps done (the schedule position: step S+1 is next)
+ *   train.shape      I64 (3)   B, T, micro-batches per step (checked against the run's settings)
+ *   train.step_ms    F64 (S)   wall milliseconds of each step so far (the run's median tokens/s)
+ *   data.pos         U64 ()    train loader position: token offset of the next batch
+ *   data.tokens      U64 ()    tokens in the train split (a changed data set is refused)
+ *   rng.state        U64 (4)   the training loop's xoshiro256** state (src/common/rng.h)
+ *   extra.NAME       F64 (k)   running statistics registered by the loop (LnlStateExtra)
+ *
+ * Reading refuses another format, a newer version, a missing or misshapen tensor, and (through
+ * the safetensors reader) any checksum mismatch. */
+#ifndef LNL_CHECKPOINT_H
+#define LNL_CHECKPOINT_H
+
+#include <stdio.h>
+
+#include "../common/rng.h"
+#include "../data/loader.h"
+#include "../io/model_io.h"
+#include "optim.h"
+
+#define LNL_CKPT_DIR "checkpoints"
+#define LNL_STATE_FORMAT "lnlab.train_state"
+#define LNL_STATE_VERSION 1
+#define LNL_STATE_MAX_EXTRA 16
+/* Metadata key of the step in checkpoint model files. */
+#define LNL_CKPT_STEP_KEY "lnlab.step"
+
+/* A running statistic of the loop that later steps or log records depend on (a moving average
+ * of the loss, a spike counter, ...). Anything of that kind that is not registered here makes a
+ * resumed run differ from an uninterrupted one. */
+typedef struct {
+    const char *name; /* saved as "extra.NAME" */
+    double *data;     /* (n) */
+    size_t n;
+} LnlStateExtra;
+
+/* The loop's own variables that the state file holds: lnl_ckpt_save reads through these
+ * pointers, lnl_state_apply writes through them. */
+typedef struct {
+    long step;          /* optimizer steps done */
+    LnlOptState *opt;
+    LnlLoader *train;
+    LnlRng *rng;
+    double *step_ms;    /* (step) when saving; room for every step of the run when applying */
+    long max_steps;     /* capacity of step_ms */
+    int B, T;
+    long grad_accum;
+    LnlStateExtra extra[LNL_STATE_MAX_EXTRA];
+    int nextra;
+} LnlStateRefs;
+
+/* Adds a running statistic to refs (asserts on overflow of LNL_STATE_MAX_EXTRA). */
+void lnl_state_extra(LnlStateRefs *refs, const char *name, double *data, size_t n);
+
+/* A state file read into memory. */
+typedef struct {
+    long step, adam_step;
+    size_t n;               /* floats in each moment */
+    float *adam_m, *adam_v; /* (n) */
+    int B, T;
+    long grad_accum;
+    double *step_ms;        /* (step) */
+    uint64_t data_pos, data_tokens;
+    LnlRng rng;
+    int nextra;
+    char *extra_name[LNL_STATE_MAX_EXTRA];
+    double *extra[LNL_STATE_MAX_EXTRA];
+    size_t extra_n[LNL_STATE_MAX_EXTRA];
+} LnlTrainState;
+
+int lnl_state_write(const char *path, const LnlStateRefs *s, LnlErr *e);
+int lnl_state_read(const char *path, LnlTrainState *st, LnlErr *e);
+void lnl_state_free(LnlTrainState *st);
+/* Copies a state into the loop's variables: moments (sizes must match), loader position (the
+ * split must have as many tokens as when saved), RNG, step times, and every registered extra
+ * (each must be in the file with its size). B, T and micro-batches must equal the run's. */
+int lnl_state_apply(const LnlTrainState *st, const LnlStateRefs *to, LnlErr *e);
+
+/* "RUN/checkpoints/<kind>_SSSSSSSS.safetensors", kind "model" or "state". Caller frees. */
+char *lnl_ckpt_path(const char *run, const char *kind, long step);
+
+/* Writes checkpoint s->step: makes the log durable (fflush + fsync, so it holds every record
+ * up to this step), writes the model, then the state. Then, if keep > 0, removes all but the
+ * newest keep complete checkpoints (and any incomplete one older than those). On an error the
+ * earlier checkpoints are untouched and the partial files are removed. */
+int lnl_ckpt_save(const char *run, const LnlModel *m, const LnlStateRefs *s, FILE *log, long keep, LnlErr *e);
+
+/* Steps that have a checkpoint model file in RUN/checkpoints, newest first. */
+int lnl_ckpt_list(const char *run, long **steps, int *n, LnlErr *e);
+
+/* Loads the newest usable checkpoint of RUN into m and st: the model (checksums verified; hook as
+ * for lnl_model_load) and its state, which must agree on the step and the parameter count. A
+ * checkpoint that fails is reported on msgs (if not NULL) and the previous one is tried. Fails
+ * when none is usable. Leftover temporary files in RUN/checkpoints are removed first. */
+int lnl_ckpt_load_latest(const char *run, LnlModel *m, LnlConfigHook hook, void *ctx, LnlTrainState *st, FILE *msgs,
+                         LnlErr *e);
+
+/* Opens RUN/log.jsonl for appending after cutting it just before the first record whose "step"
+ * is above `step` (or the first line that is not a JSON object: a line cut short by a crash). */
+int lnl_log_reopen(const char *path, long step, FILE **out, LnlErr *e);
+
+#endif
