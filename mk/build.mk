@@ -13,6 +13,12 @@ else
   OPT := -O3 $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
   LDSAN :=
 endif
+# FUZZ=1 (make fuzz, with CC=clang): the library instrumented for libFuzzer, ASan and UBSan, and
+# the fuzz targets fuzz/fuzz_*.c linked with libFuzzer (target `fuzzers`).
+ifeq ($(FUZZ),1)
+  OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+  LDSAN := -fsanitize=address,undefined
+endif
 
 have_pkg = $(shell pkg-config --exists $(1) 2>/dev/null && echo yes)
 DEFS :=
@@ -73,6 +79,10 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD_DIR)/tests/tools/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD_DIR)/bench/%)
+# Each fuzz target twice: with libFuzzer (FUZZ=1 only) and with a replay main() for the tests.
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD_DIR)/fuzz/%)
+REPLAY_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD_DIR)/tests/fuzz/%)
 DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
 ifeq ($(BUILD_DIR),build)
@@ -81,9 +91,10 @@ else
   EXE := $(BUILD_DIR)/lnlab
 endif
 
-.PHONY: bin tests benches report
+.PHONY: bin tests benches report fuzzers
 bin: report $(EXE)
-tests: $(TEST_BIN) $(TOOL_BIN)
+tests: $(TEST_BIN) $(TOOL_BIN) $(REPLAY_BIN)
+fuzzers: $(FUZZ_BIN)
 benches: $(BENCH_BIN)
 
 report:
@@ -118,3 +129,13 @@ $(BUILD_DIR)/bench/%: bench/%.c $(BUILD_DIR)/lib.a
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -Itests -o $@ $< $(BUILD_DIR)/lib.a $(LIBS)
 
 -include $(DEPS)
+
+$(BUILD_DIR)/tests/fuzz/%: fuzz/%.c fuzz/replay_main.c fuzz/fuzz_common.h $(BUILD_DIR)/lib.a $(CLI_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ $@ (replay)"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -Ifuzz -o $@ $< fuzz/replay_main.c $(CLI_LIB_OBJ) $(BUILD_DIR)/lib.a $(LIBS)
+
+$(BUILD_DIR)/fuzz/%: fuzz/%.c fuzz/fuzz_common.h $(BUILD_DIR)/lib.a $(CLI_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ $@"
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -Isrc -Ifuzz -o $@ $< $(CLI_LIB_OBJ) $(BUILD_DIR)/lib.a $(LIBS)

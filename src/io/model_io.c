@@ -135,6 +135,23 @@ static int config_from_hf(LnlConfig *c, const LnlSafetensors *st, const char *pa
     return lnl_config_preset(c, "pre", e);
 }
 
+/* Refuses, before anything is allocated, a config that needs far more parameters than the file
+ * holds values: a damaged or hostile config cannot make the loader allocate more than a small
+ * multiple of the file's size. (A config that needs a few more is left to the tensor-by-tensor
+ * check, whose message names the missing tensor.) */
+static int too_few_params(const LnlConfig *c, const LnlSafetensors *st, const char *path, LnlErr *e) {
+    LnlModelMemory mm;
+    if (lnl_model_memory(c, 1, 1, &mm, e)) return -1;
+    uint64_t have = 0;
+    for (int i = 0; i < st->n; i++) have += st->tensors[i].numel;
+    if (mm.num_params > 4 * have + ((uint64_t)1 << 20))
+        return lnl_err(e, "%s: the config (L %d, C %d, V %d, T %d, preset %s) needs %llu parameters, the file holds "
+                          "%llu values",
+                       path, c->n_layer, c->n_embd, c->vocab_size, c->n_positions, c->preset,
+                       (unsigned long long)mm.num_params, (unsigned long long)have);
+    return 0;
+}
+
 static int load_safetensors(LnlModel *m, const char *path, LnlConfigHook hook, void *ctx, LnlErr *e) {
     LnlSafetensors st;
     if (lnl_st_open(&st, path, e)) return -1;
@@ -147,6 +164,7 @@ static int load_safetensors(LnlModel *m, const char *path, LnlConfigHook hook, v
         goto done;
     }
     if (hook && hook(c, ctx, e)) goto done;
+    if (too_few_params(c, &st, path, e)) goto done;
     if (lnl_model_create(m, c, e)) goto done;
     const char *prefix = meta ? NULL : "transformer.";
     char *used = lnl_calloc((size_t)st.n, 1);
@@ -229,6 +247,17 @@ static int read_header_ints(const char *path, int32_t h[LNL_LLMC_HEADER_INTS], u
     return r;
 }
 
+/* A model file holds finite parameters only, whatever its format (as the safetensors reader). */
+static int check_finite(const LnlModel *m, const char *path, LnlErr *e) {
+    for (int i = 0; i < m->nviews; i++) {
+        const LnlTensorView *v = &m->views[i];
+        const float *p = m->params_mem + v->offset;
+        for (size_t k = 0; k < v->numel; k++)
+            if (!isfinite(p[k])) return lnl_err(e, "%s: tensor '%s' holds a non-finite value at index %zu", path, v->name, k);
+    }
+    return 0;
+}
+
 static int load_llmc_ext(LnlModel *m, const char *path, const int32_t *h, uint64_t size, LnlConfigHook hook,
                          void *ctx, LnlErr *e) {
     int32_t cfg_bytes = h[LNL_LLMC_H_CONFIG_BYTES];
@@ -256,20 +285,25 @@ static int load_llmc_ext(LnlModel *m, const char *path, const int32_t *h, uint64
         goto done;
     }
     if (hook && hook(c, ctx, e)) goto done;
-    if (lnl_model_create(m, c, e)) goto done;
-    uint64_t want = LNL_LLMC_HEADER_BYTES + (uint64_t)cfg_bytes + 4 * (uint64_t)m->num_params;
+    LnlModelMemory mm; /* the size check comes before any allocation */
+    if (lnl_model_memory(c, 1, 1, &mm, e)) goto done;
+    uint64_t want = LNL_LLMC_HEADER_BYTES + (uint64_t)cfg_bytes + 4 * mm.num_params;
     if (size != want) {
         lnl_err(e, "%s: size %llu bytes, expected %llu for this config (%s)", path, (unsigned long long)size,
                 (unsigned long long)want, size < want ? "truncated" : "trailing bytes");
-        lnl_model_free(m);
         goto done;
     }
+    if (lnl_model_create(m, c, e)) goto done;
     for (int i = 0; i < m->nviews; i++) {
         const LnlTensorView *v = &m->views[i];
         if (lnl_fread_exact(f, m->params_mem + v->offset, v->numel * sizeof(float), path, e)) {
             lnl_model_free(m);
             goto done;
         }
+    }
+    if (check_finite(m, path, e)) {
+        lnl_model_free(m);
+        goto done;
     }
     r = 0;
 done:
@@ -320,7 +354,7 @@ static int load_llmc(LnlModel *m, const char *path, LnlConfigHook hook, void *ct
         lnl_model_free(m);
         goto done;
     }
-    if (lnl_llmc_read_params(path, &hd, dst, e)) {
+    if (lnl_llmc_read_params(path, &hd, dst, e) || check_finite(m, path, e)) {
         lnl_model_free(m);
         goto done;
     }

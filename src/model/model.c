@@ -381,6 +381,15 @@ int lnl_model_memory(const LnlConfig *c, int B, int T, LnlModelMemory *out, LnlE
     layout_scratch(m, &s);
     const uint64_t N4 = (uint64_t)B * (uint64_t)T * 4;
     out->num_alloc = m->num_alloc;
+    for (int role = 0; role < LNL_NUM_ROLES; role++) {
+        int nl = role_info[role].per_layer ? c->n_layer : 1;
+        for (int l = 0; l < nl; l++) {
+            size_t rows, cols;
+            int pres;
+            role_dims(c, role, l, &rows, &cols, &pres);
+            if (pres) out->num_params += (uint64_t)rows * cols;
+        }
+    }
     out->params = out->grads = (uint64_t)m->num_alloc * sizeof(float);
     out->acts = (uint64_t)a.used * sizeof(float) + 2 * N4 + ((uint64_t)c->n_layer + 1) * sizeof(double);
     out->scratch = (uint64_t)s.used * sizeof(float);

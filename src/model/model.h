@@ -164,6 +164,7 @@ int lnl_model_alloc_acts(LnlModel *m, int B, int T, LnlErr *e);
  * optimizer's state is its own business (src/train/memcheck.h adds AdamW's moments). */
 typedef struct {
     uint64_t num_alloc;      /* floats in each parameter-sized buffer */
+    uint64_t num_params;     /* floats in tensor views: what a model file holds */
     uint64_t params, grads;  /* num_alloc floats each */
     uint64_t acts;           /* activations of a forward on B x T (and the batch copies) */
     uint64_t scratch;        /* backward scratch */
