@@ -55,10 +55,29 @@ ifeq ($(OPENMP),yes)
 else
   WITHOUT += OpenMP(single-threaded)
 endif
-ifneq ($(shell command -v mpicc 2>/dev/null),)
-  FOUND += MPI(mpicc)
+# MPI (MPI=0 builds without it): ./lnlab is compiled with the MPI wrapper's flags, and src/dist
+# calls MPI_Init only when an MPI launcher started the process; plain runs never touch MPI.
+MPI ?= auto
+ifneq ($(MPI),0)
+  MPI_PC := $(firstword $(foreach p,ompi-c mpich,$(if $(call have_pkg,$(p)),$(p))))
+  ifneq ($(MPI_PC),)
+    MPI_CFLAGS := $(shell pkg-config --cflags $(MPI_PC))
+    MPI_LIBS := $(shell pkg-config --libs $(MPI_PC))
+  else ifneq ($(shell command -v mpicc 2>/dev/null),)
+    MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+    MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+  endif
+  HAVE_MPI := $(shell printf '\043include <mpi.h>\nint main(void){return MPI_Init(0, 0);}\n' | \
+    $(CC) $(MPI_CFLAGS) -x c - -o /dev/null $(MPI_LIBS) 2>/dev/null && echo yes)
+endif
+ifeq ($(HAVE_MPI),yes)
+  DEFS += -DLNL_HAVE_MPI $(MPI_CFLAGS)
+  LIBS += $(MPI_LIBS)
+  FOUND += MPI
+  MPI_NOTE := MPI: found (mpirun -np N ./lnlab train ...)
 else
   WITHOUT += MPI
+  MPI_NOTE := MPI: $(if $(filter 0,$(MPI)),off (MPI=0),not found), building without MPI (lnlab train runs as one process)
 endif
 ifneq ($(shell command -v nvcc 2>/dev/null),)
   FOUND += nvcc
@@ -99,6 +118,7 @@ benches: $(BENCH_BIN)
 
 report:
 	@echo "lnlab build: found:$(FOUND); without:$(if $(strip $(WITHOUT)),$(WITHOUT), nothing)$(if $(SANITIZE), [ASan+UBSan])"
+	@echo "$(MPI_NOTE)"
 
 $(EXE): $(LIB_OBJ) $(CLI_OBJ)
 	@echo "  LD   $@"

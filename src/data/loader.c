@@ -89,6 +89,7 @@ int lnl_loader_open(LnlLoader *l, const char *path, const char *split, int B, in
     }
     l->B = B;
     l->T = T;
+    l->nproc = 1;
     l->shards = lnl_calloc((size_t)n, sizeof(LnlShard));
     l->start = lnl_calloc((size_t)n, sizeof(uint64_t));
     for (int i = 0; i < n; i++) {
@@ -123,7 +124,8 @@ int lnl_loader_open(LnlLoader *l, const char *path, const char *split, int B, in
 }
 
 void lnl_loader_next(LnlLoader *l, int32_t *inputs, int32_t *targets) {
-    uint64_t bt = (uint64_t)l->B * (uint64_t)l->T;
+    uint64_t bt = (uint64_t)l->nproc * (uint64_t)l->B * (uint64_t)l->T;
+    uint64_t mine = (uint64_t)l->B * (uint64_t)l->T, first = (uint64_t)l->rank * mine;
     uint64_t pos = l->pos >= l->total ? 0 : l->pos;
     int i = shard_at(l, pos);
     uint64_t off = pos - l->start[i];
@@ -132,11 +134,11 @@ void lnl_loader_next(LnlLoader *l, int32_t *inputs, int32_t *targets) {
         i = (i + 1) % l->nshards;
         off = 0;
     }
-    const uint16_t *t = l->shards[i].tokens + off;
+    const uint16_t *t = l->shards[i].tokens + off + first;
     if (inputs)
-        for (uint64_t k = 0; k < bt; k++) inputs[k] = t[k];
+        for (uint64_t k = 0; k < mine; k++) inputs[k] = t[k];
     if (targets)
-        for (uint64_t k = 0; k < bt; k++) targets[k] = t[k + 1];
+        for (uint64_t k = 0; k < mine; k++) targets[k] = t[k + 1];
     l->pos = l->start[i] + off + bt;
 }
 
@@ -153,8 +155,21 @@ int lnl_loader_seek(LnlLoader *l, uint64_t pos, LnlErr *e) {
     return 0;
 }
 
+int lnl_loader_split(LnlLoader *l, int nproc, int rank, LnlErr *e) {
+    if (nproc < 1 || rank < 0 || rank >= nproc) return lnl_err(e, "internal: loader split %d of %d", rank, nproc);
+    uint64_t need = (uint64_t)nproc * (uint64_t)l->B * (uint64_t)l->T + 1, most = 0;
+    for (int i = 0; i < l->nshards; i++)
+        if (l->shards[i].ntok > most) most = l->shards[i].ntok;
+    if (most < need)
+        return lnl_err(e, "%s: too few tokens: a batch of %d processes x B=%d rows x T=%d needs %llu, the largest shard has %llu",
+                       l->shards[0].path, nproc, l->B, l->T, (unsigned long long)need, (unsigned long long)most);
+    l->nproc = nproc;
+    l->rank = rank;
+    return 0;
+}
+
 uint64_t lnl_loader_num_batches(const LnlLoader *l) {
-    uint64_t bt = (uint64_t)l->B * (uint64_t)l->T, n = 0;
+    uint64_t bt = (uint64_t)l->nproc * (uint64_t)l->B * (uint64_t)l->T, n = 0;
     for (int i = 0; i < l->nshards; i++)
         if (l->shards[i].ntok >= bt + 1) n += (l->shards[i].ntok - 1) / bt;
     return n;

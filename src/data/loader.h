@@ -1,6 +1,7 @@
 /* Training data loader: batches of B*T+1 consecutive tokens from a shard or a prepared
  * directory, in llm.c's order, with a position that can be saved and restored for resume.
- * Sequential only: no shuffling, no per-process offsets. */
+ * Sequential only: no shuffling. Data-parallel processes split each batch by rows
+ * (lnl_loader_split). */
 #ifndef LNL_LOADER_H
 #define LNL_LOADER_H
 
@@ -25,9 +26,15 @@
  *
  * Position: pos is the token offset, in the concatenation of all shards, at which the next
  * batch starts (or would start before the skip to the next shard). Saving pos and seeking to
- * it later yields the same batches. */
+ * it later yields the same batches.
+ *
+ * Split (data parallelism): after lnl_loader_split(l, nproc, rank) the batches above are
+ * nproc*B rows (everything above with B replaced by nproc*B), and this loader delivers rows
+ * [rank*B, rank*B + B) of each; nproc loaders with ranks 0..nproc-1 together see exactly the
+ * batches of one loader with B' = nproc*B. */
 typedef struct {
-    int B, T;
+    int B, T;           /* rows delivered per batch (this process's share) and row length */
+    int nproc, rank;    /* a batch is nproc*B rows, of which this loader reads rows rank*B.. */
     int nshards;
     LnlShard *shards;   /* (nshards) mapped */
     uint64_t *start;    /* (nshards) offset of each shard's first token in the concatenation */
@@ -45,6 +52,9 @@ void lnl_loader_next(LnlLoader *l, int32_t *inputs, int32_t *targets);
 void lnl_loader_reset(LnlLoader *l);
 /* Continues from a saved position; pos must be <= total. */
 int lnl_loader_seek(LnlLoader *l, uint64_t pos, LnlErr *e);
+/* Makes each batch nproc*B rows of which this loader reads its B (see Split above); pos keeps
+ * its meaning. Fails if no shard holds one batch of nproc*B*T+1 tokens. */
+int lnl_loader_split(LnlLoader *l, int nproc, int rank, LnlErr *e);
 /* Batches in one pass over all shards, before reading wraps to the first. */
 uint64_t lnl_loader_num_batches(const LnlLoader *l);
 void lnl_loader_free(LnlLoader *l);
