@@ -8,6 +8,7 @@
 #include "../train/train.h"
 #include "flags.h"
 #include "model_flags.h"
+#include "monitor_flags.h"
 
 typedef struct {
     LnlModelFlags *mf;
@@ -44,7 +45,8 @@ int cmd_train(int argc, char **argv) {
     double lr = 6e-4, min_frac = 0.1, beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8, wd = 0.1, clip = 1.0;
     int quiet = 0;
     enum { NX = 20 };
-    LnlFlag flags[LNL_MODEL_NFLAGS + NX];
+    LnlFlag flags[LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS];
+    LnlMonitorFlags monf;
     lnl_model_flags_init(&mf, flags);
     LnlFlag extra[NX] = {
         {"--data", LNL_FLAG_STR, &data, "prepared data directory (train.bin, val.bin) or one token shard", 1, 0, NULL, 0},
@@ -69,7 +71,8 @@ int cmd_train(int argc, char **argv) {
         {"--quiet", LNL_FLAG_BOOL, &quiet, "no progress line", 1, 0, NULL, 0},
     };
     memcpy(flags + LNL_MODEL_NFLAGS, extra, sizeof extra);
-    int nflags = LNL_MODEL_NFLAGS + NX, npos;
+    lnl_monitor_flags_init(&monf, flags + LNL_MODEL_NFLAGS + NX);
+    int nflags = LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS, npos;
     lnl_flags_parse_or_exit("train", "--data DIR --out RUN [flags]", flags, nflags, argc, argv, NULL, 0, &npos);
     if (!data) lnl_die(2, "train: --data is required (a directory made by lnlab prepare, or a token shard)");
     if (!out) lnl_die(2, "train: --out is required");
@@ -117,6 +120,7 @@ int cmd_train(int argc, char **argv) {
     o.eval_batches = eval_batches;
     o.checkpoint_every = ckpt_every;
     o.quiet = quiet;
+    o.monitor = lnl_monitor_flags_opts(&monf);
     cJSON *hp = cJSON_CreateObject();
     cJSON_AddStringToObject(hp, "data", data);
     if (init_from) cJSON_AddStringToObject(hp, "init_from", init_from);
@@ -135,6 +139,7 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddNumberToObject(hp, "grad_clip", clip);
     cJSON_AddNumberToObject(hp, "seed", (double)seed);
     cJSON_AddNumberToObject(hp, "params", (double)m.num_params);
+    lnl_monitor_opts_to_json(&o.monitor, hp);
     char *hjs = cJSON_PrintUnformatted(hp);
     cJSON_Delete(hp);
     o.hparams_json = hjs;
@@ -153,6 +158,8 @@ int cmd_train(int argc, char **argv) {
                 out);
         return LNL_EXIT_DIVERGED;
     }
+    if (!quiet && res.skipped_steps > 0)
+        fprintf(stderr, "skipped %ld updates as loss or grad-norm spikes (--skip-spikes)\n", res.skipped_steps);
     if (!quiet) {
         if (isfinite(res.final_val_loss))
             fprintf(stderr, "done: %ld steps, loss %.4f, val loss %.4f, %.0f tok/s (median)\n", res.steps_done,

@@ -21,7 +21,10 @@ void lnl_opt_free(LnlOptState *o) {
 }
 
 double lnl_opt_step(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr) {
-    double norm = lnl_model_grad_norm(model);
+    return lnl_opt_step_norm(o, model, h, lr, lnl_model_grad_norm(model));
+}
+
+double lnl_opt_step_norm(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr, double norm) {
     if (!isfinite(norm)) return norm;
     if (h->grad_clip > 0 && norm > h->grad_clip) {
         float s = (float)(h->grad_clip / norm);

@@ -21,5 +21,7 @@ void lnl_opt_free(LnlOptState *o);
 /* Clips and updates with learning rate lr; returns the gradient norm before clipping. If that
  * norm is not finite nothing is changed (the caller decides what a non-finite step means). */
 double lnl_opt_step(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr);
+/* The same with the gradient norm already computed (lnl_model_grad_norm of the current grads). */
+double lnl_opt_step_norm(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr, double norm);
 
 #endif

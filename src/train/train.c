@@ -11,6 +11,7 @@
 #include "../data/loader.h"
 #include "../io/model_io.h"
 #include "eval.h"
+#include "result.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -56,6 +57,7 @@ static int save_checkpoint(const LnlModel *m, const char *out, long step, LnlErr
 int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e) {
     memset(res, 0, sizeof *res);
     res->final_val_loss = NAN;
+    res->min_loss = NAN;
     const LnlConfig *c = &m->cfg;
     const int B = o->B, T = o->T, N = B * T;
     int r = -1;
@@ -63,6 +65,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     int have_val = 0;
     FILE *log = NULL;
     LnlOptState opt = {0};
+    LnlMonitor mon = {0};
     int32_t *in = lnl_malloc((size_t)N * sizeof(int32_t)), *tg = lnl_malloc((size_t)N * sizeof(int32_t));
     double *times = lnl_calloc((size_t)(o->steps > 0 ? o->steps : 1), sizeof(double));
     char *log_path = NULL;
@@ -85,6 +88,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     }
     if (lnl_model_alloc_acts(m, B, T, e)) goto done;
     lnl_opt_init(&opt, m);
+    lnl_monitor_init(&mon, m, &o->monitor);
 
     if (c->admin_profile) {
         lnl_loader_next(&train, in, tg);
@@ -119,20 +123,28 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         }
         float loss = (float)(loss_sum / (double)o->grad_accum);
         double lr = lnl_schedule_lr(&o->sched, step);
-        double gnorm = lnl_opt_step(&opt, m, &o->adam, (float)lr);
+        double gnorm = lnl_model_grad_norm(m);
+        LnlStepAction act = lnl_monitor_check(&mon, loss, gnorm, res->cause, sizeof res->cause);
+        int diag_due = lnl_monitor_due(&mon, step + 1);
+        if (diag_due) lnl_monitor_pre_update(&mon, m);
+        if (act == LNL_STEP_UPDATE) lnl_opt_step_norm(&opt, m, &o->adam, (float)lr, gnorm);
+        if (diag_due) lnl_monitor_post_update(&mon, m);
+        res->skipped_steps = mon.skipped;
+        res->min_loss = mon.min_loss;
         double ms = (lnl_now() - t0) * 1000.0;
         times[step] = ms;
         double tps = (double)N * (double)o->grad_accum / (ms / 1000.0);
         res->steps_done = step + 1;
         res->final_loss = loss;
+        char mfields[128];
+        lnl_monitor_step_fields(&mon, mfields, sizeof mfields);
         fprintf(log, "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6e, \"tokens_per_s\": %.1f, "
-                     "\"ms\": %.3f}\n",
-                step + 1, loss, lr, isfinite(gnorm) ? gnorm : -1.0, tps, ms);
-        if (!isfinite(loss) || !isfinite(gnorm)) {
+                     "\"ms\": %.3f%s}\n",
+                step + 1, loss, lr, isfinite(gnorm) ? gnorm : -1.0, tps, ms, mfields);
+        if (diag_due) lnl_monitor_write_diag(&mon, m, step + 1, gnorm, log);
+        if (act == LNL_STEP_DIVERGED) {
             res->diverged = 1;
             res->diverged_step = step + 1;
-            snprintf(res->cause, sizeof res->cause, "%s is %s", !isfinite(loss) ? "loss" : "gradient norm",
-                     isnan(!isfinite(loss) ? loss : gnorm) ? "NaN" : "infinite");
             fprintf(log, "{\"step\": %ld, \"diverged\": true, \"cause\": \"%s\"}\n", step + 1, res->cause);
             fflush(log);
             if (!o->quiet) fprintf(stderr, "%s", tty ? "\n" : "");
@@ -171,9 +183,11 @@ done:
         double med = times[res->steps_done / 2];
         res->tokens_per_s = (double)N * (double)o->grad_accum / (med / 1000.0);
     }
+    if (r == 0 && lnl_train_write_result(o->out, o, res, e)) r = -1;
     if (log) fclose(log);
     free(log_path);
     lnl_opt_free(&opt);
+    lnl_monitor_free(&mon);
     lnl_loader_free(&train);
     if (have_val) lnl_loader_free(&val);
     free(in);

@@ -3,6 +3,7 @@
 #ifndef LNL_TRAIN_H
 #define LNL_TRAIN_H
 
+#include "../diag/monitor.h"
 #include "../model/model.h"
 #include "optim.h"
 #include "schedule.h"
@@ -20,6 +21,7 @@ typedef struct {
     long eval_batches; /* batches of the val split per evaluation; 0 = all */
     long checkpoint_every; /* 0 = none */
     int quiet;
+    LnlMonitorOpts monitor;   /* diagnostics records, spike skipping, divergence threshold */
     const char *hparams_json; /* the training settings, stored in RUN/config.json */
 } LnlTrainOpts;
 
@@ -31,13 +33,16 @@ typedef struct {
     int diverged;
     long diverged_step;
     char cause[128];
+    long skipped_steps;    /* updates skipped as spikes (LnlMonitorOpts.skip_z) */
+    double min_loss;       /* running minimum of the training loss */
 } LnlTrainResult;
 
-/* Exit code of a run that stopped because the loss or gradients became non-finite. */
+/* Exit code of a run that stopped as diverged: non-finite loss or gradients, or a loss above the
+ * divergence threshold (LnlMonitorOpts.diverge_loss). Errors exit 1, usage errors 2. */
 #define LNL_EXIT_DIVERGED 3
 
-/* Trains m (already initialized or loaded). Returns 0 on success or divergence (see res),
- * -1 on an error. */
+/* Trains m (already initialized or loaded). Returns 0 on success or divergence (see res; both
+ * write RUN/result.json), -1 on an error. */
 int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e);
 
 #endif

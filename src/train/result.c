@@ -1,0 +1,43 @@
+/* RUN/result.json (result.h). */
+#include "result.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void add_num_or_null(cJSON *o, const char *key, double x) {
+    if (isfinite(x)) cJSON_AddNumberToObject(o, key, x);
+    else cJSON_AddNullToObject(o, key);
+}
+
+int lnl_train_write_result(const char *out_dir, const LnlTrainOpts *o, const LnlTrainResult *res, LnlErr *e) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "format", "lnlab.result");
+    cJSON_AddNumberToObject(j, "version", 1);
+    cJSON_AddNumberToObject(j, "steps", (double)res->steps_done);
+    cJSON_AddNumberToObject(j, "steps_planned", (double)o->steps);
+    add_num_or_null(j, "final_loss", res->steps_done > 0 ? res->final_loss : NAN);
+    add_num_or_null(j, "min_loss", res->min_loss);
+    add_num_or_null(j, "val_loss", res->final_val_loss);
+    cJSON_AddBoolToObject(j, "diverged", res->diverged);
+    if (res->diverged) {
+        cJSON_AddNumberToObject(j, "diverged_step", (double)res->diverged_step);
+        cJSON_AddStringToObject(j, "cause", res->cause);
+    } else {
+        cJSON_AddNullToObject(j, "diverged_step");
+        cJSON_AddNullToObject(j, "cause");
+    }
+    add_num_or_null(j, "tokens_per_s", res->steps_done > 0 ? res->tokens_per_s : NAN);
+    cJSON_AddNumberToObject(j, "skipped_steps", (double)res->skipped_steps);
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    LnlBuf b = {0};
+    lnl_buf_printf(&b, "%s\n", text);
+    cJSON_free(text);
+    char *path = lnl_path_join(out_dir, "result.json");
+    int r = lnl_write_file_atomic(path, b.data, b.len, e);
+    free(path);
+    lnl_buf_free(&b);
+    return r;
+}
