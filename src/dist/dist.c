@@ -225,6 +225,8 @@ int lnl_dist_zero_init(LnlDist *d, LnlOptState *o, const LnlModel *m, LnlErr *e)
     size_t k = d->hi - d->lo;
     d->zm = lnl_calloc(k ? k : 1, sizeof(float));
     d->zv = lnl_calloc(k ? k : 1, sizeof(float));
+    memcpy(d->zm, o->m + d->lo, k * sizeof(float));
+    memcpy(d->zv, o->v + d->lo, k * sizeof(float));
     free(o->m);
     free(o->v);
     o->m = o->v = NULL;
@@ -258,28 +260,27 @@ double lnl_dist_zero_step(LnlDist *d, LnlOptState *o, LnlModel *m, const LnlAdam
     return norm;
 }
 
-void lnl_dist_zero_gather(LnlDist *d, float *m, float *v) {
+void lnl_dist_zero_gather(LnlDist *d, LnlOptState *o) {
+    if (!d || !d->zero) return;
     const size_t k = d->hi - d->lo;
+    if (d->rank == 0) {
+        o->m = lnl_malloc(o->n * sizeof(float));
+        o->v = lnl_malloc(o->n * sizeof(float));
+    }
     if (d->size == 1) {
-        memcpy(m, d->zm, k * sizeof(float));
-        memcpy(v, d->zv, k * sizeof(float));
+        memcpy(o->m, d->zm, k * sizeof(float));
+        memcpy(o->v, d->zv, k * sizeof(float));
         return;
     }
 #ifdef LNL_HAVE_MPI
-    MPI_Gatherv(d->zm, (int)k, MPI_FLOAT, m, d->counts, d->displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    MPI_Gatherv(d->zv, (int)k, MPI_FLOAT, v, d->counts, d->displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    MPI_Gatherv(d->zm, (int)k, MPI_FLOAT, o->m, d->counts, d->displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    MPI_Gatherv(d->zv, (int)k, MPI_FLOAT, o->v, d->counts, d->displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
 #endif
 }
 
-void lnl_dist_zero_scatter(LnlDist *d, const float *m, const float *v) {
-    const size_t k = d->hi - d->lo;
-    if (d->size == 1) {
-        memcpy(d->zm, m, k * sizeof(float));
-        memcpy(d->zv, v, k * sizeof(float));
-        return;
-    }
-#ifdef LNL_HAVE_MPI
-    MPI_Scatterv(m, d->counts, d->displs, MPI_FLOAT, d->zm, (int)k, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    MPI_Scatterv(v, d->counts, d->displs, MPI_FLOAT, d->zv, (int)k, MPI_FLOAT, 0, MPI_COMM_WORLD);
-#endif
+void lnl_dist_zero_release(LnlDist *d, LnlOptState *o) {
+    if (!d || !d->zero) return;
+    free(o->m);
+    free(o->v);
+    o->m = o->v = NULL;
 }

@@ -80,16 +80,18 @@ int lnl_dist_admin_profile(LnlDist *d, LnlModel *m, LnlLoader *train, int B, int
 
 /* ZeRO-1: shards the AdamW moments over ranks: each rank keeps 2/n floats per parameter
  * instead of 2, in d->zm, d->zv; parameters [lo, hi) of the allocation belong to this rank.
- * The moments in o are freed (o->m = o->v = NULL; o->n and o->step stay). */
+ * Takes this rank's share of o->m, o->v (zeros for a fresh run, the saved moments after a
+ * resume), then frees them (o->m = o->v = NULL; o->n and o->step stay). */
 int lnl_dist_zero_init(LnlDist *d, LnlOptState *o, const LnlModel *m, LnlErr *e);
 /* lnl_opt_step_norm with sharded moments: the gradients must be reduced (lnl_dist_reduce_grads)
  * and norm must be their global norm. Clips, updates this rank's share of the parameters with
  * o->step + 1, then gathers every share (MPI_Allgatherv). Non-finite norm: nothing changes.
  * Returns norm. */
 double lnl_dist_zero_step(LnlDist *d, LnlOptState *o, LnlModel *m, const LnlAdamW *h, float lr, double norm);
-/* Every rank's moments into full (num_alloc) arrays m and v on rank 0 (other ranks pass NULL),
- * for a checkpoint; and back from full arrays given on rank 0. */
-void lnl_dist_zero_gather(LnlDist *d, float *m, float *v);
-void lnl_dist_zero_scatter(LnlDist *d, const float *m, const float *v);
+/* Around a checkpoint (a collective: every rank calls both): gathers every share into full
+ * moments o->m, o->v on rank 0, as a single process has them; release frees them again. Both
+ * do nothing without ZeRO. */
+void lnl_dist_zero_gather(LnlDist *d, LnlOptState *o);
+void lnl_dist_zero_release(LnlDist *d, LnlOptState *o);
 
 #endif
