@@ -5,19 +5,24 @@
 #include <string.h>
 
 #include "../io/model_io.h"
+#include "../train/memcheck.h"
+#include "../train/signals.h"
 #include "../train/train.h"
 #include "flags.h"
 #include "model_flags.h"
+#include "train_resume.h"
 #include "monitor_flags.h"
 
 typedef struct {
     LnlModelFlags *mf;
     LnlFlag *flags;
+    int B, T; /* for the memory check */
 } Hook;
 
 static int override_hook(LnlConfig *c, void *ctx, LnlErr *e) {
     Hook *h = ctx;
-    return lnl_model_flags_override(h->mf, h->flags, c, e);
+    if (lnl_model_flags_override(h->mf, h->flags, c, e)) return -1;
+    return lnl_mem_check(c, h->B, h->T, e);
 }
 
 /* The vocabulary size recorded by `lnlab prepare` in DIR/meta.json, or 0. */
@@ -45,8 +50,9 @@ int cmd_train(int argc, char **argv) {
     double lr = 6e-4, min_frac = 0.1, beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8, wd = 0.1, clip = 1.0;
     int quiet = 0;
     enum { NX = 20 };
-    LnlFlag flags[LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS];
+    LnlFlag flags[LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS + LNL_RESUME_NFLAGS];
     LnlMonitorFlags monf;
+    LnlResumeFlags rf;
     lnl_model_flags_init(&mf, flags);
     LnlFlag extra[NX] = {
         {"--data", LNL_FLAG_STR, &data, "prepared data directory (train.bin, val.bin) or one token shard", 1, 0, NULL, 0},
@@ -72,8 +78,17 @@ int cmd_train(int argc, char **argv) {
     };
     memcpy(flags + LNL_MODEL_NFLAGS, extra, sizeof extra);
     lnl_monitor_flags_init(&monf, flags + LNL_MODEL_NFLAGS + NX);
-    int nflags = LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS, npos;
-    lnl_flags_parse_or_exit("train", "--data DIR --out RUN [flags]", flags, nflags, argc, argv, NULL, 0, &npos);
+    lnl_resume_flags_init(&rf, flags + LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS);
+    int nflags = LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS + LNL_RESUME_NFLAGS, npos;
+    lnl_flags_parse_or_exit("train", "--data DIR --out RUN [flags]  |  --resume RUN", flags, nflags, argc, argv, NULL,
+                            0, &npos);
+    cJSON *saved = NULL; /* RUN/config.json of a resumed run; owns the restored flag strings */
+    if (rf.resume) {
+        LnlErr re;
+        if (lnl_resume_check_flags(rf.resume, flags, nflags, &re)) lnl_die(2, "%s", re.msg);
+        if (lnl_resume_flags(rf.resume, flags, nflags, LNL_MODEL_NFLAGS, &saved, &re)) lnl_die(1, "%s", re.msg);
+        out = rf.resume;
+    }
     if (!data) lnl_die(2, "train: --data is required (a directory made by lnlab prepare, or a token shard)");
     if (!out) lnl_die(2, "train: --out is required");
 
@@ -87,12 +102,26 @@ int cmd_train(int argc, char **argv) {
             vocab_flag->seen = 1;
         }
     }
-    if (init_from) {
-        Hook h = {&mf, flags};
+    Hook h = {&mf, flags, (int)batch, (int)mf.seq};
+    LnlTrainState rs;
+    memset(&rs, 0, sizeof rs);
+    if (rf.resume) {
+        LnlConfig *c = lnl_malloc(sizeof *c);
+        char *js = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(saved, "model"));
+        char *cfg_path = lnl_path_join(out, "config.json");
+        if (!js || lnl_config_from_json(c, js, cfg_path, &e))
+            lnl_die(1, "%s", js ? e.msg : "config.json: no \"model\" object");
+        if (lnl_mem_check(c, h.B, h.T, &e)) lnl_die(1, "%s", e.msg); /* before the checkpoint is loaded */
+        free(cfg_path);
+        free(js);
+        free(c);
+        if (lnl_ckpt_load_latest(out, &m, NULL, NULL, &rs, stderr, &e)) lnl_die(1, "%s", e.msg);
+    } else if (init_from) {
         if (lnl_model_load(&m, init_from, override_hook, &h, &e)) lnl_die(1, "%s", e.msg);
     } else {
         LnlConfig *c = lnl_malloc(sizeof *c);
         if (lnl_model_flags_config(&mf, flags, c, &e)) lnl_die(2, "%s", e.msg);
+        if (lnl_mem_check(c, h.B, h.T, &e)) lnl_die(1, "%s", e.msg);
         if (lnl_model_create(&m, c, &e)) lnl_die(1, "%s", e.msg);
         lnl_model_init_weights(&m, (uint64_t)seed);
         free(c);
@@ -121,6 +150,9 @@ int cmd_train(int argc, char **argv) {
     o.checkpoint_every = ckpt_every;
     o.quiet = quiet;
     o.monitor = lnl_monitor_flags_opts(&monf);
+    o.keep_checkpoints = rf.keep;
+    o.stop_after = rf.stop_after;
+    o.resume = rf.resume ? &rs : NULL;
     cJSON *hp = cJSON_CreateObject();
     cJSON_AddStringToObject(hp, "data", data);
     if (init_from) cJSON_AddStringToObject(hp, "init_from", init_from);
@@ -140,6 +172,7 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddNumberToObject(hp, "seed", (double)seed);
     cJSON_AddNumberToObject(hp, "params", (double)m.num_params);
     lnl_monitor_opts_to_json(&o.monitor, hp);
+    lnl_resume_record_flags(hp, flags, nflags, LNL_MODEL_NFLAGS);
     char *hjs = cJSON_PrintUnformatted(hp);
     cJSON_Delete(hp);
     o.hparams_json = hjs;
@@ -149,10 +182,21 @@ int cmd_train(int argc, char **argv) {
                 m.cfg.preset, m.cfg.norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm", m.cfg.dt, m.cfg.n_layer,
                 m.cfg.n_head, m.cfg.n_embd, T, m.cfg.vocab_size, m.num_params, B, T, o.grad_accum);
     LnlTrainResult res;
+    if (rf.resume && !quiet) fprintf(stderr, "lnlab train: resuming %s after step %ld of %lld\n", out, rs.step, steps);
     int r = lnl_train(&m, &o, &res, &e);
+    lnl_state_free(&rs);
     cJSON_free(hjs);
     lnl_model_free(&m);
     if (r) lnl_die(1, "%s", e.msg);
+    if (res.stopped) {
+        fprintf(stderr, "lnlab: %s%s after step %ld of %lld; checkpoint saved in %s/checkpoints; continue with: lnlab "
+                        "train --resume %s\n",
+                res.stop_signal ? "stopped by " : "stopped (--stop-after)",
+                res.stop_signal ? lnl_signal_name(res.stop_signal) : "", res.steps_done, steps, out, out);
+        cJSON_Delete(saved);
+        return res.stop_signal ? 128 + res.stop_signal : 0;
+    }
+    cJSON_Delete(saved);
     if (res.diverged) {
         fprintf(stderr, "lnlab: training diverged at step %ld: %s (see %s/log.jsonl)\n", res.diverged_step, res.cause,
                 out);

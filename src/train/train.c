@@ -11,6 +11,7 @@
 #include "../data/loader.h"
 #include "../io/model_io.h"
 #include "eval.h"
+#include "signals.h"
 #include "result.h"
 
 static int cmp_double(const void *a, const void *b) {
@@ -37,23 +38,6 @@ static int write_config(const LnlModel *m, const LnlTrainOpts *o, LnlErr *e) {
     return r;
 }
 
-static int save_checkpoint(const LnlModel *m, const char *out, long step, LnlErr *e) {
-    char *dir = lnl_path_join(out, "checkpoints");
-    if (lnl_mkdir_p(dir, e)) {
-        free(dir);
-        return -1;
-    }
-    char name[64];
-    snprintf(name, sizeof name, "model_%08ld.safetensors", step);
-    char *path = lnl_path_join(dir, name);
-    char stepstr[32];
-    snprintf(stepstr, sizeof stepstr, "%ld", step);
-    int r = lnl_model_save_safetensors(m, path, "lnlab.step", stepstr, e);
-    free(path);
-    free(dir);
-    return r;
-}
-
 int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e) {
     memset(res, 0, sizeof *res);
     res->final_val_loss = NAN;
@@ -66,6 +50,9 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     FILE *log = NULL;
     LnlOptState opt = {0};
     LnlMonitor mon = {0};
+    LnlRng rng;              /* the loop's RNG: saved and restored with the state (no draw uses it yet) */
+    LnlStateRefs refs;       /* what a checkpoint saves besides the model */
+    double *mon_state = NULL;
     int32_t *in = lnl_malloc((size_t)N * sizeof(int32_t)), *tg = lnl_malloc((size_t)N * sizeof(int32_t));
     double *times = lnl_calloc((size_t)(o->steps > 0 ? o->steps : 1), sizeof(double));
     char *log_path = NULL;
@@ -79,9 +66,10 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             have_val = lnl_loader_open(&val, o->data, "val", B, T, c->vocab_size, &ve) == 0;
     }
     if (lnl_mkdir_p(o->out, e)) goto done;
-    if (write_config(m, o, e)) goto done;
+    if (!o->resume && write_config(m, o, e)) goto done;
     log_path = lnl_path_join(o->out, "log.jsonl");
-    log = fopen(log_path, "w");
+    if (o->resume && lnl_log_reopen(log_path, o->resume->step, &log, e)) goto done;
+    if (!o->resume) log = fopen(log_path, "w");
     if (!log) {
         lnl_err(e, "%s: cannot create the log", log_path);
         goto done;
@@ -89,14 +77,27 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     if (lnl_model_alloc_acts(m, B, T, e)) goto done;
     lnl_opt_init(&opt, m);
     lnl_monitor_init(&mon, m, &o->monitor);
+    lnl_rng_seed(&rng, o->seed);
+    refs = (LnlStateRefs){.opt = &opt, .train = &train, .rng = &rng, .step_ms = times, .max_steps = o->steps,
+                          .B = B, .T = T, .grad_accum = o->grad_accum};
+    mon_state = lnl_calloc(lnl_monitor_state_count(&mon) + 1, sizeof(double));
+    lnl_state_extra(&refs, "monitor", mon_state, lnl_monitor_state_count(&mon));
+    if (o->resume) {
+        if (lnl_state_apply(o->resume, &refs, e)) goto done;
+        if (lnl_monitor_state_unpack(&mon, mon_state, lnl_monitor_state_count(&mon))) {
+            lnl_err(e, "%s: the saved monitor state does not fit this run's settings", o->out);
+            goto done;
+        }
+        res->steps_done = o->resume->step;
+    }
 
-    if (c->admin_profile) {
+    if (c->admin_profile && !o->resume) {
         lnl_loader_next(&train, in, tg);
         lnl_model_admin_profile(m, in, B, T);
         lnl_loader_reset(&train);
     }
 
-    if (have_val && o->eval_every > 0) {
+    if (have_val && o->eval_every > 0 && !o->resume) {
         /* the starting point of the validation curve */
         double vl = lnl_eval_loss(m, &val, o->eval_batches > 0 ? o->eval_batches : -1, NULL);
         fprintf(log, "{\"step\": 0, \"val_loss\": %.6f}\n", vl);
@@ -104,7 +105,9 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     const int tty = isatty(fileno(stderr));
     const long print_every = o->steps >= 20 ? o->steps / 20 : 1;
     double t_start = lnl_now();
-    for (long step = 0; step < o->steps; step++) {
+    const long start = o->resume ? o->resume->step : 0;
+    lnl_signals_install();
+    for (long step = start; step < o->steps; step++) {
         double t0 = lnl_now();
         m->branch_lambda = lnl_branchnorm_lambda(c, step);
         lnl_model_zero_grad(m);
@@ -158,13 +161,23 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             fprintf(log, "{\"step\": %ld, \"val_loss\": %.6f}\n", step + 1, vl);
         }
         fflush(log);
-        if (o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && !last) {
-            if (save_checkpoint(m, o->out, step + 1, e)) goto done;
+        int stop = !last && (lnl_signals_pending() || (o->stop_after > 0 && step + 1 >= o->stop_after));
+        if (stop || (o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && !last)) {
+            refs.step = step + 1;
+            lnl_monitor_state_pack(&mon, mon_state);
+            if (lnl_ckpt_save(o->out, m, &refs, log, o->keep_checkpoints, e)) goto done;
+        }
+        if (stop) {
+            res->stopped = 1;
+            res->stop_signal = lnl_signals_pending();
+            if (!o->quiet && tty) fputc('\n', stderr);
+            r = 0;
+            goto done;
         }
         if (!o->quiet && (tty || (step + 1) % print_every == 0 || last)) {
             char eta[32];
             double elapsed = lnl_now() - t_start;
-            fmt_eta(eta, sizeof eta, elapsed / (double)(step + 1) * (double)(o->steps - step - 1));
+            fmt_eta(eta, sizeof eta, elapsed / (double)(step + 1 - start) * (double)(o->steps - step - 1));
             fprintf(stderr, "%sstep %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s%s",
                     tty ? "\r" : "", step + 1, o->steps, loss, lr, gnorm, tps, eta, tty ? "   " : "\n");
         }
@@ -183,7 +196,9 @@ done:
         double med = times[res->steps_done / 2];
         res->tokens_per_s = (double)N * (double)o->grad_accum / (med / 1000.0);
     }
-    if (r == 0 && lnl_train_write_result(o->out, o, res, e)) r = -1;
+    lnl_signals_restore();
+    free(mon_state);
+    if (r == 0 && !res->stopped && lnl_train_write_result(o->out, o, res, e)) r = -1;
     if (log) fclose(log);
     free(log_path);
     lnl_opt_free(&opt);

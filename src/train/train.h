@@ -5,6 +5,7 @@
 
 #include "../diag/monitor.h"
 #include "../model/model.h"
+#include "checkpoint.h"
 #include "optim.h"
 #include "schedule.h"
 
@@ -23,6 +24,9 @@ typedef struct {
     int quiet;
     LnlMonitorOpts monitor;   /* diagnostics records, spike skipping, divergence threshold */
     const char *hparams_json; /* the training settings, stored in RUN/config.json */
+    long keep_checkpoints;         /* keep the newest K complete checkpoints; 0 = all */
+    long stop_after;               /* stop as on SIGTERM after this step; 0 = never */
+    const LnlTrainState *resume;   /* continue from this state (checkpoint.h); NULL = a fresh run */
 } LnlTrainOpts;
 
 typedef struct {
@@ -33,6 +37,8 @@ typedef struct {
     int diverged;
     long diverged_step;
     char cause[128];
+    int stopped;     /* stopped early by SIGINT/SIGTERM or stop_after, after saving a checkpoint */
+    int stop_signal; /* the signal (0 for stop_after) */
     long skipped_steps;    /* updates skipped as spikes (LnlMonitorOpts.skip_z) */
     double min_loss;       /* running minimum of the training loss */
 } LnlTrainResult;

@@ -1,0 +1,139 @@
+# Crash-safe training: a run stopped and resumed equals an uninterrupted one bit for bit (model
+# bytes and every log record but timings), SIGTERM/SIGINT save and exit 143/130, a full disk
+# while checkpointing (injected) is a clean error that leaves earlier checkpoints usable, a corrupt
+# newest checkpoint falls back to the previous one, --keep-checkpoints prunes, and the memory
+# check refuses what cannot fit.
+. "$(dirname "$0")/lib.sh"
+export OMP_NUM_THREADS=1
+PY=/usr/bin/python3
+
+"$LNLAB" prepare --corpus kjv --tokenizer byte --out "$TMP/kjv" >/dev/null 2>&1 || { fail prepare_kjv "prepare failed"; finish; }
+
+# Settings with every kind of loop state: evaluation, diagnostics records, the spike monitor's
+# windows (a small window so that they fill and two steps are skipped), gradient accumulation, a warmup + cosine schedule.
+A=(--data "$TMP/kjv" --preset peri --dt 0.1 --layers 2 --heads 2 --dim 32 --seq 32 --batch 2 --total-batch 128
+   --steps 20 --warmup 3 --eval-every 5 --eval-batches 2 --diag-every 4 --zscore-window 4 --skip-spikes 0.5
+   --seed 7 --quiet)
+
+# log records without the timing fields, one JSON per line
+records() {
+  $PY -c 'import json,sys
+for line in open(sys.argv[1]):
+    r = json.loads(line); r.pop("ms", None); r.pop("tokens_per_s", None); print(json.dumps(r, sort_keys=True))' "$1"
+}
+# same_run NAME DIR: DIR equals the uninterrupted run (model bytes and log records)
+same_run() {
+  if [ ! -f "$2/model.safetensors" ]; then fail "$1" "no model.safetensors in $2"; return; fi
+  if ! cmp -s "$TMP/full/model.safetensors" "$2/model.safetensors"; then fail "$1" "final model bytes differ"; return; fi
+  records "$TMP/full/log.jsonl" >"$TMP/a.txt"; records "$2/log.jsonl" >"$TMP/b.txt"
+  if ! cmp -s "$TMP/a.txt" "$TMP/b.txt"; then fail "$1" "log differs: $(diff "$TMP/a.txt" "$TMP/b.txt" | head -4)"; return; fi
+  ok "$1"
+}
+ckpt() { printf '%s/checkpoints/%s_%08d.safetensors' "$1" "$2" "$3"; }
+
+"$LNLAB" train "${A[@]}" --out "$TMP/full" || { fail full_run "the uninterrupted run failed"; finish; }
+
+# 1. Stop after step 12 (checkpoints every 5, and one at the stop), resume, compare.
+"$LNLAB" train "${A[@]}" --out "$TMP/r1" --checkpoint-every 5 --stop-after 12 2>"$TMP/err"; rc=$?
+if [ $rc -eq 0 ] && grep -q 'stopped (--stop-after) after step 12 of 20' "$TMP/err" && [ -f "$(ckpt "$TMP/r1" state 12)" ] &&
+   [ ! -f "$TMP/r1/model.safetensors" ] && [ "$(records "$TMP/r1/log.jsonl" | tail -1 | grep -c '"step": 12')" = 1 ]; then
+  ok stop_after_saves
+else fail stop_after_saves "exit $rc, $(cat "$TMP/err")"; fi
+cp -r "$TMP/r1" "$TMP/r2"; cp -r "$TMP/r1" "$TMP/r3"
+"$LNLAB" train --resume "$TMP/r1" --quiet 2>"$TMP/err" || fail resume_bit_exact "resume failed: $(cat "$TMP/err")"
+same_run resume_bit_exact "$TMP/r1"
+
+# Admin's profiling pass (it sets the omegas from one batch) runs once, not again on resume.
+D=(--data "$TMP/kjv" --preset admin --layers 2 --heads 2 --dim 32 --seq 32 --batch 4 --steps 8 --seed 5 --quiet)
+"$LNLAB" train "${D[@]}" --out "$TMP/a1" && "$LNLAB" train "${D[@]}" --out "$TMP/a2" --stop-after 3 2>/dev/null &&
+  "$LNLAB" train --resume "$TMP/a2" --quiet
+if cmp -s "$TMP/a1/model.safetensors" "$TMP/a2/model.safetensors"; then ok resume_admin_profile_once
+else fail resume_admin_profile_once "final models differ"; fi
+
+# 2. A crash after step 12 lost checkpoint 12 and left a half-written record and a temporary
+#    file: resume from 10 cuts the log after step 10 and removes the temporary file.
+rm "$(ckpt "$TMP/r2" model 12)" "$(ckpt "$TMP/r2" state 12)"
+printf '{"step": 13, "loss": 5.1' >>"$TMP/r2/log.jsonl"
+echo junk >"$(ckpt "$TMP/r2" model 13).tmp.99999"
+"$LNLAB" train --resume "$TMP/r2" --quiet 2>"$TMP/err" || fail resume_cuts_log "resume failed: $(cat "$TMP/err")"
+same_run resume_cuts_log "$TMP/r2"
+if ls "$TMP/r2/checkpoints" | grep -q tmp; then fail resume_removes_temp "a .tmp file is still there"; else ok resume_removes_temp; fi
+
+# 3. A corrupt newest checkpoint (one flipped byte in a tensor) falls back to the previous one.
+$PY - "$(ckpt "$TMP/r3" model 12)" <<'EOF'
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read()); b[-5] ^= 0x40; open(sys.argv[1], 'wb').write(bytes(b))
+EOF
+"$LNLAB" train --resume "$TMP/r3" --quiet 2>"$TMP/err"; rc=$?
+if [ $rc -eq 0 ] && grep -q 'checkpoint at step 12 is unusable: .*checksum mismatch.*trying the previous one' "$TMP/err"; then
+  same_run corrupt_checkpoint_falls_back "$TMP/r3"
+else fail corrupt_checkpoint_falls_back "exit $rc, $(cat "$TMP/err")"; fi
+
+# 4. SIGTERM: the step in progress finishes, a checkpoint is saved, exit 143; resuming and
+#    stopping at step 60 gives the bytes of an uninterrupted run stopped at 60.
+B=(--data "$TMP/kjv" --preset pre --layers 2 --heads 2 --dim 32 --seq 32 --batch 4 --steps 100000 --seed 3 --quiet)
+"$LNLAB" train "${B[@]}" --out "$TMP/s1" --checkpoint-every 10 2>"$TMP/err" &
+pid=$!
+for _ in $(seq 600); do [ -f "$(ckpt "$TMP/s1" state 10)" ] && break; sleep 0.05; done
+kill -TERM $pid; wait $pid; rc=$?
+last=$(records "$TMP/s1/log.jsonl" | tail -1 | $PY -c 'import json,sys; print(json.loads(sys.stdin.read())["step"])')
+if [ $rc -eq 143 ] && grep -q "stopped by SIGTERM after step $last of 100000; checkpoint saved" "$TMP/err" &&
+   [ -f "$(ckpt "$TMP/s1" state "$last")" ] && [ "$last" -lt 60 ]; then ok sigterm_saves
+else fail sigterm_saves "exit $rc, last step $last, $(cat "$TMP/err")"; fi
+"$LNLAB" train --resume "$TMP/s1" --stop-after 60 --quiet 2>/dev/null
+"$LNLAB" train "${B[@]}" --out "$TMP/s2" --stop-after 60 2>/dev/null
+if cmp -s "$(ckpt "$TMP/s1" model 60)" "$(ckpt "$TMP/s2" model 60)"; then ok sigterm_resume_bit_exact
+else fail sigterm_resume_bit_exact "step-60 models differ"; fi
+"$LNLAB" train "${B[@]}" --out "$TMP/s3" 2>"$TMP/err" &
+pid=$!
+for _ in $(seq 600); do [ -f "$TMP/s3/log.jsonl" ] && grep -q '"step": 3,' "$TMP/s3/log.jsonl" && break; sleep 0.05; done
+kill -INT $pid; wait $pid; rc=$?
+if [ $rc -eq 130 ] && grep -q "stopped by SIGINT" "$TMP/err" && ls "$TMP/s3/checkpoints" | grep -q state_; then ok sigint_saves
+else fail sigint_saves "exit $rc, $(cat "$TMP/err")"; fi
+
+# 5. The disk fills up while checkpoint 10 is written (injected after the bytes of config.json
+#    and checkpoint 5): a clean error, checkpoint 5 intact, no partial files; resume completes.
+cfg=$(stat -c %s "$TMP/full/config.json")
+m5=$(stat -c %s "$(ckpt "$TMP/r1" model 5)"); s5=$(stat -c %s "$(ckpt "$TMP/r1" state 5)")
+LNLAB_FAULT_WRITE_AFTER_BYTES=$((cfg + m5 + s5 + m5 / 2)) "$LNLAB" train "${A[@]}" --out "$TMP/f1" --checkpoint-every 5 \
+  2>"$TMP/err"; rc=$?
+if [ $rc -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] &&
+   grep -q 'checkpoint at step 10 not saved (earlier checkpoints are intact): .*No space left on device' "$TMP/err" &&
+   [ "$(ls "$TMP/f1/checkpoints")" = "$(printf 'model_00000005.safetensors\nstate_00000005.safetensors')" ] &&
+   cmp -s "$(ckpt "$TMP/f1" model 5)" "$(ckpt "$TMP/r1" model 5)"; then ok full_disk_clean_error
+else fail full_disk_clean_error "exit $rc, files: $(ls "$TMP/f1/checkpoints" | tr '\n' ' '), stderr: $(cat "$TMP/err")"; fi
+"$LNLAB" train --resume "$TMP/f1" --quiet 2>"$TMP/err" || fail full_disk_resume "resume failed: $(cat "$TMP/err")"
+same_run full_disk_resume "$TMP/f1"
+# the state file fails instead (after the model of checkpoint 10 was written)
+LNLAB_FAULT_WRITE_AFTER_BYTES=$((cfg + m5 + s5 + m5 + 100)) "$LNLAB" train "${A[@]}" --out "$TMP/f2" --checkpoint-every 5 \
+  2>"$TMP/err"; rc=$?
+if [ $rc -eq 1 ] && [ "$(ls "$TMP/f2/checkpoints" | tr '\n' ' ')" = "model_00000005.safetensors state_00000005.safetensors " ]; then
+  ok full_disk_in_state_file
+else fail full_disk_in_state_file "exit $rc, files: $(ls "$TMP/f2/checkpoints" | tr '\n' ' ')"; fi
+
+# 6. --keep-checkpoints 2 keeps the newest two; the setting is kept on resume.
+"$LNLAB" train "${A[@]}" --out "$TMP/k1" --checkpoint-every 3 --keep-checkpoints 2 --stop-after 10
+"$LNLAB" train --resume "$TMP/k1" --quiet
+if [ "$(ls "$TMP/k1/checkpoints" | tr '\n' ' ')" = "model_00000015.safetensors model_00000018.safetensors state_00000015.safetensors state_00000018.safetensors " ]; then
+  ok keep_checkpoints
+else fail keep_checkpoints "$(ls "$TMP/k1/checkpoints" | tr '\n' ' ')"; fi
+
+# 7. Resume refuses what would change the run, and what cannot be resumed.
+expect_error resume_refuses_lr 2 "^lnlab: error: --lr: cannot be given with --resume" -- "$LNLAB" train --resume "$TMP/r2" --lr 1
+expect_error resume_refuses_model_flag 2 "--layers: cannot be given with --resume" -- "$LNLAB" train --resume "$TMP/r2" --layers 3
+expect_error resume_finished 1 "the run has finished" -- "$LNLAB" train --resume "$TMP/full"
+expect_error resume_missing 1 "nope/config.json" -- "$LNLAB" train --resume "$TMP/nope"
+mkdir -p "$TMP/e1"; cp "$TMP/full/config.json" "$TMP/e1/"
+expect_error resume_no_checkpoint 1 "no checkpoint to resume from" -- "$LNLAB" train --resume "$TMP/e1" --quiet
+cp -r "$TMP/f2" "$TMP/e2"; echo garbage >"$(ckpt "$TMP/e2" state 5)"
+"$LNLAB" train --resume "$TMP/e2" --quiet 2>"$TMP/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "checkpoint at step 5 is unusable" "$TMP/err" && grep -q "no usable checkpoint" "$TMP/err"; then
+  ok resume_all_corrupt; else fail resume_all_corrupt "exit $rc, $(cat "$TMP/err")"; fi
+
+# 8. The memory check: numbers instead of a crash midway.
+expect_error memory_check 1 "not enough memory: training this model on 512 x 1024 batches needs [0-9.]+ GiB \(parameters .*activations .*\), but [0-9.]+ GiB are available" \
+  -- "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --model-size gpt2-xl --vocab 50257 --seq 1024 --batch 512
+LNLAB_MEM_AVAILABLE=100000 "$LNLAB" train "${A[@]}" --out "$TMP/m1" 2>"$TMP/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "are available (LNLAB_MEM_AVAILABLE)" "$TMP/err"; then ok memory_check_env
+else fail memory_check_env "exit $rc, $(cat "$TMP/err")"; fi
+finish
