@@ -46,7 +46,7 @@ typedef void (*OpFn)(float *out, const float *x, void *ctx);
 
 static void central_fd(OpFn f, void *ctx, const float *x, const float *v, size_t nin, size_t nout, double eps,
                        float *fd) {
-    float *xp = malloc(nin * sizeof(float)), *yp = malloc(nout * sizeof(float)), *ym = malloc(nout * sizeof(float));
+    float *xp = calloc(nin, sizeof(float)), *yp = calloc(nout, sizeof(float)), *ym = calloc(nout, sizeof(float));
     for (size_t i = 0; i < nin; i++) xp[i] = x[i] + (float)eps * v[i];
     f(yp, xp, ctx);
     for (size_t i = 0; i < nin; i++) xp[i] = x[i] - (float)eps * v[i];
