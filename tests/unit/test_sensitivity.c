@@ -141,6 +141,7 @@ static int make_model(LnlModel *m, const char *preset, LnlNormKind kind, int B, 
     c->norm = kind;
     LnlErr e;
     int r = lnl_config_preset(c, preset, &e);
+    if (kind == LNL_NORM_RMSNORM) c->dt = 0.7f; /* the residual step scales the branch's tangent too */
     CHECK(r == 0, "preset %s: %s", preset, e.msg);
     if (!r) r = lnl_model_create(m, c, &e);
     free(c);
