@@ -32,7 +32,7 @@ void lnl_attention_jvp(float *dout, const float *dqkv, const float *qkv, const f
     LNL_OMP(parallel for schedule(dynamic))
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
-        double da[T > 0 ? T : 1];
+        double da[T > 0 ? T : 1], acc[hs > 0 ? hs : 1];
         for (int t = 0; t < T; t++) {
             const float *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
             const float *dq = dqkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
@@ -47,15 +47,16 @@ void lnl_attention_jvp(float *dout, const float *dqkv, const float *qkv, const f
                 mean_ds += (double)a[t2] * da[t2];
             }
             for (int t2 = 0; t2 <= t; t2++) da[t2] = (double)a[t2] * (da[t2] - mean_ds);
-            float *o = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
-            for (int i = 0; i < hs; i++) {
-                double acc = 0.0;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const size_t vo = ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs + i;
-                    acc += da[t2] * qkv[vo] + (double)a[t2] * dqkv[vo];
-                }
-                o[i] = (float)acc;
+            /* rows of v and dv are contiguous: accumulate whole rows */
+            for (int i = 0; i < hs; i++) acc[i] = 0.0;
+            for (int t2 = 0; t2 <= t; t2++) {
+                const size_t vo = ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+                const float *v = qkv + vo, *dv = dqkv + vo;
+                const double w1 = da[t2], w2 = a[t2];
+                for (int i = 0; i < hs; i++) acc[i] += w1 * v[i] + w2 * dv[i];
             }
+            float *o = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
+            for (int i = 0; i < hs; i++) o[i] = (float)acc[i];
         }
     }
 }
