@@ -48,8 +48,8 @@ int cmd_train(int argc, char **argv) {
     long long batch = 8, steps = 100, total_batch = 0, warmup = 0, seed = 1337, eval_every = 0, eval_batches = 20,
               ckpt_every = 0;
     double lr = 6e-4, min_frac = 0.1, beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8, wd = 0.1, clip = 1.0;
-    int quiet = 0;
-    enum { NX = 20 };
+    int quiet = 0, zero = 0;
+    enum { NX = 21 };
     LnlFlag flags[LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS + LNL_RESUME_NFLAGS];
     LnlMonitorFlags monf;
     LnlResumeFlags rf;
@@ -58,8 +58,8 @@ int cmd_train(int argc, char **argv) {
         {"--data", LNL_FLAG_STR, &data, "prepared data directory (train.bin, val.bin) or one token shard", 1, 0, NULL, 0},
         {"--out", LNL_FLAG_STR, &out, "run directory (log.jsonl, config.json, model.safetensors)", 1, 0, NULL, 0},
         {"--init-from", LNL_FLAG_STR, &init_from, "start from this model file instead of a fresh init", 1, 0, NULL, 0},
-        {"--batch", LNL_FLAG_INT, &batch, "sequences per micro-batch B", 1, 1 << 20, NULL, 0},
-        {"--total-batch", LNL_FLAG_INT, &total_batch, "tokens per optimizer step (multiple of B*T; 0 = B*T)", 0, 1LL << 40, NULL, 0},
+        {"--batch", LNL_FLAG_INT, &batch, "sequences per micro-batch B (per process under mpirun)", 1, 1 << 20, NULL, 0},
+        {"--total-batch", LNL_FLAG_INT, &total_batch, "tokens per optimizer step, all processes (multiple of processes*B*T; 0 = processes*B*T)", 0, 1LL << 40, NULL, 0},
         {"--steps", LNL_FLAG_INT, &steps, "optimizer steps", 1, 1LL << 40, NULL, 0},
         {"--lr", LNL_FLAG_FLOAT, &lr, "peak learning rate", 0, 10, NULL, 0},
         {"--min-lr-frac", LNL_FLAG_FLOAT, &min_frac, "final learning rate as a fraction of --lr", 0, 1, NULL, 0},
@@ -75,6 +75,7 @@ int cmd_train(int argc, char **argv) {
         {"--eval-batches", LNL_FLAG_INT, &eval_batches, "val batches per evaluation (0 = the whole split)", 0, 1LL << 40, NULL, 0},
         {"--checkpoint-every", LNL_FLAG_INT, &ckpt_every, "write RUN/checkpoints/model_STEP.safetensors every K steps (0 = off)", 0, 1LL << 40, NULL, 0},
         {"--quiet", LNL_FLAG_BOOL, &quiet, "no progress line", 1, 0, NULL, 0},
+        {"--zero", LNL_FLAG_BOOL, &zero, "under mpirun: shard the AdamW moments over the processes (ZeRO-1)", 1, 0, NULL, 0},
     };
     memcpy(flags + LNL_MODEL_NFLAGS, extra, sizeof extra);
     lnl_monitor_flags_init(&monf, flags + LNL_MODEL_NFLAGS + NX);
@@ -93,6 +94,10 @@ int cmd_train(int argc, char **argv) {
     if (!out) lnl_die(2, "train: --out is required");
 
     LnlErr e;
+    LnlDist dist; /* rank 0 of 1 unless an MPI launcher started this process (docs/DISTRIBUTED.md) */
+    if (lnl_dist_init(&dist, &e)) lnl_die(1, "%s", e.msg);
+    dist.zero = zero;
+    if (dist.rank != 0) quiet = 1;
     LnlModel m;
     LnlFlag *vocab_flag = lnl_flags_find(flags, nflags, "--vocab");
     if (!vocab_flag->seen && !init_from) {
@@ -129,8 +134,10 @@ int cmd_train(int argc, char **argv) {
     const int T = (int)mf.seq, B = (int)batch;
     if (T > m.cfg.n_positions)
         lnl_die(2, "--seq: %d exceeds the model's n_positions %d", T, m.cfg.n_positions);
-    long long bt = (long long)B * T;
+    long long bt = (long long)B * T * dist.size; /* a micro-batch: B rows from each process */
     if (total_batch == 0) total_batch = bt;
+    if (total_batch % bt && dist.size > 1)
+        lnl_die(2, "--total-batch: %lld is not a multiple of processes*B*T = %d*%d*%d", total_batch, dist.size, B, T);
     if (total_batch % bt) lnl_die(2, "--total-batch: %lld is not a multiple of B*T = %lld", total_batch, bt);
     if (warmup >= steps && warmup > 0) lnl_die(2, "--warmup: %lld must be smaller than --steps %lld", warmup, steps);
 
@@ -153,10 +160,12 @@ int cmd_train(int argc, char **argv) {
     o.keep_checkpoints = rf.keep;
     o.stop_after = rf.stop_after;
     o.resume = rf.resume ? &rs : NULL;
+    o.dist = &dist;
     cJSON *hp = cJSON_CreateObject();
     cJSON_AddStringToObject(hp, "data", data);
     if (init_from) cJSON_AddStringToObject(hp, "init_from", init_from);
     cJSON_AddNumberToObject(hp, "batch", B);
+    cJSON_AddNumberToObject(hp, "processes", dist.size);
     cJSON_AddNumberToObject(hp, "seq", T);
     cJSON_AddNumberToObject(hp, "total_batch", (double)total_batch);
     cJSON_AddNumberToObject(hp, "steps", (double)steps);
@@ -181,6 +190,9 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "lnlab train: %s, %s, dt %g, L %d H %d C %d T %d V %d, %zu params, batch %d x %d x %ld\n",
                 m.cfg.preset, m.cfg.norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm", m.cfg.dt, m.cfg.n_layer,
                 m.cfg.n_head, m.cfg.n_embd, T, m.cfg.vocab_size, m.num_params, B, T, o.grad_accum);
+    if (!quiet && dist.size > 1)
+        fprintf(stderr, "lnlab train: %d MPI processes, global batch %d x %d x %ld%s\n", dist.size, B * dist.size, T,
+                o.grad_accum, zero ? ", AdamW moments sharded (ZeRO-1)" : "");
     LnlTrainResult res;
     if (rf.resume && !quiet) fprintf(stderr, "lnlab train: resuming %s after step %ld of %lld\n", out, rs.step, steps);
     int r = lnl_train(&m, &o, &res, &e);
@@ -188,6 +200,9 @@ int cmd_train(int argc, char **argv) {
     cJSON_free(hjs);
     lnl_model_free(&m);
     if (r) lnl_die(1, "%s", e.msg);
+    if (!quiet && dist.size > 1 && res.steps_done > 0)
+        fprintf(stderr, "lnlab train: %.1f s per process in gradient/parameter communication\n", dist.comm_s);
+    lnl_dist_free(&dist);
     if (res.stopped) {
         fprintf(stderr, "lnlab: %s%s after step %ld of %lld; checkpoint saved in %s/checkpoints; continue with: lnlab "
                         "train --resume %s\n",

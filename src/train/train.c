@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../data/loader.h"
+#include "../dist/dist.h"
 #include "../io/model_io.h"
 #include "eval.h"
 #include "signals.h"
@@ -57,19 +58,27 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     double *times = lnl_calloc((size_t)(o->steps > 0 ? o->steps : 1), sizeof(double));
     char *log_path = NULL;
 
+    LnlDist *d = o->dist; /* under mpirun: this process's rows of each batch, rank 0 writes */
+    const int root = lnl_dist_is_root(d), nproc = lnl_dist_size(d);
     if (lnl_loader_open(&train, o->data, "train", B, T, c->vocab_size, e)) goto done;
+    if (lnl_loader_split(&train, nproc, lnl_dist_rank(d), e)) goto done;
     {
         /* only a prepared directory has a val split; a single shard is all training data */
         struct stat st;
         LnlErr ve;
         if (stat(o->data, &st) == 0 && S_ISDIR(st.st_mode))
             have_val = lnl_loader_open(&val, o->data, "val", B, T, c->vocab_size, &ve) == 0;
+        if (have_val && lnl_loader_split(&val, nproc, lnl_dist_rank(d), &ve)) {
+            lnl_loader_free(&val);
+            have_val = 0;
+        }
     }
-    if (lnl_mkdir_p(o->out, e)) goto done;
-    if (!o->resume && write_config(m, o, e)) goto done;
+    if (root && lnl_mkdir_p(o->out, e)) goto done;
+    if (root && !o->resume && write_config(m, o, e)) goto done;
     log_path = lnl_path_join(o->out, "log.jsonl");
-    if (o->resume && lnl_log_reopen(log_path, o->resume->step, &log, e)) goto done;
-    if (!o->resume) log = fopen(log_path, "w");
+    if (root && o->resume && lnl_log_reopen(log_path, o->resume->step, &log, e)) goto done;
+    if (root && !o->resume) log = fopen(log_path, "w");
+    if (!root) log = fopen("/dev/null", "w"); /* the other ranks' records (the same values) go nowhere */
     if (!log) {
         lnl_err(e, "%s: cannot create the log", log_path);
         goto done;
@@ -90,16 +99,14 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         }
         res->steps_done = o->resume->step;
     }
+    if (d && d->zero && lnl_dist_zero_init(d, &opt, m, e)) goto done;
 
-    if (c->admin_profile && !o->resume) {
-        lnl_loader_next(&train, in, tg);
-        lnl_model_admin_profile(m, in, B, T);
-        lnl_loader_reset(&train);
-    }
+    if (!o->resume && lnl_dist_admin_profile(d, m, &train, B, T, e)) goto done;
+    lnl_dist_sync_params(d, m);
 
     if (have_val && o->eval_every > 0 && !o->resume) {
         /* the starting point of the validation curve */
-        double vl = lnl_eval_loss(m, &val, o->eval_batches > 0 ? o->eval_batches : -1, NULL);
+        double vl = lnl_dist_mean(d, lnl_eval_loss(m, &val, o->eval_batches > 0 ? o->eval_batches : -1, NULL));
         fprintf(log, "{\"step\": 0, \"val_loss\": %.6f}\n", vl);
     }
     const int tty = isatty(fileno(stderr));
@@ -124,19 +131,21 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
                 for (size_t k = 0; k < m->views[i].numel; k++) g[k] *= s;
             }
         }
-        float loss = (float)(loss_sum / (double)o->grad_accum);
+        lnl_dist_reduce_grads(d, m);
+        float loss = (float)lnl_dist_mean(d, loss_sum / (double)o->grad_accum);
         double lr = lnl_schedule_lr(&o->sched, step);
         double gnorm = lnl_model_grad_norm(m);
         LnlStepAction act = lnl_monitor_check(&mon, loss, gnorm, res->cause, sizeof res->cause);
         int diag_due = lnl_monitor_due(&mon, step + 1);
         if (diag_due) lnl_monitor_pre_update(&mon, m);
-        if (act == LNL_STEP_UPDATE) lnl_opt_step_norm(&opt, m, &o->adam, (float)lr, gnorm);
+        if (act == LNL_STEP_UPDATE && d && d->zero) lnl_dist_zero_step(d, &opt, m, &o->adam, (float)lr, gnorm);
+        else if (act == LNL_STEP_UPDATE) lnl_opt_step_norm(&opt, m, &o->adam, (float)lr, gnorm);
         if (diag_due) lnl_monitor_post_update(&mon, m);
         res->skipped_steps = mon.skipped;
         res->min_loss = mon.min_loss;
         double ms = (lnl_now() - t0) * 1000.0;
         times[step] = ms;
-        double tps = (double)N * (double)o->grad_accum / (ms / 1000.0);
+        double tps = (double)N * nproc * (double)o->grad_accum / (ms / 1000.0);
         res->steps_done = step + 1;
         res->final_loss = loss;
         char mfields[128];
@@ -156,16 +165,20 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         }
         int last = step + 1 == o->steps;
         if (have_val && ((o->eval_every > 0 && (step + 1) % o->eval_every == 0) || last)) {
-            double vl = lnl_eval_loss(m, &val, o->eval_batches > 0 ? o->eval_batches : -1, NULL);
+            double vl = lnl_dist_mean(d, lnl_eval_loss(m, &val, o->eval_batches > 0 ? o->eval_batches : -1, NULL));
             res->final_val_loss = vl;
             fprintf(log, "{\"step\": %ld, \"val_loss\": %.6f}\n", step + 1, vl);
         }
         fflush(log);
         int stop = !last && (lnl_signals_pending() || (o->stop_after > 0 && step + 1 >= o->stop_after));
+        stop = (int)lnl_dist_max(d, stop); /* a signal may reach one rank only: all stop at this step */
         if (stop || (o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && !last)) {
             refs.step = step + 1;
             lnl_monitor_state_pack(&mon, mon_state);
-            if (lnl_ckpt_save(o->out, m, &refs, log, o->keep_checkpoints, e)) goto done;
+            lnl_dist_zero_gather(d, &opt);
+            int cr = root ? lnl_ckpt_save(o->out, m, &refs, log, o->keep_checkpoints, e) : 0;
+            lnl_dist_zero_release(d, &opt);
+            if (cr) goto done;
         }
         if (stop) {
             res->stopped = 1;
@@ -183,7 +196,8 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         }
     }
     if (!o->quiet && tty) fputc('\n', stderr);
-    {
+    if (lnl_dist_check_params(d, m, e)) goto done;
+    if (root) {
         char *path = lnl_path_join(o->out, "model.safetensors");
         int sr = lnl_model_save_safetensors(m, path, NULL, NULL, e);
         free(path);
@@ -194,11 +208,11 @@ done:
     if (res->steps_done > 0) {
         qsort(times, (size_t)res->steps_done, sizeof(double), cmp_double);
         double med = times[res->steps_done / 2];
-        res->tokens_per_s = (double)N * (double)o->grad_accum / (med / 1000.0);
+        res->tokens_per_s = (double)N * nproc * (double)o->grad_accum / (med / 1000.0);
     }
     lnl_signals_restore();
     free(mon_state);
-    if (r == 0 && !res->stopped && lnl_train_write_result(o->out, o, res, e)) r = -1;
+    if (r == 0 && !res->stopped && root && lnl_train_write_result(o->out, o, res, e)) r = -1;
     if (log) fclose(log);
     free(log_path);
     lnl_opt_free(&opt);

@@ -4,6 +4,7 @@
 #define LNL_TRAIN_H
 
 #include "../diag/monitor.h"
+#include "../dist/dist.h"
 #include "../model/model.h"
 #include "checkpoint.h"
 #include "optim.h"
@@ -27,6 +28,7 @@ typedef struct {
     long keep_checkpoints;         /* keep the newest K complete checkpoints; 0 = all */
     long stop_after;               /* stop as on SIGTERM after this step; 0 = never */
     const LnlTrainState *resume;   /* continue from this state (checkpoint.h); NULL = a fresh run */
+    LnlDist *dist;                 /* MPI ranks, B rows each of every batch (dist.h); NULL = one process */
 } LnlTrainOpts;
 
 typedef struct {

@@ -1,0 +1,114 @@
+# Data-parallel training over MPI: n processes with batch B/n each give the losses and weights of
+# one process with batch B, to fp32 rounding (plain, with gradient accumulation, Admin's profiling
+# pass, ZeRO-1, 3 ranks), and a run stopped and resumed under mpirun continues bit for bit.
+# Skips when this lnlab was built without MPI or mpirun is missing.
+. "$(dirname "$0")/lib.sh"
+PY=/usr/bin/python3
+export OMP_NUM_THREADS=1                      # one thread per rank: 2 ranks on 2 cores
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # CI runs as root
+export OMPI_MCA_btl_vader_single_copy_mechanism=none              # containers without CMA
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"            # OpenMPI's own allocations at exit
+LOSS_RTOL=1e-5   # log losses, val losses, gradient norms
+WEIGHT_ATOL=1e-4 # final weights: AdamW turns rounding noise in near-zero gradients into steps of ~lr/100
+
+mpi() {  # mpi NPROC lnlab-args...
+  local n=$1; shift
+  mpirun --oversubscribe --bind-to none -np "$n" "$LNLAB" "$@"
+}
+
+if ! command -v mpirun >/dev/null 2>&1; then echo "skip mpi: mpirun not found (openmpi-bin)"; finish; fi
+head -c 60000 /usr/share/common-licenses/GPL-3 > "$TMP/text.txt"
+"$LNLAB" prepare --input "$TMP/text.txt" --tokenizer byte --val-fraction 0.1 --out "$TMP/data" >/dev/null 2>&1 ||
+  { fail prepare "prepare failed"; finish; }
+SMALL=(--data "$TMP/data" --layers 2 --heads 2 --dim 32 --seq 16 --lr 3e-3 --warmup 2 --seed 5 --quiet)
+
+# A launch of 2 ranks; a build without MPI refuses it with a message that says so.
+if ! mpi 2 train "${SMALL[@]}" --preset pre --batch 2 --steps 3 --out "$TMP/probe" 2>"$TMP/err"; then
+  if grep -q "built without MPI" "$TMP/err"; then echo "skip mpi: this lnlab was built without MPI"; finish; fi
+  fail mpi_launch "mpirun -np 2 lnlab train failed: $(head -c 600 "$TMP/err")"; finish
+fi
+ok mpi_launch
+
+# compare NAME RUN_A RUN_B: every log record's loss, val_loss and grad_norm agree to LOSS_RTOL
+# and every weight of the final models to WEIGHT_ATOL; prints the largest differences.
+compare() {
+  local name=$1 a=$2 b=$3 msg
+  if msg=$($PY - "$a" "$b" "$LOSS_RTOL" "$WEIGHT_ATOL" 2>&1 <<'EOF'
+import json, struct, sys
+from array import array
+ra, rb, rtol, atol = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+def records(run):
+    out = {}
+    for line in open(run + "/log.jsonl"):
+        r = json.loads(line)
+        for k in ("loss", "val_loss", "grad_norm"):
+            if k in r: out[(r["step"], k)] = r[k]
+    return out
+la, lb = records(ra), records(rb)
+if la.keys() != lb.keys() or not la: sys.exit("log records differ: %d vs %d values" % (len(la), len(lb)))
+worst_rel, where = 0.0, None
+for k in la:
+    rel = abs(la[k] - lb[k]) / max(abs(la[k]), 1e-30)
+    if rel > worst_rel: worst_rel, where = rel, k
+def weights(run):
+    b = open(run + "/model.safetensors", "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n]); h.pop("__metadata__", None)
+    return {k: array("f", b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]) for k, v in h.items()}
+wa, wb = weights(ra), weights(rb)
+if wa.keys() != wb.keys(): sys.exit("tensor names differ")
+worst_abs, tensor = 0.0, None
+for k in wa:
+    d = max([abs(x - y) for x, y in zip(wa[k], wb[k])] or [0.0])
+    if d > worst_abs: worst_abs, tensor = d, k
+msg = "max rel diff of logged values %.2e (step %s %s), max abs weight diff %.2e (%s)" % (
+    worst_rel, where and where[0], where and where[1], worst_abs, tensor)
+print(msg)
+sys.exit(0 if worst_rel <= rtol and worst_abs <= atol else 1)
+EOF
+  ); then ok "$name ($msg)"; else fail "$name" "$msg"; fi
+}
+
+# 1. 2 ranks x batch 2 = 1 process x batch 4, with validation and clipping.
+ARGS=("${SMALL[@]}" --preset peri --dt 0.5 --steps 16 --eval-every 8 --eval-batches 3 --grad-clip 0.5)
+"$LNLAB" train "${ARGS[@]}" --batch 4 --out "$TMP/one_b4"
+mpi 2 train "${ARGS[@]}" --batch 2 --out "$TMP/two_b2"
+compare mpi_2x2_equals_1x4 "$TMP/one_b4" "$TMP/two_b2"
+
+# 2. Gradient accumulation: --total-batch counts tokens over all processes.
+"$LNLAB" train "${ARGS[@]}" --batch 2 --total-batch 128 --out "$TMP/one_accum"
+mpi 2 train "${ARGS[@]}" --batch 1 --total-batch 128 --out "$TMP/two_accum"
+compare mpi_accumulation "$TMP/one_accum" "$TMP/two_accum"
+
+# 3. Admin profiles its omegas on the whole first global batch, as one process would.
+"$LNLAB" train "${SMALL[@]}" --preset admin --steps 8 --batch 4 --out "$TMP/one_admin"
+mpi 2 train "${SMALL[@]}" --preset admin --steps 8 --batch 2 --out "$TMP/two_admin"
+compare mpi_admin "$TMP/one_admin" "$TMP/two_admin"
+
+# 4. ZeRO-1 (sharded AdamW moments) gives the plain data-parallel result bit for bit, and with 3
+#    ranks (uneven shards) the single-process result.
+mpi 2 train "${ARGS[@]}" --batch 2 --zero --out "$TMP/two_zero"
+if cmp -s "$TMP/two_b2/model.safetensors" "$TMP/two_zero/model.safetensors"; then ok mpi_zero_bit_identical
+else fail mpi_zero_bit_identical "--zero changed the weights of the 2-rank run"; fi
+"$LNLAB" train "${ARGS[@]}" --batch 3 --out "$TMP/one_b3"
+mpi 3 train "${ARGS[@]}" --batch 1 --zero --out "$TMP/three_zero"
+compare mpi_3_ranks_zero "$TMP/one_b3" "$TMP/three_zero"
+
+# 5. Stopped and resumed under mpirun (ZeRO's moments gathered into the checkpoint and
+#    sharded again): the uninterrupted run's weights, bit for bit.
+if mpi 2 train "${ARGS[@]}" --batch 2 --zero --checkpoint-every 4 --stop-after 8 --out "$TMP/two_stop" 2>"$TMP/err" &&
+   mpi 2 train --resume "$TMP/two_stop" --quiet 2>>"$TMP/err"; then
+  if cmp -s "$TMP/two_zero/model.safetensors" "$TMP/two_stop/model.safetensors"; then ok mpi_zero_resume_bit_identical
+  else fail mpi_zero_resume_bit_identical "the resumed 2-rank --zero run differs from the uninterrupted one"; fi
+else fail mpi_zero_resume_bit_identical "stop or resume failed: $(head -c 600 "$TMP/err")"; fi
+
+# 6. Rank 0 alone writes the run: one log, the settings record the process count.
+if [ "$(grep -c '"loss"' "$TMP/two_b2/log.jsonl")" -eq 16 ] && grep -q '"processes":2' "$TMP/two_b2/config.json"; then
+  ok mpi_rank0_writes
+else fail mpi_rank0_writes "log has $(grep -c '"loss"' "$TMP/two_b2/log.jsonl") step records (want 16) or config lacks processes"; fi
+
+# 7. A global batch larger than the data is refused with one line per process, not a hang.
+out=$(mpi 2 train "${SMALL[@]}" --preset pre --batch 2000 --steps 3 --out "$TMP/big" 2>&1); rc=$?
+if [ "$rc" -ne 0 ] && printf '%s' "$out" | grep -q "too few tokens"; then ok mpi_too_few_tokens
+else fail mpi_too_few_tokens "exit $rc: $(printf '%s' "$out" | head -c 400)"; fi
+finish
