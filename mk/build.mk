@@ -10,7 +10,7 @@ ifeq ($(SANITIZE),1)
   OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDSAN := -fsanitize=address,undefined
 else
-  OPT := -O3 $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
+  OPT := -O3 $(if $(filter 0,$(NATIVE)),,$(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native))
   LDSAN :=
 endif
 # FUZZ=1 (make fuzz, with CC=clang): the library instrumented for libFuzzer, ASan and UBSan, and
@@ -159,3 +159,14 @@ $(BUILD_DIR)/fuzz/%: fuzz/%.c fuzz/fuzz_common.h $(BUILD_DIR)/lib.a $(CLI_LIB_OB
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ $@"
 	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -Isrc -Ifuzz -o $@ $< $(CLI_LIB_OBJ) $(BUILD_DIR)/lib.a $(LIBS)
+
+# A portable ./lnlab (NATIVE=0: no -march=native) for tests/cli/test_valgrind.sh, since valgrind
+# cannot run AVX-512 code; built with `tests` when valgrind is installed (not for sanitizer or
+# fuzzing builds, which valgrind cannot run either).
+VALGRIND := $(if $(filter 1,$(SANITIZE) $(FUZZ)),,$(shell command -v valgrind 2>/dev/null))
+.PHONY: valgrind-bin
+valgrind-bin:
+	@$(MAKE) --no-print-directory -f mk/build.mk BUILD_DIR=$(BUILD_DIR)/vg NATIVE=0 $(BUILD_DIR)/vg/lnlab
+ifneq ($(VALGRIND),)
+tests: valgrind-bin
+endif

@@ -324,6 +324,9 @@ int lnl_model_alloc_acts(LnlModel *m, int B, int T, LnlErr *e) {
     if (B < 1) return lnl_err(e, "--batch: %d must be at least 1", B);
     if (T < 1 || T > c->n_positions)
         return lnl_err(e, "--seq: %d must be in [1, %d] (the model's n_positions)", T, c->n_positions);
+    if ((int64_t)B * T > INT32_MAX) /* token indices are int */
+        return lnl_err(e, "--batch %d x --seq %d = %lld tokens per batch, more than %d", B, T, (long long)B * T,
+                       INT32_MAX);
     free(m->acts_mem);
     free(m->scratch_mem);
     free(m->stream);
@@ -362,6 +365,9 @@ int lnl_model_memory(const LnlConfig *c, int B, int T, LnlModelMemory *out, LnlE
     if (B < 1) return lnl_err(e, "--batch: %d must be at least 1", B);
     if (T < 1 || T > c->n_positions)
         return lnl_err(e, "--seq: %d must be in [1, %d] (the model's n_positions)", T, c->n_positions);
+    if ((int64_t)B * T > INT32_MAX)
+        return lnl_err(e, "--batch %d x --seq %d = %lld tokens per batch, more than %d", B, T, (long long)B * T,
+                       INT32_MAX);
     /* a bound on every product the layout forms, so that none can overflow size_t below */
     double N = (double)B * T, bound = N * ((double)c->vocab_size + (double)c->n_head * T + 64.0 * c->n_embd) *
                                       (2.0 * c->n_layer + 2) + 64.0 * c->n_embd * (c->vocab_size + c->n_positions);

@@ -113,6 +113,8 @@ uint64_t lnl_mem_available(int *known, char *source, size_t source_len) {
 static double gib(uint64_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
 
 int lnl_mem_check(const LnlConfig *c, int B, int T, LnlErr *e) {
+    /* a batch shape the model cannot take is the caller's error to report, in its own words */
+    if (B < 1 || T < 1 || T > c->n_positions) return 0;
     LnlTrainMemory tm;
     if (lnl_train_memory(c, B, T, &tm, e)) return -1;
     int known;

@@ -26,7 +26,8 @@ int lnl_train_memory(const LnlConfig *c, int B, int T, LnlTrainMemory *out, LnlE
  * came from (for messages). */
 uint64_t lnl_mem_available(int *known, char *source, size_t source_len);
 
-/* Fails, with every figure in the message, when training c on B x T would not fit. */
+/* Fails, with every figure in the message, when training c on B x T would not fit. A batch
+ * shape the model cannot take (T above n_positions) is not checked here: the caller says why. */
 int lnl_mem_check(const LnlConfig *c, int B, int T, LnlErr *e);
 
 #endif
