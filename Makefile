@@ -27,3 +27,9 @@ setup:
 	@scripts/setup
 clean:
 	rm -rf build lnlab
+
+# The main job: the default comparison of placements (docs/STUDY.md) into study/.
+.PHONY: study
+study: setup
+	@$(BUILD) bin
+	@./lnlab study

@@ -1,0 +1,641 @@
+/* Study configuration: the field table, the built-in studies, the JSON reader/writer with
+ * one-line errors naming the source and the field, and the expansion into runs. */
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../model/spec.h"
+
+#define OFF(f) offsetof(LnlStudyConfig, f)
+#define BIG 1099511627776.0 /* 2^40 */
+
+const LnlStudyField lnl_study_fields[] = {
+    {"data", LNL_SF_STR, OFF(data), 0, 0, NULL, 1, "prepared data directory (lnlab prepare), or one token shard"},
+    {"corpus", LNL_SF_STR, OFF(corpus), 0, 0, "kjv|none", 0,
+     "corpus that `lnlab prepare` writes into data when data does not exist yet"},
+    {"tokenizer", LNL_SF_STR, OFF(tokenizer), 0, 0, "byte|gpt2", 0, "tokenizer for preparing the corpus"},
+    {"vocab", LNL_SF_INT, OFF(vocab), 0, 16777216, NULL, 1, "vocabulary size (0: the data's meta.json)"},
+    {"dim", LNL_SF_INT, OFF(dim), 1, 65536, NULL, 1, "model width C (a named size overrides it)"},
+    {"heads", LNL_SF_INT, OFF(heads), 1, 4096, NULL, 1, "attention heads (a named size overrides it)"},
+    {"seq", LNL_SF_INT, OFF(seq), 1, 1048576, NULL, 1, "sequence length T"},
+    {"norm", LNL_SF_STR, OFF(norm), 0, 0, "layernorm|rmsnorm", 1, "normalization kind"},
+    {"batch", LNL_SF_INT, OFF(batch), 1, 1048576, NULL, 1, "sequences per micro-batch B"},
+    {"total_batch", LNL_SF_INT, OFF(total_batch), 0, BIG, NULL, 1, "tokens per optimizer step (0: B*T)"},
+    {"steps", LNL_SF_INT, OFF(steps), 1, BIG, NULL, 1, "optimizer steps per run"},
+    {"warmup", LNL_SF_INT, OFF(warmup), 0, BIG, NULL, 1, "linear warmup steps"},
+    {"schedule", LNL_SF_STR, OFF(schedule), 0, 0, "cosine|linear|constant", 1, "learning-rate decay"},
+    {"min_lr_frac", LNL_SF_FLOAT, OFF(min_lr_frac), 0, 1, NULL, 1, "final learning rate as a fraction of lr"},
+    {"beta1", LNL_SF_FLOAT, OFF(beta1), 0, 0.999999, NULL, 1, "AdamW beta1"},
+    {"beta2", LNL_SF_FLOAT, OFF(beta2), 0, 0.999999, NULL, 1, "AdamW beta2"},
+    {"adam_eps", LNL_SF_FLOAT, OFF(adam_eps), 0, 1, NULL, 1, "AdamW epsilon"},
+    {"weight_decay", LNL_SF_FLOAT, OFF(weight_decay), 0, 10, NULL, 1, "decoupled weight decay"},
+    {"grad_clip", LNL_SF_FLOAT, OFF(grad_clip), 0, 1e9, NULL, 1, "max global gradient norm (0: off)"},
+    {"diverge_loss", LNL_SF_FLOAT, OFF(diverge_loss), 0, 1e9, NULL, 1,
+     "a run diverged when its loss exceeds its running minimum by this many nats (0: only NaN/Inf)"},
+    {"skip_spikes", LNL_SF_FLOAT, OFF(skip_spikes), 0, 1e9, NULL, 1,
+     "skip updates whose loss or grad-norm z-score exceeds this (0: off)"},
+    {"spike_nats", LNL_SF_FLOAT, OFF(spike_nats), 0, 1e9, NULL, 0,
+     "the report counts a loss spike when the loss rises this many nats above its running minimum"},
+    {"eval_every", LNL_SF_INT, OFF(eval_every), 0, BIG, NULL, 1, "evaluate every K steps (0: at the end only)"},
+    {"eval_batches", LNL_SF_INT, OFF(eval_batches), 0, BIG, NULL, 1, "val batches per evaluation (0: all)"},
+    {"probe_batch", LNL_SF_INT, OFF(probe_batch), 1, 65536, NULL, 1, "batch of the final probe (first B*T+1 val tokens)"},
+    {"sensitivity", LNL_SF_STR, OFF(sensitivity), 0, 0, "auto|on|off", 0,
+     "probe --sensitivity: auto uses it where lnlab probe has it"},
+    {"checkpoint_every", LNL_SF_INT, OFF(checkpoint_every), 0, BIG, NULL, 0,
+     "checkpoint every K steps, so an interrupted run resumes (0: it restarts)"},
+    {"keep_checkpoints", LNL_SF_INT, OFF(keep_checkpoints), 0, BIG, NULL, 0,
+     "checkpoints kept per run (0: all)"},
+    {"jobs", LNL_SF_INT, OFF(jobs), 0, 1024, NULL, 0, "runs at a time (0: one per CPU)"},
+    {"threads", LNL_SF_INT, OFF(threads), 0, 1024, NULL, 0,
+     "OpenMP/BLAS threads per run (0: CPUs / jobs); numbers differ in the last bits across thread counts"},
+    {"gnuplot", LNL_SF_STR, OFF(gnuplot), 0, 0, NULL, 0, "gnuplot command for the plots"},
+};
+const int lnl_study_nfields = (int)(sizeof lnl_study_fields / sizeof lnl_study_fields[0]);
+
+const LnlStudyAxisDef lnl_study_axes[LNL_NAXES] = {
+    [LNL_AX_PRESET] = {"presets", 0, 0, 0, 0, "placement presets (" LNL_PRESETS ")"},
+    [LNL_AX_DT] = {"dts", 1, 0, 0, 100, "residual steps dt"},
+    [LNL_AX_DEPTH] = {"depths", 1, 1, 1, LNL_MAX_LAYERS, "numbers of layers L"},
+    [LNL_AX_SIZE] = {"sizes", 0, 0, 0, 0, "named sizes (" LNL_SIZES "), instead of depths"},
+    [LNL_AX_LR] = {"lrs", 1, 0, 1e-12, 10, "peak learning rates"},
+    [LNL_AX_SEED] = {"seeds", 1, 1, 0, 9007199254740992.0, "init seeds"},
+};
+
+static char **str_at(LnlStudyConfig *c, const LnlStudyField *f) { return (char **)((char *)c + f->off); }
+static long long *int_at(LnlStudyConfig *c, const LnlStudyField *f) { return (long long *)((char *)c + f->off); }
+static double *dbl_at(LnlStudyConfig *c, const LnlStudyField *f) { return (double *)((char *)c + f->off); }
+static const char *cstr_at(const LnlStudyConfig *c, const LnlStudyField *f) {
+    return *(char *const *)((const char *)c + f->off);
+}
+
+static void set_str(char **dst, const char *v) {
+    free(*dst);
+    *dst = lnl_strdup(v);
+}
+
+static int in_choices(const char *v, const char *choices) {
+    size_t n = strlen(v);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, v, n) == 0) return 1;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+/* The field defaults: the settings of the default study (a config file starts from these). */
+static void config_defaults(LnlStudyConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->data = lnl_strdup("data/kjv-byte");
+    c->corpus = lnl_strdup("kjv");
+    c->tokenizer = lnl_strdup("byte");
+    c->norm = lnl_strdup("layernorm");
+    c->schedule = lnl_strdup("cosine");
+    c->sensitivity = lnl_strdup("auto");
+    c->gnuplot = lnl_strdup("gnuplot");
+    c->vocab = 0;
+    c->dim = 64;
+    c->heads = 4;
+    c->seq = 64;
+    c->batch = 8;
+    c->total_batch = 0;
+    c->steps = 200;
+    c->warmup = 20;
+    c->min_lr_frac = 0.1;
+    c->beta1 = 0.9;
+    c->beta2 = 0.95;
+    c->adam_eps = 1e-8;
+    c->weight_decay = 0.1;
+    c->grad_clip = 1.0;
+    c->diverge_loss = 0;
+    c->skip_spikes = 0;
+    c->spike_nats = 1.5;
+    c->checkpoint_every = 50;
+    c->keep_checkpoints = 1;
+    c->eval_every = 50;
+    c->eval_batches = 8;
+    c->probe_batch = 8;
+    c->jobs = 0;
+    c->threads = 0;
+}
+
+static void axis_clear(LnlStudyAxis *a) {
+    for (int i = 0; i < a->n; i++) free(a->str[i]);
+    memset(a, 0, sizeof *a);
+}
+
+static void axis_copy(LnlStudyAxis *dst, const LnlStudyAxis *src) {
+    axis_clear(dst);
+    dst->n = src->n;
+    for (int i = 0; i < src->n; i++) {
+        dst->num[i] = src->num[i];
+        dst->str[i] = src->str[i] ? lnl_strdup(src->str[i]) : NULL;
+    }
+}
+
+/* Adds one textual value to an axis after checking it; `what` names it. */
+static int axis_add(LnlStudyAxis *a, int ax, const char *v, const char *what, LnlErr *e) {
+    const LnlStudyAxisDef *d = &lnl_study_axes[ax];
+    if (a->n >= LNL_STUDY_MAX_VALUES) return lnl_err(e, "%s: at most %d values", what, LNL_STUDY_MAX_VALUES);
+    if (d->numeric) {
+        double x;
+        if (d->integer) {
+            long long i;
+            if (lnl_parse_int(v, (long long)d->lo, (long long)d->hi, &i, what, e)) return -1;
+            x = (double)i;
+        } else if (lnl_parse_double(v, d->lo, d->hi, &x, what, e)) {
+            return -1;
+        }
+        if (ax == LNL_AX_DT && x <= 0) return lnl_err(e, "%s: dt must be positive, got %s", what, v);
+        a->num[a->n++] = x;
+        return 0;
+    }
+    const char *choices = ax == LNL_AX_PRESET ? LNL_PRESETS : LNL_SIZES;
+    if (!in_choices(v, choices))
+        return lnl_err(e, "%s: '%s' is not %s (%s)", what, v, ax == LNL_AX_PRESET ? "a preset" : "a named size",
+                       choices);
+    if (ax == LNL_AX_PRESET && strcmp(v, "sandwich") == 0) v = "peri"; /* one spec, one name */
+    a->str[a->n++] = lnl_strdup(v);
+    return 0;
+}
+
+/* Splits items on commas into axis a (values checked; `what` names them). */
+static int axis_fill(LnlStudyAxis *a, int ax, const char *const *items, int n, const char *what, LnlErr *e) {
+    LnlStudyAxis tmp;
+    memset(&tmp, 0, sizeof tmp);
+    for (int i = 0; i < n; i++) {
+        char *s = lnl_strdup(items[i]), *save = NULL;
+        int any = 0;
+        for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ') tok++;
+            if (!*tok) continue;
+            any = 1;
+            if (axis_add(&tmp, ax, tok, what, e)) {
+                free(s);
+                axis_clear(&tmp);
+                return -1;
+            }
+        }
+        free(s);
+        if (!any) {
+            axis_clear(&tmp);
+            return lnl_err(e, "%s: empty list", what);
+        }
+    }
+    axis_clear(a);
+    *a = tmp;
+    return 0;
+}
+
+static void grid_set(LnlStudyGrid *g, const char *name, const char *presets, const char *dts, const char *depths,
+                     const char *lrs, const char *seeds) {
+    const char *v[LNL_NAXES] = {[LNL_AX_PRESET] = presets, [LNL_AX_DT] = dts, [LNL_AX_DEPTH] = depths,
+                                [LNL_AX_LR] = lrs, [LNL_AX_SEED] = seeds};
+    g->name = lnl_strdup(name);
+    for (int ax = 0; ax < LNL_NAXES; ax++) {
+        if (!v[ax]) continue;
+        LnlErr e;
+        if (axis_fill(&g->ax[ax], ax, &v[ax], 1, "built-in study", &e)) {
+            fprintf(stderr, "lnlab: internal: %s\n", e.msg);
+            abort();
+        }
+    }
+}
+
+int lnl_study_config_builtin(LnlStudyConfig *c, const char *name, LnlErr *e) {
+    config_defaults(c);
+    if (strcmp(name, "default") == 0) {
+        /* The default comparison (docs/STUDY.md says why each grid is there). Seeds were fixed
+         * before any result was seen. */
+        c->ngrids = 3;
+        grid_set(&c->grids[0], "depth", "pre,peri", "1,0.1", "4,8,16", "3e-3", "1,2,3");
+        grid_set(&c->grids[1], "aggressive-lr", "pre,peri", "1,0.1", "8", "3e-2", "1,2,3");
+        grid_set(&c->grids[2], "deep-post", "post,b2t", "1", "16", "3e-3", "1,2,3");
+        return 0;
+    }
+    if (strcmp(name, "paper") == 0) {
+        /* The source paper's setup (docs/STUDY.md): GPT-2 124M / Large / XL, AdamW (0.9, 0.95),
+         * weight decay 0.1, lr 6e-4 cosine to 6e-5, warmup 2000, clip 1.0, T 1024. The token
+         * budget (0.5M tokens per step, 18865 steps = 10B tokens) is lnlab's choice. */
+        set_str(&c->data, "data/fineweb10B-gpt2");
+        set_str(&c->corpus, "none");
+        set_str(&c->tokenizer, "gpt2");
+        c->dim = 768;
+        c->heads = 12;
+        c->seq = 1024;
+        c->batch = 8;
+        c->total_batch = 524288;
+        c->steps = 18865;
+        c->warmup = 2000;
+        c->min_lr_frac = 0.1;
+        c->eval_every = 250;
+        c->eval_batches = 20;
+        c->checkpoint_every = 1000;
+        c->probe_batch = 8;
+        c->jobs = 1;
+        c->ngrids = 1;
+        grid_set(&c->grids[0], "paper", "post,pre,peri", "1,0.1", NULL, "6e-4", "1");
+        const char *sizes[1] = {"gpt2,gpt2-large,gpt2-xl"};
+        return lnl_study_axis_set_all(c, LNL_AX_SIZE, sizes, 1, "builtin", e);
+    }
+    lnl_study_config_free(c);
+    return lnl_err(e, "--preset-study: '%s' is not one of %s", name, LNL_STUDY_BUILTINS);
+}
+
+int lnl_study_field_set_str(LnlStudyConfig *c, const LnlStudyField *f, const char *v, const char *what, LnlErr *e) {
+    if (f->type != LNL_SF_STR) return lnl_err(e, "%s: expected a number", what);
+    if (!*v) return lnl_err(e, "%s: empty value", what);
+    if (f->choices && !in_choices(v, f->choices)) return lnl_err(e, "%s: '%s' is not one of %s", what, v, f->choices);
+    set_str(str_at(c, f), v);
+    return 0;
+}
+
+int lnl_study_field_set_num(LnlStudyConfig *c, const LnlStudyField *f, double v, const char *what, LnlErr *e) {
+    if (f->type == LNL_SF_STR) return lnl_err(e, "%s: expected a string", what);
+    if (!isfinite(v) || v < f->lo || v > f->hi) {
+        if (f->type == LNL_SF_INT)
+            return lnl_err(e, "%s: expected an integer in [%.0f, %.0f], got %.17g", what, f->lo, f->hi, v);
+        return lnl_err(e, "%s: expected a number in [%g, %g], got %.17g", what, f->lo, f->hi, v);
+    }
+    if (f->type == LNL_SF_INT) {
+        if (v != floor(v)) return lnl_err(e, "%s: expected an integer, got %.17g", what, v);
+        *int_at(c, f) = (long long)v;
+    } else {
+        *dbl_at(c, f) = v;
+    }
+    return 0;
+}
+
+int lnl_study_axis_set_all(LnlStudyConfig *c, int ax, const char *const *items, int n, const char *what, LnlErr *e) {
+    for (int g = 0; g < c->ngrids; g++) {
+        if (axis_fill(&c->grids[g].ax[ax], ax, items, n, what, e)) return -1;
+        if (ax == LNL_AX_DEPTH) axis_clear(&c->grids[g].ax[LNL_AX_SIZE]);
+        if (ax == LNL_AX_SIZE) axis_clear(&c->grids[g].ax[LNL_AX_DEPTH]);
+    }
+    return 0;
+}
+
+/* ---- JSON ---- */
+
+/* Up to 24 characters of the text at a JSON syntax error, on one line. */
+static void syntax_context(const char *at, char *buf, size_t n) {
+    size_t k = 0;
+    for (const char *p = at; *p && k + 1 < n && k < 24; p++)
+        buf[k++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+    buf[k] = 0;
+}
+
+static size_t line_of(const char *text, const char *at) {
+    size_t line = 1;
+    for (const char *p = text; p < at && *p; p++) line += *p == '\n';
+    return line;
+}
+
+static int read_axis(const cJSON *v, LnlStudyAxis *a, int ax, const char *what, const char *field, LnlErr *e) {
+    LnlStudyAxis tmp;
+    memset(&tmp, 0, sizeof tmp);
+    const cJSON *items = v;
+    int single = !cJSON_IsArray(v);
+    int n = single ? 1 : cJSON_GetArraySize(v);
+    if (n == 0) return lnl_err(e, "%s: field '%s': empty list", what, field);
+    for (int i = 0; i < n; i++) {
+        const cJSON *it = single ? items : cJSON_GetArrayItem(v, i);
+        char where[160], text[64];
+        if (single) snprintf(where, sizeof where, "%s: field '%s'", what, field);
+        else snprintf(where, sizeof where, "%s: field '%s[%d]'", what, field, i);
+        if (lnl_study_axes[ax].numeric) {
+            if (!cJSON_IsNumber(it)) {
+                axis_clear(&tmp);
+                return lnl_err(e, "%s: expected a number", where);
+            }
+            snprintf(text, sizeof text, "%.17g", it->valuedouble);
+        } else {
+            if (!cJSON_IsString(it)) {
+                axis_clear(&tmp);
+                return lnl_err(e, "%s: expected a string", where);
+            }
+            snprintf(text, sizeof text, "%s", it->valuestring);
+        }
+        if (axis_add(&tmp, ax, text, where, e)) {
+            axis_clear(&tmp);
+            return -1;
+        }
+    }
+    axis_clear(a);
+    *a = tmp;
+    return 0;
+}
+
+static int axis_index(const char *key) {
+    for (int ax = 0; ax < LNL_NAXES; ax++)
+        if (strcmp(key, lnl_study_axes[ax].key) == 0) return ax;
+    return -1;
+}
+
+static int read_grid(const cJSON *o, LnlStudyGrid *g, const char *what, const char *prefix, LnlErr *e) {
+    if (!cJSON_IsObject(o)) return lnl_err(e, "%s: field '%s': expected an object", what, prefix);
+    for (const cJSON *it = o->child; it; it = it->next) {
+        char field[160];
+        snprintf(field, sizeof field, "%s.%s", prefix, it->string);
+        if (strcmp(it->string, "name") == 0) {
+            if (!cJSON_IsString(it) || !*it->valuestring || strlen(it->valuestring) > 64)
+                return lnl_err(e, "%s: field '%s': expected a string of 1 to 64 characters", what, field);
+            set_str(&g->name, it->valuestring);
+            continue;
+        }
+        int ax = axis_index(it->string);
+        if (ax < 0) return lnl_err(e, "%s: unknown field '%s' (a grid has name and the axes)", what, field);
+        if (read_axis(it, &g->ax[ax], ax, what, field, e)) return -1;
+    }
+    if (g->ax[LNL_AX_DEPTH].n && g->ax[LNL_AX_SIZE].n)
+        return lnl_err(e, "%s: field '%s': give depths or sizes, not both", what, prefix);
+    return 0;
+}
+
+/* Fills axes a grid left out: from the top level, then the defaults. */
+static void grid_complete(LnlStudyGrid *g, const LnlStudyGrid *top) {
+    static const char *defaults[LNL_NAXES] = {[LNL_AX_PRESET] = "pre,peri", [LNL_AX_DT] = "1",
+                                              [LNL_AX_DEPTH] = "4", [LNL_AX_LR] = "3e-3", [LNL_AX_SEED] = "1"};
+    int has_shape = g->ax[LNL_AX_DEPTH].n || g->ax[LNL_AX_SIZE].n;
+    for (int ax = 0; ax < LNL_NAXES; ax++) {
+        if (g->ax[ax].n) continue;
+        if ((ax == LNL_AX_DEPTH || ax == LNL_AX_SIZE) && has_shape) continue;
+        if (top->ax[ax].n) {
+            axis_copy(&g->ax[ax], &top->ax[ax]);
+            if (ax == LNL_AX_DEPTH || ax == LNL_AX_SIZE) has_shape = 1;
+        }
+    }
+    for (int ax = 0; ax < LNL_NAXES; ax++) {
+        if (g->ax[ax].n || !defaults[ax]) continue;
+        if (ax == LNL_AX_DEPTH && g->ax[LNL_AX_SIZE].n) continue;
+        LnlErr e;
+        if (axis_fill(&g->ax[ax], ax, &defaults[ax], 1, "default", &e)) abort();
+    }
+}
+
+int lnl_study_config_parse(LnlStudyConfig *c, const char *json, const char *what, LnlErr *e) {
+    config_defaults(c);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
+    if (!root) {
+        const char *at = end ? end : cJSON_GetErrorPtr();
+        if (!at) at = json;
+        char ctx[32];
+        syntax_context(at, ctx, sizeof ctx);
+        lnl_study_config_free(c);
+        return lnl_err(e, "%s: not valid JSON at line %zu, near '%s'", what, line_of(json, at), ctx);
+    }
+    int r = -1;
+    LnlStudyGrid top;
+    memset(&top, 0, sizeof top);
+    const cJSON *grids = NULL;
+    if (!cJSON_IsObject(root)) {
+        lnl_err(e, "%s: expected a JSON object at the top level", what);
+        goto done;
+    }
+    for (const cJSON *it = root->child; it; it = it->next) {
+        const char *k = it->string;
+        if (strcmp(k, "grids") == 0) {
+            grids = it;
+            continue;
+        }
+        if (axis_index(k) >= 0) {
+            if (read_axis(it, &top.ax[axis_index(k)], axis_index(k), what, k, e)) goto done;
+            continue;
+        }
+        const LnlStudyField *f = NULL;
+        for (int i = 0; i < lnl_study_nfields; i++)
+            if (strcmp(k, lnl_study_fields[i].key) == 0) f = &lnl_study_fields[i];
+        if (!f) {
+            lnl_err(e, "%s: unknown field '%s'", what, k);
+            goto done;
+        }
+        char where[160];
+        snprintf(where, sizeof where, "%s: field '%s'", what, k);
+        if (f->type == LNL_SF_STR) {
+            if (cJSON_IsNull(it) && f->choices && in_choices("none", f->choices)) {
+                set_str(str_at(c, f), "none");
+                continue;
+            }
+            if (!cJSON_IsString(it)) {
+                lnl_err(e, "%s: expected a string", where);
+                goto done;
+            }
+            if (lnl_study_field_set_str(c, f, it->valuestring, where, e)) goto done;
+        } else {
+            if (!cJSON_IsNumber(it)) {
+                lnl_err(e, "%s: expected a number", where);
+                goto done;
+            }
+            if (lnl_study_field_set_num(c, f, it->valuedouble, where, e)) goto done;
+        }
+    }
+    if (top.ax[LNL_AX_DEPTH].n && top.ax[LNL_AX_SIZE].n) {
+        lnl_err(e, "%s: give depths or sizes, not both", what);
+        goto done;
+    }
+    if (grids) {
+        if (!cJSON_IsArray(grids) || cJSON_GetArraySize(grids) == 0) {
+            lnl_err(e, "%s: field 'grids': expected a non-empty list of grid objects", what);
+            goto done;
+        }
+        int n = cJSON_GetArraySize(grids);
+        if (n > LNL_STUDY_MAX_GRIDS) {
+            lnl_err(e, "%s: field 'grids': at most %d grids", what, LNL_STUDY_MAX_GRIDS);
+            goto done;
+        }
+        for (int i = 0; i < n; i++) {
+            char prefix[32];
+            snprintf(prefix, sizeof prefix, "grids[%d]", i);
+            c->ngrids = i + 1;
+            if (read_grid(cJSON_GetArrayItem(grids, i), &c->grids[i], what, prefix, e)) goto done;
+            if (!c->grids[i].name) {
+                char name[32];
+                snprintf(name, sizeof name, "grid%d", i + 1);
+                c->grids[i].name = lnl_strdup(name);
+            }
+        }
+    } else {
+        c->ngrids = 1;
+        c->grids[0].name = lnl_strdup("grid");
+    }
+    for (int i = 0; i < c->ngrids; i++) grid_complete(&c->grids[i], &top);
+    if (lnl_study_config_validate(c, what, e)) goto done;
+    r = 0;
+done:
+    for (int ax = 0; ax < LNL_NAXES; ax++) axis_clear(&top.ax[ax]);
+    cJSON_Delete(root);
+    if (r) lnl_study_config_free(c);
+    return r;
+}
+
+int lnl_study_config_load(LnlStudyConfig *c, const char *path, LnlErr *e) {
+    char *text = NULL;
+    if (lnl_read_file(path, &text, NULL, e)) {
+        memset(c, 0, sizeof *c);
+        return -1;
+    }
+    int r = lnl_study_config_parse(c, text, path, e);
+    free(text);
+    return r;
+}
+
+int lnl_study_config_validate(const LnlStudyConfig *c, const char *what, LnlErr *e) {
+    if (c->warmup > 0 && c->warmup >= c->steps)
+        return lnl_err(e, "%s: field 'warmup': %lld must be smaller than steps %lld", what, c->warmup, c->steps);
+    int any_depth = 0;
+    for (int g = 0; g < c->ngrids; g++) any_depth |= c->grids[g].ax[LNL_AX_DEPTH].n > 0;
+    if (any_depth && c->dim % c->heads)
+        return lnl_err(e, "%s: field 'heads': %lld does not divide dim %lld", what, c->heads, c->dim);
+    long long bt = c->batch * c->seq;
+    if (c->total_batch && c->total_batch % bt)
+        return lnl_err(e, "%s: field 'total_batch': %lld is not a multiple of batch*seq = %lld", what, c->total_batch,
+                       bt);
+    if (c->ngrids < 1) return lnl_err(e, "%s: no grid", what);
+    return 0;
+}
+
+static cJSON *axis_json(const LnlStudyAxis *a, int ax) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < a->n; i++)
+        cJSON_AddItemToArray(arr, lnl_study_axes[ax].numeric ? cJSON_CreateNumber(a->num[i]) : cJSON_CreateString(a->str[i]));
+    return arr;
+}
+
+static cJSON *fields_json(const LnlStudyConfig *c, int shared_only) {
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; i < lnl_study_nfields; i++) {
+        const LnlStudyField *f = &lnl_study_fields[i];
+        if (shared_only && !f->shared) continue;
+        switch (f->type) {
+        case LNL_SF_STR: cJSON_AddStringToObject(o, f->key, cstr_at(c, f)); break;
+        case LNL_SF_INT: cJSON_AddNumberToObject(o, f->key, (double)*int_at((LnlStudyConfig *)c, f)); break;
+        case LNL_SF_FLOAT: cJSON_AddNumberToObject(o, f->key, *dbl_at((LnlStudyConfig *)c, f)); break;
+        }
+    }
+    return o;
+}
+
+char *lnl_study_config_to_json(const LnlStudyConfig *c) {
+    cJSON *o = fields_json(c, 0);
+    cJSON *grids = cJSON_AddArrayToObject(o, "grids");
+    for (int g = 0; g < c->ngrids; g++) {
+        cJSON *go = cJSON_CreateObject();
+        cJSON_AddStringToObject(go, "name", c->grids[g].name);
+        for (int ax = 0; ax < LNL_NAXES; ax++)
+            if (c->grids[g].ax[ax].n) cJSON_AddItemToObject(go, lnl_study_axes[ax].key, axis_json(&c->grids[g].ax[ax], ax));
+        cJSON_AddItemToArray(grids, go);
+    }
+    char *raw = cJSON_Print(o);
+    cJSON_Delete(o);
+    /* cJSON indents with tabs and writes "key":\tvalue; two spaces read better in docs and editors */
+    LnlBuf b = {0};
+    int line_start = 1;
+    for (const char *p = raw; *p; p++) {
+        if (*p == '\t' && line_start) lnl_buf_append(&b, "  ", 2);
+        else if (*p == '\t') lnl_buf_append(&b, " ", 1);
+        else lnl_buf_append(&b, p, 1);
+        line_start = *p == '\n' || (line_start && *p == '\t');
+    }
+    lnl_buf_append(&b, "", 1);
+    cJSON_free(raw);
+    return b.data;
+}
+
+char *lnl_study_settings_json(const LnlStudyConfig *c) {
+    cJSON *o = fields_json(c, 1);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+void lnl_study_run_id(const LnlStudyRun *r, char *buf, size_t n) {
+    char raw[LNL_STUDY_ID_MAX];
+    char shape[40];
+    if (r->size[0]) snprintf(shape, sizeof shape, "%s", r->size);
+    else snprintf(shape, sizeof shape, "L%d", r->depth);
+    snprintf(raw, sizeof raw, "%s-dt%g-%s-lr%g-s%lld", r->preset, r->dt, shape, r->lr, r->seed);
+    size_t k = 0;
+    for (const char *p = raw; *p && k + 5 < n; p++) {
+        char ch = *p;
+        if (ch == '*') {
+            memcpy(buf + k, "star", 4);
+            k += 4;
+        } else {
+            int okc = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                      ch == '-' || ch == '+';
+            buf[k++] = okc ? ch : '_';
+        }
+    }
+    buf[k] = 0;
+}
+
+int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, LnlErr *e) {
+    int cap = 16, n = 0;
+    LnlStudyRun *rs = lnl_malloc(sizeof *rs * (size_t)cap);
+    LnlConfig *mc = lnl_malloc(sizeof *mc);
+    for (int g = 0; g < c->ngrids; g++) {
+        const LnlStudyGrid *gr = &c->grids[g];
+        const LnlStudyAxis *A = gr->ax;
+        int use_size = A[LNL_AX_SIZE].n > 0;
+        int nshape = use_size ? A[LNL_AX_SIZE].n : A[LNL_AX_DEPTH].n;
+        for (int ip = 0; ip < A[LNL_AX_PRESET].n; ip++)
+            for (int id = 0; id < A[LNL_AX_DT].n; id++)
+                for (int is = 0; is < nshape; is++)
+                    for (int il = 0; il < A[LNL_AX_LR].n; il++)
+                        for (int iz = 0; iz < A[LNL_AX_SEED].n; iz++) {
+                            LnlStudyRun r;
+                            memset(&r, 0, sizeof r);
+                            r.grid = gr->name;
+                            snprintf(r.preset, sizeof r.preset, "%s", A[LNL_AX_PRESET].str[ip]);
+                            r.dt = A[LNL_AX_DT].num[id];
+                            r.lr = A[LNL_AX_LR].num[il];
+                            r.seed = (long long)A[LNL_AX_SEED].num[iz];
+                            if (use_size) {
+                                snprintf(r.size, sizeof r.size, "%s", A[LNL_AX_SIZE].str[is]);
+                                lnl_config_default(mc);
+                                if (lnl_config_size(mc, r.size, e)) {
+                                    free(mc);
+                                    free(rs);
+                                    return -1;
+                                }
+                                r.depth = mc->n_layer;
+                                r.dim = mc->n_embd;
+                                r.heads = mc->n_head;
+                            } else {
+                                r.depth = (int)A[LNL_AX_DEPTH].num[is];
+                                r.dim = (int)c->dim;
+                                r.heads = (int)c->heads;
+                            }
+                            lnl_study_run_id(&r, r.id, sizeof r.id);
+                            int dup = 0;
+                            for (int k = 0; k < n && !dup; k++) dup = strcmp(rs[k].id, r.id) == 0;
+                            if (dup) continue;
+                            if (n == cap) rs = lnl_realloc(rs, sizeof *rs * (size_t)(cap *= 2));
+                            r.order = n;
+                            rs[n++] = r;
+                        }
+    }
+    free(mc);
+    *runs = rs;
+    *nruns = n;
+    return 0;
+}
+
+void lnl_study_config_free(LnlStudyConfig *c) {
+    for (int i = 0; i < lnl_study_nfields; i++)
+        if (lnl_study_fields[i].type == LNL_SF_STR) {
+            free(*str_at(c, &lnl_study_fields[i]));
+            *str_at(c, &lnl_study_fields[i]) = NULL;
+        }
+    for (int g = 0; g < c->ngrids; g++) {
+        free(c->grids[g].name);
+        for (int ax = 0; ax < LNL_NAXES; ax++) axis_clear(&c->grids[g].ax[ax]);
+    }
+    c->ngrids = 0;
+}

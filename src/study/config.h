@@ -1,0 +1,113 @@
+/* The study's configuration: shared run settings plus grids of presets x dt x depth (or named
+ * size) x learning rate x seed, read from a JSON file, the built-in studies, and flags, and
+ * expanded into the list of runs. It runs nothing (study.h does). */
+#ifndef LNL_STUDY_CONFIG_H
+#define LNL_STUDY_CONFIG_H
+
+#include <stddef.h>
+
+#include "../common/util.h"
+
+#define LNL_STUDY_MAX_VALUES 64 /* values per axis */
+#define LNL_STUDY_MAX_GRIDS 16
+#define LNL_STUDY_ID_MAX 128
+
+/* The axes of a grid, in the order their values vary in the run list (seed fastest). */
+enum { LNL_AX_PRESET, LNL_AX_DT, LNL_AX_DEPTH, LNL_AX_SIZE, LNL_AX_LR, LNL_AX_SEED, LNL_NAXES };
+
+typedef struct {
+    int n; /* 0: not given (falls back to the config's top-level axis, then the default) */
+    double num[LNL_STUDY_MAX_VALUES];  /* numeric axes */
+    char *str[LNL_STUDY_MAX_VALUES];   /* string axes (owned) */
+} LnlStudyAxis;
+
+typedef struct {
+    char *name; /* owned */
+    LnlStudyAxis ax[LNL_NAXES];
+} LnlStudyGrid;
+
+/* Shared settings. Every field is described once in the field table of config.c, which drives
+ * the JSON reader and writer, the flags of `lnlab study` and the resume check. */
+typedef struct {
+    char *data, *corpus, *tokenizer, *norm, *schedule, *sensitivity, *gnuplot; /* owned */
+    long long dim, heads, seq, vocab, batch, total_batch, steps, warmup, eval_every, eval_batches, probe_batch;
+    long long jobs, threads, checkpoint_every, keep_checkpoints;
+    double min_lr_frac, beta1, beta2, adam_eps, weight_decay, grad_clip, diverge_loss, skip_spikes, spike_nats;
+    int ngrids;
+    LnlStudyGrid grids[LNL_STUDY_MAX_GRIDS];
+} LnlStudyConfig;
+
+/* One run of the study: a point of a grid, with the model shape it resolves to. */
+typedef struct {
+    char id[LNL_STUDY_ID_MAX]; /* directory name under OUT/runs/, unique in the study */
+    int order;                 /* position in the run list (the order of tables and results.jsonl) */
+    const char *grid;          /* name of the first grid that produced it */
+    char preset[32];
+    char size[32]; /* "" unless the grid has sizes */
+    double dt, lr;
+    long long seed;
+    int depth, dim, heads;
+} LnlStudyRun;
+
+/* Built-in studies: "default" (the comparison `lnlab study` runs with no arguments) and
+ * "paper" (the source paper's setup, for large machines). */
+#define LNL_STUDY_BUILTINS "default|paper"
+int lnl_study_config_builtin(LnlStudyConfig *c, const char *name, LnlErr *e);
+
+/* Reads a JSON config file over the defaults of every field (not over a built-in study's grids).
+ * Errors name the file and the field. */
+int lnl_study_config_load(LnlStudyConfig *c, const char *path, LnlErr *e);
+/* Same, from text; `what` names the source in messages. */
+int lnl_study_config_parse(LnlStudyConfig *c, const char *json, const char *what, LnlErr *e);
+
+/* The config as indented JSON that lnl_study_config_parse reads back (caller frees with free()). */
+char *lnl_study_config_to_json(const LnlStudyConfig *c);
+/* The settings that decide a run's numbers (not jobs, threads, gnuplot, ...), as compact JSON;
+ * a finished run is reused only under the same settings. Caller frees. */
+char *lnl_study_settings_json(const LnlStudyConfig *c);
+
+/* Checks the settings together (heads divide dim, warmup < steps, ...). */
+int lnl_study_config_validate(const LnlStudyConfig *c, const char *what, LnlErr *e);
+
+/* Expands every grid into runs, in grid order, dropping repeats of an id. *runs is allocated. */
+int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, LnlErr *e);
+
+void lnl_study_config_free(LnlStudyConfig *c);
+
+/* The field table: every shared setting once (JSON key, type, place in the struct, range,
+ * choices, help). The JSON reader and writer, the resume check and the flags of `lnlab study`
+ * (src/cli/cmd_study.c: `--KEY` with '-' for '_') are all driven by it. */
+typedef enum { LNL_SF_STR, LNL_SF_INT, LNL_SF_FLOAT } LnlStudyFieldType;
+typedef struct {
+    const char *key;
+    LnlStudyFieldType type;
+    size_t off;          /* offset of the char* / long long / double field in LnlStudyConfig */
+    double lo, hi;       /* inclusive range of numbers */
+    const char *choices; /* "a|b" for strings, or NULL */
+    int shared;          /* decides a run's numbers: recorded per run, checked on resume */
+    const char *help;
+} LnlStudyField;
+extern const LnlStudyField lnl_study_fields[];
+extern const int lnl_study_nfields;
+
+/* The axes: JSON key (also the flag name), numeric or not, range, help. */
+typedef struct {
+    const char *key;
+    int numeric;
+    int integer;
+    double lo, hi;
+    const char *help;
+} LnlStudyAxisDef;
+extern const LnlStudyAxisDef lnl_study_axes[LNL_NAXES];
+
+/* Set one field from a flag (`what` names it in messages); values are checked as in a file. */
+int lnl_study_field_set_str(LnlStudyConfig *c, const LnlStudyField *f, const char *v, const char *what, LnlErr *e);
+int lnl_study_field_set_num(LnlStudyConfig *c, const LnlStudyField *f, double v, const char *what, LnlErr *e);
+/* Sets axis ax of every grid to the values in items (each item may hold several, comma
+ * separated). Depths clear sizes and sizes clear depths. */
+int lnl_study_axis_set_all(LnlStudyConfig *c, int ax, const char *const *items, int n, const char *what, LnlErr *e);
+
+/* A run id: preset-dtD-LN|size-lrR-sS, with characters outside [A-Za-z0-9.+-] replaced. */
+void lnl_study_run_id(const LnlStudyRun *r, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,456 @@
+/* The study's plots: data files and one gnuplot script per figure in OUT/plots/data/, each run
+ * by gnuplot into a temporary name and renamed into OUT/plots/ once both PNG and SVG exist. */
+#include "plots.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FIG_W 1000
+#define FIG_H 560
+#define PANEL_H 420
+
+static const char *palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
+                                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+#define NPAL ((int)(sizeof palette / sizeof palette[0]))
+
+/* A setting that several presets and seeds share: dt, depth (or named size), lr. */
+typedef struct {
+    double dt, lr;
+    int depth;
+    char size[32];
+    char key[96], label[128];
+} Cell;
+
+static int same_cell(const Cell *c, const LnlStudyRun *r) {
+    return c->dt == r->dt && c->lr == r->lr && c->depth == r->depth && strcmp(c->size, r->size) == 0;
+}
+
+static int cell_index(Cell *cells, int *n, const LnlStudyRun *r) {
+    for (int i = 0; i < *n; i++)
+        if (same_cell(&cells[i], r)) return i;
+    Cell *c = &cells[(*n)++];
+    memset(c, 0, sizeof *c);
+    c->dt = r->dt;
+    c->lr = r->lr;
+    c->depth = r->depth;
+    snprintf(c->size, sizeof c->size, "%s", r->size);
+    if (r->size[0]) {
+        snprintf(c->key, sizeof c->key, "dt%g-%s-lr%g", r->dt, r->size, r->lr);
+        snprintf(c->label, sizeof c->label, "dt %g, %s (L %d), lr %g", r->dt, r->size, r->depth, r->lr);
+    } else {
+        snprintf(c->key, sizeof c->key, "dt%g-L%d-lr%g", r->dt, r->depth, r->lr);
+        snprintf(c->label, sizeof c->label, "dt %g, L %d, lr %g", r->dt, r->depth, r->lr);
+    }
+    return *n - 1;
+}
+
+static int write_text(const char *dir, const char *name, const LnlBuf *b, LnlErr *e) {
+    char *p = lnl_path_join(dir, name);
+    int r = lnl_write_file_atomic(p, b->data ? b->data : "", b->len, e);
+    free(p);
+    return r;
+}
+
+/* Runs gnuplot on a script inside dir; returns its exit status (127: could not run it). */
+static int run_gnuplot(const char *gnuplot, const char *dir, const char *script, const char *log, const char *eval) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return 127;
+    if (pid == 0) {
+        if (chdir(dir) != 0) _exit(127);
+        int in = open("/dev/null", O_RDONLY), out = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        if (in < 0 || out < 0) _exit(127);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(out, 2);
+        if (eval) execlp(gnuplot, gnuplot, "-e", eval, (char *)NULL);
+        else execlp(gnuplot, gnuplot, script, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return 127;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The first line of gnuplot's log that says what went wrong. */
+static void gnuplot_complaint(const char *path, char *buf, size_t n) {
+    char *text = NULL;
+    snprintf(buf, n, "gnuplot failed");
+    if (lnl_read_file(path, &text, NULL, NULL)) return;
+    char *save = NULL, *pick = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+        if (strstr(l, "rror") || strstr(l, "undefined") || strstr(l, "annot")) {
+            pick = l;
+            break;
+        }
+    if (pick) snprintf(buf, n, "gnuplot: %s", pick);
+    free(text);
+}
+
+typedef struct {
+    const char *out, *gnuplot, *term_png;
+    char *dir, *data_dir;
+    LnlStudyPlots *pl;
+} Ctx;
+
+static LnlStudyPlot *new_plot(Ctx *x, const char *section, const char *base, const char *title) {
+    x->pl->p = lnl_realloc(x->pl->p, sizeof *x->pl->p * (size_t)(x->pl->n + 1));
+    LnlStudyPlot *p = &x->pl->p[x->pl->n++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->section, sizeof p->section, "%s", section);
+    snprintf(p->base, sizeof p->base, "%s", base);
+    snprintf(p->title, sizeof p->title, "%s", title);
+    return p;
+}
+
+/* Writes data/<base>.gp drawing body twice (PNG, SVG) and runs it. */
+static int draw(Ctx *x, LnlStudyPlot *p, const char *body, int w, int h, LnlErr *e) {
+    LnlBuf s = {0};
+    lnl_buf_printf(&s, "# %s: drawn by lnlab study; run `gnuplot data/%s.gp` in this directory to redraw\n",
+                   p->title, p->base);
+    lnl_buf_printf(&s, "set datafile missing 'NaN'\n");
+    lnl_buf_printf(&s, "set terminal %s size %d,%d noenhanced font 'sans,10'\nset output '%s.png.tmp'\n",
+                   x->term_png, w, h, p->base);
+    lnl_buf_append(&s, body, strlen(body));
+    lnl_buf_printf(&s, "unset output\nreset\nset datafile missing 'NaN'\n");
+    lnl_buf_printf(&s, "set terminal svg size %d,%d dynamic noenhanced font 'sans,10' background 'white'\n", w, h);
+    lnl_buf_printf(&s, "set output '%s.svg.tmp'\n", p->base);
+    lnl_buf_append(&s, body, strlen(body));
+    lnl_buf_printf(&s, "unset output\n");
+    char name[200], logname[200], script[200];
+    snprintf(name, sizeof name, "%s.gp", p->base);
+    snprintf(script, sizeof script, "data/%s.gp", p->base);
+    snprintf(logname, sizeof logname, "data/%s.log", p->base);
+    int r = write_text(x->data_dir, name, &s, e);
+    lnl_buf_free(&s);
+    if (r) return -1;
+    int st = run_gnuplot(x->gnuplot, x->dir, script, logname, NULL);
+    char png_tmp[200], svg_tmp[200], png[200], svg[200];
+    snprintf(png_tmp, sizeof png_tmp, "%s.png.tmp", p->base);
+    snprintf(svg_tmp, sizeof svg_tmp, "%s.svg.tmp", p->base);
+    snprintf(png, sizeof png, "%s.png", p->base);
+    snprintf(svg, sizeof svg, "%s.svg", p->base);
+    char *paths[4];
+    const char *names[4] = {png_tmp, svg_tmp, png, svg};
+    for (int i = 0; i < 4; i++) paths[i] = lnl_path_join(x->dir, names[i]);
+    uint64_t a = 0, b = 0;
+    int made = st == 0 && lnl_file_size(paths[0], &a, NULL) == 0 && a > 0 && lnl_file_size(paths[1], &b, NULL) == 0 &&
+               b > 0;
+    if (made && rename(paths[0], paths[2]) == 0 && rename(paths[1], paths[3]) == 0) {
+        p->ok = 1;
+    } else {
+        char *log = lnl_path_join(x->dir, logname);
+        gnuplot_complaint(log, p->why, sizeof p->why);
+        free(log);
+        unlink(paths[0]);
+        unlink(paths[1]);
+    }
+    for (int i = 0; i < 4; i++) free(paths[i]);
+    return 0;
+}
+
+/* ---- data ---- */
+
+static int has_positive(const double *v, int n) {
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i]) && v[i] > 0) return 1;
+    return 0;
+}
+
+/* Medians over the runs of a cell, per layer, for the columns of a layers data file. */
+typedef struct {
+    int L1;            /* entries 0..L */
+    double *col[5];    /* mean_abs, var, var_data, grad_norm, sensitivity: (L1) each */
+} LayerMed;
+
+static void layer_medians(const LnlStudyResult *rs, const int *idx, int k, LayerMed *m) {
+    memset(m, 0, sizeof *m);
+    int L1 = 0;
+    for (int j = 0; j < k; j++)
+        if (rs[idx[j]].nlayers > L1) L1 = rs[idx[j]].nlayers;
+    m->L1 = L1;
+    double *tmp = lnl_malloc(sizeof(double) * (size_t)(k ? k : 1));
+    for (int c = 0; c < 5; c++) {
+        m->col[c] = lnl_malloc(sizeof(double) * (size_t)(L1 ? L1 : 1));
+        for (int l = 0; l < L1; l++) {
+            int n = 0;
+            for (int j = 0; j < k; j++) {
+                const LnlStudyResult *r = &rs[idx[j]];
+                if (l >= r->nlayers) continue;
+                const LnlStudyLayer *y = &r->layers[l];
+                double v = c == 0 ? y->mean_abs : c == 1 ? y->var : c == 2 ? y->var_data : c == 3 ? y->grad_norm
+                                                                                                  : y->sensitivity;
+                tmp[n++] = v;
+            }
+            m->col[c][l] = lnl_study_median(tmp, n);
+        }
+    }
+    free(tmp);
+}
+
+static void layer_medians_free(LayerMed *m) {
+    for (int c = 0; c < 5; c++) free(m->col[c]);
+}
+
+static int write_layers(Ctx *x, const char *name, const LayerMed *m, LnlErr *e) {
+    LnlBuf b = {0};
+    lnl_buf_printf(&b, "# layer hidden_mean_abs hidden_var hidden_var_data grad_norm sensitivity (medians over seeds)\n");
+    for (int l = 0; l < m->L1; l++) {
+        lnl_buf_printf(&b, "%d", l);
+        for (int c = 0; c < 5; c++) {
+            double v = m->col[c][l];
+            if (c >= 3 && l == 0) v = NAN; /* the embedding has no block gradient or sensitivity */
+            if (isfinite(v)) lnl_buf_printf(&b, " %.9g", v);
+            else lnl_buf_printf(&b, " NaN");
+        }
+        lnl_buf_printf(&b, "\n");
+    }
+    int r = write_text(x->data_dir, name, &b, e);
+    lnl_buf_free(&b);
+    return r;
+}
+
+/* ---- figures ---- */
+
+static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, Cell *cells, int ncells,
+                        char presets[][32], int npresets, LnlErr *e) {
+    for (int ci = 0; ci < ncells; ci++) {
+        LnlBuf body = {0};
+        lnl_buf_printf(&body, "set title 'Loss against step: %s (every preset and seed)'\n", cells[ci].label);
+        lnl_buf_printf(&body, "set xlabel 'step'\nset ylabel 'loss (nats per token)'\nset grid\n"
+                              "set key outside right top\nplot ");
+        int items = 0;
+        for (int pi = 0; pi < npresets; pi++) {
+            int first = 1;
+            for (int i = 0; i < n; i++) {
+                if (!have[i] || strcmp(rs[i].run.preset, presets[pi]) || !same_cell(&cells[ci], &rs[i].run)) continue;
+                char *log = lnl_path_join(x->out, "runs");
+                char *rd = lnl_path_join(log, rs[i].run.id), *lp = lnl_path_join(rd, "log.jsonl");
+                LnlStudyCurve c;
+                int ok = lnl_study_curve_read(&c, lp, NULL) == 0;
+                free(log);
+                free(rd);
+                free(lp);
+                if (!ok) continue;
+                for (int kind = 0; kind < 2; kind++) {
+                    int m = kind ? c.nval : c.n;
+                    if (m == 0) continue;
+                    LnlBuf d = {0};
+                    for (int k = 0; k < m; k++) {
+                        double v = kind ? c.val[k] : c.loss[k], st = kind ? c.vstep[k] : c.step[k];
+                        if (isfinite(v)) lnl_buf_printf(&d, "%.0f %.9g\n", st, v);
+                        else lnl_buf_printf(&d, "%.0f NaN\n", st);
+                    }
+                    char name[220];
+                    snprintf(name, sizeof name, "%s.%s.dat", rs[i].run.id, kind ? "val" : "train");
+                    int r = write_text(x->data_dir, name, &d, e);
+                    lnl_buf_free(&d);
+                    if (r) {
+                        lnl_study_curve_free(&c);
+                        lnl_buf_free(&body);
+                        return -1;
+                    }
+                    const char *col = palette[pi % NPAL];
+                    char title[80];
+                    if (first) snprintf(title, sizeof title, "title '%s %s'", presets[pi], kind ? "val" : "train");
+                    else snprintf(title, sizeof title, "notitle");
+                    lnl_buf_printf(&body, "%s'data/%s' using 1:2 with %s lc rgb '%s' %s", items ? ", \\\n     " : "",
+                                   name, kind ? "linespoints lw 2 dt 2 pt 7 ps 0.5" : "lines lw 1", col, title);
+                    items++;
+                }
+                first = 0;
+                lnl_study_curve_free(&c);
+            }
+        }
+        lnl_buf_printf(&body, "\n");
+        if (items) {
+            char base[160], title[256];
+            snprintf(base, sizeof base, "loss_%s", cells[ci].key);
+            snprintf(title, sizeof title, "Loss curves, %s", cells[ci].label);
+            lnl_buf_append(&body, "", 1);
+            int r = draw(x, new_plot(x, "loss", base, title), body.data, FIG_W, FIG_H, e);
+            if (r) {
+                lnl_buf_free(&body);
+                return -1;
+            }
+        }
+        lnl_buf_free(&body);
+    }
+    return 0;
+}
+
+/* One panel: the given column of every cell's layer data that has a positive value. */
+static void panel(LnlBuf *b, const char *title, int col, char names[][200], LayerMed *meds, char labels[][128],
+                  int k, int key) {
+    int maxn = 0;
+    for (int j = 0; j < k; j++)
+        if (meds[j].L1 > maxn) maxn = meds[j].L1;
+    lnl_buf_printf(b, "set title '%s'\nset logscale y\nset xlabel 'layer'\nset grid\nset xtics %s\n", title,
+                   maxn <= 17 ? "1" : "autofreq");
+    if (key) lnl_buf_printf(b, "set key top left font ',8'\n");
+    else lnl_buf_printf(b, "unset key\n");
+    int items = 0;
+    for (int j = 0; j < k; j++) {
+        const double *v = meds[j].col[col - 2];
+        int n = meds[j].L1;
+        /* layer 0 of gradient and sensitivity is not a block */
+        if (col >= 5 && n > 0) {
+            v++;
+            n--;
+        }
+        if (!has_positive(v, n)) continue;
+        lnl_buf_printf(b, "%s'data/%s' using 1:%d with linespoints lw 1.5 pt 7 ps 0.5 lc rgb '%s' dt %d title '%s'",
+                       items ? ", \\\n     " : "plot ", names[j], col, palette[j % NPAL], 1 + (j / NPAL) % 5, labels[j]);
+        items++;
+    }
+    if (!items)
+        lnl_buf_printf(b, "unset logscale y\nset yrange [0:1]\nset label 1 'no finite values' at graph 0.5,0.5 center\n"
+                          "plot -1 notitle\nunset label 1\nset autoscale y");
+    lnl_buf_printf(b, "\n");
+}
+
+static int layer_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, Cell *cells, int ncells,
+                         char presets[][32], int npresets, LnlErr *e) {
+    /* per preset: its cells' medians */
+    int maxk = ncells;
+    char(*names)[200] = lnl_malloc(sizeof *names * (size_t)(maxk ? maxk : 1) * (size_t)(npresets ? npresets : 1));
+    char(*labels)[128] = lnl_malloc(sizeof *labels * (size_t)(maxk ? maxk : 1) * (size_t)(npresets ? npresets : 1));
+    LayerMed *meds = lnl_calloc((size_t)(maxk ? maxk : 1) * (size_t)(npresets ? npresets : 1), sizeof *meds);
+    int *counts = lnl_calloc((size_t)(npresets ? npresets : 1), sizeof(int));
+    int *idx = lnl_malloc(sizeof(int) * (size_t)(n ? n : 1));
+    int any_sens = 0, rc = -1;
+    for (int pi = 0; pi < npresets; pi++) {
+        for (int ci = 0; ci < ncells; ci++) {
+            int k = 0;
+            for (int i = 0; i < n; i++)
+                if (have[i] && rs[i].nlayers && !strcmp(rs[i].run.preset, presets[pi]) && same_cell(&cells[ci], &rs[i].run))
+                    idx[k++] = i;
+            if (!k) continue;
+            int j = pi * maxk + counts[pi]++;
+            layer_medians(rs, idx, k, &meds[j]);
+            snprintf(names[j], sizeof names[j], "layers_%s_%s.dat", presets[pi], cells[ci].key);
+            snprintf(labels[j], sizeof labels[j], "%s", cells[ci].label);
+            for (int q = 0; q < k; q++)
+                for (int l = 1; l < rs[idx[q]].nlayers; l++) any_sens |= isfinite(rs[idx[q]].layers[l].sensitivity);
+            if (write_layers(x, names[j], &meds[j], e)) goto done;
+        }
+    }
+    for (int pi = 0; pi < npresets; pi++) {
+        int j0 = pi * maxk, k = counts[pi];
+        if (!k) continue;
+        LnlBuf b = {0};
+        lnl_buf_printf(&b, "set multiplot layout 1,3 title '%s: hidden states by layer (median over seeds; entry 0 = "
+                           "embedding)'\n", presets[pi]);
+        panel(&b, "mean |x| (hidden_mean_abs)", 2, names + j0, meds + j0, labels + j0, k, 1);
+        panel(&b, "variance over channels (hidden_var)", 3, names + j0, meds + j0, labels + j0, k, 0);
+        panel(&b, "variance over tokens (hidden_var_data)", 4, names + j0, meds + j0, labels + j0, k, 0);
+        lnl_buf_printf(&b, "unset multiplot\n");
+        char base[160], title[256];
+        snprintf(base, sizeof base, "hidden_%s", presets[pi]);
+        snprintf(title, sizeof title, "%s: hidden_mean_abs, hidden_var and hidden_var_data by layer", presets[pi]);
+        lnl_buf_append(&b, "", 1);
+        int r = draw(x, new_plot(x, "hidden", base, title), b.data, 3 * 420, PANEL_H, e);
+        lnl_buf_free(&b);
+        if (r) goto done;
+    }
+    for (int which = 0; which < 2; which++) {
+        if (which == 1 && !any_sens) break;
+        int shown = 0;
+        for (int pi = 0; pi < npresets; pi++) shown += counts[pi] > 0;
+        if (!shown) break;
+        int cols = shown < 3 ? shown : 3, rows = (shown + cols - 1) / cols;
+        LnlBuf b = {0};
+        lnl_buf_printf(&b, "set multiplot layout %d,%d title '%s by layer, layers 1..L (median over seeds)'\n", rows, cols,
+                       which ? "local sensitivity (spectral norm of dx_l/dx_{l-1})" : "gradient norm of the parameters of each block");
+        for (int pi = 0; pi < npresets; pi++) {
+            int j0 = pi * maxk, k = counts[pi];
+            if (!k) continue;
+            panel(&b, presets[pi], which ? 6 : 5, names + j0, meds + j0, labels + j0, k, 1);
+        }
+        lnl_buf_printf(&b, "unset multiplot\n");
+        lnl_buf_append(&b, "", 1);
+        const char *base = which ? "sensitivity" : "grad_norm";
+        const char *title = which ? "Local sensitivity by layer" : "Gradient norm by layer";
+        int r = draw(x, new_plot(x, which ? "sensitivity" : "grad", base, title), b.data, cols * 420, rows * PANEL_H, e);
+        lnl_buf_free(&b);
+        if (r) goto done;
+    }
+    rc = 0;
+done:
+    for (int j = 0; j < maxk * npresets; j++) layer_medians_free(&meds[j]);
+    free(meds);
+    free(names);
+    free(labels);
+    free(counts);
+    free(idx);
+    return rc;
+}
+
+/* Old figures go: the report shows exactly the figures of this study. */
+static void clear_figures(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if ((len > 4 && !strcmp(de->d_name + len - 4, ".png")) || (len > 4 && !strcmp(de->d_name + len - 4, ".svg"))) {
+            char *p = lnl_path_join(dir, de->d_name);
+            unlink(p);
+            free(p);
+        }
+    }
+    closedir(d);
+}
+
+int lnl_study_plots_make(const char *out, const char *gnuplot, const LnlStudyResult *rs, const int *have, int n,
+                         LnlStudyPlots *pl, LnlErr *e) {
+    memset(pl, 0, sizeof *pl);
+    Ctx x = {out, gnuplot, "pngcairo", lnl_path_join(out, "plots"), NULL, pl};
+    x.data_dir = lnl_path_join(x.dir, "data");
+    int rc = -1;
+    Cell *cells = lnl_malloc(sizeof *cells * (size_t)(n ? n : 1));
+    char(*presets)[32] = lnl_malloc(sizeof *presets * (size_t)(n ? n : 1));
+    int ncells = 0, npresets = 0;
+    if (lnl_mkdir_p(x.data_dir, e)) goto done;
+    clear_figures(x.dir);
+    int st = run_gnuplot(gnuplot, x.dir, NULL, NULL, "set terminal pngcairo");
+    if (st == 127) {
+        snprintf(pl->why_none, sizeof pl->why_none,
+                 "gnuplot ('%s') could not be run; install gnuplot-nox (scripts/setup does) and run the study again "
+                 "(finished runs are not repeated) to draw them",
+                 gnuplot);
+        rc = 0;
+        goto done;
+    }
+    if (st != 0) x.term_png = "png"; /* a gnuplot built without cairo */
+    for (int i = 0; i < n; i++) {
+        if (!have[i]) continue;
+        cell_index(cells, &ncells, &rs[i].run);
+        int found = 0;
+        for (int p = 0; p < npresets && !found; p++) found = !strcmp(presets[p], rs[i].run.preset);
+        if (!found) snprintf(presets[npresets++], 32, "%s", rs[i].run.preset);
+    }
+    if (loss_figures(&x, rs, have, n, cells, ncells, presets, npresets, e)) goto done;
+    if (layer_figures(&x, rs, have, n, cells, ncells, presets, npresets, e)) goto done;
+    rc = 0;
+done:
+    free(cells);
+    free(presets);
+    free(x.dir);
+    free(x.data_dir);
+    return rc;
+}
+
+void lnl_study_plots_free(LnlStudyPlots *pl) {
+    free(pl->p);
+    memset(pl, 0, sizeof *pl);
+}

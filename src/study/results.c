@@ -1,0 +1,408 @@
+/* Results records of study runs, and OUT/results.jsonl as a set of them. */
+#include "results.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- JSON helpers: NAN <-> null ---- */
+
+static void add_num(cJSON *o, const char *k, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
+    else cJSON_AddNullToObject(o, k);
+}
+
+static double get_num(const cJSON *o, const char *k) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(it) ? it->valuedouble : NAN;
+}
+
+static const char *get_str(const cJSON *o, const char *k) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double lnl_study_median(double *v, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) v[k++] = v[i];
+    if (k == 0) return NAN;
+    qsort(v, (size_t)k, sizeof *v, cmp_double);
+    return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+}
+
+const char *lnl_study_growth_better(const LnlGrowthFit *f, int variance) {
+    const LnlFit *bounded = variance ? &f->quadratic : &f->linear;
+    if (!bounded->ok && !f->exponential.ok) return "none";
+    if (f->better_exp) return "exponential";
+    return bounded->ok ? (variance ? "quadratic" : "linear") : "none";
+}
+
+/* ---- log.jsonl ---- */
+
+static void push(double **a, int n, double v) {
+    if ((n & (n - 1)) == 0) *a = lnl_realloc(*a, sizeof(double) * (size_t)(n ? 2 * n : 1));
+    (*a)[n] = v;
+}
+
+int lnl_study_curve_read(LnlStudyCurve *c, const char *log_path, LnlErr *e) {
+    memset(c, 0, sizeof *c);
+    c->diverged_at_step = -1;
+    c->median_tps = NAN;
+    c->max_rise = NAN;
+    c->max_rise_step = -1;
+    double run_min = INFINITY;
+    char *text = NULL;
+    if (lnl_read_file(log_path, &text, NULL, e)) return -1;
+    double *tps = NULL;
+    int ntps = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(line);
+        if (!o) continue; /* a line cut short by a kill; the run is redone anyway */
+        double step = get_num(o, "step");
+        const cJSON *div = cJSON_GetObjectItemCaseSensitive(o, "diverged");
+        if (cJSON_IsTrue(div)) {
+            c->diverged_at_step = isfinite(step) ? (long long)step : 0;
+            const char *cause = get_str(o, "cause");
+            snprintf(c->cause, sizeof c->cause, "%s", cause ? cause : "");
+        } else if (cJSON_GetObjectItemCaseSensitive(o, "val_loss")) {
+            push(&c->vstep, c->nval, step);
+            push(&c->val, c->nval, get_num(o, "val_loss"));
+            c->nval++;
+        } else if (cJSON_GetObjectItemCaseSensitive(o, "loss") && isfinite(step)) {
+            double loss = get_num(o, "loss");
+            push(&c->step, c->n, step);
+            push(&c->loss, c->n, loss);
+            c->n++;
+            if (isfinite(loss)) {
+                if (isfinite(run_min) && (!isfinite(c->max_rise) || loss - run_min > c->max_rise)) {
+                    c->max_rise = loss - run_min;
+                    c->max_rise_step = (long long)step;
+                }
+                if (loss < run_min) run_min = loss;
+            }
+            double t = get_num(o, "tokens_per_s");
+            if (isfinite(t)) push(&tps, ntps++, t);
+        }
+        cJSON_Delete(o);
+    }
+    c->median_tps = lnl_study_median(tps, ntps);
+    free(tps);
+    free(text);
+    return 0;
+}
+
+void lnl_study_curve_free(LnlStudyCurve *c) {
+    free(c->step);
+    free(c->loss);
+    free(c->vstep);
+    free(c->val);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- records ---- */
+
+static void init_result(LnlStudyResult *r) {
+    memset(r, 0, sizeof *r);
+    r->final_val_loss = r->final_train_loss = NAN;
+    r->diverged_at_step = -1;
+    r->max_rise = NAN;
+    r->max_rise_step = -1;
+    r->last_hidden = r->grad_ratio = r->median_sensitivity = r->tokens_per_s = r->wall_s = NAN;
+}
+
+/* The derived figures of a record that has its layers. */
+static void derive(LnlStudyResult *r) {
+    int L = r->nlayers - 1;
+    if (L < 1) return;
+    r->last_hidden = r->layers[L].mean_abs;
+    double *m = lnl_malloc(sizeof(double) * (size_t)(L + 1)), *v = lnl_malloc(sizeof(double) * (size_t)(L + 1));
+    for (int l = 0; l <= L; l++) {
+        m[l] = r->layers[l].mean_abs;
+        v[l] = r->layers[l].var;
+    }
+    r->growth = lnl_growth(m, v, L + 1);
+    double top = r->layers[L].grad_norm;
+    r->grad_ratio = top > 0 ? r->layers[1].grad_norm / top : NAN;
+    for (int l = 1; l <= L; l++) m[l - 1] = r->layers[l].sensitivity;
+    r->median_sensitivity = lnl_study_median(m, L);
+    free(m);
+    free(v);
+}
+
+static void add_fit(cJSON *o, const char *k, const LnlFit *f, int exponential) {
+    if (!f->ok) {
+        cJSON_AddNullToObject(o, k);
+        return;
+    }
+    cJSON *x = cJSON_AddObjectToObject(o, k);
+    add_num(x, exponential ? "scale" : "intercept", f->a);
+    add_num(x, exponential ? "rate" : "slope", f->b);
+    add_num(x, "r2", f->r2);
+}
+
+static int parse_layers(LnlStudyResult *r, const cJSON *layers, const char *what, LnlErr *e) {
+    if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) < 2)
+        return lnl_err(e, "%s: 'layers' is not a list of at least 2 entries", what);
+    int n = cJSON_GetArraySize(layers);
+    r->layers = lnl_calloc((size_t)n, sizeof *r->layers);
+    r->nlayers = n;
+    for (int l = 0; l < n; l++) {
+        const cJSON *x = cJSON_GetArrayItem(layers, l);
+        if (!cJSON_IsObject(x)) return lnl_err(e, "%s: layers[%d] is not an object", what, l);
+        LnlStudyLayer *y = &r->layers[l];
+        y->mean_abs = get_num(x, "hidden_mean_abs");
+        y->var = get_num(x, "hidden_var");
+        y->var_data = get_num(x, "hidden_var_data");
+        y->grad_norm = get_num(x, "grad_norm");
+        y->sensitivity = get_num(x, "sensitivity");
+        y->dx_norm = get_num(x, "dx_norm");
+    }
+    return 0;
+}
+
+int lnl_study_result_build(LnlStudyResult *r, const LnlStudyRun *run, const char *rundir, const char *probe_json,
+                           LnlErr *e) {
+    init_result(r);
+    r->run = *run;
+    snprintf(r->grid, sizeof r->grid, "%s", run->grid ? run->grid : "");
+    r->run.grid = r->grid;
+    char *log = lnl_path_join(rundir, "log.jsonl");
+    LnlStudyCurve c;
+    int rc = lnl_study_curve_read(&c, log, e);
+    free(log);
+    if (rc) return -1;
+    r->steps_done = c.n ? (long long)c.step[c.n - 1] : 0;
+    r->final_train_loss = c.n ? c.loss[c.n - 1] : NAN;
+    r->diverged_at_step = c.diverged_at_step;
+    snprintf(r->cause, sizeof r->cause, "%s", c.cause);
+    if (c.diverged_at_step < 0 && c.nval && c.vstep[c.nval - 1] == (double)r->steps_done)
+        r->final_val_loss = c.val[c.nval - 1];
+    r->tokens_per_s = c.median_tps;
+    r->max_rise = c.max_rise;
+    r->max_rise_step = c.max_rise_step;
+    lnl_study_curve_free(&c);
+    if (probe_json) {
+        cJSON *o = cJSON_Parse(probe_json);
+        if (!o) return lnl_err(e, "%s: the probe's output is not JSON", rundir);
+        int pr = parse_layers(r, cJSON_GetObjectItemCaseSensitive(o, "layers"), rundir, e);
+        cJSON_Delete(o);
+        if (pr) return -1;
+        derive(r);
+    }
+    return 0;
+}
+
+char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_json) {
+    const LnlStudyRun *u = &r->run;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", u->id);
+    cJSON_AddStringToObject(o, "grid", r->grid);
+    cJSON_AddStringToObject(o, "preset", u->preset);
+    cJSON_AddNumberToObject(o, "dt", u->dt);
+    cJSON_AddNumberToObject(o, "depth", u->depth);
+    if (u->size[0]) cJSON_AddStringToObject(o, "size", u->size);
+    else cJSON_AddNullToObject(o, "size");
+    cJSON_AddNumberToObject(o, "dim", u->dim);
+    cJSON_AddNumberToObject(o, "heads", u->heads);
+    cJSON_AddNumberToObject(o, "lr", u->lr);
+    cJSON_AddNumberToObject(o, "seed", (double)u->seed);
+    cJSON *settings = settings_json ? cJSON_Parse(settings_json) : NULL;
+    cJSON_AddItemToObject(o, "settings", settings ? settings : cJSON_CreateObject());
+    cJSON_AddNumberToObject(o, "threads", r->threads);
+    cJSON_AddNumberToObject(o, "steps_done", (double)r->steps_done);
+    add_num(o, "final_val_loss", r->final_val_loss);
+    add_num(o, "final_train_loss", r->final_train_loss);
+    if (r->diverged_at_step >= 0) {
+        cJSON_AddNumberToObject(o, "diverged_at_step", (double)r->diverged_at_step);
+        cJSON_AddStringToObject(o, "diverge_cause", r->cause);
+    } else {
+        cJSON_AddNullToObject(o, "diverged_at_step");
+        cJSON_AddNullToObject(o, "diverge_cause");
+    }
+    add_num(o, "max_loss_rise", r->max_rise);
+    if (r->max_rise_step >= 0) cJSON_AddNumberToObject(o, "max_loss_rise_step", (double)r->max_rise_step);
+    else cJSON_AddNullToObject(o, "max_loss_rise_step");
+    add_num(o, "last_hidden_mean_abs", r->last_hidden);
+    if (r->nlayers) {
+        /* the same fits as lnlab probe's "growth" (src/diag/growth.h), over entries 0..L */
+        cJSON *g = cJSON_AddObjectToObject(o, "growth");
+        const LnlGrowthFit *mg = &r->growth.magnitude;
+        cJSON_AddStringToObject(g, "better", lnl_study_growth_better(mg, 0));
+        add_num(g, "slope", mg->linear.ok ? mg->linear.b : NAN);
+        add_num(g, "rate", mg->exponential.ok ? mg->exponential.b : NAN);
+        add_fit(g, "linear", &mg->linear, 0);
+        add_fit(g, "exponential", &mg->exponential, 1);
+        cJSON_AddStringToObject(g, "hidden_var_better", lnl_study_growth_better(&r->growth.variance, 1));
+        cJSON_AddBoolToObject(g, "within_peri_bound", r->growth.within_bound);
+    } else {
+        cJSON_AddNullToObject(o, "growth");
+    }
+    add_num(o, "grad_ratio", r->grad_ratio);
+    add_num(o, "median_sensitivity", r->median_sensitivity);
+    add_num(o, "tokens_per_s", r->tokens_per_s);
+    add_num(o, "wall_s", r->wall_s);
+    if (r->nlayers) {
+        cJSON *ls = cJSON_AddArrayToObject(o, "layers");
+        for (int l = 0; l < r->nlayers; l++) {
+            const LnlStudyLayer *y = &r->layers[l];
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "layer", l);
+            add_num(x, "hidden_mean_abs", y->mean_abs);
+            add_num(x, "hidden_var", y->var);
+            add_num(x, "hidden_var_data", y->var_data);
+            add_num(x, "grad_norm", y->grad_norm);
+            add_num(x, "sensitivity", y->sensitivity);
+            add_num(x, "dx_norm", y->dx_norm);
+            cJSON_AddItemToArray(ls, x);
+        }
+    } else {
+        cJSON_AddNullToObject(o, "layers");
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+int lnl_study_result_from_json(LnlStudyResult *r, const char *line, const char *what, LnlErr *e) {
+    init_result(r);
+    cJSON *o = cJSON_Parse(line);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return lnl_err(e, "%s: not a JSON object", what);
+    }
+    int rc = -1;
+    LnlStudyRun *u = &r->run;
+    const char *id = get_str(o, "id"), *preset = get_str(o, "preset"), *grid = get_str(o, "grid"),
+               *size = get_str(o, "size");
+    if (!id || !preset || !isfinite(get_num(o, "dt")) || !isfinite(get_num(o, "lr")) || !isfinite(get_num(o, "depth"))) {
+        lnl_err(e, "%s: a record needs id, preset, dt, depth and lr", what);
+        goto done;
+    }
+    snprintf(u->id, sizeof u->id, "%s", id);
+    snprintf(u->preset, sizeof u->preset, "%s", preset);
+    snprintf(u->size, sizeof u->size, "%s", size ? size : "");
+    snprintf(r->grid, sizeof r->grid, "%s", grid ? grid : "");
+    u->grid = r->grid;
+    u->dt = get_num(o, "dt");
+    u->lr = get_num(o, "lr");
+    u->depth = (int)get_num(o, "depth");
+    u->dim = isfinite(get_num(o, "dim")) ? (int)get_num(o, "dim") : 0;
+    u->heads = isfinite(get_num(o, "heads")) ? (int)get_num(o, "heads") : 0;
+    u->seed = isfinite(get_num(o, "seed")) ? (long long)get_num(o, "seed") : 0;
+    r->threads = isfinite(get_num(o, "threads")) ? (int)get_num(o, "threads") : 0;
+    r->steps_done = isfinite(get_num(o, "steps_done")) ? (long long)get_num(o, "steps_done") : 0;
+    r->final_val_loss = get_num(o, "final_val_loss");
+    r->final_train_loss = get_num(o, "final_train_loss");
+    double d = get_num(o, "diverged_at_step");
+    r->diverged_at_step = isfinite(d) ? (long long)d : -1;
+    const char *cause = get_str(o, "diverge_cause");
+    snprintf(r->cause, sizeof r->cause, "%s", cause ? cause : "");
+    r->tokens_per_s = get_num(o, "tokens_per_s");
+    r->wall_s = get_num(o, "wall_s");
+    r->max_rise = get_num(o, "max_loss_rise");
+    double rs = get_num(o, "max_loss_rise_step");
+    r->max_rise_step = isfinite(rs) ? (long long)rs : -1;
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(o, "layers");
+    if (layers && !cJSON_IsNull(layers)) {
+        if (parse_layers(r, layers, what, e)) goto done;
+        derive(r); /* the figures follow from the layers, so they are recomputed, not trusted */
+    }
+    rc = 0;
+done:
+    cJSON_Delete(o);
+    return rc;
+}
+
+void lnl_study_result_free(LnlStudyResult *r) {
+    free(r->layers);
+    r->layers = NULL;
+    r->nlayers = 0;
+}
+
+/* ---- results.jsonl ---- */
+
+int lnl_study_results_load(LnlStudyResults *s, const char *path, LnlErr *e) {
+    memset(s, 0, sizeof *s);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return 0;
+        return lnl_err(e, "%s: cannot open: %s", path, strerror(errno));
+    }
+    fclose(f);
+    char *text = NULL;
+    if (lnl_read_file(path, &text, NULL, e)) return -1;
+    int lineno = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        cJSON *o = cJSON_Parse(line);
+        const char *id = o ? get_str(o, "id") : NULL;
+        if (!id) {
+            cJSON_Delete(o);
+            free(text);
+            lnl_study_results_free(s);
+            return lnl_err(e, "%s: line %d is not a results record (move the file away to start over)", path, lineno);
+        }
+        lnl_study_results_put(s, id, line);
+        cJSON_Delete(o);
+    }
+    free(text);
+    return 0;
+}
+
+int lnl_study_results_find(const LnlStudyResults *s, const char *id) {
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->ids[i], id) == 0) return i;
+    return -1;
+}
+
+void lnl_study_results_put(LnlStudyResults *s, const char *id, const char *line) {
+    int i = lnl_study_results_find(s, id);
+    if (i >= 0) {
+        free(s->lines[i]);
+        s->lines[i] = lnl_strdup(line);
+        return;
+    }
+    s->ids = lnl_realloc(s->ids, sizeof(char *) * (size_t)(s->n + 1));
+    s->lines = lnl_realloc(s->lines, sizeof(char *) * (size_t)(s->n + 1));
+    s->ids[s->n] = lnl_strdup(id);
+    s->lines[s->n] = lnl_strdup(line);
+    s->n++;
+}
+
+int lnl_study_results_save(const LnlStudyResults *s, const char *path, const LnlStudyRun *runs, int nruns,
+                           LnlErr *e) {
+    LnlBuf b = {0};
+    char *used = lnl_calloc((size_t)(s->n ? s->n : 1), 1);
+    for (int k = 0; k < nruns; k++) {
+        int i = lnl_study_results_find(s, runs[k].id);
+        if (i < 0) continue;
+        used[i] = 1;
+        lnl_buf_printf(&b, "%s\n", s->lines[i]);
+    }
+    for (int i = 0; i < s->n; i++)
+        if (!used[i]) lnl_buf_printf(&b, "%s\n", s->lines[i]);
+    free(used);
+    int r = lnl_write_file_atomic(path, b.data ? b.data : "", b.len, e);
+    lnl_buf_free(&b);
+    return r;
+}
+
+void lnl_study_results_free(LnlStudyResults *s) {
+    for (int i = 0; i < s->n; i++) {
+        free(s->ids[i]);
+        free(s->lines[i]);
+    }
+    free(s->ids);
+    free(s->lines);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,78 @@
+/* One study run's results record (a line of OUT/results.jsonl): built from the run's
+ * log.jsonl and probe.json, written as JSON and read back; and the results file as a set of
+ * records keyed by run id. */
+#ifndef LNL_STUDY_RESULTS_H
+#define LNL_STUDY_RESULTS_H
+
+#include "../diag/growth.h"
+#include "config.h"
+
+/* The per-layer figures of `lnlab probe --json` (docs/USAGE.md); NAN where probe printed null. */
+typedef struct {
+    double mean_abs, var, var_data, grad_norm, sensitivity, dx_norm;
+} LnlStudyLayer;
+
+typedef struct {
+    LnlStudyRun run;
+    char grid[72]; /* the run's grid name (run.grid points here after reading a record) */
+    int threads;
+    long long steps_done;
+    double final_val_loss, final_train_loss; /* NAN: none */
+    long long diverged_at_step;              /* -1: did not diverge */
+    char cause[128];
+    double max_rise;            /* largest rise of the training loss above its running minimum (nats) */
+    long long max_rise_step;    /* the step of that rise (-1: none) */
+    int nlayers;          /* entries 0..L; 0 without a probe (diverged run) */
+    LnlStudyLayer *layers; /* (nlayers) */
+    double last_hidden;   /* hidden_mean_abs of entry L */
+    LnlGrowth growth;     /* hidden_mean_abs and hidden_var against entry l = 0..L, as lnlab probe fits them */
+    double grad_ratio;    /* grad_norm of layer 1 / grad_norm of layer L */
+    double median_sensitivity; /* over layers 1..L; NAN when not measured */
+    double tokens_per_s;  /* median over the run's steps */
+    double wall_s;        /* train + probe */
+} LnlStudyResult;
+
+/* A run's loss curves from RUN/log.jsonl. */
+typedef struct {
+    int n, nval;
+    double *step, *loss;     /* (n) training records */
+    double *vstep, *val;     /* (nval) evaluation records */
+    double median_tps;
+    double max_rise;            /* max over steps of loss - min(loss of the earlier steps) */
+    long long max_rise_step;
+    long long diverged_at_step; /* -1: none */
+    char cause[128];
+} LnlStudyCurve;
+int lnl_study_curve_read(LnlStudyCurve *c, const char *log_path, LnlErr *e);
+void lnl_study_curve_free(LnlStudyCurve *c);
+
+/* Builds the record of a finished run from RUNDIR/log.jsonl and, if probe_json is non-NULL, the
+ * output of `lnlab probe --json`. */
+int lnl_study_result_build(LnlStudyResult *r, const LnlStudyRun *run, const char *rundir, const char *probe_json,
+                           LnlErr *e);
+/* One line of JSON (no newline); settings_json (lnl_study_settings_json) is embedded. Caller frees. */
+char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_json);
+/* Reads a record back (`what` names the source in messages). */
+int lnl_study_result_from_json(LnlStudyResult *r, const char *line, const char *what, LnlErr *e);
+void lnl_study_result_free(LnlStudyResult *r);
+
+/* Median of the finite values of v[0..n-1] (v is reordered); NAN if there are none. */
+double lnl_study_median(double *v, int n);
+/* The better shape of a growth fit: "exponential", "linear" / "quadratic", or "none". */
+const char *lnl_study_growth_better(const LnlGrowthFit *f, int variance);
+
+/* OUT/results.jsonl: one record per finished run. */
+typedef struct {
+    int n;
+    char **ids, **lines; /* owned */
+} LnlStudyResults;
+/* A missing file is an empty set; a line that is not a record is an error naming the line. */
+int lnl_study_results_load(LnlStudyResults *s, const char *path, LnlErr *e);
+int lnl_study_results_find(const LnlStudyResults *s, const char *id); /* index or -1 */
+void lnl_study_results_put(LnlStudyResults *s, const char *id, const char *line);
+/* Writes the records atomically: runs' records in run order, then any others as they were. */
+int lnl_study_results_save(const LnlStudyResults *s, const char *path, const LnlStudyRun *runs, int nruns,
+                           LnlErr *e);
+void lnl_study_results_free(LnlStudyResults *s);
+
+#endif

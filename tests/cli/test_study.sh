@@ -1,0 +1,199 @@
+# lnlab study: a tiny grid end to end (every report file and its content), a rerun that repeats
+# nothing, resume after the study is killed, --jobs 2 gives what --jobs 1 gives, a report
+# without gnuplot, a changed setting refused, config errors as one-line exits 2, and the
+# built-in configs print as JSON that --config reads back.
+. "$(dirname "$0")/lib.sh"
+PY=/usr/bin/python3
+
+"$LNLAB" prepare --input /usr/share/common-licenses/GPL-3 --tokenizer byte --val-fraction 0.1 --out "$TMP/data" \
+  >/dev/null 2>&1 || { fail prepare "lnlab prepare failed"; finish; }
+
+# 2 presets x 1 dt x 1 depth x 2 seeds, 20 steps of a 2-layer width-16 model.
+TINY=(--data "$TMP/data" --presets pre,peri --dts 1 --depths 2 --lrs 3e-3 --seeds 1,2 --dim 16 --heads 2 --seq 16
+      --batch 4 --steps 20 --warmup 0 --eval-every 10 --eval-batches 2 --probe-batch 4 --threads 1 --quiet)
+
+# --- 1. a study and its report -----------------------------------------------------------------
+A="$TMP/a"
+if "$LNLAB" study "${TINY[@]}" --jobs 1 --out "$A" >"$TMP/a.out" 2>"$TMP/a.err"; then ok study_runs
+else fail study_runs "exit $?: $(tail -n 3 "$TMP/a.err")"; finish; fi
+
+if grep -q '^study: 4 runs (0 finished before, 4 trained now, 0 failed)' "$TMP/a.out"; then ok study_stdout
+else fail study_stdout "$(head -n 2 "$TMP/a.out")"; fi
+
+for f in results.jsonl summary.md report.html study.json; do
+  [ -s "$A/$f" ] || fail "report_file_$f" "$A/$f missing or empty"
+done
+ok report_files_exist
+
+$PY - "$A" >"$TMP/check" 2>&1 <<'PY'
+import json, os, re, sys, glob
+a = sys.argv[1]
+recs = [json.loads(l) for l in open(os.path.join(a, "results.jsonl"))]
+def check(name, cond, why):
+    print(("ok " + name) if cond else ("FAIL %s: %s" % (name, why)))
+check("results_one_line_per_run", len(recs) == 4, "%d records" % len(recs))
+ids = {r["id"] for r in recs}
+check("results_ids", ids == {"pre-dt1-L2-lr0.003-s1", "pre-dt1-L2-lr0.003-s2", "peri-dt1-L2-lr0.003-s1",
+                             "peri-dt1-L2-lr0.003-s2"}, sorted(ids))
+keys = ["preset", "dt", "depth", "lr", "seed", "settings", "final_val_loss", "diverged_at_step", "last_hidden_mean_abs",
+        "growth", "grad_ratio", "median_sensitivity", "tokens_per_s", "layers"]
+missing = [(r["id"], k) for r in recs for k in keys if k not in r]
+check("results_keys", not missing, missing[:3])
+bad = [r["id"] for r in recs if not (isinstance(r["final_val_loss"], float) and len(r["layers"]) == 3
+       and r["diverged_at_step"] is None and r["growth"]["better"] in ("linear", "exponential")
+       and abs(r["grad_ratio"] - r["layers"][1]["grad_norm"] / r["layers"][2]["grad_norm"]) < 1e-9 * r["grad_ratio"]
+       and r["last_hidden_mean_abs"] == r["layers"][2]["hidden_mean_abs"])]
+check("results_values", not bad, bad)
+
+md = open(os.path.join(a, "summary.md")).read()
+runs = md.split("## Runs", 1)[1].split("\n## ", 1)[0]
+rows = [l for l in runs.splitlines() if l.startswith("| ") and not l.startswith("| preset")]
+check("summary_rows_equal_runs", len(rows) == 4, "%d rows" % len(rows))
+head = [l for l in runs.splitlines() if l.startswith("| preset")]
+want = ["preset", "dt", "depth", "lr", "seed", "final val loss", "diverged at step", "last-layer hidden_mean_abs",
+        "growth fit", "grad norm ratio layer 1 / L", "median sensitivity", "tokens/s", "largest loss rise (nats, step)"]
+cols = [c.strip() for c in head[0].strip("|").split("|")] if head else []
+check("summary_columns", cols == want, cols)
+vals = {r["id"]: "%.4g" % r["final_val_loss"] for r in recs}
+check("summary_values", all(v in runs for v in vals.values()), vals)
+f = md.split("## Findings", 1)[1].split("\n## ", 1)[0] if "## Findings" in md else ""
+check("summary_findings", all("### %d." % i in f for i in (1, 2, 3, 4)) and re.search(r"\d+(\.\d+)?x", f), f[:200])
+
+html = open(os.path.join(a, "report.html")).read()
+plots = sorted(glob.glob(os.path.join(a, "plots", "*.png")) + glob.glob(os.path.join(a, "plots", "*.svg")))
+names = {os.path.basename(p) for p in plots}
+need = {"grad_norm.png", "grad_norm.svg", "hidden_pre.png", "hidden_peri.svg", "loss_dt1-L2-lr0.003.png"}
+check("plots_made", need <= names, sorted(names))
+unref = [n for n in names if ("plots/" + n) not in html]
+check("html_references_every_plot", not unref, unref)
+check("html_self_contained", html.count("data:image/svg+xml;base64,") == len(plots) // 2
+      and not re.search(r'(src|href)="https?:', html) and "<script" not in html and "<link" not in html, "")
+badimg = []
+for p in plots:
+    b = open(p, "rb").read()
+    if p.endswith(".png") and not (len(b) > 100 and b[:8] == b"\x89PNG\r\n\x1a\n"): badimg.append(p)
+    if p.endswith(".svg") and not (b"<svg" in b[:2000] and b.rstrip().endswith(b"</svg>")): badimg.append(p)
+check("plot_headers", not badimg, badimg)
+PY
+cat "$TMP/check"
+grep -q '^FAIL' "$TMP/check" && FAILED=1
+
+# --- 2. the same command again repeats nothing ---------------------------------------------------
+mt() { $PY -c 'import os,sys; print(" ".join(str(os.stat(p).st_mtime_ns) for p in sys.argv[1:]))' "$@"; }
+before=$(mt "$A"/runs/*/log.jsonl)
+"$LNLAB" study "${TINY[@]}" --jobs 1 --out "$A" >"$TMP/a2.out" 2>&1
+if grep -q '4 finished before, 0 trained now' "$TMP/a2.out" && [ "$before" = "$(mt "$A"/runs/*/log.jsonl)" ]; then
+  ok rerun_repeats_nothing; else fail rerun_repeats_nothing "$(head -n 1 "$TMP/a2.out")"; fi
+
+# --- 3. --jobs 2 gives the same numbers as --jobs 1 ----------------------------------------------
+B="$TMP/b"
+"$LNLAB" study "${TINY[@]}" --jobs 2 --out "$B" >/dev/null 2>"$TMP/b.err" || fail jobs2_runs "$(cat "$TMP/b.err")"
+same_results() {  # DIR1 DIR2: the numbers of every run agree (wall times and speeds aside)
+  $PY - "$1" "$2" <<'PY'
+import json, os, sys
+def load(d):
+    out = {}
+    for l in open(os.path.join(d, "results.jsonl")):
+        r = json.loads(l)
+        for k in ("tokens_per_s", "wall_s"): r.pop(k)
+        log = [json.loads(x) for x in open(os.path.join(d, "runs", r["id"], "log.jsonl"))]
+        r["curve"] = [(x["step"], x.get("loss"), x.get("val_loss")) for x in log if "loss" in x or "val_loss" in x]
+        r["settings"].pop("data")
+        out[r["id"]] = r
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+diff = [k for k in a if a[k] != b.get(k)]
+print("same" if a.keys() == b.keys() and not diff else "differ: %s" % (diff or sorted(set(a) ^ set(b))))
+PY
+}
+r=$(same_results "$A" "$B")
+if [ "$r" = same ]; then ok jobs2_same_as_jobs1; else fail jobs2_same_as_jobs1 "$r"; fi
+
+# --- 4. killed after its first run, the study goes on without repeating it ------------------------
+SLOW=(--data "$TMP/data" --presets pre,peri --dts 1 --depths 2 --lrs 3e-3 --seeds 1,2 --dim 16 --heads 2 --seq 16
+      --batch 4 --steps 1500 --warmup 0 --eval-every 500 --eval-batches 2 --probe-batch 4 --checkpoint-every 100
+      --threads 1 --jobs 1)
+C="$TMP/c"
+"$LNLAB" study "${SLOW[@]}" --quiet --out "$C" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+  [ -s "$C/results.jsonl" ] && break
+  sleep 0.05
+done
+sleep 0.3  # into the next run, past its first checkpoint
+kill -KILL "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+n1=$(wc -l <"$C/results.jsonl" 2>/dev/null || echo 0)
+if [ "$n1" -ge 1 ] && [ "$n1" -lt 4 ]; then
+  done_logs=$($PY -c 'import json,sys; print(" ".join(sys.argv[1]+"/runs/"+json.loads(l)["id"]+"/log.jsonl" for l in open(sys.argv[1]+"/results.jsonl")))' "$C")
+  before=$(mt $done_logs)
+  # the killed study's child died with it: the unfinished run's log stops growing
+  sizes1=$(cat "$C"/runs/*/log.jsonl | wc -c); sleep 0.3; sizes2=$(cat "$C"/runs/*/log.jsonl | wc -c)
+  [ "$sizes1" = "$sizes2" ] && ok kill_stops_children || fail kill_stops_children "logs still grow after the kill"
+  ckpt=$(ls "$C"/runs/*/checkpoints/state_* 2>/dev/null | grep -v -F -f <(for f in $done_logs; do dirname "$f"; done) | head -n 1)
+  if "$LNLAB" study "${SLOW[@]}" --out "$C" >"$TMP/c2.out" 2>"$TMP/c2.err" &&
+     grep -q "($n1 finished before, $((4 - n1)) trained now, 0 failed)" "$TMP/c2.out" &&
+     [ "$(wc -l <"$C/results.jsonl")" -eq 4 ] && [ "$before" = "$(mt $done_logs)" ]; then
+    ok resume_after_kill
+  else fail resume_after_kill "$(head -n 1 "$TMP/c2.out") $(tail -n 2 "$TMP/c2.err")"; fi
+  # the run cut short continues from its checkpoint (if it had written one) instead of starting over
+  if [ -n "$ckpt" ]; then
+    grep -q "resuming .* from its newest checkpoint" "$TMP/c2.err" && ok resume_uses_checkpoint ||
+      fail resume_uses_checkpoint "no resume although $ckpt exists: $(cat "$TMP/c2.err")"
+  fi
+  D="$TMP/d"
+  "$LNLAB" study "${SLOW[@]}" --out "$D" >/dev/null 2>&1
+  r=$(same_results "$C" "$D")
+  if [ "$r" = same ]; then ok resumed_equals_uninterrupted; else fail resumed_equals_uninterrupted "$r"; fi
+else
+  fail resume_after_kill "after the kill results.jsonl has $n1 records, expected 1 to 3 (runs too fast or too slow?)"
+fi
+
+# --- 5. without gnuplot: the report says why there are no plots ----------------------------------
+E="$TMP/e"
+cp -r "$A" "$E"
+if "$LNLAB" study "${TINY[@]}" --out "$E" --gnuplot "$TMP/no-such-gnuplot" >"$TMP/e.out" 2>&1 &&
+   grep -q 'No plots: gnuplot' "$E/summary.md" && grep -q 'No plots: gnuplot' "$E/report.html" &&
+   ! ls "$E"/plots/*.png >/dev/null 2>&1 && grep -q 'no plots: gnuplot' "$TMP/e.out"; then ok report_without_gnuplot
+else fail report_without_gnuplot "$(cat "$TMP/e.out")"; fi
+
+# --- 6. errors -------------------------------------------------------------------------------------
+expect_error changed_setting_refused 2 "run .* was made with weight_decay 0.1, this study asks for weight_decay 0.2" -- \
+  "$LNLAB" study "${TINY[@]}" --out "$A" --weight-decay 0.2
+printf '{"steps": 20,\n "lrs": [0.003' >"$TMP/bad.json"
+expect_error config_bad_json 2 "bad.json: not valid JSON at line 2" -- "$LNLAB" study --config "$TMP/bad.json" --out "$TMP/x"
+echo '{"presets": ["pre", "bogus"]}' >"$TMP/preset.json"
+expect_error config_unknown_preset 2 "preset.json: field 'presets\[1\]': 'bogus' is not a preset" -- \
+  "$LNLAB" study --config "$TMP/preset.json" --out "$TMP/x"
+echo '{"grids": [{"name": "g", "presets": ["peri"]}, {"presets": ["nope"]}]}' >"$TMP/grid.json"
+expect_error config_grid_unknown_preset 2 "grid.json: field 'grids\[1\].presets\[0\]': 'nope' is not a preset" -- \
+  "$LNLAB" study --config "$TMP/grid.json" --out "$TMP/x"
+echo '{"steps": -5}' >"$TMP/steps.json"
+expect_error config_negative_steps 2 "steps.json: field 'steps': expected an integer in \[1, .*got -5" -- \
+  "$LNLAB" study --config "$TMP/steps.json" --out "$TMP/x"
+echo '{"stepz": 5}' >"$TMP/unknown.json"
+expect_error config_unknown_field 2 "unknown.json: unknown field 'stepz'" -- "$LNLAB" study --config "$TMP/unknown.json" --out "$TMP/x"
+echo '{"steps": 10, "warmup": 10}' >"$TMP/warm.json"
+expect_error config_warmup 2 "warm.json: field 'warmup'" -- "$LNLAB" study --config "$TMP/warm.json" --out "$TMP/x"
+expect_error config_missing_file 2 "nothere.json" -- "$LNLAB" study --config "$TMP/nothere.json" --out "$TMP/x"
+expect_error flag_unknown_preset 2 "--presets: 'bogus' is not a preset" -- "$LNLAB" study --presets pre,bogus --out "$TMP/x"
+expect_error flag_negative_dt 2 "--dts" -- "$LNLAB" study --dts -1 --out "$TMP/x"
+[ -e "$TMP/x" ] && fail errors_write_nothing "$TMP/x was created" || ok errors_write_nothing
+
+# --- 7. built-in configs print as JSON that --config reads back ----------------------------------
+for s in default paper; do
+  "$LNLAB" study --preset-study "$s" --print-config >"$TMP/$s.json" &&
+    "$LNLAB" study --config "$TMP/$s.json" --print-config >"$TMP/$s.2.json" &&
+    cmp -s "$TMP/$s.json" "$TMP/$s.2.json" && ok "print_config_roundtrip_$s" ||
+    fail "print_config_roundtrip_$s" "differs or failed"
+done
+if $PY -c 'import json,sys
+c = json.load(open(sys.argv[1])); g = c["grids"][0]
+ok = (g["sizes"] == ["gpt2", "gpt2-large", "gpt2-xl"] and g["presets"] == ["post", "pre", "peri"] and g["dts"] == [1, 0.1]
+      and g["lrs"] == [0.0006] and c["seq"] == 1024 and c["warmup"] == 2000 and c["beta2"] == 0.95 and c["weight_decay"] == 0.1
+      and c["grad_clip"] == 1 and abs(c["min_lr_frac"] - 0.1) < 1e-12 and c["schedule"] == "cosine")
+sys.exit(0 if ok else 1)' "$TMP/paper.json"; then ok paper_config; else fail paper_config "$(cat "$TMP/paper.json")"; fi
+"$LNLAB" study --preset-study paper --steps 5000 --seeds 1,2 --print-config | grep -q '"steps":.*5000' &&
+  ok flags_override_config || fail flags_override_config "--steps did not override"
+
+finish

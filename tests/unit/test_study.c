@@ -1,0 +1,182 @@
+/* Study library: config parsing and its errors, top-level axes as grid defaults, flags over a
+ * config, expansion into runs (ids, order, repeats dropped, named sizes), medians, and results
+ * records read back as written. */
+#include <cjson/cJSON.h>
+
+#include "harness.h"
+#include "study/config.h"
+#include "study/results.h"
+
+static int parse(LnlStudyConfig *c, const char *json, LnlErr *e) { return lnl_study_config_parse(c, json, "t.json", e); }
+
+static void test_builtin_default_expands(void) {
+    LnlStudyConfig c;
+    LnlErr e;
+    CHECK(lnl_study_config_builtin(&c, "default", &e) == 0, "%s", e.msg);
+    LnlStudyRun *runs;
+    int n;
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0, "%s", e.msg);
+    /* 2 presets x 2 dt x 3 depths x 3 seeds + 2 x 2 x 1 x 3 + 2 x 1 x 1 x 3 */
+    CHECK(n == 36 + 12 + 6, "n = %d", n);
+    CHECK(strcmp(runs[0].id, "pre-dt1-L4-lr0.003-s1") == 0, "first id %s", runs[0].id);
+    CHECK(strcmp(runs[1].id, "pre-dt1-L4-lr0.003-s2") == 0, "seed varies fastest: %s", runs[1].id);
+    CHECK(strcmp(runs[n - 1].id, "b2t-dt1-L16-lr0.003-s3") == 0, "last id %s", runs[n - 1].id);
+    for (int i = 0; i < n; i++) {
+        CHECK(runs[i].order == i, "order");
+        for (int j = 0; j < i; j++) CHECK(strcmp(runs[i].id, runs[j].id) != 0, "repeated id %s", runs[i].id);
+    }
+    free(runs);
+    lnl_study_config_free(&c);
+}
+
+static void test_paper_sizes(void) {
+    LnlStudyConfig c;
+    LnlErr e;
+    CHECK(lnl_study_config_builtin(&c, "paper", &e) == 0, "%s", e.msg);
+    LnlStudyRun *runs;
+    int n;
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0, "%s", e.msg);
+    CHECK(n == 3 * 2 * 3, "n = %d", n);
+    CHECK(strcmp(runs[0].id, "post-dt1-gpt2-lr0.0006-s1") == 0, "%s", runs[0].id);
+    CHECK(runs[0].depth == 12 && runs[0].dim == 768 && runs[0].heads == 12, "gpt2 shape");
+    int xl = 0;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(runs[i].size, "gpt2-xl")) xl = runs[i].depth == 48 && runs[i].dim == 1600 && runs[i].heads == 25;
+    CHECK(xl, "gpt2-xl is 48 layers of width 1600, 25 heads");
+    CHECK(c.seq == 1024 && c.warmup == 2000 && c.grad_clip == 1 && c.weight_decay == 0.1 && c.beta2 == 0.95, "settings");
+    free(runs);
+    lnl_study_config_free(&c);
+}
+
+static void test_top_level_axes_and_dedupe(void) {
+    LnlStudyConfig c;
+    LnlErr e;
+    const char *j = "{\"steps\": 30, \"seeds\": [7, 8], \"grids\": [{\"name\": \"a\", \"presets\": [\"sandwich\"]},"
+                    " {\"presets\": [\"peri\", \"hybrid*\"], \"depths\": [3]}]}";
+    CHECK(parse(&c, j, &e) == 0, "%s", e.msg);
+    CHECK(c.steps == 30 && c.dim == 64, "fields: steps %lld dim %lld", c.steps, c.dim);
+    LnlStudyRun *runs;
+    int n;
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0, "%s", e.msg);
+    /* grid a: peri (sandwich is peri) x dt 1 x L4 x 2 seeds; grid 2: peri, hybrid* x L3 x 2 seeds */
+    CHECK(n == 2 + 4, "n = %d", n);
+    CHECK(strcmp(runs[0].id, "peri-dt1-L4-lr0.003-s7") == 0, "%s", runs[0].id);
+    CHECK(strcmp(runs[4].id, "hybridstar-dt1-L3-lr0.003-s7") == 0, "%s", n > 4 ? runs[4].id : "");
+    CHECK(strcmp(runs[2].grid, "grid2") == 0, "unnamed grid: %s", runs[2].grid);
+    free(runs);
+    /* an axis flag replaces the axis in every grid: both grids become the same runs */
+    const char *items[] = {"pre,post", "post"};
+    CHECK(lnl_study_axis_set_all(&c, LNL_AX_PRESET, items, 2, "--presets", &e) == 0, "%s", e.msg);
+    const char *d[] = {"5"};
+    CHECK(lnl_study_axis_set_all(&c, LNL_AX_DEPTH, d, 1, "--depths", &e) == 0, "%s", e.msg);
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0, "%s", e.msg);
+    CHECK(n == 4, "pre, post, post x 2 seeds, repeats dropped: n = %d", n);
+    free(runs);
+    lnl_study_config_free(&c);
+}
+
+static void test_config_errors(void) {
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"steps\": 10,", "t.json: not valid JSON at line 1"},
+        {"[1, 2]", "t.json: expected a JSON object"},
+        {"{\"steps\": -3}", "t.json: field 'steps': expected an integer in [1, "},
+        {"{\"steps\": 2.5}", "t.json: field 'steps': expected an integer, got 2.5"},
+        {"{\"steps\": \"many\"}", "t.json: field 'steps': expected a number"},
+        {"{\"norm\": \"batchnorm\"}", "t.json: field 'norm': 'batchnorm' is not one of layernorm|rmsnorm"},
+        {"{\"presets\": [\"pre\", 3]}", "t.json: field 'presets[1]': expected a string"},
+        {"{\"dts\": [1, 0]}", "t.json: field 'dts[1]': dt must be positive"},
+        {"{\"sizes\": [\"gpt5\"]}", "t.json: field 'sizes[0]': 'gpt5' is not a named size"},
+        {"{\"depths\": [4], \"sizes\": [\"gpt2\"]}", "t.json: give depths or sizes, not both"},
+        {"{\"grids\": []}", "t.json: field 'grids': expected a non-empty list"},
+        {"{\"grids\": [{\"lr\": [1]}]}", "t.json: unknown field 'grids[0].lr'"},
+        {"{\"dim\": 30, \"heads\": 4}", "t.json: field 'heads': 4 does not divide dim 30"},
+        {"{\"seeds\": []}", "t.json: field 'seeds': empty list"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        LnlStudyConfig c;
+        LnlErr e = {{0}};
+        int r = parse(&c, cases[i].json, &e);
+        CHECK(r != 0, "accepted %s", cases[i].json);
+        CHECK(strstr(e.msg, cases[i].want) != NULL, "%s: got '%s', want '%s'", cases[i].json, e.msg, cases[i].want);
+        CHECK(strchr(e.msg, '\n') == NULL, "message on one line: %s", e.msg);
+        if (r == 0) lnl_study_config_free(&c);
+    }
+}
+
+static void test_config_json_roundtrip(void) {
+    LnlStudyConfig a, b;
+    LnlErr e;
+    CHECK(lnl_study_config_builtin(&a, "default", &e) == 0, "%s", e.msg);
+    char *s1 = lnl_study_config_to_json(&a);
+    CHECK(parse(&b, s1, &e) == 0, "%s", e.msg);
+    char *s2 = lnl_study_config_to_json(&b);
+    CHECK(strcmp(s1, s2) == 0, "printed config reads back to itself");
+    char *k1 = lnl_study_settings_json(&a), *k2 = lnl_study_settings_json(&b);
+    CHECK(strcmp(k1, k2) == 0 && strstr(k1, "\"jobs\"") == NULL && strstr(k1, "\"steps\":200"), "settings %s", k1);
+    free(s1);
+    free(s2);
+    cJSON_free(k1);
+    cJSON_free(k2);
+    lnl_study_config_free(&a);
+    lnl_study_config_free(&b);
+}
+
+static void test_median(void) {
+    double v[] = {3, NAN, 1, 2, INFINITY};
+    CHECK(lnl_study_median(v, 5) == 2, "median of 3 finite values");
+    double w[] = {4, 1, 3, 2};
+    CHECK(lnl_study_median(w, 4) == 2.5, "even count");
+    double z[] = {NAN};
+    CHECK(isnan(lnl_study_median(z, 1)), "no finite value");
+}
+
+static void test_record_roundtrip(void) {
+    LnlStudyResult r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.run.id, sizeof r.run.id, "pre-dt1-L3-lr0.003-s1");
+    snprintf(r.run.preset, sizeof r.run.preset, "pre");
+    snprintf(r.grid, sizeof r.grid, "g");
+    r.run.dt = 1;
+    r.run.lr = 0.003;
+    r.run.depth = 3;
+    r.run.seed = 1;
+    r.final_val_loss = 2.5;
+    r.final_train_loss = NAN;
+    r.diverged_at_step = -1;
+    r.max_rise = 0.25;
+    r.max_rise_step = 17;
+    r.tokens_per_s = 1000;
+    r.wall_s = 1.5;
+    r.nlayers = 4;
+    LnlStudyLayer layers[4] = {{0.1, 0.01, 0.01, 0, NAN, 1}, {1, 1, 1, 0.5, 2, 1}, {2, 4, 1, 0.25, 3, 1},
+                               {4, 16, 1, 2, 4, 1}};
+    r.layers = layers;
+    char *line = lnl_study_result_to_json(&r, "{\"steps\":20}");
+    LnlStudyResult b;
+    LnlErr e;
+    CHECK(lnl_study_result_from_json(&b, line, "line", &e) == 0, "%s", e.msg);
+    CHECK(!strcmp(b.run.id, r.run.id) && b.final_val_loss == 2.5 && isnan(b.final_train_loss) && b.nlayers == 4,
+          "fields back");
+    CHECK(b.last_hidden == 4, "last layer's hidden_mean_abs: %g", b.last_hidden);
+    CHECK(b.grad_ratio == 0.25, "grad ratio layer 1 / layer L = 0.5 / 2: %g", b.grad_ratio);
+    CHECK(b.median_sensitivity == 3, "median over layers 1..L: %g", b.median_sensitivity);
+    CHECK(b.max_rise == 0.25 && b.max_rise_step == 17, "loss rise");
+    CHECK(b.growth.magnitude.linear.ok && b.growth.magnitude.exponential.ok, "fits over 4 entries");
+    CHECK(strstr(line, "\"settings\":{\"steps\":20}") != NULL, "settings embedded: %s", line);
+    CHECK(strstr(line, "\"diverged_at_step\":null") != NULL, "null when not diverged");
+    lnl_study_result_free(&b);
+    cJSON_free(line);
+}
+
+int main(void) {
+    RUN_TEST(test_builtin_default_expands);
+    RUN_TEST(test_paper_sizes);
+    RUN_TEST(test_top_level_axes_and_dedupe);
+    RUN_TEST(test_config_errors);
+    RUN_TEST(test_config_json_roundtrip);
+    RUN_TEST(test_median);
+    RUN_TEST(test_record_roundtrip);
+    TEST_MAIN_END();
+}
