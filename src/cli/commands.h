@@ -8,3 +8,4 @@ LNL_COMMAND(probe, "per-layer hidden-state and gradient figures of a model on on
 LNL_COMMAND(eval, "validation loss and perplexity of a model")
 LNL_COMMAND(sample, "generate text from a model")
 LNL_COMMAND(study, "run a grid of training runs and report how stable each placement is")
+LNL_COMMAND(bench, "training speed of lnlab beside PyTorch on the same models (docs/PERFORMANCE.md)")

@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../kernels/kernels.h"
+
 #define LNL_COMMAND(name, summary) int cmd_##name(int argc, char **argv);
 #include "commands.h"
 #undef LNL_COMMAND
@@ -26,6 +28,9 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    /* before anything else: may re-execute with AVX-512 BLAS kernels (docs/PERFORMANCE.md) */
+    lnl_kernels_blas_reexec(argv);
+    lnl_kernels_set_threads(0);
     if (argc < 2) {
         usage(stderr);
         return 2;

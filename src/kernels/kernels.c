@@ -11,6 +11,9 @@
 
 #include "kernels_internal.h"
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 #ifdef LNL_HAVE_BLAS
 #include <cblas.h>
 #endif
@@ -182,50 +185,131 @@ static void mm_axpy_driver(float *out, int R, int J, int K, const float *coef, s
 }
 #endif
 
+#ifdef LNL_HAVE_BLAS
+/* One pool of threads: with more than one OpenMP thread and OpenBLAS set to one thread
+ * (lnl_kernels_set_threads), a product is cut into one contiguous slice per OpenMP thread and
+ * each thread calls a single-threaded sgemm on its slice. OpenBLAS's own threads would otherwise
+ * compete for the cores with OpenMP threads that spin after every parallel region. The slice is
+ * taken along the larger of M and N: a slice of rows re-reads all of op(B), a slice of columns all
+ * of op(A), so cutting the larger side duplicates the smaller operand. Slice bounds fall on
+ * multiples of GEMM_ALIGN so that every slice runs full micro-kernel tiles. */
+#define GEMM_ALIGN 64
+
+static int blas_is_serial(void) { return openblas_get_num_threads() == 1; }
+
+/* C (M, N) = op(A) op(B) + (bias rows if bias, else beta C); op = transpose where ta / tb. */
+static void gemm_slice(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc, const float *bias) {
+    if (M <= 0 || N <= 0) return;
+    if (bias) {
+        for (int r = 0; r < M; r++) memcpy(C + (size_t)r * ldc, bias, (size_t)N * sizeof(float));
+        beta = 1.0f;
+    }
+    if (K <= 0) { /* BLAS rejects K = 0 (lda < 1): the product is zero */
+        if (!bias && beta != 1.0f)
+            for (int r = 0; r < M; r++)
+                for (int j = 0; j < N; j++) C[(size_t)r * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)r * ldc + j];
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda,
+                B, ldb, beta, C, ldc);
+}
+
+/* Slice bounds [lo, hi) of part p of nparts over n, on multiples of GEMM_ALIGN. */
+static void gemm_part(int n, int p, int nparts, int *lo, int *hi) {
+    long units = (n + GEMM_ALIGN - 1) / GEMM_ALIGN;
+    long u0 = units * p / nparts, u1 = units * (p + 1) / nparts;
+    *lo = (int)(u0 * GEMM_ALIGN < n ? u0 * GEMM_ALIGN : n);
+    *hi = (int)(u1 * GEMM_ALIGN < n ? u1 * GEMM_ALIGN : n);
+}
+
+/* Part p of nparts of the product (see gemm). */
+static void gemm_piece(int p, int nparts, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
+    int lo, hi;
+    if (M >= N) {
+        gemm_part(M, p, nparts, &lo, &hi);
+        gemm_slice(ta, tb, hi - lo, N, K, ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb, beta, C + (size_t)lo * ldc,
+                   ldc, bias);
+    } else {
+        gemm_part(N, p, nparts, &lo, &hi);
+        gemm_slice(ta, tb, M, hi - lo, K, A, lda, tb ? B + (size_t)lo * ldb : B + lo, ldb, beta, C + lo, ldc,
+                   bias ? bias + lo : NULL);
+    }
+}
+
+static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc, const float *bias) {
+    int nt = lnl_kernels_threads();
+    if (nt <= 1 || !blas_is_serial()) {
+        gemm_slice(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+        return;
+    }
+    LNL_OMP(parallel num_threads(nt))
+    {
+        int p = 0, np = 1;
+#if defined(_OPENMP)
+        p = omp_get_thread_num();
+        np = omp_get_num_threads();
+#endif
+        gemm_piece(p, np, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+    }
+}
+#endif
+
 void lnl_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IC,
                         int OC) {
     if (N <= 0 || OC <= 0) return;
 #ifdef LNL_HAVE_BLAS
-    if (bias || IC <= 0) { /* BLAS rejects IC = 0 (lda < 1); the product is then just the bias */
-        LNL_OMP(parallel for schedule(static))
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias ? bias[o] : 0.0f;
-    }
-    if (IC <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, weight, IC, bias ? 1.0f : 0.0f,
-                out, OC);
+    gemm(0, 1, N, OC, IC, inp, IC > 0 ? IC : 1, weight, IC > 0 ? IC : 1, 0.0f, out, OC, bias);
 #else
     matmul_forward_blocked(out, inp, weight, bias, N, IC, OC);
 #endif
 }
 
-/* dbias[o] += sum_n dout[n, o]: threads own column blocks, double accumulation per column. */
+/* dbias[o] += sum_n dout[n, o] over columns [c0, c1), double accumulation per column. */
+static void colsum_cols(float *dbias, const float *dout, int N, int OC, int c0, int c1) {
+    enum { CB = 256 };
+    for (int cb = c0; cb < c1; cb += CB) {
+        int nc = imin(CB, c1 - cb);
+        double acc[CB];
+        for (int j = 0; j < nc; j++) acc[j] = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC + cb;
+            for (int j = 0; j < nc; j++) acc[j] += d[j];
+        }
+        for (int j = 0; j < nc; j++) dbias[cb + j] += (float)acc[j];
+    }
+}
+
+/* dbias += column sums of dout: threads own column blocks. */
 static void colsum_acc(float *dbias, const float *dout, int N, int OC) {
     enum { CB = 256 };
     int ncb = (OC + CB - 1) / CB;
     LNL_OMP(parallel for schedule(static))
-    for (int cb = 0; cb < ncb; cb++) {
-        int c0 = cb * CB, nc = imin(CB, OC - c0);
-        double acc[CB];
-        for (int j = 0; j < nc; j++) acc[j] = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float *d = dout + (size_t)n * OC + c0;
-            for (int j = 0; j < nc; j++) acc[j] += d[j];
-        }
-        for (int j = 0; j < nc; j++) dbias[c0 + j] += (float)acc[j];
-    }
+    for (int cb = 0; cb < ncb; cb++) colsum_cols(dbias, dout, N, OC, cb * CB, imin(OC, cb * CB + CB));
 }
 
 void lnl_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                          const float *weight, int N, int IC, int OC) {
     if (N <= 0 || OC <= 0) return;
 #ifdef LNL_HAVE_BLAS
-    if (dinp && IC > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC, 1.0f, dinp,
-                    IC);
-    if (dweight && IC > 0)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight,
-                    IC);
+    if (IC > 0 && dinp && dweight && lnl_kernels_threads() == 2 && blas_is_serial()) {
+        /* two threads, two products of equal cost: one each, whole, instead of halves of each */
+        LNL_OMP(parallel sections num_threads(2))
+        {
+            LNL_OMP(section)
+            gemm_slice(0, 0, N, IC, OC, dout, OC, weight, IC, 1.0f, dinp, IC, NULL);
+            LNL_OMP(section)
+            {
+                gemm_slice(1, 0, OC, IC, N, dout, OC, inp, IC, 1.0f, dweight, IC, NULL);
+                if (dbias) colsum_cols(dbias, dout, N, OC, 0, OC);
+            }
+        }
+        return;
+    }
+    if (dinp && IC > 0) gemm(0, 0, N, IC, OC, dout, OC, weight, IC, 1.0f, dinp, IC, NULL);
+    if (dweight && IC > 0) gemm(1, 0, OC, IC, N, dout, OC, inp, IC, 1.0f, dweight, IC, NULL);
 #else
     if (dinp && IC > 0) mm_axpy_driver(dinp, N, IC, OC, dout, (size_t)OC, 1, weight, (size_t)IC);
     if (dweight && IC > 0) mm_axpy_driver(dweight, OC, IC, N, dout, 1, (size_t)OC, inp, (size_t)IC);
@@ -437,6 +521,61 @@ void lnl_softmax_xent_backward(float *dlogits, const float *probs, const int32_t
         float dl = dloss[r];
         for (int v = 0; v < V; v++) d[v] += p[v] * dl;
         d[tg] -= dl;
+    }
+}
+
+/* ---- cross-entropy on one buffer: the forward reads each row twice (the max, then the sum of
+ * exponentials, while the row is still in cache) and writes nothing of size V; the backward turns
+ * the row into dlogits in place, recomputing the probabilities instead of storing them. ---- */
+
+/* sum_v exp(x[v] - mx) in double, in exactly the order lnl_sum_d adds the stored exponentials of
+ * lnl_softmax_xent_forward (8 lanes, then the tail, then the lanes), through a small buffer. */
+static double sum_exp_shift_d(const float *x, float mx, int n) {
+    enum { CH = 512 }; /* a multiple of LNL_LANES */
+    float e[CH];
+    double acc[LNL_LANES] = {0};
+    int n8 = n - n % LNL_LANES;
+    for (int i0 = 0; i0 < n8; i0 += CH) {
+        int m = imin(CH, n8 - i0);
+        for (int j = 0; j < m; j++) e[j] = expf_approx(x[i0 + j] - mx);
+        for (int j = 0; j < m; j += LNL_LANES)
+            for (int k = 0; k < LNL_LANES; k++) acc[k] += (double)e[j + k];
+    }
+    double s = 0.0;
+    for (int i = n8; i < n; i++) s += (double)expf_approx(x[i] - mx);
+    for (int k = 0; k < LNL_LANES; k++) s += acc[k];
+    return s;
+}
+
+void lnl_xent_forward(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
+                      int V) {
+    LNL_OMP(parallel for schedule(static))
+    for (int r = 0; r < N; r++) {
+        const float *x = logits + (size_t)r * V;
+        int32_t tg = targets[r];
+        assert(tg < V);
+        float mx = max_f(x, V);
+        double z = sum_exp_shift_d(x, mx, V);
+        rmax[r] = mx;
+        riz[r] = (float)(1.0 / z);
+        losses[r] = tg >= 0 ? (float)(log(z) - ((double)x[tg] - mx)) : 0.0f;
+    }
+}
+
+void lnl_xent_backward_inplace(float *logits, const float *rmax, const float *riz, const int32_t *targets,
+                               const float *dloss, int N, int V) {
+    LNL_OMP(parallel for schedule(static))
+    for (int r = 0; r < N; r++) {
+        float *x = logits + (size_t)r * V;
+        int32_t tg = targets[r];
+        if (tg < 0) {
+            memset(x, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        const float mx = rmax[r], iz = riz[r], dl = dloss[r];
+        float pt = expf_approx(x[tg] - mx) * iz;
+        for (int v = 0; v < V; v++) x[v] = (expf_approx(x[v] - mx) * iz) * dl;
+        x[tg] = pt * dl - dl; /* rounded as lnl_softmax_xent_backward rounds it */
     }
 }
 

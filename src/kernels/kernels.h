@@ -101,6 +101,26 @@ void lnl_softmax_xent_backward(float *dlogits,       /* (N, V) += */
                                const float *dloss,   /* (N) */
                                int N, int V);
 
+/* ---- cross-entropy over the vocabulary on one (N, V) buffer (what the model runs) ----
+ * Forward: per row i, rmax[i] = max_v logits[i, v], riz[i] = 1 / sum_v exp(logits[i, v] - rmax[i])
+ * and losses[i] = -log softmax(logits[i])[targets[i]] (0 if targets[i] < 0); logits are read only.
+ * Backward, in place: the buffer holding the logits is overwritten (=, the one gradient not
+ * accumulated with +=) with dlogits[i, v] = (exp(logits[i, v] - rmax[i]) riz[i] - [v == targets[i]])
+ * * dloss[i], zero for ignored rows. So no second (N, V) buffer and no probabilities are kept;
+ * the probabilities are the same floats lnl_softmax_xent_forward computes. */
+void lnl_xent_forward(float *losses,          /* (N) */
+                      float *rmax,            /* (N) saved */
+                      float *riz,             /* (N) saved */
+                      const float *logits,    /* (N, V) */
+                      const int32_t *targets, /* (N) */
+                      int N, int V);
+void lnl_xent_backward_inplace(float *logits,          /* (N, V) in: logits; out: dlogits */
+                               const float *rmax,      /* (N) */
+                               const float *riz,       /* (N) */
+                               const int32_t *targets, /* (N) */
+                               const float *dloss,     /* (N) */
+                               int N, int V);
+
 /* ---- AdamW, decoupled weight decay, bias-corrected; t is the 1-based step ----
  * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  * p -= lr * ( (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) + wd * p ). */
@@ -117,6 +137,26 @@ void lnl_chanscale_forward(float *out, const float *x, const float *s, int N, in
 void lnl_chanscale_backward(float *dx, float *ds, const float *dout, const float *x, const float *s, int N, int C);
 /* Sum of squares with double accumulation. */
 double lnl_sumsq(const float *x, size_t n);
+
+/* ---- run-time setup (runtime.c): process-wide, made once by main() before any kernel runs ---- */
+/* OpenBLAS picks its kernels when the library loads, from OPENBLAS_CORETYPE or its own CPU
+ * detection; Debian's 0.3.21 detects AVX-512 CPUs it does not know (AMD Zen 4/5) as Haswell (AVX2),
+ * half the SGEMM speed. On a CPU with AVX-512 (F, BW, VL, DQ), if OPENBLAS_CORETYPE is unset or
+ * names another core than SkylakeX/CooperLake/SapphireRapids, this sets OPENBLAS_CORETYPE=SkylakeX
+ * and re-executes the program (/proc/self/exe, same argv) once, so the library loads again with
+ * the AVX-512 kernels. LNLAB_BLAS_CORETYPE=keep leaves the environment alone; LNLAB_BLAS_CORETYPE=X
+ * asks for core type X instead. Returns (without re-executing) when there is nothing to do or on
+ * a second call in the re-executed process. Call first thing in main(). */
+void lnl_kernels_blas_reexec(char **argv);
+/* OPENBLAS_CORETYPE as it was before lnl_kernels_blas_reexec changed it (NULL if unset). */
+const char *lnl_kernels_blas_env_orig(void);
+/* Threads for the kernels: n > 0 sets OpenMP's team size (else OMP_NUM_THREADS or all cores), and
+ * OpenBLAS is set to one thread so that products run inside lnlab's OpenMP threads, one slice each
+ * (LNLAB_BLAS_THREADS=own keeps OpenBLAS's own threads instead). */
+void lnl_kernels_set_threads(int n);
+int lnl_kernels_threads(void);
+/* The BLAS in use, its kernels and threading, for reports. */
+const char *lnl_kernels_blas_name(void);
 
 /* Reference versions of every op above, for tests; same signatures, lnl_ref_ prefix. */
 void lnl_ref_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IC,

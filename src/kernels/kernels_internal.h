@@ -174,6 +174,10 @@ static inline void lnl_adam_elem(float *p, float g, float *m, float *v, const Ln
 }
 
 /* Reference versions of the ops that kernels.h does not list under lnl_ref_ (same signatures). */
+void lnl_ref_xent_forward(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
+                          int V);
+void lnl_ref_xent_backward_inplace(float *logits, const float *rmax, const float *riz, const int32_t *targets,
+                                   const float *dloss, int N, int V);
 void lnl_ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss,
                                    int N, int V);
 void lnl_ref_gelu_forward(float *out, const float *inp, size_t n);

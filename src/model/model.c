@@ -296,12 +296,14 @@ static void layout_acts(LnlModel *m, Arena *a) {
     }
     m->logits = take(a, N * V);
     m->losses = take(a, N);
+    m->xent_max = take(a, N);
+    m->xent_iz = take(a, N);
 }
 
 static void layout_scratch(LnlModel *m, Arena *a) {
     const LnlConfig *c = &m->cfg;
     const size_t B = (size_t)m->B, T = (size_t)m->T, C = (size_t)c->n_embd;
-    const size_t N = B * T, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
+    const size_t N = B * T, NH = (size_t)c->n_head;
     for (int i = 0; i < 3; i++) m->d_stream[i] = take(a, N * C);
     m->d_r = take(a, N * C);
     m->d_f = take(a, N * C);
@@ -315,7 +317,6 @@ static void layout_scratch(LnlModel *m, Arena *a) {
     m->d_fch = take(a, N * 4 * C);
     m->d_fch2 = take(a, N * 4 * C);
     m->d_att = take(a, B * NH * T * T);
-    m->d_logits = take(a, N * V);
     m->d_losses = take(a, N);
 }
 
@@ -597,7 +598,7 @@ static float forward_impl(LnlModel *m, const int32_t *inputs, const int32_t *tar
     m->loss = 0.0f;
     if (targets) {
         memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
-        lnl_softmax_xent_forward(m->losses, m->logits, m->logits, targets, N, V);
+        lnl_xent_forward(m->losses, m->xent_max, m->xent_iz, m->logits, targets, N, V);
         double sum = 0;
         int count = 0;
         for (int i = 0; i < N; i++) {
@@ -832,18 +833,20 @@ void lnl_model_backward(LnlModel *m) {
     int count = 0;
     for (int i = 0; i < N; i++) count += m->targets[i] >= 0;
     for (int i = 0; i < N; i++) m->d_losses[i] = count ? 1.0f / (float)count : 0.0f;
-    zero(m->d_logits, (size_t)N * V);
-    lnl_softmax_xent_backward(m->d_logits, m->logits, m->targets, m->d_losses, N, V);
+    /* the logits become dlogits in place; a second backward needs a new forward */
+    lnl_xent_backward_inplace(m->logits, m->xent_max, m->xent_iz, m->targets, m->d_losses, N, V);
+    m->have_targets = 0;
+    const float *dlogits = m->logits;
     const float *x = c->final_norm ? m->lnf : m->stream[2 * L];
     float *dtop = m->d_stream[0];
     zero(dtop, n);
     if (c->final_norm) {
         zero(m->d_x, n);
-        lnl_matmul_backward(m->d_x, m->g.wte, NULL, m->d_logits, x, m->p.wte, N, C, V);
+        lnl_matmul_backward(m->d_x, m->g.wte, NULL, dlogits, x, m->p.wte, N, C, V);
         lnl_norm_backward(dtop, m->g.lnfw, m->g.lnfb, m->d_x, m->stream[2 * L], m->p.lnfw, m->lnf_mean, m->lnf_rstd,
                           N, C, 1, 1, c->norm, 1.0f);
     } else {
-        lnl_matmul_backward(dtop, m->g.wte, NULL, m->d_logits, x, m->p.wte, N, C, V);
+        lnl_matmul_backward(dtop, m->g.wte, NULL, dlogits, x, m->p.wte, N, C, V);
     }
     m->dx_norm[L] = sqrt(lnl_sumsq(dtop, n));
     int ia = 0; /* d_stream[ia] holds dLoss/d stream[2l+2] */

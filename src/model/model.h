@@ -134,14 +134,15 @@ typedef struct {
     float **stream;                   /* stream[k], k = 0..2L: input of sub-layer k, (N, C) */
     LnlSubActs *sub;                  /* (2L), sub-layer k = 2l + s */
     float *lnf, *lnf_mean, *lnf_rstd; /* (N, C) */
-    float *logits;                    /* (N, V); holds probabilities after a forward with targets */
+    float *logits;                    /* (N, V); after lnl_model_backward it holds dLoss/dlogits instead */
     float *losses;                    /* (N) */
+    float *xent_max, *xent_iz;        /* (N) each: per row, the max logit and 1/sum exp(logit - max) */
     int32_t *inputs, *targets;        /* (N) copies of the last batch */
     int have_targets;
     /* backward scratch */
     float *scratch_mem;
     float *d_stream[3], *d_r, *d_f, *d_f2, *d_u, *d_tmp, *d_atty, *d_qkv, *d_qkvn, *d_fch, *d_fch2, *d_att;
-    float *d_logits, *d_losses, *d_x;
+    float *d_losses, *d_x; /* dLoss/dlogits lives in logits (lnl_xent_backward_inplace) */
     /* per-block statistics written by backward: ||dLoss/d stream leaving block l||, l = 0..L */
     double *dx_norm;
     /* runtime settings */

@@ -211,9 +211,24 @@ static void matmul_bwd(int impl, float *dx, float *dw, float *db, const float *d
     (impl == IMPL_FAST ? lnl_matmul_backward : lnl_ref_matmul_backward)(dx, dw, db, dout, x, w, N, IC, OC);
 }
 
+/* Threading modes of the fast matmul (lnl_kernels_set_threads): one thread; two OpenMP threads
+ * each running a single-threaded BLAS on a slice (and the backward's two products side by side);
+ * BLAS's own threads. Every mode must match the reference. */
+static const char *thread_mode_name[3] = {"1 thread", "2 threads, one pool", "2 threads, BLAS's own"};
+static void set_thread_mode(int mode) {
+    if (mode == 2) setenv("LNLAB_BLAS_THREADS", "own", 1);
+    else unsetenv("LNLAB_BLAS_THREADS");
+    lnl_kernels_set_threads(mode == 0 ? 1 : 2);
+}
+
 static void test_matmul_fast_vs_ref(void) {
-    const int shapes[][3] = {{37, 24, 50}, {131, 300, 67}, {1, 5, 3}, {64, 64, 64}, {5, 1, 130}, {3, 0, 4}};
+    /* rows >= columns and the reverse, sizes that are not multiples of the slice alignment, and
+     * the LM head's shape of a small vocabulary */
+    const int shapes[][3] = {{37, 24, 50},  {131, 300, 67}, {1, 5, 3},     {64, 64, 64},
+                             {5, 1, 130},   {3, 0, 4},      {300, 70, 150}, {70, 40, 260}, {200, 48, 1003}};
+    for (int mode = 0; mode < 3; mode++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        set_thread_mode(mode);
         int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
         char name[96];
         double atol = 2e-6 * sqrt((double)IC > N ? IC : N), rtol = 1e-5;
@@ -223,7 +238,8 @@ static void test_matmul_fast_vs_ref(void) {
         for (int withb = 0; withb < 2; withb++) {
             lnl_matmul_forward(o1, x, w, withb ? b : NULL, N, IC, OC);
             lnl_ref_matmul_forward(o2, x, w, withb ? b : NULL, N, IC, OC);
-            snprintf(name, sizeof name, "matmul fwd %dx%dx%d%s", N, IC, OC, withb ? " +bias" : "");
+            snprintf(name, sizeof name, "matmul fwd %dx%dx%d%s [%s]", N, IC, OC, withb ? " +bias" : "",
+                     thread_mode_name[mode]);
             check_vs_ref(name, o1, o2, (size_t)N * OC, atol, rtol);
         }
         /* backward into buffers that already hold values: also exercises += on the fast path */
@@ -232,11 +248,11 @@ static void test_matmul_fast_vs_ref(void) {
         float *dx2 = fcopy(g0x, (size_t)N * IC), *dw2 = fcopy(g0w, (size_t)OC * IC), *db2 = fcopy(g0b, OC);
         lnl_matmul_backward(dx1, dw1, db1, dout, x, w, N, IC, OC);
         lnl_ref_matmul_backward(dx2, dw2, db2, dout, x, w, N, IC, OC);
-        snprintf(name, sizeof name, "matmul dinp %dx%dx%d", N, IC, OC);
+        snprintf(name, sizeof name, "matmul dinp %dx%dx%d [%s]", N, IC, OC, thread_mode_name[mode]);
         check_vs_ref(name, dx1, dx2, (size_t)N * IC, 2e-6 * sqrt((double)OC), rtol);
-        snprintf(name, sizeof name, "matmul dweight %dx%dx%d", N, IC, OC);
+        snprintf(name, sizeof name, "matmul dweight %dx%dx%d [%s]", N, IC, OC, thread_mode_name[mode]);
         check_vs_ref(name, dw1, dw2, (size_t)OC * IC, 2e-6 * sqrt((double)N), rtol);
-        snprintf(name, sizeof name, "matmul dbias %dx%dx%d", N, IC, OC);
+        snprintf(name, sizeof name, "matmul dbias %dx%dx%d [%s]", N, IC, OC, thread_mode_name[mode]);
         check_vs_ref(name, db1, db2, OC, 2e-6 * sqrt((double)N), rtol);
         /* NULL gradients are skipped */
         lnl_matmul_backward(NULL, NULL, db1, dout, x, w, N, IC, OC);
@@ -244,6 +260,7 @@ static void test_matmul_fast_vs_ref(void) {
         free(x), free(w), free(b), free(dout), free(o1), free(o2), free(g0x), free(g0w), free(g0b);
         free(dx1), free(dw1), free(db1), free(dx2), free(dw2), free(db2);
     }
+    set_thread_mode(0);
 }
 
 static void test_matmul_grad(void) {
@@ -645,6 +662,66 @@ static void test_softmax_xent_grad(void) {
     free(x), free(R), free(xd), free(Rd), free(g);
 }
 
+/* The one-buffer cross-entropy (lnl_xent_*): against its reference, against the probabilities
+ * kept by lnl_softmax_xent_*, and its in-place gradient against finite differences. */
+static void test_xent_inplace(void) {
+    for (int big = 0; big < 2; big++)
+        for (int shift = 0; shift < 2; shift++) {
+            const int N = big ? 3 : 9, V = big ? 50257 : 101;
+            int32_t tg[9] = {0, 100, 5, -1, 50, 7, 7, -100, 33};
+            if (big) tg[0] = 50256, tg[1] = 0, tg[2] = 12345;
+            size_t NV = (size_t)N * V;
+            float *x = frand(NV, shift ? 900 : -8, shift ? 1000 : 8);
+            float *l1 = fzeros(N), *l2 = fzeros(N), *l3 = fzeros(N), *p = fzeros(NV);
+            float *mx1 = fzeros(N), *iz1 = fzeros(N), *mx2 = fzeros(N), *iz2 = fzeros(N);
+            float *x1 = fcopy(x, NV), *x2 = fcopy(x, NV);
+            lnl_xent_forward(l1, mx1, iz1, x1, tg, N, V);
+            lnl_ref_xent_forward(l2, mx2, iz2, x2, tg, N, V);
+            lnl_softmax_xent_forward(l3, p, x, tg, N, V);
+            char name[96];
+            snprintf(name, sizeof name, "xent1 logits untouched V=%d%s", V, shift ? " ~1e3" : "");
+            check_vs_ref(name, x1, x, NV, 0, 0);
+            snprintf(name, sizeof name, "xent1 losses V=%d%s", V, shift ? " ~1e3" : "");
+            check_vs_ref(name, l1, l2, N, 1e-6, 1e-6);
+            check_vs_ref("xent1 losses vs softmax_xent", l1, l3, N, 0, 0);
+            check_vs_ref("xent1 row max", mx1, mx2, N, 0, 0);
+            check_vs_ref("xent1 row 1/z", iz1, iz2, N, 0, 1e-6);
+            float *dl = frand(N, 0.1, 1), *dref = fzeros(NV);
+            lnl_softmax_xent_backward(dref, p, tg, dl, N, V);
+            lnl_xent_backward_inplace(x1, mx1, iz1, tg, dl, N, V);
+            lnl_ref_xent_backward_inplace(x2, mx2, iz2, tg, dl, N, V);
+            snprintf(name, sizeof name, "xent1 dlogits [fast vs ref] V=%d%s", V, shift ? " ~1e3" : "");
+            check_vs_ref(name, x1, x2, NV, 1e-9, 1e-5);
+            snprintf(name, sizeof name, "xent1 dlogits [fast vs softmax_xent] V=%d%s", V, shift ? " ~1e3" : "");
+            check_vs_ref(name, x1, dref, NV, 0, 0);
+            int ignored_zero = 1;
+            for (int r = 0; r < N; r++)
+                for (int v = 0; v < V && tg[r] < 0; v++) ignored_zero &= x1[(size_t)r * V + v] == 0.0f && x2[(size_t)r * V + v] == 0.0f;
+            CHECK(ignored_zero, "ignored rows must get a zero gradient");
+            free(x), free(l1), free(l2), free(l3), free(p), free(mx1), free(iz1), free(mx2), free(iz2);
+            free(x1), free(x2), free(dl), free(dref);
+        }
+    /* the gradient against finite differences of the double loss */
+    const int N = 5, V = 23;
+    const int32_t tg[5] = {3, -1, 22, 0, 3};
+    float *x = frand((size_t)N * V, -3, 3), *R = frand(N, 0.2, 1.5);
+    double *xd = dcopy(x, (size_t)N * V), *Rd = dcopy(R, N), *g = dalloc((size_t)N * V);
+    FD(g, xd, (size_t)N * V, d_xent_loss(xd, tg, Rd, N, V));
+    for (int impl = 0; impl < 2; impl++) {
+        char name[64];
+        float *l = fzeros(N), *mx = fzeros(N), *iz = fzeros(N), *d = fcopy(x, (size_t)N * V);
+        (impl == IMPL_FAST ? lnl_xent_forward : lnl_ref_xent_forward)(l, mx, iz, d, tg, N, V);
+        double Lk = 0.0;
+        for (int r = 0; r < N; r++) Lk += (double)l[r] * R[r];
+        CHECK_CLOSE(Lk, d_xent_loss(xd, tg, Rd, N, V), 1e-6, 1e-6);
+        (impl == IMPL_FAST ? lnl_xent_backward_inplace : lnl_ref_xent_backward_inplace)(d, mx, iz, tg, R, N, V);
+        snprintf(name, sizeof name, "xent1 dlogits [%s]", impl_name[impl]);
+        check_grad(name, d, g, (size_t)N * V);
+        free(l), free(mx), free(iz), free(d);
+    }
+    free(x), free(R), free(xd), free(Rd), free(g);
+}
+
 /* ---- per-channel scale ---- */
 
 static double d_chanscale_L(const double *x, const double *s, const float *R, int N, int C) {
@@ -760,6 +837,7 @@ int main(void) {
     RUN_TEST(test_embed);
     RUN_TEST(test_softmax_xent_fast_vs_ref);
     RUN_TEST(test_softmax_xent_grad);
+    RUN_TEST(test_xent_inplace);
     RUN_TEST(test_chanscale);
     RUN_TEST(test_adamw_hand);
     RUN_TEST(test_elementwise);

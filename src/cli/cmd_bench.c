@@ -1,0 +1,468 @@
+/* lnlab bench: training throughput of lnlab beside PyTorch on the same models, the same batch and
+ * the same threads; what docs/PERFORMANCE.md reports. Each measurement runs in its own process
+ * (lnlab bench --one, or bench/torch_train.py), so that peak memory and thread settings are its own.
+ * Speed only: no numerics are checked here (tests/ does that). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../kernels/kernels.h"
+#include "../model/model.h"
+#include "../train/optim.h"
+#include "flags.h"
+
+#ifdef LNL_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+extern char **environ;
+
+/* The benchmark models: sizes, batch, and the GPT-2 vocabulary and context length. */
+typedef struct {
+    const char *name;
+    int L, H, C, T, B;
+} BenchModel;
+static const BenchModel bench_models[] = {
+    {"tiny", 6, 6, 384, 256, 8},
+    {"gpt2", 12, 12, 768, 256, 4},
+};
+#define BENCH_V 50257
+#define BENCH_POSITIONS 1024
+
+/* The optimizer settings of a step, as lnlab train's defaults (and the PyTorch script's). */
+#define BENCH_LR 6e-4f
+static const LnlAdamW bench_adam = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+
+/* Model FLOPs of one training step (forward + backward) on B x T tokens, counted from the matrix
+ * products only: 6 per token per weight of every matmul (2 forward, 4 backward; the tied LM head
+ * counts V*C) and, for causal attention, 6 * C per (query, key <= query) pair per layer (QK^T and
+ * att @ V forward, twice that backward). Norms, GELU, softmax, cross-entropy, embeddings and AdamW
+ * are not counted. docs/PERFORMANCE.md states the same formula. */
+static double step_flops(int L, int C, int T, int B, int V) {
+    double N = (double)B * T;
+    double mm_weights = 12.0 * L * (double)C * C + (double)V * C;
+    double attn_per_token = 6.0 * L * (double)C * (T + 1); /* 12 C per pair, (T + 1) / 2 pairs per token */
+    return N * (6.0 * mm_weights + attn_per_token);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* CPU seconds used by this process so far (all threads). */
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * ru.ru_stime.tv_usec;
+}
+
+static double peak_rss_bytes(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss * 1024.0;
+}
+
+/* Best GFLOP/s of a 2048^3 sgemm (C = A B^T, the forward's layout) at the current threads. */
+static double sgemm_gflops(int reps, int own_blas_threads) {
+    const int n = 2048;
+    float *a = lnl_malloc((size_t)n * n * sizeof(float)), *b = lnl_malloc((size_t)n * n * sizeof(float));
+    float *c = lnl_malloc((size_t)n * n * sizeof(float));
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        a[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+        b[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
+    }
+    double best = 1e30;
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = lnl_now();
+#ifdef LNL_HAVE_BLAS
+        if (own_blas_threads)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        else
+#endif
+            lnl_matmul_forward(c, a, b, NULL, n, n, n);
+        double t = lnl_now() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * n * (double)n * n / best / 1e9;
+}
+
+/* Busy and total jiffies of all CPUs, from /proc/stat (0, 0 if unreadable). */
+static void cpu_jiffies(double *busy, double *total) {
+    *busy = *total = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return;
+    unsigned long long v[8] = {0};
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+               &v[7]) == 8) {
+        for (int i = 0; i < 8; i++) *total += (double)v[i];
+        *busy = *total - (double)v[3] - (double)v[4];
+    }
+    fclose(f);
+}
+
+/* ------------------------------------------------------------------ one measurement, in process */
+
+static int run_one(const BenchModel *bm, const char *preset, int threads, int warmup, int steps, int sgemm) {
+    lnl_kernels_set_threads(threads);
+    LnlConfig c;
+    LnlErr e;
+    lnl_config_default(&c);
+    c.n_layer = bm->L;
+    c.n_head = bm->H;
+    c.n_embd = bm->C;
+    c.n_positions = BENCH_POSITIONS;
+    c.vocab_size = BENCH_V;
+    if (lnl_config_preset(&c, preset, &e)) lnl_die(2, "%s", e.msg);
+    LnlModel m;
+    if (lnl_model_create(&m, &c, &e)) lnl_die(1, "%s", e.msg);
+    lnl_model_init_weights(&m, 1);
+    const int B = bm->B, T = bm->T, N = B * T;
+    if (lnl_model_alloc_acts(&m, B, T, &e)) lnl_die(1, "%s", e.msg);
+    LnlOptState opt;
+    lnl_opt_init(&opt, &m);
+    int32_t *in = lnl_malloc((size_t)N * sizeof(int32_t)), *tg = lnl_malloc((size_t)N * sizeof(int32_t));
+    LnlRng rng;
+    lnl_rng_seed(&rng, 1);
+    for (int i = 0; i < N; i++) {
+        in[i] = (int32_t)lnl_rng_below(&rng, BENCH_V);
+        tg[i] = (int32_t)lnl_rng_below(&rng, BENCH_V);
+    }
+    double *ms = lnl_calloc((size_t)steps, sizeof(double)), *fw = lnl_calloc((size_t)steps, sizeof(double));
+    double *bw = lnl_calloc((size_t)steps, sizeof(double)), *op = lnl_calloc((size_t)steps, sizeof(double));
+    double *cpu = lnl_calloc((size_t)steps, sizeof(double));
+    float loss_first = 0, loss_last = 0;
+    for (int s = 0; s < warmup + steps; s++) {
+        double t0 = lnl_now(), c0 = cpu_seconds();
+        lnl_model_zero_grad(&m);
+        float loss = lnl_model_forward(&m, in, tg, B, T);
+        double t1 = lnl_now();
+        lnl_model_backward(&m);
+        double t2 = lnl_now();
+        lnl_opt_step(&opt, &m, &bench_adam, BENCH_LR);
+        double t3 = lnl_now();
+        if (s == 0) loss_first = loss;
+        loss_last = loss;
+        if (s >= warmup) {
+            int k = s - warmup;
+            ms[k] = (t3 - t0) * 1e3;
+            fw[k] = (t1 - t0) * 1e3;
+            bw[k] = (t2 - t1) * 1e3;
+            op[k] = (t3 - t2) * 1e3;
+            cpu[k] = (cpu_seconds() - c0) * 1e3;
+        }
+    }
+    double rss = peak_rss_bytes();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "impl", "lnlab");
+    cJSON_AddStringToObject(o, "model", bm->name);
+    cJSON_AddStringToObject(o, "preset", preset);
+    cJSON_AddNumberToObject(o, "threads", threads);
+    cJSON_AddNumberToObject(o, "batch", B);
+    cJSON_AddNumberToObject(o, "seq", T);
+    cJSON_AddNumberToObject(o, "params", (double)m.num_params);
+    cJSON *all = cJSON_AddArrayToObject(o, "ms_all");
+    for (int k = 0; k < steps; k++) cJSON_AddItemToArray(all, cJSON_CreateNumber(ms[k]));
+    cJSON *cpus = cJSON_AddArrayToObject(o, "cpu_ms_all"); /* CPU time of all threads, per step */
+    for (int k = 0; k < steps; k++) cJSON_AddItemToArray(cpus, cJSON_CreateNumber(cpu[k]));
+    double med = median(ms, steps);
+    double gflop = step_flops(bm->L, bm->C, T, B, BENCH_V) / 1e9;
+    cJSON_AddNumberToObject(o, "ms", med);
+    cJSON_AddNumberToObject(o, "forward_ms", median(fw, steps));
+    cJSON_AddNumberToObject(o, "backward_ms", median(bw, steps));
+    cJSON_AddNumberToObject(o, "optimizer_ms", median(op, steps));
+    cJSON_AddNumberToObject(o, "tokens_per_s", N / (med / 1e3));
+    cJSON_AddNumberToObject(o, "gflop_per_step", gflop);
+    cJSON_AddNumberToObject(o, "gflops", gflop / (med / 1e3));
+    cJSON_AddNumberToObject(o, "peak_rss", rss);
+    cJSON_AddNumberToObject(o, "loss_first", loss_first);
+    cJSON_AddNumberToObject(o, "loss_last", loss_last);
+    cJSON_AddStringToObject(o, "blas", lnl_kernels_blas_name());
+    lnl_opt_free(&opt);
+    lnl_model_free(&m);
+    free(in), free(tg), free(ms), free(fw), free(bw), free(op), free(cpu);
+    if (sgemm) {
+        double pool = sgemm_gflops(5, 0), own = 0;
+#ifdef LNL_HAVE_BLAS
+        openblas_set_num_threads(threads);
+        own = sgemm_gflops(5, 1);
+        lnl_kernels_set_threads(threads);
+#endif
+        cJSON_AddNumberToObject(o, "sgemm_gflops_pool", pool);
+        cJSON_AddNumberToObject(o, "sgemm_gflops_blas_threads", own);
+        cJSON_AddNumberToObject(o, "sgemm_peak_gflops", pool > own ? pool : own);
+    }
+    char *txt = cJSON_PrintUnformatted(o);
+    printf("%s\n", txt);
+    fflush(stdout);
+    free(txt);
+    cJSON_Delete(o);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the driver */
+
+/* environ with the given NAME=VALUE entries set (replacing) and the names in unset removed. */
+static char **env_with(const char *const *set, int nset, const char *const *unset, int nunset) {
+    int n = 0;
+    while (environ[n]) n++;
+    char **env = lnl_calloc((size_t)(n + nset + 1), sizeof(char *));
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        int drop = 0;
+        for (int j = 0; j < nset + nunset && !drop; j++) {
+            const char *s = j < nset ? set[j] : unset[j - nset];
+            size_t len = j < nset ? (size_t)(strchr(s, '=') - s) : strlen(s);
+            drop = strncmp(environ[i], s, len) == 0 && environ[i][len] == '=';
+        }
+        if (!drop) env[k++] = environ[i];
+    }
+    for (int j = 0; j < nset; j++) env[k++] = (char *)set[j];
+    env[k] = NULL;
+    return env;
+}
+
+/* Runs argv with env, returns its stdout's last line parsed as JSON (NULL on failure) and the
+ * share of the machine's CPU time that other processes used meanwhile (0..1). */
+static cJSON *run_child(char **argv, char **env, double *other_load) {
+    int fd[2];
+    if (pipe(fd)) lnl_die(1, "bench: pipe: %s", strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fd[0]);
+    double b0, t0, b1, t1;
+    cpu_jiffies(&b0, &t0);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd[1]);
+    if (rc) {
+        close(fd[0]);
+        fprintf(stderr, "lnlab bench: cannot run %s: %s\n", argv[0], strerror(rc));
+        return NULL;
+    }
+    LnlBuf out = {0};
+    char buf[4096];
+    ssize_t got;
+    while ((got = read(fd[0], buf, sizeof buf)) > 0) lnl_buf_append(&out, buf, (size_t)got);
+    close(fd[0]);
+    int status;
+    struct rusage ru;
+    while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
+    }
+    cpu_jiffies(&b1, &t1);
+    double child_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+                       ru.ru_stime.tv_usec * 1e-6;
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    *other_load = t1 > t0 ? ((b1 - b0) / hz - child_cpu) / ((t1 - t0) / hz) : 0;
+    if (*other_load < 0) *other_load = 0;
+    cJSON *j = NULL;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && out.len) {
+        lnl_buf_append(&out, "", 1);
+        char *last = out.data, *p;
+        while ((p = strchr(last, '\n')) && p[1]) last = p + 1;
+        j = cJSON_Parse(last);
+    }
+    if (!j) fprintf(stderr, "lnlab bench: %s failed (status %d)\n", argv[0], status);
+    lnl_buf_free(&out);
+    return j;
+}
+
+static double jnum(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static const char *torch_script(const char *given) {
+    struct stat st;
+    if (given) return given;
+    if (stat("bench/torch_train.py", &st) == 0) return "bench/torch_train.py";
+    char *dir = lnl_exe_dir();
+    char *p = lnl_path_join(dir, "bench/torch_train.py");
+    free(dir);
+    return p;
+}
+
+int cmd_bench(int argc, char **argv) {
+    LnlStrList models = {0}, presets = {0}, threads = {0}, torch = {0};
+    long long warmup = 2, steps = 5, sgemm = 1;
+    int one = 0;
+    const char *json_path = NULL, *python = "/usr/bin/python3", *script = NULL;
+    LnlFlag flags[] = {
+        {"--model", LNL_FLAG_LIST, &models, "models to run: tiny (L6 H6 C384 B8) and/or gpt2 (124M, B4); T 256, V 50257 (default: tiny gpt2)", 1, 0, NULL, 0},
+        {"--preset", LNL_FLAG_LIST, &presets, "placements to run, pre and/or peri (default: pre peri)", 1, 0, NULL, 0},
+        {"--threads", LNL_FLAG_LIST, &threads, "thread counts to run (default: 1 2)", 1, 0, NULL, 0},
+        {"--warmup", LNL_FLAG_INT, &warmup, "untimed steps first", 0, 1000, NULL, 0},
+        {"--steps", LNL_FLAG_INT, &steps, "timed steps; the median is reported", 1, 100000, NULL, 0},
+        {"--torch", LNL_FLAG_LIST, &torch, "PyTorch runs beside each lnlab run: tuned, default, none (default: tuned default)", 1, 0, NULL, 0},
+        {"--python", LNL_FLAG_STR, &python, "Python with PyTorch", 1, 0, NULL, 0},
+        {"--torch-script", LNL_FLAG_STR, &script, "the PyTorch model (default: bench/torch_train.py)", 1, 0, NULL, 0},
+        {"--sgemm", LNL_FLAG_INT, &sgemm, "measure the SGEMM peak (2048^3) at each thread count", 0, 1, NULL, 0},
+        {"--json", LNL_FLAG_STR, &json_path, "also write every measurement to this JSON file", 1, 0, NULL, 0},
+        {"--one", LNL_FLAG_BOOL, &one, "run one model/preset/threads case in this process, print one JSON line", 1, 0, NULL, 0},
+    };
+    int nflags = (int)(sizeof flags / sizeof flags[0]), npos;
+    lnl_flags_parse_or_exit("bench", "[flags]", flags, nflags, argc, argv, NULL, 0, &npos);
+    static const char *def_models[] = {"tiny", "gpt2"}, *def_presets[] = {"pre", "peri"}, *def_threads[] = {"1", "2"},
+                      *def_torch[] = {"tuned", "default"};
+    if (!models.n) models = (LnlStrList){def_models, 2};
+    if (!presets.n) presets = (LnlStrList){def_presets, 2};
+    if (!threads.n) threads = (LnlStrList){def_threads, 2};
+    if (!torch.n) torch = (LnlStrList){def_torch, 2};
+    const BenchModel *bms[8];
+    int nbm = 0;
+    for (int i = 0; i < models.n; i++) {
+        const BenchModel *f = NULL;
+        for (size_t k = 0; k < sizeof bench_models / sizeof bench_models[0]; k++)
+            if (strcmp(models.items[i], bench_models[k].name) == 0) f = &bench_models[k];
+        if (!f) lnl_die(2, "bench: --model: '%s' is not one of tiny, gpt2", models.items[i]);
+        if (nbm < 8) bms[nbm++] = f;
+    }
+    for (int i = 0; i < presets.n; i++)
+        if (strcmp(presets.items[i], "pre") && strcmp(presets.items[i], "peri"))
+            lnl_die(2, "bench: --preset: '%s' is not one of pre, peri (the PyTorch side has these two)",
+                    presets.items[i]);
+    int nth[8], nnth = 0;
+    for (int i = 0; i < threads.n && nnth < 8; i++) {
+        long long v;
+        LnlErr e;
+        if (lnl_parse_int(threads.items[i], 1, 1024, &v, "--threads", &e)) lnl_die(2, "bench: %s", e.msg);
+        nth[nnth++] = (int)v;
+    }
+    int do_tuned = 0, do_default = 0;
+    for (int i = 0; i < torch.n; i++) {
+        if (strcmp(torch.items[i], "tuned") == 0) do_tuned = 1;
+        else if (strcmp(torch.items[i], "default") == 0) do_default = 1;
+        else if (strcmp(torch.items[i], "none")) lnl_die(2, "bench: --torch: '%s' is not tuned, default or none", torch.items[i]);
+    }
+    if (one) {
+        if (nbm != 1 || presets.n != 1 || nnth != 1) lnl_die(2, "bench --one: give exactly one --model, --preset and --threads");
+        return run_one(bms[0], presets.items[0], nth[0], (int)warmup, (int)steps, (int)sgemm);
+    }
+
+    script = torch_script(script);
+    char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0) lnl_die(1, "bench: cannot find this executable (/proc/self/exe)");
+    self[sl] = 0;
+    const char *orig_core = lnl_kernels_blas_env_orig();
+    printf("lnlab bench: %d warm-up + %lld timed steps per run, median reported; BLAS: %s\n", (int)warmup, steps,
+           lnl_kernels_blas_name());
+    printf("PyTorch tuned:   OPENBLAS_CORETYPE=SkylakeX MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000\n");
+    printf("PyTorch default: the environment as given (OPENBLAS_CORETYPE=%s)\n", orig_core ? orig_core : "unset");
+    printf("both: OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = torch.set_num_threads = the thread count\n\n");
+    printf("%-5s %-5s %3s | %9s %9s %7s %6s %7s | %9s %7s %9s %7s | %6s %6s | %5s\n", "model", "prst", "thr", "tok/s",
+           "ms/step", "GFLOP/s", "%peak", "RSS MB", "torch-tun", "RSS MB", "torch-def", "RSS MB", "x tun", "x def",
+           "load");
+    fflush(stdout);
+    cJSON *results = cJSON_CreateArray();
+    char ws[32], ss[32], ths[32], omp[48], obl[48];
+    snprintf(ws, sizeof ws, "%lld", warmup);
+    snprintf(ss, sizeof ss, "%lld", steps);
+    for (int mi = 0; mi < nbm; mi++)
+        for (int pi = 0; pi < presets.n; pi++)
+            for (int ti = 0; ti < nnth; ti++) {
+                const BenchModel *bm = bms[mi];
+                const char *preset = presets.items[pi];
+                snprintf(ths, sizeof ths, "%d", nth[ti]);
+                snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%d", nth[ti]);
+                snprintf(obl, sizeof obl, "OPENBLAS_NUM_THREADS=%d", nth[ti]);
+                cJSON *row = cJSON_CreateObject();
+                double load, worst_load = 0;
+                /* lnlab */
+                char sg[8];
+                snprintf(sg, sizeof sg, "%lld", sgemm);
+                char *la[] = {self, "bench", "--one", "--model", (char *)bm->name, "--preset", (char *)preset,
+                              "--threads", ths, "--warmup", ws, "--steps", ss, "--sgemm", sg, NULL};
+                const char *lset[] = {omp};
+                char **lenv = env_with(lset, 1, NULL, 0);
+                cJSON *lj = run_child(la, lenv, &load);
+                free(lenv);
+                if (load > worst_load) worst_load = load;
+                if (lj) cJSON_AddItemToObject(row, "lnlab", lj);
+                /* PyTorch, same model, batch, threads */
+                char Ls[16], Hs[16], Cs[16], Ts[16], Bs[16], Ps[16];
+                snprintf(Ls, sizeof Ls, "%d", bm->L), snprintf(Hs, sizeof Hs, "%d", bm->H);
+                snprintf(Cs, sizeof Cs, "%d", bm->C), snprintf(Ts, sizeof Ts, "%d", bm->T);
+                snprintf(Bs, sizeof Bs, "%d", bm->B), snprintf(Ps, sizeof Ps, "%d", BENCH_POSITIONS);
+                char *ta[] = {(char *)python, (char *)script, "--layers", Ls, "--heads", Hs, "--dim", Cs, "--seq", Ts,
+                              "--batch", Bs, "--positions", Ps, "--vocab", "50257", "--preset", (char *)preset,
+                              "--threads", ths, "--warmup", ws, "--steps", ss, NULL};
+                cJSON *tj[2] = {NULL, NULL};
+                for (int k = 0; k < 2; k++) {
+                    if (!(k == 0 ? do_tuned : do_default)) continue;
+                    char core[96];
+                    snprintf(core, sizeof core, "OPENBLAS_CORETYPE=%s", k == 0 ? "SkylakeX" : (orig_core ? orig_core : ""));
+                    const char *tset[] = {omp, obl, core, "MALLOC_MMAP_MAX_=0", "MALLOC_TRIM_THRESHOLD_=100000000000"};
+                    const char *tunset[] = {"LNLAB_BLAS_REEXEC", "OPENBLAS_CORETYPE", "MALLOC_MMAP_MAX_",
+                                            "MALLOC_TRIM_THRESHOLD_"};
+                    char **tenv = k == 0 ? env_with(tset, 5, tunset, 1)
+                                         : env_with(tset, orig_core ? 3 : 2, tunset, orig_core ? 1 : 2);
+                    tj[k] = run_child(ta, tenv, &load);
+                    free(tenv);
+                    if (load > worst_load) worst_load = load;
+                    if (tj[k]) cJSON_AddItemToObject(row, k == 0 ? "torch_tuned" : "torch_default", tj[k]);
+                }
+                cJSON_AddNumberToObject(row, "other_load", worst_load);
+                double lms = lj ? jnum(lj, "ms") : NAN, peak = lj ? jnum(lj, "sgemm_peak_gflops") : NAN;
+                double tms = tj[0] ? jnum(tj[0], "ms") : NAN, dms = tj[1] ? jnum(tj[1], "ms") : NAN;
+                printf("%-5s %-5s %3d | %9.0f %9.1f %7.1f %5.0f%% %7.0f | %9.1f %7.0f %9.1f %7.0f | %6.2f %6.2f | %4.0f%%%s\n",
+                       bm->name, preset, nth[ti], lj ? jnum(lj, "tokens_per_s") : NAN, lms,
+                       lj ? jnum(lj, "gflops") : NAN, lj ? 100.0 * jnum(lj, "gflops") / peak : NAN,
+                       lj ? jnum(lj, "peak_rss") / 1048576.0 : NAN, tms, tj[0] ? jnum(tj[0], "peak_rss") / 1048576.0 : NAN,
+                       dms, tj[1] ? jnum(tj[1], "peak_rss") / 1048576.0 : NAN, tms / lms, dms / lms,
+                       100.0 * worst_load, worst_load > 0.1 ? " (busy machine: figures unreliable)" : "");
+                fflush(stdout);
+                cJSON_AddStringToObject(row, "model", bm->name);
+                cJSON_AddStringToObject(row, "preset", preset);
+                cJSON_AddNumberToObject(row, "threads", nth[ti]);
+                cJSON_AddItemToArray(results, row);
+            }
+    /* scaling: the same model and preset on more threads */
+    printf("\nthread scaling (lnlab step time at 1 thread / at N threads; SGEMM peak GFLOP/s at N threads)\n");
+    int nr = cJSON_GetArraySize(results);
+    for (int i = 0; i < nr; i++) {
+        cJSON *r = cJSON_GetArrayItem(results, i), *l = cJSON_GetObjectItemCaseSensitive(r, "lnlab");
+        if (!l) continue;
+        for (int j = 0; j < nr; j++) {
+            cJSON *q = cJSON_GetArrayItem(results, j), *ql = cJSON_GetObjectItemCaseSensitive(q, "lnlab");
+            if (!ql || jnum(q, "threads") != 1 || jnum(r, "threads") == 1) continue;
+            if (strcmp(cJSON_GetObjectItemCaseSensitive(q, "model")->valuestring,
+                       cJSON_GetObjectItemCaseSensitive(r, "model")->valuestring) ||
+                strcmp(cJSON_GetObjectItemCaseSensitive(q, "preset")->valuestring,
+                       cJSON_GetObjectItemCaseSensitive(r, "preset")->valuestring))
+                continue;
+            printf("  %-5s %-5s %d threads: %.2fx (SGEMM peak %.0f at 1 thread, %.0f at %d)\n",
+                   cJSON_GetObjectItemCaseSensitive(r, "model")->valuestring,
+                   cJSON_GetObjectItemCaseSensitive(r, "preset")->valuestring, (int)jnum(r, "threads"),
+                   jnum(ql, "ms") / jnum(l, "ms"), jnum(ql, "sgemm_peak_gflops"), jnum(l, "sgemm_peak_gflops"),
+                   (int)jnum(r, "threads"));
+        }
+    }
+    if (json_path) {
+        char *txt = cJSON_Print(results);
+        LnlErr e;
+        if (lnl_write_file_atomic(json_path, txt, strlen(txt), &e)) lnl_die(1, "%s", e.msg);
+        free(txt);
+    }
+    cJSON_Delete(results);
+    return 0;
+}

@@ -1,0 +1,93 @@
+/* Run-time setup of the fast kernels: how many threads they use, and which of OpenBLAS's kernels
+ * get loaded. Process-wide settings made once at startup by main(), not state of any op. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "kernels_internal.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+#ifdef LNL_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+int lnl_kernels_threads(void) {
+#if defined(_OPENMP)
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void lnl_kernels_set_threads(int n) {
+#if defined(_OPENMP)
+    if (n > 0) omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+#ifdef LNL_HAVE_BLAS
+    const char *own = getenv("LNLAB_BLAS_THREADS");
+    if (own && strcmp(own, "own") == 0) openblas_set_num_threads(lnl_kernels_threads());
+    else openblas_set_num_threads(1); /* one pool: BLAS runs inside lnlab's OpenMP threads (kernels.c) */
+#endif
+}
+
+const char *lnl_kernels_blas_name(void) {
+#ifdef LNL_HAVE_BLAS
+    static char name[160];
+    const char *cfg = openblas_get_config(), *core = openblas_get_corename();
+    snprintf(name, sizeof name, "%s, core %s, %s", cfg ? cfg : "OpenBLAS", core ? core : "?",
+             openblas_get_num_threads() == 1 ? "threads from lnlab's OpenMP pool" : "OpenBLAS's own threads");
+    return name;
+#else
+    return "built-in matmul (no BLAS)";
+#endif
+}
+
+/* Core types at least as strong as SkylakeX for SGEMM; any other value is replaced. */
+static int strong_core(const char *c) {
+    static const char *const strong[] = {"SkylakeX", "CooperLake", "SapphireRapids"};
+    for (size_t i = 0; i < sizeof strong / sizeof strong[0]; i++)
+        if (strcasecmp(c, strong[i]) == 0) return 1;
+    return 0;
+}
+
+#define REEXEC_MARK "LNLAB_BLAS_REEXEC" /* set in the re-executed process: the original value, or "" */
+
+void lnl_kernels_blas_reexec(char **argv) {
+#if defined(LNL_HAVE_BLAS) && defined(__x86_64__)
+    if (getenv(REEXEC_MARK)) return; /* already done once: never loop */
+    const char *want = getenv("LNLAB_BLAS_CORETYPE");
+    if (want && strcasecmp(want, "keep") == 0) return;
+    const char *cur = getenv("OPENBLAS_CORETYPE");
+    if (!want || !*want) {
+        __builtin_cpu_init();
+        if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
+            return;
+        if (cur && strong_core(cur)) return;
+        want = "SkylakeX";
+    } else if (cur && strcasecmp(cur, want) == 0) {
+        return;
+    }
+    if (setenv(REEXEC_MARK, cur ? cur : "", 1) || setenv("OPENBLAS_CORETYPE", want, 1)) return;
+    execv("/proc/self/exe", argv);
+    /* exec failed (no /proc): carry on with the kernels already loaded, and leave the
+     * environment as it was for any child */
+    if (cur) setenv("OPENBLAS_CORETYPE", cur, 1);
+    else unsetenv("OPENBLAS_CORETYPE");
+    unsetenv(REEXEC_MARK);
+#else
+    (void)argv;
+#endif
+}
+
+const char *lnl_kernels_blas_env_orig(void) {
+    const char *orig = getenv(REEXEC_MARK);
+    if (!orig) return getenv("OPENBLAS_CORETYPE");
+    return *orig ? orig : NULL;
+}
