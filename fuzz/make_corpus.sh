@@ -10,7 +10,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=1
 rm -rf "$C"
-mkdir -p "$C"/{safetensors,model_file,llmc,shard,hfconfig,config_json,tokenizer,state,flags,resume}
+mkdir -p "$C"/{safetensors,model_file,llmc,shard,hfconfig,config_json,tokenizer,state,flags,resume,study_config}
 
 # A token shard over a vocabulary of 8, and tiny runs on it.
 python3 - "$T/tok.bin" <<'PY'
@@ -131,5 +131,10 @@ PY
 printf -- '--steps\0 42\0--lr=1e-3\0--schedule\0linear\0--quiet\0pos\0--input\0a\0b' >"$C/flags/mixed"
 printf -- '--any\0-9223372036854775808\0--x\0nan\0--quiet=maybe' >"$C/flags/edges"
 printf -- '--steps=0x10\0--lr\0 1\0--path=\0--help' >"$C/flags/bad"
+# study configs: the built-in ones, the grids example of docs/STUDY.md, a small one
+"$LNLAB" study --print-config >"$C/study_config/default.json"
+"$LNLAB" study --preset-study paper --print-config >"$C/study_config/paper.json"
+sed -n '/^    {"data": "data\/kjv-byte", "steps": 400,/,/}]}/p' docs/STUDY.md | sed 's/^    //' >"$C/study_config/grids.json"
+printf '{"steps": 10, "presets": ["pre"], "depths": [2], "lrs": [0.001, 0.01], "seeds": [1, 2]}' >"$C/study_config/small.json"
 ls -R "$C" | head -40
 du -sh "$C"
