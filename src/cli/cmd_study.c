@@ -23,7 +23,8 @@ typedef struct {
 int cmd_study(int argc, char **argv) {
     const char *config = NULL, *builtin = "default", *out = "study";
     int print_config = 0, quiet = 0;
-    static FlagStore fs;
+    FlagStore fs;
+    memset(&fs, 0, sizeof fs);
     LnlFlag flags[NMAX] = {
         {"--config", LNL_FLAG_STR, &config, "JSON config file (docs/STUDY.md); flags override its fields", 1, 0, NULL, 0},
         {"--preset-study", LNL_FLAG_STR, &builtin, "built-in study to start from", 1, 0, LNL_STUDY_BUILTINS, 0},

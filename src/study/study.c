@@ -548,7 +548,7 @@ static void live_line(Study *s, const Slot *slots, int nslots) {
     double el = lnl_now() - s->t_start, done = s->units_done + partial;
     char els[32], eta[32] = "?";
     fmt_dur(els, sizeof els, el);
-    if (done > 0 && el > 2) fmt_dur(eta, sizeof eta, el * (s->units_total - done) / done);
+    if (done > 0 && el > 1) fmt_dur(eta, sizeof eta, el * (s->units_total - done) / done);
     fprintf(stderr, "\r\033[Kstudy: %d/%d done | %s | %s elapsed | ETA %s", s->done_now + s->failed,
             s->pending_total, running, els, eta);
     fflush(stderr);
