@@ -3,6 +3,7 @@
 # the portable build made with the tests when valgrind is installed (mk/build.mk, valgrind-bin).
 . "$(dirname "$0")/lib.sh"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+export LNLAB_BLAS_CORETYPE=keep  # no re-exec for other BLAS kernels: memcheck must see the run itself
 TEST_DIR="${LNLAB_TEST_DIR:-build/tests}"
 VG_LNLAB="$(dirname "$TEST_DIR")/vg/lnlab"
 if ! command -v valgrind >/dev/null 2>&1; then echo "skip valgrind_train: valgrind is not installed"; finish; fi
