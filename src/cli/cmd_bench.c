@@ -198,12 +198,14 @@ static int run_one(const BenchModel *bm, const char *preset, int threads, int wa
     lnl_opt_free(&opt);
     lnl_model_free(&m);
     free(in), free(tg), free(ms), free(fw), free(bw), free(op), free(cpu);
+    cJSON_AddBoolToObject(o, "bf16", lnl_kernels_bf16());
     if (sgemm) {
+        lnl_kernels_set_bf16(0); /* the peak is fp32 SGEMM's, in either mode */
         double pool = sgemm_gflops(5, 0), own = 0;
 #ifdef LNL_HAVE_BLAS
         openblas_set_num_threads(threads);
         own = sgemm_gflops(5, 1);
-        lnl_kernels_set_threads(threads);
+        openblas_set_num_threads(1);
 #endif
         cJSON_AddNumberToObject(o, "sgemm_gflops_pool", pool);
         cJSON_AddNumberToObject(o, "sgemm_gflops_blas_threads", own);
@@ -241,7 +243,7 @@ static char **env_with(const char *const *set, int nset, const char *const *unse
 
 /* Runs argv with env, returns its stdout's last line parsed as JSON (NULL on failure) and the
  * share of the machine's CPU time that other processes used meanwhile (0..1). */
-static cJSON *run_child(char **argv, char **env, double *other_load) {
+static cJSON *run_child(char **argv, char **env, int threads, double *other_load) {
     int fd[2];
     if (pipe(fd)) lnl_die(1, "bench: pipe: %s", strerror(errno));
     posix_spawn_file_actions_t fa;
@@ -272,8 +274,14 @@ static cJSON *run_child(char **argv, char **env, double *other_load) {
     double child_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
                        ru.ru_stime.tv_usec * 1e-6;
     double hz = (double)sysconf(_SC_CLK_TCK);
-    *other_load = t1 > t0 ? ((b1 - b0) / hz - child_cpu) / ((t1 - t0) / hz) : 0;
+    /* other processes' CPU time beyond the cores this run left idle, per core of this run: the
+     * share of its cores it lost to others (/proc/stat counts jiffies of all CPUs together) */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    double wall = ncpu > 0 && t1 > t0 ? (t1 - t0) / hz / (double)ncpu : 0;
+    double others = (b1 - b0) / hz - child_cpu, spare = (double)(ncpu - threads) * wall;
+    *other_load = wall > 0 && threads > 0 ? (others - spare) / ((double)threads * wall) : 0;
     if (*other_load < 0) *other_load = 0;
+    if (*other_load > 1) *other_load = 1;
     cJSON *j = NULL;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && out.len) {
         lnl_buf_append(&out, "", 1);
@@ -304,7 +312,7 @@ static const char *torch_script(const char *given) {
 int cmd_bench(int argc, char **argv) {
     LnlStrList models = {0}, presets = {0}, threads = {0}, torch = {0};
     long long warmup = 2, steps = 5, sgemm = 1;
-    int one = 0;
+    int one = 0, bf16 = 0, default_all = 0;
     const char *json_path = NULL, *python = "/usr/bin/python3", *script = NULL;
     LnlFlag flags[] = {
         {"--model", LNL_FLAG_LIST, &models, "models to run: tiny (L6 H6 C384 B8) and/or gpt2 (124M, B4); T 256, V 50257 (default: tiny gpt2)", 1, 0, NULL, 0},
@@ -316,6 +324,8 @@ int cmd_bench(int argc, char **argv) {
         {"--python", LNL_FLAG_STR, &python, "Python with PyTorch", 1, 0, NULL, 0},
         {"--torch-script", LNL_FLAG_STR, &script, "the PyTorch model (default: bench/torch_train.py)", 1, 0, NULL, 0},
         {"--sgemm", LNL_FLAG_INT, &sgemm, "measure the SGEMM peak (2048^3) at each thread count", 0, 1, NULL, 0},
+        {"--torch-default-all", LNL_FLAG_BOOL, &default_all, "run PyTorch with its defaults at every thread count, not only the largest", 1, 0, NULL, 0},
+        {"--bf16", LNL_FLAG_BOOL, &bf16, "lnlab in its bf16 mode (LNLAB_BF16=1: bf16 products, fp32 master weights)", 1, 0, NULL, 0},
         {"--json", LNL_FLAG_STR, &json_path, "also write every measurement to this JSON file", 1, 0, NULL, 0},
         {"--one", LNL_FLAG_BOOL, &one, "run one model/preset/threads case in this process, print one JSON line", 1, 0, NULL, 0},
     };
@@ -347,6 +357,8 @@ int cmd_bench(int argc, char **argv) {
         if (lnl_parse_int(threads.items[i], 1, 1024, &v, "--threads", &e)) lnl_die(2, "bench: %s", e.msg);
         nth[nnth++] = (int)v;
     }
+    int max_threads = 0;
+    for (int i = 0; i < nnth; i++) max_threads = nth[i] > max_threads ? nth[i] : max_threads;
     int do_tuned = 0, do_default = 0;
     for (int i = 0; i < torch.n; i++) {
         if (strcmp(torch.items[i], "tuned") == 0) do_tuned = 1;
@@ -366,9 +378,12 @@ int cmd_bench(int argc, char **argv) {
     const char *orig_core = lnl_kernels_blas_env_orig();
     printf("lnlab bench: %d warm-up + %lld timed steps per run, median reported; BLAS: %s\n", (int)warmup, steps,
            lnl_kernels_blas_name());
+    if (bf16) printf("lnlab in its bf16 mode (LNLAB_BF16=1): bf16 products, fp32 accumulation and master weights\n");
     printf("PyTorch tuned:   OPENBLAS_CORETYPE=SkylakeX MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000\n");
-    printf("PyTorch default: the environment as given (OPENBLAS_CORETYPE=%s)\n", orig_core ? orig_core : "unset");
-    printf("both: OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = torch.set_num_threads = the thread count\n\n");
+    printf("PyTorch default: the environment as given (OPENBLAS_CORETYPE=%s)%s\n", orig_core ? orig_core : "unset",
+           default_all ? "" : ", at the largest thread count only");
+    printf("both: OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = torch.set_num_threads = the thread count\n");
+    printf("x tun, x def: PyTorch's step time / lnlab's; load: share of this run's cores taken by other processes\n\n");
     printf("%-5s %-5s %3s | %9s %9s %7s %6s %7s | %9s %7s %9s %7s | %6s %6s | %5s\n", "model", "prst", "thr", "tok/s",
            "ms/step", "GFLOP/s", "%peak", "RSS MB", "torch-tun", "RSS MB", "torch-def", "RSS MB", "x tun", "x def",
            "load");
@@ -392,9 +407,9 @@ int cmd_bench(int argc, char **argv) {
                 snprintf(sg, sizeof sg, "%lld", sgemm);
                 char *la[] = {self, "bench", "--one", "--model", (char *)bm->name, "--preset", (char *)preset,
                               "--threads", ths, "--warmup", ws, "--steps", ss, "--sgemm", sg, NULL};
-                const char *lset[] = {omp};
-                char **lenv = env_with(lset, 1, NULL, 0);
-                cJSON *lj = run_child(la, lenv, &load);
+                const char *lset[] = {omp, bf16 ? "LNLAB_BF16=1" : "LNLAB_BF16=0"};
+                char **lenv = env_with(lset, 2, NULL, 0);
+                cJSON *lj = run_child(la, lenv, nth[ti], &load);
                 free(lenv);
                 if (load > worst_load) worst_load = load;
                 if (lj) cJSON_AddItemToObject(row, "lnlab", lj);
@@ -409,6 +424,7 @@ int cmd_bench(int argc, char **argv) {
                 cJSON *tj[2] = {NULL, NULL};
                 for (int k = 0; k < 2; k++) {
                     if (!(k == 0 ? do_tuned : do_default)) continue;
+                    if (k == 1 && !default_all && nth[ti] != max_threads) continue;
                     char core[96];
                     snprintf(core, sizeof core, "OPENBLAS_CORETYPE=%s", k == 0 ? "SkylakeX" : (orig_core ? orig_core : ""));
                     const char *tset[] = {omp, obl, core, "MALLOC_MMAP_MAX_=0", "MALLOC_TRIM_THRESHOLD_=100000000000"};
@@ -416,7 +432,7 @@ int cmd_bench(int argc, char **argv) {
                                             "MALLOC_TRIM_THRESHOLD_"};
                     char **tenv = k == 0 ? env_with(tset, 5, tunset, 1)
                                          : env_with(tset, orig_core ? 3 : 2, tunset, orig_core ? 1 : 2);
-                    tj[k] = run_child(ta, tenv, &load);
+                    tj[k] = run_child(ta, tenv, nth[ti], &load);
                     free(tenv);
                     if (load > worst_load) worst_load = load;
                     if (tj[k]) cJSON_AddItemToObject(row, k == 0 ? "torch_tuned" : "torch_default", tj[k]);
@@ -429,7 +445,7 @@ int cmd_bench(int argc, char **argv) {
                        lj ? jnum(lj, "gflops") : NAN, lj ? 100.0 * jnum(lj, "gflops") / peak : NAN,
                        lj ? jnum(lj, "peak_rss") / 1048576.0 : NAN, tms, tj[0] ? jnum(tj[0], "peak_rss") / 1048576.0 : NAN,
                        dms, tj[1] ? jnum(tj[1], "peak_rss") / 1048576.0 : NAN, tms / lms, dms / lms,
-                       100.0 * worst_load, worst_load > 0.1 ? " (busy machine: figures unreliable)" : "");
+                       100.0 * worst_load, worst_load > 0.1 ? " (busy machine)" : "");
                 fflush(stdout);
                 cJSON_AddStringToObject(row, "model", bm->name);
                 cJSON_AddStringToObject(row, "preset", preset);

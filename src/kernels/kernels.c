@@ -197,9 +197,10 @@ static void mm_axpy_driver(float *out, int R, int J, int K, const float *coef, s
 
 static int blas_is_serial(void) { return openblas_get_num_threads() == 1; }
 
-/* C (M, N) = op(A) op(B) + (bias rows if bias, else beta C); op = transpose where ta / tb. */
+/* C (M, N) = op(A) op(B) + (bias rows if bias, else beta C); op = transpose where ta / tb. In the
+ * bf16 mode the product is gemm_bf16.c's, with the workspace of OpenMP thread `thread`. */
 static void gemm_slice(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                       float beta, float *C, int ldc, const float *bias) {
+                       float beta, float *C, int ldc, const float *bias, int thread) {
     if (M <= 0 || N <= 0) return;
     if (bias) {
         for (int r = 0; r < M; r++) memcpy(C + (size_t)r * ldc, bias, (size_t)N * sizeof(float));
@@ -209,6 +210,11 @@ static void gemm_slice(int ta, int tb, int M, int N, int K, const float *A, int 
         if (!bias && beta != 1.0f)
             for (int r = 0; r < M; r++)
                 for (int j = 0; j < N; j++) C[(size_t)r * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)r * ldc + j];
+        return;
+    }
+    uint32_t *ws = lnl_kernels_bf16_ws(thread);
+    if (ws) {
+        lnl_gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, ws);
         return;
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda,
@@ -230,19 +236,19 @@ static void gemm_piece(int p, int nparts, int ta, int tb, int M, int N, int K, c
     if (M >= N) {
         gemm_part(M, p, nparts, &lo, &hi);
         gemm_slice(ta, tb, hi - lo, N, K, ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb, beta, C + (size_t)lo * ldc,
-                   ldc, bias);
+                   ldc, bias, p);
     } else {
         gemm_part(N, p, nparts, &lo, &hi);
         gemm_slice(ta, tb, M, hi - lo, K, A, lda, tb ? B + (size_t)lo * ldb : B + lo, ldb, beta, C + lo, ldc,
-                   bias ? bias + lo : NULL);
+                   bias ? bias + lo : NULL, p);
     }
 }
 
 static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc, const float *bias) {
     int nt = lnl_kernels_threads();
-    if (nt <= 1 || !blas_is_serial()) {
-        gemm_slice(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+    if (nt <= 1 || (!blas_is_serial() && !lnl_kernels_bf16())) {
+        gemm_slice(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias, 0);
         return;
     }
     LNL_OMP(parallel num_threads(nt))
@@ -294,20 +300,6 @@ void lnl_matmul_backward(float *dinp, float *dweight, float *dbias, const float 
                          const float *weight, int N, int IC, int OC) {
     if (N <= 0 || OC <= 0) return;
 #ifdef LNL_HAVE_BLAS
-    if (IC > 0 && dinp && dweight && lnl_kernels_threads() == 2 && blas_is_serial()) {
-        /* two threads, two products of equal cost: one each, whole, instead of halves of each */
-        LNL_OMP(parallel sections num_threads(2))
-        {
-            LNL_OMP(section)
-            gemm_slice(0, 0, N, IC, OC, dout, OC, weight, IC, 1.0f, dinp, IC, NULL);
-            LNL_OMP(section)
-            {
-                gemm_slice(1, 0, OC, IC, N, dout, OC, inp, IC, 1.0f, dweight, IC, NULL);
-                if (dbias) colsum_cols(dbias, dout, N, OC, 0, OC);
-            }
-        }
-        return;
-    }
     if (dinp && IC > 0) gemm(0, 0, N, IC, OC, dout, OC, weight, IC, 1.0f, dinp, IC, NULL);
     if (dweight && IC > 0) gemm(1, 0, OC, IC, N, dout, OC, inp, IC, 1.0f, dweight, IC, NULL);
 #else

@@ -155,6 +155,14 @@ const char *lnl_kernels_blas_env_orig(void);
  * (LNLAB_BLAS_THREADS=own keeps OpenBLAS's own threads instead). */
 void lnl_kernels_set_threads(int n);
 int lnl_kernels_threads(void);
+/* bf16 mode (off by default; LNLAB_BF16=1 in the environment turns it on at startup): every
+ * lnl_matmul_* product rounds its two inputs to bfloat16 and accumulates in fp32 (AVX512-BF16),
+ * about twice the fp32 rate; parameters, gradients, optimizer state, attention, norms and the loss
+ * stay fp32 (fp32 master weights). Needs a CPU and a build with AVX512-BF16. Returns 0, or -1 if
+ * not available (the mode then stays off). Allocates one workspace per thread; call it after
+ * lnl_kernels_set_threads, and lnl_kernels_set_bf16(0) frees them. */
+int lnl_kernels_set_bf16(int on);
+int lnl_kernels_bf16(void);
 /* The BLAS in use, its kernels and threading, for reports. */
 const char *lnl_kernels_blas_name(void);
 

@@ -173,6 +173,20 @@ static inline void lnl_adam_elem(float *p, float g, float *m, float *v, const Ln
     *p -= c->lr * (mhat / (sqrtf(vhat) + c->eps) + c->wd * *p);
 }
 
+/* ---- bf16 products (gemm_bf16.c, the optional bf16 mode) ----
+ * C (M, N) = op(A) op(B) + (beta C on the first pass over K), op(A) = A (M, K) or, with ta, A
+ * stored (K, M); op(B) = B (K, N) or, with tb, B stored (N, K); row-major; K > 0. Inputs are
+ * rounded to bf16 (nearest even), products accumulated in fp32. ws: lnl_bf16_ws_words() words
+ * owned by the calling thread. */
+int lnl_bf16_available(void);
+size_t lnl_bf16_ws_words(void);
+void lnl_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc, uint32_t *ws);
+/* x rounded to the nearest bf16 (as the products see their inputs), for tests. */
+float lnl_bf16_round(float x);
+/* The calling OpenMP thread's workspace when the bf16 mode is on (runtime.c), else NULL. */
+uint32_t *lnl_kernels_bf16_ws(int thread);
+
 /* Reference versions of the ops that kernels.h does not list under lnl_ref_ (same signatures). */
 void lnl_ref_xent_forward(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
                           int V);

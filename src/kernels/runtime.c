@@ -15,6 +15,9 @@
 #include <cblas.h>
 #endif
 
+int lnl_kernels_bf16(void);
+int lnl_kernels_set_bf16(int on);
+
 int lnl_kernels_threads(void) {
 #if defined(_OPENMP)
     return omp_get_max_threads();
@@ -34,17 +37,47 @@ void lnl_kernels_set_threads(int n) {
     if (own && strcmp(own, "own") == 0) openblas_set_num_threads(lnl_kernels_threads());
     else openblas_set_num_threads(1); /* one pool: BLAS runs inside lnlab's OpenMP threads (kernels.c) */
 #endif
+    /* the bf16 mode keeps one workspace per thread: follow the new count */
+    const char *bf = getenv("LNLAB_BF16");
+    if (lnl_kernels_bf16() || (bf && strcmp(bf, "1") == 0))
+        if (lnl_kernels_set_bf16(1))
+            fprintf(stderr, "lnlab: warning: LNLAB_BF16=1, but this CPU or build has no AVX512-BF16; products stay fp32\n");
+}
+
+/* The bf16 mode's per-thread workspaces: process-wide configuration made at startup, like the
+ * thread count, not state of any op. */
+static uint32_t *bf16_ws;
+static int bf16_nthreads;
+
+int lnl_kernels_set_bf16(int on) {
+    free(bf16_ws);
+    bf16_ws = NULL;
+    bf16_nthreads = 0;
+    if (!on) return 0;
+    if (!lnl_bf16_available()) return -1;
+    int nt = lnl_kernels_threads();
+    bf16_ws = malloc((size_t)nt * lnl_bf16_ws_words() * sizeof(uint32_t));
+    if (!bf16_ws) return -1;
+    bf16_nthreads = nt;
+    return 0;
+}
+
+int lnl_kernels_bf16(void) { return bf16_nthreads > 0; }
+
+uint32_t *lnl_kernels_bf16_ws(int thread) {
+    return thread >= 0 && thread < bf16_nthreads ? bf16_ws + (size_t)thread * lnl_bf16_ws_words() : NULL;
 }
 
 const char *lnl_kernels_blas_name(void) {
 #ifdef LNL_HAVE_BLAS
     static char name[160];
     const char *cfg = openblas_get_config(), *core = openblas_get_corename();
-    snprintf(name, sizeof name, "%s, core %s, %s", cfg ? cfg : "OpenBLAS", core ? core : "?",
-             openblas_get_num_threads() == 1 ? "threads from lnlab's OpenMP pool" : "OpenBLAS's own threads");
+    snprintf(name, sizeof name, "%s, core %s, %s%s", cfg ? cfg : "OpenBLAS", core ? core : "?",
+             openblas_get_num_threads() == 1 ? "threads from lnlab's OpenMP pool" : "OpenBLAS's own threads",
+             lnl_kernels_bf16() ? "; bf16 products (AVX512-BF16)" : "");
     return name;
 #else
-    return "built-in matmul (no BLAS)";
+    return lnl_kernels_bf16() ? "bf16 products (AVX512-BF16), built-in fp32 matmul otherwise" : "built-in matmul (no BLAS)";
 #endif
 }
 

@@ -212,8 +212,8 @@ static void matmul_bwd(int impl, float *dx, float *dw, float *db, const float *d
 }
 
 /* Threading modes of the fast matmul (lnl_kernels_set_threads): one thread; two OpenMP threads
- * each running a single-threaded BLAS on a slice (and the backward's two products side by side);
- * BLAS's own threads. Every mode must match the reference. */
+ * each running a single-threaded BLAS on a slice of rows or columns; BLAS's own threads. Every
+ * mode must match the reference. */
 static const char *thread_mode_name[3] = {"1 thread", "2 threads, one pool", "2 threads, BLAS's own"};
 static void set_thread_mode(int mode) {
     if (mode == 2) setenv("LNLAB_BLAS_THREADS", "own", 1);
@@ -261,6 +261,47 @@ static void test_matmul_fast_vs_ref(void) {
         free(dx1), free(dw1), free(db1), free(dx2), free(dw2), free(db2);
     }
     set_thread_mode(0);
+}
+
+/* bf16 mode: every product equals the double product of the bf16-rounded inputs up to fp32
+ * accumulation (the tolerance of the fp32 products), on one and two threads, all three layouts. */
+static void test_matmul_bf16(void) {
+    if (lnl_kernels_set_bf16(1)) {
+        printf("# bf16 products not available on this CPU/build\n");
+        return;
+    }
+    const int shapes[][3] = {{37, 24, 50}, {131, 300, 67}, {1, 5, 3}, {200, 777, 130}, {70, 40, 2100}, {5, 1, 9}};
+    for (int mode = 0; mode < 2; mode++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            set_thread_mode(mode);
+            CHECK(lnl_kernels_set_bf16(1) == 0 && lnl_kernels_bf16(), "bf16 mode did not stay on");
+            int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
+            float *x = frand((size_t)N * IC, -1, 1), *w = frand((size_t)OC * IC, -1, 1), *b = frand(OC, -1, 1);
+            float *dout = frand((size_t)N * OC, -1, 1);
+            float *xr = fcopy(x, (size_t)N * IC), *wr = fcopy(w, (size_t)OC * IC), *dr = fcopy(dout, (size_t)N * OC);
+            for (size_t i = 0; i < (size_t)N * IC; i++) xr[i] = lnl_bf16_round(x[i]);
+            for (size_t i = 0; i < (size_t)OC * IC; i++) wr[i] = lnl_bf16_round(w[i]);
+            for (size_t i = 0; i < (size_t)N * OC; i++) dr[i] = lnl_bf16_round(dout[i]);
+            float *o1 = fzeros((size_t)N * OC), *o2 = fzeros((size_t)N * OC);
+            lnl_matmul_forward(o1, x, w, b, N, IC, OC);
+            lnl_ref_matmul_forward(o2, xr, wr, b, N, IC, OC);
+            char name[96];
+            snprintf(name, sizeof name, "bf16 matmul fwd %dx%dx%d [%s]", N, IC, OC, thread_mode_name[mode]);
+            check_vs_ref(name, o1, o2, (size_t)N * OC, 2e-6 * sqrt((double)IC), 1e-5);
+            float *dx1 = frand((size_t)N * IC, -1, 1), *dw1 = frand((size_t)OC * IC, -1, 1);
+            float *dx2 = fcopy(dx1, (size_t)N * IC), *dw2 = fcopy(dw1, (size_t)OC * IC);
+            lnl_matmul_backward(dx1, dw1, NULL, dout, x, w, N, IC, OC);
+            lnl_ref_matmul_backward(dx2, dw2, NULL, dr, xr, wr, N, IC, OC);
+            snprintf(name, sizeof name, "bf16 matmul dinp %dx%dx%d [%s]", N, IC, OC, thread_mode_name[mode]);
+            check_vs_ref(name, dx1, dx2, (size_t)N * IC, 2e-6 * sqrt((double)OC), 1e-5);
+            snprintf(name, sizeof name, "bf16 matmul dweight %dx%dx%d [%s]", N, IC, OC, thread_mode_name[mode]);
+            check_vs_ref(name, dw1, dw2, (size_t)OC * IC, 2e-6 * sqrt((double)N), 1e-5);
+            free(x), free(w), free(b), free(dout), free(xr), free(wr), free(dr), free(o1), free(o2);
+            free(dx1), free(dw1), free(dx2), free(dw2);
+        }
+    lnl_kernels_set_bf16(0);
+    set_thread_mode(0);
+    CHECK(!lnl_kernels_bf16(), "bf16 mode did not turn off");
 }
 
 static void test_matmul_grad(void) {
@@ -828,6 +869,7 @@ static void test_elementwise(void) {
 int main(void) {
     RUN_TEST(test_matmul_fast_vs_ref);
     RUN_TEST(test_matmul_grad);
+    RUN_TEST(test_matmul_bf16);
     RUN_TEST(test_norm_fast_vs_ref);
     RUN_TEST(test_norm_grad);
     RUN_TEST(test_attention_fast_vs_ref);

@@ -1,0 +1,186 @@
+/* bf16 matrix products for the optional bf16 mode (lnl_kernels_set_bf16): C = op(A) op(B) with
+ * both inputs rounded to bfloat16 (round to nearest even) and the products accumulated in fp32
+ * by AVX512-BF16's VDPBF16PS, two k at a time. Single-threaded; kernels.c gives each OpenMP
+ * thread its own slice and its own workspace. Built only where the compiler targets AVX512-BF16
+ * (-march=native on such a CPU); elsewhere lnl_bf16_available() is 0 and nothing here runs.
+ *
+ * Blocking as in BLIS: a KC x NC block of op(B) packed once per (jc, pc), an MC x KC block of
+ * op(A) per (jc, pc, ic), then an MR x NR micro-kernel over packed panels. Packed layout: pairs
+ * (x[k], x[k+1]) as one 32-bit word, bf16 of the even k in the low half, which is the order
+ * VDPBF16PS multiplies them in; padding rows, columns and the odd k are zero. */
+#include "kernels_internal.h"
+
+#include <assert.h>
+
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#include <immintrin.h>
+#define HAVE_BF16 1
+#else
+#define HAVE_BF16 0
+#endif
+
+#define BR_MR 8
+#define BR_NR 48 /* three 16-lane vectors */
+#define BR_KC 384
+#define BR_MC 96
+#define BR_NC 2016
+#define BR_KP (BR_KC / 2)
+
+size_t lnl_bf16_ws_words(void) { return (size_t)BR_MC * BR_KP + (size_t)BR_KP * BR_NC; }
+
+int lnl_bf16_available(void) {
+#if HAVE_BF16
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+/* fp32 -> bf16 bits, round to nearest even (NaN payloads are not preserved). */
+static inline uint32_t bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return u >> 16;
+}
+
+float lnl_bf16_round(float f) {
+    uint32_t u = bf16_bits(f) << 16;
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+}
+
+#if HAVE_BF16
+static inline __mmask16 lane_mask(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* w[p] = pair (x[2p], x[2p+1]) for p < (n + 1) / 2, zero beyond n: a contiguous run along k. */
+static void cvt_run(uint32_t *w, const float *x, int n) {
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+        _mm512_storeu_si512(w + i / 2, (__m512i)v);
+    }
+    if (i < n) {
+        __m512 lo = _mm512_maskz_loadu_ps(lane_mask(n - i), x + i), hi = _mm512_maskz_loadu_ps(lane_mask(n - i - 16), x + i + 16);
+        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+        _mm512_mask_storeu_epi32(w + i / 2, lane_mask((n - i + 1) / 2), v);
+    }
+}
+
+/* 16 pair words (lo[j], hi[j]) for lanes j in m; hi NULL means zeros (the odd k at the end). */
+static inline __m512i pair_rows(const float *lo, const float *hi, __mmask16 m) {
+    __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, lo)));
+    if (!hi) return l;
+    __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, hi)));
+    return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+}
+
+static void pack_a(uint32_t *ap, int ta, const float *A, int lda, int i0, int mc, int k0, int kc) {
+    int kp = (kc + 1) / 2;
+    for (int ir = 0; ir < mc; ir += BR_MR) {
+        uint32_t *dst = ap + (size_t)ir * kp;
+        int mr = mc - ir < BR_MR ? mc - ir : BR_MR;
+        if (ta) { /* op(A) columns along memory: rows k and k + 1 give 8 pairs at once */
+            __mmask16 m = lane_mask(mr);
+            for (int p = 0; p < kp; p++) {
+                const float *lo = A + (size_t)(k0 + 2 * p) * lda + i0 + ir;
+                __m512i v = pair_rows(lo, 2 * p + 1 < kc ? lo + lda : NULL, m);
+                _mm256_storeu_si256((__m256i *)(dst + (size_t)p * BR_MR), _mm512_castsi512_si256(v));
+            }
+        } else { /* rows along k: convert each row, then interleave the rows */
+            uint32_t w[BR_KP];
+            for (int r = 0; r < BR_MR; r++) {
+                if (r < mr) cvt_run(w, A + (size_t)(i0 + ir + r) * lda + k0, kc);
+                else memset(w, 0, sizeof w);
+                for (int p = 0; p < kp; p++) dst[(size_t)p * BR_MR + r] = w[p];
+            }
+        }
+    }
+}
+
+static void pack_b(uint32_t *bp, int tb, const float *B, int ldb, int k0, int kc, int j0, int nc) {
+    int kp = (kc + 1) / 2;
+    for (int jr = 0; jr < nc; jr += BR_NR) {
+        uint32_t *dst = bp + (size_t)jr * kp;
+        int nr = nc - jr < BR_NR ? nc - jr : BR_NR;
+        if (!tb) { /* op(B) rows along memory: rows k and k + 1 give 16 pairs at once */
+            for (int p = 0; p < kp; p++) {
+                const float *lo = B + (size_t)(k0 + 2 * p) * ldb + j0 + jr;
+                const float *hi = 2 * p + 1 < kc ? lo + ldb : NULL;
+                for (int v = 0; v < BR_NR / 16; v++)
+                    _mm512_storeu_si512(dst + (size_t)p * BR_NR + 16 * v,
+                                        pair_rows(lo + 16 * v, hi ? hi + 16 * v : NULL, lane_mask(nr - 16 * v)));
+            }
+        } else { /* columns along k: convert each, then interleave */
+            uint32_t w[BR_KP];
+            for (int j = 0; j < BR_NR; j++) {
+                if (j < nr) cvt_run(w, B + (size_t)(j0 + jr + j) * ldb + k0, kc);
+                else memset(w, 0, sizeof w);
+                for (int p = 0; p < kp; p++) dst[(size_t)p * BR_NR + j] = w[p];
+            }
+        }
+    }
+}
+
+/* C tile (mr x nr) = (first ? beta C : C) + A panel . B panel over kp pairs. */
+static void micro_kernel(int kp, const uint32_t *a, const uint32_t *b, float *c, int ldc, int mr, int nr, int first,
+                         float beta) {
+    __m512 acc[BR_MR][3];
+    for (int r = 0; r < BR_MR; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
+    for (int p = 0; p < kp; p++) {
+        const uint32_t *bb = b + (size_t)p * BR_NR;
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(bb), b1 = (__m512bh)_mm512_loadu_si512(bb + 16);
+        __m512bh b2 = (__m512bh)_mm512_loadu_si512(bb + 32);
+        const uint32_t *aa = a + (size_t)p * BR_MR;
+        for (int r = 0; r < BR_MR; r++) {
+            __m512bh ar = (__m512bh)_mm512_set1_epi32((int)aa[r]);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], ar, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], ar, b1);
+            acc[r][2] = _mm512_dpbf16_ps(acc[r][2], ar, b2);
+        }
+    }
+    __mmask16 m[3] = {lane_mask(nr), lane_mask(nr - 16), lane_mask(nr - 32)};
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < 3; v++) {
+            if (!m[v]) continue;
+            float *cp = c + (size_t)r * ldc + 16 * v;
+            __m512 x = acc[r][v];
+            if (!first || beta != 0.0f) {
+                __m512 old = _mm512_maskz_loadu_ps(m[v], cp);
+                x = first && beta != 1.0f ? _mm512_fmadd_ps(_mm512_set1_ps(beta), old, x) : _mm512_add_ps(old, x);
+            }
+            _mm512_mask_storeu_ps(cp, m[v], x);
+        }
+}
+#endif
+
+void lnl_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc, uint32_t *ws) {
+#if HAVE_BF16
+    if (M <= 0 || N <= 0) return;
+    assert(K > 0);
+    uint32_t *ap = ws, *bp = ws + (size_t)BR_MC * BR_KP;
+    for (int jc = 0; jc < N; jc += BR_NC) {
+        int nc = N - jc < BR_NC ? N - jc : BR_NC;
+        for (int pc = 0; pc < K; pc += BR_KC) {
+            int kc = K - pc < BR_KC ? K - pc : BR_KC, kp = (kc + 1) / 2;
+            pack_b(bp, tb, B, ldb, pc, kc, jc, nc);
+            for (int ic = 0; ic < M; ic += BR_MC) {
+                int mc = M - ic < BR_MC ? M - ic : BR_MC;
+                pack_a(ap, ta, A, lda, ic, mc, pc, kc);
+                for (int jr = 0; jr < nc; jr += BR_NR)
+                    for (int ir = 0; ir < mc; ir += BR_MR)
+                        micro_kernel(kp, ap + (size_t)ir * kp, bp + (size_t)jr * kp,
+                                     C + (size_t)(ic + ir) * ldc + jc + jr, ldc, mc - ir < BR_MR ? mc - ir : BR_MR,
+                                     nc - jr < BR_NR ? nc - jr : BR_NR, pc == 0, beta);
+            }
+        }
+    }
+#else
+    (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C;
+    (void)ldc, (void)ws;
+    assert(!"bf16 products are not built in");
+#endif
+}
