@@ -111,6 +111,21 @@ if [ $rc -eq 1 ] && [ "$(ls "$TMP/f2/checkpoints" | tr '\n' ' ')" = "model_00000
   ok full_disk_in_state_file
 else fail full_disk_in_state_file "exit $rc, files: $(ls "$TMP/f2/checkpoints" | tr '\n' ' ')"; fi
 
+# The same on a real full file system, when this machine lets us mount a small tmpfs (root).
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$TMP/small" && mount -t tmpfs -o size=$(( (cfg + m5 + s5 + m5 + s5 / 2) / 1024 ))k \
+     tmpfs "$TMP/small" 2>/dev/null; then
+  "$LNLAB" train "${A[@]}" --out "$TMP/small/run" --checkpoint-every 5 2>"$TMP/err"; rc=$?
+  if [ $rc -eq 1 ] && grep -q 'checkpoint at step 10 not saved (earlier checkpoints are intact): .*No space left on device' "$TMP/err" &&
+     [ "$(ls "$TMP/small/run/checkpoints" | tr '\n' ' ')" = "model_00000005.safetensors state_00000005.safetensors " ]; then
+    cp -r "$TMP/small/run" "$TMP/f3"
+    "$LNLAB" train --resume "$TMP/f3" --quiet 2>"$TMP/err" || fail tmpfs_full_disk "resume failed: $(cat "$TMP/err")"
+    same_run tmpfs_full_disk "$TMP/f3"
+  else fail tmpfs_full_disk "exit $rc, files: $(ls "$TMP/small/run/checkpoints" 2>&1 | tr '\n' ' '), stderr: $(cat "$TMP/err")"; fi
+  umount "$TMP/small"
+else
+  echo "skip tmpfs_full_disk: cannot mount a tmpfs here (needs root); the injected full disk above covers it"
+fi
+
 # 6. --keep-checkpoints 2 keeps the newest two; the setting is kept on resume.
 "$LNLAB" train "${A[@]}" --out "$TMP/k1" --checkpoint-every 3 --keep-checkpoints 2 --stop-after 10
 "$LNLAB" train --resume "$TMP/k1" --quiet
