@@ -374,14 +374,17 @@ static void test_memory_estimate(void) {
     char src[200];
     uint64_t avail = lnl_mem_available(&known, src, sizeof src);
     CHECK(known && avail > 0, "available memory from %s", src);
-    c->n_embd = 1 << 20;
+    LnlModelMemory huge;
+    c->n_positions = 1 << 24;
+    CHECK(lnl_model_memory(c, 1 << 20, 1 << 24, &huge, &e) != 0 && strstr(e.msg, "tokens per batch, more than"),
+          "B x T guard: %s", e.msg);
+    c->n_layer = 1024;
+    c->n_embd = 1 << 16;
     c->n_head = 1;
     c->vocab_size = 1 << 24;
-    c->n_positions = 1 << 24;
-    LnlModelMemory huge;
-    CHECK(lnl_model_memory(c, 1 << 20, 1 << 24, &huge, &e) != 0 &&
-              strstr(e.msg, "far too large"),
-          "overflow guard: %s", e.msg);
+    CHECK(lnl_config_preset(c, "pre", &e) == 0, "%s", e.msg);
+    CHECK(lnl_model_memory(c, 1, 1 << 24, &huge, &e) != 0 && strstr(e.msg, "far too large"), "overflow guard: %s",
+          e.msg);
     free(c);
 }
 
