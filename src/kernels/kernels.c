@@ -151,7 +151,7 @@ static void matmul_forward_blocked(float *out, const float *inp, const float *we
                                    int IC, int OC) {
     int nrb = (N + MM_RB - 1) / MM_RB, ncb = (OC + MM_CB - 1) / MM_CB;
     /* column blocks outer: consecutive tasks of a thread reuse the same weight block */
-    LNL_OMP(parallel for collapse(2) schedule(static))
+    LNL_OMP(parallel for collapse(2) schedule(static) if(parallel: (size_t)N * IC * OC > LNL_PAR_MIN_MACS))
     for (int cb = 0; cb < ncb; cb++)
         for (int rb = 0; rb < nrb; rb++) {
             float wt[MM_KB * MM_CB]; /* weight^T block: wt[k * nc + j] = weight[c0 + j, k0 + k] */
@@ -172,7 +172,7 @@ static void matmul_forward_blocked(float *out, const float *inp, const float *we
 static void mm_axpy_driver(float *out, int R, int J, int K, const float *coef, size_t csr, size_t csk,
                            const float *y, size_t ldy) {
     int nrb = (R + MM_RB - 1) / MM_RB;
-    LNL_OMP(parallel for schedule(static))
+    LNL_OMP(parallel for schedule(static) if(parallel: (size_t)R * J * K > LNL_PAR_MIN_MACS))
     for (int rb = 0; rb < nrb; rb++) {
         int r0 = rb * MM_RB, r1 = imin(R, r0 + MM_RB);
         for (int k0 = 0; k0 < K; k0 += MM_KB) {
@@ -251,7 +251,7 @@ static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
         gemm_slice(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias, 0);
         return;
     }
-    LNL_OMP(parallel num_threads(nt))
+    LNL_OMP(parallel num_threads(nt) if(parallel: (size_t)M * N * K > LNL_PAR_MIN_MACS))
     {
         int p = 0, np = 1;
 #if defined(_OPENMP)
@@ -292,7 +292,7 @@ static void colsum_cols(float *dbias, const float *dout, int N, int OC, int c0, 
 static void colsum_acc(float *dbias, const float *dout, int N, int OC) {
     enum { CB = 256 };
     int ncb = (OC + CB - 1) / CB;
-    LNL_OMP(parallel for schedule(static))
+    LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * OC > LNL_PAR_MIN_ELEMS))
     for (int cb = 0; cb < ncb; cb++) colsum_cols(dbias, dout, N, OC, cb * CB, imin(OC, cb * CB + CB));
 }
 
@@ -315,7 +315,7 @@ void lnl_matmul_backward(float *dinp, float *dweight, float *dbias, const float 
 void lnl_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight, const float *bias,
                       int N, int C, int G, int rep, LnlNormKind kind, float eps, float scale) {
     assert(G >= 1 && rep >= 1 && (kind == LNL_NORM_RMSNORM || mean));
-    LNL_OMP(parallel for schedule(static))
+    LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * C > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
         const float *x = inp + (size_t)r * C;
         size_t goff = (size_t)lnl_norm_group(r, G, rep) * C;
@@ -333,7 +333,7 @@ void lnl_norm_backward(float *dinp, float *dweight, float *dbias, const float *d
                        LnlNormKind kind, float scale) {
     assert(G >= 1 && rep >= 1 && (kind == LNL_NORM_RMSNORM || mean));
     if (dinp) {
-        LNL_OMP(parallel for schedule(static))
+        LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * C > LNL_PAR_MIN_ELEMS))
         for (int r = 0; r < N; r++) {
             size_t goff = (size_t)lnl_norm_group(r, G, rep) * C;
             float mu = kind == LNL_NORM_LAYERNORM ? mean[r] : 0.0f;
@@ -345,7 +345,7 @@ void lnl_norm_backward(float *dinp, float *dweight, float *dbias, const float *d
         /* narrow column blocks so that even C = 64 (per-head norms) splits among threads */
         enum { CB = 16 };
         int ncb = (C + CB - 1) / CB;
-        LNL_OMP(parallel for schedule(static))
+        LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * C > LNL_PAR_MIN_ELEMS))
         for (int cb = 0; cb < ncb; cb++)
             lnl_norm_param_grad_cols(dweight, dbias, dout, inp, mean, rstd, N, C, G, rep, kind, scale, cb * CB,
                                      imin(C, cb * CB + CB));
@@ -381,7 +381,7 @@ void lnl_attention_forward(float *out, float *att, const float *qkv, int B, int 
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
-    LNL_OMP(parallel for collapse(2) schedule(static))
+    LNL_OMP(parallel for collapse(2) schedule(static) if(parallel: (size_t)B * NH * T * T * (C / NH) > LNL_PAR_MIN_MACS))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             float kt[ATT_KB * ATT_HC];
@@ -412,7 +412,7 @@ void lnl_attention_backward(float *dqkv, float *datt, const float *dout, const f
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
-    LNL_OMP(parallel for collapse(2) schedule(static))
+    LNL_OMP(parallel for collapse(2) schedule(static) if(parallel: (size_t)B * NH * T * T * (C / NH) > LNL_PAR_MIN_MACS))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             float kt[ATT_KB * ATT_HC];
@@ -449,7 +449,7 @@ void lnl_attention_backward(float *dqkv, float *datt, const float *dout, const f
 
 void lnl_gelu_forward(float *out, const float *inp, size_t n) {
     const float k = (float)LNL_GELU_K, a = (float)LNL_GELU_A;
-    LNL_OMP(parallel for simd schedule(static))
+    LNL_OMP(parallel for simd schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = k * (x + a * x * x * x);
@@ -459,7 +459,7 @@ void lnl_gelu_forward(float *out, const float *inp, size_t n) {
 
 void lnl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     const float k = (float)LNL_GELU_K, a = (float)LNL_GELU_A;
-    LNL_OMP(parallel for simd schedule(static))
+    LNL_OMP(parallel for simd schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = k * (x + a * x * x * x);
@@ -486,7 +486,7 @@ void lnl_embed_backward(float *dwte, float *dwpe, const float *dout, const int32
 
 void lnl_softmax_xent_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N,
                               int V) {
-    LNL_OMP(parallel for schedule(static))
+    LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * V > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
         const float *x = logits + (size_t)r * V;
         float *p = probs + (size_t)r * V;
@@ -504,7 +504,7 @@ void lnl_softmax_xent_forward(float *losses, float *probs, const float *logits, 
 
 void lnl_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss, int N,
                                int V) {
-    LNL_OMP(parallel for schedule(static))
+    LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * V > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
         int32_t tg = targets[r];
         if (tg < 0) continue;
@@ -541,7 +541,7 @@ static double sum_exp_shift_d(const float *x, float mx, int n) {
 
 void lnl_xent_forward(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
                       int V) {
-    LNL_OMP(parallel for schedule(static))
+    LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * V > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
         const float *x = logits + (size_t)r * V;
         int32_t tg = targets[r];
@@ -556,7 +556,7 @@ void lnl_xent_forward(float *losses, float *rmax, float *riz, const float *logit
 
 void lnl_xent_backward_inplace(float *logits, const float *rmax, const float *riz, const int32_t *targets,
                                const float *dloss, int N, int V) {
-    LNL_OMP(parallel for schedule(static))
+    LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * V > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
         float *x = logits + (size_t)r * V;
         int32_t tg = targets[r];
@@ -579,17 +579,17 @@ void lnl_xent_backward_inplace(float *logits, const float *rmax, const float *ri
 void lnl_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
                       float beta2, float eps, float weight_decay, int t) {
     LnlAdamCoef c = lnl_adam_coef(lr, beta1, beta2, eps, weight_decay, t);
-    LNL_OMP(parallel for schedule(static))
+    LNL_OMP(parallel for schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) lnl_adam_elem(&param[i], grad[i], &m[i], &v[i], &c);
 }
 
 void lnl_axpby(float *out, float a, const float *x, float b, const float *y, size_t n) {
-    LNL_OMP(parallel for simd schedule(static))
+    LNL_OMP(parallel for simd schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) out[i] = a * x[i] + b * y[i];
 }
 
 void lnl_axpy(float *out, float a, const float *x, size_t n) {
-    LNL_OMP(parallel for simd schedule(static))
+    LNL_OMP(parallel for simd schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) out[i] += a * x[i];
 }
 
@@ -607,7 +607,7 @@ double lnl_sumsq(const float *x, size_t n) {
     enum { SUMSQ_PARTS = 64 };
     double part[SUMSQ_PARTS];
     size_t len = (n + SUMSQ_PARTS - 1) / SUMSQ_PARTS;
-    LNL_OMP(parallel for schedule(static))
+    LNL_OMP(parallel for schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
     for (int p = 0; p < SUMSQ_PARTS; p++) {
         size_t i0 = (size_t)p * len < n ? (size_t)p * len : n;
         size_t i1 = i0 + len < n ? i0 + len : n;

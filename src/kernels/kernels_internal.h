@@ -18,6 +18,13 @@
 #define LNL_OMP(...)
 #endif
 
+/* Work (elements, or multiply-adds for products) below which a kernel runs on one thread: a
+ * parallel region costs microseconds when the cores are free and far more when another process
+ * holds one, so tiny models and decode steps must not pay it on every op. Results do not depend
+ * on the choice, as they do not depend on the thread count (BLAS aside). */
+#define LNL_PAR_MIN_ELEMS ((size_t)1 << 15)
+#define LNL_PAR_MIN_MACS ((size_t)1 << 21)
+
 /* ---- GELU, tanh approximation: gelu(x) = 0.5 x (1 + tanh(K (x + A x^3))) ---- */
 #define LNL_GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define LNL_GELU_A 0.044715
