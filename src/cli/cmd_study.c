@@ -7,9 +7,10 @@
 
 #include "../study/config.h"
 #include "../study/study.h"
+#include "../study/study_mpi.h"
 #include "flags.h"
 
-enum { NOWN = 5, NMAX = NOWN + 64 + LNL_NAXES };
+enum { NOWN = 6, NMAX = NOWN + 64 + LNL_NAXES };
 
 typedef struct {
     char names[64 + LNL_NAXES][40];
@@ -22,7 +23,7 @@ typedef struct {
 
 int cmd_study(int argc, char **argv) {
     const char *config = NULL, *builtin = "default", *out = "study";
-    int print_config = 0, quiet = 0;
+    int print_config = 0, quiet = 0, mpi = 0;
     FlagStore fs;
     memset(&fs, 0, sizeof fs);
     LnlFlag flags[NMAX] = {
@@ -32,6 +33,8 @@ int cmd_study(int argc, char **argv) {
         {"--out", LNL_FLAG_STR, &out, "study directory (results.jsonl, summary.md, report.html, plots/, runs/)", 1, 0,
          NULL, 0},
         {"--quiet", LNL_FLAG_BOOL, &quiet, "no progress lines", 1, 0, NULL, 0},
+        {"--mpi", LNL_FLAG_BOOL, &mpi, "under mpirun: deal the runs out to the processes, rank 0 writes the report "
+         "(docs/DISTRIBUTED.md)", 1, 0, NULL, 0},
     };
     int nflags = NOWN;
     for (int i = 0; i < lnl_study_nfields; i++) {
@@ -90,10 +93,15 @@ int cmd_study(int argc, char **argv) {
         return 0;
     }
 
-    LnlStudyOpts o = {"/proc/self/exe", out, quiet};
+    LnlStudyOpts o = {"/proc/self/exe", out, quiet, 0, 0};
     LnlStudySummary sum;
-    int code = lnl_study_run(&c, &o, &sum, &e);
-    if (code == 0 || (code == 1 && sum.verdicts)) {
+    LnlDist dist = {0}; /* without --mpi the study never joins an MPI job: rank 0 of 1 */
+    dist.size = 1;
+    if (mpi && lnl_dist_init(&dist, &e)) lnl_die(1, "%s", e.msg);
+    int code = lnl_study_run_mpi(&c, &o, &dist, &sum, &e);
+    const int root = dist.rank == 0;
+    lnl_dist_free(&dist);
+    if (root && (code == 0 || (code == 1 && sum.verdicts))) {
         char dur[32];
         long t = (long)(sum.wall_s + 0.5);
         snprintf(dur, sizeof dur, "%ldm%02lds", t / 60, t % 60);

@@ -81,6 +81,11 @@ void lnl_dist_free(LnlDist *d) {
     d->size = 1;
 }
 
+void lnl_dist_hide_launcher(void) {
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
+}
+
 double lnl_dist_mean(LnlDist *d, double x) {
     if (lnl_dist_size(d) == 1) return x;
 #ifdef LNL_HAVE_MPI
@@ -96,6 +101,16 @@ long lnl_dist_max(LnlDist *d, long x) {
 #ifdef LNL_HAVE_MPI
     long r = x;
     MPI_Allreduce(&x, &r, 1, MPI_LONG, MPI_MAX, MPI_COMM_WORLD);
+    x = r;
+#endif
+    return x;
+}
+
+long lnl_dist_sum(LnlDist *d, long x) {
+    if (lnl_dist_size(d) == 1) return x;
+#ifdef LNL_HAVE_MPI
+    long r = x;
+    MPI_Allreduce(&x, &r, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
     x = r;
 #endif
     return x;

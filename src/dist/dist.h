@@ -53,6 +53,10 @@ int lnl_dist_launched(void);
  * without MPI (they would all train alone and write the same files). */
 int lnl_dist_init(LnlDist *d, LnlErr *e);
 void lnl_dist_free(LnlDist *d);
+/* Removes the launcher's variables that lnl_dist_launched reads from this process's
+ * environment, so that child processes (lnlab study's runs) start as plain processes; call it
+ * after lnl_dist_init. */
+void lnl_dist_hide_launcher(void);
 
 static inline int lnl_dist_rank(const LnlDist *d) { return d ? d->rank : 0; }
 static inline int lnl_dist_size(const LnlDist *d) { return d ? d->size : 1; }
@@ -62,6 +66,8 @@ static inline int lnl_dist_is_root(const LnlDist *d) { return lnl_dist_rank(d) =
 double lnl_dist_mean(LnlDist *d, double x);
 /* Largest x over ranks: an error code or a flag one rank raised reaches all of them. */
 long lnl_dist_max(LnlDist *d, long x);
+/* Sum of x over ranks. */
+long lnl_dist_sum(LnlDist *d, long x);
 /* Waits for every rank. */
 void lnl_dist_barrier(LnlDist *d);
 

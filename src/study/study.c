@@ -632,6 +632,14 @@ static int prepare_data(const Study *s, LnlErr *e) {
     return 0;
 }
 
+int lnl_study_prepare_data(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlErr *e) {
+    Study s;
+    memset(&s, 0, sizeof s);
+    s.c = c;
+    s.o = o;
+    return prepare_data(&s, e);
+}
+
 /* Leftovers of atomic writes cut short by a kill (the lock says no one else writes here). */
 static void remove_stale_tmp(const char *dir) {
     DIR *d = opendir(dir);
@@ -671,7 +679,9 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
         if (r) goto done;
     }
     {
-        char *lock = lnl_path_join(o->out, ".lock");
+        char name[64] = ".lock";
+        if (o->nshards > 1 && o->shard > 0) snprintf(name, sizeof name, ".lock.shard%d", o->shard);
+        char *lock = lnl_path_join(o->out, name);
         lock_fd = open(lock, O_RDWR | O_CREAT, 0666);
         free(lock);
         if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -679,8 +689,8 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
             goto done;
         }
     }
-    remove_stale_tmp(o->out);
-    {
+    if (o->nshards <= 1) { /* shards start together: one's cleanup would remove another's new file */
+        remove_stale_tmp(o->out);
         char *plots = lnl_path_join(o->out, "plots");
         remove_stale_tmp(plots);
         free(plots);
@@ -688,6 +698,12 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
     s.results_path = lnl_path_join(o->out, "results.jsonl");
     s.settings = lnl_study_settings_json(c);
     if (lnl_study_results_load(&s.res, s.results_path, e)) goto done;
+    if (o->nshards > 1) {
+        char name[64];
+        snprintf(name, sizeof name, "results.shard%d.jsonl", o->shard);
+        free(s.results_path);
+        s.results_path = lnl_path_join(o->out, name);
+    }
     if (check_settings(&s, e)) {
         code = LNL_STUDY_EXIT_USAGE;
         goto done;
@@ -709,6 +725,12 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
         else order[npending++] = k;
     }
     qsort_r(order, (size_t)npending, sizeof *order, cmp_exec, &s);
+    if (o->nshards > 1) {
+        int k = 0;
+        for (int i = 0; i < npending; i++)
+            if (i % o->nshards == o->shard) order[k++] = order[i];
+        npending = k;
+    }
     s.pending_total = npending;
     for (int i = 0; i < npending; i++) s.units_total += run_units(&s, &s.runs[order[i]]);
 
@@ -822,6 +844,11 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
         goto done;
     }
     clear_line(&s);
+    if (o->nshards > 1) { /* a shard: rank 0 merges the records and writes the report */
+        code = s.failed ? 1 : 0;
+        if (s.failed) lnl_err(e, "%d run%s failed (first: %s)", s.failed, s.failed == 1 ? "" : "s", s.first_failure);
+        goto done;
+    }
 
     LnlStudyReportInfo info = {0};
     info.failed = s.failed;

@@ -11,6 +11,11 @@ typedef struct {
     const char *exe; /* the lnlab executable the runs use ("/proc/self/exe": this very binary) */
     const char *out; /* study directory */
     int quiet;       /* no live line */
+    /* lnlab study --mpi (study_mpi.h) runs one shard per process: with nshards > 1 this process
+     * trains only the pending runs at positions shard, shard + nshards, ... of the execution
+     * order, saves its records to OUT/results.shard<shard>.jsonl, writes no report, and leaves
+     * the cleanup of stale temporary files to the final pass. 0 or 1: the whole study. */
+    int shard, nshards;
 } LnlStudyOpts;
 
 typedef struct {
@@ -32,5 +37,8 @@ typedef struct {
  * 128 + signal after SIGINT/SIGTERM (children stopped, finished runs kept); e says why when
  * it is not 0. */
 int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummary *sum, LnlErr *e);
+/* Prepares the study's data with `lnlab prepare` if it does not exist yet (what lnl_study_run
+ * does first). */
+int lnl_study_prepare_data(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlErr *e);
 
 #endif

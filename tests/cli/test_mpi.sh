@@ -1,6 +1,7 @@
 # Data-parallel training over MPI: n processes with batch B/n each give the losses and weights of
 # one process with batch B, to fp32 rounding (plain, with gradient accumulation, Admin's profiling
-# pass, ZeRO-1, 3 ranks), and a run stopped and resumed under mpirun continues bit for bit.
+# pass, ZeRO-1, 3 ranks), a run stopped and resumed under mpirun continues bit for bit, and
+# lnlab study --mpi spreads a study's runs over ranks into one report.
 # Skips when this lnlab was built without MPI or mpirun is missing.
 . "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
@@ -111,4 +112,26 @@ else fail mpi_rank0_writes "log has $(grep -c '"loss"' "$TMP/two_b2/log.jsonl") 
 out=$(mpi 2 train "${SMALL[@]}" --preset pre --batch 2000 --steps 3 --out "$TMP/big" 2>&1); rc=$?
 if [ "$rc" -ne 0 ] && printf '%s' "$out" | grep -q "too few tokens"; then ok mpi_too_few_tokens
 else fail mpi_too_few_tokens "exit $rc: $(printf '%s' "$out" | head -c 400)"; fi
+
+# 8. lnlab study --mpi: the runs dealt out to 2 ranks, one results.jsonl and one report, the same
+#    records as a study in one process.
+TINY=(--data "$TMP/data" --presets pre,peri --dts 1 --depths 2 --lrs 3e-3 --seeds 1,2 --dim 16 --heads 2 --seq 16
+      --batch 4 --steps 12 --warmup 0 --eval-every 6 --eval-batches 2 --probe-batch 4 --threads 1 --jobs 1 --quiet)
+"$LNLAB" study "${TINY[@]}" --out "$TMP/study1" >/dev/null 2>&1
+if mpi 2 study "${TINY[@]}" --mpi --out "$TMP/study2" >"$TMP/study2.out" 2>"$TMP/err"; then
+  if msg=$($PY - "$TMP/study1" "$TMP/study2" 2>&1 <<'EOF'
+import glob, json, os, sys
+a, b = sys.argv[1], sys.argv[2]
+def recs(d):
+    return {r["id"]: r for r in map(json.loads, open(os.path.join(d, "results.jsonl")))}
+ra, rb = recs(a), recs(b)
+if sorted(ra) != sorted(rb) or len(rb) != 4: sys.exit("runs %s vs %s" % (sorted(ra), sorted(rb)))
+bad = [i for i in ra if ra[i]["final_val_loss"] != rb[i]["final_val_loss"] or ra[i]["layers"] != rb[i]["layers"]]
+if bad: sys.exit("records differ: %s" % bad)
+if glob.glob(os.path.join(b, "results.shard*")): sys.exit("shard files left")
+if not os.path.getsize(os.path.join(b, "report.html")): sys.exit("no report")
+EOF
+  ) && grep -q "^study: 4 runs (0 finished before, 4 trained now, 0 failed)" "$TMP/study2.out"; then ok mpi_study
+  else fail mpi_study "$msg $(head -n 1 "$TMP/study2.out")"; fi
+else fail mpi_study "mpirun lnlab study --mpi failed: $(head -c 600 "$TMP/err")"; fi
 finish
