@@ -83,6 +83,7 @@ int cmd_study(int argc, char **argv) {
         if (lnl_study_axis_set_all(&c, ax, fs.lists[ax].items, fs.lists[ax].n, fs.names[64 + ax], &e))
             lnl_die(2, "%s", e.msg);
     }
+    for (int ax = 0; ax < LNL_NAXES; ax++) free(fs.lists[ax].items); /* the config holds copies */
     if (lnl_study_config_validate(&c, what, &e)) lnl_die(2, "%s", e.msg);
 
     if (print_config) {
