@@ -2,7 +2,6 @@
  * directory (or over a shard file as it is), through the trainer's own evaluation (train/eval.h).
  * Forward only; it changes no file. */
 #include <cjson/cJSON.h>
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -12,19 +11,6 @@
 
 #define EVAL_DEFAULT_BATCH 4
 #define EVAL_MAX_BATCH 65536
-
-typedef struct {
-    const LnlModelFlags *mf;
-    const LnlFlag *flags;
-    int failed; /* the error is about a flag, not about the model file */
-} OverrideCtx;
-
-/* Model flags given on the command line win over the file's config. */
-static int override_hook(LnlConfig *c, void *ctx, LnlErr *e) {
-    OverrideCtx *o = ctx;
-    o->failed = lnl_model_flags_override(o->mf, o->flags, c, e) != 0;
-    return o->failed ? -1 : 0;
-}
 
 int cmd_eval(int argc, char **argv) {
     LnlModelFlags mf;
@@ -59,17 +45,8 @@ int cmd_eval(int argc, char **argv) {
 
     LnlErr e;
     LnlModel m;
-    OverrideCtx ctx = {&mf, flags + NOWN, 0};
-    if (lnl_model_load(&m, model, override_hook, &ctx, &e)) {
-        if (ctx.failed) lnl_die(2, "%s", e.msg);
-        lnl_die(1, "--model: %s", e.msg);
-    }
-    const int npos_model = m.cfg.n_positions;
-    if (mf.seq > npos_model)
-        lnl_die(2, "--seq: %lld is longer than the model's n_positions %d", mf.seq, npos_model);
-    const int B = (int)batch, T = mf.seq > 0 ? (int)mf.seq : npos_model;
-    if ((long long)B * T > INT_MAX)
-        lnl_die(2, "--batch/--seq: B*T = %lld tokens is too many for one batch", (long long)B * T);
+    lnl_model_flags_load_or_exit(&m, model, &mf, flags + NOWN);
+    const int B = (int)batch, T = lnl_model_flags_seq_or_exit(&m, &mf, batch);
 
     LnlLoader ld;
     if (lnl_loader_open(&ld, data, "val", B, T, m.cfg.vocab_size, &e)) lnl_die(1, "--data: %s", e.msg);

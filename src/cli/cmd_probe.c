@@ -19,19 +19,6 @@
 #define PROBE_MAX_BATCH 65536
 #define PROBE_DEFAULT_SENS_ITERS 20
 
-typedef struct {
-    const LnlModelFlags *mf;
-    const LnlFlag *flags;
-    int failed; /* the error is about a flag, not about the model file */
-} OverrideCtx;
-
-/* Model flags given on the command line win over the file's config. */
-static int override_hook(LnlConfig *c, void *ctx, LnlErr *e) {
-    OverrideCtx *o = ctx;
-    o->failed = lnl_model_flags_override(o->mf, o->flags, c, e) != 0;
-    return o->failed ? -1 : 0;
-}
-
 /* The loader reads the first batch from the first shard holding B*T+1 tokens (loader.h). */
 static const LnlShard *first_batch_shard(const LnlLoader *l) {
     uint64_t need = (uint64_t)l->B * (uint64_t)l->T + 1;
@@ -197,17 +184,8 @@ int cmd_probe(int argc, char **argv) {
 
     LnlErr e;
     LnlModel m;
-    OverrideCtx ctx = {&mf, flags + NOWN, 0};
-    if (lnl_model_load(&m, model, override_hook, &ctx, &e)) {
-        if (ctx.failed) lnl_die(2, "%s", e.msg);
-        lnl_die(1, "--model: %s", e.msg);
-    }
-    const int npos_model = m.cfg.n_positions;
-    if (mf.seq > npos_model)
-        lnl_die(2, "--seq: %lld is longer than the model's n_positions %d", mf.seq, npos_model);
-    const int B = (int)batch, T = mf.seq > 0 ? (int)mf.seq : npos_model;
-    if ((long long)B * T > INT_MAX)
-        lnl_die(2, "--batch/--seq: B*T = %lld tokens is too many for one batch", (long long)B * T);
+    lnl_model_flags_load_or_exit(&m, model, &mf, flags + NOWN);
+    const int B = (int)batch, T = lnl_model_flags_seq_or_exit(&m, &mf, batch);
 
     LnlLoader ld;
     if (lnl_loader_open(&ld, data, "train", B, T, 0, &e)) lnl_die(1, "--data: %s", e.msg);

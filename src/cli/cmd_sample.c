@@ -19,16 +19,6 @@
  * directory here (the vocabulary size comes from the file), and the file fixes n_positions. */
 static int dropped_model_flag(const char *name) { return strcmp(name, "--vocab") == 0 || strcmp(name, "--seq") == 0; }
 
-typedef struct {
-    const LnlModelFlags *mf;
-    const LnlFlag *mflags;
-} Overrides;
-
-static int apply_overrides(LnlConfig *c, void *ctx, LnlErr *e) {
-    const Overrides *o = ctx;
-    return lnl_model_flags_override(o->mf, o->mflags, c, e);
-}
-
 static void emit(const LnlTokenizer *t, const int32_t *ids, size_t n, LnlBuf *buf) {
     LnlErr e;
     buf->len = 0;
@@ -77,8 +67,7 @@ int cmd_sample(int argc, char **argv) {
 
     LnlErr e;
     LnlModel m;
-    Overrides ov = {&mf, mflags};
-    if (lnl_model_load(&m, model_path, apply_overrides, &ov, &e)) lnl_die(1, "%s", e.msg);
+    lnl_model_flags_load_or_exit(&m, model_path, &mf, mflags);
     const LnlConfig *c = &m.cfg;
     m.branch_lambda = (float)branch_lambda;
     LnlTokenizer *tok;

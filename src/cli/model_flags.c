@@ -1,7 +1,10 @@
 /* Model-describing flags shared by train, probe, eval, sample and the test tools. */
 #include "model_flags.h"
 
+#include <limits.h>
 #include <string.h>
+
+#include "../io/model_io.h"
 
 enum { F_SIZE, F_PRESET, F_NORM, F_DT, F_LAYERS, F_HEADS, F_DIM, F_SEQ, F_VOCAB, F_EMBED_NORM, F_EMBED_SCALE,
        F_SPEC, F_MIX, F_BN_STEPS, F_INIT_STD, F_EPS };
@@ -89,4 +92,34 @@ int lnl_model_flags_config(const LnlModelFlags *mf, const LnlFlag *flags, LnlCon
 
 int lnl_model_flags_override(const LnlModelFlags *mf, const LnlFlag *flags, LnlConfig *c, LnlErr *e) {
     return apply(mf, flags, c, 1, e);
+}
+
+typedef struct {
+    const LnlModelFlags *mf;
+    const LnlFlag *flags;
+    int failed; /* the error is about a flag, not about the model file */
+} OverrideCtx;
+
+static int override_hook(LnlConfig *c, void *ctx, LnlErr *e) {
+    OverrideCtx *o = ctx;
+    o->failed = lnl_model_flags_override(o->mf, o->flags, c, e) != 0;
+    return o->failed ? -1 : 0;
+}
+
+void lnl_model_flags_load_or_exit(LnlModel *m, const char *path, const LnlModelFlags *mf, const LnlFlag *flags) {
+    LnlErr e;
+    OverrideCtx ctx = {mf, flags, 0};
+    if (lnl_model_load(m, path, override_hook, &ctx, &e)) {
+        if (ctx.failed) lnl_die(2, "%s", e.msg);
+        lnl_die(1, "--model: %s", e.msg);
+    }
+}
+
+int lnl_model_flags_seq_or_exit(const LnlModel *m, const LnlModelFlags *mf, long long batch) {
+    const int npos = m->cfg.n_positions;
+    if (mf->seq > npos) lnl_die(2, "--seq: %lld is longer than the model's n_positions %d", mf->seq, npos);
+    const int T = mf->seq > 0 ? (int)mf->seq : npos;
+    if (batch * T > INT_MAX)
+        lnl_die(2, "--batch/--seq: B*T = %lld tokens is too many for one batch", batch * T);
+    return T;
 }

@@ -3,6 +3,7 @@
 #ifndef LNL_MODEL_FLAGS_H
 #define LNL_MODEL_FLAGS_H
 
+#include "../model/model.h"
 #include "../model/spec.h"
 #include "flags.h"
 
@@ -23,5 +24,12 @@ int lnl_model_flags_config(const LnlModelFlags *mf, const LnlFlag *flags, LnlCon
 /* Applies only the flags given on the command line to a config loaded from a file. A new preset
  * or size re-derives the spec; --spec is applied last. */
 int lnl_model_flags_override(const LnlModelFlags *mf, const LnlFlag *flags, LnlConfig *c, LnlErr *e);
+
+/* For commands that load a model: loads path with the model flags given on the command line
+ * overriding its config. Exits 2 when a flag is the problem, 1 when the file is. */
+void lnl_model_flags_load_or_exit(LnlModel *m, const char *path, const LnlModelFlags *mf, const LnlFlag *flags);
+/* The sequence length T for a loaded model: --seq if given (at most n_positions), else the
+ * model's n_positions; B*T must fit one batch. Exits 2 otherwise. */
+int lnl_model_flags_seq_or_exit(const LnlModel *m, const LnlModelFlags *mf, long long batch);
 
 #endif
