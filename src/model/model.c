@@ -272,29 +272,37 @@ static void layout_blocks(const LnlConfig *c, size_t B, size_t T, int with_att, 
     }
 }
 
+/* The buffers around the blocks for `rows` rows, shared by the training pass and decoding: the
+ * embedding (with ln_e's output as stream 0, or the embedding itself as stream 0), ln_f, logits. */
+static void layout_ends(const LnlConfig *c, size_t rows, Arena *a, float **emb, float **emb_mean, float **emb_rstd,
+                        float **stream0, float **lnf, float **lnf_mean, float **lnf_rstd, float **logits) {
+    const size_t C = (size_t)c->n_embd, V = (size_t)c->vocab_size;
+    *emb = take(a, rows * C);
+    if (c->embed_norm) {
+        *emb_mean = take(a, rows);
+        *emb_rstd = take(a, rows);
+        *stream0 = take(a, rows * C);
+    } else {
+        *emb_mean = *emb_rstd = NULL;
+        *stream0 = *emb;
+    }
+    if (c->final_norm) {
+        *lnf = take(a, rows * C);
+        *lnf_mean = take(a, rows);
+        *lnf_rstd = take(a, rows);
+    } else {
+        *lnf = *lnf_mean = *lnf_rstd = NULL;
+    }
+    *logits = take(a, rows * V);
+}
+
 /* Lays out (or, with a->base == NULL, sizes) all activation buffers. */
 static void layout_acts(LnlModel *m, Arena *a) {
     const LnlConfig *c = &m->cfg;
-    const size_t B = (size_t)m->B, T = (size_t)m->T, C = (size_t)c->n_embd;
-    const size_t N = B * T, V = (size_t)c->vocab_size;
-    m->emb = take(a, N * C);
-    if (c->embed_norm) {
-        m->emb_mean = take(a, N);
-        m->emb_rstd = take(a, N);
-        m->stream[0] = take(a, N * C);
-    } else {
-        m->emb_mean = m->emb_rstd = NULL;
-        m->stream[0] = m->emb;
-    }
+    const size_t B = (size_t)m->B, T = (size_t)m->T, N = B * T;
+    layout_ends(c, N, a, &m->emb, &m->emb_mean, &m->emb_rstd, &m->stream[0], &m->lnf, &m->lnf_mean, &m->lnf_rstd,
+                &m->logits);
     layout_blocks(c, B, T, 1, m->stream, m->sub, a);
-    if (c->final_norm) {
-        m->lnf = take(a, N * C);
-        m->lnf_mean = take(a, N);
-        m->lnf_rstd = take(a, N);
-    } else {
-        m->lnf = m->lnf_mean = m->lnf_rstd = NULL;
-    }
-    m->logits = take(a, N * V);
     m->losses = take(a, N);
     m->xent_max = take(a, N);
     m->xent_iz = take(a, N);
@@ -653,27 +661,11 @@ static void layout_decode(LnlModel *m, Arena *a) {
     const LnlConfig *c = &m->cfg;
     LnlDecode *d = &m->dec;
     const size_t B = (size_t)d->B, T = (size_t)d->T, C = (size_t)c->n_embd, L = (size_t)c->n_layer;
-    const size_t V = (size_t)c->vocab_size;
     d->kcache = take(a, L * B * T * C);
     d->vcache = take(a, L * B * T * C);
-    d->emb = take(a, B * C);
-    if (c->embed_norm) {
-        d->emb_mean = take(a, B);
-        d->emb_rstd = take(a, B);
-        d->stream[0] = take(a, B * C);
-    } else {
-        d->emb_mean = d->emb_rstd = NULL;
-        d->stream[0] = d->emb;
-    }
+    layout_ends(c, B, a, &d->emb, &d->emb_mean, &d->emb_rstd, &d->stream[0], &d->lnf, &d->lnf_mean, &d->lnf_rstd,
+                &d->logits);
     layout_blocks(c, B, 1, 0, d->stream, d->sub, a);
-    if (c->final_norm) {
-        d->lnf = take(a, B * C);
-        d->lnf_mean = take(a, B);
-        d->lnf_rstd = take(a, B);
-    } else {
-        d->lnf = d->lnf_mean = d->lnf_rstd = NULL;
-    }
-    d->logits = take(a, B * V);
     d->scores = take(a, T);
 }
 
