@@ -377,10 +377,81 @@ static void att_block_dots(float *S, int T, int k0, int kn, const float *rows, s
     }
 }
 
+/* Row t of the causal softmax in place: a[t2] = softmax(sc * a)[t2] over t2 <= t, zero after. */
+static void att_softmax_row(float *a, int t, int T, float sc) {
+    float mx = max_f(a, t + 1);
+    for (int t2 = 0; t2 <= t; t2++) a[t2] = expf_approx(sc * (a[t2] - mx));
+    float iz = (float)(1.0 / lnl_sum_d(a, t + 1));
+    for (int t2 = 0; t2 <= t; t2++) a[t2] *= iz;
+    for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
+}
+
+/* Row t of the softmax backward in place: d[t2] = a[t2] (d[t2] - a . d) over t2 <= t, zero after. */
+static void att_softmax_grad_row(float *d, const float *a, int t, int T) {
+    float s = (float)dot_d(a, d, t + 1);
+    for (int t2 = 0; t2 <= t; t2++) d[t2] = a[t2] * (d[t2] - s);
+    for (int t2 = t + 1; t2 < T; t2++) d[t2] = 0.0f;
+}
+
+#ifdef LNL_HAVE_BLAS
+/* Attention of one (batch, head) pair on single-threaded sgemm calls, in blocks of ATT_QB
+ * queries against only the keys at or before the block's last query: about (T + ATT_QB) / 2T
+ * of the full T x T products. Used when OpenBLAS runs one thread per call (the OpenMP loop over
+ * pairs supplies the parallelism); the scores above the diagonal inside a diagonal block are
+ * formed and then masked, and the products run over those zero weights (exact zeros). */
+#define ATT_QB 64
+
+static void att_pair_forward_blas(float *O, float *A, const float *Q, const float *K, const float *V, int T, int hs,
+                                  int C, float sc) {
+    const int C3 = 3 * C;
+    for (int i0 = 0; i0 < T; i0 += ATT_QB) {
+        int m = imin(ATT_QB, T - i0), nk = i0 + m;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, hs, 1.0f, Q + (size_t)i0 * C3, C3, K, C3, 0.0f,
+                    A + (size_t)i0 * T, T);
+        for (int t = i0; t < i0 + m; t++) att_softmax_row(A + (size_t)t * T, t, T, sc);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, nk, 1.0f, A + (size_t)i0 * T, T, V, C3, 0.0f,
+                    O + (size_t)i0 * C, C);
+    }
+}
+
+static void att_pair_backward_blas(float *dQ, float *dK, float *dV, float *D, const float *dO, const float *Q,
+                                   const float *K, const float *V, const float *A, int T, int hs, int C, float sc) {
+    const int C3 = 3 * C;
+    for (int i0 = 0; i0 < T; i0 += ATT_QB) {
+        int m = imin(ATT_QB, T - i0), nk = i0 + m;
+        /* D = dout . v, then the softmax backward, then dq += sc * dscore . k */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, hs, 1.0f, dO + (size_t)i0 * C, C, V, C3, 0.0f,
+                    D + (size_t)i0 * T, T);
+        for (int t = i0; t < i0 + m; t++) att_softmax_grad_row(D + (size_t)t * T, A + (size_t)t * T, t, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, nk, sc, D + (size_t)i0 * T, T, K, C3, 1.0f,
+                    dQ + (size_t)i0 * C3, C3);
+    }
+    /* key block j0: dk += sc * dscore[t >= j0, block]^T q_t;  dv += att[t >= j0, block]^T dout_t */
+    for (int j0 = 0; j0 < T; j0 += ATT_QB) {
+        int m = imin(ATT_QB, T - j0);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hs, T - j0, sc, D + (size_t)j0 * T + j0, T,
+                    Q + (size_t)j0 * C3, C3, 1.0f, dK + (size_t)j0 * C3, C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hs, T - j0, 1.0f, A + (size_t)j0 * T + j0, T,
+                    dO + (size_t)j0 * C, C, 1.0f, dV + (size_t)j0 * C3, C3);
+    }
+}
+#endif
+
+/* The sgemm form when BLAS is serial per call; the register-tiled form otherwise (no BLAS, or
+ * OpenBLAS's own threads, which would nest inside the loop over pairs). */
+static int att_use_blas(void) {
+#ifdef LNL_HAVE_BLAS
+    return blas_is_serial();
+#else
+    return 0;
+#endif
+}
+
 void lnl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
+    const int use_blas = att_use_blas();
     LNL_OMP(parallel for collapse(2) schedule(static) if(parallel: (size_t)B * NH * T * T * (C / NH) > LNL_PAR_MIN_MACS))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -388,15 +459,14 @@ void lnl_attention_forward(float *out, float *att, const float *qkv, int B, int 
             const float *Q = qkv + (size_t)b * T * C3 + (size_t)h * hs, *K = Q + C, *V = Q + 2 * (size_t)C;
             float *A = att + ((size_t)b * NH + h) * T * T;
             float *O = out + (size_t)b * T * C + (size_t)h * hs;
-            for (int k0 = 0; k0 < T; k0 += ATT_KB) att_block_dots(A, T, k0, imin(ATT_KB, T - k0), Q, C3, K, C3, hs, kt);
-            for (int t = 0; t < T; t++) {
-                float *a = A + (size_t)t * T;
-                float mx = max_f(a, t + 1);
-                for (int t2 = 0; t2 <= t; t2++) a[t2] = expf_approx(sc * (a[t2] - mx));
-                float iz = (float)(1.0 / lnl_sum_d(a, t + 1));
-                for (int t2 = 0; t2 <= t; t2++) a[t2] *= iz;
-                for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
+#ifdef LNL_HAVE_BLAS
+            if (use_blas) {
+                att_pair_forward_blas(O, A, Q, K, V, T, hs, C, sc);
+                continue;
             }
+#endif
+            for (int k0 = 0; k0 < T; k0 += ATT_KB) att_block_dots(A, T, k0, imin(ATT_KB, T - k0), Q, C3, K, C3, hs, kt);
+            for (int t = 0; t < T; t++) att_softmax_row(A + (size_t)t * T, t, T, sc);
             for (int t0 = 0; t0 < T; t0 += MM_MR) {
                 int mr = imin(MM_MR, T - t0);
                 for (int r = 0; r < mr; r++) memset(O + (size_t)(t0 + r) * C, 0, (size_t)hs * sizeof(float));
@@ -412,6 +482,7 @@ void lnl_attention_backward(float *dqkv, float *datt, const float *dout, const f
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
+    const int use_blas = att_use_blas();
     LNL_OMP(parallel for collapse(2) schedule(static) if(parallel: (size_t)B * NH * T * T * (C / NH) > LNL_PAR_MIN_MACS))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -421,16 +492,16 @@ void lnl_attention_backward(float *dqkv, float *datt, const float *dout, const f
             const float *dO = dout + (size_t)b * T * C + (size_t)h * hs;
             const float *A = att + ((size_t)b * NH + h) * T * T;
             float *D = datt + ((size_t)b * NH + h) * T * T;
+#ifdef LNL_HAVE_BLAS
+            if (use_blas) {
+                att_pair_backward_blas(dQ, dK, dV, D, dO, Q, K, V, A, T, hs, C, sc);
+                continue;
+            }
+#endif
             /* D = dout . v, then the softmax backward: dscore = a * (D - sum_t2 a * D) */
             for (int k0 = 0; k0 < T; k0 += ATT_KB)
                 att_block_dots(D, T, k0, imin(ATT_KB, T - k0), dO, (size_t)C, V, C3, hs, kt);
-            for (int t = 0; t < T; t++) {
-                const float *a = A + (size_t)t * T;
-                float *d = D + (size_t)t * T;
-                float s = (float)dot_d(a, d, t + 1);
-                for (int t2 = 0; t2 <= t; t2++) d[t2] = a[t2] * (d[t2] - s);
-                for (int t2 = t + 1; t2 < T; t2++) d[t2] = 0.0f;
-            }
+            for (int t = 0; t < T; t++) att_softmax_grad_row(D + (size_t)t * T, A + (size_t)t * T, t, T);
             for (int t0 = 0; t0 < T; t0 += MM_MR) {
                 int mr = imin(MM_MR, T - t0);
                 /* dq_t += sc * sum_{t2 <= t} dscore[t, t2] k_t2 */

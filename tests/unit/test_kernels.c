@@ -463,12 +463,17 @@ static void attn_bwd(int impl, float *dqkv, float *datt, const float *dout, cons
                                                                             NH);
 }
 
+/* The fast attention has two forms: sgemm calls per (batch, head) when BLAS runs one thread per
+ * call (thread modes 0 and 1), the register-tiled form otherwise (mode 2, and builds without
+ * BLAS). Every attention test runs in every mode. */
 static void test_attention_fast_vs_ref(void) {
-    /* T = 150 spans three key blocks of the fast version; head size 320 exceeds its 256-wide
-     * slices of the transposed key block */
+    /* T = 150 spans three key blocks of either fast form (and a partial fourth); head size 320
+     * exceeds the tiled form's 256-wide slices of the transposed key block */
     const int shapes[][4] = {{2, 13, 24, 3}, {1, 37, 128, 2}, {3, 1, 8, 1}, {2, 20, 30, 5}, {1, 150, 128, 2},
-                             {2, 9, 640, 2}};
+                             {2, 9, 640, 2}, {2, 200, 96, 3}};
+    for (int mode = 0; mode < 3; mode++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        set_thread_mode(mode);
         int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], NH = shapes[s][3];
         size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
         float *qkv = frand(nq, -2, 2), *dout = frand(no, -1, 1);
@@ -476,17 +481,17 @@ static void test_attention_fast_vs_ref(void) {
         lnl_attention_forward(o1, a1, qkv, B, T, C, NH);
         lnl_ref_attention_forward(o2, a2, qkv, B, T, C, NH);
         char name[96];
-        snprintf(name, sizeof name, "attn out B%d T%d C%d NH%d", B, T, C, NH);
+        snprintf(name, sizeof name, "attn out B%d T%d C%d NH%d [%s]", B, T, C, NH, thread_mode_name[mode]);
         double atol = 5e-7 * sqrt((double)T + C / NH); /* float sums over T keys and the head */
         check_vs_ref(name, o1, o2, no, atol, 1e-5);
-        snprintf(name, sizeof name, "attn att B%d T%d C%d NH%d", B, T, C, NH);
+        snprintf(name, sizeof name, "attn att B%d T%d C%d NH%d [%s]", B, T, C, NH, thread_mode_name[mode]);
         check_vs_ref(name, a1, a2, na, 1e-7, 1e-5);
         float *d1 = frand(nq, -1, 1), *d2 = fcopy(d1, nq), *da1 = frand(na, 5, 6), *da2 = frand(na, 5, 6);
         lnl_attention_backward(d1, da1, dout, qkv, a1, B, T, C, NH);
         lnl_ref_attention_backward(d2, da2, dout, qkv, a2, B, T, C, NH);
-        snprintf(name, sizeof name, "attn dqkv B%d T%d C%d NH%d", B, T, C, NH);
+        snprintf(name, sizeof name, "attn dqkv B%d T%d C%d NH%d [%s]", B, T, C, NH, thread_mode_name[mode]);
         check_vs_ref(name, d1, d2, nq, atol, 1e-5);
-        snprintf(name, sizeof name, "attn datt scratch B%d T%d C%d NH%d", B, T, C, NH);
+        snprintf(name, sizeof name, "attn datt scratch B%d T%d C%d NH%d [%s]", B, T, C, NH, thread_mode_name[mode]);
         check_vs_ref(name, da1, da2, na, atol, 1e-4);
         free(qkv), free(dout), free(o1), free(o2), free(a1), free(a2), free(d1), free(d2), free(da1), free(da2);
     }
@@ -496,7 +501,9 @@ static void test_attention_mask_rows(void) {
     const int B = 2, T = 13, C = 24, NH = 3;
     size_t na = (size_t)B * NH * T * T;
     float *qkv = frand((size_t)B * T * 3 * C, -3, 3), *out = fzeros((size_t)B * T * C);
+    for (int mode = 0; mode < 3; mode++)
     for (int impl = 0; impl < 2; impl++) {
+        set_thread_mode(mode);
         float *att = frand(na, 1, 2); /* garbage that must be overwritten */
         attn_fwd(impl, out, att, qkv, B, T, C, NH);
         int masked_ok = 1;
@@ -512,9 +519,11 @@ static void test_attention_mask_rows(void) {
                 }
                 worst = fabs(s - 1.0) > worst ? fabs(s - 1.0) : worst;
             }
-        CHECK(masked_ok, "[%s] att above the diagonal is not exactly 0 (or a weight is negative)", impl_name[impl]);
-        CHECK(worst < 1e-6, "[%s] att rows sum to 1 +- %g", impl_name[impl], worst);
-        printf("#   attention [%s]: masked entries 0, max |row sum - 1| = %.2g\n", impl_name[impl], worst);
+        CHECK(masked_ok, "[%s, %s] att above the diagonal is not exactly 0 (or a weight is negative)",
+              impl_name[impl], thread_mode_name[mode]);
+        CHECK(worst < 1e-6, "[%s, %s] att rows sum to 1 +- %g", impl_name[impl], thread_mode_name[mode], worst);
+        printf("#   attention [%s, %s]: masked entries 0, max |row sum - 1| = %.2g\n", impl_name[impl],
+               thread_mode_name[mode], worst);
         free(att);
     }
     free(qkv), free(out);
@@ -529,14 +538,19 @@ static void test_attention_grad(void) {
         double *qd = dcopy(qkv, nq), *Rd = dcopy(R, no), *od = dalloc(no), *g = dalloc(nq);
         FD(g, qd, nq, (d_attention(od, qd, B, T, C, NH), dot_out_R(od, Rd, no)));
         d_attention(od, qd, B, T, C, NH);
+        for (int mode = 0; mode < 3; mode++)
         for (int impl = 0; impl < 2; impl++) {
-            char name[96];
+            if (impl == IMPL_REF && mode > 0) continue; /* the reference has one form */
+            set_thread_mode(mode);
+            char name[128];
             float *out = fzeros(no), *att = fzeros(na), *datt = fzeros(na), *dq = fzeros(nq);
             attn_fwd(impl, out, att, qkv, B, T, C, NH);
-            snprintf(name, sizeof name, "attn fwd vs double B%d T%d C%d NH%d [%s]", B, T, C, NH, impl_name[impl]);
+            snprintf(name, sizeof name, "attn fwd vs double B%d T%d C%d NH%d [%s, %s]", B, T, C, NH, impl_name[impl],
+                     thread_mode_name[mode]);
             CHECK(close_arrays(name, out, od, no, 1e-6, 1e-5, 0), "%s", name);
             attn_bwd(impl, dq, datt, R, qkv, att, B, T, C, NH);
-            snprintf(name, sizeof name, "attn dqkv B%d T%d C%d NH%d [%s]", B, T, C, NH, impl_name[impl]);
+            snprintf(name, sizeof name, "attn dqkv B%d T%d C%d NH%d [%s, %s]", B, T, C, NH, impl_name[impl],
+                     thread_mode_name[mode]);
             check_grad(name, dq, g, nq);
             float *a = frand(nq, -1, 1), *a0 = fcopy(a, nq);
             attn_bwd(impl, a, datt, R, qkv, att, B, T, C, NH);
