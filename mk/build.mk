@@ -8,11 +8,19 @@ Q := @
 # -fno-math-errno: sqrtf and friends need not set errno (nothing reads it after math calls), so
 # loops over them vectorize (AdamW); it changes no result.
 CFLAGS_BASE := -std=c11 -Wall -Wextra -g -D_GNU_SOURCE -fno-math-errno
+# -march=native where the compiler takes it. On an AVX-512 CPU, also 512-bit vectors for the
+# loops GCC vectorizes: its tuning for these AMD cores prefers 256 bits, and the elementwise
+# kernels (softmax, GELU, norms, attention's softmax) measured 10-30% faster with 512
+# (bench_kernels). Lane counts of the reductions are fixed in the source, so no result changes.
+NATIVE_FLAGS := $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
+ifneq ($(NATIVE_FLAGS),)
+  NATIVE_FLAGS += $(shell $(CC) -march=native -dM -E -x c /dev/null 2>/dev/null | grep -q '__AVX512F__' && echo -mprefer-vector-width=512)
+endif
 ifeq ($(SANITIZE),1)
   OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDSAN := -fsanitize=address,undefined
 else
-  OPT := -O3 $(if $(filter 0,$(NATIVE)),,$(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native))
+  OPT := -O3 $(if $(filter 0,$(NATIVE)),,$(NATIVE_FLAGS))
   LDSAN :=
 endif
 # FUZZ=1 (make fuzz, with CC=clang): the library instrumented for libFuzzer, ASan and UBSan, and
@@ -90,6 +98,14 @@ endif
 CFLAGS := $(CFLAGS_BASE) $(OPT) $(DEFS) $(EXTRA_CFLAGS)
 LDFLAGS := $(LDSAN)
 
+# Everything is rebuilt when the flags change (another EXTRA_CFLAGS, a library found or lost):
+# the flags of the last build are kept in FLAGS_STAMP, rewritten only when they differ.
+FLAGS_STAMP := $(BUILD_DIR)/flags.txt
+FLAGS_NOW := $(strip $(CC) $(CFLAGS) $(LDFLAGS) $(LIBS))
+ifneq ($(FLAGS_NOW),$(strip $(shell cat $(FLAGS_STAMP) 2>/dev/null)))
+  $(shell mkdir -p $(BUILD_DIR) && printf '%s\n' '$(FLAGS_NOW)' > $(FLAGS_STAMP))
+endif
+
 LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD_DIR)/obj/%.o)
@@ -122,42 +138,42 @@ report:
 	@echo "lnlab build: found:$(FOUND); without:$(if $(strip $(WITHOUT)),$(WITHOUT), nothing)$(if $(SANITIZE), [ASan+UBSan])"
 	@echo "$(MPI_NOTE)"
 
-$(EXE): $(LIB_OBJ) $(CLI_OBJ)
+$(EXE): $(LIB_OBJ) $(CLI_OBJ) $(FLAGS_STAMP)
 	@echo "  LD   $@"
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(LIB_OBJ) $(CLI_OBJ) $(LIBS)
 
 $(BUILD_DIR)/lib.a: $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD_DIR)/obj/%.o: %.c
+$(BUILD_DIR)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC   $<"
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # Test tools may use the CLI layer (flags, command helpers), everything but its main().
 CLI_LIB_OBJ := $(filter-out %/main.o,$(CLI_OBJ))
-$(BUILD_DIR)/tests/tools/%: tests/tools/%.c $(wildcard tests/common/*.h) $(BUILD_DIR)/lib.a $(CLI_LIB_OBJ)
+$(BUILD_DIR)/tests/tools/%: tests/tools/%.c $(wildcard tests/common/*.h) $(BUILD_DIR)/lib.a $(CLI_LIB_OBJ) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  TOOL $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -Itests -o $@ $< $(CLI_LIB_OBJ) $(BUILD_DIR)/lib.a $(LIBS)
 
-$(BUILD_DIR)/tests/%: tests/unit/%.c tests/unit/harness.h $(wildcard tests/common/*.h) $(BUILD_DIR)/lib.a
+$(BUILD_DIR)/tests/%: tests/unit/%.c tests/unit/harness.h $(wildcard tests/common/*.h) $(BUILD_DIR)/lib.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  TEST $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -Itests -o $@ $< $(BUILD_DIR)/lib.a $(LIBS)
 
-$(BUILD_DIR)/bench/%: bench/%.c $(BUILD_DIR)/lib.a
+$(BUILD_DIR)/bench/%: bench/%.c $(BUILD_DIR)/lib.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -Itests -o $@ $< $(BUILD_DIR)/lib.a $(LIBS)
 
 -include $(DEPS)
 
-$(BUILD_DIR)/tests/fuzz/%: fuzz/%.c fuzz/replay_main.c fuzz/fuzz_common.h $(BUILD_DIR)/lib.a $(CLI_LIB_OBJ)
+$(BUILD_DIR)/tests/fuzz/%: fuzz/%.c fuzz/replay_main.c fuzz/fuzz_common.h $(BUILD_DIR)/lib.a $(CLI_LIB_OBJ) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ $@ (replay)"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Isrc -Ifuzz -o $@ $< fuzz/replay_main.c $(CLI_LIB_OBJ) $(BUILD_DIR)/lib.a $(LIBS)
 
-$(BUILD_DIR)/fuzz/%: fuzz/%.c fuzz/fuzz_common.h $(BUILD_DIR)/lib.a $(CLI_LIB_OBJ)
+$(BUILD_DIR)/fuzz/%: fuzz/%.c fuzz/fuzz_common.h $(BUILD_DIR)/lib.a $(CLI_LIB_OBJ) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ $@"
 	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -Isrc -Ifuzz -o $@ $< $(CLI_LIB_OBJ) $(BUILD_DIR)/lib.a $(LIBS)
