@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../io/model_io.h"
 #include "../train/memcheck.h"
@@ -94,6 +95,19 @@ int cmd_train(int argc, char **argv) {
     if (!out) lnl_die(2, "train: --out is required");
 
     LnlErr e;
+    /* RUN/config.json stores absolute paths, so that --resume RUN reads the same files from any
+     * working directory; a resumed run gets them back from there. */
+    char *data_abs = NULL, *init_abs = NULL;
+    if (!rf.resume) {
+        if (lnl_path_absolute(data, &data_abs, &e)) lnl_die(1, "--data: %s", e.msg);
+        if (init_from && lnl_path_absolute(init_from, &init_abs, &e)) lnl_die(1, "--init-from: %s", e.msg);
+        data = data_abs;
+        if (init_from) init_from = init_abs;
+    } else if (data[0] != '/' && access(data, F_OK) != 0) {
+        lnl_die(1, "%s/config.json: train.data '%s' is a relative path (recorded by an older lnlab) that does not "
+                   "exist from this directory: resume from the directory the run was started in",
+                out, data);
+    }
     LnlDist dist; /* rank 0 of 1 unless an MPI launcher started this process (docs/DISTRIBUTED.md) */
     if (lnl_dist_init(&dist, &e)) lnl_die(1, "%s", e.msg);
     dist.zero = zero;
@@ -196,6 +210,8 @@ int cmd_train(int argc, char **argv) {
     LnlTrainResult res;
     if (rf.resume && !quiet) fprintf(stderr, "lnlab train: resuming %s after step %ld of %lld\n", out, rs.step, steps);
     int r = lnl_train(&m, &o, &res, &e);
+    free(data_abs);
+    free(init_abs);
     lnl_state_free(&rs);
     cJSON_free(hjs);
     lnl_model_free(&m);

@@ -281,6 +281,33 @@ char *lnl_path_join(const char *dir, const char *name) {
     return p;
 }
 
+int lnl_path_absolute(const char *path, char **out, LnlErr *e) {
+    *out = NULL;
+    if (path[0] == '/' || path[0] == 0) { /* "" names no file from anywhere */
+        *out = lnl_strdup(path);
+        return 0;
+    }
+    size_t cap = 256;
+    char *cwd = lnl_malloc(cap);
+    while (!getcwd(cwd, cap)) {
+        if (errno != ERANGE) {
+            int r = lnl_err(e, "%s: cannot make the path absolute: the current directory is unknown: %s", path,
+                            strerror(errno));
+            free(cwd);
+            return r;
+        }
+        cap *= 2;
+        cwd = lnl_realloc(cwd, cap);
+    }
+    if (strcmp(path, ".") == 0) {
+        *out = cwd;
+        return 0;
+    }
+    *out = lnl_path_join(cwd, path);
+    free(cwd);
+    return 0;
+}
+
 char *lnl_exe_dir(void) {
     char buf[4096];
     ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);

@@ -67,6 +67,11 @@ int lnl_write_file_atomic(const char *path, const void *buf, size_t n, LnlErr *e
 int lnl_mkdir_p(const char *path, LnlErr *e);
 /* Joins a directory and a name into a new string. */
 char *lnl_path_join(const char *dir, const char *name);
+/* path made absolute: a relative path is prefixed with the current directory (as getcwd reports
+ * it; symbolic links in path are kept, "." and ".." too), so it names the same file from any
+ * working directory; an absolute path is copied. *out is new (caller frees). Fails only if the
+ * current directory cannot be found (it was removed). */
+int lnl_path_absolute(const char *path, char **out, LnlErr *e);
 /* Directory holding the running executable (from /proc/self/exe), or "." if unknown. */
 char *lnl_exe_dir(void);
 

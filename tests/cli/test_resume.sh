@@ -1,5 +1,6 @@
 # Crash-safe training: a run stopped and resumed equals an uninterrupted one bit for bit (model
-# bytes and every log record but timings), SIGTERM/SIGINT save and exit 143/130, a full disk
+# bytes and every log record but timings), also when resumed from another working directory than
+# the one its relative paths were given in, SIGTERM/SIGINT save and exit 143/130, a full disk
 # while checkpointing (injected) is a clean error that leaves earlier checkpoints usable, a corrupt
 # newest checkpoint falls back to the previous one, --keep-checkpoints prunes, and the memory
 # check refuses what cannot fit.
@@ -42,6 +43,37 @@ else fail stop_after_saves "exit $rc, $(cat "$TMP/err")"; fi
 cp -r "$TMP/r1" "$TMP/r2"; cp -r "$TMP/r1" "$TMP/r3"
 "$LNLAB" train --resume "$TMP/r1" --quiet 2>"$TMP/err" || fail resume_bit_exact "resume failed: $(cat "$TMP/err")"
 same_run resume_bit_exact "$TMP/r1"
+
+# 1b. Relative paths given where a run starts are stored absolute in RUN/config.json, so the run
+#     resumes from another working directory (where ../kjv names nothing) and equals the
+#     uninterrupted run; so does --init-from's.
+case "$LNLAB" in /*) LN=$LNLAB ;; */*) LN=$PWD/$LNLAB ;; *) LN=$LNLAB ;; esac
+mkdir -p "$TMP/w/x/y"
+REL=("${A[@]}"); REL[1]=../kjv # A starts with --data DIR
+env -C "$TMP/w" "$LN" train "${REL[@]}" --out rel --checkpoint-every 5 --stop-after 12 2>"$TMP/err" ||
+  fail resume_other_cwd "the run with relative paths failed: $(cat "$TMP/err")"
+cp -r "$TMP/w/rel" "$TMP/w/old"
+if env -C "$TMP/w/x/y" "$LN" train --resume ../../rel --quiet 2>"$TMP/err"; then same_run resume_other_cwd "$TMP/w/rel"
+else fail resume_other_cwd "resume from another directory failed: $(cat "$TMP/err")"; fi
+env -C "$TMP/w" "$LN" train --data ../kjv --init-from ../full/model.safetensors --seq 32 --batch 2 --steps 4 \
+  --stop-after 2 --out init --quiet 2>"$TMP/err" &&
+  env -C "$TMP/w/x/y" "$LN" train --resume ../../init --quiet 2>>"$TMP/err"
+if $PY -c 'import json, os, sys
+t, i = (json.load(open(sys.argv[1] + "/w/" + r + "/config.json"))["train"] for r in ("rel", "init"))
+ok = all(os.path.isabs(p) for p in (t["data"], i["data"], i["init_from"]))
+ok = ok and os.path.samefile(t["data"], sys.argv[1] + "/kjv") and os.path.samefile(i["data"], sys.argv[1] + "/kjv")
+ok = ok and os.path.samefile(i["init_from"], sys.argv[1] + "/full/model.safetensors")
+sys.exit(0 if ok and os.path.exists(sys.argv[1] + "/w/init/model.safetensors") else 1)' "$TMP"; then
+  ok resume_other_cwd_paths
+else fail resume_other_cwd_paths "$(tail -n 1 "$TMP/err"); config.json paths: $(grep -o '"data":"[^"]*"\|"init_from":"[^"]*"' "$TMP"/w/*/config.json)"; fi
+# a run recorded with a relative path (an older lnlab) names the problem instead of a missing file
+$PY - "$TMP/w/old/config.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1])); c["train"]["data"] = "../kjv"; json.dump(c, open(sys.argv[1], "w"))
+EOF
+expect_error resume_old_relative_path 1 "old/config.json: train.data '../kjv' is a relative path .*resume from the directory the run was started in" \
+  -- env -C "$TMP/w/x/y" "$LN" train --resume ../../old --quiet
+
 
 # Admin's profiling pass (it sets the omegas from one batch) runs once, not again on resume.
 D=(--data "$TMP/kjv" --preset admin --layers 2 --heads 2 --dim 32 --seq 32 --batch 4 --steps 8 --seed 5 --quiet)
