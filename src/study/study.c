@@ -25,6 +25,7 @@
 
 /* Exit code of `lnlab train` when the run diverged (src/train/train.h, LNL_EXIT_DIVERGED). */
 #include "../train/train.h"
+#include "../train/result.h" /* RUN/result.json: its name and "status" values */
 
 static volatile sig_atomic_t g_stop; /* the signal that asked the study to stop, or 0 */
 
@@ -249,18 +250,24 @@ static int has_checkpoint(const char *dir) {
     return any;
 }
 
-/* What RUN/result.json (written by lnlab train when a run ends) says: -1 no usable file, 0 the
- * run finished all its steps, 3 it diverged. */
+/* What RUN/result.json (written by lnlab train when a run ends) says: -1 no usable file or a run
+ * stopped early (SIGINT/SIGTERM, --stop-after: to be resumed or redone), 0 the run finished all
+ * its steps, 3 it diverged. Version 1 files have no "status" (finished or diverged only). */
 static int train_outcome(const char *dir) {
-    char *path = lnl_path_join(dir, "result.json"), *text = NULL;
+    char *path = lnl_path_join(dir, LNL_RESULT_FILE), *text = NULL;
     int out = -1;
     if (lnl_read_file(path, &text, NULL, NULL) == 0) {
         cJSON *o = cJSON_Parse(text);
+        const cJSON *status = cJSON_GetObjectItemCaseSensitive(o, "status");
         const cJSON *div = cJSON_GetObjectItemCaseSensitive(o, "diverged");
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "steps");
         const cJSON *plan = cJSON_GetObjectItemCaseSensitive(o, "steps_planned");
-        if (cJSON_IsTrue(div)) out = LNL_EXIT_DIVERGED;
-        else if (cJSON_IsFalse(div) && cJSON_IsNumber(st) && cJSON_IsNumber(plan) && st->valuedouble == plan->valuedouble)
+        /* a stopped run (or a status this study does not know) has not ended */
+        int ended = !status || (cJSON_IsString(status) && (strcmp(status->valuestring, LNL_RESULT_FINISHED) == 0 ||
+                                                           strcmp(status->valuestring, LNL_RESULT_DIVERGED) == 0));
+        if (ended && cJSON_IsTrue(div)) out = LNL_EXIT_DIVERGED;
+        else if (ended && cJSON_IsFalse(div) && cJSON_IsNumber(st) && cJSON_IsNumber(plan) &&
+                 st->valuedouble == plan->valuedouble)
             out = 0;
         cJSON_Delete(o);
     }

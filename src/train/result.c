@@ -2,9 +2,13 @@
 #include "result.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "signals.h"
 
 static void add_num_or_null(cJSON *o, const char *key, double x) {
     if (isfinite(x)) cJSON_AddNumberToObject(o, key, x);
@@ -13,8 +17,13 @@ static void add_num_or_null(cJSON *o, const char *key, double x) {
 
 int lnl_train_write_result(const char *out_dir, const LnlTrainOpts *o, const LnlTrainResult *res, LnlErr *e) {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "format", "lnlab.result");
-    cJSON_AddNumberToObject(j, "version", 1);
+    cJSON_AddStringToObject(j, "format", LNL_RESULT_FORMAT);
+    cJSON_AddNumberToObject(j, "version", LNL_RESULT_VERSION);
+    const char *status = res->diverged ? LNL_RESULT_DIVERGED : res->stopped ? LNL_RESULT_STOPPED : LNL_RESULT_FINISHED;
+    cJSON_AddStringToObject(j, "status", status);
+    if (res->stopped)
+        cJSON_AddStringToObject(j, "stop_reason", res->stop_signal ? lnl_signal_name(res->stop_signal) : "stop-after");
+    else cJSON_AddNullToObject(j, "stop_reason");
     cJSON_AddNumberToObject(j, "steps", (double)res->steps_done);
     cJSON_AddNumberToObject(j, "steps_planned", (double)o->steps);
     add_num_or_null(j, "final_loss", res->steps_done > 0 ? res->final_loss : NAN);
@@ -35,9 +44,17 @@ int lnl_train_write_result(const char *out_dir, const LnlTrainOpts *o, const Lnl
     LnlBuf b = {0};
     lnl_buf_printf(&b, "%s\n", text);
     cJSON_free(text);
-    char *path = lnl_path_join(out_dir, "result.json");
+    char *path = lnl_path_join(out_dir, LNL_RESULT_FILE);
     int r = lnl_write_file_atomic(path, b.data, b.len, e);
     free(path);
     lnl_buf_free(&b);
+    return r;
+}
+
+int lnl_train_remove_result(const char *out_dir, LnlErr *e) {
+    char *path = lnl_path_join(out_dir, LNL_RESULT_FILE);
+    int r = 0;
+    if (unlink(path) != 0 && errno != ENOENT) r = lnl_err(e, "%s: cannot remove: %s", path, strerror(errno));
+    free(path);
     return r;
 }

@@ -73,7 +73,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             have_val = 0;
         }
     }
-    if (root && lnl_mkdir_p(o->out, e)) goto done;
+    if (root && (lnl_mkdir_p(o->out, e) || lnl_train_remove_result(o->out, e))) goto done;
     if (root && !o->resume && write_config(m, o, e)) goto done;
     log_path = lnl_path_join(o->out, "log.jsonl");
     if (root && o->resume && lnl_log_reopen(log_path, o->resume->step, &log, e)) goto done;
@@ -182,7 +182,8 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         }
         if (stop) {
             res->stopped = 1;
-            res->stop_signal = lnl_signals_pending();
+            /* the signal may have reached another rank only; rank 0 reports it */
+            res->stop_signal = (int)lnl_dist_max(d, lnl_signals_pending());
             if (!o->quiet && tty) fputc('\n', stderr);
             r = 0;
             goto done;
@@ -212,7 +213,7 @@ done:
     }
     lnl_signals_restore();
     free(mon_state);
-    if (r == 0 && !res->stopped && root && lnl_train_write_result(o->out, o, res, e)) r = -1;
+    if (r == 0 && root && lnl_train_write_result(o->out, o, res, e)) r = -1; /* finished, diverged or stopped */
     if (log) fclose(log);
     free(log_path);
     lnl_opt_free(&opt);

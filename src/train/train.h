@@ -49,8 +49,8 @@ typedef struct {
  * divergence threshold (LnlMonitorOpts.diverge_loss). Errors exit 1, usage errors 2. */
 #define LNL_EXIT_DIVERGED 3
 
-/* Trains m (already initialized or loaded). Returns 0 on success or divergence (see res; both
- * write RUN/result.json), -1 on an error. */
+/* Trains m (already initialized or loaded). Returns 0 when the run finished, diverged or stopped
+ * early (see res; each writes RUN/result.json, result.h), -1 on an error. */
 int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e);
 
 #endif

@@ -52,10 +52,11 @@ assert all(r["loss_z"] is None for r in steps[:4]) and all(r["loss_z"] is not No
 '
 pycheck result_json_finished "$TMP/d" '
 assert res is not None, "no result.json"
-assert set(res) == {"format", "version", "steps", "steps_planned", "final_loss", "min_loss", "val_loss", "diverged",
-                    "diverged_step", "cause", "tokens_per_s", "skipped_steps"}, sorted(res)
+assert set(res) == {"format", "version", "status", "stop_reason", "steps", "steps_planned", "final_loss", "min_loss",
+                    "val_loss", "diverged", "diverged_step", "cause", "tokens_per_s", "skipped_steps"}, sorted(res)
 steps = [r for r in recs if "loss" in r]
-assert res["format"] == "lnlab.result" and res["version"] == 1
+assert res["format"] == "lnlab.result" and res["version"] == 2
+assert res["status"] == "finished" and res["stop_reason"] is None, res
 assert res["steps"] == res["steps_planned"] == 12 and res["diverged"] is False
 assert res["diverged_step"] is None and res["cause"] is None and res["skipped_steps"] == 0
 assert abs(res["final_loss"] - steps[-1]["loss"]) < 1e-5
@@ -78,6 +79,7 @@ else fail diag_changes_nothing "models differ with --diag-every 1 and 0"; fi
 [ $rc -eq 3 ] && ok nan_exit_3 || fail nan_exit_3 "exit $rc: $(cat "$TMP/err")"
 pycheck nan_result "$TMP/nan" '
 assert res["diverged"] is True and 1 <= res["diverged_step"] < 30, res
+assert res["status"] == "diverged" and res["stop_reason"] is None, res
 assert res["cause"] in ("loss is NaN", "loss is infinite", "gradient norm is NaN", "gradient norm is infinite"), res
 s = res["diverged_step"]
 assert res["steps"] == s and res["steps_planned"] == 30
@@ -95,7 +97,7 @@ assert not os.path.exists(run + "/model.safetensors")
 pycheck threshold_result "$TMP/thr" '
 steps = [r for r in recs if "loss" in r]
 s = res["diverged_step"]
-assert res["diverged"] is True and "exceeds its running minimum" in res["cause"], res
+assert res["diverged"] is True and "exceeds its running minimum" in res["cause"] and res["status"] == "diverged", res
 assert steps[-1]["step"] == s and all(math.isfinite(r["loss"]) for r in steps)
 # the first step whose loss is more than 1 above the minimum of the steps before it
 first = next(r["step"] for i, r in enumerate(steps) if i and r["loss"] > min(x["loss"] for x in steps[:i]) + 1)

@@ -1,9 +1,10 @@
 # Crash-safe training: a run stopped and resumed equals an uninterrupted one bit for bit (model
 # bytes and every log record but timings), also when resumed from another working directory than
-# the one its relative paths were given in, SIGTERM/SIGINT save and exit 143/130, a full disk
-# while checkpointing (injected) is a clean error that leaves earlier checkpoints usable, a corrupt
-# newest checkpoint falls back to the previous one, --keep-checkpoints prunes, and the memory
-# check refuses what cannot fit.
+# the one its relative paths were given in, SIGTERM/SIGINT save and exit 143/130, a stopped run
+# writes RUN/result.json with status "stopped" (a resumed run that finishes replaces it), a full
+# disk while checkpointing (injected) is a clean error that leaves earlier checkpoints usable, a
+# corrupt newest checkpoint falls back to the previous one, --keep-checkpoints prunes, and the
+# memory check refuses what cannot fit.
 . "$(dirname "$0")/lib.sh"
 export OMP_NUM_THREADS=1
 PY=/usr/bin/python3
@@ -31,6 +32,35 @@ same_run() {
   ok "$1"
 }
 ckpt() { printf '%s/checkpoints/%s_%08d.safetensors' "$1" "$2" "$3"; }
+# result_is NAME RUN PYTHON: runs PYTHON with `res` (RUN/result.json), `steps` (the step records
+# of RUN/log.jsonl) and `full` (the uninterrupted run's result.json); an assertion failure is the
+# test's failure, and so is a temporary file of the atomic write left in RUN.
+result_is() {
+  local name=$1 run=$2 why
+  if ls -a "$run" | grep -q '^result\.json\.'; then fail "$name" "temporary file left: $(ls -a "$run" | tr '\n' ' ')"; return; fi
+  why=$("$PY" - "$run" "$TMP/full" "$3" 2>&1 <<'EOF'
+import json, os, sys
+run, full_run = sys.argv[1], sys.argv[2]
+res = json.load(open(os.path.join(run, "result.json")))
+steps = [r for r in map(json.loads, open(os.path.join(run, "log.jsonl"))) if "loss" in r]
+full = json.load(open(os.path.join(full_run, "result.json")))
+assert res["format"] == "lnlab.result" and res["version"] == 2, res
+exec(sys.argv[3])
+EOF
+  ) && ok "$name" || fail "$name" "$(printf '%s' "$why" | tail -n 3)"
+}
+# stopped_result NAME RUN STEP PLANNED REASON: RUN stopped after STEP of PLANNED steps for REASON
+# (SIGTERM, SIGINT or stop-after), and its result.json has the figures of its log at that step.
+stopped_result() {
+  result_is "$1" "$2" "
+assert res['status'] == 'stopped' and res['stop_reason'] == '$5' and res['diverged'] is False, res
+assert res['steps'] == steps[-1]['step'] == $3 and res['steps_planned'] == $4, (res, steps[-1])
+assert res['diverged_step'] is None and res['cause'] is None, res
+assert abs(res['final_loss'] - steps[-1]['loss']) < 1e-5, (res['final_loss'], steps[-1]['loss'])
+assert abs(res['min_loss'] - min(r['loss'] for r in steps)) < 1e-5, res['min_loss']
+assert res['skipped_steps'] == sum(1 for r in steps if r.get('skipped')), res
+assert res['tokens_per_s'] > 0, res"
+}
 
 "$LNLAB" train "${A[@]}" --out "$TMP/full" || { fail full_run "the uninterrupted run failed"; finish; }
 
@@ -40,9 +70,18 @@ if [ $rc -eq 0 ] && grep -q 'stopped (--stop-after) after step 12 of 20' "$TMP/e
    [ ! -f "$TMP/r1/model.safetensors" ] && [ "$(records "$TMP/r1/log.jsonl" | tail -1 | grep -c '"step": 12')" = 1 ]; then
   ok stop_after_saves
 else fail stop_after_saves "exit $rc, $(cat "$TMP/err")"; fi
+stopped_result stop_after_result_json "$TMP/r1" 12 20 stop-after
+result_is stop_after_result_val_loss "$TMP/r1" '
+vals = [r for r in map(json.loads, open(run + "/log.jsonl")) if "val_loss" in r]
+assert vals[-1]["step"] == 10 and abs(res["val_loss"] - vals[-1]["val_loss"]) < 1e-5, (res["val_loss"], vals[-1])'
 cp -r "$TMP/r1" "$TMP/r2"; cp -r "$TMP/r1" "$TMP/r3"
 "$LNLAB" train --resume "$TMP/r1" --quiet 2>"$TMP/err" || fail resume_bit_exact "resume failed: $(cat "$TMP/err")"
 same_run resume_bit_exact "$TMP/r1"
+# the finished result replaces the stopped one, with the uninterrupted run's figures
+result_is resume_finished_result_json "$TMP/r1" '
+assert res["status"] == "finished" and res["stop_reason"] is None and res["steps"] == res["steps_planned"] == 20, res
+assert full["status"] == "finished", full
+assert {k: v for k, v in res.items() if k != "tokens_per_s"} == {k: v for k, v in full.items() if k != "tokens_per_s"}, (res, full)'
 
 # 1b. Relative paths given where a run starts are stored absolute in RUN/config.json, so the run
 #     resumes from another working directory (where ../kjv names nothing) and equals the
@@ -73,7 +112,6 @@ c = json.load(open(sys.argv[1])); c["train"]["data"] = "../kjv"; json.dump(c, op
 EOF
 expect_error resume_old_relative_path 1 "old/config.json: train.data '../kjv' is a relative path .*resume from the directory the run was started in" \
   -- env -C "$TMP/w/x/y" "$LN" train --resume ../../old --quiet
-
 
 # Admin's profiling pass (it sets the omegas from one batch) runs once, not again on resume.
 D=(--data "$TMP/kjv" --preset admin --layers 2 --heads 2 --dim 32 --seq 32 --batch 4 --steps 8 --seed 5 --quiet)
@@ -112,16 +150,25 @@ last=$(records "$TMP/s1/log.jsonl" | tail -1 | $PY -c 'import json,sys; print(js
 if [ $rc -eq 143 ] && grep -q "stopped by SIGTERM after step $last of 100000; checkpoint saved" "$TMP/err" &&
    [ -f "$(ckpt "$TMP/s1" state "$last")" ] && [ "$last" -lt 60 ]; then ok sigterm_saves
 else fail sigterm_saves "exit $rc, last step $last, $(cat "$TMP/err")"; fi
+stopped_result sigterm_result_json "$TMP/s1" "$last" 100000 SIGTERM
 "$LNLAB" train --resume "$TMP/s1" --stop-after 60 --quiet 2>/dev/null
 "$LNLAB" train "${B[@]}" --out "$TMP/s2" --stop-after 60 2>/dev/null
 if cmp -s "$(ckpt "$TMP/s1" model 60)" "$(ckpt "$TMP/s2" model 60)"; then ok sigterm_resume_bit_exact
 else fail sigterm_resume_bit_exact "step-60 models differ"; fi
+# stopped again after the resume: the new stop replaces the old result, with the figures of the
+# uninterrupted run stopped at the same step
+stopped_result resumed_stop_result_json "$TMP/s1" 60 100000 stop-after
+result_is resumed_stop_same_figures "$TMP/s1" '
+other = json.load(open(run + "/../s2/result.json"))
+assert {k: v for k, v in res.items() if k != "tokens_per_s"} == {k: v for k, v in other.items() if k != "tokens_per_s"}, (res, other)'
 "$LNLAB" train "${B[@]}" --out "$TMP/s3" 2>"$TMP/err" &
 pid=$!
 for _ in $(seq 600); do [ -f "$TMP/s3/log.jsonl" ] && grep -q '"step": 3,' "$TMP/s3/log.jsonl" && break; sleep 0.05; done
 kill -INT $pid; wait $pid; rc=$?
 if [ $rc -eq 130 ] && grep -q "stopped by SIGINT" "$TMP/err" && ls "$TMP/s3/checkpoints" | grep -q state_; then ok sigint_saves
 else fail sigint_saves "exit $rc, $(cat "$TMP/err")"; fi
+last=$(records "$TMP/s3/log.jsonl" | tail -1 | $PY -c 'import json,sys; print(json.loads(sys.stdin.read())["step"])')
+stopped_result sigint_result_json "$TMP/s3" "$last" 100000 SIGINT
 
 # 5. The disk fills up while checkpoint 10 is written (injected after the bytes of config.json
 #    and checkpoint 5): a clean error, checkpoint 5 intact, no partial files; resume completes.

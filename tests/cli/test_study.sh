@@ -149,6 +149,42 @@ else
   fail resume_after_kill "after the kill results.jsonl has $n1 records, expected 1 to 3 (runs too fast or too slow?)"
 fi
 
+# --- 4b. SIGTERM: the running child stops, saves a checkpoint and writes result.json "stopped";
+#         the study counts it neither finished nor diverged, and the next study resumes it ------
+G="$TMP/g"
+"$LNLAB" study "${SLOW[@]}" --quiet --out "$G" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+  ls "$G"/runs/*/checkpoints/state_* >/dev/null 2>&1 && break
+  sleep 0.05
+done
+kill -TERM "$pid"; wait "$pid"; rc=$?
+stopped=$($PY - "$G" 2>&1 <<'PY'
+import glob, json, os, sys
+g = sys.argv[1]
+recs = [json.loads(l)["id"] for l in open(g + "/results.jsonl")] if os.path.exists(g + "/results.jsonl") else []
+stopped = []
+for f in glob.glob(g + "/runs/*/result.json"):
+    res, rid = json.load(open(f)), os.path.basename(os.path.dirname(f))
+    if res["status"] == "stopped":
+        assert res["stop_reason"] == "SIGTERM" and 0 < res["steps"] < res["steps_planned"] == 1500, res
+        assert rid not in recs, "a stopped run has a record: " + rid
+        stopped.append(rid)
+assert len(stopped) == 1, "stopped runs: %s" % stopped
+print(stopped[0])
+PY
+) && [ "$rc" -eq 143 ] && ok sigterm_child_result_stopped ||
+  fail sigterm_child_result_stopped "study exit $rc: $(printf '%s' "$stopped" | tail -n 2)"
+if "$LNLAB" study "${SLOW[@]}" --out "$G" >"$TMP/g2.out" 2>"$TMP/g2.err" && [ "$(wc -l <"$G/results.jsonl")" -eq 4 ] &&
+   grep -q "resuming $stopped from its newest checkpoint" "$TMP/g2.err" &&
+   [ "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' "$G/runs/$stopped/result.json")" = finished ]; then
+  ok sigterm_stopped_run_resumed
+else fail sigterm_stopped_run_resumed "$(head -n 1 "$TMP/g2.out") $(grep -v '^study: \[' "$TMP/g2.err" | tail -n 2)"; fi
+if [ -f "$TMP/d/results.jsonl" ]; then
+  r=$(same_results "$G" "$TMP/d")
+  if [ "$r" = same ]; then ok sigterm_resumed_equals_uninterrupted; else fail sigterm_resumed_equals_uninterrupted "$r"; fi
+fi
+
 # --- 5. without gnuplot: the report says why there are no plots ----------------------------------
 E="$TMP/e"
 cp -r "$A" "$E"
