@@ -111,7 +111,7 @@ static void bench_model(const char *name, int B, int T, int C, int NH, int V) {
         size_t P = (size_t)12 * C * C + (size_t)V * C;
         float *p = frand(P, 0.1f), *g = frand(P, 0.1f), *m1 = frand(P, 0.01f), *v1 = frand(P, 0.0f);
         for (size_t i = 0; i < P; i++) v1[i] = m1[i] * m1[i];
-        TIME("AdamW (one layer + wte)", 0, lnl_adamw_update(p, g, m1, v1, P, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 3));
+        TIME("AdamW (one layer + wte)", 0, lnl_adamw_update(p, g, 1.0f, m1, v1, P, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 3));
         free(p), free(g), free(m1), free(v1);
     }
     printf("  %-34s %9.2f ms (one of each above, not a step)\n\n", "sum", total * 1e3);

@@ -258,10 +258,8 @@ double lnl_dist_zero_step(LnlDist *d, LnlOptState *o, LnlModel *m, const LnlAdam
         size_t a = v->offset > d->lo ? v->offset : d->lo;
         size_t b = v->offset + v->numel < d->hi ? v->offset + v->numel : d->hi;
         if (a >= b) continue;
-        float *g = m->grads_mem + a;
         /* the same operations, in the same order, as lnl_opt_step_norm on these elements */
-        if (s != 1.0f) lnl_axpby(g, s, g, 0.0f, g, b - a);
-        lnl_adamw_update(m->params_mem + a, g, d->zm + (a - d->lo), d->zv + (a - d->lo), b - a, lr, h->beta1, h->beta2,
+        lnl_adamw_update(m->params_mem + a, m->grads_mem + a, s, d->zm + (a - d->lo), d->zv + (a - d->lo), b - a, lr, h->beta1, h->beta2,
                          h->eps, v->decay ? h->weight_decay : 0.0f, (int)o->step);
     }
 #ifdef LNL_HAVE_MPI

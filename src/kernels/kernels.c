@@ -288,12 +288,19 @@ static void colsum_cols(float *dbias, const float *dout, int N, int OC, int c0, 
     }
 }
 
-/* dbias += column sums of dout: threads own column blocks. */
+/* dbias += column sums of dout: each thread owns an equal share of the columns, on multiples of
+ * 16 (blocks of 256 columns split C = 384 two to one). */
 static void colsum_acc(float *dbias, const float *dout, int N, int OC) {
-    enum { CB = 256 };
-    int ncb = (OC + CB - 1) / CB;
-    LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * OC > LNL_PAR_MIN_ELEMS))
-    for (int cb = 0; cb < ncb; cb++) colsum_cols(dbias, dout, N, OC, cb * CB, imin(OC, cb * CB + CB));
+    LNL_OMP(parallel if(parallel: (size_t)N * OC > LNL_PAR_MIN_ELEMS))
+    {
+        int p = 0, np = 1;
+#if defined(_OPENMP)
+        p = omp_get_thread_num();
+        np = omp_get_num_threads();
+#endif
+        int units = (OC + 15) / 16;
+        colsum_cols(dbias, dout, N, OC, imin(OC, units * p / np * 16), imin(OC, units * (p + 1) / np * 16));
+    }
 }
 
 void lnl_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
@@ -647,11 +654,21 @@ void lnl_xent_backward_inplace(float *logits, const float *rmax, const float *ri
 
 /* Memory-bound; sqrtf's errno branch keeps GCC from vectorizing it unless the build adds
  * -fno-math-errno (which would change no result). */
-void lnl_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
-                      float beta2, float eps, float weight_decay, int t) {
+void lnl_adamw_update(float *param, const float *grad, float gscale, float *m, float *v, size_t n, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, int t) {
     LnlAdamCoef c = lnl_adam_coef(lr, beta1, beta2, eps, weight_decay, t);
     LNL_OMP(parallel for schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
-    for (size_t i = 0; i < n; i++) lnl_adam_elem(&param[i], grad[i], &m[i], &v[i], &c);
+    for (size_t i = 0; i < n; i++) lnl_adam_elem(&param[i], gscale * grad[i], &m[i], &v[i], &c);
+}
+
+void lnl_zero(float *x, size_t n) {
+    enum { CHUNK = 1 << 16 }; /* floats per task: 256 KiB */
+    size_t nc = (n + CHUNK - 1) / CHUNK;
+    LNL_OMP(parallel for schedule(static) if(parallel: n > 16 * (size_t)LNL_PAR_MIN_ELEMS))
+    for (size_t c = 0; c < nc; c++) {
+        size_t lo = c * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
+        memset(x + lo, 0, len * sizeof(float));
+    }
 }
 
 void lnl_axpby(float *out, float a, const float *x, float b, const float *y, size_t n) {

@@ -122,12 +122,16 @@ void lnl_xent_backward_inplace(float *logits,          /* (N, V) in: logits; out
                                int N, int V);
 
 /* ---- AdamW, decoupled weight decay, bias-corrected; t is the 1-based step ----
+ * g = gscale * grad (rounded to float, as scaling grad in place first would round it: gradient
+ * clipping in the same pass; 1 for none; grad itself is not changed);
  * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  * p -= lr * ( (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) + wd * p ). */
-void lnl_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
-                      float beta2, float eps, float weight_decay, int t);
+void lnl_adamw_update(float *param, const float *grad, float gscale, float *m, float *v, size_t n, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, int t);
 
 /* ---- elementwise helpers ---- */
+/* x = 0 (split among threads: gradients of a large model are hundreds of MB) */
+void lnl_zero(float *x, size_t n);
 /* out = a * x + b * y (out may alias x or y). */
 void lnl_axpby(float *out, float a, const float *x, float b, const float *y, size_t n);
 /* out += a * x */

@@ -207,8 +207,8 @@ void lnl_ref_embed_forward(float *out, const int32_t *tok, const float *wte, con
                            float scale);
 void lnl_ref_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int C,
                             float scale);
-void lnl_ref_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
-                          float beta2, float eps, float weight_decay, int t);
+void lnl_ref_adamw_update(float *param, const float *grad, float gscale, float *m, float *v, size_t n, float lr,
+                          float beta1, float beta2, float eps, float weight_decay, int t);
 void lnl_ref_axpby(float *out, float a, const float *x, float b, const float *y, size_t n);
 void lnl_ref_axpy(float *out, float a, const float *x, size_t n);
 void lnl_ref_chanscale_forward(float *out, const float *x, const float *s, int N, int C);

@@ -279,10 +279,10 @@ void lnl_ref_xent_backward_inplace(float *logits, const float *rmax, const float
 
 /* ---- AdamW and elementwise helpers ---- */
 
-void lnl_ref_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
-                          float beta2, float eps, float weight_decay, int t) {
+void lnl_ref_adamw_update(float *param, const float *grad, float gscale, float *m, float *v, size_t n, float lr,
+                          float beta1, float beta2, float eps, float weight_decay, int t) {
     LnlAdamCoef c = lnl_adam_coef(lr, beta1, beta2, eps, weight_decay, t);
-    for (size_t i = 0; i < n; i++) lnl_adam_elem(&param[i], grad[i], &m[i], &v[i], &c);
+    for (size_t i = 0; i < n; i++) lnl_adam_elem(&param[i], gscale * grad[i], &m[i], &v[i], &c);
 }
 
 void lnl_ref_axpby(float *out, float a, const float *x, float b, const float *y, size_t n) {

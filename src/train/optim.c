@@ -26,17 +26,13 @@ double lnl_opt_step(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr
 
 double lnl_opt_step_norm(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr, double norm) {
     if (!isfinite(norm)) return norm;
-    if (h->grad_clip > 0 && norm > h->grad_clip) {
-        float s = (float)(h->grad_clip / norm);
-        for (int i = 0; i < model->nviews; i++) {
-            float *g = model->grads_mem + model->views[i].offset;
-            lnl_axpby(g, s, g, 0.0f, g, model->views[i].numel);
-        }
-    }
+    /* clipping scales the gradient inside the update's pass; the stored gradients stay as
+     * they were (nothing reads them after the step) */
+    const float s = h->grad_clip > 0 && norm > h->grad_clip ? (float)(h->grad_clip / norm) : 1.0f;
     o->step++;
     for (int i = 0; i < model->nviews; i++) {
         const LnlTensorView *v = &model->views[i];
-        lnl_adamw_update(model->params_mem + v->offset, model->grads_mem + v->offset, o->m + v->offset,
+        lnl_adamw_update(model->params_mem + v->offset, model->grads_mem + v->offset, s, o->m + v->offset,
                          o->v + v->offset, v->numel, lr, h->beta1, h->beta2, h->eps, v->decay ? h->weight_decay : 0.0f,
                          (int)o->step);
     }

@@ -827,15 +827,15 @@ static void test_adamw_hand(void) {
      * v is compared at rtol 5e-5 because 1 - 0.999f = 0.00099998713 in float; p is not
      * affected (the bias correction divides the same rounding out). */
     for (int impl = 0; impl < 2; impl++) {
-        void (*upd)(float *, const float *, float *, float *, size_t, float, float, float, float, float, int) =
+        void (*upd)(float *, const float *, float, float *, float *, size_t, float, float, float, float, float, int) =
             impl == IMPL_FAST ? lnl_adamw_update : lnl_ref_adamw_update;
         float p = 1.0f, m = 0.0f, v = 0.0f, g = 0.5f;
-        upd(&p, &g, &m, &v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f, 1);
+        upd(&p, &g, 1.0f, &m, &v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f, 1);
         CHECK_CLOSE(m, 0.05, 1e-9, 1e-6);
         CHECK_CLOSE(v, 0.00025, 0, 5e-5);
         CHECK_CLOSE(p, 0.890000002, 0, 2e-7);
         g = -0.25f;
-        upd(&p, &g, &m, &v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f, 2);
+        upd(&p, &g, 1.0f, &m, &v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f, 2);
         CHECK_CLOSE(m, 0.02, 1e-9, 1e-6);
         CHECK_CLOSE(v, 0.00031225, 0, 5e-5);
         double mhat = 0.02 / 0.19, vhat = 0.00031225 / 0.001999;
@@ -844,17 +844,36 @@ static void test_adamw_hand(void) {
         CHECK_CLOSE(p, 0.854466264, 0, 1e-6);
         /* no decay: a zero gradient with zero moments leaves p unchanged */
         float q = 3.0f, mq = 0.0f, vq = 0.0f, gq = 0.0f;
-        upd(&q, &gq, &mq, &vq, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.0f, 1);
+        upd(&q, &gq, 1.0f, &mq, &vq, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.0f, 1);
         CHECK(q == 3.0f, "[%s] p changed without gradient or decay: %g", impl_name[impl], q);
     }
     const size_t n = 1003;
     float *p1 = frand(n, -1, 1), *g = frand(n, -1, 1), *m1 = frand(n, -0.1, 0.1), *v1 = frand(n, 0, 0.01);
     float *p2 = fcopy(p1, n), *m2 = fcopy(m1, n), *v2 = fcopy(v1, n);
-    lnl_adamw_update(p1, g, m1, v1, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 7);
-    lnl_ref_adamw_update(p2, g, m2, v2, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 7);
+    lnl_adamw_update(p1, g, 1.0f, m1, v1, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 7);
+    lnl_ref_adamw_update(p2, g, 1.0f, m2, v2, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 7);
     check_vs_ref("adamw param fast vs ref", p1, p2, n, 0, 1e-7);
     check_vs_ref("adamw m fast vs ref", m1, m2, n, 0, 1e-7);
     check_vs_ref("adamw v fast vs ref", v1, v2, n, 0, 1e-7);
+    /* a clipping factor applied inside the update gives, bit for bit, the update of the gradient
+     * scaled in place first; the gradient itself is left as it was */
+    const float clip = 0.3718f;
+    float *g0 = fcopy(g, n), *gs = fcopy(g, n), *p3 = fcopy(p1, n), *m3 = fcopy(m1, n), *v3 = fcopy(v1, n);
+    lnl_axpby(gs, clip, gs, 0.0f, gs, n);
+    for (int impl = 0; impl < 2; impl++) {
+        float *pa = fcopy(p1, n), *ma = fcopy(m1, n), *va = fcopy(v1, n);
+        (impl == IMPL_FAST ? lnl_adamw_update : lnl_ref_adamw_update)(pa, g, clip, ma, va, n, 3e-4f, 0.9f, 0.95f,
+                                                                      1e-8f, 0.1f, 8);
+        float *pb = fcopy(p3, n), *mb = fcopy(m3, n), *vb = fcopy(v3, n);
+        lnl_ref_adamw_update(pb, gs, 1.0f, mb, vb, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 8);
+        check_vs_ref(impl == IMPL_FAST ? "adamw clipped in the pass [fast]" : "adamw clipped in the pass [ref]", pa,
+                     pb, n, 0, 0);
+        check_vs_ref("adamw clipped m", ma, mb, n, 0, 0);
+        check_vs_ref("adamw clipped v", va, vb, n, 0, 0);
+        free(pa), free(ma), free(va), free(pb), free(mb), free(vb);
+    }
+    check_vs_ref("adamw leaves the gradient unscaled", g, g0, n, 0, 0);
+    free(g0), free(gs), free(p3), free(m3), free(v3);
     free(p1), free(g), free(m1), free(v1), free(p2), free(m2), free(v2);
 }
 
