@@ -719,9 +719,9 @@ const float *lnl_model_decode_step(LnlModel *m, int32_t token, int pos) {
 
 /* ---------------------------------------------------------------- backward */
 
-void lnl_model_zero_grad(LnlModel *m) { memset(m->grads_mem, 0, m->num_alloc * sizeof(float)); }
+void lnl_model_zero_grad(LnlModel *m) { lnl_zero(m->grads_mem, m->num_alloc); }
 
-static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
+static void zero(float *p, size_t n) { lnl_zero(p, n); }
 
 /* Backward of sub-layer k: dout = dLoss/d stream[k+1]; accumulates dLoss/d stream[k] into din
  * and, for b2t, dLoss/d (block input) into dblock. Parameter gradients accumulate into m->g only
