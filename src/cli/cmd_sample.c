@@ -1,6 +1,7 @@
 /* lnlab sample: generates text from a model with the KV cache (model.c's decode mode): the
- * prompt, then up to N sampled tokens, streamed to stdout; timing on stderr. No sliding window:
- * the prompt plus the generated tokens must fit in the model's n_positions. */
+ * prompt in one prefill pass, then up to N sampled tokens one at a time, streamed to stdout;
+ * timing on stderr. No sliding window: the prompt plus the generated tokens must fit in the
+ * model's n_positions. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +89,8 @@ int cmd_sample(int argc, char **argv) {
                 ids.n, ntokens, total, c->n_positions);
     LnlSampler smp;
     if (lnl_sampler_init(&smp, tv, (float)temperature, (int)top_k, (uint64_t)seed, &e)) lnl_die(2, "%s", e.msg);
-    if (lnl_model_alloc_decode(&m, (int)total, &e)) lnl_die(1, "%s", e.msg);
+    /* activations for the whole prompt, so that it goes through the blocks in one pass */
+    if (lnl_model_alloc_decode(&m, (int)total, (int)ids.n, &e)) lnl_die(1, "%s", e.msg);
 
     if (prompt && fputs(prompt, stdout) < 0) lnl_die(1, "sample: error writing stdout");
     fflush(stdout);
@@ -96,8 +98,10 @@ int cmd_sample(int argc, char **argv) {
     double t0 = lnl_now();
     int pos = 0;
     const float *logits = NULL;
-    if (ntokens > 0)
-        for (; pos < (int)ids.n; pos++) logits = lnl_model_decode_step(&m, ids.ids[pos], pos);
+    if (ntokens > 0) {
+        logits = lnl_model_decode_prefill(&m, ids.ids, (int)ids.n, 0);
+        pos = (int)ids.n;
+    }
     double t1 = lnl_now();
     long long generated = 0;
     while (generated < ntokens) {

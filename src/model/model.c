@@ -155,6 +155,7 @@ void lnl_model_free(LnlModel *m) {
     free(m->dec.mem);
     free(m->dec.stream);
     free(m->dec.sub);
+    free(m->dec.tok);
     memset(m, 0, sizeof *m);
 }
 
@@ -272,10 +273,12 @@ static void layout_blocks(const LnlConfig *c, size_t B, size_t T, int with_att, 
     }
 }
 
-/* The buffers around the blocks for `rows` rows, shared by the training pass and decoding: the
- * embedding (with ln_e's output as stream 0, or the embedding itself as stream 0), ln_f, logits. */
-static void layout_ends(const LnlConfig *c, size_t rows, Arena *a, float **emb, float **emb_mean, float **emb_rstd,
-                        float **stream0, float **lnf, float **lnf_mean, float **lnf_rstd, float **logits) {
+/* The buffers around the blocks, shared by the training pass and decoding: the embedding of
+ * `rows` rows (with ln_e's output as stream 0, or the embedding itself as stream 0), and ln_f and
+ * logits for the `head` rows that reach the LM head (all rows in training, the last in decoding). */
+static void layout_ends(const LnlConfig *c, size_t rows, size_t head, Arena *a, float **emb, float **emb_mean,
+                        float **emb_rstd, float **stream0, float **lnf, float **lnf_mean, float **lnf_rstd,
+                        float **logits) {
     const size_t C = (size_t)c->n_embd, V = (size_t)c->vocab_size;
     *emb = take(a, rows * C);
     if (c->embed_norm) {
@@ -287,20 +290,20 @@ static void layout_ends(const LnlConfig *c, size_t rows, Arena *a, float **emb, 
         *stream0 = *emb;
     }
     if (c->final_norm) {
-        *lnf = take(a, rows * C);
-        *lnf_mean = take(a, rows);
-        *lnf_rstd = take(a, rows);
+        *lnf = take(a, head * C);
+        *lnf_mean = take(a, head);
+        *lnf_rstd = take(a, head);
     } else {
         *lnf = *lnf_mean = *lnf_rstd = NULL;
     }
-    *logits = take(a, rows * V);
+    *logits = take(a, head * V);
 }
 
 /* Lays out (or, with a->base == NULL, sizes) all activation buffers. */
 static void layout_acts(LnlModel *m, Arena *a) {
     const LnlConfig *c = &m->cfg;
     const size_t B = (size_t)m->B, T = (size_t)m->T, N = B * T;
-    layout_ends(c, N, a, &m->emb, &m->emb_mean, &m->emb_rstd, &m->stream[0], &m->lnf, &m->lnf_mean, &m->lnf_rstd,
+    layout_ends(c, N, N, a, &m->emb, &m->emb_mean, &m->emb_rstd, &m->stream[0], &m->lnf, &m->lnf_mean, &m->lnf_rstd,
                 &m->logits);
     layout_blocks(c, B, T, 1, m->stream, m->sub, a);
     m->losses = take(a, N);
@@ -472,23 +475,28 @@ typedef struct {
     LnlSubActs *sub;  /* (2L) */
     int B, T;         /* B sequences of T rows */
     int pos;          /* -1: causal attention over the pass's own T rows (forward). >= 0: decode,
-                       * T == 1 and row b is position pos of stream b, attending over its cache */
+                       * row b*T + t is position pos + t of stream b, attending over its cache */
     float *vars;      /* (2L) Admin's profiling: variance of each branch output, or NULL */
 } Pass;
 
-/* The decode mode's attention step: caches k, v of each stream's new row at pos, then attends
- * over that stream's positions 0..pos. */
-static void attend_cached(LnlModel *m, int l, const float *qkv /* (B, 3C) */, float *out /* (B, C) */, int B,
-                          int pos) {
+/* The decode mode's attention step: caches k, v of each stream's T new rows at pos..pos+T-1,
+ * then attends from each over that stream's positions 0..its own (the kernel of a single step,
+ * so a prefill's attention is the token-by-token one). */
+static void attend_cached(LnlModel *m, int l, const float *qkv /* (B*T, 3C) */, float *out /* (B*T, C) */, int B,
+                          int T, int pos) {
     LnlDecode *d = &m->dec;
     const size_t C = (size_t)m->cfg.n_embd;
     for (int b = 0; b < B; b++) {
         const size_t at = ((size_t)l * (size_t)d->B + (size_t)b) * (size_t)d->T * C;
         float *kc = d->kcache + at, *vc = d->vcache + at;
-        const float *row = qkv + (size_t)b * 3 * C;
-        memcpy(kc + (size_t)pos * C, row + C, C * sizeof(float));
-        memcpy(vc + (size_t)pos * C, row + 2 * C, C * sizeof(float));
-        lnl_attention_decode(out + (size_t)b * C, d->scores, row, kc, vc, pos + 1, (int)C, m->cfg.n_head);
+        const float *rows = qkv + (size_t)b * (size_t)T * 3 * C;
+        for (int t = 0; t < T; t++) {
+            memcpy(kc + (size_t)(pos + t) * C, rows + (size_t)t * 3 * C + C, C * sizeof(float));
+            memcpy(vc + (size_t)(pos + t) * C, rows + (size_t)t * 3 * C + 2 * C, C * sizeof(float));
+        }
+        for (int t = 0; t < T; t++)
+            lnl_attention_decode(out + ((size_t)b * (size_t)T + (size_t)t) * C, d->scores, rows + (size_t)t * 3 * C,
+                                 kc, vc, pos + t + 1, (int)C, m->cfg.n_head);
     }
 }
 
@@ -516,7 +524,7 @@ static void sublayer_forward(LnlModel *m, const Pass *P, int l, int sidx) {
             qkv = s->qkvn;
         }
         if (P->pos < 0) lnl_attention_forward(s->atty, s->att, qkv, B, T, C, NH);
-        else attend_cached(m, l, qkv, s->atty, B, P->pos);
+        else attend_cached(m, l, qkv, s->atty, B, T, P->pos);
         lnl_matmul_forward(s->fraw, s->atty, lp.attprojw, lp.attprojb, N, C, C);
     } else {
         lnl_matmul_forward(s->fch, u, lp.fcw, lp.fcb, N, C, 4 * C);
@@ -660,31 +668,39 @@ void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T) {
 static void layout_decode(LnlModel *m, Arena *a) {
     const LnlConfig *c = &m->cfg;
     LnlDecode *d = &m->dec;
-    const size_t B = (size_t)d->B, T = (size_t)d->T, C = (size_t)c->n_embd, L = (size_t)c->n_layer;
+    const size_t B = (size_t)d->B, T = (size_t)d->T, R = (size_t)d->R, C = (size_t)c->n_embd;
+    const size_t L = (size_t)c->n_layer;
     d->kcache = take(a, L * B * T * C);
     d->vcache = take(a, L * B * T * C);
-    layout_ends(c, B, a, &d->emb, &d->emb_mean, &d->emb_rstd, &d->stream[0], &d->lnf, &d->lnf_mean, &d->lnf_rstd,
-                &d->logits);
-    layout_blocks(c, B, 1, 0, d->stream, d->sub, a);
+    layout_ends(c, B * R, B, a, &d->emb, &d->emb_mean, &d->emb_rstd, &d->stream[0], &d->lnf, &d->lnf_mean,
+                &d->lnf_rstd, &d->logits);
+    d->top = R > 1 ? take(a, B * C) : NULL;
+    layout_blocks(c, B, R, 0, d->stream, d->sub, a);
     d->scores = take(a, T);
 }
 
-int lnl_model_alloc_decode_batch(LnlModel *m, int B, int max_T, LnlErr *e) {
+int lnl_model_alloc_decode_batch(LnlModel *m, int B, int max_T, int max_rows, LnlErr *e) {
     const LnlConfig *c = &m->cfg;
     LnlDecode *d = &m->dec;
     if (B < 1) return lnl_err(e, "decode: %d streams; need at least 1", B);
     if (max_T < 1 || max_T > c->n_positions)
         return lnl_err(e, "decode: %d positions; must be in [1, %d] (the model's n_positions)", max_T,
                        c->n_positions);
+    if (max_rows < 1 || max_rows > max_T)
+        return lnl_err(e, "decode: %d positions per pass; must be in [1, %d] (the positions decoded)", max_rows,
+                       max_T);
     free(d->mem);
     free(d->stream);
     free(d->sub);
+    free(d->tok);
     memset(d, 0, sizeof *d);
     d->B = B;
     d->T = max_T;
+    d->R = max_rows;
     const int L = c->n_layer;
     d->stream = lnl_calloc((size_t)(2 * L + 1), sizeof(float *));
     d->sub = lnl_calloc((size_t)(2 * L), sizeof(LnlSubActs));
+    d->tok = lnl_calloc((size_t)B * (size_t)max_rows, sizeof(int32_t));
     Arena a = {NULL, 0};
     layout_decode(m, &a);
     d->mem = lnl_calloc(a.used, sizeof(float));
@@ -694,27 +710,65 @@ int lnl_model_alloc_decode_batch(LnlModel *m, int B, int max_T, LnlErr *e) {
     return 0;
 }
 
-int lnl_model_alloc_decode(LnlModel *m, int max_T, LnlErr *e) { return lnl_model_alloc_decode_batch(m, 1, max_T, e); }
+int lnl_model_alloc_decode(LnlModel *m, int max_T, int max_rows, LnlErr *e) {
+    return lnl_model_alloc_decode_batch(m, 1, max_T, max_rows, e);
+}
 
 void lnl_model_decode_reset(LnlModel *m) { m->dec.len = 0; }
 
-const float *lnl_model_decode_step_batch(LnlModel *m, const int32_t *tokens, int pos) {
+/* One decode pass: n positions pos..pos+n-1 of every stream, tokens (B, n) in d->tok, through the
+ * blocks on B*n rows; the head on each stream's last row. */
+static const float *decode_pass(LnlModel *m, int n, int pos) {
     const LnlConfig *c = &m->cfg;
     LnlDecode *d = &m->dec;
+    const size_t C = (size_t)c->n_embd;
     assert(d->mem && "lnl_model_alloc_decode first");
-    assert(pos >= 0 && pos <= d->len && pos < d->T && d->T <= c->n_positions);
-    for (int b = 0; b < d->B; b++) assert(tokens[b] >= 0 && tokens[b] < c->vocab_size);
-    embed_rows(m, d->emb, d->emb_mean, d->emb_rstd, d->stream[0], tokens, d->B, 1, pos);
-    const Pass P = {d->stream, d->sub, d->B, 1, pos, NULL};
+    assert(n >= 1 && n <= d->R && pos >= 0 && pos <= d->len && pos + n <= d->T && d->T <= c->n_positions);
+    for (int i = 0; i < d->B * n; i++) assert(d->tok[i] >= 0 && d->tok[i] < c->vocab_size);
+    embed_rows(m, d->emb, d->emb_mean, d->emb_rstd, d->stream[0], d->tok, d->B, n, pos);
+    const Pass P = {d->stream, d->sub, d->B, n, pos, NULL};
     blocks_forward(m, &P);
-    head_rows(m, d->stream[2 * c->n_layer], d->lnf, d->lnf_mean, d->lnf_rstd, d->logits, d->B);
-    d->len = pos + 1;
+    const float *x = d->stream[2 * c->n_layer];
+    if (n > 1) {
+        for (int b = 0; b < d->B; b++)
+            memcpy(d->top + (size_t)b * C, x + ((size_t)b * (size_t)n + (size_t)n - 1) * C, C * sizeof(float));
+        x = d->top;
+    }
+    head_rows(m, x, d->lnf, d->lnf_mean, d->lnf_rstd, d->logits, d->B);
+    d->len = pos + n;
     return d->logits;
+}
+
+const float *lnl_model_decode_step_batch(LnlModel *m, const int32_t *tokens, int pos) {
+    LnlDecode *d = &m->dec;
+    assert(d->mem && "lnl_model_alloc_decode first");
+    memcpy(d->tok, tokens, (size_t)d->B * sizeof(int32_t));
+    return decode_pass(m, 1, pos);
 }
 
 const float *lnl_model_decode_step(LnlModel *m, int32_t token, int pos) {
     assert(m->dec.B == 1);
     return lnl_model_decode_step_batch(m, &token, pos);
+}
+
+const float *lnl_model_decode_prefill_batch(LnlModel *m, const int32_t *tokens, int P, int pos) {
+    LnlDecode *d = &m->dec;
+    assert(d->mem && "lnl_model_alloc_decode first");
+    assert(P >= 1 && pos >= 0 && pos + P <= d->T);
+    const float *logits = NULL;
+    for (int off = 0; off < P; off += d->R) {
+        const int n = P - off < d->R ? P - off : d->R;
+        for (int b = 0; b < d->B; b++)
+            memcpy(d->tok + (size_t)b * (size_t)n, tokens + (size_t)b * (size_t)P + (size_t)off,
+                   (size_t)n * sizeof(int32_t));
+        logits = decode_pass(m, n, pos + off);
+    }
+    return logits;
+}
+
+const float *lnl_model_decode_prefill(LnlModel *m, const int32_t *tokens, int P, int pos) {
+    assert(m->dec.B == 1);
+    return lnl_model_decode_prefill_batch(m, tokens, P, pos);
 }
 
 /* ---------------------------------------------------------------- backward */

@@ -100,20 +100,25 @@ typedef struct {
     float *r, *post_mean, *post_rstd;    /* residual sum before N_post (N, C) */
 } LnlSubActs;
 
-/* KV-cache decoding state (lnl_model_alloc_decode): B streams that advance in lockstep, one
- * position per step. Activations hold one row per stream; the attention's past lives in the
- * caches. Separate from the training activations, so sampling between training steps is fine. */
+/* KV-cache decoding state (lnl_model_alloc_decode): B streams that advance in lockstep. A pass
+ * feeds up to R positions per stream (R = 1: one token per step; R = P: a P-token prompt in one
+ * prefill pass). Activations hold B*R rows; a pass of n positions uses the first B*n, row b*n + t
+ * for position pos + t of stream b. The attention's past lives in the caches. Separate from the
+ * training activations, so sampling between training steps is fine. */
 typedef struct {
     int B, T;                 /* streams; cache capacity in positions (<= n_positions) */
-    int len;                  /* positions cached so far; the next step may use any pos <= len */
-    float *mem;               /* one allocation for every buffer below */
+    int R;                    /* positions per stream one pass may feed (1 <= R <= T) */
+    int len;                  /* positions cached so far; the next pass may start at any pos <= len */
+    float *mem;               /* one allocation for every float buffer below */
     float *kcache, *vcache;   /* (L, B, T, C): k and v exactly as attention uses them (after qkv_norm) */
-    float **stream;           /* (2L+1) pointers to (B, C), as LnlModel.stream */
-    LnlSubActs *sub;          /* (2L), as LnlModel.sub; no att matrix */
-    float *emb, *emb_mean, *emb_rstd; /* (B, C), (B), (B) */
-    float *lnf, *lnf_mean, *lnf_rstd; /* (B, C), (B), (B) */
-    float *logits;            /* (B, V) of the last step */
+    float **stream;           /* (2L+1) pointers to (B*R, C), as LnlModel.stream */
+    LnlSubActs *sub;          /* (2L), as LnlModel.sub with B*R rows; no att matrix */
+    float *emb, *emb_mean, *emb_rstd; /* (B*R, C), (B*R), (B*R) */
+    float *top;               /* (B, C) each stream's last row of a pass's top stream (R > 1 only) */
+    float *lnf, *lnf_mean, *lnf_rstd; /* (B, C), (B), (B): the head runs on the last row only */
+    float *logits;            /* (B, V) of the last pass's last position */
     float *scores;            /* (T) attention scratch */
+    int32_t *tok;             /* (B, R) a pass's tokens, gathered per stream */
 } LnlDecode;
 
 typedef struct {
@@ -192,26 +197,37 @@ void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T);
 /* BranchNorm strength for a training step: max(0, 1 - step / branchnorm_steps). */
 float lnl_branchnorm_lambda(const LnlConfig *c, long step);
 
-/* KV-cache decoding: generation one position at a time through the same block code as the
- * forward. In decode mode the attention step appends the new position's k and v to its layer's
- * cache and attends over positions 0..pos; every other step of the block (norms, MLP, residual,
- * b2t, gates, skips, BranchNorm with branch_lambda) runs unchanged on one row per stream. Fed the
- * tokens of a sequence at pos = 0, 1, ..., the logits equal lnl_model_forward's at each position
- * (tests/unit/test_decode.c). */
-/* Allocates the caches and one-row activations for one stream and up to max_T positions
- * (1 <= max_T <= n_positions); replaces any earlier decode state. Starts empty. */
-int lnl_model_alloc_decode(LnlModel *m, int max_T, LnlErr *e);
-/* The same for B streams decoded together (lnl_model_decode_step_batch). */
-int lnl_model_alloc_decode_batch(LnlModel *m, int B, int max_T, LnlErr *e);
-/* Forgets the cached positions (the next step must use pos 0). */
+/* KV-cache decoding: generation through the same block code as the forward. In decode mode the
+ * attention step appends the k and v of a pass's positions to its layer's cache and attends, for
+ * each of them, over the stream's positions 0..its own; every other step of the block (norms,
+ * MLP, residual, b2t, gates, skips, BranchNorm with branch_lambda) runs unchanged on the pass's
+ * rows. Fed the tokens of a sequence, one at a time or as a prefill, the logits equal
+ * lnl_model_forward's at each position (tests/unit/test_decode.c). */
+/* Allocates the caches for one stream and up to max_T positions (1 <= max_T <= n_positions), and
+ * activations for passes of up to max_rows positions (1 <= max_rows <= max_T: 1 for token-by-token
+ * decoding, the prompt's length to prefill it in one pass); replaces any earlier decode state.
+ * Starts empty. */
+int lnl_model_alloc_decode(LnlModel *m, int max_T, int max_rows, LnlErr *e);
+/* The same for B streams decoded together (the _batch functions). */
+int lnl_model_alloc_decode_batch(LnlModel *m, int B, int max_T, int max_rows, LnlErr *e);
+/* Forgets the cached positions (the next pass must start at pos 0). */
 void lnl_model_decode_reset(LnlModel *m);
 /* Feeds token at position pos and returns the logits (V) for position pos + 1, valid until the
- * next step. Requires one stream, 0 <= token < V, 0 <= pos <= (positions cached) and
+ * next pass. Requires one stream, 0 <= token < V, 0 <= pos <= (positions cached) and
  * pos < max_T <= n_positions (asserted: callers check user input). A pos below the number
  * cached rewinds: positions from pos on are replaced. */
 const float *lnl_model_decode_step(LnlModel *m, int32_t token, int pos);
 /* B streams at once: tokens (B), all at position pos; returns logits (B, V). */
 const float *lnl_model_decode_step_batch(LnlModel *m, const int32_t *tokens, int pos);
+/* Prefill: feeds tokens (P) at positions pos..pos+P-1 in passes of up to max_rows positions, each
+ * pass one run of the blocks on all its rows (every matrix product on (rows, C), attention causal
+ * over the cache and the pass's own rows). Caches k and v of all P positions and returns the
+ * logits (V) for position pos + P; only the last row goes through ln_f and the LM head. Equal to
+ * P calls of lnl_model_decode_step to float rounding. Requires P >= 1, pos + P <= max_T and the
+ * conditions of lnl_model_decode_step (asserted). */
+const float *lnl_model_decode_prefill(LnlModel *m, const int32_t *tokens, int P, int pos);
+/* B streams at once: tokens (B, P), row b for stream b; returns logits (B, V). */
+const float *lnl_model_decode_prefill_batch(LnlModel *m, const int32_t *tokens, int P, int pos);
 
 /* Layer l's (0-based) slice of a per-layer role: base is m->p.<role> or m->g.<role> (NULL if the
  * role is absent, which gives NULL). */

@@ -1,5 +1,6 @@
-# lnlab sample: repeatable with a seed, greedy at temperature 0, end-of-text handling (on a model
-# edited so that greedy always picks end-of-text), model-flag overrides, and every error case.
+# lnlab sample: repeatable with a seed, greedy at temperature 0, a prefilled prompt continuing as
+# token-by-token decoding does, end-of-text handling (on a model edited so that greedy always
+# picks end-of-text), model-flag overrides, and every error case.
 # Models come from the refdump test tool (byte vocabulary, 32 positions; a large init so that
 # the logits depend visibly on the config).
 . "$(dirname "$0")/lib.sh"
@@ -51,6 +52,12 @@ S --prompt "ab" --tokens 20 --temperature 0 --seed 2 >g2.txt 2>/dev/null
 S --prompt "ab" --tokens 20 --temperature 0.7 --top-k 1 --seed 3 >g3.txt 2>/dev/null
 if cmp -s g1.txt g2.txt; then ok greedy_deterministic; else fail greedy_deterministic "seeds changed greedy output"; fi
 if cmp -s g1.txt g3.txt; then ok top1_is_greedy; else fail top1_is_greedy "top-k 1 differs from greedy"; fi
+# the prompt goes through the model in one prefill pass, generated tokens one step at a time: "ab"
+# and the first 10 greedy tokens given back as a 12-token prompt continue as before
+p=$(head -c 12 g1.txt)
+S --prompt "$p" --tokens 10 --temperature 0 >g5.txt 2>g5.err
+if [ ${#p} -eq 12 ] && cmp -s g1.txt g5.txt && grep -q '^sample: prompt 12 tokens' g5.err; then ok prefill_continues_greedy
+else fail prefill_continues_greedy "'$(od -An -c g5.txt | head -2)' vs '$(od -An -c g1.txt | head -2)': $(cat g5.err)"; fi
 # a model flag overrides the file's config (the residual step changes what greedy picks)
 S --prompt "ab" --tokens 20 --temperature 0 --dt 0.05 >g4.txt 2>/dev/null
 if [ -s g4.txt ] && ! cmp -s g1.txt g4.txt; then ok dt_override; else fail dt_override "--dt 0.05 changed nothing"; fi

@@ -1,6 +1,6 @@
-/* Decoding tests: the KV-cache decode step against the full forward for every preset and both
- * norm kinds, the decode attention kernel against the reference attention, and the sampler
- * (greedy, top-k, temperature, repeatability). */
+/* Decoding tests: the KV-cache decode step and the prompt prefill against the full forward (and
+ * each other) for every preset and both norm kinds, the decode attention kernel against the
+ * reference attention, and the sampler (greedy, top-k, temperature, repeatability). */
 #include "harness.h"
 
 #include "common/perturb.h"
@@ -73,7 +73,7 @@ static void decode_matches_forward(const char *preset, LnlNormKind kind, float d
     LnlErr e;
     CHECK(lnl_model_alloc_acts(&m, 1, T, &e) == 0, "%s", e.msg);
     lnl_model_forward(&m, tok, NULL, 1, T);
-    CHECK(lnl_model_alloc_decode(&m, T, &e) == 0, "%s", e.msg);
+    CHECK(lnl_model_alloc_decode(&m, T, 1, &e) == 0, "%s", e.msg);
     for (int t = 0; t < T; t++) {
         const float *lg = lnl_model_decode_step(&m, tok[t], t);
         int at;
@@ -109,7 +109,7 @@ static void test_decode_batch_of_streams(void) {
         LnlErr e;
         CHECK(lnl_model_alloc_acts(&m, B, T, &e) == 0, "%s", e.msg);
         lnl_model_forward(&m, tok, NULL, B, T);
-        CHECK(lnl_model_alloc_decode_batch(&m, B, T, &e) == 0, "%s", e.msg);
+        CHECK(lnl_model_alloc_decode_batch(&m, B, T, 1, &e) == 0, "%s", e.msg);
         for (int t = 0; t < T; t++) {
             for (int b = 0; b < B; b++) col[b] = tok[b * T + t];
             const float *lg = lnl_model_decode_step_batch(&m, col, t);
@@ -135,7 +135,7 @@ static void test_decode_reset_and_rewind(void) {
     b[0] = a[0];
     b[1] = a[1];
     LnlErr e;
-    CHECK(lnl_model_alloc_decode(&m, T, &e) == 0, "%s", e.msg);
+    CHECK(lnl_model_alloc_decode(&m, T, 1, &e) == 0, "%s", e.msg);
     float *first = calloc((size_t)T * V, sizeof(float));
     for (int t = 0; t < T; t++) memcpy(first + (size_t)t * V, lnl_model_decode_step(&m, a[t], t), V * sizeof(float));
     lnl_model_decode_reset(&m);
@@ -158,15 +158,135 @@ static void test_decode_reset_and_rewind(void) {
     lnl_model_free(&m);
 }
 
+/* Prefill of a P-token prompt in one pass against P token-by-token steps and one forward over
+ * the same tokens: the next-token logits, every prompt row of the top stream (the pass really
+ * ran the blocks on all P rows), the K/V cache of positions 0..P-1, and a step after it. */
+static void prefill_matches(const char *preset, LnlNormKind kind, float dt, int extras) {
+    const int P = 7, T = 8;
+    LnlModel m;
+    if (small_model(&m, preset, kind, dt, extras, T)) return;
+    const int V = m.cfg.vocab_size, C = m.cfg.n_embd, L = m.cfg.n_layer;
+    const char *kn = kind == LNL_NORM_LAYERNORM ? "layernorm" : "rmsnorm";
+    int32_t tok[8];
+    random_tokens(tok, T, V, 13);
+    LnlErr e;
+    CHECK(lnl_model_alloc_acts(&m, 1, T, &e) == 0, "%s", e.msg);
+    lnl_model_forward(&m, tok, NULL, 1, T);
+    /* token by token */
+    CHECK(lnl_model_alloc_decode(&m, T, 1, &e) == 0, "%s", e.msg);
+    const float *lg = NULL;
+    for (int t = 0; t < P; t++) lg = lnl_model_decode_step(&m, tok[t], t);
+    const size_t cache_n = (size_t)L * T * C;
+    float *steps = malloc(sizeof(float) * V), *kc = malloc(sizeof(float) * cache_n), *vc = malloc(sizeof(float) * cache_n);
+    memcpy(steps, lg, sizeof(float) * V);
+    memcpy(kc, m.dec.kcache, sizeof(float) * cache_n);
+    memcpy(vc, m.dec.vcache, sizeof(float) * cache_n);
+    /* one pass */
+    CHECK(lnl_model_alloc_decode(&m, T, P, &e) == 0, "%s", e.msg);
+    lg = lnl_model_decode_prefill(&m, tok, P, 0);
+    int at;
+    double w = worst_err(lg, m.logits + (size_t)(P - 1) * V, V, &at);
+    CHECK(w <= 1.0, "%s/%s dt %g extras %d: prefill vs forward, logit %d: %.9g vs %.9g", preset, kn, (double)dt, extras,
+          at, (double)lg[at], (double)m.logits[(size_t)(P - 1) * V + at]);
+    w = worst_err(lg, steps, V, &at);
+    CHECK(w <= 1.0, "%s/%s dt %g extras %d: prefill vs token by token, logit %d: %.9g vs %.9g", preset, kn, (double)dt,
+          extras, at, (double)lg[at], (double)steps[at]);
+    w = worst_err(m.dec.stream[2 * L], m.stream[2 * L], P * C, &at);
+    CHECK(w <= 1.0, "%s/%s: top stream of the prefill pass vs forward, row %d channel %d off by %.3g tolerances", preset,
+          kn, at / C, at % C, w);
+    for (int l = 0; l < L; l++) {
+        const size_t o = (size_t)l * T * C;
+        double wk = worst_err(m.dec.kcache + o, kc + o, P * C, &at);
+        double wv = worst_err(m.dec.vcache + o, vc + o, P * C, &at);
+        CHECK(wk <= 1.0 && wv <= 1.0, "%s/%s layer %d: cached k / v after prefill off by %.3g / %.3g tolerances", preset,
+              kn, l, wk, wv);
+    }
+    CHECK(m.dec.len == P, "%s: %d positions cached after a %d-token prefill", preset, m.dec.len, P);
+    lg = lnl_model_decode_step(&m, tok[P], P);
+    w = worst_err(lg, m.logits + (size_t)P * V, V, &at);
+    CHECK(w <= 1.0, "%s/%s: the step after the prefill, logit %d off by %.3g tolerances", preset, kn, at, w);
+    free(steps);
+    free(kc);
+    free(vc);
+    lnl_model_free(&m);
+}
+
+static void test_prefill_every_preset(void) {
+    for (int p = 0; p < NPRESETS; p++)
+        for (int k = 0; k < 2; k++) {
+            prefill_matches(presets[p], (LnlNormKind)k, 1.0f, 0);
+            prefill_matches(presets[p], (LnlNormKind)k, 0.3f, 1);
+        }
+}
+
+/* Several streams, a prompt longer than one pass (passes of 4 + 3 rows), a prefill that starts
+ * after cached positions, and one that rewinds: each equals a batched forward. */
+static void test_prefill_passes_streams_rewind(void) {
+    const int B = 3, T = 9, P = 7, R = 4;
+    const char *which[] = {"hybrid", "b2t", "post", "peri"};
+    for (int p = 0; p < 4; p++) {
+        LnlModel m;
+        if (small_model(&m, which[p], p % 2 ? LNL_NORM_RMSNORM : LNL_NORM_LAYERNORM, 1.0f, p == 3, T)) return;
+        const int V = m.cfg.vocab_size;
+        int32_t tok[3 * 9], pre[3 * 7], col[3];
+        random_tokens(tok, B * T, V, 21 + (uint64_t)p);
+        for (int b = 0; b < B; b++) memcpy(pre + b * P, tok + b * T, sizeof(int32_t) * P);
+        LnlErr e;
+        CHECK(lnl_model_alloc_acts(&m, B, T, &e) == 0, "%s", e.msg);
+        lnl_model_forward(&m, tok, NULL, B, T);
+        CHECK(lnl_model_alloc_decode_batch(&m, B, T, R, &e) == 0, "%s", e.msg);
+        const float *lg = lnl_model_decode_prefill_batch(&m, pre, P, 0);
+        for (int b = 0; b < B; b++) {
+            int at;
+            double w = worst_err(lg + (size_t)b * V, m.logits + ((size_t)b * T + P - 1) * V, V, &at);
+            CHECK(w <= 1.0, "%s: %d-row passes, stream %d logit %d off by %.3g tolerances", which[p], R, b, at, w);
+        }
+        /* the last two positions as one more prefill after the cached ones */
+        for (int b = 0; b < B; b++) memcpy(pre + b * 2, tok + b * T + P, sizeof(int32_t) * 2);
+        lg = lnl_model_decode_prefill_batch(&m, pre, 2, P);
+        for (int b = 0; b < B; b++) {
+            int at;
+            double w = worst_err(lg + (size_t)b * V, m.logits + ((size_t)b * T + T - 1) * V, V, &at);
+            CHECK(w <= 1.0, "%s: prefill after cached positions, stream %d logit %d off by %.3g tolerances", which[p], b,
+                  at, w);
+        }
+        /* rewind to position 2 with other tokens: a forward on the changed sequences */
+        int32_t alt[3 * 9];
+        random_tokens(alt, B * T, V, 40 + (uint64_t)p);
+        for (int b = 0; b < B; b++) {
+            memcpy(alt + b * T, tok + b * T, sizeof(int32_t) * 2);
+            memcpy(pre + b * 5, alt + b * T + 2, sizeof(int32_t) * 5);
+        }
+        lg = lnl_model_decode_prefill_batch(&m, pre, 5, 2);
+        lnl_model_forward(&m, alt, NULL, B, T);
+        for (int b = 0; b < B; b++) {
+            int at;
+            double w = worst_err(lg + (size_t)b * V, m.logits + ((size_t)b * T + 6) * V, V, &at);
+            CHECK(w <= 1.0, "%s: prefill that rewinds, stream %d logit %d off by %.3g tolerances", which[p], b, at, w);
+        }
+        /* and a single step continues from there */
+        for (int b = 0; b < B; b++) col[b] = alt[b * T + 7];
+        lg = lnl_model_decode_step_batch(&m, col, 7);
+        for (int b = 0; b < B; b++) {
+            int at;
+            double w = worst_err(lg + (size_t)b * V, m.logits + ((size_t)b * T + 7) * V, V, &at);
+            CHECK(w <= 1.0, "%s: step after the prefills, stream %d logit %d off by %.3g tolerances", which[p], b, at, w);
+        }
+        lnl_model_free(&m);
+    }
+}
+
 static void test_decode_alloc_checks(void) {
     LnlModel m;
     if (small_model(&m, "pre", LNL_NORM_LAYERNORM, 1.0f, 0, 5)) return;
     LnlErr e;
-    CHECK(lnl_model_alloc_decode(&m, 6, &e) != 0 && strstr(e.msg, "n_positions"), "max_T beyond n_positions");
-    CHECK(lnl_model_alloc_decode(&m, 0, &e) != 0, "max_T 0");
-    CHECK(lnl_model_alloc_decode_batch(&m, 0, 5, &e) != 0, "0 streams");
-    CHECK(lnl_model_alloc_decode(&m, 5, &e) == 0, "%s", e.msg);
-    CHECK(lnl_model_alloc_decode(&m, 3, &e) == 0, "re-allocating: %s", e.msg);
+    CHECK(lnl_model_alloc_decode(&m, 6, 1, &e) != 0 && strstr(e.msg, "n_positions"), "max_T beyond n_positions");
+    CHECK(lnl_model_alloc_decode(&m, 0, 1, &e) != 0, "max_T 0");
+    CHECK(lnl_model_alloc_decode_batch(&m, 0, 5, 1, &e) != 0, "0 streams");
+    CHECK(lnl_model_alloc_decode(&m, 5, 0, &e) != 0, "0 positions per pass");
+    CHECK(lnl_model_alloc_decode(&m, 4, 5, &e) != 0 && strstr(e.msg, "per pass"), "a pass longer than the cache");
+    CHECK(lnl_model_alloc_decode(&m, 5, 1, &e) == 0, "%s", e.msg);
+    CHECK(lnl_model_alloc_decode(&m, 3, 3, &e) == 0, "re-allocating: %s", e.msg);
     lnl_model_free(&m);
 }
 
@@ -288,6 +408,8 @@ int main(void) {
     RUN_TEST(test_decode_dt_and_embedding_extras);
     RUN_TEST(test_decode_batch_of_streams);
     RUN_TEST(test_decode_reset_and_rewind);
+    RUN_TEST(test_prefill_every_preset);
+    RUN_TEST(test_prefill_passes_streams_rewind);
     RUN_TEST(test_decode_alloc_checks);
     RUN_TEST(test_attention_decode_kernel);
     RUN_TEST(test_sampler_greedy);
