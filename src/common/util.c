@@ -22,14 +22,31 @@ int lnl_err(LnlErr *e, const char *fmt, ...) {
     return -1;
 }
 
+/* One fprintf, so that stderr (unbuffered) gets the line in one write and the lines of several
+ * processes sharing it (MPI ranks) do not interleave. */
+static void print_error(const char *fmt, va_list ap) {
+    char *msg = NULL;
+    fflush(stdout);
+    if (vasprintf(&msg, fmt, ap) < 0) {
+        fputs("lnlab: error: (no memory for the message)\n", stderr);
+        return;
+    }
+    fprintf(stderr, "lnlab: error: %s\n", msg);
+    free(msg);
+}
+
+void lnl_print_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    print_error(fmt, ap);
+    va_end(ap);
+}
+
 void lnl_die(int code, const char *fmt, ...) {
     va_list ap;
-    fflush(stdout);
-    fputs("lnlab: error: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    print_error(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     exit(code);
 }
 

@@ -23,6 +23,8 @@ int lnl_err(LnlErr *e, const char *fmt, ...) LNL_PRINTF(2, 3);
 
 /* Prints "lnlab: error: <fmt>" to stderr and exits with code. For the CLI layer only. */
 void lnl_die(int code, const char *fmt, ...) LNL_PRINTF(2, 3);
+/* The same message without exiting, for a caller that has to clean up before it exits. */
+void lnl_print_error(const char *fmt, ...) LNL_PRINTF(1, 2);
 
 /* Allocation that cannot fail silently: on failure prints size and call site, exits 1. */
 #define lnl_malloc(n) lnl_malloc_at((n), __FILE__, __LINE__)
