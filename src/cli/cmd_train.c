@@ -215,7 +215,7 @@ int cmd_train(int argc, char **argv) {
     lnl_state_free(&rs);
     cJSON_free(hjs);
     lnl_model_free(&m);
-    if (r) lnl_die(1, "%s", e.msg);
+    if (r) lnl_dist_die(&dist, e.msg); /* every rank stopping together leaves MPI first */
     if (!quiet && dist.size > 1 && res.steps_done > 0)
         fprintf(stderr, "lnlab train: %.1f s per process in gradient/parameter communication\n", dist.comm_s);
     lnl_dist_free(&dist);

@@ -123,6 +123,23 @@ void lnl_dist_barrier(LnlDist *d) {
 #endif
 }
 
+int lnl_dist_root_rc(LnlDist *d, int rc) {
+    if (lnl_dist_size(d) == 1) return rc;
+#ifdef LNL_HAVE_MPI
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+#endif
+    if (rc) d->failed_together = 1;
+    return rc;
+}
+
+void lnl_dist_die(LnlDist *d, const char *msg) {
+    if (!d || !d->mpi || !d->failed_together) lnl_die(1, "%s", msg);
+    lnl_print_error("%s", msg);
+    fflush(stderr);
+    lnl_dist_free(d);
+    exit(1);
+}
+
 #ifdef LNL_HAVE_MPI
 /* MPI counts are ints: long arrays go in pieces of at most LNL_DIST_BUCKET_FLOATS. */
 static void bcast_floats(float *x, size_t n) {

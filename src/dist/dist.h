@@ -16,7 +16,8 @@
  *   update: every rank runs the same AdamW step on the same gradients; with ZeRO-1 each rank
  *           updates its share of the parameters with its share of the moments and the shares
  *           are gathered (lnl_dist_zero_step);
- *   output: rank 0 writes files and prints; losses are averaged over ranks first. */
+ *   output: rank 0 writes files and prints; losses are averaged over ranks first; whether its
+ *           checkpoint and model files were written reaches every rank (lnl_dist_root_rc). */
 #ifndef LNL_DIST_H
 #define LNL_DIST_H
 
@@ -39,6 +40,7 @@ typedef struct {
     size_t lo, hi;
     int *counts, *displs; /* (size) every rank's share, in floats */
     float *zm, *zv;       /* (hi - lo) this rank's AdamW moments */
+    int failed_together;  /* lnl_dist_root_rc reported a failure: every rank is stopping on it */
     /* measurements */
     double comm_s;        /* wall seconds in the per-step communication (gradients, ZeRO's gather) */
 } LnlDist;
@@ -70,6 +72,16 @@ long lnl_dist_max(LnlDist *d, long x);
 long lnl_dist_sum(LnlDist *d, long x);
 /* Waits for every rank. */
 void lnl_dist_barrier(LnlDist *d);
+/* rc as rank 0 passed it, on every rank. For what rank 0 alone does (writing files): every rank
+ * calls it right after, before the next collective, so that a failure on rank 0 stops them all
+ * instead of leaving the others waiting in that collective for a rank that has quit. A failure
+ * sets d->failed_together. */
+int lnl_dist_root_rc(LnlDist *d, int rc);
+/* Prints msg as lnl_die does and exits 1. If every rank is stopping on the same failure
+ * (d->failed_together), it leaves MPI first (MPI_Finalize, which waits for all ranks), so each
+ * rank's message is out before any rank exits and the launcher does not kill the slower ones; on
+ * any other error it exits at once (the other ranks may be inside a collective). */
+void lnl_dist_die(LnlDist *d, const char *msg);
 
 /* Rank 0's parameters to every rank. */
 void lnl_dist_sync_params(LnlDist *d, LnlModel *m);

@@ -27,6 +27,16 @@ static void fmt_eta(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* After a file that rank 0 alone writes: every rank learns whether it was written (rc is rank
+ * 0's), so that all stop together on a failure; the others say why they stop. */
+static int root_wrote(LnlDist *d, int rc, const char *what, LnlErr *e) {
+    if (lnl_dist_root_rc(d, rc) == 0) return 0;
+    if (!lnl_dist_is_root(d))
+        lnl_err(e, "rank %d of %d: stopping because rank 0 could not write %s (rank 0's error says why)",
+                lnl_dist_rank(d), lnl_dist_size(d), what);
+    return -1;
+}
+
 static int write_config(const LnlModel *m, const LnlTrainOpts *o, LnlErr *e) {
     char *cfg = lnl_config_to_json(&m->cfg);
     LnlBuf b = {0};
@@ -178,7 +188,9 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             lnl_dist_zero_gather(d, &opt);
             int cr = root ? lnl_ckpt_save(o->out, m, &refs, log, o->keep_checkpoints, e) : 0;
             lnl_dist_zero_release(d, &opt);
-            if (cr) goto done;
+            char what[64];
+            snprintf(what, sizeof what, "the checkpoint at step %ld", step + 1);
+            if (root_wrote(d, cr, what, e)) goto done;
         }
         if (stop) {
             res->stopped = 1;
@@ -198,12 +210,13 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     }
     if (!o->quiet && tty) fputc('\n', stderr);
     if (lnl_dist_check_params(d, m, e)) goto done;
+    int sr = 0;
     if (root) {
         char *path = lnl_path_join(o->out, "model.safetensors");
-        int sr = lnl_model_save_safetensors(m, path, NULL, NULL, e);
+        sr = lnl_model_save_safetensors(m, path, NULL, NULL, e);
         free(path);
-        if (sr) goto done;
     }
+    if (root_wrote(d, sr, "model.safetensors", e)) goto done;
     r = 0;
 done:
     if (res->steps_done > 0) {

@@ -1,7 +1,8 @@
 # Data-parallel training over MPI: n processes with batch B/n each give the losses and weights of
 # one process with batch B, to fp32 rounding (plain, with gradient accumulation, Admin's profiling
-# pass, ZeRO-1, 3 ranks), a run stopped and resumed under mpirun continues bit for bit, and
-# lnlab study --mpi spreads a study's runs over ranks into one report.
+# pass, ZeRO-1, 3 ranks), a run stopped and resumed under mpirun continues bit for bit,
+# lnlab study --mpi spreads a study's runs over ranks into one report, and a file rank 0 cannot
+# write stops every rank with an error instead of a hang.
 # Skips when this lnlab was built without MPI or mpirun is missing.
 . "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
@@ -134,4 +135,35 @@ EOF
   ) && grep -q "^study: 4 runs (0 finished before, 4 trained now, 0 failed)" "$TMP/study2.out"; then ok mpi_study
   else fail mpi_study "$msg $(head -n 1 "$TMP/study2.out")"; fi
 else fail mpi_study "mpirun lnlab study --mpi failed: $(head -c 600 "$TMP/err")"; fi
+
+# 9. Rank 0 cannot write a checkpoint, or the final model (a full disk, injected; only rank 0
+#    writes files): every rank stops with exit 1 and one line on stderr instead of waiting for
+#    rank 0 in the next collective. A wrapper keeps each rank's exit status and stderr; mpirun is
+#    told not to kill the other ranks when one fails (OpenMPI's orte_abort_on_non_zero_status), so
+#    each rank has to end by itself. The timeouts only guard against a hang.
+cat >"$TMP/rank.sh" <<'EOF'
+r=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-x}}
+timeout 120 "$@" 2>"$RANK_DIR/err.$r"; rc=$?
+echo "$rc" >"$RANK_DIR/rc.$r"
+exit "$rc"
+EOF
+for what in checkpoint model; do
+  dir="$TMP/full_$what"; mkdir -p "$dir"
+  extra=(); want='model\.safetensors'
+  if [ $what = checkpoint ]; then extra=(--checkpoint-every 4); want='the checkpoint at step 4'; fi
+  # 20000 bytes: more than config.json, less than one model file
+  RANK_DIR="$dir" LNLAB_FAULT_WRITE_AFTER_BYTES=20000 OMPI_MCA_orte_abort_on_non_zero_status=0 timeout 180 \
+    mpirun -x RANK_DIR -x LNLAB_FAULT_WRITE_AFTER_BYTES --oversubscribe --bind-to none -np 2 \
+    bash "$TMP/rank.sh" "$LNLAB" train "${SMALL[@]}" --preset pre --batch 2 --steps 8 "${extra[@]}" --out "$dir/run" \
+    >/dev/null 2>"$dir/mpirun.err"; rc=$?
+  rc0=$(cat "$dir/rc.0" 2>/dev/null); rc1=$(cat "$dir/rc.1" 2>/dev/null)
+  if [ "$rc" -ne 124 ] && [ "$rc0" = 1 ] && [ "$rc1" = 1 ] &&
+     [ "$(wc -l <"$dir/err.0")" -eq 1 ] && grep -q 'No space left on device' "$dir/err.0" &&
+     [ "$(wc -l <"$dir/err.1")" -eq 1 ] &&
+     grep -Eq "^lnlab: error: rank 1 of 2: stopping because rank 0 could not write $want " "$dir/err.1"; then
+    ok "mpi_rank0_${what}_write_fails"
+  else
+    fail "mpi_rank0_${what}_write_fails" "mpirun exit $rc, rank exits '$rc0' '$rc1' (124: stopped by the hang guard); rank 0: $(cat "$dir/err.0" 2>/dev/null); rank 1: $(cat "$dir/err.1" 2>/dev/null); mpirun: $(head -c 300 "$dir/mpirun.err")"
+  fi
+done
 finish
