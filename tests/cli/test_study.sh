@@ -120,7 +120,21 @@ for _ in $(seq 600); do
   [ -s "$C/results.jsonl" ] && break
   sleep 0.05
 done
-sleep 0.3  # into the next run, past its first checkpoint
+# into the next run, past its first checkpoint: a run with a checkpoint and no result.json yet
+# (waiting for a state instead of a fixed time: how far a run gets in a given time depends on
+# the machine)
+unfinished_with_checkpoint() {
+  local d
+  for d in "$1"/runs/*/; do
+    [ -f "$d/result.json" ] && continue
+    ls "$d"checkpoints/state_* >/dev/null 2>&1 && return 0
+  done
+  return 1
+}
+for _ in $(seq 3000); do
+  unfinished_with_checkpoint "$C" && break
+  sleep 0.01
+done
 kill -KILL "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 n1=$(wc -l <"$C/results.jsonl" 2>/dev/null || echo 0)
