@@ -36,6 +36,7 @@ static const BenchModel bench_models[] = {
 };
 #define BENCH_V 50257
 #define BENCH_POSITIONS 1024
+#define BENCH_MAX_REPEAT 9 /* lnlab bench --repeat at most */
 
 /* The optimizer settings of a step, as lnlab train's defaults (and the PyTorch script's). */
 #define BENCH_LR 6e-4f
@@ -294,6 +295,24 @@ static cJSON *run_child(char **argv, char **env, int threads, double *other_load
     return j;
 }
 
+static double jnum(const cJSON *o, const char *k);
+
+/* Of n runs (NULL where one failed), the one with the median step time (the lower of the two
+ * middle ones for even n), or NULL if none ran. */
+static cJSON *median_run(cJSON *const *runs, int n) {
+    cJSON *ok[BENCH_MAX_REPEAT];
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (runs[i]) ok[m++] = runs[i];
+    for (int i = 1; i < m; i++) /* insertion sort by "ms" */
+        for (int j = i; j > 0 && jnum(ok[j - 1], "ms") > jnum(ok[j], "ms"); j--) {
+            cJSON *t = ok[j];
+            ok[j] = ok[j - 1];
+            ok[j - 1] = t;
+        }
+    return m ? ok[(m - 1) / 2] : NULL;
+}
+
 static double jnum(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
@@ -311,7 +330,7 @@ static const char *torch_script(const char *given) {
 
 int cmd_bench(int argc, char **argv) {
     LnlStrList models = {0}, presets = {0}, threads = {0}, torch = {0};
-    long long warmup = 2, steps = 5, sgemm = 1;
+    long long warmup = 2, steps = 5, sgemm = 1, repeat = 1;
     int one = 0, bf16 = 0, default_all = 0;
     const char *json_path = NULL, *python = "/usr/bin/python3", *script = NULL;
     LnlFlag flags[] = {
@@ -320,6 +339,7 @@ int cmd_bench(int argc, char **argv) {
         {"--threads", LNL_FLAG_LIST, &threads, "thread counts to run (default: 1 2)", 1, 0, NULL, 0},
         {"--warmup", LNL_FLAG_INT, &warmup, "untimed steps first", 0, 1000, NULL, 0},
         {"--steps", LNL_FLAG_INT, &steps, "timed steps; the median is reported", 1, 100000, NULL, 0},
+        {"--repeat", LNL_FLAG_INT, &repeat, "lnlab runs per case, the thread counts interleaved; the run with the median step time is reported", 1, BENCH_MAX_REPEAT, NULL, 0},
         {"--torch", LNL_FLAG_LIST, &torch, "PyTorch runs beside each lnlab run: tuned, default, none (default: tuned default)", 1, 0, NULL, 0},
         {"--python", LNL_FLAG_STR, &python, "Python with PyTorch", 1, 0, NULL, 0},
         {"--torch-script", LNL_FLAG_STR, &script, "the PyTorch model (default: bench/torch_train.py)", 1, 0, NULL, 0},
@@ -376,8 +396,9 @@ int cmd_bench(int argc, char **argv) {
     if (sl <= 0) lnl_die(1, "bench: cannot find this executable (/proc/self/exe)");
     self[sl] = 0;
     const char *orig_core = lnl_kernels_blas_env_orig();
-    printf("lnlab bench: %d warm-up + %lld timed steps per run, median reported; BLAS: %s\n", (int)warmup, steps,
-           lnl_kernels_blas_name());
+    printf("lnlab bench: %d warm-up + %lld timed steps per run, median reported", (int)warmup, steps);
+    if (repeat > 1) printf("; %lld lnlab runs per case, thread counts interleaved, the median run reported", repeat);
+    printf("; BLAS: %s\n", lnl_kernels_blas_name());
     if (bf16) printf("lnlab in its bf16 mode (LNLAB_BF16=1): bf16 products, fp32 accumulation and master weights\n");
     printf("PyTorch tuned:   OPENBLAS_CORETYPE=SkylakeX MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000\n");
     printf("PyTorch default: the environment as given (OPENBLAS_CORETYPE=%s)%s\n", orig_core ? orig_core : "unset",
@@ -393,26 +414,45 @@ int cmd_bench(int argc, char **argv) {
     snprintf(ws, sizeof ws, "%lld", warmup);
     snprintf(ss, sizeof ss, "%lld", steps);
     for (int mi = 0; mi < nbm; mi++)
-        for (int pi = 0; pi < presets.n; pi++)
+        for (int pi = 0; pi < presets.n; pi++) {
+            const BenchModel *bm = bms[mi];
+            const char *preset = presets.items[pi];
+            /* lnlab first, at every thread count back to back (and, with --repeat, interleaved),
+             * so that the thread-scaling ratio compares runs minutes apart at most, not runs on
+             * either side of the PyTorch runs */
+            cJSON *lruns[8][BENCH_MAX_REPEAT] = {{NULL}};
+            double lload[8] = {0};
+            for (int rep = 0; rep < repeat; rep++)
+                for (int ti = 0; ti < nnth; ti++) {
+                    double load;
+                    char sg[8];
+                    snprintf(ths, sizeof ths, "%d", nth[ti]);
+                    snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%d", nth[ti]);
+                    snprintf(sg, sizeof sg, "%lld", sgemm);
+                    char *la[] = {self, "bench", "--one", "--model", (char *)bm->name, "--preset", (char *)preset,
+                                  "--threads", ths, "--warmup", ws, "--steps", ss, "--sgemm", sg, NULL};
+                    const char *lset[] = {omp, bf16 ? "LNLAB_BF16=1" : "LNLAB_BF16=0"};
+                    char **lenv = env_with(lset, 2, NULL, 0);
+                    lruns[ti][rep] = run_child(la, lenv, nth[ti], &load);
+                    free(lenv);
+                    if (load > lload[ti]) lload[ti] = load;
+                }
             for (int ti = 0; ti < nnth; ti++) {
-                const BenchModel *bm = bms[mi];
-                const char *preset = presets.items[pi];
                 snprintf(ths, sizeof ths, "%d", nth[ti]);
                 snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%d", nth[ti]);
                 snprintf(obl, sizeof obl, "OPENBLAS_NUM_THREADS=%d", nth[ti]);
                 cJSON *row = cJSON_CreateObject();
-                double load, worst_load = 0;
-                /* lnlab */
-                char sg[8];
-                snprintf(sg, sizeof sg, "%lld", sgemm);
-                char *la[] = {self, "bench", "--one", "--model", (char *)bm->name, "--preset", (char *)preset,
-                              "--threads", ths, "--warmup", ws, "--steps", ss, "--sgemm", sg, NULL};
-                const char *lset[] = {omp, bf16 ? "LNLAB_BF16=1" : "LNLAB_BF16=0"};
-                char **lenv = env_with(lset, 2, NULL, 0);
-                cJSON *lj = run_child(la, lenv, nth[ti], &load);
-                free(lenv);
-                if (load > worst_load) worst_load = load;
-                if (lj) cJSON_AddItemToObject(row, "lnlab", lj);
+                double load, worst_load = lload[ti];
+                cJSON *lj = median_run(lruns[ti], (int)repeat);
+                if (lj) {
+                    cJSON *all = cJSON_CreateArray();
+                    for (int rep = 0; rep < repeat; rep++)
+                        if (lruns[ti][rep]) cJSON_AddItemToArray(all, cJSON_CreateNumber(jnum(lruns[ti][rep], "ms")));
+                    cJSON_AddItemToObject(lj, "ms_runs", all);
+                    cJSON_AddItemToObject(row, "lnlab", lj);
+                }
+                for (int rep = 0; rep < repeat; rep++)
+                    if (lruns[ti][rep] != lj) cJSON_Delete(lruns[ti][rep]);
                 /* PyTorch, same model, batch, threads */
                 char Ls[16], Hs[16], Cs[16], Ts[16], Bs[16], Ps[16];
                 snprintf(Ls, sizeof Ls, "%d", bm->L), snprintf(Hs, sizeof Hs, "%d", bm->H);
@@ -452,6 +492,7 @@ int cmd_bench(int argc, char **argv) {
                 cJSON_AddNumberToObject(row, "threads", nth[ti]);
                 cJSON_AddItemToArray(results, row);
             }
+        }
     /* scaling: the same model and preset on more threads */
     printf("\nthread scaling (lnlab step time at 1 thread / at N threads; SGEMM peak GFLOP/s at N threads)\n");
     int nr = cJSON_GetArraySize(results);
