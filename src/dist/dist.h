@@ -16,8 +16,9 @@
  *   update: every rank runs the same AdamW step on the same gradients; with ZeRO-1 each rank
  *           updates its share of the parameters with its share of the moments and the shares
  *           are gathered (lnl_dist_zero_step);
- *   output: rank 0 writes files and prints; losses are averaged over ranks first; whether its
- *           checkpoint and model files were written reaches every rank (lnl_dist_root_rc). */
+ *   output: rank 0 writes files and prints; losses are averaged over ranks first; whether it
+ *           could set up RUN/ and write each checkpoint, the model and result.json reaches every
+ *           rank (lnl_dist_root_rc). */
 #ifndef LNL_DIST_H
 #define LNL_DIST_H
 

@@ -2,6 +2,7 @@
  * wrapping at the end; the run is repeatable for a given seed and data. */
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,17 @@ static int write_config(const LnlModel *m, const LnlTrainOpts *o, LnlErr *e) {
     return r;
 }
 
+/* Rank 0's part of a run's start: RUN/ itself without a stale result.json, then config.json and a
+ * new log, or for a resumed run the log cut back to the step it resumes after. */
+static int start_run_dir(const LnlModel *m, const LnlTrainOpts *o, const char *log_path, FILE **log, LnlErr *e) {
+    if (lnl_mkdir_p(o->out, e) || lnl_train_remove_result(o->out, e)) return -1;
+    if (o->resume) return lnl_log_reopen(log_path, o->resume->step, log, e);
+    if (write_config(m, o, e)) return -1;
+    *log = fopen(log_path, "w");
+    if (!*log) return lnl_err(e, "%s: cannot create the log: %s", log_path, strerror(errno));
+    return 0;
+}
+
 int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e) {
     memset(res, 0, sizeof *res);
     res->final_val_loss = NAN;
@@ -83,14 +95,12 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             have_val = 0;
         }
     }
-    if (root && (lnl_mkdir_p(o->out, e) || lnl_train_remove_result(o->out, e))) goto done;
-    if (root && !o->resume && write_config(m, o, e)) goto done;
     log_path = lnl_path_join(o->out, "log.jsonl");
-    if (root && o->resume && lnl_log_reopen(log_path, o->resume->step, &log, e)) goto done;
-    if (root && !o->resume) log = fopen(log_path, "w");
-    if (!root) log = fopen("/dev/null", "w"); /* the other ranks' records (the same values) go nowhere */
-    if (!log) {
-        lnl_err(e, "%s: cannot create the log", log_path);
+    int setup_rc = root ? start_run_dir(m, o, log_path, &log, e) : 0;
+    if (root_wrote(d, setup_rc, "the run directory's setup files", e)) goto done;
+    /* the other ranks' records (the same values) go nowhere */
+    if (!root && !(log = fopen("/dev/null", "w"))) {
+        lnl_err(e, "/dev/null: cannot open for the log records of rank %d: %s", lnl_dist_rank(d), strerror(errno));
         goto done;
     }
     if (lnl_model_alloc_acts(m, B, T, e)) goto done;
@@ -226,7 +236,10 @@ done:
     }
     lnl_signals_restore();
     free(mon_state);
-    if (r == 0 && root && lnl_train_write_result(o->out, o, res, e)) r = -1; /* finished, diverged or stopped */
+    if (r == 0) { /* finished, diverged or stopped: every rank is here */
+        int wr = root ? lnl_train_write_result(o->out, o, res, e) : 0;
+        if (root_wrote(d, wr, LNL_RESULT_FILE, e)) r = -1;
+    }
     if (log) fclose(log);
     free(log_path);
     lnl_opt_free(&opt);

@@ -140,30 +140,52 @@ else fail mpi_study "mpirun lnlab study --mpi failed: $(head -c 600 "$TMP/err")"
 #    writes files): every rank stops with exit 1 and one line on stderr instead of waiting for
 #    rank 0 in the next collective. A wrapper keeps each rank's exit status and stderr; mpirun is
 #    told not to kill the other ranks when one fails (OpenMPI's orte_abort_on_non_zero_status), so
-#    each rank has to end by itself. The timeouts only guard against a hang.
+#    each rank has to end by itself. The timeouts only guard against a hang. The full disk is
+#    placed from the sizes of the files of the mpi_launch run above (these runs differ from it
+#    only in numbers of as many digits), not at fixed byte counts that the data's path or the
+#    model's size would move.
+cfg=$(wc -c <"$TMP/probe/config.json"); model=$(wc -c <"$TMP/probe/model.safetensors")
+result=$(wc -c <"$TMP/probe/result.json")
 cat >"$TMP/rank.sh" <<'EOF'
 r=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-x}}
 timeout 120 "$@" 2>"$RANK_DIR/err.$r"; rc=$?
 echo "$rc" >"$RANK_DIR/rc.$r"
 exit "$rc"
 EOF
-for what in checkpoint model; do
-  dir="$TMP/full_$what"; mkdir -p "$dir"
-  extra=(); want='model\.safetensors'
-  if [ $what = checkpoint ]; then extra=(--checkpoint-every 4); want='the checkpoint at step 4'; fi
-  # 20000 bytes: more than config.json, less than one model file
-  RANK_DIR="$dir" LNLAB_FAULT_WRITE_AFTER_BYTES=20000 OMPI_MCA_orte_abort_on_non_zero_status=0 timeout 180 \
+# rank0_fails NAME FAULT_BYTES RANK0_ERE WHAT train-args...: 2 ranks train into $TMP/NAME/run with
+# writes to atomic files failing after FAULT_BYTES bytes ("" = no injection); both ranks must exit
+# 1 by themselves, rank 0 with one line matching RANK0_ERE, rank 1 with one line saying that rank 0
+# could not write WHAT (an extended regex).
+rank0_fails() {
+  local name=$1 bytes=$2 pat0=$3 want=$4 dir="$TMP/$1" rc rc0 rc1; shift 4
+  mkdir -p "$dir"
+  RANK_DIR="$dir" LNLAB_FAULT_WRITE_AFTER_BYTES=$bytes OMPI_MCA_orte_abort_on_non_zero_status=0 timeout 180 \
     mpirun -x RANK_DIR -x LNLAB_FAULT_WRITE_AFTER_BYTES --oversubscribe --bind-to none -np 2 \
-    bash "$TMP/rank.sh" "$LNLAB" train "${SMALL[@]}" --preset pre --batch 2 --steps 8 "${extra[@]}" --out "$dir/run" \
+    bash "$TMP/rank.sh" "$LNLAB" train "${SMALL[@]}" --preset pre --batch 2 "$@" --out "$dir/run" \
     >/dev/null 2>"$dir/mpirun.err"; rc=$?
   rc0=$(cat "$dir/rc.0" 2>/dev/null); rc1=$(cat "$dir/rc.1" 2>/dev/null)
   if [ "$rc" -ne 124 ] && [ "$rc0" = 1 ] && [ "$rc1" = 1 ] &&
-     [ "$(wc -l <"$dir/err.0")" -eq 1 ] && grep -q 'No space left on device' "$dir/err.0" &&
+     [ "$(wc -l <"$dir/err.0")" -eq 1 ] && grep -Eq "$pat0" "$dir/err.0" &&
      [ "$(wc -l <"$dir/err.1")" -eq 1 ] &&
      grep -Eq "^lnlab: error: rank 1 of 2: stopping because rank 0 could not write $want " "$dir/err.1"; then
-    ok "mpi_rank0_${what}_write_fails"
+    ok "$name"
   else
-    fail "mpi_rank0_${what}_write_fails" "mpirun exit $rc, rank exits '$rc0' '$rc1' (124: stopped by the hang guard); rank 0: $(cat "$dir/err.0" 2>/dev/null); rank 1: $(cat "$dir/err.1" 2>/dev/null); mpirun: $(head -c 300 "$dir/mpirun.err")"
+    fail "$name" "mpirun exit $rc, rank exits '$rc0' '$rc1' (124: stopped by the hang guard); rank 0: $(cat "$dir/err.0" 2>/dev/null); rank 1: $(cat "$dir/err.1" 2>/dev/null); mpirun: $(head -c 300 "$dir/mpirun.err")"
   fi
-done
+}
+# config.json and half of the first model file (a checkpoint, or the final model)
+rank0_fails mpi_rank0_checkpoint_write_fails $((cfg + model / 2)) 'No space left on device' \
+  'the checkpoint at step 4' --steps 8 --checkpoint-every 4
+rank0_fails mpi_rank0_model_write_fails $((cfg + model / 2)) 'No space left on device' 'model\.safetensors' --steps 8
+
+# 10. The same for what rank 0 writes before the first collective (config.json, then log.jsonl)
+#     and for result.json at the end: the disk full halfway through config.json; a directory
+#     where log.jsonl goes; the disk full halfway through result.json, after config.json and
+#     model.safetensors.
+rank0_fails mpi_rank0_config_write_fails $((cfg / 2)) 'config\.json.*No space left on device' \
+  "the run directory's setup files" --steps 3
+mkdir -p "$TMP/mpi_rank0_log_create_fails/run/log.jsonl"
+rank0_fails mpi_rank0_log_create_fails '' 'log\.jsonl: cannot create the log' "the run directory's setup files" --steps 3
+rank0_fails mpi_rank0_result_write_fails $((cfg + model + result / 2)) 'result\.json.*No space left on device' \
+  'result\.json' --steps 3
 finish
