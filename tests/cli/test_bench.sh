@@ -42,6 +42,7 @@ l = r["lnlab"]
 assert (l["batch"], l["seq"], l["params"]) == (8, 256, 30339456), l
 # the reported run is the lower median of the two runs' step times
 assert len(l["ms_runs"]) == 2 and l["ms"] == min(l["ms_runs"]), l["ms_runs"]
+assert len(l["sgemm_peak_gflops_runs"]) == 2, l  # --sgemm 0: not measured (null)
 assert l["ms"] > 0 and math.isclose(l["tokens_per_s"], 8 * 256 / (l["ms"] / 1e3), rel_tol=1e-9), l
 # FLOPs of a step from the model: B T (6 (12 L C^2 + V C) + 6 L C (T + 1))
 flop = 8 * 256 * (6 * (12 * 6 * 384**2 + 50257 * 384) + 6 * 6 * 384 * 257)
