@@ -12,10 +12,6 @@
 #include "flags.h"
 #include "model_flags.h"
 
-#define VOCAB_HELP                                                                                           \
-    "GPT-2 vocabulary directory: encoder.json + vocab.bpe, or vocab.json + merges.txt; the default is "      \
-    "$LNLAB_VOCAB, else vocab/gpt2 beside the lnlab executable"
-
 /* Model flags that make no sense when a model is loaded for sampling: --vocab is the tokenizer's
  * directory here (the vocabulary size comes from the file), and the file fixes n_positions. */
 static int dropped_model_flag(const char *name) { return strcmp(name, "--vocab") == 0 || strcmp(name, "--seq") == 0; }
@@ -52,7 +48,7 @@ int cmd_sample(int argc, char **argv) {
          NULL, 0},
         {"--tokenizer", LNL_FLAG_STR, &kind, "GPT-2 byte-level BPE, or bytes (ids 0..255, end-of-text 256)", 1, 0,
          "gpt2|byte", 0},
-        {"--vocab", LNL_FLAG_STR, &vocab, VOCAB_HELP, 1, 0, NULL, 0},
+        {"--vocab", LNL_FLAG_STR, &vocab, LNL_TOK_VOCAB_HELP, 1, 0, NULL, 0},
         {"--branch-lambda", LNL_FLAG_FLOAT, &branch_lambda,
          "BranchNorm strength (only for branch_norm sub-layers; 0 = fully annealed, as after training)", 0, 1, NULL,
          0},

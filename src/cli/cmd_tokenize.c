@@ -6,10 +6,6 @@
 #include "../data/tokenizer.h"
 #include "flags.h"
 
-#define VOCAB_HELP                                                                                           \
-    "GPT-2 vocabulary directory: encoder.json + vocab.bpe, or vocab.json + merges.txt; the default is "      \
-    "$LNLAB_VOCAB, else vocab/gpt2 beside the lnlab executable"
-
 int cmd_tokenize(int argc, char **argv) {
     const char *kind = "gpt2";
     char *default_vocab = lnl_tok_default_vocab_dir();
@@ -17,7 +13,7 @@ int cmd_tokenize(int argc, char **argv) {
     LnlFlag flags[] = {
         {.name = "--tokenizer", .type = LNL_FLAG_STR, .dest = &kind, .lo = 1, .hi = 0, .choices = "gpt2|byte",
          .help = "GPT-2 byte-level BPE, or bytes (ids 0..255, end-of-text 256)"},
-        {.name = "--vocab", .type = LNL_FLAG_STR, .dest = &vocab, .lo = 1, .hi = 0, .help = VOCAB_HELP},
+        {.name = "--vocab", .type = LNL_FLAG_STR, .dest = &vocab, .lo = 1, .hi = 0, .help = LNL_TOK_VOCAB_HELP},
     };
     const char *pos[1];
     int npos;

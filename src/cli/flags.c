@@ -15,19 +15,6 @@ static const char *type_name(LnlFlagType t) {
     return "?";
 }
 
-static int in_choices(const char *v, const char *choices) {
-    size_t n = strlen(v);
-    const char *p = choices;
-    while (*p) {
-        const char *bar = strchr(p, '|');
-        size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == n && strncmp(p, v, n) == 0) return 1;
-        if (!bar) break;
-        p = bar + 1;
-    }
-    return 0;
-}
-
 LnlFlag *lnl_flags_find(LnlFlag *flags, int nflags, const char *name) {
     for (int i = 0; i < nflags; i++)
         if (strcmp(flags[i].name, name) == 0) return &flags[i];
@@ -52,7 +39,7 @@ static int set_value(LnlFlag *f, const char *v, LnlErr *e) {
         return 0;
     }
     case LNL_FLAG_STR:
-        if (f->choices && !in_choices(v, f->choices))
+        if (f->choices && !lnl_in_choices(v, f->choices))
             return lnl_err(e, "%s: '%s' is not one of %s", f->name, v, f->choices);
         if (!*v) return lnl_err(e, "%s: empty value", f->name);
         *(const char **)f->dest = v;

@@ -73,6 +73,18 @@ void *lnl_realloc_at(void *p, size_t n, const char *file, int line) {
     return q;
 }
 
+int lnl_in_choices(const char *v, const char *choices) {
+    size_t n = strlen(v);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, v, n) == 0) return 1;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
 char *lnl_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *p = lnl_malloc(n);

@@ -34,6 +34,8 @@ void *lnl_malloc_at(size_t n, const char *file, int line);
 void *lnl_calloc_at(size_t n, size_t size, const char *file, int line);
 void *lnl_realloc_at(void *p, size_t n, const char *file, int line);
 char *lnl_strdup(const char *s);
+/* 1 if v is one of the '|'-separated words of choices ("gpt2|byte"), else 0. */
+int lnl_in_choices(const char *v, const char *choices);
 
 /* Reads a whole file into a NUL-terminated buffer (caller frees). */
 int lnl_read_file(const char *path, char **out, size_t *len, LnlErr *e);

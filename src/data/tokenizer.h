@@ -42,6 +42,10 @@ int lnl_tok_decode(const LnlTokenizer *t, const int32_t *ids, size_t n, LnlBuf *
 int lnl_read_input(const char *path, LnlBuf *out, LnlErr *e);
 /* The vocabulary directory used when vocab_dir is NULL (caller frees). */
 char *lnl_tok_default_vocab_dir(void);
+/* The --vocab flag's help, for every command that opens a GPT-2 tokenizer. */
+#define LNL_TOK_VOCAB_HELP                                                                                   \
+    "GPT-2 vocabulary directory: encoder.json + vocab.bpe, or vocab.json + merges.txt; the default is "      \
+    "$LNLAB_VOCAB, else vocab/gpt2 beside the lnlab executable"
 /* GPT-2's byte -> unicode table: the code point that stands for each byte in vocabulary files. */
 void lnl_gpt2_bytes_to_unicode(uint32_t cp[256]);
 

@@ -76,18 +76,6 @@ static void set_str(char **dst, const char *v) {
     *dst = lnl_strdup(v);
 }
 
-static int in_choices(const char *v, const char *choices) {
-    size_t n = strlen(v);
-    for (const char *p = choices; *p;) {
-        const char *bar = strchr(p, '|');
-        size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == n && strncmp(p, v, n) == 0) return 1;
-        if (!bar) break;
-        p = bar + 1;
-    }
-    return 0;
-}
-
 /* The field defaults: the settings of the default study (a config file starts from these). */
 static void config_defaults(LnlStudyConfig *c) {
     memset(c, 0, sizeof *c);
@@ -156,7 +144,7 @@ static int axis_add(LnlStudyAxis *a, int ax, const char *v, const char *what, Ln
         return 0;
     }
     const char *choices = ax == LNL_AX_PRESET ? LNL_PRESETS : LNL_SIZES;
-    if (!in_choices(v, choices))
+    if (!lnl_in_choices(v, choices))
         return lnl_err(e, "%s: '%s' is not %s (%s)", what, v, ax == LNL_AX_PRESET ? "a preset" : "a named size",
                        choices);
     if (ax == LNL_AX_PRESET && strcmp(v, "sandwich") == 0) v = "peri"; /* one spec, one name */
@@ -250,7 +238,7 @@ int lnl_study_config_builtin(LnlStudyConfig *c, const char *name, LnlErr *e) {
 int lnl_study_field_set_str(LnlStudyConfig *c, const LnlStudyField *f, const char *v, const char *what, LnlErr *e) {
     if (f->type != LNL_SF_STR) return lnl_err(e, "%s: expected a number", what);
     if (!*v) return lnl_err(e, "%s: empty value", what);
-    if (f->choices && !in_choices(v, f->choices)) return lnl_err(e, "%s: '%s' is not one of %s", what, v, f->choices);
+    if (f->choices && !lnl_in_choices(v, f->choices)) return lnl_err(e, "%s: '%s' is not one of %s", what, v, f->choices);
     set_str(str_at(c, f), v);
     return 0;
 }
@@ -418,7 +406,7 @@ int lnl_study_config_parse(LnlStudyConfig *c, const char *json, const char *what
         char where[160];
         snprintf(where, sizeof where, "%s: field '%s'", what, k);
         if (f->type == LNL_SF_STR) {
-            if (cJSON_IsNull(it) && f->choices && in_choices("none", f->choices)) {
+            if (cJSON_IsNull(it) && f->choices && lnl_in_choices("none", f->choices)) {
                 set_str(str_at(c, f), "none");
                 continue;
             }
