@@ -28,12 +28,7 @@ int cmd_eval(int argc, char **argv) {
         {"--json", LNL_FLAG_BOOL, &json, "print one JSON object instead of a line", 1, 0, NULL, 0},
     };
     lnl_model_flags_init(&mf, flags + NOWN);
-    lnl_model_flags_for_loaded_model(flags + NOWN);
-    /* --seq is the evaluation's T here; the loaded model's n_positions is never changed by a flag. */
-    LnlFlag *seq = lnl_flags_find(flags, NFLAGS, "--seq");
-    mf.seq = 0;
-    seq->lo = 0;
-    seq->help = "sequence length T; 0: the model's n_positions";
+    lnl_model_flags_for_evaluation(&mf, flags + NOWN);
     int npos;
     lnl_flags_parse_or_exit("eval",
                             "--model M --data DIR|SHARD [--batch B] [--seq T] [--batches K] [--json]\n"

@@ -168,12 +168,7 @@ int cmd_probe(int argc, char **argv) {
          NULL, 0},
     };
     lnl_model_flags_init(&mf, flags + NOWN);
-    lnl_model_flags_for_loaded_model(flags + NOWN);
-    /* --seq is the probe's T here; the loaded model's n_positions is never changed by a flag. */
-    LnlFlag *seq = lnl_flags_find(flags, NFLAGS, "--seq");
-    mf.seq = 0;
-    seq->lo = 0;
-    seq->help = "sequence length T; 0: the model's n_positions";
+    lnl_model_flags_for_evaluation(&mf, flags + NOWN);
     int npos;
     lnl_flags_parse_or_exit("probe",
                             "--model M --data SHARD|DIR [--batch B] [--seq T] [--json] [--sensitivity]\n"

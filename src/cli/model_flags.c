@@ -115,6 +115,14 @@ void lnl_model_flags_load_or_exit(LnlModel *m, const char *path, const LnlModelF
     }
 }
 
+void lnl_model_flags_for_evaluation(LnlModelFlags *mf, LnlFlag *flags) {
+    lnl_model_flags_for_loaded_model(flags);
+    LnlFlag *seq = lnl_flags_find(flags, LNL_MODEL_NFLAGS, "--seq");
+    mf->seq = 0;
+    seq->lo = 0;
+    seq->help = "sequence length T; 0: the model's n_positions";
+}
+
 int lnl_model_flags_seq_or_exit(const LnlModel *m, const LnlModelFlags *mf, long long batch) {
     const int npos = m->cfg.n_positions;
     if (mf->seq > npos) lnl_die(2, "--seq: %lld is longer than the model's n_positions %d", mf->seq, npos);

@@ -19,6 +19,10 @@ typedef struct {
 void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *flags);
 /* For commands that load a model: the flags' help says they default to the file's values. */
 void lnl_model_flags_for_loaded_model(LnlFlag *flags);
+/* For commands that run a loaded model on data (eval, probe): as lnl_model_flags_for_loaded_model,
+ * and --seq becomes the run's T (default 0: the model's n_positions, see
+ * lnl_model_flags_seq_or_exit); the loaded model's n_positions is never changed by a flag. */
+void lnl_model_flags_for_evaluation(LnlModelFlags *mf, LnlFlag *flags);
 /* Builds a config from scratch: size, then explicit sizes, preset, norm, dt, extras, --spec. */
 int lnl_model_flags_config(const LnlModelFlags *mf, const LnlFlag *flags, LnlConfig *c, LnlErr *e);
 /* Applies only the flags given on the command line to a config loaded from a file. A new preset

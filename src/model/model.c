@@ -224,6 +224,19 @@ static float *take(Arena *a, size_t n) {
     return a->base ? p : (float *)(uintptr_t)1; /* non-NULL marker while sizing */
 }
 
+/* One arena for a layout function: a sizing pass (no base), the zeroed allocation, then the pass
+ * that places every slice. *floats, if given, gets the arena's size. */
+static float *arena_build(LnlModel *m, void (*layout)(LnlModel *, Arena *), size_t *floats) {
+    Arena a = {NULL, 0};
+    layout(m, &a);
+    float *mem = lnl_calloc(a.used, sizeof(float));
+    if (floats) *floats = a.used;
+    a.base = mem;
+    a.used = 0;
+    layout(m, &a);
+    return mem;
+}
+
 /* Lays out (or sizes) the sub-layer activations and stream[1..2L] for B x T rows. with_att: keep
  * the (B, NH, T, T) attention matrix of the full causal attention (decode passes have none). */
 static void layout_blocks(const LnlConfig *c, size_t B, size_t T, int with_att, float **stream, LnlSubActs *sub,
@@ -351,19 +364,8 @@ int lnl_model_alloc_acts(LnlModel *m, int B, int T, LnlErr *e) {
     const int L = c->n_layer;
     m->stream = lnl_calloc((size_t)(2 * L + 1), sizeof(float *));
     m->sub = lnl_calloc((size_t)(2 * L), sizeof(LnlSubActs));
-    Arena a = {NULL, 0};
-    layout_acts(m, &a);
-    m->acts_floats = a.used;
-    m->acts_mem = lnl_calloc(a.used, sizeof(float));
-    a.base = m->acts_mem;
-    a.used = 0;
-    layout_acts(m, &a);
-    Arena s = {NULL, 0};
-    layout_scratch(m, &s);
-    m->scratch_mem = lnl_calloc(s.used, sizeof(float));
-    s.base = m->scratch_mem;
-    s.used = 0;
-    layout_scratch(m, &s);
+    m->acts_mem = arena_build(m, layout_acts, &m->acts_floats);
+    m->scratch_mem = arena_build(m, layout_scratch, NULL);
     size_t N = (size_t)B * (size_t)T;
     m->inputs = lnl_calloc(N, sizeof(int32_t));
     m->targets = lnl_calloc(N, sizeof(int32_t));
@@ -701,12 +703,7 @@ int lnl_model_alloc_decode_batch(LnlModel *m, int B, int max_T, int max_rows, Ln
     d->stream = lnl_calloc((size_t)(2 * L + 1), sizeof(float *));
     d->sub = lnl_calloc((size_t)(2 * L), sizeof(LnlSubActs));
     d->tok = lnl_calloc((size_t)B * (size_t)max_rows, sizeof(int32_t));
-    Arena a = {NULL, 0};
-    layout_decode(m, &a);
-    d->mem = lnl_calloc(a.used, sizeof(float));
-    a.base = d->mem;
-    a.used = 0;
-    layout_decode(m, &a);
+    d->mem = arena_build(m, layout_decode, NULL);
     return 0;
 }
 
