@@ -297,6 +297,11 @@ static cJSON *run_child(char **argv, char **env, int threads, double *other_load
 
 static double jnum(const cJSON *o, const char *k);
 
+static int cmp_run_ms(const void *a, const void *b) {
+    double x = jnum(*(cJSON *const *)a, "ms"), y = jnum(*(cJSON *const *)b, "ms");
+    return cmp_double(&x, &y);
+}
+
 /* Of n runs (NULL where one failed), the one with the median step time (the lower of the two
  * middle ones for even n), or NULL if none ran. */
 static cJSON *median_run(cJSON *const *runs, int n) {
@@ -304,12 +309,7 @@ static cJSON *median_run(cJSON *const *runs, int n) {
     int m = 0;
     for (int i = 0; i < n; i++)
         if (runs[i]) ok[m++] = runs[i];
-    for (int i = 1; i < m; i++) /* insertion sort by "ms" */
-        for (int j = i; j > 0 && jnum(ok[j - 1], "ms") > jnum(ok[j], "ms"); j--) {
-            cJSON *t = ok[j];
-            ok[j] = ok[j - 1];
-            ok[j - 1] = t;
-        }
+    qsort(ok, (size_t)m, sizeof ok[0], cmp_run_ms);
     return m ? ok[(m - 1) / 2] : NULL;
 }
 

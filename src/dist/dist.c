@@ -96,25 +96,22 @@ double lnl_dist_mean(LnlDist *d, double x) {
     return x;
 }
 
-long lnl_dist_max(LnlDist *d, long x) {
+/* x reduced over all ranks with MPI_MAX (max != 0) or MPI_SUM. */
+static long allreduce_long(LnlDist *d, long x, int max) {
     if (lnl_dist_size(d) == 1) return x;
 #ifdef LNL_HAVE_MPI
     long r = x;
-    MPI_Allreduce(&x, &r, 1, MPI_LONG, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(&x, &r, 1, MPI_LONG, max ? MPI_MAX : MPI_SUM, MPI_COMM_WORLD);
     x = r;
+#else
+    (void)max;
 #endif
     return x;
 }
 
-long lnl_dist_sum(LnlDist *d, long x) {
-    if (lnl_dist_size(d) == 1) return x;
-#ifdef LNL_HAVE_MPI
-    long r = x;
-    MPI_Allreduce(&x, &r, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
-    x = r;
-#endif
-    return x;
-}
+long lnl_dist_max(LnlDist *d, long x) { return allreduce_long(d, x, 1); }
+
+long lnl_dist_sum(LnlDist *d, long x) { return allreduce_long(d, x, 0); }
 
 void lnl_dist_barrier(LnlDist *d) {
     if (lnl_dist_size(d) == 1) return;

@@ -136,6 +136,15 @@ static void mm_axpy_block(float *out, size_t ldo, int r0, int r1, int J, const f
     }
 }
 
+/* Bounds [lo, hi) of part p of nparts over n, on multiples of align: a thread's own share of
+ * rows or columns (products, bias sums). */
+static void part_bounds(int n, int align, int p, int nparts, int *lo, int *hi) {
+    long units = (n + align - 1) / align;
+    long u0 = units * p / nparts, u1 = units * (p + 1) / nparts;
+    *lo = (int)(u0 * align < n ? u0 * align : n);
+    *hi = (int)(u1 * align < n ? u1 * align : n);
+}
+
 /* ---- matmul ---- */
 
 #ifndef LNL_HAVE_BLAS
@@ -221,24 +230,16 @@ static void gemm_slice(int ta, int tb, int M, int N, int K, const float *A, int 
                 B, ldb, beta, C, ldc);
 }
 
-/* Slice bounds [lo, hi) of part p of nparts over n, on multiples of GEMM_ALIGN. */
-static void gemm_part(int n, int p, int nparts, int *lo, int *hi) {
-    long units = (n + GEMM_ALIGN - 1) / GEMM_ALIGN;
-    long u0 = units * p / nparts, u1 = units * (p + 1) / nparts;
-    *lo = (int)(u0 * GEMM_ALIGN < n ? u0 * GEMM_ALIGN : n);
-    *hi = (int)(u1 * GEMM_ALIGN < n ? u1 * GEMM_ALIGN : n);
-}
-
 /* Part p of nparts of the product (see gemm). */
 static void gemm_piece(int p, int nparts, int ta, int tb, int M, int N, int K, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
     int lo, hi;
     if (M >= N) {
-        gemm_part(M, p, nparts, &lo, &hi);
+        part_bounds(M, GEMM_ALIGN, p, nparts, &lo, &hi);
         gemm_slice(ta, tb, hi - lo, N, K, ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb, beta, C + (size_t)lo * ldc,
                    ldc, bias, p);
     } else {
-        gemm_part(N, p, nparts, &lo, &hi);
+        part_bounds(N, GEMM_ALIGN, p, nparts, &lo, &hi);
         gemm_slice(ta, tb, M, hi - lo, K, A, lda, tb ? B + (size_t)lo * ldb : B + lo, ldb, beta, C + lo, ldc,
                    bias ? bias + lo : NULL, p);
     }
@@ -298,8 +299,9 @@ static void colsum_acc(float *dbias, const float *dout, int N, int OC) {
         p = omp_get_thread_num();
         np = omp_get_num_threads();
 #endif
-        int units = (OC + 15) / 16;
-        colsum_cols(dbias, dout, N, OC, imin(OC, units * p / np * 16), imin(OC, units * (p + 1) / np * 16));
+        int lo, hi;
+        part_bounds(OC, 16, p, np, &lo, &hi);
+        colsum_cols(dbias, dout, N, OC, lo, hi);
     }
 }
 
