@@ -1,6 +1,9 @@
 # Helpers for CLI tests (sourced, not run): each check prints "ok NAME" or "FAIL NAME: why".
 # LNLAB_BIN is the executable under test; TMP is a scratch directory removed on exit.
 LNLAB="${LNLAB_BIN:-./lnlab}"
+# The repository root, and LNLAB made absolute so that a script may cd elsewhere.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+case "$LNLAB" in /*) ;; */*) LNLAB="$PWD/$LNLAB" ;; esac
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 FAILED=0
@@ -22,6 +25,15 @@ expect_error() {
   if ! printf '%s\n' "$err" | grep -Eq -- "$pat"; then fail "$name" "stderr '$err' does not match /$pat/"; return; fi
   if [ -n "$out" ]; then fail "$name" "unexpected stdout: $(printf '%s' "$out" | head -c 200)"; return; fi
   ok "$name"
+}
+
+# need_refdump NAME: REFDUMP = the refdump test tool in LNLAB_TEST_DIR (default build/tests);
+# when it is not built, a skip line for NAME and the end of the script.
+need_refdump() {
+  local td="${LNLAB_TEST_DIR:-build/tests}"
+  case "$td" in /*) ;; *) td="$ROOT/$td" ;; esac
+  REFDUMP="$td/tools/refdump"
+  if [ ! -x "$REFDUMP" ]; then echo "skip $1: $REFDUMP not built (make -f mk/build.mk tests)"; finish; fi
 }
 
 # Ends the script with the right exit code.

@@ -3,8 +3,6 @@
 # present, finite and consistent with each other), not any speed: speed is measured by make bench.
 . "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-case "$LNLAB" in /*) ;; */*) LNLAB="$PWD/$LNLAB" ;; esac
 PY=/usr/bin/python3
 
 expect_error bad_model 2 "bench: --model: 'huge' is not one of tiny, gpt2" -- "$LNLAB" bench --model huge

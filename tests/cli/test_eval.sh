@@ -3,13 +3,8 @@
 # The model comes from the refdump test tool, the data from `lnlab prepare`.
 . "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-case "$LNLAB" in /*) ;; */*) LNLAB="$PWD/$LNLAB" ;; esac
 PY=/usr/bin/python3
-TD="${LNLAB_TEST_DIR:-build/tests}"
-case "$TD" in /*) ;; *) TD="$ROOT/$TD" ;; esac
-REFDUMP="$TD/tools/refdump"
-if [ ! -x "$REFDUMP" ]; then echo "skip eval: $REFDUMP not built (make -f mk/build.mk tests)"; finish; fi
+need_refdump eval
 cd "$TMP" || exit 1
 
 "$REFDUMP" --preset post --layers 3 --heads 2 --dim 16 --seq 16 --vocab 257 --out m >/dev/null 2>err.txt ||

@@ -3,8 +3,6 @@
 # Shards are read back by an independent Python reader, not by lnlab.
 . "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-case "$LNLAB" in /*) ;; */*) LNLAB="$PWD/$LNLAB" ;; esac
 PY=/usr/bin/python3
 VOCAB="$ROOT/vocab/gpt2"
 have_vocab=0

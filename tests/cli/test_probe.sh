@@ -3,13 +3,8 @@
 # refdump test tool and the data from `lnlab prepare`; JSON is read by Python, not by lnlab.
 . "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-case "$LNLAB" in /*) ;; */*) LNLAB="$PWD/$LNLAB" ;; esac
 PY=/usr/bin/python3
-TD="${LNLAB_TEST_DIR:-build/tests}"
-case "$TD" in /*) ;; *) TD="$ROOT/$TD" ;; esac
-REFDUMP="$TD/tools/refdump"
-if [ ! -x "$REFDUMP" ]; then echo "skip probe: $REFDUMP not built (make -f mk/build.mk tests)"; finish; fi
+need_refdump probe
 cd "$TMP" || exit 1
 
 L=3

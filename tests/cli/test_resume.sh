@@ -86,17 +86,16 @@ assert {k: v for k, v in res.items() if k != "tokens_per_s"} == {k: v for k, v i
 # 1b. Relative paths given where a run starts are stored absolute in RUN/config.json, so the run
 #     resumes from another working directory (where ../kjv names nothing) and equals the
 #     uninterrupted run; so does --init-from's.
-case "$LNLAB" in /*) LN=$LNLAB ;; */*) LN=$PWD/$LNLAB ;; *) LN=$LNLAB ;; esac
 mkdir -p "$TMP/w/x/y"
 REL=("${A[@]}"); REL[1]=../kjv # A starts with --data DIR
-env -C "$TMP/w" "$LN" train "${REL[@]}" --out rel --checkpoint-every 5 --stop-after 12 2>"$TMP/err" ||
+env -C "$TMP/w" "$LNLAB" train "${REL[@]}" --out rel --checkpoint-every 5 --stop-after 12 2>"$TMP/err" ||
   fail resume_other_cwd "the run with relative paths failed: $(cat "$TMP/err")"
 cp -r "$TMP/w/rel" "$TMP/w/old"
-if env -C "$TMP/w/x/y" "$LN" train --resume ../../rel --quiet 2>"$TMP/err"; then same_run resume_other_cwd "$TMP/w/rel"
+if env -C "$TMP/w/x/y" "$LNLAB" train --resume ../../rel --quiet 2>"$TMP/err"; then same_run resume_other_cwd "$TMP/w/rel"
 else fail resume_other_cwd "resume from another directory failed: $(cat "$TMP/err")"; fi
-env -C "$TMP/w" "$LN" train --data ../kjv --init-from ../full/model.safetensors --seq 32 --batch 2 --steps 4 \
+env -C "$TMP/w" "$LNLAB" train --data ../kjv --init-from ../full/model.safetensors --seq 32 --batch 2 --steps 4 \
   --stop-after 2 --out init --quiet 2>"$TMP/err" &&
-  env -C "$TMP/w/x/y" "$LN" train --resume ../../init --quiet 2>>"$TMP/err"
+  env -C "$TMP/w/x/y" "$LNLAB" train --resume ../../init --quiet 2>>"$TMP/err"
 if $PY -c 'import json, os, sys
 t, i = (json.load(open(sys.argv[1] + "/w/" + r + "/config.json"))["train"] for r in ("rel", "init"))
 ok = all(os.path.isabs(p) for p in (t["data"], i["data"], i["init_from"]))
@@ -111,7 +110,7 @@ import json, sys
 c = json.load(open(sys.argv[1])); c["train"]["data"] = "../kjv"; json.dump(c, open(sys.argv[1], "w"))
 EOF
 expect_error resume_old_relative_path 1 "old/config.json: train.data '../kjv' is a relative path .*resume from the directory the run was started in" \
-  -- env -C "$TMP/w/x/y" "$LN" train --resume ../../old --quiet
+  -- env -C "$TMP/w/x/y" "$LNLAB" train --resume ../../old --quiet
 
 # Admin's profiling pass (it sets the omegas from one batch) runs once, not again on resume.
 D=(--data "$TMP/kjv" --preset admin --layers 2 --heads 2 --dim 32 --seq 32 --batch 4 --steps 8 --seed 5 --quiet)

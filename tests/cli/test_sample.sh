@@ -5,13 +5,8 @@
 # the logits depend visibly on the config).
 . "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-case "$LNLAB" in /*) ;; */*) LNLAB="$PWD/$LNLAB" ;; esac
 PY=/usr/bin/python3
-TD="${LNLAB_TEST_DIR:-build/tests}"
-case "$TD" in /*) ;; *) TD="$ROOT/$TD" ;; esac
-REFDUMP="$TD/tools/refdump"
-if [ ! -x "$REFDUMP" ]; then echo "skip sample: $REFDUMP not built (make -f mk/build.mk tests)"; finish; fi
+need_refdump sample
 cd "$TMP" || exit 1
 # tiny models: threads only add start-up cost on a busy machine
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
