@@ -30,12 +30,14 @@ typedef struct {
     int n;
 } Doc;
 
-static Block *add(Doc *d, BlockKind k) {
+/* Blocks are referred to by index, never by pointer: every add() may move the whole list, so a
+ * pointer kept across an append (a table filled row by row between verdicts) would dangle. */
+static int add(Doc *d, BlockKind k) {
     d->b = lnl_realloc(d->b, sizeof *d->b * (size_t)(d->n + 1));
-    Block *b = &d->b[d->n++];
+    Block *b = &d->b[d->n];
     memset(b, 0, sizeof *b);
     b->kind = k;
-    return b;
+    return d->n++;
 }
 
 static char *vfmt(const char *fmt, va_list ap) {
@@ -52,25 +54,28 @@ static void text(Doc *d, BlockKind k, const char *fmt, ...) LNL_PRINTF(3, 4);
 static void text(Doc *d, BlockKind k, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    add(d, k)->text = vfmt(fmt, ap);
+    char *t = vfmt(fmt, ap);
+    int bi = add(d, k); /* before d->b is read: add() may move it */
+    d->b[bi].text = t;
     va_end(ap);
 }
 
-static Block *table(Doc *d, int ncols, const char *const *head) {
-    Block *b = add(d, B_TABLE);
+/* Returns the table's index in d->b; pass it to row(). */
+static int table(Doc *d, int ncols, const char *const *head) {
+    int ti = add(d, B_TABLE);
+    Block *b = &d->b[ti];
     b->ncols = ncols;
     b->cells = lnl_malloc(sizeof(char *) * (size_t)ncols);
     for (int i = 0; i < ncols; i++) b->cells[i] = lnl_strdup(head[i]);
-    return b;
+    return ti;
 }
 
-/* Appends a row; cells are given as ncols strings. */
-static void row(Doc *d, Block **tp, ...) {
-    Block *t = *tp;
-    (void)d;
+/* Appends a row to the table at index ti; cells are given as ncols strings. */
+static void row(Doc *d, int ti, ...) {
+    Block *t = &d->b[ti];
     t->cells = lnl_realloc(t->cells, sizeof(char *) * (size_t)((t->nrows + 2) * t->ncols));
     va_list ap;
-    va_start(ap, tp);
+    va_start(ap, ti);
     for (int i = 0; i < t->ncols; i++) t->cells[(t->nrows + 1) * t->ncols + i] = lnl_strdup(va_arg(ap, const char *));
     va_end(ap);
     t->nrows++;
@@ -387,7 +392,8 @@ static void verdict(Doc *d, LnlBuf *v, const char *fmt, ...) {
     va_start(ap, fmt);
     char *s = vfmt(fmt, ap);
     va_end(ap);
-    add(d, B_P)->text = lnl_strdup(s);
+    int bi = add(d, B_P);
+    d->b[bi].text = lnl_strdup(s);
     lnl_buf_printf(v, "%s\n", s);
     free(s);
 }
@@ -411,12 +417,12 @@ static void finding_depth(Doc *d, const Rep *R, LnlBuf *v) {
     int nl = distinct_lrs(R, "pre", "peri", 1.0, lrs);
     static const char *head[] = {"lr", "depth", "Pre-LN (median)", "seeds", "Peri-LN (median)", "seeds", "larger",
                                  "factor"};
-    Block *t = NULL;
+    int t = -1;
     Shape *sh = lnl_malloc(sizeof *sh * (size_t)(R->n ? R->n : 1));
     for (int li = 0; li < nl; li++) {
         int ns = common_shapes(R, "pre", "peri", 1.0, lrs[li], sh);
         if (!ns) continue;
-        if (!t) t = table(d, 8, head);
+        if (t < 0) t = table(d, 8, head);
         for (int k = 0; k < ns; k++) {
             Agg a = agg(R, "pre", 1.0, sh[k].depth, sh[k].size, lrs[li], M_HIDDEN);
             Agg b = agg(R, "peri", 1.0, sh[k].depth, sh[k].size, lrs[li], M_HIDDEN);
@@ -424,10 +430,10 @@ static void finding_depth(Doc *d, const Rep *R, LnlBuf *v) {
             snprintf(na, sizeof na, "%d/%d", a.finite, a.runs);
             snprintf(nb, sizeof nb, "%d/%d", b.finite, b.runs);
             const char *larger = !(isfinite(a.med) && isfinite(b.med)) ? "n/a" : a.med > b.med ? "Pre-LN" : a.med < b.med ? "Peri-LN" : "equal";
-            row(d, &t, g4(lrs[li]), shape_label(&sh[k]), g4(a.med), na, g4(b.med), nb, larger, factor(a.med, b.med));
+            row(d, t, g4(lrs[li]), shape_label(&sh[k]), g4(a.med), na, g4(b.med), nb, larger, factor(a.med, b.med));
         }
     }
-    if (!t) {
+    if (t < 0) {
         verdict(d, v, "1. Not measured: the study has no Pre-LN and Peri-LN runs at dt 1 with the same depth and learning "
                       "rate.");
         free(sh);
@@ -501,7 +507,7 @@ static void finding_dt(Doc *d, const Rep *R, LnlBuf *v) {
     static const char *presets[] = {"pre", "peri"};
     static const char *head[] = {"preset", "depth", "lr", "dt", "hidden (dt)", "hidden (dt 1)", "ratio dt / dt 1",
                                  "val loss (dt)", "val loss (dt 1)"};
-    Block *t = NULL;
+    int t = -1;
     int any = 0;
     for (int pi = 0; pi < 2; pi++) {
         /* distinct dt != 1 of this preset */
@@ -531,11 +537,11 @@ static void finding_dt(Doc *d, const Rep *R, LnlBuf *v) {
                 if (b.runs == 0) continue;
                 Agg va = agg(R, presets[pi], dts[di], u->depth, u->size, u->lr, M_VAL);
                 Agg vb = agg(R, presets[pi], 1.0, u->depth, u->size, u->lr, M_VAL);
-                if (!t) t = table(d, 9, head);
+                if (t < 0) t = table(d, 9, head);
                 Shape s = {u->depth, ""};
                 snprintf(s.size, sizeof s.size, "%s", u->size);
                 double ratio = a.med / b.med;
-                row(d, &t, pname(presets[pi]), shape_label(&s), g4(u->lr), g4(dts[di]), g4(a.med), g4(b.med), g4(ratio),
+                row(d, t, pname(presets[pi]), shape_label(&s), g4(u->lr), g4(dts[di]), g4(a.med), g4(b.med), g4(ratio),
                     g4(va.med), g4(vb.med));
                 if (isfinite(ratio)) {
                     cells++;
@@ -583,7 +589,7 @@ static void finding_divergence(Doc *d, const Rep *R, const LnlStudyConfig *c, Ln
     snprintf(spike_head, sizeof spike_head, "diverged or spiked (> %g nats)", R->spike_nats);
     const char *head[] = {"lr", "preset", "runs", "diverged", spike_head, "median final val loss",
                           "median last-layer hidden_mean_abs"};
-    Block *t = table(d, 7, head);
+    int t = table(d, 7, head);
     for (int li = 0; li < nl; li++)
         for (int p = 0; p < 2; p++) {
             const char *ps = p ? "peri" : "pre";
@@ -593,7 +599,7 @@ static void finding_divergence(Doc *d, const Rep *R, const LnlStudyConfig *c, Ln
             snprintf(runs, sizeof runs, "%d", a.runs);
             snprintf(div, sizeof div, "%d", a.diverged);
             snprintf(sp, sizeof sp, "%d", a.spiked);
-            row(d, &t, g4(lrs[li]), pname(ps), runs, div, sp, g4(a.med), g4(h.med));
+            row(d, t, g4(lrs[li]), pname(ps), runs, div, sp, g4(a.med), g4(h.med));
         }
     if (c->diverge_loss > 0)
         text(d, B_P, "Every depth and dt at that learning rate counts. A run diverged when lnlab train stopped it: a "
@@ -643,14 +649,14 @@ static void finding_post_b2t(Doc *d, const Rep *R, LnlBuf *v) {
     int nl = distinct_lrs(R, "post", "b2t", 1.0, lrs);
     static const char *head[] = {"lr", "depth", "Post-LN ratio (median)", "seeds", "B2T ratio (median)", "seeds",
                                  "B2T / Post-LN", "val loss Post-LN", "val loss B2T"};
-    Block *t = NULL;
+    int t = -1;
     Shape *sh = lnl_malloc(sizeof *sh * (size_t)(R->n ? R->n : 1));
     Shape deep = {-1, ""};
     double deep_lr = NAN;
     for (int li = 0; li < nl; li++) {
         int ns = common_shapes(R, "post", "b2t", 1.0, lrs[li], sh);
         for (int k = 0; k < ns; k++) {
-            if (!t) t = table(d, 9, head);
+            if (t < 0) t = table(d, 9, head);
             Agg a = agg(R, "post", 1.0, sh[k].depth, sh[k].size, lrs[li], M_GRAD_RATIO);
             Agg b = agg(R, "b2t", 1.0, sh[k].depth, sh[k].size, lrs[li], M_GRAD_RATIO);
             Agg va = agg(R, "post", 1.0, sh[k].depth, sh[k].size, lrs[li], M_VAL);
@@ -658,7 +664,7 @@ static void finding_post_b2t(Doc *d, const Rep *R, LnlBuf *v) {
             char na[16], nb[16];
             snprintf(na, sizeof na, "%d/%d", a.finite, a.runs);
             snprintf(nb, sizeof nb, "%d/%d", b.finite, b.runs);
-            row(d, &t, g4(lrs[li]), shape_label(&sh[k]), g4(a.med), na, g4(b.med), nb, g4(b.med / a.med), g4(va.med),
+            row(d, t, g4(lrs[li]), shape_label(&sh[k]), g4(a.med), na, g4(b.med), nb, g4(b.med / a.med), g4(va.med),
                 g4(vb.med));
             if (sh[k].depth > deep.depth && isfinite(a.med) && isfinite(b.med)) {
                 deep = sh[k];
@@ -667,7 +673,7 @@ static void finding_post_b2t(Doc *d, const Rep *R, LnlBuf *v) {
         }
     }
     free(sh);
-    if (!t) {
+    if (t < 0) {
         verdict(d, v, "4. Not measured: the study has no Post-LN and B2T runs at dt 1 with the same depth and learning "
                       "rate.");
         return;
@@ -713,7 +719,7 @@ static void runs_table(Doc *d, const Rep *R) {
                                  "last-layer hidden_mean_abs", "growth fit",
                                  "grad norm ratio layer 1 / L", "median sensitivity", "tokens/s",
                                  "largest loss rise (nats, step)"};
-    Block *t = table(d, 13, head);
+    int t = table(d, 13, head);
     for (int i = 0; i < R->n; i++) {
         if (!R->have[i]) continue;
         const LnlStudyResult *r = &R->rs[i];
@@ -730,7 +736,7 @@ static void runs_table(Doc *d, const Rep *R) {
         if (isfinite(r->tokens_per_s)) snprintf(tps, sizeof tps, "%.0f", r->tokens_per_s);
         if (r->max_rise_step >= 0) snprintf(rise, sizeof rise, "%s (%lld)", g4(r->max_rise), r->max_rise_step);
         else snprintf(rise, sizeof rise, "n/a");
-        row(d, &t, r->run.preset, g4(r->run.dt), fmt_depth(&r->run), g4(r->run.lr), seed, g4(r->final_val_loss), div,
+        row(d, t, r->run.preset, g4(r->run.dt), fmt_depth(&r->run), g4(r->run.lr), seed, g4(r->final_val_loss), div,
             g4(r->last_hidden), fit, g4(r->grad_ratio), g4(r->median_sensitivity), tps, rise);
     }
 }
@@ -808,7 +814,8 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
         int drawn = 0;
         for (int i = 0; i < pl.n; i++) {
             if (pl.p[i].ok) {
-                Block *b = add(&d, B_FIG);
+                int bi = add(&d, B_FIG);
+                Block *b = &d.b[bi];
                 b->text = lnl_strdup(pl.p[i].title);
                 snprintf(b->base, sizeof b->base, "%s", pl.p[i].base);
                 drawn++;

@@ -85,6 +85,46 @@ before=$(mt "$A"/runs/*/log.jsonl)
 if grep -q '4 finished before, 0 trained now' "$TMP/a2.out" && [ "$before" = "$(mt "$A"/runs/*/log.jsonl)" ]; then
   ok rerun_repeats_nothing; else fail rerun_repeats_nothing "$(head -n 1 "$TMP/a2.out")"; fi
 
+# --- 2b. a grid with several dt values, learning rates and presets, then the finished study copied
+#          to a longer path and re-rendered: every finding's table keeps all its rows (Finding 2's
+#          table was built through a pointer that each verdict's append could move) ------------------
+W="$TMP/wide"
+WIDE=(--data "$TMP/data" --presets pre,peri,post,b2t --dts 1,0.1 --depths 2 --lrs 3e-3,3e-2 --seeds 1 --dim 16 --heads 2
+      --seq 16 --batch 4 --steps 8 --warmup 0 --eval-every 4 --eval-batches 1 --probe-batch 4 --threads 1 --quiet)
+if "$LNLAB" study "${WIDE[@]}" --jobs 2 --out "$W" >"$TMP/w.out" 2>"$TMP/w.err"; then ok wide_study_runs
+else fail wide_study_runs "exit $?: $(tail -n 3 "$TMP/w.err")"; fi
+check_wide() {  # DIR: Finding 2 has a row per (preset, lr) at dt 0.1; Findings 1, 3 and 4 have their tables
+  $PY - "$1" <<'PY'
+import sys
+md = open(sys.argv[1] + "/summary.md").read()
+f = md.split("## Findings", 1)[1].split("\n## ", 1)[0]
+sec = {}
+for part in f.split("\n### ")[1:]:
+    sec[part.split(".", 1)[0]] = part
+rows = lambda s: [l for l in s.splitlines() if l.startswith("| ") and "---" not in l][1:]
+f2 = rows(sec.get("2", ""))
+want = {(p, lr) for p in ("Pre-LN", "Peri-LN") for lr in ("0.003", "0.03")}
+got = {(c[1].strip(), c[3].strip()) for c in (l.split("|") for l in f2)}
+bad = []
+if got != want or len(f2) != 4: bad.append("finding 2 rows %s" % sorted(got))
+for k, n in (("1", 2), ("3", 4), ("4", 2)):
+    if len(rows(sec.get(k, ""))) != n: bad.append("finding %s has %d rows, expected %d" % (k, len(rows(sec.get(k, ""))), n))
+runs = md.split("## Runs", 1)[1].split("\n## ", 1)[0]
+if len([l for l in runs.splitlines() if l.startswith("| ") and not l.startswith("| preset") and "---" not in l]) != 16:
+    bad.append("runs table")
+print("; ".join(bad) if bad else "same")
+PY
+}
+r=$(check_wide "$W" 2>&1)
+if [ "$r" = same ]; then ok wide_study_tables; else fail wide_study_tables "$r"; fi
+LONG="$TMP/a-much-longer-directory-name-that-moves-the-heap-layout/copy"
+mkdir -p "$(dirname "$LONG")" && cp -a "$W" "$LONG"
+if "$LNLAB" study "${WIDE[@]}" --jobs 1 --out "$LONG" >"$TMP/w2.out" 2>"$TMP/w2.err" &&
+   grep -q '16 finished before, 0 trained now' "$TMP/w2.out"; then ok rerender_copied_study
+else fail rerender_copied_study "exit $?: $(head -n 1 "$TMP/w2.out") $(tail -n 2 "$TMP/w2.err")"; fi
+r=$(check_wide "$LONG" 2>&1)
+if [ "$r" = same ]; then ok rerender_copied_study_tables; else fail rerender_copied_study_tables "$r"; fi
+
 # --- 3. --jobs 2 gives the same numbers as --jobs 1 ----------------------------------------------
 B="$TMP/b"
 "$LNLAB" study "${TINY[@]}" --jobs 2 --out "$B" >/dev/null 2>"$TMP/b.err" || fail jobs2_runs "$(cat "$TMP/b.err")"
