@@ -40,7 +40,7 @@ int cmd_eval(int argc, char **argv) {
 
     LnlErr e;
     LnlModel m;
-    lnl_model_flags_load_or_exit(&m, model, &mf, flags + NOWN);
+    lnl_model_flags_load_or_exit(&m, model, data, &mf, flags + NOWN);
     const int B = (int)batch, T = lnl_model_flags_seq_or_exit(&m, &mf, batch);
 
     LnlLoader ld;
@@ -59,6 +59,8 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "batch", B);
         cJSON_AddNumberToObject(o, "seq", T);
         cJSON_AddStringToObject(o, "placement", m.cfg.preset);
+        if (m.run_id[0]) cJSON_AddStringToObject(o, "run_id", m.run_id);
+        else cJSON_AddNullToObject(o, "run_id");
         char *s = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         printf("%s\n", s);

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../data/dataset.h"
 #include "../data/shard.h"
 #include "../data/tokenizer.h"
 #include "flags.h"
@@ -209,7 +210,7 @@ static int write_meta(const char *path, const Prep *p, const char *kind, const S
                       const char *corpus, double frac, uint64_t cut, int at_doc, uint64_t ntok, size_t val_doc,
                       LnlErr *e) {
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "format", "lnlab prepared dataset");
+    cJSON_AddStringToObject(m, "format", LNL_DATASET_FORMAT);
     cJSON_AddNumberToObject(m, "format_version", LNL_DATASET_FORMAT_VERSION);
     cJSON_AddStringToObject(m, "tokenizer", kind);
     cJSON_AddNumberToObject(m, "vocab_size", lnl_tok_vocab_size(p->tok));
@@ -315,7 +316,7 @@ int cmd_prepare(int argc, char **argv) {
     if (lnl_mkdir_p(out, &e)) lnl_die(1, "--out: %s", e.msg);
     char *train_path = lnl_path_join(out, "train.bin");
     char *val_path = lnl_path_join(out, "val.bin");
-    char *meta_path = lnl_path_join(out, "meta.json");
+    char *meta_path = lnl_path_join(out, LNL_DATASET_META);
     LnlShardWriter val;
     memset(&val, 0, sizeof val);
     int r = lnl_shard_writer_open(&p.all, train_path, &e);

@@ -76,6 +76,8 @@ static void print_json(const LnlModel *m, const LnlProbe *p, const LnlGrowth *g,
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "loss", m->loss);
     cJSON_AddStringToObject(o, "placement", m->cfg.preset);
+    if (m->run_id[0]) cJSON_AddStringToObject(o, "run_id", m->run_id);
+    else cJSON_AddNullToObject(o, "run_id");
     cJSON_AddStringToObject(o, "norm", norm_name(&m->cfg));
     cJSON_AddNumberToObject(o, "dt", m->cfg.dt);
     cJSON_AddNumberToObject(o, "batch", m->B);
@@ -179,7 +181,7 @@ int cmd_probe(int argc, char **argv) {
 
     LnlErr e;
     LnlModel m;
-    lnl_model_flags_load_or_exit(&m, model, &mf, flags + NOWN);
+    lnl_model_flags_load_or_exit(&m, model, data, &mf, flags + NOWN);
     const int B = (int)batch, T = lnl_model_flags_seq_or_exit(&m, &mf, batch);
 
     LnlLoader ld;

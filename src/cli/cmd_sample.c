@@ -25,7 +25,7 @@ static void emit(const LnlTokenizer *t, const int32_t *ids, size_t n, LnlBuf *bu
 }
 
 int cmd_sample(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *kind = "gpt2";
+    const char *model_path = NULL, *prompt = NULL, *kind = NULL;
     char *default_vocab = lnl_tok_default_vocab_dir();
     const char *vocab = default_vocab;
     long long ntokens = 64, top_k = 0, seed = 1;
@@ -46,8 +46,10 @@ int cmd_sample(int argc, char **argv) {
         {"--seed", LNL_FLAG_INT, &seed, "random seed of the sampler", 0, 9.2e18, NULL, 0},
         {"--stop-at-eot", LNL_FLAG_BOOL, &stop_at_eot, "stop early when end-of-text is sampled (not printed)", 1, 0,
          NULL, 0},
-        {"--tokenizer", LNL_FLAG_STR, &kind, "GPT-2 byte-level BPE, or bytes (ids 0..255, end-of-text 256)", 1, 0,
-         "gpt2|byte", 0},
+        {"--tokenizer", LNL_FLAG_STR, &kind,
+         "GPT-2 byte-level BPE, or bytes (ids 0..255, end-of-text 256) (default: byte for a model with 257 tokens, "
+         "else gpt2)",
+         1, 0, "gpt2|byte", 0},
         {"--vocab", LNL_FLAG_STR, &vocab, LNL_TOK_VOCAB_HELP, 1, 0, NULL, 0},
         {"--branch-lambda", LNL_FLAG_FLOAT, &branch_lambda,
          "BranchNorm strength (only for branch_norm sub-layers; 0 = fully annealed, as after training)", 0, 1, NULL,
@@ -64,9 +66,10 @@ int cmd_sample(int argc, char **argv) {
 
     LnlErr e;
     LnlModel m;
-    lnl_model_flags_load_or_exit(&m, model_path, &mf, mflags);
+    lnl_model_flags_load_or_exit(&m, model_path, NULL, &mf, mflags);
     const LnlConfig *c = &m.cfg;
     m.branch_lambda = (float)branch_lambda;
+    if (!kind) kind = lnl_tok_kind_for_vocab(c->vocab_size) ? lnl_tok_kind_for_vocab(c->vocab_size) : "gpt2";
     LnlTokenizer *tok;
     if (lnl_tok_open(&tok, kind, vocab, &e)) lnl_die(1, "%s", e.msg);
     const int tv = lnl_tok_vocab_size(tok), eot = lnl_tok_eot(tok);

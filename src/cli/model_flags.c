@@ -2,9 +2,10 @@
 #include "model_flags.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "../io/model_io.h"
+#include "../data/dataset.h"
 
 enum { F_SIZE, F_PRESET, F_NORM, F_DT, F_LAYERS, F_HEADS, F_DIM, F_SEQ, F_VOCAB, F_EMBED_NORM, F_EMBED_SCALE,
        F_SPEC, F_MIX, F_BN_STEPS, F_INIT_STD, F_EPS };
@@ -106,10 +107,48 @@ static int override_hook(LnlConfig *c, void *ctx, LnlErr *e) {
     return o->failed ? -1 : 0;
 }
 
-void lnl_model_flags_load_or_exit(LnlModel *m, const char *path, const LnlModelFlags *mf, const LnlFlag *flags) {
+/* Runs the caller's hook and keeps what it changed, for the note. */
+typedef struct {
+    LnlConfigHook hook;
+    void *ctx;
+    char *diff; /* lnl_config_diff of the file's config and the hook's result, or NULL */
+} NoteCtx;
+
+static int noting_hook(LnlConfig *c, void *ctx, LnlErr *e) {
+    NoteCtx *n = ctx;
+    LnlConfig *file = lnl_malloc(sizeof *file);
+    *file = *c;
+    int r = n->hook(c, n->ctx, e);
+    if (!r) n->diff = lnl_config_diff(file, c);
+    free(file);
+    return r;
+}
+
+int lnl_model_flags_load(LnlModel *m, const char *path, const char *data, LnlConfigHook hook, void *ctx, LnlErr *e) {
+    NoteCtx n = {hook, ctx, NULL};
+    if (lnl_model_load(m, path, hook ? noting_hook : NULL, &n, e)) {
+        free(n.diff);
+        return -1;
+    }
+    LnlErr de;
+    if (data && lnl_data_check_vocab(data, path, m->cfg.vocab_size, &de)) {
+        free(n.diff);
+        lnl_model_free(m);
+        lnl_err(e, "--data: %s", de.msg);
+        return -2;
+    }
+    if (n.diff) fprintf(stderr, "lnlab: note: %s: the command line overrides the file's config: %s\n", path, n.diff);
+    free(n.diff);
+    return 0;
+}
+
+void lnl_model_flags_load_or_exit(LnlModel *m, const char *path, const char *data, const LnlModelFlags *mf,
+                                  const LnlFlag *flags) {
     LnlErr e;
     OverrideCtx ctx = {mf, flags, 0};
-    if (lnl_model_load(m, path, override_hook, &ctx, &e)) {
+    int r = lnl_model_flags_load(m, path, data, override_hook, &ctx, &e);
+    if (r == -2) lnl_die(1, "%s", e.msg);
+    if (r) {
         if (ctx.failed) lnl_die(2, "%s", e.msg);
         lnl_die(1, "--model: %s", e.msg);
     }

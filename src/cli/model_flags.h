@@ -3,6 +3,7 @@
 #ifndef LNL_MODEL_FLAGS_H
 #define LNL_MODEL_FLAGS_H
 
+#include "../io/model_io.h"
 #include "../model/model.h"
 #include "../model/spec.h"
 #include "flags.h"
@@ -29,9 +30,19 @@ int lnl_model_flags_config(const LnlModelFlags *mf, const LnlFlag *flags, LnlCon
  * or size re-derives the spec; --spec is applied last. */
 int lnl_model_flags_override(const LnlModelFlags *mf, const LnlFlag *flags, LnlConfig *c, LnlErr *e);
 
-/* For commands that load a model: loads path with the model flags given on the command line
- * overriding its config. Exits 2 when a flag is the problem, 1 when the file is. */
-void lnl_model_flags_load_or_exit(LnlModel *m, const char *path, const LnlModelFlags *mf, const LnlFlag *flags);
+/* Every command that loads a model goes through here: loads path with hook (the command-line
+ * overrides, see lnl_model_flags_override) changing its config. Then, if data is not NULL, the
+ * model must fit it: a vocabulary other than the one data's meta.json gives is refused
+ * (lnl_data_check_vocab); that returns -2 with the message "--data: ..." and no model, other
+ * failures -1. On success, when the model built computes something other than what the file
+ * says (lnl_config_diff), one line goes to stderr, whatever --quiet says:
+ *   lnlab: note: PATH: the command line overrides the file's config: preset post -> b2t, dt 1 -> 0.1 */
+int lnl_model_flags_load(LnlModel *m, const char *path, const char *data, LnlConfigHook hook, void *ctx, LnlErr *e);
+/* For commands that load a model: lnl_model_flags_load with the model flags given on the
+ * command line overriding its config. Exits 2 when a flag is the problem, 1 when the file or the
+ * data is. */
+void lnl_model_flags_load_or_exit(LnlModel *m, const char *path, const char *data, const LnlModelFlags *mf,
+                                  const LnlFlag *flags);
 /* The sequence length T for a loaded model: --seq if given (at most n_positions), else the
  * model's n_positions; B*T must fit one batch. Exits 2 otherwise. */
 int lnl_model_flags_seq_or_exit(const LnlModel *m, const LnlModelFlags *mf, long long batch);

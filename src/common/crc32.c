@@ -39,3 +39,16 @@ uint32_t lnl_crc32(uint32_t crc, const void *data, size_t n) {
     while (n--) c = (c >> 8) ^ t[0][(c ^ *p++) & 0xff];
     return ~c;
 }
+
+int lnl_crc32_parse_hex(const char *s, uint32_t *out) {
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v << 4 | (uint32_t)d;
+    }
+    if (s[8]) return -1;
+    *out = v;
+    return 0;
+}

@@ -10,4 +10,8 @@
  * equals lnl_crc32(0, ab, na + nb). */
 uint32_t lnl_crc32(uint32_t crc, const void *data, size_t n);
 
+/* The text form in files ("%08x": 8 lowercase hex digits): parses exactly 8 hex digits, either
+ * case, nothing after them; -1 otherwise. */
+int lnl_crc32_parse_hex(const char *s, uint32_t *out);
+
 #endif

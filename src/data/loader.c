@@ -1,12 +1,16 @@
 /* Sequential batch loader over token shards (order and position rules in loader.h). */
 #include "loader.h"
 
+#include "../common/crc32.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "dataset.h"
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -75,6 +79,9 @@ int lnl_loader_open(LnlLoader *l, const char *path, const char *split, int B, in
     if (B <= 0 || T <= 0) return lnl_err(e, "%s: batch size B=%d and sequence length T=%d must be positive", path, B, T);
     struct stat st;
     if (stat(path, &st) != 0) return lnl_err(e, "%s: %s", path, strerror(errno));
+    LnlDataMeta meta; /* a meta.json beside the tokens must be readable, even if unused here */
+    if (lnl_data_meta_read(path, &meta, e)) return -1;
+    lnl_data_meta_free(&meta);
     char **paths = NULL;
     int n = 0;
     if (S_ISDIR(st.st_mode)) {
@@ -173,6 +180,12 @@ uint64_t lnl_loader_num_batches(const LnlLoader *l) {
     for (int i = 0; i < l->nshards; i++)
         if (l->shards[i].ntok >= bt + 1) n += (l->shards[i].ntok - 1) / bt;
     return n;
+}
+
+uint32_t lnl_loader_crc32(const LnlLoader *l, uint32_t crc) {
+    for (int i = 0; i < l->nshards; i++)
+        crc = lnl_crc32(crc, l->shards[i].tokens, (size_t)l->shards[i].ntok * sizeof(uint16_t));
+    return crc;
 }
 
 void lnl_loader_free(LnlLoader *l) {

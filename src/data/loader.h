@@ -55,6 +55,9 @@ int lnl_loader_seek(LnlLoader *l, uint64_t pos, LnlErr *e);
 /* Makes each batch nproc*B rows of which this loader reads its B (see Split above); pos keeps
  * its meaning. Fails if no shard holds one batch of nproc*B*T+1 tokens. */
 int lnl_loader_split(LnlLoader *l, int nproc, int rank, LnlErr *e);
+/* CRC-32 (src/common/crc32.h) of all shards' tokens in order, continuing crc: the data's content,
+ * which a resumed run checks. Reads every token once. */
+uint32_t lnl_loader_crc32(const LnlLoader *l, uint32_t crc);
 /* Batches in one pass over all shards, before reading wraps to the first. */
 uint64_t lnl_loader_num_batches(const LnlLoader *l);
 void lnl_loader_free(LnlLoader *l);

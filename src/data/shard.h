@@ -105,8 +105,4 @@ int lnl_shard_write(const char *path, const int32_t *ids, size_t n, LnlErr *e);
  * checks it against the regex itself. */
 size_t lnl_text_cut(const uint8_t *text, size_t n);
 
-/* Version of the prepared dataset directory (DIR/train.bin, DIR/val.bin, DIR/meta.json)
- * written by `lnlab prepare`; see docs/FORMATS.md. */
-#define LNL_DATASET_FORMAT_VERSION 1
-
 #endif

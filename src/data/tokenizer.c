@@ -580,6 +580,9 @@ void lnl_tok_free(LnlTokenizer *t) {
 
 const char *lnl_tok_kind(const LnlTokenizer *t) { return t->kind == KIND_GPT2 ? "gpt2" : "byte"; }
 int lnl_tok_vocab_size(const LnlTokenizer *t) { return t->vocab_size; }
+const char *lnl_tok_kind_for_vocab(int vocab_size) {
+    return vocab_size == LNL_BYTE_VOCAB ? "byte" : vocab_size == LNL_GPT2_VOCAB ? "gpt2" : NULL;
+}
 int lnl_tok_eot(const LnlTokenizer *t) { return t->eot; }
 
 /* ---- BPE ---------------------------------------------------------------------------------- */

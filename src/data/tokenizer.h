@@ -29,6 +29,10 @@ void lnl_ids_free(LnlIds *l);
 int lnl_tok_open(LnlTokenizer **out, const char *kind, const char *vocab_dir, LnlErr *e);
 void lnl_tok_free(LnlTokenizer *t);
 const char *lnl_tok_kind(const LnlTokenizer *t); /* "gpt2" or "byte" */
+/* The tokenizer whose vocabulary is exactly vocab_size tokens: "byte" for LNL_BYTE_VOCAB, "gpt2"
+ * for LNL_GPT2_VOCAB, else NULL. How a model file (which records only its vocabulary size) names
+ * its tokenizer. */
+const char *lnl_tok_kind_for_vocab(int vocab_size);
 int lnl_tok_vocab_size(const LnlTokenizer *t);
 int lnl_tok_eot(const LnlTokenizer *t);
 

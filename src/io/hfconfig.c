@@ -30,6 +30,52 @@ static int get_int(const cJSON *root, const char *key, long lo, long hi, int opt
     return 0;
 }
 
+/* GPT2Config switches that change what the model computes away from what lnlab computes, with the
+ * value lnlab would need (GPT2Config's default) and why the other value cannot be honoured. Absent
+ * or null means the default. */
+static const struct {
+    const char *key;
+    int want; /* the one boolean value lnlab can honour */
+    const char *why;
+} switches[] = {
+    {"scale_attn_weights", 1, "lnlab always scales attention scores by 1/sqrt(head size)"},
+    {"scale_attn_by_inverse_layer_idx", 0, "lnlab does not scale attention scores by 1/layer"},
+    {"reorder_and_upcast_attn", 0, "lnlab computes attention in one order only"},
+    {"add_cross_attention", 0, "lnlab models are decoder-only, without cross-attention"},
+    {"tie_word_embeddings", 1, "lnlab's LM head is always wte (lm_head.weight is not read)"},
+};
+
+/* The activation_function names of GPT2Config that are GELU's tanh approximation, lnlab's GELU
+ * (gelu_fast is the same formula with the constant written out). */
+static const char *const tanh_gelus[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast"};
+
+/* A config.json field lnlab cannot honour is an error naming it, never silently ignored. */
+static int check_supported(const cJSON *root, const char *path, LnlErr *e) {
+    const cJSON *af = cJSON_GetObjectItemCaseSensitive(root, "activation_function");
+    if (af && !cJSON_IsNull(af)) {
+        int ok = 0;
+        for (size_t i = 0; cJSON_IsString(af) && i < sizeof tanh_gelus / sizeof tanh_gelus[0]; i++)
+            ok |= strcmp(af->valuestring, tanh_gelus[i]) == 0;
+        if (!ok && !cJSON_IsString(af)) return lnl_err(e, "%s: field 'activation_function' is not a string", path);
+        if (!ok)
+            return lnl_err(e, "%s: field 'activation_function' is \"%.60s\": lnlab computes GELU's tanh approximation "
+                              "only (gelu_new, gelu_pytorch_tanh, gelu_fast)",
+                           path, af->valuestring);
+    }
+    for (size_t i = 0; i < sizeof switches / sizeof switches[0]; i++) {
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, switches[i].key);
+        if (!j || cJSON_IsNull(j)) continue;
+        if (!cJSON_IsBool(j)) return lnl_err(e, "%s: field '%s' is not a boolean", path, switches[i].key);
+        if (cJSON_IsTrue(j) != switches[i].want)
+            return lnl_err(e, "%s: field '%s' is %s: %s", path, switches[i].key, cJSON_IsTrue(j) ? "true" : "false",
+                           switches[i].why);
+    }
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(root, "pruned_heads");
+    if (ph && !cJSON_IsNull(ph) && cJSON_GetArraySize(ph) > 0)
+        return lnl_err(e, "%s: field 'pruned_heads' is not empty: lnlab models have every head in every layer", path);
+    return 0;
+}
+
 int lnl_hfconfig_read(const char *path, LnlHfConfig *out, LnlErr *e) {
     char *text;
     size_t len;
@@ -53,6 +99,10 @@ int lnl_hfconfig_read(const char *path, LnlHfConfig *out, LnlErr *e) {
         r = lnl_err(e, "%s: field 'model_type' is %s%s%s, only \"gpt2\" is supported", path,
                     cJSON_IsString(mt) ? "\"" : "", cJSON_IsString(mt) ? mt->valuestring : "not a string",
                     cJSON_IsString(mt) ? "\"" : "");
+        goto done;
+    }
+    if (check_supported(root, path, e)) {
+        r = -1;
         goto done;
     }
     if (get_int(root, "n_layer", 1, LNL_MAX_LAYERS, 0, &c.n_layer, path, e) ||

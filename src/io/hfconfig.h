@@ -18,7 +18,11 @@ typedef struct {
     double layer_norm_epsilon; /* "layer_norm_epsilon"; LNL_HFCONFIG_DEFAULT_EPS when absent */
 } LnlHfConfig;
 
-/* Reads and range-checks config.json; errors name the file and the field. */
+/* Reads and range-checks config.json; errors name the file and the field. A field that would make
+ * the model compute something lnlab does not (an activation other than GELU's tanh approximation,
+ * scale_attn_weights false, scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn or
+ * add_cross_attention true, tie_word_embeddings false, pruned heads) is an error naming the field
+ * and its value; other unknown keys (dropout rates, token ids, ...) are ignored. */
 int lnl_hfconfig_read(const char *path, LnlHfConfig *out, LnlErr *e);
 /* The path of config.json in the directory of model_path if that file exists, else NULL.
  * Caller frees. */

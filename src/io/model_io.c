@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/crc32.h"
 #include "hfconfig.h"
 #include "llmc.h"
 #include "safetensors.h"
@@ -73,13 +74,35 @@ int lnl_model_save_safetensors(const LnlModel *m, const char *path, const char *
         }
     }
     char *cfg = lnl_config_to_json(&m->cfg);
+    char crc[16];
+    snprintf(crc, sizeof crc, "%08x", (unsigned)lnl_crc32(0, cfg, strlen(cfg)));
     lnl_stw_meta(&w, "format", "pt");
     lnl_stw_meta(&w, LNL_META_CONFIG, cfg);
+    lnl_stw_meta(&w, LNL_META_CONFIG_CRC, crc);
     if (extra_key && extra_val) lnl_stw_meta(&w, extra_key, extra_val);
+    if (m->run_id[0]) lnl_stw_meta(&w, LNL_META_RUN_ID, m->run_id);
     free(cfg);
     int r = lnl_stw_write(&w, path, e);
     lnl_stw_free(&w);
     return r;
+}
+
+/* The config in the metadata against its checksum, when the file has one. The safetensors reader
+ * checks the tensors (LNL_ST_CRC_KEY); this checks the config that says what they mean. */
+static int check_config_crc(const LnlSafetensors *st, const char *path, LnlErr *e) {
+    const char *want_hex = lnl_st_meta(st, LNL_META_CONFIG_CRC), *cfg = lnl_st_meta(st, LNL_META_CONFIG);
+    if (!want_hex) return 0;
+    uint32_t want;
+    if (!cfg)
+        return lnl_err(e, "%s: __metadata__ has %s but no %s (edited?)", path, LNL_META_CONFIG_CRC, LNL_META_CONFIG);
+    if (lnl_crc32_parse_hex(want_hex, &want))
+        return lnl_err(e, "%s: __metadata__['%s'] is not 8 hex digits (edited?)", path, LNL_META_CONFIG_CRC);
+    uint32_t got = lnl_crc32(0, cfg, strlen(cfg));
+    if (got != want)
+        return lnl_err(e, "%s: the model config in __metadata__ does not match its checksum (edited?): %s has %08x, "
+                          "the config gives %08x",
+                       path, LNL_META_CONFIG_CRC, (unsigned)want, (unsigned)got);
+    return 0;
 }
 
 /* Tensors a Hugging Face GPT-2 file may hold that lnlab does not need. */
@@ -158,6 +181,7 @@ static int load_safetensors(LnlModel *m, const char *path, LnlConfigHook hook, v
     LnlConfig *c = lnl_malloc(sizeof *c);
     int r = -1;
     const char *meta = lnl_st_meta(&st, LNL_META_CONFIG);
+    if (check_config_crc(&st, path, e)) goto done;
     if (meta) {
         if (lnl_config_from_json(c, meta, path, e)) goto done;
     } else if (config_from_hf(c, &st, path, e)) {
@@ -166,6 +190,8 @@ static int load_safetensors(LnlModel *m, const char *path, LnlConfigHook hook, v
     if (hook && hook(c, ctx, e)) goto done;
     if (too_few_params(c, &st, path, e)) goto done;
     if (lnl_model_create(m, c, e)) goto done;
+    const char *run_id = lnl_st_meta(&st, LNL_META_RUN_ID);
+    if (run_id) snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
     const char *prefix = meta ? NULL : "transformer.";
     char *used = lnl_calloc((size_t)st.n, 1);
     float *tmp = NULL;

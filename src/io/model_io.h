@@ -14,6 +14,12 @@
 #define LNL_LLMC_H_CONFIG_BYTES 8
 
 #define LNL_META_CONFIG "lnlab.config"
+/* The CRC-32 (src/common/crc32.h) of the LNL_META_CONFIG string's bytes, 8 lowercase hex digits,
+ * written beside it by lnl_model_save_safetensors. A file that has it must have a config that
+ * matches it; files without it (older lnlab, Hugging Face) load unchecked. */
+#define LNL_META_CONFIG_CRC "lnlab.config.crc32"
+/* Metadata key of the id of the training run that wrote the file (train.h); absent in other files. */
+#define LNL_META_RUN_ID "lnlab.run_id"
 
 /* Called with the resolved config before the model is built; may change it (CLI overrides). */
 typedef int (*LnlConfigHook)(LnlConfig *c, void *ctx, LnlErr *e);

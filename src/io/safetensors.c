@@ -226,20 +226,6 @@ static int check_names(LnlSafetensors *st, LnlErr *e) {
     return r;
 }
 
-/* 8 lowercase or uppercase hex digits. */
-static int parse_crc_hex(const char *s, uint32_t *out) {
-    uint32_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0) return -1;
-        v = v << 4 | (uint32_t)d;
-    }
-    if (s[8]) return -1;
-    *out = v;
-    return 0;
-}
-
 /* Verifies the LNL_ST_CRC_KEY checksums, if the file has them: one entry per tensor, each
  * matching the tensor's bytes. */
 static int check_crcs(LnlSafetensors *st, LnlErr *e) {
@@ -266,7 +252,7 @@ static int check_crcs(LnlSafetensors *st, LnlErr *e) {
             break;
         }
         seen[t - st->tensors] = 1;
-        if (!cJSON_IsString(c) || parse_crc_hex(c->valuestring, &want)) {
+        if (!cJSON_IsString(c) || lnl_crc32_parse_hex(c->valuestring, &want)) {
             r = lnl_err(e, "%s: %s: the checksum of tensor '%.200s' is not 8 hex digits", p, k, c->string);
             break;
         }

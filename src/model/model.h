@@ -123,6 +123,7 @@ typedef struct {
 
 typedef struct {
     LnlConfig cfg;
+    char run_id[40]; /* the training run that made these weights (metadata lnlab.run_id), or "" */
     /* parameters */
     size_t role_size[LNL_NUM_ROLES]; /* floats per role in the allocation (0 if absent) */
     size_t num_alloc;                /* floats allocated for parameters */

@@ -250,6 +250,62 @@ int lnl_config_validate(const LnlConfig *c, LnlErr *e) {
     return 0;
 }
 
+/* ---- differences ---- */
+
+static int same_sub(const LnlSubSpec *a, const LnlSubSpec *b) {
+    for (size_t i = 0; i < N_SUB_FIELDS; i++) {
+        const SubField *f = &sub_fields[i];
+        const char *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
+        if (f->type == F_BOOL ? *(const uint8_t *)pa != *(const uint8_t *)pb : *(const float *)pa != *(const float *)pb)
+            return 0;
+    }
+    return 1;
+}
+
+static int uses_branch_norm(const LnlConfig *c) {
+    for (int l = 0; l < c->n_layer; l++)
+        if (c->sub[l][LNL_ATTN].branch_norm || c->sub[l][LNL_MLP].branch_norm) return 1;
+    return 0;
+}
+
+char *lnl_config_diff(const LnlConfig *was, const LnlConfig *now) {
+    LnlBuf b = {0};
+#define SEP (b.len ? ", " : "")
+#define INT_FIELD(f)                                                                       \
+    if (was->f != now->f) lnl_buf_printf(&b, "%s" #f " %d -> %d", SEP, was->f, now->f)
+#define NUM_FIELD(f)                                                                       \
+    if (was->f != now->f) lnl_buf_printf(&b, "%s" #f " %g -> %g", SEP, (double)was->f, (double)now->f)
+#define BOOL_FIELD(f)                                                                      \
+    if (!was->f != !now->f) lnl_buf_printf(&b, "%s" #f " %s -> %s", SEP, was->f ? "on" : "off", now->f ? "on" : "off")
+    int spec_differs = was->n_layer != now->n_layer;
+    for (int l = 0; !spec_differs && l < now->n_layer; l++)
+        for (int s = 0; s < 2; s++) spec_differs |= !same_sub(&was->sub[l][s], &now->sub[l][s]);
+    if (spec_differs && strcmp(was->preset, now->preset) != 0)
+        lnl_buf_printf(&b, "preset %s -> %s", was->preset, now->preset);
+    else if (spec_differs)
+        lnl_buf_printf(&b, "per-layer spec of preset %s changed", now->preset);
+    INT_FIELD(n_layer);
+    INT_FIELD(n_head);
+    INT_FIELD(n_embd);
+    INT_FIELD(n_positions);
+    INT_FIELD(vocab_size);
+    if (was->norm != now->norm)
+        lnl_buf_printf(&b, "%snorm %s -> %s", SEP, was->norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm",
+                       now->norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm");
+    NUM_FIELD(eps);
+    NUM_FIELD(dt);
+    BOOL_FIELD(final_norm);
+    BOOL_FIELD(embed_norm);
+    BOOL_FIELD(embed_scale);
+    if (spec_differs) NUM_FIELD(mix_ratio);
+    if (uses_branch_norm(now)) INT_FIELD(branchnorm_steps);
+#undef SEP
+#undef INT_FIELD
+#undef NUM_FIELD
+#undef BOOL_FIELD
+    return b.data; /* NULL when nothing was appended */
+}
+
 /* ---- JSON ---- */
 
 char *lnl_config_to_json(const LnlConfig *c) {

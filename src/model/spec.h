@@ -75,6 +75,14 @@ int lnl_config_override(LnlConfig *c, const char *spec, LnlErr *e);
 /* Checks sizes and spec for consistency (heads divide dim, b2t only on mlp, ...). */
 int lnl_config_validate(const LnlConfig *c, LnlErr *e);
 
+/* What a built model computes differently under `now` than under `was` (a file's config and
+ * the one the command line made of it): sizes, norm kind, eps, dt, the final and embedding norms,
+ * the embedding scale, the per-layer spec (named by its preset), Mix-LN's ratio and BranchNorm's
+ * schedule where the spec uses them; init rules are not compared (they do not change a built
+ * model). Returns NULL when nothing differs, else one line such as "preset post -> b2t, dt 1 ->
+ * 0.1" (caller frees). */
+char *lnl_config_diff(const LnlConfig *was, const LnlConfig *now);
+
 /* The config as the JSON string stored in safetensors __metadata__["lnlab.config"] and in
  * RUN/config.json (format documented in docs/FORMATS.md). Caller frees. */
 char *lnl_config_to_json(const LnlConfig *c);

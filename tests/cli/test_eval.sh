@@ -59,7 +59,7 @@ import json, math, sys
 text = open(sys.argv[1]).read()
 assert text.count('\n') == 1, 'expected one line'
 o = json.loads(text)
-want = {'val_loss', 'perplexity', 'tokens', 'batches', 'batch', 'seq', 'placement'}
+want = {'val_loss', 'perplexity', 'tokens', 'batches', 'batch', 'seq', 'placement', 'run_id'}
 assert set(o) == want, 'keys %s' % sorted(o)
 assert math.isfinite(o['val_loss']), 'val_loss %r' % o['val_loss']
 assert abs(o['perplexity'] - math.exp(o['val_loss'])) <= 1e-12 * o['perplexity'], 'perplexity'
@@ -87,6 +87,75 @@ else fail eval_default_seq "$(cat err.txt)"; fi
 if "$LNLAB" eval --model $M --data data --batch $B --seq $T --dt 0.5 >edt.txt 2>err.txt && ! cmp -s e.txt edt.txt; then
   check_line eval_override_dt edt.txt $want
 else fail eval_override_dt "$(cat err.txt) $(cat edt.txt)"; fi
+
+# What is loaded is what the files say. An override that changes what the model computes is
+# noted in one stderr line naming the file (here Post-LN evaluated as B2T: same tensors); one
+# that changes nothing is not.
+NOTE="lnlab: note: $M: the command line overrides the file's config:"
+if "$LNLAB" eval --model $M --data data --batch $B --seq $T --preset b2t >eb.txt 2>note.txt &&
+   [ "$(cat note.txt)" = "$NOTE preset post -> b2t" ] && ! cmp -s e.txt eb.txt; then ok eval_note_preset
+else fail eval_note_preset "stderr: $(cat note.txt)"; fi
+if "$LNLAB" eval --model $M --data data --batch $B --seq $T --dt 0.5 >/dev/null 2>note.txt &&
+   [ "$(cat note.txt)" = "$NOTE dt 1 -> 0.5" ]; then ok eval_note_dt
+else fail eval_note_dt "stderr: $(cat note.txt)"; fi
+if "$LNLAB" eval --model $M --data data --batch $B --seq $T --preset post --dt 1 >en.txt 2>note.txt &&
+   [ ! -s note.txt ] && cmp -s e.txt en.txt; then ok eval_no_note_without_change
+else fail eval_no_note_without_change "stderr: $(cat note.txt)"; fi
+
+# The model config is covered by a checksum in the file's metadata: an edited config is refused;
+# a file without the checksum (older lnlab) loads and is read as its config says.
+"$PY" - $M <<'EOF2' || fail setup_edited_config "python edit failed"
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+cfg = json.loads(h['__metadata__']['lnlab.config'])
+cfg['dt'] = 2.0
+def save(path, h):
+    hdr = json.dumps(h, separators=(',', ':')).encode()
+    hdr += b' ' * (-len(hdr) % 8)
+    open(path, 'wb').write(struct.pack('<Q', len(hdr)) + hdr + b[8 + n:])
+h['__metadata__']['lnlab.config'] = json.dumps(cfg, separators=(',', ':'))
+save('edited.safetensors', h)
+h['__metadata__'].pop('lnlab.config.crc32', None)
+save('nocrc.safetensors', h)
+EOF2
+expect_error config_checksum 1 '^lnlab: error: --model: edited\.safetensors: the model config in __metadata__ does not match its checksum \(edited\?\)' \
+  -- "$LNLAB" eval --batch $B --seq $T --model edited.safetensors --data data
+if "$LNLAB" eval --model nocrc.safetensors --data data --batch $B --seq $T >e_old.txt 2>err.txt &&
+   "$LNLAB" eval --model $M --data data --batch $B --seq $T --dt 2 >e_dt2.txt 2>/dev/null && cmp -s e_old.txt e_dt2.txt &&
+   [ ! -s err.txt ]; then ok config_without_checksum_loads
+else fail config_without_checksum_loads "$(cat err.txt) $(cat e_old.txt e_dt2.txt)"; fi
+
+# Model and data must agree: a vocabulary other than meta.json's is refused, naming both (for a
+# prepared directory and for a shard beside its meta.json); a malformed meta.json is an error
+# naming it; a directory without meta.json (llm.c data) is fine.
+mkdir -p gdata bad1 bad2 nometa && cp data/train.bin data/val.bin gdata/ && cp data/val.bin bad1/ &&
+  cp data/val.bin bad2/ && cp data/val.bin nometa/
+"$PY" -c 'import json; m = json.load(open("data/meta.json")); m.update(tokenizer="gpt2", vocab_size=50257, eot=50256)
+json.dump(m, open("gdata/meta.json", "w"))'
+printf '{"vocab_size": "abc",' >bad1/meta.json
+printf '{"format": "lnlab prepared dataset", "vocab_size": "abc"}' >bad2/meta.json
+V="model $M has vocab 257 \\(byte\\) but data gdata/meta\\.json says gpt2, 50257"
+expect_error vocab_mismatch_dir 1 "^lnlab: error: --data: $V\$" -- "$LNLAB" eval --batch $B --seq $T --model $M --data gdata
+expect_error vocab_mismatch_shard 1 "^lnlab: error: --data: $V\$" -- \
+  "$LNLAB" eval --batch $B --seq $T --model $M --data gdata/val.bin
+expect_error meta_not_json 1 '^lnlab: error: --data: bad1/meta\.json: not valid JSON' -- \
+  "$LNLAB" eval --batch $B --seq $T --model $M --data bad1
+expect_error meta_bad_vocab 1 "^lnlab: error: --data: bad2/meta\\.json: field 'vocab_size' is \"abc\", expected an integer" -- \
+  "$LNLAB" eval --batch $B --seq $T --model $M --data bad2
+if "$LNLAB" eval --model $M --data nometa --batch $B --seq $T >enm.txt 2>err.txt && cmp -s e.txt enm.txt; then
+  ok no_meta_json_is_fine
+else fail no_meta_json_is_fine "$(cat err.txt)"; fi
+
+# train --init-from loads through the same path: the same refusal, and the note even with --quiet.
+TR=(train --batch 2 --seq 16 --steps 1 --eval-batches 1 --quiet --init-from "$M")
+expect_error train_init_vocab_mismatch 1 "^lnlab: error: --data: model /.*/$M has vocab 257 \\(byte\\) but data /.*/gdata/meta\\.json says gpt2, 50257\$" \
+  -- "$LNLAB" "${TR[@]}" --data gdata --out run_bad
+if "$LNLAB" "${TR[@]}" --data data --out run_dt --dt 0.5 >/dev/null 2>note.txt &&
+   grep -Eq "^lnlab: note: /.*/$M: the command line overrides the file's config: dt 1 -> 0\.5\$" note.txt &&
+   [ "$(wc -l <note.txt)" -eq 1 ]; then ok train_init_note_despite_quiet
+else fail train_init_note_despite_quiet "stderr: $(cat note.txt)"; fi
 
 # error cases: one line on stderr, nothing on stdout
 head -c 3000 $M >trunc.safetensors

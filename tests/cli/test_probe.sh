@@ -26,7 +26,7 @@ iters = int(sys.argv[6]) if sys.argv[6] else None
 text = open(path).read()
 assert text.count('\n') == 1 and text.endswith('\n'), 'expected one line of JSON'
 o = json.loads(text)
-top = {'loss', 'placement', 'layers', 'norm', 'dt', 'batch', 'seq', 'sensitivity_iters', 'growth'}
+top = {'loss', 'placement', 'run_id', 'layers', 'norm', 'dt', 'batch', 'seq', 'sensitivity_iters', 'growth'}
 assert set(o) == top, 'top-level keys %s' % sorted(o)
 per = {'layer', 'hidden_mean_abs', 'hidden_var', 'hidden_var_data', 'grad_norm', 'sensitivity', 'dx_norm'}
 def finite(x, what):
@@ -117,6 +117,27 @@ else fail probe_override_dt "$(cat err.txt) dt $(field pdt.json dt 2>/dev/null)"
 if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --seq 8 --json >ps.json 2>err.txt; then
   check_json probe_short_seq ps.json post $L 2 8
 else fail probe_short_seq "$(cat err.txt)"; fi
+
+# an override that changes what the model computes is noted in one stderr line; stdout stays JSON
+if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --seq 16 --preset b2t --json >pb.json 2>note.txt &&
+   [ "$(field pb.json placement)" = "'b2t'" ] &&
+   [ "$(cat note.txt)" = "lnlab: note: $M: the command line overrides the file's config: preset post -> b2t" ]; then
+  ok probe_note_preset
+else fail probe_note_preset "stderr: $(cat note.txt)"; fi
+
+# model and data must agree on the vocabulary (data/meta.json: byte, 257): a GPT-2 dataset is
+# refused, naming both; a meta.json that cannot be read or is of a newer format is an error
+mkdir -p gdata newer dirmeta/meta.json && cp data/train.bin gdata/ && cp data/train.bin newer/ && cp data/train.bin dirmeta/
+"$PY" -c 'import json; m = json.load(open("data/meta.json")); m.update(tokenizer="gpt2", vocab_size=50257, eot=50256)
+json.dump(m, open("gdata/meta.json", "w")); m = json.load(open("data/meta.json")); m["format_version"] = 9
+json.dump(m, open("newer/meta.json", "w"))'
+expect_error vocab_mismatch 1 \
+  "^lnlab: error: --data: model $M has vocab 257 \\(byte\\) but data gdata/meta\\.json says gpt2, 50257\$" -- \
+  "$LNLAB" probe --batch 2 --seq 16 --model $M --data gdata
+expect_error meta_newer_format 1 '^lnlab: error: --data: newer/meta\.json: format_version 9 is newer' -- \
+  "$LNLAB" probe --batch 2 --seq 16 --model $M --data newer/train.bin
+expect_error meta_unreadable 1 '^lnlab: error: --data: dirmeta/meta\.json' -- \
+  "$LNLAB" probe --batch 2 --seq 16 --model $M --data dirmeta
 
 # error cases: one line on stderr, nothing on stdout
 head -c 3000 $M >trunc.safetensors

@@ -54,8 +54,17 @@ S --prompt "$p" --tokens 10 --temperature 0 >g5.txt 2>g5.err
 if [ ${#p} -eq 12 ] && cmp -s g1.txt g5.txt && grep -q '^sample: prompt 12 tokens' g5.err; then ok prefill_continues_greedy
 else fail prefill_continues_greedy "'$(od -An -c g5.txt | head -2)' vs '$(od -An -c g1.txt | head -2)': $(cat g5.err)"; fi
 # a model flag overrides the file's config (the residual step changes what greedy picks)
-S --prompt "ab" --tokens 20 --temperature 0 --dt 0.05 >g4.txt 2>/dev/null
+S --prompt "ab" --tokens 20 --temperature 0 --dt 0.05 >g4.txt 2>g4.err
 if [ -s g4.txt ] && ! cmp -s g1.txt g4.txt; then ok dt_override; else fail dt_override "--dt 0.05 changed nothing"; fi
+# ... and says so in one stderr line (before the speed line), naming the file and the change
+if [ "$(head -1 g4.err)" = "lnlab: note: $M: the command line overrides the file's config: dt 1 -> 0.05" ] &&
+   [ "$(wc -l <g4.err)" -eq 2 ]; then ok dt_override_noted
+else fail dt_override_noted "stderr: $(cat g4.err)"; fi
+# without --tokenizer the tokenizer follows the model's vocabulary: 257 tokens is the byte
+# tokenizer (no GPT-2 vocabulary needed)
+if LNLAB_VOCAB="$TMP/none" "$LNLAB" sample --model "$M" --prompt "ab" --tokens 20 --temperature 0 >g6.txt 2>g6.err &&
+   cmp -s g1.txt g6.txt; then ok tokenizer_from_model_vocab
+else fail tokenizer_from_model_vocab "$(cat g6.err)"; fi
 # no prompt: starts from end-of-text, which is not printed
 S --tokens 31 --temperature 0 >e.txt 2>e.err || fail no_prompt "$(cat e.err)"
 if [ -s e.txt ] && ! grep -q endoftext e.txt; then ok no_prompt; else fail no_prompt "$(head -c 60 e.txt)"; fi

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include "common/crc32.h"
 #include "common/perturb.h"
 #include "io/llmc.h"
 #include "io/model_io.h"
@@ -129,6 +130,109 @@ static void test_overrides_on_load(void) {
     lnl_model_free(&a);
 }
 
+/* Replaces the first occurrence of `from` in the file by `to` (same length: the layout stays). */
+static int edit_file(const char *path, const char *from, const char *to) {
+    char *buf;
+    size_t n;
+    LnlErr e;
+    if (lnl_read_file(path, &buf, &n, &e)) return -1;
+    char *at = n > 8 ? strstr(buf + 8, from) : NULL; /* the JSON header, after its length, holds no NUL */
+    int r = -1;
+    if (at && strlen(from) == strlen(to)) {
+        memcpy(at, to, strlen(to));
+        r = lnl_write_file_atomic(path, buf, n, &e);
+    }
+    free(buf);
+    return r;
+}
+
+/* The config in __metadata__ is covered by LNL_META_CONFIG_CRC: an edited config is refused, a
+ * file without the checksum (older lnlab) loads as its config says. */
+static void test_config_checksum(void) {
+    LnlConfig c;
+    small(&c, "post", LNL_NORM_LAYERNORM);
+    c.dt = 0.25f;
+    LnlModel a, b;
+    LnlErr e;
+    CHECK(make_model(&a, &c) == 0, "create");
+    char *p = path_in("crc.safetensors");
+    CHECK(lnl_model_save(&a, p, &e) == 0, "%s", e.msg);
+    LnlSafetensors st;
+    CHECK(lnl_st_open(&st, p, &e) == 0, "%s", e.msg);
+    const char *cfg = lnl_st_meta(&st, LNL_META_CONFIG), *crc = lnl_st_meta(&st, LNL_META_CONFIG_CRC);
+    char want[16] = "";
+    if (cfg) snprintf(want, sizeof want, "%08x", (unsigned)lnl_crc32(0, cfg, strlen(cfg)));
+    CHECK(cfg && crc && strcmp(crc, want) == 0, "config checksum %s, expected %s", crc ? crc : "(none)", want);
+    lnl_st_close(&st);
+
+    CHECK(edit_file(p, "\\\"dt\\\":0.25", "\\\"dt\\\":0.50") == 0, "edit"); /* escaped in the header */
+    e.msg[0] = 0;
+    int r = lnl_model_load(&b, p, NULL, NULL, &e);
+    CHECK(r != 0 && strstr(e.msg, p) && strstr(e.msg, "the model config in __metadata__ does not match its checksum") &&
+              !strchr(e.msg, '\n'),
+          "edited config: %s", e.msg);
+    if (r == 0) lnl_model_free(&b);
+    /* the same file without the checksum key (renamed: unknown keys are ignored) */
+    CHECK(edit_file(p, "\"" LNL_META_CONFIG_CRC "\"", "\"lnlab.config.crc99\"") == 0, "edit key");
+    r = lnl_model_load(&b, p, NULL, NULL, &e);
+    CHECK(r == 0, "file without config checksum: %s", e.msg);
+    if (r == 0) {
+        CHECK(b.cfg.dt == 0.5f && same_params(&a, &b), "dt %g", b.cfg.dt);
+        lnl_model_free(&b);
+    }
+    /* a checksum that is not 8 hex digits */
+    CHECK(lnl_model_save(&a, p, &e) == 0, "%s", e.msg);
+    CHECK(edit_file(p, want, "zzzzzzzz") == 0, "edit crc");
+    r = lnl_model_load(&b, p, NULL, NULL, &e);
+    CHECK(r != 0 && strstr(e.msg, "not 8 hex digits"), "bad checksum text: %s", e.msg);
+    if (r == 0) lnl_model_free(&b);
+    lnl_model_free(&a);
+}
+
+/* lnl_config_diff: what a built model computes differently, one line; nothing for a change of name. */
+static void test_config_diff(void) {
+    LnlConfig a, b;
+    LnlErr e;
+    small(&a, "post", LNL_NORM_LAYERNORM);
+    b = a;
+    char *d = lnl_config_diff(&a, &b);
+    CHECK(d == NULL, "same config: %s", d);
+    free(d);
+    b.dt = 0.1f;
+    d = lnl_config_diff(&a, &b);
+    CHECK(d && strcmp(d, "dt 1 -> 0.1") == 0, "dt: %s", d ? d : "(none)");
+    free(d);
+    b = a;
+    lnl_config_preset(&b, "b2t", &e);
+    d = lnl_config_diff(&a, &b);
+    CHECK(d && strcmp(d, "preset post -> b2t") == 0, "b2t: %s", d ? d : "(none)");
+    free(d);
+    b = a;
+    lnl_config_preset(&b, "pre", &e);
+    b.norm = LNL_NORM_RMSNORM;
+    b.n_head = 4;
+    d = lnl_config_diff(&a, &b);
+    CHECK(d && strcmp(d, "preset post -> pre, n_head 2 -> 4, norm layernorm -> rmsnorm, final_norm off -> on") == 0,
+          "pre: %s", d ? d : "(none)");
+    free(d);
+    /* --spec renames the preset "custom"; an edit that changes nothing is no difference */
+    b = a;
+    CHECK(lnl_config_override(&b, "post_norm=1", &e) == 0 && strcmp(b.preset, "custom") == 0, "%s", e.msg);
+    d = lnl_config_diff(&a, &b);
+    CHECK(d == NULL, "no-op --spec: %s", d);
+    free(d);
+    CHECK(lnl_config_override(&b, "mlp.b2t=1@2-2,embed_norm=1", &e) == 0, "%s", e.msg);
+    d = lnl_config_diff(&a, &b);
+    CHECK(d && strcmp(d, "preset post -> custom, embed_norm off -> on") == 0, "spec: %s", d ? d : "(none)");
+    free(d);
+    /* init rules do not change a built model */
+    b = a;
+    b.init_std = 0.5f;
+    d = lnl_config_diff(&a, &b);
+    CHECK(d == NULL, "init_std: %s", d);
+    free(d);
+}
+
 /* A file laid out as Hugging Face writes GPT-2: "transformer." prefix, Conv1D weights, the
  * tied lm_head and attention-mask buffers, no lnlab metadata, config.json beside it. */
 static void test_hugging_face_gpt2(void) {
@@ -168,6 +272,14 @@ static void test_hugging_face_gpt2(void) {
     CHECK(lnl_model_load(&b, mp, NULL, NULL, &e) == 0, "HF file did not load: %s", e.msg);
     CHECK(same_params(&a, &b) && strcmp(b.cfg.preset, "pre") == 0 && b.cfg.n_head == 2, "HF load differs");
     lnl_model_free(&b);
+    /* a config.json switch lnlab cannot honour refuses the file instead of loading another model */
+    const char *relu = "{\"model_type\": \"gpt2\", \"n_layer\": 4, \"n_head\": 2, \"n_embd\": 8, "
+                       "\"n_positions\": 6, \"vocab_size\": 13, \"activation_function\": \"relu\"}";
+    CHECK(lnl_write_file_atomic(cp, relu, strlen(relu), &e) == 0, "%s", e.msg);
+    int r = lnl_model_load(&b, mp, NULL, NULL, &e);
+    CHECK(r != 0 && strstr(e.msg, cp) && strstr(e.msg, "'activation_function' is \"relu\""), "relu accepted: %s",
+          e.msg);
+    if (r == 0) lnl_model_free(&b);
     unlink(cp); /* without config.json the sizes come from the shapes, heads from C / 64 */
     CHECK(lnl_model_load(&b, mp, NULL, NULL, &e) == 0, "HF file without config.json: %s", e.msg);
     CHECK(b.cfg.n_layer == 4 && b.cfg.n_embd == 8 && b.cfg.vocab_size == 13, "inferred sizes wrong");
@@ -210,6 +322,8 @@ int main(void) {
     RUN_TEST(test_safetensors_round_trip_all_presets);
     RUN_TEST(test_llmc_v3_for_plain_gpt2);
     RUN_TEST(test_overrides_on_load);
+    RUN_TEST(test_config_checksum);
+    RUN_TEST(test_config_diff);
     RUN_TEST(test_hugging_face_gpt2);
     RUN_TEST(test_bad_files);
     char cmd[400];

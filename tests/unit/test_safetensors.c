@@ -577,6 +577,27 @@ static void test_hfconfig(void) {
                      " \"n_inner\": 0}",
                      "field 'n_inner' is 0");
     expect_cfg_error("{\"model_type\": \"llama\", \"num_hidden_layers\": 2}", "'model_type' is \"llama\"");
+
+    /* fields that change what the model computes are refused, naming the field and the value */
+#define SIZES "\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 8, \"n_positions\": 16, \"vocab_size\": 50, "
+    const char *fine = "{" SIZES "\"activation_function\": \"gelu_pytorch_tanh\", \"scale_attn_weights\": true,"
+                       " \"scale_attn_by_inverse_layer_idx\": false, \"reorder_and_upcast_attn\": false,"
+                       " \"add_cross_attention\": false, \"tie_word_embeddings\": true, \"pruned_heads\": {},"
+                       " \"resid_pdrop\": 0.1, \"summary_type\": \"cls_index\"}";
+    write_bytes(path, fine, strlen(fine));
+    CHECK(lnl_hfconfig_read(path, &c, &e) == 0, "GPT-2's defaults spelled out: %s", e.msg);
+    expect_cfg_error("{" SIZES "\"activation_function\": \"relu\"}", "field 'activation_function' is \"relu\"");
+    expect_cfg_error("{" SIZES "\"activation_function\": \"gelu\"}", "field 'activation_function' is \"gelu\"");
+    expect_cfg_error("{" SIZES "\"activation_function\": 3}", "field 'activation_function' is not a string");
+    expect_cfg_error("{" SIZES "\"scale_attn_weights\": false}", "field 'scale_attn_weights' is false");
+    expect_cfg_error("{" SIZES "\"scale_attn_weights\": \"yes\"}", "field 'scale_attn_weights' is not a boolean");
+    expect_cfg_error("{" SIZES "\"scale_attn_by_inverse_layer_idx\": true}",
+                     "field 'scale_attn_by_inverse_layer_idx' is true");
+    expect_cfg_error("{" SIZES "\"reorder_and_upcast_attn\": true}", "field 'reorder_and_upcast_attn' is true");
+    expect_cfg_error("{" SIZES "\"add_cross_attention\": true}", "field 'add_cross_attention' is true");
+    expect_cfg_error("{" SIZES "\"tie_word_embeddings\": false}", "field 'tie_word_embeddings' is false");
+    expect_cfg_error("{" SIZES "\"pruned_heads\": {\"0\": [1]}}", "field 'pruned_heads' is not empty");
+#undef SIZES
 }
 
 static void test_hfconfig_beside(void) {

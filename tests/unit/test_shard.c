@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/dataset.h"
 #include "data/loader.h"
 #include "data/shard.h"
 #include "harness.h"
@@ -453,6 +454,64 @@ static void test_loader_dir(void) {
 
 /* ---- chunked tokenization: the cut rule against GPT-2's pre-tokenizer regex ---- */
 
+/* meta.json (dataset.h): absent is fine; present must be well formed; it is found beside a
+ * shard too; a model with another vocabulary is refused naming both files. */
+static void test_dataset_meta(void) {
+    char *dir = tpath("meta"), *meta = tpath("meta/meta.json"), *shard = tpath("meta/val.bin");
+    mkdir(dir, 0777);
+    int32_t ids[4] = {1, 2, 3, 4};
+    CHECK(write_shard(shard, ids, 4) == 0, "shard");
+    LnlDataMeta m;
+    LnlErr e = {""};
+    CHECK(lnl_data_meta_read(dir, &m, &e) == 0 && !m.present, "no meta.json: %s", e.msg);
+    CHECK(lnl_data_meta_read(tpath("nowhere"), &m, &e) == 0 && !m.present, "no data: %s", e.msg);
+    const char *good = "{\"format\": \"lnlab prepared dataset\", \"format_version\": 1, \"tokenizer\": \"byte\","
+                       " \"vocab_size\": 257, \"unknown_key\": [1]}";
+    write_bytes(meta, good, strlen(good));
+    for (int k = 0; k < 2; k++) {
+        CHECK(lnl_data_meta_read(k ? shard : dir, &m, &e) == 0 && m.present && m.vocab_size == 257 &&
+                  strcmp(m.tokenizer, "byte") == 0 && strcmp(m.path, meta) == 0,
+              "%s: %s", k ? "beside a shard" : "directory", e.msg);
+        lnl_data_meta_free(&m);
+    }
+    CHECK(lnl_data_check_vocab(shard, "m.safetensors", 257, &e) == 0, "same vocabulary: %s", e.msg);
+    char want[700];
+    snprintf(want, sizeof want, "model m.safetensors has vocab 50257 (gpt2) but data %s says byte, 257", meta);
+    CHECK(lnl_data_check_vocab(dir, "m.safetensors", 50257, &e) == -1 && strcmp(e.msg, want) == 0, "mismatch: %s",
+          e.msg);
+    snprintf(want, sizeof want, "model m.safetensors has vocab 300 but data %s says byte, 257", meta);
+    CHECK(lnl_data_check_vocab(dir, "m.safetensors", 300, &e) == -1 && strcmp(e.msg, want) == 0, "mismatch: %s",
+          e.msg);
+    static const struct {
+        const char *json, *want;
+    } bad[] = {
+        {"{\"vocab_size\": \"abc\",", "not valid JSON"},
+        {"[257]", "not a JSON object"},
+        {"{\"tokenizer\": \"byte\"}", "missing field 'vocab_size'"},
+        {"{\"vocab_size\": \"abc\"}", "field 'vocab_size' is \"abc\", expected an integer in [2, 16777216]"},
+        {"{\"vocab_size\": 1.5}", "field 'vocab_size' is 1.5"},
+        {"{\"vocab_size\": 257, \"tokenizer\": 7}", "field 'tokenizer' is 7"},
+        {"{\"vocab_size\": 300, \"tokenizer\": \"byte\"}", "tokenizer \"byte\" has 257 tokens, but vocab_size is 300"},
+        {"{\"vocab_size\": 257, \"format_version\": 2}", "format_version 2 is newer than this lnlab understands (1)"},
+        {"{\"vocab_size\": 257, \"format\": \"other\"}", "field 'format' is \"other\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_bytes(meta, bad[i].json, strlen(bad[i].json));
+        e.msg[0] = 0;
+        CHECK(lnl_data_meta_read(dir, &m, &e) == -1 && strncmp(e.msg, meta, strlen(meta)) == 0 &&
+                  strstr(e.msg, bad[i].want),
+              "'%s': '%s' lacks '%s'", bad[i].json, e.msg, bad[i].want);
+        LnlLoader l; /* the loader refuses it too, even for a shard given as a file */
+        CHECK(lnl_loader_open(&l, shard, NULL, 1, 2, 0, &e) == -1 && strstr(e.msg, bad[i].want), "loader: %s", e.msg);
+    }
+    unlink(meta);
+    unlink(shard);
+    rmdir(dir);
+    free(dir);
+    free(meta);
+    free(shard);
+}
+
 static const char *GPT2_PAT =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
@@ -549,6 +608,7 @@ int main(void) {
     RUN_TEST(test_loader_exact_fit);
     RUN_TEST(test_loader_resume);
     RUN_TEST(test_loader_dir);
+    RUN_TEST(test_dataset_meta);
     RUN_TEST(test_text_cut);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
