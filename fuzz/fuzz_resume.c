@@ -1,6 +1,6 @@
 /* Fuzz target: what `lnlab train --resume RUN` reads besides checkpoints: RUN/config.json (the
  * training flags come back from its "train" object, src/cli/train_resume.h) and RUN/log.jsonl
- * (cut after the resumed step, src/train/checkpoint.h). The first input byte picks which. */
+ * (cut after the resumed step, src/train/runlog.h). The first input byte picks which. */
 #include "cli/train_resume.h"
 #include "fuzz_common.h"
 #include "train/checkpoint.h"
@@ -10,10 +10,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     LnlErr e = {""};
     if (data[0] & 1) {
         const char *path = fuzz_file("log.jsonl", data + 1, size - 1);
-        FILE *f;
-        int r = lnl_log_reopen(path, (long)(data[0] >> 1), &f, &e);
-        fuzz_check(r, &e, "lnl_log_reopen");
-        if (r == 0) fclose(f);
+        LnlRunLog l;
+        int r = lnl_runlog_resume(&l, path, (long)(data[0] >> 1), NULL, &e);
+        fuzz_check(r, &e, "lnl_runlog_resume");
+        if (r == 0) lnl_runlog_close(&l);
         return 0;
     }
     fuzz_file("config.json", data + 1, size - 1);

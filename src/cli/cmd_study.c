@@ -94,12 +94,14 @@ int cmd_study(int argc, char **argv) {
         return 0;
     }
 
-    LnlStudyOpts o = {"/proc/self/exe", out, quiet, 0, 0};
+    char *self = lnl_exe_path(); /* the children run this same program */
+    LnlStudyOpts o = {self, out, quiet, 0, 0};
     LnlStudySummary sum;
     LnlDist dist = {0}; /* without --mpi the study never joins an MPI job: rank 0 of 1 */
     dist.size = 1;
     if (mpi && lnl_dist_init(&dist, &e)) lnl_die(1, "%s", e.msg);
     int code = lnl_study_run_mpi(&c, &o, &dist, &sum, &e);
+    free(self);
     const int root = dist.rank == 0;
     lnl_dist_free(&dist);
     if (root && (code == 0 || (code == 1 && sum.verdicts))) {

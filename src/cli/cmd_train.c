@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../data/dataset.h"
 #include "../io/model_io.h"
 #include "../train/memcheck.h"
 #include "../train/signals.h"
@@ -26,31 +27,14 @@ static int override_hook(LnlConfig *c, void *ctx, LnlErr *e) {
     return lnl_mem_check(c, h->B, h->T, e);
 }
 
-/* The vocabulary size recorded by `lnlab prepare` in DIR/meta.json, or 0. */
-static int meta_vocab(const char *data) {
-    char *path = lnl_path_join(data, "meta.json");
-    char *text = NULL;
-    LnlErr e;
-    int v = 0;
-    if (lnl_read_file(path, &text, NULL, &e) == 0) {
-        cJSON *o = cJSON_Parse(text);
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, "vocab_size");
-        if (cJSON_IsNumber(it) && it->valuedouble >= 2 && it->valuedouble < (1 << 24)) v = (int)it->valuedouble;
-        cJSON_Delete(o);
-    }
-    free(text);
-    free(path);
-    return v;
-}
-
 int cmd_train(int argc, char **argv) {
     LnlModelFlags mf;
     const char *data = NULL, *out = NULL, *init_from = NULL, *schedule = "cosine";
     long long batch = 8, steps = 100, total_batch = 0, warmup = 0, seed = 1337, eval_every = 0, eval_batches = 20,
               ckpt_every = 0;
     double lr = 6e-4, min_frac = 0.1, beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8, wd = 0.1, clip = 1.0;
-    int quiet = 0, zero = 0;
-    enum { NX = 21 };
+    int quiet = 0, zero = 0, overwrite = 0;
+    enum { NX = 22 };
     LnlFlag flags[LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS + LNL_RESUME_NFLAGS];
     LnlMonitorFlags monf;
     LnlResumeFlags rf;
@@ -77,6 +61,7 @@ int cmd_train(int argc, char **argv) {
         {"--checkpoint-every", LNL_FLAG_INT, &ckpt_every, "write RUN/checkpoints/model_STEP.safetensors every K steps (0 = off)", 0, 1LL << 40, NULL, 0},
         {"--quiet", LNL_FLAG_BOOL, &quiet, "no progress line", 1, 0, NULL, 0},
         {"--zero", LNL_FLAG_BOOL, &zero, "under mpirun: shard the AdamW moments over the processes (ZeRO-1)", 1, 0, NULL, 0},
+        {"--overwrite", LNL_FLAG_BOOL, &overwrite, "replace a run already in --out (its files and checkpoints are deleted first)", 1, 0, NULL, 0},
     };
     memcpy(flags + LNL_MODEL_NFLAGS, extra, sizeof extra);
     lnl_monitor_flags_init(&monf, flags + LNL_MODEL_NFLAGS + NX);
@@ -114,12 +99,14 @@ int cmd_train(int argc, char **argv) {
     if (dist.rank != 0) quiet = 1;
     LnlModel m;
     LnlFlag *vocab_flag = lnl_flags_find(flags, nflags, "--vocab");
-    if (!vocab_flag->seen && !init_from) {
-        int v = meta_vocab(data);
-        if (v) {
-            mf.vocab = v;
+    if (!vocab_flag->seen && !init_from) { /* the vocabulary `lnlab prepare` recorded, if any */
+        LnlDataMeta dm;
+        if (lnl_data_meta_read(data, &dm, &e)) lnl_die(1, "--data: %s", e.msg);
+        if (dm.present) {
+            mf.vocab = dm.vocab_size;
             vocab_flag->seen = 1;
         }
+        lnl_data_meta_free(&dm);
     }
     Hook h = {&mf, flags, (int)batch, (int)mf.seq};
     LnlTrainState rs;
@@ -136,7 +123,7 @@ int cmd_train(int argc, char **argv) {
         free(c);
         if (lnl_ckpt_load_latest(out, &m, NULL, NULL, &rs, stderr, &e)) lnl_die(1, "%s", e.msg);
     } else if (init_from) {
-        if (lnl_model_load(&m, init_from, override_hook, &h, &e)) lnl_die(1, "%s", e.msg);
+        if (lnl_model_flags_load(&m, init_from, data, override_hook, &h, &e)) lnl_die(1, "%s", e.msg);
     } else {
         LnlConfig *c = lnl_malloc(sizeof *c);
         if (lnl_model_flags_config(&mf, flags, c, &e)) lnl_die(2, "%s", e.msg);
@@ -175,6 +162,17 @@ int cmd_train(int argc, char **argv) {
     o.stop_after = rf.stop_after;
     o.resume = rf.resume ? &rs : NULL;
     o.dist = &dist;
+    o.overwrite = overwrite;
+    char run_id[LNL_RUN_ID_MAX] = "";
+    if (rf.resume) { /* runs of an older lnlab have none */
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(saved, "run_id");
+        if (id && (!cJSON_IsString(id) || strlen(id->valuestring) >= sizeof run_id))
+            lnl_die(1, "%s/config.json: run_id is not a string of at most %zu characters", out, sizeof run_id - 1);
+        if (id) snprintf(run_id, sizeof run_id, "%s", id->valuestring);
+    } else if (lnl_train_new_run_id(run_id, &e)) {
+        lnl_die(1, "%s", e.msg);
+    }
+    o.run_id = run_id;
     cJSON *hp = cJSON_CreateObject();
     cJSON_AddStringToObject(hp, "data", data);
     if (init_from) cJSON_AddStringToObject(hp, "init_from", init_from);

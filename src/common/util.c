@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -300,6 +302,56 @@ int lnl_mkdir_p(const char *path, LnlErr *e) {
     return 0;
 }
 
+int lnl_dir_lock(const char *dir, const char *name, const char *what, int *fd, LnlErr *e) {
+    char *path = lnl_path_join(dir, name);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (*fd < 0) {
+        int r = lnl_err(e, "%s: cannot create the lock file: %s", path, strerror(errno));
+        free(path);
+        return r;
+    }
+    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char buf[32] = "";
+        ssize_t n = pread(*fd, buf, sizeof buf - 1, 0);
+        buf[n > 0 ? n : 0] = 0;
+        long pid = strtol(buf, NULL, 10);
+        close(*fd);
+        *fd = -1;
+        free(path);
+        if (err != EWOULDBLOCK) return lnl_err(e, "%s/%s: cannot lock: %s", dir, name, strerror(err));
+        if (pid > 0) return lnl_err(e, "%s: another lnlab %s (PID %ld) is using this directory", dir, what, pid);
+        return lnl_err(e, "%s: another lnlab %s is using this directory", dir, what);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    /* the PID is a courtesy for the message above; the lock itself is the flock */
+    if (ftruncate(*fd, 0) != 0 || pwrite(*fd, pid, (size_t)n, 0) != n) {
+        int r = lnl_err(e, "%s: cannot write the lock file: %s", path, strerror(errno));
+        close(*fd);
+        *fd = -1;
+        free(path);
+        return r;
+    }
+    free(path);
+    return 0;
+}
+
+int lnl_random_hex(char *out, size_t n, LnlErr *e) {
+    unsigned char b[64];
+    if (n > sizeof b) n = sizeof b;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(b + got, n - got, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return lnl_err(e, "getrandom: %s", strerror(errno));
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+    out[2 * n] = 0;
+    return 0;
+}
+
 char *lnl_path_join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
     char *p = lnl_malloc(a + b + 2);
@@ -337,11 +389,20 @@ int lnl_path_absolute(const char *path, char **out, LnlErr *e) {
     return 0;
 }
 
-char *lnl_exe_dir(void) {
+char *lnl_exe_path(void) {
     char buf[4096];
     ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0) return lnl_strdup(".");
+    if (n <= 0 || n >= (ssize_t)sizeof buf - 1) return lnl_strdup("/proc/self/exe");
     buf[n] = 0;
+    return lnl_strdup(buf);
+}
+
+char *lnl_exe_dir(void) {
+    char *path = lnl_exe_path();
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    free(path);
+    if (buf[0] != '/') return lnl_strdup(".");
     char *slash = strrchr(buf, '/');
     if (!slash) return lnl_strdup(".");
     if (slash == buf) slash[1] = 0;

@@ -69,6 +69,15 @@ int lnl_write_file_atomic(const char *path, const void *buf, size_t n, LnlErr *e
 
 /* Creates a directory and its parents (like mkdir -p). */
 int lnl_mkdir_p(const char *path, LnlErr *e);
+/* Takes DIR/NAME (created if missing) as an exclusive lock held until *fd is closed (at exit at
+ * the latest, so a killed holder leaves no stale lock): the directory belongs to this process.
+ * The holder's PID is written into the file; when another process holds the lock, the error
+ * names it: "DIR: another lnlab WHAT (PID N) is using this directory". The descriptor is not
+ * inherited by children (O_CLOEXEC). */
+int lnl_dir_lock(const char *dir, const char *name, const char *what, int *fd, LnlErr *e);
+/* n random bytes from the kernel as 2n lowercase hex digits into out (room for 2n+1). Fails only
+ * if the kernel has no randomness to give. */
+int lnl_random_hex(char *out, size_t n, LnlErr *e);
 /* Joins a directory and a name into a new string. */
 char *lnl_path_join(const char *dir, const char *name);
 /* path made absolute: a relative path is prefixed with the current directory (as getcwd reports
@@ -78,6 +87,9 @@ char *lnl_path_join(const char *dir, const char *name);
 int lnl_path_absolute(const char *path, char **out, LnlErr *e);
 /* Directory holding the running executable (from /proc/self/exe), or "." if unknown. */
 char *lnl_exe_dir(void);
+/* The running executable's path (readlink of /proc/self/exe, which valgrind reports as the program
+ * it runs, not itself), or "/proc/self/exe" if it cannot be read. Caller frees. */
+char *lnl_exe_path(void);
 
 /* Strict number parsing: the whole string must be a finite number in range. `what` names the
  * flag or field for the message. */

@@ -688,11 +688,9 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
     {
         char name[64] = ".lock";
         if (o->nshards > 1 && o->shard > 0) snprintf(name, sizeof name, ".lock.shard%d", o->shard);
-        char *lock = lnl_path_join(o->out, name);
-        lock_fd = open(lock, O_RDWR | O_CREAT, 0666);
-        free(lock);
-        if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-            lnl_err(e, "--out %s: another lnlab study is running in this directory", o->out);
+        if (lnl_dir_lock(o->out, name, "study", &lock_fd, e)) {
+            LnlErr why = *e;
+            lnl_err(e, "--out %s", why.msg);
             goto done;
         }
     }

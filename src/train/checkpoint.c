@@ -54,6 +54,10 @@ int lnl_state_write(const char *path, const LnlStateRefs *s, LnlErr *e) {
     lnl_stw_meta(&w, "format", LNL_STATE_FORMAT);
     lnl_stw_meta(&w, "version", ver);
     lnl_stw_meta(&w, "step", stepstr);
+    char crc[16];
+    snprintf(crc, sizeof crc, "%08x", (unsigned)s->data_crc);
+    lnl_stw_meta(&w, "data.crc32", crc);
+    if (s->run_id && s->run_id[0]) lnl_stw_meta(&w, "run_id", s->run_id);
     int r = lnl_stw_write(&w, path, e);
     lnl_stw_free(&w);
     return r;
@@ -143,6 +147,22 @@ int lnl_state_read(const char *path, LnlTrainState *out, LnlErr *e) {
         get_raw(&st, "data.tokens", LNL_ST_U64, 0, 1, &s.data_tokens, e) ||
         get_raw(&st, "rng.state", LNL_ST_U64, 1, 4, s.rng.s, e))
         goto done;
+    const char *id = lnl_st_meta(&st, "run_id"), *crc = lnl_st_meta(&st, "data.crc32");
+    if (id && (strlen(id) + 1 > sizeof s.run_id || !*id)) {
+        lnl_err(e, "%s: metadata run_id is empty or longer than %zu characters", path, sizeof s.run_id - 1);
+        goto done;
+    }
+    if (id) snprintf(s.run_id, sizeof s.run_id, "%s", id);
+    if (crc) {
+        char *end;
+        unsigned long x = strtoul(crc, &end, 16);
+        if (strlen(crc) != 8 || *end) {
+            lnl_err(e, "%s: metadata data.crc32 '%s' is not 8 hex digits", path, crc);
+            goto done;
+        }
+        s.have_data_crc = 1;
+        s.data_crc = (uint32_t)x;
+    }
     for (int i = 0; i < st.n; i++) {
         const char *name = st.tensors[i].name;
         if (strncmp(name, "extra.", 6) != 0) continue;
@@ -189,6 +209,18 @@ int lnl_state_apply(const LnlTrainState *st, const LnlStateRefs *to, LnlErr *e) 
         return lnl_err(e, "training state: the train split had %llu tokens when saved and has %llu now (the data "
                           "changed; a resumed run would not match)",
                        (unsigned long long)st->data_tokens, (unsigned long long)to->train->total);
+    if (st->have_data_crc && st->data_crc != to->data_crc)
+        return lnl_err(e, "training state: the data's content changed since the checkpoint (CRC-32 of the train and val "
+                          "splits %08x then, %08x now; same token count): a resumed run would not match",
+                       (unsigned)st->data_crc, (unsigned)to->data_crc);
+    if (st->run_id[0] && to->run_id && to->run_id[0] && strcmp(st->run_id, to->run_id) != 0)
+        return lnl_err(e, "training state: the checkpoint belongs to run %s, this run is %s (RUN/config.json): "
+                          "checkpoints of another run",
+                       st->run_id, to->run_id);
+    if (!st->run_id[0] != !(to->run_id && to->run_id[0]))
+        return lnl_err(e, "training state: the checkpoint has %s run id and RUN/config.json has %s: checkpoints of "
+                          "another run",
+                       st->run_id[0] ? "a" : "no", to->run_id && to->run_id[0] ? "one" : "none");
     for (int i = 0; i < to->nextra; i++) {
         const LnlStateExtra *x = &to->extra[i];
         int k = 0;
@@ -292,13 +324,15 @@ static void prune(const char *run, long keep) {
     }
 }
 
-int lnl_ckpt_save(const char *run, const LnlModel *m, const LnlStateRefs *s, FILE *log, long keep, LnlErr *e) {
+int lnl_ckpt_save(const char *run, const LnlModel *m, const LnlStateRefs *s, LnlRunLog *log, long keep, LnlErr *e) {
     char *dir = lnl_path_join(run, LNL_CKPT_DIR);
     int r = lnl_mkdir_p(dir, e);
     free(dir);
     if (r) return -1;
-    if (log && (fflush(log) != 0 || fsync(fileno(log)) != 0))
-        return lnl_err(e, "%s/log.jsonl: cannot write the log: %s", run, strerror(errno));
+    if (log && lnl_runlog_sync(log, e)) {
+        LnlErr why = *e;
+        return lnl_err(e, "checkpoint at step %ld not saved (earlier checkpoints are intact): %s", s->step, why.msg);
+    }
     char *mp = lnl_ckpt_path(run, "model", s->step), *sp = lnl_ckpt_path(run, "state", s->step);
     char stepstr[32];
     snprintf(stepstr, sizeof stepstr, "%ld", s->step);
@@ -396,31 +430,4 @@ int lnl_ckpt_load_latest(const char *run, LnlModel *m, LnlConfigHook hook, void 
     }
     free(steps);
     return r;
-}
-
-/* ---------------------------------------------------------------- the log */
-
-int lnl_log_reopen(const char *path, long step, FILE **out, LnlErr *e) {
-    *out = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    if (access(path, F_OK) == 0 && lnl_read_file(path, &text, &len, e)) return -1;
-    size_t keep = 0;
-    while (keep < len) {
-        char *nl = memchr(text + keep, '\n', len - keep);
-        if (!nl) break; /* a last line without its newline was cut short */
-        *nl = 0;
-        cJSON *o = cJSON_Parse(text + keep);
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "step");
-        int stop = !cJSON_IsObject(o) || (cJSON_IsNumber(s) && s->valuedouble > (double)step);
-        cJSON_Delete(o);
-        if (stop) break;
-        keep = (size_t)(nl - text) + 1;
-    }
-    free(text);
-    if (truncate(path, (off_t)keep) != 0 && errno != ENOENT)
-        return lnl_err(e, "%s: cannot cut the log at byte %zu: %s", path, keep, strerror(errno));
-    *out = fopen(path, "a");
-    if (!*out) return lnl_err(e, "%s: cannot open the log: %s", path, strerror(errno));
-    return 0;
 }

@@ -8,7 +8,9 @@
  * S is the number of optimizer steps done, 8 digits. Both files are written atomically and carry
  * per-tensor checksums (safetensors.h, LNL_ST_CRC_KEY); the model is written first, so a
  * checkpoint is complete when its state file exists. The state file is a safetensors file with
- * __metadata__ {"format": LNL_STATE_FORMAT, "version": "1", "step": "S"} and the tensors
+ * __metadata__ {"format": LNL_STATE_FORMAT, "version": "2", "step": "S", "run_id": ID (the run's id,
+ * RUN/config.json), "data.crc32": X (8 hex digits: lnl_train_data_crc32 of the train and val
+ * splits)} and the tensors
  *
  *   adam.m, adam.v   F32 (n)   AdamW moments, laid out like the model's parameter allocation
  *   adam.step        I64 ()    AdamW updates applied (its bias correction)
@@ -31,11 +33,16 @@
 #include "../data/loader.h"
 #include "../io/model_io.h"
 #include "optim.h"
+#include "runlog.h"
 
 #define LNL_CKPT_DIR "checkpoints"
 #define LNL_STATE_FORMAT "lnlab.train_state"
-#define LNL_STATE_VERSION 1
+/* 2 added the metadata "run_id" (the run the checkpoint belongs to) and "data.crc32" (the data's
+ * content); both are optional when reading. */
+#define LNL_STATE_VERSION 2
 #define LNL_STATE_MAX_EXTRA 16
+/* Room for a run id (LNL_RUN_ID_LEN hex digits in runs made now) and its NUL. */
+#define LNL_RUN_ID_MAX 40
 /* Metadata key of the step in checkpoint model files. */
 #define LNL_CKPT_STEP_KEY "lnlab.step"
 
@@ -59,6 +66,8 @@ typedef struct {
     long max_steps;     /* capacity of step_ms */
     int B, T;
     long grad_accum;
+    const char *run_id; /* the run's id ("" or NULL: none) */
+    uint32_t data_crc;  /* the data's checksum (checked on apply when the file has one) */
     LnlStateExtra extra[LNL_STATE_MAX_EXTRA];
     int nextra;
 } LnlStateRefs;
@@ -75,6 +84,9 @@ typedef struct {
     long grad_accum;
     double *step_ms;        /* (step) */
     uint64_t data_pos, data_tokens;
+    char run_id[LNL_RUN_ID_MAX]; /* "" in files of lnlab before state version 2 */
+    int have_data_crc;
+    uint32_t data_crc;
     LnlRng rng;
     int nextra;
     char *extra_name[LNL_STATE_MAX_EXTRA];
@@ -93,11 +105,11 @@ int lnl_state_apply(const LnlTrainState *st, const LnlStateRefs *to, LnlErr *e);
 /* "RUN/checkpoints/<kind>_SSSSSSSS.safetensors", kind "model" or "state". Caller frees. */
 char *lnl_ckpt_path(const char *run, const char *kind, long step);
 
-/* Writes checkpoint s->step: makes the log durable (fflush + fsync, so it holds every record
- * up to this step), writes the model, then the state. Then, if keep > 0, removes all but the
+/* Writes checkpoint s->step: makes the log durable (lnl_runlog_sync, so it holds every record
+ * up to this step; log may be NULL), writes the model, then the state. Then, if keep > 0, removes all but the
  * newest keep complete checkpoints (and any incomplete one older than those). On an error the
  * earlier checkpoints are untouched and the partial files are removed. */
-int lnl_ckpt_save(const char *run, const LnlModel *m, const LnlStateRefs *s, FILE *log, long keep, LnlErr *e);
+int lnl_ckpt_save(const char *run, const LnlModel *m, const LnlStateRefs *s, LnlRunLog *log, long keep, LnlErr *e);
 
 /* Steps that have a checkpoint model file in RUN/checkpoints, newest first. */
 int lnl_ckpt_list(const char *run, long **steps, int *n, LnlErr *e);
@@ -108,9 +120,5 @@ int lnl_ckpt_list(const char *run, long **steps, int *n, LnlErr *e);
  * when none is usable. Leftover temporary files in RUN/checkpoints are removed first. */
 int lnl_ckpt_load_latest(const char *run, LnlModel *m, LnlConfigHook hook, void *ctx, LnlTrainState *st, FILE *msgs,
                          LnlErr *e);
-
-/* Opens RUN/log.jsonl for appending after cutting it just before the first record whose "step"
- * is above `step` (or the first line that is not a JSON object: a line cut short by a crash). */
-int lnl_log_reopen(const char *path, long step, FILE **out, LnlErr *e);
 
 #endif

@@ -19,8 +19,14 @@ int lnl_train_write_result(const char *out_dir, const LnlTrainOpts *o, const Lnl
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "format", LNL_RESULT_FORMAT);
     cJSON_AddNumberToObject(j, "version", LNL_RESULT_VERSION);
-    const char *status = res->diverged ? LNL_RESULT_DIVERGED : res->stopped ? LNL_RESULT_STOPPED : LNL_RESULT_FINISHED;
+    const char *status = res->failed     ? LNL_RESULT_FAILED
+                         : res->diverged ? LNL_RESULT_DIVERGED
+                         : res->stopped  ? LNL_RESULT_STOPPED
+                                         : LNL_RESULT_FINISHED;
     cJSON_AddStringToObject(j, "status", status);
+    cJSON_AddStringToObject(j, "run_id", o->run_id ? o->run_id : "");
+    if (res->failed) cJSON_AddStringToObject(j, "error", res->error);
+    else cJSON_AddNullToObject(j, "error");
     if (res->stopped)
         cJSON_AddStringToObject(j, "stop_reason", res->stop_signal ? lnl_signal_name(res->stop_signal) : "stop-after");
     else cJSON_AddNullToObject(j, "stop_reason");

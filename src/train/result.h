@@ -9,13 +9,14 @@
 #define LNL_RESULT_FILE "result.json"
 #define LNL_RESULT_FORMAT "lnlab.result"
 /* 2 added "status" and "stop_reason" (and files of stopped runs); version 1 files have neither and
- * describe finished or diverged runs only. */
-#define LNL_RESULT_VERSION 2
+ * describe finished or diverged runs only. 3 added status "failed" with "error", and "run_id". */
+#define LNL_RESULT_VERSION 3
 
 /* Values of "status". */
 #define LNL_RESULT_FINISHED "finished"
 #define LNL_RESULT_DIVERGED "diverged"
 #define LNL_RESULT_STOPPED "stopped"
+#define LNL_RESULT_FAILED "failed"
 
 int lnl_train_write_result(const char *out_dir, const LnlTrainOpts *o, const LnlTrainResult *res, LnlErr *e);
 /* Removes RUN/result.json of an earlier run or invocation (a run starting or resuming has not

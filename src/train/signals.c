@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t pending;
 static struct sigaction old_int, old_term;
@@ -42,6 +43,56 @@ void lnl_signals_restore(void) {
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     installed = 0;
+}
+
+static sigjmp_buf bus_jump;
+static volatile sig_atomic_t bus_armed;
+static const void *volatile bus_addr;
+static struct sigaction old_bus;
+static int bus_installed;
+
+static void on_bus(int sig, siginfo_t *si, void *uc) {
+    (void)sig;
+    (void)uc;
+    if (!bus_armed) {
+        static const char msg[] = "lnlab: error: a mapped file was truncated or replaced while it was read (SIGBUS)\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(1);
+    }
+    bus_armed = 0;
+    bus_addr = si->si_addr;
+    siglongjmp(bus_jump, 1);
+}
+
+void lnl_bus_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_bus;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_SIGINFO;
+    bus_armed = 0;
+    sigaction(SIGBUS, &sa, &old_bus);
+    bus_installed = 1;
+}
+
+void lnl_bus_restore(void) {
+    if (!bus_installed) return;
+    bus_armed = 0;
+    sigaction(SIGBUS, &old_bus, NULL);
+    bus_installed = 0;
+}
+
+sigjmp_buf *lnl_bus_jump(void) { return &bus_jump; }
+
+void lnl_bus_arm(int on) { bus_armed = on; }
+
+const void *lnl_bus_after_jump(void) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGBUS);
+    sigprocmask(SIG_UNBLOCK, &s, NULL);
+    return bus_addr;
 }
 
 const char *lnl_signal_name(int sig) {

@@ -2,6 +2,7 @@
  * wrapping at the end; the run is repeatable for a given seed and data. */
 #include "train.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "../dist/dist.h"
 #include "../io/model_io.h"
 #include "eval.h"
+#include "runlog.h"
 #include "signals.h"
 #include "result.h"
 
@@ -38,10 +40,13 @@ static int root_wrote(LnlDist *d, int rc, const char *what, LnlErr *e) {
     return -1;
 }
 
+int lnl_train_new_run_id(char *id, LnlErr *e) { return lnl_random_hex(id, LNL_RUN_ID_LEN / 2, e); }
+
 static int write_config(const LnlModel *m, const LnlTrainOpts *o, LnlErr *e) {
     char *cfg = lnl_config_to_json(&m->cfg);
     LnlBuf b = {0};
-    lnl_buf_printf(&b, "{\"model\": %s,\n \"train\": %s}\n", cfg, o->hparams_json ? o->hparams_json : "{}");
+    lnl_buf_printf(&b, "{\"run_id\": \"%s\",\n \"model\": %s,\n \"train\": %s}\n", o->run_id ? o->run_id : "", cfg,
+                   o->hparams_json ? o->hparams_json : "{}");
     free(cfg);
     char *path = lnl_path_join(o->out, "config.json");
     int r = lnl_write_file_atomic(path, b.data, b.len, e);
@@ -50,15 +55,154 @@ static int write_config(const LnlModel *m, const LnlTrainOpts *o, LnlErr *e) {
     return r;
 }
 
-/* Rank 0's part of a run's start: RUN/ itself without a stale result.json, then config.json and a
- * new log, or for a resumed run the log cut back to the step it resumes after. */
-static int start_run_dir(const LnlModel *m, const LnlTrainOpts *o, const char *log_path, FILE **log, LnlErr *e) {
-    if (lnl_mkdir_p(o->out, e) || lnl_train_remove_result(o->out, e)) return -1;
-    if (o->resume) return lnl_log_reopen(log_path, o->resume->step, log, e);
-    if (write_config(m, o, e)) return -1;
-    *log = fopen(log_path, "w");
-    if (!*log) return lnl_err(e, "%s: cannot create the log: %s", log_path, strerror(errno));
+/* The files that make a directory a run's (checkpoints/ is handled apart). */
+static const char *const run_files[] = {"config.json", LNL_LOG_FILE, "model.safetensors", LNL_RESULT_FILE};
+
+/* A fresh run's directory must not hold another run: refused, or with --overwrite deleted first
+ * (the old checkpoints too, which a later --resume would otherwise take for this run's). */
+static int claim_run_dir(const LnlTrainOpts *o, LnlErr *e) {
+    char found[256] = "";
+    for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
+        char *p = lnl_path_join(o->out, run_files[i]);
+        if (access(p, F_OK) == 0) {
+            size_t k = strlen(found);
+            snprintf(found + k, sizeof found - k, "%s%s", k ? ", " : "", run_files[i]);
+            if (o->overwrite && unlink(p) != 0) {
+                int r = lnl_err(e, "%s: cannot remove (--overwrite): %s", p, strerror(errno));
+                free(p);
+                return r;
+            }
+        }
+        free(p);
+    }
+    char *dir = lnl_path_join(o->out, LNL_CKPT_DIR);
+    DIR *dd = opendir(dir);
+    int ckpts = 0;
+    if (dd) {
+        struct dirent *de;
+        while ((de = readdir(dd)))
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+                ckpts++;
+                if (!o->overwrite) continue;
+                char *p = lnl_path_join(dir, de->d_name);
+                int bad = unlink(p) != 0;
+                if (bad) lnl_err(e, "%s: cannot remove (--overwrite): %s", p, strerror(errno));
+                free(p);
+                if (bad) {
+                    closedir(dd);
+                    free(dir);
+                    return -1;
+                }
+            }
+        closedir(dd);
+        if (o->overwrite && rmdir(dir) != 0) {
+            int r = lnl_err(e, "%s: cannot remove (--overwrite): %s", dir, strerror(errno));
+            free(dir);
+            return r;
+        }
+    }
+    free(dir);
+    if (ckpts) {
+        size_t k = strlen(found);
+        snprintf(found + k, sizeof found - k, "%s%s/", k ? ", " : "", LNL_CKPT_DIR);
+    }
+    if (found[0] && !o->overwrite)
+        return lnl_err(e, "--out %s: holds a run (%s): continue it with lnlab train --resume %s, or replace it with "
+                          "--overwrite (which deletes it first)",
+                       o->out, found, o->out);
     return 0;
+}
+
+/* Rank 0's part of a run's start, first: RUN/ locked for this process, and for a fresh run free of
+ * another run's files. Nothing in RUN/ changes before every check of a resume has passed. */
+static int lock_run_dir(const LnlTrainOpts *o, int *lock_fd, LnlErr *e) {
+    if (lnl_mkdir_p(o->out, e) || lnl_dir_lock(o->out, LNL_RUN_LOCK, "train", lock_fd, e)) return -1;
+    return o->resume ? 0 : claim_run_dir(o, e);
+}
+
+/* ... then, the checks passed: RUN/ without a stale result.json, config.json and a new log, or for
+ * a resumed run the log cut back to the step it resumes after. */
+static int start_run_dir(const LnlModel *m, const LnlTrainOpts *o, const char *log_path, LnlRunLog *log, LnlErr *e) {
+    if (lnl_train_remove_result(o->out, e)) return -1;
+    if (o->resume) return lnl_runlog_resume(log, log_path, o->resume->step, stderr, e);
+    if (write_config(m, o, e)) return -1;
+    return lnl_runlog_create(log, log_path, e);
+}
+
+/* Reads of the mapped shards, each guarded against SIGBUS (signals.h): 0, or -1 with the faulting
+ * address in *bad when a shard was truncated or replaced under the run. Nothing in these frames
+ * changes between sigsetjmp and the jump. */
+static int read_batch(LnlLoader *l, int32_t *in, int32_t *tg, const void **bad) {
+    if (sigsetjmp(*lnl_bus_jump(), 0)) {
+        *bad = lnl_bus_after_jump();
+        return -1;
+    }
+    lnl_bus_arm(1);
+    lnl_loader_next(l, in, tg);
+    lnl_bus_arm(0);
+    return 0;
+}
+
+static int eval_loss(LnlModel *m, LnlLoader *val, long batches, double *loss, const void **bad) {
+    if (sigsetjmp(*lnl_bus_jump(), 0)) {
+        *bad = lnl_bus_after_jump();
+        return -1;
+    }
+    lnl_bus_arm(1);
+    *loss = lnl_eval_loss(m, val, batches > 0 ? batches : -1, NULL);
+    lnl_bus_arm(0);
+    return 0;
+}
+
+static int data_crc32(const LnlLoader *train, const LnlLoader *val, uint32_t *crc, const void **bad) {
+    if (sigsetjmp(*lnl_bus_jump(), 0)) {
+        *bad = lnl_bus_after_jump();
+        return -1;
+    }
+    lnl_bus_arm(1);
+    *crc = lnl_loader_crc32(train, 0);
+    if (val) *crc = lnl_loader_crc32(val, *crc);
+    lnl_bus_arm(0);
+    return 0;
+}
+
+/* The shard of train or val (may be NULL) mapped at addr, or NULL. */
+static const char *shard_at_addr(const LnlLoader *train, const LnlLoader *val, const void *addr) {
+    const LnlLoader *ls[2] = {train, val};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; ls[k] && i < ls[k]->nshards; i++) {
+            const char *m = ls[k]->shards[i].map;
+            if (m && (const char *)addr >= m && (const char *)addr < m + ls[k]->shards[i].map_len)
+                return ls[k]->shards[i].path;
+        }
+    return NULL;
+}
+
+/* A record that could not be written ends the run: one attempt at a checkpoint of this step (it
+ * writes the pending records first, so it succeeds only if the disk took them after all), then
+ * the error, which says whether that checkpoint exists. */
+static void stop_on_log_error(LnlDist *d, const LnlTrainOpts *o, const LnlModel *m, LnlStateRefs *refs,
+                              LnlOptState *opt, LnlRunLog *log, const LnlErr *why, LnlTrainResult *res, LnlErr *e) {
+    LnlErr ce;
+    lnl_dist_zero_gather(d, opt);
+    int cr = lnl_dist_is_root(d) ? lnl_ckpt_save(o->out, m, refs, log, o->keep_checkpoints, &ce) : 0;
+    lnl_dist_zero_release(d, opt);
+    cr = lnl_dist_root_rc(d, cr);
+    if (!lnl_dist_is_root(d))
+        lnl_err(e, "rank %d of %d: stopping because rank 0 could not write %s/log.jsonl (rank 0's error says why)",
+                lnl_dist_rank(d), lnl_dist_size(d), o->out);
+    else if (cr == 0)
+        lnl_err(e, "%s; the run stops after step %ld, checkpoint of that step saved: continue with lnlab train --resume %s",
+                why->msg, refs->step, o->out);
+    else if (strstr(ce.msg, why->msg))
+        lnl_err(e, "%s; the run stops after step %ld without a checkpoint of that step (the records failed again; "
+                   "earlier checkpoints are intact)",
+                why->msg, refs->step);
+    else
+        lnl_err(e, "%s; the run stops after step %ld without a checkpoint of that step (%s)", why->msg, refs->step,
+                ce.msg);
+    res->failed = 1;
+    snprintf(res->error, sizeof res->error, "%s", e->msg);
 }
 
 int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e) {
@@ -70,7 +214,11 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     int r = -1;
     LnlLoader train = {0}, val = {0};
     int have_val = 0;
-    FILE *log = NULL;
+    LnlRunLog log;
+    int lock_fd = -1; /* RUN/.lock, rank 0's */
+    const void *bad_addr = NULL; /* a read of the mapped data faulted here (SIGBUS) */
+    long bad_step = -1;          /* ... while reading the batches of this step (steps done) */
+    lnl_runlog_discard(&log); /* rank 0 replaces it with RUN/log.jsonl */
     LnlOptState opt = {0};
     LnlMonitor mon = {0};
     LnlRng rng;              /* the loop's RNG: saved and restored with the state (no draw uses it yet) */
@@ -81,6 +229,8 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     char *log_path = NULL;
 
     LnlDist *d = o->dist; /* under mpirun: this process's rows of each batch, rank 0 writes */
+    /* the weights carry their run's id into every model file this run writes */
+    snprintf(m->run_id, sizeof m->run_id, "%s", o->run_id ? o->run_id : "");
     const int root = lnl_dist_is_root(d), nproc = lnl_dist_size(d);
     if (lnl_loader_open(&train, o->data, "train", B, T, c->vocab_size, e)) goto done;
     if (lnl_loader_split(&train, nproc, lnl_dist_rank(d), e)) goto done;
@@ -95,20 +245,19 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             have_val = 0;
         }
     }
-    log_path = lnl_path_join(o->out, "log.jsonl");
-    int setup_rc = root ? start_run_dir(m, o, log_path, &log, e) : 0;
-    if (root_wrote(d, setup_rc, "the run directory's setup files", e)) goto done;
-    /* the other ranks' records (the same values) go nowhere */
-    if (!root && !(log = fopen("/dev/null", "w"))) {
-        lnl_err(e, "/dev/null: cannot open for the log records of rank %d: %s", lnl_dist_rank(d), strerror(errno));
-        goto done;
-    }
+    log_path = lnl_path_join(o->out, LNL_LOG_FILE);
+    if (root) lnl_runlog_close(&log);
+    if (root_wrote(d, root ? lock_run_dir(o, &lock_fd, e) : 0, "the run directory's setup files", e)) goto done;
     if (lnl_model_alloc_acts(m, B, T, e)) goto done;
     lnl_opt_init(&opt, m);
     lnl_monitor_init(&mon, m, &o->monitor);
     lnl_rng_seed(&rng, o->seed);
+    /* the data's content, saved with each checkpoint so that a resume refuses edited data */
+    uint32_t data_crc = 0;
+    lnl_bus_install();
+    if (data_crc32(&train, have_val ? &val : NULL, &data_crc, &bad_addr)) goto data_changed;
     refs = (LnlStateRefs){.opt = &opt, .train = &train, .rng = &rng, .step_ms = times, .max_steps = o->steps,
-                          .B = B, .T = T, .grad_accum = o->grad_accum};
+                          .B = B, .T = T, .grad_accum = o->grad_accum, .run_id = o->run_id, .data_crc = data_crc};
     mon_state = lnl_calloc(lnl_monitor_state_count(&mon) + 1, sizeof(double));
     lnl_state_extra(&refs, "monitor", mon_state, lnl_monitor_state_count(&mon));
     if (o->resume) {
@@ -119,6 +268,9 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         }
         res->steps_done = o->resume->step;
     }
+    int setup_rc = root ? start_run_dir(m, o, log_path, &log, e) : 0;
+    if (root_wrote(d, setup_rc, "the run directory's setup files", e)) goto done;
+    /* the other ranks' records (the same values) go nowhere: their log discards them */
     if (d && d->zero && lnl_dist_zero_init(d, &opt, m, e)) goto done;
 
     if (!o->resume && lnl_dist_admin_profile(d, m, &train, B, T, e)) goto done;
@@ -126,8 +278,10 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
 
     if (have_val && o->eval_every > 0 && !o->resume) {
         /* the starting point of the validation curve */
-        double vl = lnl_dist_mean(d, lnl_eval_loss(m, &val, o->eval_batches > 0 ? o->eval_batches : -1, NULL));
-        fprintf(log, "{\"step\": 0, \"val_loss\": %.6f}\n", vl);
+        double vl;
+        if (eval_loss(m, &val, o->eval_batches, &vl, &bad_addr)) goto data_changed;
+        vl = lnl_dist_mean(d, vl);
+        fprintf(lnl_runlog_records(&log), "{\"step\": 0, \"val_loss\": %.6f}\n", vl);
     }
     const int tty = isatty(fileno(stderr));
     const long print_every = o->steps >= 20 ? o->steps / 20 : 1;
@@ -139,8 +293,13 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         m->branch_lambda = lnl_branchnorm_lambda(c, step);
         lnl_model_zero_grad(m);
         double loss_sum = 0;
+        const uint64_t step_pos = train.pos;
         for (long micro = 0; micro < o->grad_accum; micro++) {
-            lnl_loader_next(&train, in, tg);
+            if (read_batch(&train, in, tg, &bad_addr)) {
+                train.pos = step_pos; /* the checkpoint of the steps done reads this batch again */
+                bad_step = step;
+                goto data_changed;
+            }
             loss_sum += lnl_model_forward(m, in, tg, B, T);
             lnl_model_backward(m);
         }
@@ -170,33 +329,45 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         res->final_loss = loss;
         char mfields[128];
         lnl_monitor_step_fields(&mon, mfields, sizeof mfields);
-        fprintf(log, "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6e, \"tokens_per_s\": %.1f, "
+        fprintf(lnl_runlog_records(&log), "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6e, \"tokens_per_s\": %.1f, "
                      "\"ms\": %.3f%s}\n",
                 step + 1, loss, lr, isfinite(gnorm) ? gnorm : -1.0, tps, ms, mfields);
-        if (diag_due) lnl_monitor_write_diag(&mon, m, step + 1, gnorm, log);
+        if (diag_due) lnl_monitor_write_diag(&mon, m, step + 1, gnorm, lnl_runlog_records(&log));
         if (act == LNL_STEP_DIVERGED) {
             res->diverged = 1;
             res->diverged_step = step + 1;
-            fprintf(log, "{\"step\": %ld, \"diverged\": true, \"cause\": \"%s\"}\n", step + 1, res->cause);
-            fflush(log);
+            fprintf(lnl_runlog_records(&log), "{\"step\": %ld, \"diverged\": true, \"cause\": \"%s\"}\n", step + 1,
+                    res->cause);
             if (!o->quiet) fprintf(stderr, "%s", tty ? "\n" : "");
+            if (root_wrote(d, root ? lnl_runlog_sync(&log, e) : 0, "log.jsonl", e)) goto log_failed;
             r = 0;
             goto done;
         }
         int last = step + 1 == o->steps;
         if (have_val && ((o->eval_every > 0 && (step + 1) % o->eval_every == 0) || last)) {
-            double vl = lnl_dist_mean(d, lnl_eval_loss(m, &val, o->eval_batches > 0 ? o->eval_batches : -1, NULL));
+            double vl;
+            if (eval_loss(m, &val, o->eval_batches, &vl, &bad_addr)) goto data_changed;
+            vl = lnl_dist_mean(d, vl);
             res->final_val_loss = vl;
-            fprintf(log, "{\"step\": %ld, \"val_loss\": %.6f}\n", step + 1, vl);
+            fprintf(lnl_runlog_records(&log), "{\"step\": %ld, \"val_loss\": %.6f}\n", step + 1, vl);
         }
-        fflush(log);
+        /* every step's records are written (and checked) before the next step starts */
+        LnlErr log_err;
+        int log_failed = root && lnl_runlog_flush(&log, &log_err) != 0;
         int stop = !last && (lnl_signals_pending() || (o->stop_after > 0 && step + 1 >= o->stop_after));
-        stop = (int)lnl_dist_max(d, stop); /* a signal may reach one rank only: all stop at this step */
+        /* a signal may reach one rank only: all stop at this step; 2 = rank 0 could not write the log */
+        stop = (int)lnl_dist_max(d, log_failed ? 2 : stop);
+        if (stop == 2) {
+            refs.step = step + 1;
+            lnl_monitor_state_pack(&mon, mon_state);
+            stop_on_log_error(d, o, m, &refs, &opt, &log, &log_err, res, e);
+            goto done;
+        }
         if (stop || (o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && !last)) {
             refs.step = step + 1;
             lnl_monitor_state_pack(&mon, mon_state);
             lnl_dist_zero_gather(d, &opt);
-            int cr = root ? lnl_ckpt_save(o->out, m, &refs, log, o->keep_checkpoints, e) : 0;
+            int cr = root ? lnl_ckpt_save(o->out, m, &refs, &log, o->keep_checkpoints, e) : 0;
             lnl_dist_zero_release(d, &opt);
             char what[64];
             snprintf(what, sizeof what, "the checkpoint at step %ld", step + 1);
@@ -220,6 +391,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     }
     if (!o->quiet && tty) fputc('\n', stderr);
     if (lnl_dist_check_params(d, m, e)) goto done;
+    if (root_wrote(d, root ? lnl_runlog_sync(&log, e) : 0, "log.jsonl", e)) goto log_failed;
     int sr = 0;
     if (root) {
         char *path = lnl_path_join(o->out, "model.safetensors");
@@ -228,6 +400,32 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     }
     if (root_wrote(d, sr, "model.safetensors", e)) goto done;
     r = 0;
+    goto done;
+data_changed: { /* a shard was truncated or replaced in place while the run read it */
+    const char *file = shard_at_addr(&train, have_val ? &val : NULL, bad_addr);
+    LnlErr why;
+    lnl_err(&why, "%s: the data file changed under the run (truncated or replaced in place while training read it)",
+            file ? file : o->data);
+    if (bad_step > (o->resume ? o->resume->step : 0) && nproc == 1) { /* the state after bad_step steps is intact */
+        refs.step = bad_step;
+        lnl_monitor_state_pack(&mon, mon_state);
+        LnlErr ce;
+        if (lnl_ckpt_save(o->out, m, &refs, &log, o->keep_checkpoints, &ce) == 0)
+            lnl_err(e, "%s; the run stops after step %ld, checkpoint of that step saved (a resume checks the data)",
+                    why.msg, bad_step);
+        else
+            lnl_err(e, "%s; the run stops after step %ld without a checkpoint of that step (%s)", why.msg, bad_step,
+                    ce.msg);
+    } else {
+        lnl_err(e, "%s; the run stops%s", why.msg, bad_step >= 0 ? " (its newest checkpoint is intact)" : "");
+    }
+    res->failed = 1;
+    snprintf(res->error, sizeof res->error, "%s", e->msg);
+    goto done;
+}
+log_failed: /* the last records could not be written: the run did not end as it says */
+    res->failed = 1;
+    snprintf(res->error, sizeof res->error, "%s", e->msg);
 done:
     if (res->steps_done > 0) {
         qsort(times, (size_t)res->steps_done, sizeof(double), cmp_double);
@@ -235,12 +433,21 @@ done:
         res->tokens_per_s = (double)N * nproc * (double)o->grad_accum / (med / 1000.0);
     }
     lnl_signals_restore();
+    lnl_bus_restore();
     free(mon_state);
-    if (r == 0) { /* finished, diverged or stopped: every rank is here */
-        int wr = root ? lnl_train_write_result(o->out, o, res, e) : 0;
-        if (root_wrote(d, wr, LNL_RESULT_FILE, e)) r = -1;
+    if (r == 0 || res->failed) { /* finished, diverged, stopped or failed: every rank is here */
+        LnlErr we;
+        int wr = root ? lnl_train_write_result(o->out, o, res, &we) : 0;
+        if (res->failed) {
+            if (lnl_dist_root_rc(d, wr) && root) /* the run's own error comes first */
+                fprintf(stderr, "lnlab: %s not written either: %s\n", LNL_RESULT_FILE, we.msg);
+        } else if (root_wrote(d, wr, LNL_RESULT_FILE, &we)) {
+            *e = we;
+            r = -1;
+        }
     }
-    if (log) fclose(log);
+    lnl_runlog_close(&log);
+    if (lock_fd >= 0) close(lock_fd); /* last: the run's files are complete */
     free(log_path);
     lnl_opt_free(&opt);
     lnl_monitor_free(&mon);

@@ -29,6 +29,9 @@ typedef struct {
     long stop_after;               /* stop as on SIGTERM after this step; 0 = never */
     const LnlTrainState *resume;   /* continue from this state (checkpoint.h); NULL = a fresh run */
     LnlDist *dist;                 /* MPI ranks, B rows each of every batch (dist.h); NULL = one process */
+    const char *run_id;            /* the run's id: new for a fresh run (lnl_train_new_run_id), from
+                                      RUN/config.json when resumed ("" for runs of older lnlab) */
+    int overwrite;                 /* a fresh run may replace a run already in `out` (deleting it) */
 } LnlTrainOpts;
 
 typedef struct {
@@ -41,6 +44,8 @@ typedef struct {
     char cause[128];
     int stopped;     /* stopped early by SIGINT/SIGTERM or stop_after, after saving a checkpoint */
     int stop_signal; /* the signal (0 for stop_after) */
+    int failed;      /* stopped by an error the run cannot go on after (a record not written) */
+    char error[1024]; /* that error, as lnl_train's e has it */
     long skipped_steps;    /* updates skipped as spikes (LnlMonitorOpts.skip_z) */
     double min_loss;       /* running minimum of the training loss */
 } LnlTrainResult;
@@ -52,5 +57,10 @@ typedef struct {
 /* Trains m (already initialized or loaded). Returns 0 when the run finished, diverged or stopped
  * early (see res; each writes RUN/result.json, result.h), -1 on an error. */
 int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e);
+/* A new random run id (LNL_RUN_ID_LEN hex digits) into id (room for LNL_RUN_ID_LEN + 1). */
+#define LNL_RUN_ID_LEN 16
+/* RUN/.lock: held by the process training into RUN (lnl_dir_lock). */
+#define LNL_RUN_LOCK ".lock"
+int lnl_train_new_run_id(char *id, LnlErr *e);
 
 #endif

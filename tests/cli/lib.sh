@@ -36,5 +36,20 @@ need_refdump() {
   if [ ! -x "$REFDUMP" ]; then echo "skip $1: $REFDUMP not built (make -f mk/build.mk tests)"; finish; fi
 }
 
+# same_model A B: two safetensors model files hold the same tensors (bytes) and metadata, apart
+# from the id of the training run that wrote each (lnlab.run_id), which differs between runs.
+same_model() {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+def load(p):
+    b = open(p, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    h.get("__metadata__", {}).pop("lnlab.run_id", None)
+    return h, b[8 + n:]
+sys.exit(0 if load(sys.argv[1]) == load(sys.argv[2]) else 1)
+PY
+}
+
 # Ends the script with the right exit code.
 finish() { exit "$FAILED"; }

@@ -52,10 +52,10 @@ assert all(r["loss_z"] is None for r in steps[:4]) and all(r["loss_z"] is not No
 '
 pycheck result_json_finished "$TMP/d" '
 assert res is not None, "no result.json"
-assert set(res) == {"format", "version", "status", "stop_reason", "steps", "steps_planned", "final_loss", "min_loss",
-                    "val_loss", "diverged", "diverged_step", "cause", "tokens_per_s", "skipped_steps"}, sorted(res)
+assert set(res) == {"format", "version", "status", "run_id", "error", "stop_reason", "steps", "steps_planned", "final_loss",
+                    "min_loss", "val_loss", "diverged", "diverged_step", "cause", "tokens_per_s", "skipped_steps"}, sorted(res)
 steps = [r for r in recs if "loss" in r]
-assert res["format"] == "lnlab.result" and res["version"] == 2
+assert res["format"] == "lnlab.result" and res["version"] == 3
 assert res["status"] == "finished" and res["stop_reason"] is None, res
 assert res["steps"] == res["steps_planned"] == 12 and res["diverged"] is False
 assert res["diverged_step"] is None and res["cause"] is None and res["skipped_steps"] == 0
@@ -70,7 +70,7 @@ assert (c["diag_every"], c["zscore_window"], c["skip_spikes"], c["diverge_loss"]
   ! grep -q '"diag"' "$TMP/d0/log.jsonl" && ok diag_off || fail diag_off "diag records with --diag-every 0"
 # the records change nothing: same losses and model with and without them
 if "$LNLAB" train "${SMALL[@]}" --layers 3 --out "$TMP/d1" --steps 12 --diag-every 1 2>"$TMP/err" &&
-   cmp -s "$TMP/d0/model.safetensors" "$TMP/d1/model.safetensors"; then ok diag_changes_nothing
+   same_model "$TMP/d0/model.safetensors" "$TMP/d1/model.safetensors"; then ok diag_changes_nothing
 else fail diag_changes_nothing "models differ with --diag-every 1 and 0"; fi
 
 # 2. NaN/Inf: ReZero at lr 10 without clipping blows up within a few steps.
@@ -132,8 +132,8 @@ for r in steps:
 # skipped updates change the model, and the same flags give the same run
 "$LNLAB" train "${SMALL[@]}" --layers 2 --out "$TMP/skip2" --steps 40 --zscore-window 4 --skip-spikes 0.5 --diag-every 0 2>/dev/null
 "$LNLAB" train "${SMALL[@]}" --layers 2 --out "$TMP/noskip" --steps 40 --zscore-window 4 --diag-every 0 2>/dev/null
-if cmp -s "$TMP/skip/model.safetensors" "$TMP/skip2/model.safetensors" &&
-   ! cmp -s "$TMP/skip/model.safetensors" "$TMP/noskip/model.safetensors"; then ok skip_changes_model
+if same_model "$TMP/skip/model.safetensors" "$TMP/skip2/model.safetensors" &&
+   ! same_model "$TMP/skip/model.safetensors" "$TMP/noskip/model.safetensors"; then ok skip_changes_model
 else fail skip_changes_model "skipping did not change the model, or is not repeatable"; fi
 
 # 5. Flags.

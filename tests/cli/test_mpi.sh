@@ -90,7 +90,7 @@ compare mpi_admin "$TMP/one_admin" "$TMP/two_admin"
 # 4. ZeRO-1 (sharded AdamW moments) gives the plain data-parallel result bit for bit, and with 3
 #    ranks (uneven shards) the single-process result.
 mpi 2 train "${ARGS[@]}" --batch 2 --zero --out "$TMP/two_zero"
-if cmp -s "$TMP/two_b2/model.safetensors" "$TMP/two_zero/model.safetensors"; then ok mpi_zero_bit_identical
+if same_model "$TMP/two_b2/model.safetensors" "$TMP/two_zero/model.safetensors"; then ok mpi_zero_bit_identical
 else fail mpi_zero_bit_identical "--zero changed the weights of the 2-rank run"; fi
 "$LNLAB" train "${ARGS[@]}" --batch 3 --out "$TMP/one_b3"
 mpi 3 train "${ARGS[@]}" --batch 1 --zero --out "$TMP/three_zero"
@@ -100,7 +100,7 @@ compare mpi_3_ranks_zero "$TMP/one_b3" "$TMP/three_zero"
 #    sharded again): the uninterrupted run's weights, bit for bit.
 if mpi 2 train "${ARGS[@]}" --batch 2 --zero --checkpoint-every 4 --stop-after 8 --out "$TMP/two_stop" 2>"$TMP/err" &&
    mpi 2 train --resume "$TMP/two_stop" --quiet 2>>"$TMP/err"; then
-  if cmp -s "$TMP/two_zero/model.safetensors" "$TMP/two_stop/model.safetensors"; then ok mpi_zero_resume_bit_identical
+  if same_model "$TMP/two_zero/model.safetensors" "$TMP/two_stop/model.safetensors"; then ok mpi_zero_resume_bit_identical
   else fail mpi_zero_resume_bit_identical "the resumed 2-rank --zero run differs from the uninterrupted one"; fi
 else fail mpi_zero_resume_bit_identical "stop or resume failed: $(head -c 600 "$TMP/err")"; fi
 
@@ -184,8 +184,9 @@ rank0_fails mpi_rank0_model_write_fails $((cfg + model / 2)) 'No space left on d
 #     model.safetensors.
 rank0_fails mpi_rank0_config_write_fails $((cfg / 2)) 'config\.json.*No space left on device' \
   "the run directory's setup files" --steps 3
-mkdir -p "$TMP/mpi_rank0_log_create_fails/run/log.jsonl"
-rank0_fails mpi_rank0_log_create_fails '' 'log\.jsonl: cannot create the log' "the run directory's setup files" --steps 3
+mkdir -p "$TMP/mpi_rank0_log_create_fails/run"
+ln -s "$TMP/no-such-directory/log.jsonl" "$TMP/mpi_rank0_log_create_fails/run/log.jsonl"
+rank0_fails mpi_rank0_log_create_fails '' 'log\.jsonl: cannot open the log' "the run directory's setup files" --steps 3
 rank0_fails mpi_rank0_result_write_fails $((cfg + model + result / 2)) 'result\.json.*No space left on device' \
   'result\.json' --steps 3
 finish

@@ -26,7 +26,7 @@ for line in open(sys.argv[1]):
 # same_run NAME DIR: DIR equals the uninterrupted run (model bytes and log records)
 same_run() {
   if [ ! -f "$2/model.safetensors" ]; then fail "$1" "no model.safetensors in $2"; return; fi
-  if ! cmp -s "$TMP/full/model.safetensors" "$2/model.safetensors"; then fail "$1" "final model bytes differ"; return; fi
+  if ! same_model "$TMP/full/model.safetensors" "$2/model.safetensors"; then fail "$1" "final model bytes differ"; return; fi
   records "$TMP/full/log.jsonl" >"$TMP/a.txt"; records "$2/log.jsonl" >"$TMP/b.txt"
   if ! cmp -s "$TMP/a.txt" "$TMP/b.txt"; then fail "$1" "log differs: $(diff "$TMP/a.txt" "$TMP/b.txt" | head -4)"; return; fi
   ok "$1"
@@ -44,7 +44,9 @@ run, full_run = sys.argv[1], sys.argv[2]
 res = json.load(open(os.path.join(run, "result.json")))
 steps = [r for r in map(json.loads, open(os.path.join(run, "log.jsonl"))) if "loss" in r]
 full = json.load(open(os.path.join(full_run, "result.json")))
-assert res["format"] == "lnlab.result" and res["version"] == 2, res
+assert res["format"] == "lnlab.result" and res["version"] == 3, res
+# one run, one id: the same in config.json, the checkpoints' state files and result.json
+assert res["run_id"] == json.load(open(os.path.join(run, "config.json")))["run_id"] and len(res["run_id"]) == 16, res
 exec(sys.argv[3])
 EOF
   ) && ok "$name" || fail "$name" "$(printf '%s' "$why" | tail -n 3)"
@@ -81,7 +83,7 @@ same_run resume_bit_exact "$TMP/r1"
 result_is resume_finished_result_json "$TMP/r1" '
 assert res["status"] == "finished" and res["stop_reason"] is None and res["steps"] == res["steps_planned"] == 20, res
 assert full["status"] == "finished", full
-assert {k: v for k, v in res.items() if k != "tokens_per_s"} == {k: v for k, v in full.items() if k != "tokens_per_s"}, (res, full)'
+assert {k: v for k, v in res.items() if k not in ("tokens_per_s", "run_id")} == {k: v for k, v in full.items() if k not in ("tokens_per_s", "run_id")}, (res, full)'
 
 # 1b. Relative paths given where a run starts are stored absolute in RUN/config.json, so the run
 #     resumes from another working directory (where ../kjv names nothing) and equals the
@@ -116,7 +118,7 @@ expect_error resume_old_relative_path 1 "old/config.json: train.data '../kjv' is
 D=(--data "$TMP/kjv" --preset admin --layers 2 --heads 2 --dim 32 --seq 32 --batch 4 --steps 8 --seed 5 --quiet)
 "$LNLAB" train "${D[@]}" --out "$TMP/a1" && "$LNLAB" train "${D[@]}" --out "$TMP/a2" --stop-after 3 2>/dev/null &&
   "$LNLAB" train --resume "$TMP/a2" --quiet
-if cmp -s "$TMP/a1/model.safetensors" "$TMP/a2/model.safetensors"; then ok resume_admin_profile_once
+if same_model "$TMP/a1/model.safetensors" "$TMP/a2/model.safetensors"; then ok resume_admin_profile_once
 else fail resume_admin_profile_once "final models differ"; fi
 
 # 2. A crash after step 12 lost checkpoint 12 and left a half-written record and a temporary
@@ -154,7 +156,7 @@ stopped_result sigterm_result_json "$TMP/s1" "$last" 100000 SIGTERM
 stop=$((last + 50))
 "$LNLAB" train --resume "$TMP/s1" --stop-after $stop --quiet 2>/dev/null
 "$LNLAB" train "${B[@]}" --out "$TMP/s2" --stop-after $stop 2>/dev/null
-if [ -f "$(ckpt "$TMP/s1" model $stop)" ] && cmp -s "$(ckpt "$TMP/s1" model $stop)" "$(ckpt "$TMP/s2" model $stop)"; then
+if [ -f "$(ckpt "$TMP/s1" model $stop)" ] && same_model "$(ckpt "$TMP/s1" model $stop)" "$(ckpt "$TMP/s2" model $stop)"; then
   ok sigterm_resume_bit_exact
 else fail sigterm_resume_bit_exact "step-$stop models differ (or are missing)"; fi
 # stopped again after the resume: the new stop replaces the old result, with the figures of the
@@ -162,7 +164,7 @@ else fail sigterm_resume_bit_exact "step-$stop models differ (or are missing)"; 
 stopped_result resumed_stop_result_json "$TMP/s1" $stop 100000 stop-after
 result_is resumed_stop_same_figures "$TMP/s1" '
 other = json.load(open(run + "/../s2/result.json"))
-assert {k: v for k, v in res.items() if k != "tokens_per_s"} == {k: v for k, v in other.items() if k != "tokens_per_s"}, (res, other)'
+assert {k: v for k, v in res.items() if k not in ("tokens_per_s", "run_id")} == {k: v for k, v in other.items() if k not in ("tokens_per_s", "run_id")}, (res, other)'
 "$LNLAB" train "${B[@]}" --out "$TMP/s3" 2>"$TMP/err" &
 pid=$!
 for _ in $(seq 600); do [ -f "$TMP/s3/log.jsonl" ] && grep -q '"step": 3,' "$TMP/s3/log.jsonl" && break; sleep 0.05; done
@@ -181,7 +183,7 @@ LNLAB_FAULT_WRITE_AFTER_BYTES=$((cfg + m5 + s5 + m5 / 2)) "$LNLAB" train "${A[@]
 if [ $rc -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] &&
    grep -q 'checkpoint at step 10 not saved (earlier checkpoints are intact): .*No space left on device' "$TMP/err" &&
    [ "$(ls "$TMP/f1/checkpoints")" = "$(printf 'model_00000005.safetensors\nstate_00000005.safetensors')" ] &&
-   cmp -s "$(ckpt "$TMP/f1" model 5)" "$(ckpt "$TMP/r1" model 5)"; then ok full_disk_clean_error
+   same_model "$(ckpt "$TMP/f1" model 5)" "$(ckpt "$TMP/r1" model 5)"; then ok full_disk_clean_error
 else fail full_disk_clean_error "exit $rc, files: $(ls "$TMP/f1/checkpoints" | tr '\n' ' '), stderr: $(cat "$TMP/err")"; fi
 "$LNLAB" train --resume "$TMP/f1" --quiet 2>"$TMP/err" || fail full_disk_resume "resume failed: $(cat "$TMP/err")"
 same_run full_disk_resume "$TMP/f1"

@@ -52,7 +52,7 @@ for line in open(sys.argv[1]):
     r = json.loads(line); r.pop("ms", None); r.pop("tokens_per_s", None); print(json.dumps(r, sort_keys=True))' \
     "$TMP/rep$i/log.jsonl" > "$TMP/rep$i.txt"
 done
-if cmp -s "$TMP/rep1.txt" "$TMP/rep2.txt" && cmp -s "$TMP/rep1/model.safetensors" "$TMP/rep2/model.safetensors"; then
+if cmp -s "$TMP/rep1.txt" "$TMP/rep2.txt" && same_model "$TMP/rep1/model.safetensors" "$TMP/rep2/model.safetensors"; then
   ok repeatable_with_seed; else fail repeatable_with_seed "two runs with seed 7 differ"; fi
 "$LNLAB" train --data "$TMP/kjv" --out "$TMP/rep3" --preset peri --dt 0.1 --layers 2 --heads 2 --dim 32 --seq 32 \
   --batch 4 --steps 2 --seed 8 --quiet

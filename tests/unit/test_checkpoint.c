@@ -220,6 +220,26 @@ static void test_state_roundtrip(void) {
     b.refs.max_steps = 5;
     CHECK(lnl_state_apply(&st, &b.refs, &e) != 0 && strstr(e.msg, "past the run's 5 steps"), "steps: %s", e.msg);
     lnl_state_free(&st);
+    /* the run id and the data's checksum: written, read back, and checked on apply */
+    b.refs.max_steps = 10;
+    a.refs.run_id = "0123456789abcdef";
+    a.refs.data_crc = 0xdeadbeefu;
+    CHECK(lnl_state_write(p, &a.refs, &e) == 0 && lnl_state_read(p, &st, &e) == 0, "id: %s", e.msg);
+    CHECK(strcmp(st.run_id, "0123456789abcdef") == 0 && st.have_data_crc && st.data_crc == 0xdeadbeefu, "id read back");
+    b.refs.run_id = "0123456789abcdef";
+    b.refs.data_crc = 0xdeadbeefu;
+    CHECK(lnl_state_apply(&st, &b.refs, &e) == 0, "same id and data: %s", e.msg);
+    b.refs.data_crc = 0xdeadbeeeu;
+    CHECK(lnl_state_apply(&st, &b.refs, &e) != 0 && strstr(e.msg, "content changed") && strstr(e.msg, "deadbeef then"),
+          "data crc: %s", e.msg);
+    b.refs.data_crc = 0xdeadbeefu;
+    b.refs.run_id = "fedcba9876543210";
+    CHECK(lnl_state_apply(&st, &b.refs, &e) != 0 &&
+              strstr(e.msg, "belongs to run 0123456789abcdef, this run is fedcba9876543210"),
+          "run id: %s", e.msg);
+    b.refs.run_id = NULL;
+    CHECK(lnl_state_apply(&st, &b.refs, &e) != 0 && strstr(e.msg, "another run"), "no run id: %s", e.msg);
+    lnl_state_free(&st);
     /* a model file is not a state file; a newer version is refused */
     const char *mp = tmp("model.safetensors");
     CHECK(lnl_model_save_safetensors(&a.m, mp, NULL, NULL, &e) == 0, "%s", e.msg);
@@ -233,12 +253,16 @@ static void test_state_roundtrip(void) {
         lnl_stw_add(&w, t->name, t->dtype, t->ndim, t->shape, lnl_st_data(&sf, t), 0);
     }
     lnl_stw_meta(&w, "format", LNL_STATE_FORMAT);
-    lnl_stw_meta(&w, "version", "2");
-    const char *p2 = tmp("state_v2.safetensors");
+    char newer[16];
+    snprintf(newer, sizeof newer, "%d", LNL_STATE_VERSION + 1);
+    lnl_stw_meta(&w, "version", newer);
+    const char *p2 = tmp("state_newer.safetensors");
     CHECK(lnl_stw_write(&w, p2, &e) == 0, "%s", e.msg);
     lnl_stw_free(&w);
     lnl_st_close(&sf);
-    CHECK(lnl_state_read(p2, &st, &e) != 0 && strstr(e.msg, "version 2 is newer"), "version: %s", e.msg);
+    char want[64];
+    snprintf(want, sizeof want, "version %d is newer", LNL_STATE_VERSION + 1);
+    CHECK(lnl_state_read(p2, &st, &e) != 0 && strstr(e.msg, want), "version: %s", e.msg);
     fixture_free(&a);
     fixture_free(&b);
 }
@@ -289,33 +313,108 @@ static void test_checkpoints_dir(void) {
     fixture_free(&a);
 }
 
-static void test_log_reopen(void) {
+/* Writes text to RUN/log.jsonl and resumes it after `step`: the return code, with the file and
+ * the notes left in *file and *notes (caller frees). */
+static int resume_log(const char *text, long step, char **file, char **notes, LnlErr *e) {
     const char *p = tmp("log.jsonl");
     FILE *f = fopen(p, "w");
-    fputs("{\"step\": 0, \"val_loss\": 5}\n{\"step\": 1, \"loss\": 4}\n{\"step\": 2, \"loss\": 3}\n"
-          "{\"step\": 2, \"diag\": {}}\n{\"step\": 3, \"loss\": 2}\n{\"step\": 4, \"lo",
-          f);
+    fputs(text, f);
     fclose(f);
-    FILE *out;
+    FILE *msgs = tmpfile();
+    LnlRunLog l;
+    int r = lnl_runlog_resume(&l, p, step, msgs, e);
+    if (r == 0) {
+        fputs("{\"step\": 3, \"loss\": 9}\n", lnl_runlog_records(&l));
+        LnlErr fe;
+        CHECK(lnl_runlog_sync(&l, &fe) == 0, "%s", fe.msg);
+        lnl_runlog_close(&l);
+    }
+    long n = ftell(msgs);
+    *notes = calloc(1, (size_t)n + 1);
+    rewind(msgs);
+    CHECK(fread(*notes, 1, (size_t)n, msgs) == (size_t)n, "notes");
+    fclose(msgs);
+    LnlErr re;
+    CHECK(lnl_read_file(p, file, NULL, &re) == 0, "%s", re.msg);
+    return r;
+}
+
+static void test_log_resume(void) {
+    char *text, *notes;
     LnlErr e = {""};
-    CHECK(lnl_log_reopen(p, 2, &out, &e) == 0, "%s", e.msg);
-    if (e.msg[0]) return;
-    fputs("{\"step\": 3, \"loss\": 9}\n", out);
-    fclose(out);
+    const char *good = "{\"step\": 0, \"val_loss\": 5}\n{\"step\": 1, \"loss\": 4}\n{\"step\": 2, \"loss\": 3}\n"
+                       "{\"step\": 2, \"diag\": {}}\n";
+    /* records past the checkpoint's step are dropped and counted, a torn last line removed */
+    char in[512];
+    snprintf(in, sizeof in, "%s{\"step\": 3, \"loss\": 2}\n{\"step\": 3, \"val_loss\": 2}\n{\"step\": 4, \"lo", good);
+    CHECK(resume_log(in, 2, &text, &notes, &e) == 0, "%s", e.msg);
+    char want[512];
+    snprintf(want, sizeof want, "%s{\"step\": 3, \"loss\": 9}\n", good);
+    CHECK(strcmp(text, want) == 0, "log: %s", text);
+    CHECK(strstr(notes, "dropped 2 records past step 2") && strstr(notes, "removed line 7, a last line cut short"),
+          "notes: %s", notes);
+    free(text);
+    free(notes);
+    /* nothing to drop: no note */
+    CHECK(resume_log(good, 2, &text, &notes, &e) == 0 && notes[0] == 0, "%s / %s", e.msg, notes);
+    free(text);
+    free(notes);
+    /* a damaged line before the end is an error naming it, and the file is left as it was */
+    const char *junk = "{\"step\": 1, \"loss\": 4}\nnot json\n{\"step\": 2, \"loss\": 3}\n";
+    CHECK(resume_log(junk, 2, &text, &notes, &e) != 0 && strstr(e.msg, "line 2 is not a JSON record ('not json')"),
+          "junk: %s", e.msg);
+    CHECK(strcmp(text, junk) == 0, "the damaged log was changed: %s", text);
+    free(text);
+    free(notes);
+    /* the checkpoint's own training record must be there */
+    CHECK(resume_log("{\"step\": 1, \"loss\": 4}\n", 2, &text, &notes, &e) != 0 &&
+              strstr(e.msg, "has no training record of step 2"),
+          "missing: %s", e.msg);
+    free(text);
+    free(notes);
+    /* a torn last line where the checkpoint's records should be is not a repair */
+    CHECK(resume_log("{\"step\": 1, \"loss\": 4}\n{\"step\": 2, \"lo", 2, &text, &notes, &e) != 0 &&
+              strstr(e.msg, "records are missing"),
+          "torn early: %s", e.msg);
+    free(text);
+    free(notes);
+    /* records out of order (two runs in one log) */
+    CHECK(resume_log("{\"step\": 1, \"loss\": 4}\n{\"step\": 2, \"loss\": 3}\n{\"step\": 3, \"loss\": 3}\n"
+                     "{\"step\": 1, \"loss\": 4}\n",
+                     2, &text, &notes, &e) != 0 &&
+              strstr(e.msg, "line 4 (step 1) comes after a record of a later step"),
+          "mixed: %s", e.msg);
+    free(text);
+    free(notes);
+    /* a missing log */
+    LnlRunLog l;
+    CHECK(lnl_runlog_resume(&l, tmp("no-such-log.jsonl"), 2, NULL, &e) != 0 && strstr(e.msg, "missing"), "%s", e.msg);
+}
+
+/* A write that fails half-way leaves only whole records, the records stay pending, and a later
+ * flush (the disk freed) writes them. */
+static void test_log_write_failure(void) {
+    const char *p = tmp("full.jsonl");
+    setenv(LNL_FAULT_LOG_ENV, "30:1", 1);
+    LnlRunLog l;
+    LnlErr e = {""};
+    CHECK(lnl_runlog_create(&l, p, &e) == 0, "%s", e.msg);
+    unsetenv(LNL_FAULT_LOG_ENV);
+    fputs("{\"step\": 1, \"loss\": 4}\n", lnl_runlog_records(&l)); /* 24 bytes */
+    CHECK(lnl_runlog_flush(&l, &e) == 0, "%s", e.msg);
+    fputs("{\"step\": 2, \"loss\": 3}\n", lnl_runlog_records(&l));
+    CHECK(lnl_runlog_flush(&l, &e) != 0 && strstr(e.msg, "full.jsonl: write failed: No space left on device"), "%s",
+          e.msg);
     char *text;
-    CHECK(lnl_read_file(p, &text, NULL, &e) == 0, "%s", e.msg);
-    CHECK(strcmp(text, "{\"step\": 0, \"val_loss\": 5}\n{\"step\": 1, \"loss\": 4}\n{\"step\": 2, \"loss\": 3}\n"
-                       "{\"step\": 2, \"diag\": {}}\n{\"step\": 3, \"loss\": 9}\n") == 0,
-          "log: %s", text);
+    CHECK(lnl_read_file(p, &text, NULL, &e) == 0 && strcmp(text, "{\"step\": 1, \"loss\": 4}\n") == 0,
+          "after the failure: %s", text);
     free(text);
-    /* a damaged line ends what is kept */
-    f = fopen(p, "w");
-    fputs("{\"step\": 1, \"loss\": 4}\nnot json\n{\"step\": 2, \"loss\": 3}\n", f);
-    fclose(f);
-    CHECK(lnl_log_reopen(p, 5, &out, &e) == 0, "%s", e.msg);
-    fclose(out);
-    CHECK(lnl_read_file(p, &text, NULL, &e) == 0 && strcmp(text, "{\"step\": 1, \"loss\": 4}\n") == 0, "cut at junk");
+    CHECK(lnl_runlog_sync(&l, &e) == 0, "retry: %s", e.msg);
+    CHECK(lnl_read_file(p, &text, NULL, &e) == 0 &&
+              strcmp(text, "{\"step\": 1, \"loss\": 4}\n{\"step\": 2, \"loss\": 3}\n") == 0,
+          "after the retry: %s", text);
     free(text);
+    lnl_runlog_close(&l);
 }
 
 static void test_fault_injection(void) {
@@ -396,7 +495,8 @@ int main(void) {
     RUN_TEST(test_checksum_entries);
     RUN_TEST(test_state_roundtrip);
     RUN_TEST(test_checkpoints_dir);
-    RUN_TEST(test_log_reopen);
+    RUN_TEST(test_log_resume);
+    RUN_TEST(test_log_write_failure);
     RUN_TEST(test_fault_injection);
     RUN_TEST(test_memory_estimate);
     char cmd[300];
