@@ -464,7 +464,9 @@ static void test_dataset_meta(void) {
     LnlDataMeta m;
     LnlErr e = {""};
     CHECK(lnl_data_meta_read(dir, &m, &e) == 0 && !m.present, "no meta.json: %s", e.msg);
-    CHECK(lnl_data_meta_read(tpath("nowhere"), &m, &e) == 0 && !m.present, "no data: %s", e.msg);
+    char *nowhere = tpath("nowhere");
+    CHECK(lnl_data_meta_read(nowhere, &m, &e) == 0 && !m.present, "no data: %s", e.msg);
+    free(nowhere);
     const char *good = "{\"format\": \"lnlab prepared dataset\", \"format_version\": 1, \"tokenizer\": \"byte\","
                        " \"vocab_size\": 257, \"unknown_key\": [1]}";
     write_bytes(meta, good, strlen(good));
