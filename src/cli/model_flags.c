@@ -8,7 +8,7 @@
 #include "../data/dataset.h"
 
 enum { F_SIZE, F_PRESET, F_NORM, F_DT, F_LAYERS, F_HEADS, F_DIM, F_SEQ, F_VOCAB, F_EMBED_NORM, F_EMBED_SCALE,
-       F_SPEC, F_MIX, F_BN_STEPS, F_INIT_STD, F_EPS };
+       F_SPEC, F_MIX, F_BN_STEPS, F_INIT_STD, F_RESID_SCALE, F_BIAS, F_EPS };
 
 void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
     memset(mf, 0, sizeof *mf);
@@ -24,7 +24,7 @@ void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
     mf->branchnorm_steps = 1000;
     mf->dt = 1.0;
     mf->mix_ratio = 0.25;
-    mf->init_std = 0.02;
+    mf->init_std = mf->resid_scale_init = mf->bias = NULL;
     mf->eps = 1e-5;
     LnlFlag t[LNL_MODEL_NFLAGS] = {
         [F_SIZE] = {"--model-size", LNL_FLAG_STR, &mf->size, "named size; sets layers/heads/dim", 1, 0, LNL_SIZES, 0},
@@ -36,28 +36,58 @@ void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
         [F_DIM] = {"--dim", LNL_FLAG_INT, &mf->dim, "model width C", 1, 65536, NULL, 0},
         [F_SEQ] = {"--seq", LNL_FLAG_INT, &mf->seq, "sequence length T (and the model's n_positions when created)", 1, 1 << 20, NULL, 0},
         [F_VOCAB] = {"--vocab", LNL_FLAG_INT, &mf->vocab, "vocabulary size V", 2, 1 << 24, NULL, 0},
-        [F_EMBED_NORM] = {"--embed-norm", LNL_FLAG_BOOL, &mf->embed_norm, "normalize right after the embedding", 1, 0, NULL, 0},
-        [F_EMBED_SCALE] = {"--embed-scale", LNL_FLAG_BOOL, &mf->embed_scale, "multiply the embedding by sqrt(C)", 1, 0, NULL, 0},
+        [F_EMBED_NORM] = {"--embed-norm", LNL_FLAG_BOOL, &mf->embed_norm, "normalize right after the embedding; --embed-norm=false turns a preset's off (default: the preset's)", 1, 0, NULL, 0},
+        [F_EMBED_SCALE] = {"--embed-scale", LNL_FLAG_BOOL, &mf->embed_scale, "multiply the embedding by sqrt(C); --embed-scale=false turns a preset's off (default: the preset's)", 1, 0, NULL, 0},
         [F_SPEC] = {"--spec", LNL_FLAG_STR, &mf->spec, "spec overrides KEY=VALUE[,...], KEY=[attn.|mlp.]field[@A-B] (docs/PLACEMENTS.md)", 1, 0, NULL, 0},
         [F_MIX] = {"--mix-ratio", LNL_FLAG_FLOAT, &mf->mix_ratio, "Mix-LN: share of layers that are Post-LN", 0, 1, NULL, 0},
         [F_BN_STEPS] = {"--branchnorm-steps", LNL_FLAG_INT, &mf->branchnorm_steps, "BranchNorm: steps over which the branch norm anneals 1 -> 0", 1, 1000000000, NULL, 0},
-        [F_INIT_STD] = {"--init-std", LNL_FLAG_FLOAT, &mf->init_std, "std of the normal init of matrices and embeddings", 0, 10, NULL, 0},
+        [F_INIT_STD] = {"--init-std", LNL_FLAG_STR, &mf->init_std, "std of the normal init of matrices and embeddings: a number in (0, 10], or 1/sqrt(C) (default: the preset's)", 1, 0, NULL, 0},
+        [F_RESID_SCALE] = {"--resid-scale-init", LNL_FLAG_STR, &mf->resid_scale_init, "GPT-2's extra 1/sqrt(2L) on the init std of the residual output projections (default: the preset's)", 1, 0, "on|off", 0},
+        [F_BIAS] = {"--bias", LNL_FLAG_STR, &mf->bias, "biases of the attention and MLP linear layers (default: the preset's)", 1, 0, "on|off", 0},
         [F_EPS] = {"--eps", LNL_FLAG_FLOAT, &mf->eps, "normalization epsilon", 1e-12, 1, NULL, 0},
     };
     memcpy(f, t, sizeof t);
 }
 
 void lnl_model_flags_for_loaded_model(LnlFlag *flags) {
-    static char help[LNL_MODEL_NFLAGS][160];
+    static char help[LNL_MODEL_NFLAGS][200];
     for (int i = 0; i < LNL_MODEL_NFLAGS; i++) {
-        snprintf(help[i], sizeof help[i], "%s (default: the model file's)", flags[i].help);
+        const char *own = strstr(flags[i].help, " (default: "); /* a new model's default, not a file's */
+        int len = own ? (int)(own - flags[i].help) : (int)strlen(flags[i].help);
+        snprintf(help[i], sizeof help[i], "%.*s (default: the model file's)", len, flags[i].help);
         flags[i].help = help[i];
     }
+}
+
+/* What a loaded model's file decides beyond its placement: which tensors exist (biases, ln_e),
+ * the embedding scale, and the init rules it was made with. */
+typedef struct {
+    uint8_t embed_norm, embed_scale, std_rule, resid_scale;
+    float std;
+    int bias; /* lnl_config_bias */
+} FileExtras;
+
+static FileExtras file_extras(const LnlConfig *c) {
+    FileExtras x = {c->embed_norm, c->embed_scale, c->init_std_rule, c->init_resid_scale, c->init_std,
+                    lnl_config_bias(c)};
+    return x;
+}
+
+static void restore_extras(LnlConfig *c, const FileExtras *x, const LnlFlag *f) {
+    if (!f[F_EMBED_NORM].seen) c->embed_norm = x->embed_norm;
+    if (!f[F_EMBED_SCALE].seen) c->embed_scale = x->embed_scale;
+    if (!f[F_INIT_STD].seen) {
+        c->init_std_rule = x->std_rule;
+        c->init_std = x->std;
+    }
+    if (!f[F_RESID_SCALE].seen) c->init_resid_scale = x->resid_scale;
+    if (!f[F_BIAS].seen && x->bias >= 0) lnl_config_set_bias(c, x->bias);
 }
 
 static int apply(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int only_seen, LnlErr *e) {
 #define GIVEN(i) (!only_seen || f[i].seen)
     int respec = !only_seen || f[F_PRESET].seen || f[F_LAYERS].seen || f[F_SIZE].seen || f[F_MIX].seen;
+    const FileExtras file = file_extras(c);
     char preset[32];
     snprintf(preset, sizeof preset, "%s", only_seen && !f[F_PRESET].seen ? c->preset : mf->preset);
     if (mf->size && GIVEN(F_SIZE) && lnl_config_size(c, mf->size, e)) return -1;
@@ -70,17 +100,27 @@ static int apply(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int on
     if (GIVEN(F_VOCAB)) c->vocab_size = (int)mf->vocab;
     if (GIVEN(F_MIX)) c->mix_ratio = (float)mf->mix_ratio;
     if (GIVEN(F_BN_STEPS)) c->branchnorm_steps = (int)mf->branchnorm_steps;
-    if (GIVEN(F_INIT_STD)) c->init_std = (float)mf->init_std;
     if (GIVEN(F_EPS)) c->eps = (float)mf->eps;
     if (GIVEN(F_NORM)) c->norm = strcmp(mf->norm, "rmsnorm") == 0 ? LNL_NORM_RMSNORM : LNL_NORM_LAYERNORM;
     if (respec) {
         if (strcmp(preset, "custom") == 0)
             return lnl_err(e, "--preset: the loaded model has a custom spec; give --preset to re-derive it");
         if (lnl_config_preset(c, preset, e)) return -1;
+        if (only_seen) restore_extras(c, &file, f);
     }
     if (GIVEN(F_DT)) c->dt = (float)mf->dt;
-    if (GIVEN(F_EMBED_NORM)) c->embed_norm = (uint8_t)mf->embed_norm;
-    if (GIVEN(F_EMBED_SCALE)) c->embed_scale = (uint8_t)mf->embed_scale;
+    /* the preset's defaults stand unless these flags are given, for a new model too */
+    if (f[F_EMBED_NORM].seen) c->embed_norm = (uint8_t)mf->embed_norm;
+    if (f[F_EMBED_SCALE].seen) c->embed_scale = (uint8_t)mf->embed_scale;
+    if (f[F_INIT_STD].seen) {
+        LnlStdRule rule;
+        float std = c->init_std;
+        if (lnl_parse_init_std(mf->init_std, &rule, &std, "--init-std", e)) return -1;
+        c->init_std_rule = (uint8_t)rule;
+        c->init_std = std;
+    }
+    if (f[F_RESID_SCALE].seen) c->init_resid_scale = (uint8_t)(strcmp(mf->resid_scale_init, "on") == 0);
+    if (f[F_BIAS].seen) lnl_config_set_bias(c, strcmp(mf->bias, "on") == 0);
     if (mf->spec && lnl_config_override(c, mf->spec, e)) return -1;
     return lnl_config_validate(c, e);
 #undef GIVEN

@@ -10,12 +10,15 @@
 
 typedef struct {
     const char *size, *preset, *norm, *spec;
+    const char *init_std;         /* a number or "1/sqrt(C)"; NULL: the preset's */
+    const char *resid_scale_init; /* "on" | "off"; NULL: the preset's */
+    const char *bias;             /* "on" | "off"; NULL: the preset's */
     long long layers, heads, dim, seq, vocab, branchnorm_steps;
-    double dt, mix_ratio, init_std, eps;
-    int embed_norm, embed_scale;
+    double dt, mix_ratio, eps;
+    int embed_norm, embed_scale;  /* read only when their flag is given: else the preset's */
 } LnlModelFlags;
 
-#define LNL_MODEL_NFLAGS 16
+#define LNL_MODEL_NFLAGS 18
 /* Sets the defaults and writes the flag table entries into flags[0 .. LNL_MODEL_NFLAGS-1]. */
 void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *flags);
 /* For commands that load a model: the flags' help says they default to the file's values. */
@@ -24,10 +27,14 @@ void lnl_model_flags_for_loaded_model(LnlFlag *flags);
  * and --seq becomes the run's T (default 0: the model's n_positions, see
  * lnl_model_flags_seq_or_exit); the loaded model's n_positions is never changed by a flag. */
 void lnl_model_flags_for_evaluation(LnlModelFlags *mf, LnlFlag *flags);
-/* Builds a config from scratch: size, then explicit sizes, preset, norm, dt, extras, --spec. */
+/* Builds a config from scratch: size, then explicit sizes, norm, preset (with its defaults for
+ * the init, the biases and the embedding), then dt and the flags that change those defaults,
+ * then --spec. */
 int lnl_model_flags_config(const LnlModelFlags *mf, const LnlFlag *flags, LnlConfig *c, LnlErr *e);
 /* Applies only the flags given on the command line to a config loaded from a file. A new preset
- * or size re-derives the spec; --spec is applied last. */
+ * or size re-derives the placement spec; the file's biases, embedding norm and scale and init
+ * rules stay unless their own flags are given (they decide which tensors the file must hold);
+ * --spec is applied last. */
 int lnl_model_flags_override(const LnlModelFlags *mf, const LnlFlag *flags, LnlConfig *c, LnlErr *e);
 
 /* Every command that loads a model goes through here: loads path with hook (the command-line

@@ -90,6 +90,7 @@ int lnl_model_create(LnlModel *m, const LnlConfig *cfg, LnlErr *e) {
     memset(m, 0, sizeof *m);
     if (lnl_config_validate(cfg, e)) return -1;
     m->cfg = *cfg;
+    m->cfg.init_std = lnl_config_init_std(cfg); /* the number the rule means at this width, for the record */
     const LnlConfig *c = &m->cfg;
     const int L = c->n_layer;
     int max_views = 0;
@@ -177,13 +178,14 @@ void lnl_model_init_weights(LnlModel *m, uint64_t seed) {
     LnlRng rng;
     lnl_rng_seed(&rng, seed);
     memset(m->params_mem, 0, m->num_alloc * sizeof(float));
-    double resid_std = c->init_std / (c->init_resid_scale ? sqrt(2.0 * c->n_layer) : 1.0);
+    const double std = lnl_config_init_std(c);
+    const double resid_std = std / (c->init_resid_scale ? sqrt(2.0 * c->n_layer) : 1.0);
     for (int i = 0; i < m->nviews; i++) {
         const LnlTensorView *v = &m->views[i];
         float *p = m->params_mem + v->offset;
         switch (role_info[v->role].init) {
         case LNL_INIT_NORMAL:
-            for (size_t k = 0; k < v->numel; k++) p[k] = (float)(c->init_std * lnl_rng_normal(&rng));
+            for (size_t k = 0; k < v->numel; k++) p[k] = (float)(std * lnl_rng_normal(&rng));
             break;
         case LNL_INIT_RESID:
             for (size_t k = 0; k < v->numel; k++) p[k] = (float)(resid_std * lnl_rng_normal(&rng));
@@ -442,6 +444,10 @@ static LayerPtrs layer_ptrs(const LnlModel *m, const LnlParams *P, int l) {
     S(ln1pw); S(ln1pb); S(askip); S(ln2w); S(ln2b); S(fcw); S(fcb); S(fcprojw); S(fcprojb); S(ln2ow);
     S(ln2ob); S(ln2pw); S(ln2pb); S(mskip); S(gate);
 #undef S
+    /* a sub-layer without biases: NULL, so the kernels add none and accumulate no gradient (the
+     * role may still exist for other layers) */
+    if (!m->cfg.sub[l][LNL_ATTN].bias) r.qkvb = r.attprojb = NULL;
+    if (!m->cfg.sub[l][LNL_MLP].bias) r.fcb = r.fcprojb = NULL;
     return r;
 }
 

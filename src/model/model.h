@@ -32,13 +32,13 @@ typedef enum { LNL_INIT_NORMAL, LNL_INIT_RESID, LNL_INIT_ZERO, LNL_INIT_ONE } Ln
     X(ln1w, "ln_1.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, A.pre_norm)                                            \
     X(ln1b, "ln_1.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.pre_norm && LN)                                       \
     X(qkvw, "attn.c_attn.weight", 1, 3 * C, C, LNL_INIT_NORMAL, 1, 1, 1)                                       \
-    X(qkvb, "attn.c_attn.bias", 1, 1, 3 * C, LNL_INIT_ZERO, 0, 0, 1)                                           \
+    X(qkvb, "attn.c_attn.bias", 1, 1, 3 * C, LNL_INIT_ZERO, 0, 0, A.bias)                                           \
     X(qkvnw, "attn.q_norm.weight|attn.k_norm.weight|attn.v_norm.weight", 1, 3, HS, LNL_INIT_ONE, 0, 0,         \
       A.qkv_norm)                                                                                              \
     X(qkvnb, "attn.q_norm.bias|attn.k_norm.bias|attn.v_norm.bias", 1, 3, HS, LNL_INIT_ZERO, 0, 0,              \
       A.qkv_norm && LN)                                                                                        \
     X(attprojw, "attn.c_proj.weight", 1, C, C, LNL_INIT_RESID, 1, 1, 1)                                        \
-    X(attprojb, "attn.c_proj.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, 1)                                           \
+    X(attprojb, "attn.c_proj.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.bias)                                           \
     X(ln1ow, "ln_1_out.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, A.out_norm)                                       \
     X(ln1ob, "ln_1_out.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.out_norm && LN)                                  \
     X(ln1pw, "ln_1_post.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, A.post_norm)                                     \
@@ -47,9 +47,9 @@ typedef enum { LNL_INIT_NORMAL, LNL_INIT_RESID, LNL_INIT_ZERO, LNL_INIT_ONE } Ln
     X(ln2w, "ln_2.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, M.pre_norm)                                            \
     X(ln2b, "ln_2.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.pre_norm && LN)                                       \
     X(fcw, "mlp.c_fc.weight", 1, 4 * C, C, LNL_INIT_NORMAL, 1, 1, 1)                                           \
-    X(fcb, "mlp.c_fc.bias", 1, 1, 4 * C, LNL_INIT_ZERO, 0, 0, 1)                                               \
+    X(fcb, "mlp.c_fc.bias", 1, 1, 4 * C, LNL_INIT_ZERO, 0, 0, M.bias)                                               \
     X(fcprojw, "mlp.c_proj.weight", 1, C, 4 * C, LNL_INIT_RESID, 1, 1, 1)                                      \
-    X(fcprojb, "mlp.c_proj.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, 1)                                             \
+    X(fcprojb, "mlp.c_proj.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.bias)                                             \
     X(ln2ow, "ln_2_out.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, M.out_norm)                                       \
     X(ln2ob, "ln_2_out.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.out_norm && LN)                                  \
     X(ln2pw, "ln_2_post.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, M.post_norm)                                     \
@@ -161,8 +161,9 @@ typedef struct {
 /* Builds the parameter layout for cfg (validated) and allocates params and grads (zeroed). */
 int lnl_model_create(LnlModel *m, const LnlConfig *cfg, LnlErr *e);
 void lnl_model_free(LnlModel *m);
-/* GPT-2 init plus the preset's own rules (docs/PLACEMENTS.md). Admin's omegas stay 1 until
- * lnl_model_admin_profile. */
+/* The init rules of the config (docs/PLACEMENTS.md, section 4): matrices and embeddings
+ * N(0, lnl_config_init_std), residual output projections divided by sqrt(2L) if init_resid_scale,
+ * DeepNorm's beta; biases 0, gains 1. Admin's omegas stay 1 until lnl_model_admin_profile. */
 void lnl_model_init_weights(LnlModel *m, uint64_t seed);
 /* Allocates activations and scratch for batches of B x T (T <= n_positions). */
 int lnl_model_alloc_acts(LnlModel *m, int B, int T, LnlErr *e);

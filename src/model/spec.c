@@ -20,7 +20,7 @@ void lnl_config_default(LnlConfig *c) {
     c->norm = LNL_NORM_LAYERNORM;
     c->eps = 1e-5f;
     c->dt = 1.0f;
-    c->init_std = 0.02f;
+    c->init_std = LNL_GPT2_INIT_STD;
     c->init_beta = 1.0f;
     c->branchnorm_steps = 1000;
     c->mix_ratio = 0.25f;
@@ -47,70 +47,160 @@ int lnl_config_size(LnlConfig *c, const char *size, LnlErr *e) {
 static LnlSubSpec plain_sub(void) {
     LnlSubSpec s;
     memset(&s, 0, sizeof s);
+    s.bias = 1;
     s.in_scale = 1.0f;
     s.skip_scale = 1.0f;
     return s;
 }
 
+/* ---- the preset table ---- */
+
+/* Per-layer refinements of a row's placement that a flag per sub-layer cannot say. */
+typedef enum {
+    LAYERS_SAME,      /* every sub-layer of every layer as the row says */
+    LAYERS_MIX,       /* Mix-LN: post_norm for l <= floor(mix_ratio L), pre_norm after */
+    LAYERS_LNS,       /* LayerNorm Scaling: pre_norm with in_scale 1/sqrt(l) */
+    LAYERS_HYBRID,    /* HybridNorm: attn qkv_norm without pre_norm; mlp pre_norm + res_from_normed */
+    LAYERS_HYBRID1,   /* HybridNorm*: as HYBRID, but layer 1 is Pre-LN in both sub-layers (qkv_norm kept) */
+    LAYERS_DEEPNORM   /* DeepNorm: skip_scale (2L)^(1/4), init beta (8L)^(-1/4) */
+} LayerRule;
+
+#define X_ 1   /* on */
+#define o_ 0   /* off */
+#define GPT2 LNL_STD_FIXED      /* init_std as configured: GPT-2's 0.02 unless changed */
+#define XAV LNL_STD_INV_SQRT_C  /* 1/sqrt(C): Xavier's std for a C x C matrix */
+
+/* Every preset's defaults in one place; docs/PLACEMENTS.md (sections 4 and 5) gives the source
+ * and the reason for each. Placement flags apply to every sub-layer (b2t: the mlp's only). */
+static const struct {
+    const char *name;
+    uint8_t pre, out, post, b2t, skip_learned, gate, branch_norm; /* placement */
+    LayerRule layers;
+    uint8_t final_norm;
+    uint8_t std_rule, resid_scale, bias, embed_norm, embed_scale, admin_profile;
+} presets[] = {
+    /*  name          pre out post b2t skip gate bn  layers           final std   resid bias enorm escale admin */
+    {"post",          o_, o_, X_,  o_, o_,  o_,  o_, LAYERS_SAME,     o_,   XAV,  o_,   X_,  o_,   X_,    o_},
+    {"pre",           X_, o_, o_,  o_, o_,  o_,  o_, LAYERS_SAME,     X_,   GPT2, X_,   X_,  o_,   o_,    o_},
+    {"peri",          X_, X_, o_,  o_, o_,  o_,  o_, LAYERS_SAME,     X_,   GPT2, o_,   X_,  X_,   o_,    o_},
+    {"b2t",           o_, o_, X_,  X_, o_,  o_,  o_, LAYERS_SAME,     o_,   XAV,  o_,   X_,  o_,   X_,    o_},
+    {"mix",           o_, o_, o_,  o_, o_,  o_,  o_, LAYERS_MIX,      X_,   GPT2, o_,   o_,  o_,   o_,    o_},
+    {"lns",           X_, o_, o_,  o_, o_,  o_,  o_, LAYERS_LNS,      X_,   GPT2, o_,   o_,  o_,   o_,    o_},
+    {"hybrid",        o_, o_, o_,  o_, o_,  o_,  o_, LAYERS_HYBRID,   X_,   GPT2, X_,   o_,  o_,   o_,    o_},
+    {"hybrid*",       o_, o_, o_,  o_, o_,  o_,  o_, LAYERS_HYBRID1,  X_,   GPT2, X_,   o_,  o_,   o_,    o_},
+    {"deepnorm",      o_, o_, X_,  o_, o_,  o_,  o_, LAYERS_DEEPNORM, o_,   XAV,  o_,   X_,  o_,   o_,    o_},
+    {"admin",         o_, o_, X_,  o_, X_,  o_,  o_, LAYERS_SAME,     o_,   XAV,  o_,   X_,  o_,   X_,    X_},
+    {"branchnorm",    o_, o_, X_,  o_, o_,  o_,  X_, LAYERS_SAME,     o_,   GPT2, X_,   X_,  o_,   o_,    o_},
+    {"rezero",        o_, o_, o_,  o_, o_,  X_,  o_, LAYERS_SAME,     o_,   GPT2, X_,   X_,  o_,   o_,    o_},
+};
+#undef X_
+#undef o_
+#undef GPT2
+#undef XAV
+#define NPRESETS (int)(sizeof presets / sizeof presets[0])
+
+/* The row of a preset name ("sandwich" is "peri"), or -1. */
+static int preset_row(const char *preset) {
+    const char *p = strcmp(preset, "sandwich") == 0 ? "peri" : preset;
+    for (int i = 0; i < NPRESETS; i++)
+        if (strcmp(p, presets[i].name) == 0) return i;
+    return -1;
+}
+
+int lnl_preset_defaults(const char *preset, LnlPresetDefaults *d, LnlErr *e) {
+    int i = preset_row(preset);
+    if (i < 0) return lnl_err(e, "--preset: unknown preset '%s' (one of %s)", preset, LNL_PRESETS);
+    d->final_norm = presets[i].final_norm;
+    d->embed_norm = presets[i].embed_norm;
+    d->embed_scale = presets[i].embed_scale;
+    d->bias = presets[i].bias;
+    d->init_std_rule = presets[i].std_rule;
+    d->init_resid_scale = presets[i].resid_scale;
+    return 0;
+}
+
 int lnl_config_preset(LnlConfig *c, const char *preset, LnlErr *e) {
     int L = c->n_layer;
     if (L < 1 || L > LNL_MAX_LAYERS) return lnl_err(e, "--layers: %d is out of range [1, %d]", L, LNL_MAX_LAYERS);
-    const char *p = strcmp(preset, "sandwich") == 0 ? "peri" : preset;
-    static const char *known[] = {"post", "pre", "peri", "b2t", "mix", "lns", "hybrid", "hybrid*",
-                                  "deepnorm", "admin", "branchnorm", "rezero"};
-    int ok = 0;
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= strcmp(p, known[i]) == 0;
-    if (!ok) return lnl_err(e, "--preset: unknown preset '%s' (one of %s)", preset, LNL_PRESETS);
-
-    c->final_norm = 0;
-    c->init_resid_scale = 1;
-    c->init_beta = 1.0f;
-    c->admin_profile = 0;
+    int row = preset_row(preset);
+    if (row < 0) return lnl_err(e, "--preset: unknown preset '%s' (one of %s)", preset, LNL_PRESETS);
+    const LayerRule rule = presets[row].layers;
+    const int n_post = (int)floorf(c->mix_ratio * (float)L);
     for (int l = 0; l < L; l++) {
         for (int s = 0; s < 2; s++) {
             LnlSubSpec *q = &c->sub[l][s];
             *q = plain_sub();
-            if (strcmp(p, "post") == 0 || strcmp(p, "b2t") == 0 || strcmp(p, "deepnorm") == 0 ||
-                strcmp(p, "admin") == 0 || strcmp(p, "branchnorm") == 0) {
-                q->post_norm = 1;
-            } else if (strcmp(p, "pre") == 0) {
-                q->pre_norm = 1;
-            } else if (strcmp(p, "peri") == 0) {
-                q->pre_norm = 1;
-                q->out_norm = 1;
-            } else if (strcmp(p, "mix") == 0) {
-                int n_post = (int)floorf(c->mix_ratio * (float)L);
-                if (l + 1 <= n_post) q->post_norm = 1;
-                else q->pre_norm = 1;
-            } else if (strcmp(p, "lns") == 0) {
-                q->pre_norm = 1;
-                q->in_scale = 1.0f / sqrtf((float)(l + 1));
-            } else if (strcmp(p, "hybrid") == 0 || strcmp(p, "hybrid*") == 0) {
-                int special = strcmp(p, "hybrid*") == 0 && l == 0;
+            q->pre_norm = presets[row].pre;
+            q->out_norm = presets[row].out;
+            q->post_norm = presets[row].post;
+            q->b2t = (uint8_t)(presets[row].b2t && s == LNL_MLP);
+            q->skip_learned = presets[row].skip_learned;
+            q->gate = presets[row].gate;
+            q->branch_norm = presets[row].branch_norm;
+            q->bias = presets[row].bias;
+            switch (rule) {
+            case LAYERS_SAME: break;
+            case LAYERS_MIX:
+                q->post_norm = (uint8_t)(l + 1 <= n_post);
+                q->pre_norm = (uint8_t)!q->post_norm;
+                break;
+            case LAYERS_LNS: q->in_scale = 1.0f / sqrtf((float)(l + 1)); break;
+            case LAYERS_HYBRID:
+            case LAYERS_HYBRID1: {
+                int first_pre = rule == LAYERS_HYBRID1 && l == 0;
                 if (s == LNL_ATTN) {
                     q->qkv_norm = 1;
-                    q->pre_norm = (uint8_t)special;
+                    q->pre_norm = (uint8_t)first_pre;
                 } else {
                     q->pre_norm = 1;
-                    q->res_from_normed = (uint8_t)!special;
+                    q->res_from_normed = (uint8_t)!first_pre;
                 }
-            } else if (strcmp(p, "rezero") == 0) {
-                q->gate = 1;
+                break;
             }
-            if (strcmp(p, "b2t") == 0 && s == LNL_MLP) q->b2t = 1;
-            if (strcmp(p, "deepnorm") == 0) q->skip_scale = powf(2.0f * (float)L, 0.25f);
-            if (strcmp(p, "admin") == 0) q->skip_learned = 1;
-            if (strcmp(p, "branchnorm") == 0) q->branch_norm = 1;
+            case LAYERS_DEEPNORM: q->skip_scale = powf(2.0f * (float)L, 0.25f); break;
+            }
         }
     }
-    if (strcmp(p, "pre") == 0 || strcmp(p, "peri") == 0 || strcmp(p, "mix") == 0 || strcmp(p, "lns") == 0 ||
-        strcmp(p, "hybrid") == 0 || strcmp(p, "hybrid*") == 0)
-        c->final_norm = 1;
-    if (strcmp(p, "lns") == 0) c->init_resid_scale = 0; /* the LNS authors warn against scaled init */
-    if (strcmp(p, "deepnorm") == 0) c->init_beta = powf(8.0f * (float)L, -0.25f);
-    if (strcmp(p, "admin") == 0) c->admin_profile = 1;
-    snprintf(c->preset, sizeof c->preset, "%s", p);
+    c->final_norm = presets[row].final_norm;
+    c->embed_norm = presets[row].embed_norm;
+    c->embed_scale = presets[row].embed_scale;
+    c->init_std_rule = presets[row].std_rule;
+    c->init_resid_scale = presets[row].resid_scale;
+    c->init_beta = rule == LAYERS_DEEPNORM ? powf(8.0f * (float)L, -0.25f) : 1.0f;
+    c->admin_profile = presets[row].admin_profile;
+    snprintf(c->preset, sizeof c->preset, "%s", presets[row].name);
     return 0;
+}
+
+float lnl_config_init_std(const LnlConfig *c) {
+    return c->init_std_rule == LNL_STD_INV_SQRT_C ? 1.0f / sqrtf((float)c->n_embd) : c->init_std;
+}
+
+int lnl_parse_init_std(const char *v, LnlStdRule *rule, float *std, const char *what, LnlErr *e) {
+    if (strcmp(v, LNL_STD_INV_SQRT_C_NAME) == 0) {
+        *rule = LNL_STD_INV_SQRT_C;
+        return 0;
+    }
+    char *end = NULL;
+    double x = strtod(v, &end);
+    if (!*v || !end || *end || !isfinite(x) || x <= 0 || x > 10)
+        return lnl_err(e, "%s: expected a number in (0, 10] or %s, got '%s'", what, LNL_STD_INV_SQRT_C_NAME, v);
+    *rule = LNL_STD_FIXED;
+    *std = (float)x;
+    return 0;
+}
+
+void lnl_config_set_bias(LnlConfig *c, int on) {
+    for (int l = 0; l < c->n_layer; l++)
+        for (int s = 0; s < 2; s++) c->sub[l][s].bias = (uint8_t)(on != 0);
+}
+
+int lnl_config_bias(const LnlConfig *c) {
+    int b = c->sub[0][0].bias;
+    for (int l = 0; l < c->n_layer; l++)
+        for (int s = 0; s < 2; s++)
+            if (c->sub[l][s].bias != b) return -1;
+    return b;
 }
 
 /* ---- overrides ---- */
@@ -120,13 +210,15 @@ typedef struct {
     const char *name;
     FieldType type;
     size_t off;
+    uint8_t optional; /* may be missing from a config JSON (older files): plain_sub's value then */
 } SubField;
 
-#define SUBF(name, type) {#name, type, offsetof(LnlSubSpec, name)}
+#define SUBF(name, type, opt) {#name, type, offsetof(LnlSubSpec, name), opt}
 static const SubField sub_fields[] = {
-    SUBF(pre_norm, F_BOOL),   SUBF(out_norm, F_BOOL),     SUBF(post_norm, F_BOOL), SUBF(res_from_normed, F_BOOL),
-    SUBF(b2t, F_BOOL),        SUBF(qkv_norm, F_BOOL),     SUBF(skip_learned, F_BOOL), SUBF(gate, F_BOOL),
-    SUBF(branch_norm, F_BOOL), SUBF(in_scale, F_FLOAT),   SUBF(skip_scale, F_FLOAT),
+    SUBF(pre_norm, F_BOOL, 0),     SUBF(out_norm, F_BOOL, 0),     SUBF(post_norm, F_BOOL, 0),
+    SUBF(res_from_normed, F_BOOL, 0), SUBF(b2t, F_BOOL, 0),       SUBF(qkv_norm, F_BOOL, 0),
+    SUBF(skip_learned, F_BOOL, 0), SUBF(gate, F_BOOL, 0),         SUBF(branch_norm, F_BOOL, 0),
+    SUBF(bias, F_BOOL, 1),         SUBF(in_scale, F_FLOAT, 0),    SUBF(skip_scale, F_FLOAT, 0),
 };
 #undef SUBF
 #define N_SUB_FIELDS (sizeof sub_fields / sizeof sub_fields[0])
@@ -252,9 +344,11 @@ int lnl_config_validate(const LnlConfig *c, LnlErr *e) {
 
 /* ---- differences ---- */
 
+/* The placement fields of two sub-layers agree (bias aside: the diff names it on its own). */
 static int same_sub(const LnlSubSpec *a, const LnlSubSpec *b) {
     for (size_t i = 0; i < N_SUB_FIELDS; i++) {
         const SubField *f = &sub_fields[i];
+        if (f->off == offsetof(LnlSubSpec, bias)) continue;
         const char *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
         if (f->type == F_BOOL ? *(const uint8_t *)pa != *(const uint8_t *)pb : *(const float *)pa != *(const float *)pb)
             return 0;
@@ -277,9 +371,12 @@ char *lnl_config_diff(const LnlConfig *was, const LnlConfig *now) {
     if (was->f != now->f) lnl_buf_printf(&b, "%s" #f " %g -> %g", SEP, (double)was->f, (double)now->f)
 #define BOOL_FIELD(f)                                                                      \
     if (!was->f != !now->f) lnl_buf_printf(&b, "%s" #f " %s -> %s", SEP, was->f ? "on" : "off", now->f ? "on" : "off")
-    int spec_differs = was->n_layer != now->n_layer;
+    int spec_differs = was->n_layer != now->n_layer, bias_differs = 0;
     for (int l = 0; !spec_differs && l < now->n_layer; l++)
-        for (int s = 0; s < 2; s++) spec_differs |= !same_sub(&was->sub[l][s], &now->sub[l][s]);
+        for (int s = 0; s < 2; s++) {
+            spec_differs |= !same_sub(&was->sub[l][s], &now->sub[l][s]);
+            bias_differs |= was->sub[l][s].bias != now->sub[l][s].bias;
+        }
     if (spec_differs && strcmp(was->preset, now->preset) != 0)
         lnl_buf_printf(&b, "preset %s -> %s", was->preset, now->preset);
     else if (spec_differs)
@@ -297,6 +394,11 @@ char *lnl_config_diff(const LnlConfig *was, const LnlConfig *now) {
     BOOL_FIELD(final_norm);
     BOOL_FIELD(embed_norm);
     BOOL_FIELD(embed_scale);
+    if (bias_differs) {
+        int wb = lnl_config_bias(was), nb = lnl_config_bias(now);
+        if (wb >= 0 && nb >= 0) lnl_buf_printf(&b, "%sbias %s -> %s", SEP, wb ? "on" : "off", nb ? "on" : "off");
+        else lnl_buf_printf(&b, "%slinear biases of some sub-layers changed", SEP);
+    }
     if (spec_differs) NUM_FIELD(mix_ratio);
     if (uses_branch_norm(now)) INT_FIELD(branchnorm_steps);
 #undef SEP
@@ -325,7 +427,8 @@ char *lnl_config_to_json(const LnlConfig *c) {
     cJSON_AddBoolToObject(o, "embed_scale", c->embed_scale);
     cJSON_AddStringToObject(o, "preset", c->preset);
     cJSON *init = cJSON_AddObjectToObject(o, "init");
-    cJSON_AddNumberToObject(init, "std", c->init_std);
+    cJSON_AddNumberToObject(init, "std", lnl_config_init_std(c));
+    cJSON_AddStringToObject(init, "std_rule", c->init_std_rule == LNL_STD_INV_SQRT_C ? LNL_STD_INV_SQRT_C_NAME : "fixed");
     cJSON_AddBoolToObject(init, "resid_scale", c->init_resid_scale);
     cJSON_AddNumberToObject(init, "beta", c->init_beta);
     cJSON_AddBoolToObject(init, "admin_profile", c->admin_profile);
@@ -424,6 +527,16 @@ int lnl_config_from_json(LnlConfig *c, const char *json, const char *what, LnlEr
     }
     if (get_num(init, "std", 0, 10, &v, what, e)) goto done;
     t.init_std = (float)v;
+    t.init_std_rule = LNL_STD_FIXED; /* files from before the rule was recorded: the number */
+    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(init, "std_rule");
+    if (rule) {
+        if (!cJSON_IsString(rule) ||
+            (strcmp(rule->valuestring, "fixed") && strcmp(rule->valuestring, LNL_STD_INV_SQRT_C_NAME))) {
+            lnl_err(e, "%s: config field 'init.std_rule' must be \"fixed\" or \"%s\"", what, LNL_STD_INV_SQRT_C_NAME);
+            goto done;
+        }
+        if (strcmp(rule->valuestring, "fixed")) t.init_std_rule = LNL_STD_INV_SQRT_C;
+    }
     if (get_num(init, "beta", 0, 10, &v, what, e)) goto done;
     t.init_beta = (float)v;
     if (get_bool(init, "resid_scale", &t.init_resid_scale, what, e) ||
@@ -451,6 +564,7 @@ int lnl_config_from_json(LnlConfig *c, const char *json, const char *what, LnlEr
             char *base = (char *)&q;
             for (size_t i = 0; i < N_SUB_FIELDS; i++) {
                 const SubField *f = &sub_fields[i];
+                if (f->optional && !cJSON_HasObjectItem(so, f->name)) continue;
                 if (f->type == F_BOOL) {
                     if (get_bool(so, f->name, (uint8_t *)(base + f->off), what, e)) goto done;
                 } else {

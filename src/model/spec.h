@@ -3,7 +3,8 @@
  *
  * For layer l (1-based) and sub-layer s in {attn, mlp}, with sub-layer input h and block input x:
  *   u   = pre_norm ? N_pre(h) * in_scale : h
- *   f   = F_s(u)                                   (attn: q, k, v normalized per head if qkv_norm)
+ *   f   = F_s(u)                                   (attn: q, k, v normalized per head if qkv_norm;
+ *                                                   F's linear layers add biases if bias)
  *   f   = out_norm ? N_out(f) : f
  *   f   = branch_norm ? (1 - lambda) f + lambda N0(f) : f     (N0: parameter-free, see PLACEMENTS.md)
  *   res = res_from_normed ? u : h
@@ -32,9 +33,16 @@ typedef struct {
     uint8_t skip_learned;    /* learned per-channel skip omega (Admin) */
     uint8_t gate;            /* multiply the branch by the layer's learned scalar gate (ReZero) */
     uint8_t branch_norm;     /* BranchNorm on the branch output */
+    uint8_t bias;            /* F's linear layers have biases (attn: c_attn, c_proj; mlp: c_fc, c_proj) */
     float in_scale;          /* multiplies N_pre(h); 1/sqrt(l) for LayerNorm Scaling */
     float skip_scale;        /* constant skip multiplier; DeepNorm's alpha */
 } LnlSubSpec;
+
+/* How the init std is chosen: the number init_std, or 1/sqrt(n_embd) (Xavier's std for a C x C
+ * matrix, fairseq's embedding std). */
+typedef enum { LNL_STD_FIXED = 0, LNL_STD_INV_SQRT_C = 1 } LnlStdRule;
+#define LNL_STD_INV_SQRT_C_NAME "1/sqrt(C)"
+#define LNL_GPT2_INIT_STD 0.02f /* lnl_config_default's init_std */
 
 typedef struct {
     /* sizes */
@@ -48,7 +56,8 @@ typedef struct {
     uint8_t embed_scale; /* multiply the embedding by sqrt(C) (Spike No More) */
     char preset[32];     /* the preset the spec was filled from, for reports; "custom" if edited */
     /* init rules (used when a model is created, kept for the record) */
-    float init_std;           /* N(0, init_std) for matrices and embeddings; GPT-2: 0.02 */
+    float init_std;           /* N(0, std) for matrices and embeddings under LNL_STD_FIXED; GPT-2: 0.02 */
+    uint8_t init_std_rule;    /* LnlStdRule; lnl_config_init_std gives the std it means */
     uint8_t init_resid_scale; /* residual output projections get std / sqrt(2L) */
     float init_beta;          /* DeepNorm: fc, mlp proj, v and attn proj weights times beta */
     uint8_t admin_profile;    /* Admin: set omega by a one-batch profiling pass before training */
@@ -66,10 +75,32 @@ typedef struct {
 void lnl_config_default(LnlConfig *c);
 /* Sets n_layer/n_head/n_embd from a named size. */
 int lnl_config_size(LnlConfig *c, const char *size, LnlErr *e);
-/* Fills the spec and init rules for a preset; n_layer must already be set. */
+/* Fills the spec, the final and embedding norms, the embedding scale, the linear biases and the
+ * init rules for a preset from its row of the preset table (spec.c; docs/PLACEMENTS.md says
+ * where each default comes from); n_layer must already be set. A preset whose std rule is
+ * LNL_STD_FIXED leaves the number init_std as it is (lnl_config_default: 0.02). */
 int lnl_config_preset(LnlConfig *c, const char *preset, LnlErr *e);
+
+/* What a preset sets besides its per-layer placement: one row of the preset table. */
+typedef struct {
+    uint8_t final_norm, embed_norm, embed_scale;
+    uint8_t bias;             /* every sub-layer's linear biases */
+    uint8_t init_std_rule;    /* LnlStdRule */
+    uint8_t init_resid_scale; /* GPT-2's 1/sqrt(2L) on the residual output projections */
+} LnlPresetDefaults;
+int lnl_preset_defaults(const char *preset, LnlPresetDefaults *d, LnlErr *e);
+
+/* The std of the normal init of matrices and embeddings that c's rule gives. */
+float lnl_config_init_std(const LnlConfig *c);
+/* Parses an init std as written on the command line or in a config: a number in (0, 10], or
+ * "1/sqrt(C)"; `what` names it in the error. */
+int lnl_parse_init_std(const char *v, LnlStdRule *rule, float *std, const char *what, LnlErr *e);
+/* Linear biases of every sub-layer on or off. */
+void lnl_config_set_bias(LnlConfig *c, int on);
+/* 1 or 0 when every sub-layer of c has its linear biases on or off; -1 when they differ. */
+int lnl_config_bias(const LnlConfig *c);
 /* Applies spec overrides "KEY=VALUE[,KEY=VALUE...]", KEY = [attn.|mlp.]field[@A-B] for
- * per-sub-layer fields (layers A..B, 1-based; default all; "field=V@A-B" also works), or a top-level field
+ * per-sub-layer fields, bias included (layers A..B, 1-based; default all; "field=V@A-B" also works), or a top-level field
  * (final_norm, embed_norm, embed_scale, dt, eps). Marks the preset "custom". */
 int lnl_config_override(LnlConfig *c, const char *spec, LnlErr *e);
 /* Checks sizes and spec for consistency (heads divide dim, b2t only on mlp, ...). */
@@ -77,7 +108,8 @@ int lnl_config_validate(const LnlConfig *c, LnlErr *e);
 
 /* What a built model computes differently under `now` than under `was` (a file's config and
  * the one the command line made of it): sizes, norm kind, eps, dt, the final and embedding norms,
- * the embedding scale, the per-layer spec (named by its preset), Mix-LN's ratio and BranchNorm's
+ * the embedding scale, the per-layer spec (named by its preset; the linear biases on their own,
+ * "bias on -> off"), Mix-LN's ratio and BranchNorm's
  * schedule where the spec uses them; init rules are not compared (they do not change a built
  * model). Returns NULL when nothing differs, else one line such as "preset post -> b2t, dt 1 ->
  * 0.1" (caller frees). */

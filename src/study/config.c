@@ -11,47 +11,69 @@
 
 #define OFF(f) offsetof(LnlStudyConfig, f)
 #define BIG 1099511627776.0 /* 2^40 */
+#define SWITCH "preset|on|off" /* a model setting a preset has a default for */
+#define PRESET_VALUE "preset"
+
+static int check_init_std(const char *v, const char *what, LnlErr *e) {
+    if (strcmp(v, PRESET_VALUE) == 0) return 0;
+    LnlStdRule rule;
+    float std;
+    LnlErr why;
+    if (lnl_parse_init_std(v, &rule, &std, what, &why))
+        return lnl_err(e, "%s: expected a number in (0, 10], %s or %s, got '%s'", what, LNL_STD_INV_SQRT_C_NAME,
+                       PRESET_VALUE, v);
+    return 0;
+}
 
 const LnlStudyField lnl_study_fields[] = {
-    {"data", LNL_SF_STR, OFF(data), 0, 0, NULL, 1, "prepared data directory (lnlab prepare), or one token shard"},
+    {"data", LNL_SF_STR, OFF(data), 0, 0, NULL, 1, "prepared data directory (lnlab prepare), or one token shard", NULL},
     {"corpus", LNL_SF_STR, OFF(corpus), 0, 0, "kjv|none", 0,
-     "corpus that `lnlab prepare` writes into data when data does not exist yet"},
-    {"tokenizer", LNL_SF_STR, OFF(tokenizer), 0, 0, "byte|gpt2", 0, "tokenizer for preparing the corpus"},
-    {"vocab", LNL_SF_INT, OFF(vocab), 0, 16777216, NULL, 1, "vocabulary size (0: the data's meta.json)"},
-    {"dim", LNL_SF_INT, OFF(dim), 1, 65536, NULL, 1, "model width C (a named size overrides it)"},
-    {"heads", LNL_SF_INT, OFF(heads), 1, 4096, NULL, 1, "attention heads (a named size overrides it)"},
-    {"seq", LNL_SF_INT, OFF(seq), 1, 1048576, NULL, 1, "sequence length T"},
-    {"norm", LNL_SF_STR, OFF(norm), 0, 0, "layernorm|rmsnorm", 1, "normalization kind"},
-    {"batch", LNL_SF_INT, OFF(batch), 1, 1048576, NULL, 1, "sequences per micro-batch B"},
-    {"total_batch", LNL_SF_INT, OFF(total_batch), 0, BIG, NULL, 1, "tokens per optimizer step (0: B*T)"},
-    {"steps", LNL_SF_INT, OFF(steps), 1, BIG, NULL, 1, "optimizer steps per run"},
-    {"warmup", LNL_SF_INT, OFF(warmup), 0, BIG, NULL, 1, "linear warmup steps"},
-    {"schedule", LNL_SF_STR, OFF(schedule), 0, 0, "cosine|linear|constant", 1, "learning-rate decay"},
-    {"min_lr_frac", LNL_SF_FLOAT, OFF(min_lr_frac), 0, 1, NULL, 1, "final learning rate as a fraction of lr"},
-    {"beta1", LNL_SF_FLOAT, OFF(beta1), 0, 0.999999, NULL, 1, "AdamW beta1"},
-    {"beta2", LNL_SF_FLOAT, OFF(beta2), 0, 0.999999, NULL, 1, "AdamW beta2"},
-    {"adam_eps", LNL_SF_FLOAT, OFF(adam_eps), 0, 1, NULL, 1, "AdamW epsilon"},
-    {"weight_decay", LNL_SF_FLOAT, OFF(weight_decay), 0, 10, NULL, 1, "decoupled weight decay"},
-    {"grad_clip", LNL_SF_FLOAT, OFF(grad_clip), 0, 1e9, NULL, 1, "max global gradient norm (0: off)"},
+     "corpus that `lnlab prepare` writes into data when data does not exist yet", NULL},
+    {"tokenizer", LNL_SF_STR, OFF(tokenizer), 0, 0, "byte|gpt2", 0, "tokenizer for preparing the corpus", NULL},
+    {"vocab", LNL_SF_INT, OFF(vocab), 0, 16777216, NULL, 1, "vocabulary size (0: the data's meta.json)", NULL},
+    {"dim", LNL_SF_INT, OFF(dim), 1, 65536, NULL, 1, "model width C (a named size overrides it)", NULL},
+    {"heads", LNL_SF_INT, OFF(heads), 1, 4096, NULL, 1, "attention heads (a named size overrides it)", NULL},
+    {"seq", LNL_SF_INT, OFF(seq), 1, 1048576, NULL, 1, "sequence length T", NULL},
+    {"norm", LNL_SF_STR, OFF(norm), 0, 0, "layernorm|rmsnorm", 1, "normalization kind", NULL},
+    {"init_std", LNL_SF_STR, OFF(init_std), 0, 0, NULL, 1,
+     "std of the normal init of matrices and embeddings: a number, 1/sqrt(C), or preset (the preset's)", check_init_std},
+    {"resid_scale_init", LNL_SF_STR, OFF(resid_scale_init), 0, 0, SWITCH, 1,
+     "GPT-2's 1/sqrt(2L) on the init of the residual output projections (preset: the preset's)", NULL},
+    {"bias", LNL_SF_STR, OFF(bias), 0, 0, SWITCH, 1, "linear biases in attention and MLP (preset: the preset's)", NULL},
+    {"embed_norm", LNL_SF_STR, OFF(embed_norm), 0, 0, SWITCH, 1,
+     "normalization right after the embedding (preset: the preset's)", NULL},
+    {"embed_scale", LNL_SF_STR, OFF(embed_scale), 0, 0, SWITCH, 1,
+     "embedding times sqrt(C) (preset: the preset's)", NULL},
+    {"batch", LNL_SF_INT, OFF(batch), 1, 1048576, NULL, 1, "sequences per micro-batch B", NULL},
+    {"total_batch", LNL_SF_INT, OFF(total_batch), 0, BIG, NULL, 1, "tokens per optimizer step (0: B*T)", NULL},
+    {"steps", LNL_SF_INT, OFF(steps), 1, BIG, NULL, 1, "optimizer steps per run", NULL},
+    {"warmup", LNL_SF_INT, OFF(warmup), 0, BIG, NULL, 1, "linear warmup steps", NULL},
+    {"schedule", LNL_SF_STR, OFF(schedule), 0, 0, "cosine|linear|constant", 1, "learning-rate decay", NULL},
+    {"min_lr_frac", LNL_SF_FLOAT, OFF(min_lr_frac), 0, 1, NULL, 1, "final learning rate as a fraction of lr", NULL},
+    {"beta1", LNL_SF_FLOAT, OFF(beta1), 0, 0.999999, NULL, 1, "AdamW beta1", NULL},
+    {"beta2", LNL_SF_FLOAT, OFF(beta2), 0, 0.999999, NULL, 1, "AdamW beta2", NULL},
+    {"adam_eps", LNL_SF_FLOAT, OFF(adam_eps), 0, 1, NULL, 1, "AdamW epsilon", NULL},
+    {"weight_decay", LNL_SF_FLOAT, OFF(weight_decay), 0, 10, NULL, 1, "decoupled weight decay", NULL},
+    {"grad_clip", LNL_SF_FLOAT, OFF(grad_clip), 0, 1e9, NULL, 1, "max global gradient norm (0: off)", NULL},
     {"diverge_loss", LNL_SF_FLOAT, OFF(diverge_loss), 0, 1e9, NULL, 1,
-     "a run diverged when its loss exceeds its running minimum by this many nats (0: only NaN/Inf)"},
+     "a run diverged when its loss exceeds its running minimum by this many nats (0: only NaN/Inf)", NULL},
     {"skip_spikes", LNL_SF_FLOAT, OFF(skip_spikes), 0, 1e9, NULL, 1,
-     "skip updates whose loss or grad-norm z-score exceeds this (0: off)"},
+     "skip updates whose loss or grad-norm z-score exceeds this (0: off)", NULL},
     {"spike_nats", LNL_SF_FLOAT, OFF(spike_nats), 0, 1e9, NULL, 0,
-     "the report counts a loss spike when the loss rises this many nats above its running minimum"},
-    {"eval_every", LNL_SF_INT, OFF(eval_every), 0, BIG, NULL, 1, "evaluate every K steps (0: at the end only)"},
-    {"eval_batches", LNL_SF_INT, OFF(eval_batches), 0, BIG, NULL, 1, "val batches per evaluation (0: all)"},
-    {"probe_batch", LNL_SF_INT, OFF(probe_batch), 1, 65536, NULL, 1, "batch of the final probe (first B*T+1 val tokens)"},
+     "the report counts a loss spike when the loss rises this many nats above its running minimum", NULL},
+    {"eval_every", LNL_SF_INT, OFF(eval_every), 0, BIG, NULL, 1, "evaluate every K steps (0: at the end only)", NULL},
+    {"eval_batches", LNL_SF_INT, OFF(eval_batches), 0, BIG, NULL, 1, "val batches per evaluation (0: all)", NULL},
+    {"probe_batch", LNL_SF_INT, OFF(probe_batch), 1, 65536, NULL, 1, "batch of the final probe (first B*T+1 val tokens)", NULL},
     {"sensitivity", LNL_SF_STR, OFF(sensitivity), 0, 0, "auto|on|off", 0,
-     "probe --sensitivity: auto uses it where lnlab probe has it"},
+     "probe --sensitivity: auto uses it where lnlab probe has it", NULL},
     {"checkpoint_every", LNL_SF_INT, OFF(checkpoint_every), 0, BIG, NULL, 0,
-     "checkpoint every K steps, so an interrupted run resumes (0: it restarts)"},
+     "checkpoint every K steps, so an interrupted run resumes (0: it restarts)", NULL},
     {"keep_checkpoints", LNL_SF_INT, OFF(keep_checkpoints), 0, BIG, NULL, 0,
-     "checkpoints kept per run (0: all)"},
-    {"jobs", LNL_SF_INT, OFF(jobs), 0, 1024, NULL, 0, "runs at a time (0: one per CPU)"},
+     "checkpoints kept per run (0: all)", NULL},
+    {"jobs", LNL_SF_INT, OFF(jobs), 0, 1024, NULL, 0, "runs at a time (0: one per CPU)", NULL},
     {"threads", LNL_SF_INT, OFF(threads), 0, 1024, NULL, 0,
-     "OpenMP/BLAS threads per run (0: CPUs / jobs); numbers differ in the last bits across thread counts"},
-    {"gnuplot", LNL_SF_STR, OFF(gnuplot), 0, 0, NULL, 0, "gnuplot command for the plots"},
+     "OpenMP/BLAS threads per run (0: CPUs / jobs); numbers differ in the last bits across thread counts", NULL},
+    {"gnuplot", LNL_SF_STR, OFF(gnuplot), 0, 0, NULL, 0, "gnuplot command for the plots", NULL},
 };
 const int lnl_study_nfields = (int)(sizeof lnl_study_fields / sizeof lnl_study_fields[0]);
 
@@ -86,6 +108,11 @@ static void config_defaults(LnlStudyConfig *c) {
     c->schedule = lnl_strdup("cosine");
     c->sensitivity = lnl_strdup("auto");
     c->gnuplot = lnl_strdup("gnuplot");
+    c->init_std = lnl_strdup(PRESET_VALUE);
+    c->resid_scale_init = lnl_strdup(PRESET_VALUE);
+    c->bias = lnl_strdup(PRESET_VALUE);
+    c->embed_norm = lnl_strdup(PRESET_VALUE);
+    c->embed_scale = lnl_strdup(PRESET_VALUE);
     c->vocab = 0;
     c->dim = 64;
     c->heads = 4;
@@ -112,8 +139,53 @@ static void config_defaults(LnlStudyConfig *c) {
     c->threads = 0;
 }
 
+/* ---- options (per grid, per preset entry) ---- */
+
+/* Each option's value is checked and printed as the shared setting of the same key is. */
+const LnlStudyOptionDef lnl_study_options[LNL_STUDY_NOPTS] = {
+    [LNL_OPT_INIT_STD] = {"init_std", "--init-std", "std", 0},
+    [LNL_OPT_RESID_SCALE_INIT] = {"resid_scale_init", "--resid-scale-init", "rs", 0},
+    [LNL_OPT_BIAS] = {"bias", "--bias", "bias", 0},
+    [LNL_OPT_EMBED_NORM] = {"embed_norm", "--embed-norm", "en", 1},
+    [LNL_OPT_EMBED_SCALE] = {"embed_scale", "--embed-scale", "es", 1},
+    [LNL_OPT_STEPS] = {"steps", "--steps", "steps", 0},
+    [LNL_OPT_WARMUP] = {"warmup", "--warmup", "wu", 0},
+    [LNL_OPT_SCHEDULE] = {"schedule", "--schedule", "sched", 0},
+    [LNL_OPT_MIN_LR_FRAC] = {"min_lr_frac", "--min-lr-frac", "minlr", 0},
+    [LNL_OPT_WEIGHT_DECAY] = {"weight_decay", "--weight-decay", "wd", 0},
+    [LNL_OPT_GRAD_CLIP] = {"grad_clip", "--grad-clip", "clip", 0},
+};
+
+static const LnlStudyField *find_field(const char *key) {
+    for (int i = 0; i < lnl_study_nfields; i++)
+        if (strcmp(key, lnl_study_fields[i].key) == 0) return &lnl_study_fields[i];
+    return NULL;
+}
+
+static int option_index(const char *key) {
+    for (int i = 0; i < LNL_STUDY_NOPTS; i++)
+        if (strcmp(key, lnl_study_options[i].key) == 0) return i;
+    return -1;
+}
+
+static int is_switch(const LnlStudyField *f) { return f->choices && strcmp(f->choices, SWITCH) == 0; }
+
+static void opts_clear(LnlStudyOptions *o) {
+    for (int i = 0; i < LNL_STUDY_NOPTS; i++) free(o->v[i]);
+    memset(o, 0, sizeof *o);
+}
+
+static void opts_copy(LnlStudyOptions *dst, const LnlStudyOptions *src) {
+    opts_clear(dst);
+    for (int i = 0; i < LNL_STUDY_NOPTS; i++) dst->v[i] = src->v[i] ? lnl_strdup(src->v[i]) : NULL;
+}
+
 static void axis_clear(LnlStudyAxis *a) {
-    for (int i = 0; i < a->n; i++) free(a->str[i]);
+    for (int i = 0; i < a->n; i++) {
+        free(a->str[i]);
+        if (a->opt[i]) opts_clear(a->opt[i]);
+        free(a->opt[i]);
+    }
     memset(a, 0, sizeof *a);
 }
 
@@ -123,6 +195,10 @@ static void axis_copy(LnlStudyAxis *dst, const LnlStudyAxis *src) {
     for (int i = 0; i < src->n; i++) {
         dst->num[i] = src->num[i];
         dst->str[i] = src->str[i] ? lnl_strdup(src->str[i]) : NULL;
+        if (src->opt[i]) {
+            dst->opt[i] = lnl_calloc(1, sizeof *dst->opt[i]);
+            opts_copy(dst->opt[i], src->opt[i]);
+        }
     }
 }
 
@@ -235,28 +311,137 @@ int lnl_study_config_builtin(LnlStudyConfig *c, const char *name, LnlErr *e) {
     return lnl_err(e, "--preset-study: '%s' is not one of %s", name, LNL_STUDY_BUILTINS);
 }
 
-int lnl_study_field_set_str(LnlStudyConfig *c, const LnlStudyField *f, const char *v, const char *what, LnlErr *e) {
+static int check_str(const LnlStudyField *f, const char *v, const char *what, LnlErr *e) {
     if (f->type != LNL_SF_STR) return lnl_err(e, "%s: expected a number", what);
     if (!*v) return lnl_err(e, "%s: empty value", what);
     if (f->choices && !lnl_in_choices(v, f->choices)) return lnl_err(e, "%s: '%s' is not one of %s", what, v, f->choices);
-    set_str(str_at(c, f), v);
-    return 0;
+    return f->check ? f->check(v, what, e) : 0;
 }
 
-int lnl_study_field_set_num(LnlStudyConfig *c, const LnlStudyField *f, double v, const char *what, LnlErr *e) {
+static int check_num(const LnlStudyField *f, double v, const char *what, LnlErr *e) {
     if (f->type == LNL_SF_STR) return lnl_err(e, "%s: expected a string", what);
     if (!isfinite(v) || v < f->lo || v > f->hi) {
         if (f->type == LNL_SF_INT)
             return lnl_err(e, "%s: expected an integer in [%.0f, %.0f], got %.17g", what, f->lo, f->hi, v);
         return lnl_err(e, "%s: expected a number in [%g, %g], got %.17g", what, f->lo, f->hi, v);
     }
-    if (f->type == LNL_SF_INT) {
-        if (v != floor(v)) return lnl_err(e, "%s: expected an integer, got %.17g", what, v);
-        *int_at(c, f) = (long long)v;
-    } else {
-        *dbl_at(c, f) = v;
-    }
+    if (f->type == LNL_SF_INT && v != floor(v)) return lnl_err(e, "%s: expected an integer, got %.17g", what, v);
     return 0;
+}
+
+int lnl_study_field_set_str(LnlStudyConfig *c, const LnlStudyField *f, const char *v, const char *what, LnlErr *e) {
+    if (check_str(f, v, what, e)) return -1;
+    set_str(str_at(c, f), v);
+    return 0;
+}
+
+int lnl_study_field_set_num(LnlStudyConfig *c, const LnlStudyField *f, double v, const char *what, LnlErr *e) {
+    if (check_num(f, v, what, e)) return -1;
+    if (f->type == LNL_SF_INT) *int_at(c, f) = (long long)v;
+    else *dbl_at(c, f) = v;
+    return 0;
+}
+
+/* A JSON value of field f as its canonical text (the form option values and string fields are
+ * kept in): a switch takes true/false or "on"/"off"/"preset", init_std a number or a string,
+ * numeric fields numbers ("%.17g"). Checked as the field's own values are. */
+static int field_text(const LnlStudyField *f, const cJSON *it, char *out, size_t n, const char *where, LnlErr *e) {
+    if (f->type != LNL_SF_STR) {
+        if (!cJSON_IsNumber(it)) return lnl_err(e, "%s: expected a number", where);
+        if (check_num(f, it->valuedouble, where, e)) return -1;
+        snprintf(out, n, "%.17g", it->valuedouble);
+        return 0;
+    }
+    if (is_switch(f) && cJSON_IsBool(it)) {
+        snprintf(out, n, "%s", cJSON_IsTrue(it) ? "on" : "off");
+        return 0;
+    }
+    if (f->check && cJSON_IsNumber(it)) snprintf(out, n, "%.17g", it->valuedouble);
+    else if (cJSON_IsString(it)) snprintf(out, n, "%s", it->valuestring);
+    else return lnl_err(e, "%s: expected %s", where, is_switch(f) ? "true, false or \"preset\"" : f->check ? "a number or a string" : "a string");
+    return check_str(f, out, where, e);
+}
+
+/* The JSON form of a value in canonical text: switches on/off as booleans, numbers as numbers. */
+static cJSON *text_json(const LnlStudyField *f, const char *v) {
+    char *end;
+    if (is_switch(f) && (!strcmp(v, "on") || !strcmp(v, "off"))) return cJSON_CreateBool(strcmp(v, "on") == 0);
+    if (f->type != LNL_SF_STR || f->check) {
+        double x = strtod(v, &end);
+        if (*v && !*end) return cJSON_CreateNumber(x);
+    }
+    return cJSON_CreateString(v);
+}
+
+/* Reads the option `key` (JSON value it) into o; `where` names it. */
+static int read_option(const cJSON *it, LnlStudyOptions *o, int i, const char *where, LnlErr *e) {
+    char text[LNL_STUDY_OPT_MAX];
+    if (field_text(find_field(lnl_study_options[i].key), it, text, sizeof text, where, e)) return -1;
+    free(o->v[i]);
+    o->v[i] = lnl_strdup(text);
+    return 0;
+}
+
+static void options_json(cJSON *obj, const LnlStudyOptions *o) {
+    for (int i = 0; i < LNL_STUDY_NOPTS; i++)
+        if (o->v[i]) cJSON_AddItemToObject(obj, lnl_study_options[i].key, text_json(find_field(lnl_study_options[i].key), o->v[i]));
+}
+
+/* The option names, for messages. */
+static const char *option_names(void) {
+    static char buf[256];
+    if (!buf[0]) {
+        size_t k = 0;
+        for (int i = 0; i < LNL_STUDY_NOPTS; i++)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", lnl_study_options[i].key);
+    }
+    return buf;
+}
+
+/* A run's value of option i: its own, else the shared setting (as text). */
+static const char *run_option(const LnlStudyConfig *c, const LnlStudyRun *r, int i, char *buf, size_t n) {
+    if (r && r->opt[i][0]) return r->opt[i];
+    const LnlStudyField *f = find_field(lnl_study_options[i].key);
+    switch (f->type) {
+    case LNL_SF_STR: return cstr_at(c, f);
+    case LNL_SF_INT: snprintf(buf, n, "%lld", *(const long long *)((const char *)c + f->off)); return buf;
+    case LNL_SF_FLOAT: snprintf(buf, n, "%.17g", *(const double *)((const char *)c + f->off)); return buf;
+    }
+    return "";
+}
+
+int lnl_study_train_args(const LnlStudyConfig *c, const LnlStudyRun *r, char words[][LNL_STUDY_ARG_MAX]) {
+    int n = 0;
+    for (int i = 0; i < LNL_STUDY_NOPTS; i++) {
+        const LnlStudyOptionDef *d = &lnl_study_options[i];
+        char buf[LNL_STUDY_OPT_MAX];
+        const char *v = run_option(c, r, i, buf, sizeof buf);
+        if (strcmp(v, PRESET_VALUE) == 0) continue; /* the preset's default: no flag */
+        if (d->flag_bool) {
+            snprintf(words[n++], LNL_STUDY_ARG_MAX, "%s=%s", d->flag, strcmp(v, "on") == 0 ? "true" : "false");
+        } else {
+            snprintf(words[n++], LNL_STUDY_ARG_MAX, "%s", d->flag);
+            snprintf(words[n++], LNL_STUDY_ARG_MAX, "%s", v);
+        }
+    }
+    return n;
+}
+
+/* The id code of option i's value v: "en" / "noen" / "enpreset", "std0.02", "std1_sqrtC", "steps400". */
+static void option_code(int i, const char *v, char *out, size_t n) {
+    const LnlStudyOptionDef *d = &lnl_study_options[i];
+    const LnlStudyField *f = find_field(d->key);
+    if (is_switch(f)) {
+        if (!strcmp(v, "on")) snprintf(out, n, "%s", d->code);
+        else if (!strcmp(v, "off")) snprintf(out, n, "no%s", d->code);
+        else snprintf(out, n, "%s%s", d->code, v);
+    } else if (!strcmp(v, LNL_STD_INV_SQRT_C_NAME)) {
+        snprintf(out, n, "%s1_sqrtC", d->code);
+    } else if (f->type != LNL_SF_STR || (f->check && strcmp(v, PRESET_VALUE))) {
+        snprintf(out, n, "%s%g", d->code, strtod(v, NULL));
+    } else {
+        snprintf(out, n, "%s%s", d->code, v);
+    }
 }
 
 int lnl_study_axis_set_all(LnlStudyConfig *c, int ax, const char *const *items, int n, const char *what, LnlErr *e) {
@@ -284,6 +469,29 @@ static size_t line_of(const char *text, const char *at) {
     return line;
 }
 
+/* A preset entry written as an object, {"preset": P, option: value, ...}, appended to the presets
+ * axis a; `path` names it in messages ("grids[0].presets[1]"). */
+static int read_entry(const cJSON *o, LnlStudyAxis *a, const char *what, const char *path, LnlErr *e) {
+    char where[256];
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "preset");
+    snprintf(where, sizeof where, "%s: field '%s.preset'", what, path);
+    if (!p) return lnl_err(e, "%s: field '%s': a preset entry needs \"preset\"", what, path);
+    if (!cJSON_IsString(p)) return lnl_err(e, "%s: expected a string", where);
+    if (axis_add(a, LNL_AX_PRESET, p->valuestring, where, e)) return -1;
+    LnlStudyOptions *opt = lnl_calloc(1, sizeof *opt);
+    a->opt[a->n - 1] = opt; /* owned by the axis from here on */
+    for (const cJSON *it = o->child; it; it = it->next) {
+        if (strcmp(it->string, "preset") == 0) continue;
+        snprintf(where, sizeof where, "%s: field '%s.%s'", what, path, it->string);
+        int i = option_index(it->string);
+        if (i < 0)
+            return lnl_err(e, "%s: unknown field '%s.%s' (a preset entry has preset and the options %s)", what, path,
+                           it->string, option_names());
+        if (read_option(it, opt, i, where, e)) return -1;
+    }
+    return 0;
+}
+
 static int read_axis(const cJSON *v, LnlStudyAxis *a, int ax, const char *what, const char *field, LnlErr *e) {
     LnlStudyAxis tmp;
     memset(&tmp, 0, sizeof tmp);
@@ -293,9 +501,17 @@ static int read_axis(const cJSON *v, LnlStudyAxis *a, int ax, const char *what, 
     if (n == 0) return lnl_err(e, "%s: field '%s': empty list", what, field);
     for (int i = 0; i < n; i++) {
         const cJSON *it = single ? items : cJSON_GetArrayItem(v, i);
-        char where[160], text[64];
-        if (single) snprintf(where, sizeof where, "%s: field '%s'", what, field);
-        else snprintf(where, sizeof where, "%s: field '%s[%d]'", what, field, i);
+        char path[160], where[256], text[64];
+        if (single) snprintf(path, sizeof path, "%s", field);
+        else snprintf(path, sizeof path, "%s[%d]", field, i);
+        snprintf(where, sizeof where, "%s: field '%s'", what, path);
+        if (ax == LNL_AX_PRESET && cJSON_IsObject(it)) {
+            if (read_entry(it, &tmp, what, path, e)) {
+                axis_clear(&tmp);
+                return -1;
+            }
+            continue;
+        }
         if (lnl_study_axes[ax].numeric) {
             if (!cJSON_IsNumber(it)) {
                 axis_clear(&tmp);
@@ -305,7 +521,8 @@ static int read_axis(const cJSON *v, LnlStudyAxis *a, int ax, const char *what, 
         } else {
             if (!cJSON_IsString(it)) {
                 axis_clear(&tmp);
-                return lnl_err(e, "%s: expected a string", where);
+                return lnl_err(e, "%s: expected a string%s", where,
+                               ax == LNL_AX_PRESET ? " or an object {\"preset\": ..., options...}" : "");
             }
             snprintf(text, sizeof text, "%s", it->valuestring);
         }
@@ -336,8 +553,16 @@ static int read_grid(const cJSON *o, LnlStudyGrid *g, const char *what, const ch
             set_str(&g->name, it->valuestring);
             continue;
         }
-        int ax = axis_index(it->string);
-        if (ax < 0) return lnl_err(e, "%s: unknown field '%s' (a grid has name and the axes)", what, field);
+        int ax = axis_index(it->string), oi = option_index(it->string);
+        if (oi >= 0) {
+            char where[256];
+            snprintf(where, sizeof where, "%s: field '%s'", what, field);
+            if (read_option(it, &g->opt, oi, where, e)) return -1;
+            continue;
+        }
+        if (ax < 0)
+            return lnl_err(e, "%s: unknown field '%s' (a grid has name, the axes and the options %s)", what, field,
+                           option_names());
         if (read_axis(it, &g->ax[ax], ax, what, field, e)) return -1;
     }
     if (g->ax[LNL_AX_DEPTH].n && g->ax[LNL_AX_SIZE].n)
@@ -408,6 +633,12 @@ int lnl_study_config_parse(LnlStudyConfig *c, const char *json, const char *what
         if (f->type == LNL_SF_STR) {
             if (cJSON_IsNull(it) && f->choices && lnl_in_choices("none", f->choices)) {
                 set_str(str_at(c, f), "none");
+                continue;
+            }
+            char text[LNL_STUDY_OPT_MAX];
+            if (is_switch(f) || f->check) { /* true/false, or a number, as well as a string */
+                if (field_text(f, it, text, sizeof text, where, e)) goto done;
+                set_str(str_at(c, f), text);
                 continue;
             }
             if (!cJSON_IsString(it)) {
@@ -485,13 +716,36 @@ int lnl_study_config_validate(const LnlStudyConfig *c, const char *what, LnlErr 
         return lnl_err(e, "%s: field 'total_batch': %lld is not a multiple of batch*seq = %lld", what, c->total_batch,
                        bt);
     if (c->ngrids < 1) return lnl_err(e, "%s: no grid", what);
+    /* warmup < steps for the options of every grid and preset entry too */
+    for (int g = 0; g < c->ngrids; g++) {
+        const LnlStudyGrid *gr = &c->grids[g];
+        for (int k = 0; k < gr->ax[LNL_AX_PRESET].n; k++) {
+            const LnlStudyOptions *eo = gr->ax[LNL_AX_PRESET].opt[k];
+            const char *st = eo && eo->v[LNL_OPT_STEPS] ? eo->v[LNL_OPT_STEPS] : gr->opt.v[LNL_OPT_STEPS];
+            const char *wu = eo && eo->v[LNL_OPT_WARMUP] ? eo->v[LNL_OPT_WARMUP] : gr->opt.v[LNL_OPT_WARMUP];
+            if (!st && !wu) continue;
+            long long steps = st ? atoll(st) : c->steps, warmup = wu ? atoll(wu) : c->warmup;
+            if (warmup > 0 && warmup >= steps)
+                return lnl_err(e, "%s: grid '%s', preset %s: warmup %lld must be smaller than steps %lld", what,
+                               gr->name, gr->ax[LNL_AX_PRESET].str[k], warmup, steps);
+        }
+    }
     return 0;
 }
 
 static cJSON *axis_json(const LnlStudyAxis *a, int ax) {
     cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < a->n; i++)
-        cJSON_AddItemToArray(arr, lnl_study_axes[ax].numeric ? cJSON_CreateNumber(a->num[i]) : cJSON_CreateString(a->str[i]));
+    for (int i = 0; i < a->n; i++) {
+        cJSON *it;
+        if (a->opt[i]) { /* a preset entry with options of its own */
+            it = cJSON_CreateObject();
+            cJSON_AddStringToObject(it, "preset", a->str[i]);
+            options_json(it, a->opt[i]);
+        } else {
+            it = lnl_study_axes[ax].numeric ? cJSON_CreateNumber(a->num[i]) : cJSON_CreateString(a->str[i]);
+        }
+        cJSON_AddItemToArray(arr, it);
+    }
     return arr;
 }
 
@@ -501,7 +755,10 @@ static cJSON *fields_json(const LnlStudyConfig *c, int shared_only) {
         const LnlStudyField *f = &lnl_study_fields[i];
         if (shared_only && !f->shared) continue;
         switch (f->type) {
-        case LNL_SF_STR: cJSON_AddStringToObject(o, f->key, cstr_at(c, f)); break;
+        case LNL_SF_STR:
+            if (is_switch(f) || f->check) cJSON_AddItemToObject(o, f->key, text_json(f, cstr_at(c, f)));
+            else cJSON_AddStringToObject(o, f->key, cstr_at(c, f));
+            break;
         case LNL_SF_INT: cJSON_AddNumberToObject(o, f->key, (double)*int_at((LnlStudyConfig *)c, f)); break;
         case LNL_SF_FLOAT: cJSON_AddNumberToObject(o, f->key, *dbl_at((LnlStudyConfig *)c, f)); break;
         }
@@ -517,6 +774,7 @@ char *lnl_study_config_to_json(const LnlStudyConfig *c) {
         cJSON_AddStringToObject(go, "name", c->grids[g].name);
         for (int ax = 0; ax < LNL_NAXES; ax++)
             if (c->grids[g].ax[ax].n) cJSON_AddItemToObject(go, lnl_study_axes[ax].key, axis_json(&c->grids[g].ax[ax], ax));
+        options_json(go, &c->grids[g].opt);
         cJSON_AddItemToArray(grids, go);
     }
     char *raw = cJSON_Print(o);
@@ -543,11 +801,12 @@ char *lnl_study_settings_json(const LnlStudyConfig *c) {
 }
 
 void lnl_study_run_id(const LnlStudyRun *r, char *buf, size_t n) {
-    char raw[LNL_STUDY_ID_MAX];
+    char raw[2 * LNL_STUDY_ID_MAX];
     char shape[40];
     if (r->size[0]) snprintf(shape, sizeof shape, "%s", r->size);
     else snprintf(shape, sizeof shape, "L%d", r->depth);
-    snprintf(raw, sizeof raw, "%s-dt%g-%s-lr%g-s%lld", r->preset, r->dt, shape, r->lr, r->seed);
+    snprintf(raw, sizeof raw, "%s%s%s-dt%g-%s-lr%g-s%lld", r->preset, r->variant[0] ? "+" : "", r->variant, r->dt,
+             shape, r->lr, r->seed);
     size_t k = 0;
     for (const char *p = raw; *p && k + 5 < n; p++) {
         char ch = *p;
@@ -561,6 +820,27 @@ void lnl_study_run_id(const LnlStudyRun *r, char *buf, size_t n) {
         }
     }
     buf[k] = 0;
+}
+
+/* Fills r's options (the preset entry's, else the grid's) and the variant code they make. */
+static int run_options(LnlStudyRun *r, const LnlStudyOptions *grid, const LnlStudyOptions *entry, const char *gname,
+                       LnlErr *e) {
+    size_t k = 0;
+    r->variant[0] = 0;
+    for (int i = 0; i < LNL_STUDY_NOPTS; i++) {
+        const char *v = entry && entry->v[i] ? entry->v[i] : grid->v[i];
+        r->opt[i][0] = 0;
+        if (!v) continue;
+        snprintf(r->opt[i], sizeof r->opt[i], "%s", v);
+        char code[LNL_STUDY_OPT_MAX + 16];
+        option_code(i, v, code, sizeof code);
+        int w = snprintf(r->variant + k, sizeof r->variant - k, "%s%s", k ? "+" : "", code);
+        if (w < 0 || (size_t)w >= sizeof r->variant - k)
+            return lnl_err(e, "grid '%s', preset %s: the options make too long a run id (%s...)", gname, r->preset,
+                           r->variant);
+        k += (size_t)w;
+    }
+    return 0;
 }
 
 int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, LnlErr *e) {
@@ -581,6 +861,11 @@ int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, Ln
                             memset(&r, 0, sizeof r);
                             r.grid = gr->name;
                             snprintf(r.preset, sizeof r.preset, "%s", A[LNL_AX_PRESET].str[ip]);
+                            if (run_options(&r, &gr->opt, A[LNL_AX_PRESET].opt[ip], gr->name, e)) {
+                                free(mc);
+                                free(rs);
+                                return -1;
+                            }
                             r.dt = A[LNL_AX_DT].num[id];
                             r.lr = A[LNL_AX_LR].num[il];
                             r.seed = (long long)A[LNL_AX_SEED].num[iz];
@@ -600,7 +885,16 @@ int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, Ln
                                 r.dim = (int)c->dim;
                                 r.heads = (int)c->heads;
                             }
-                            lnl_study_run_id(&r, r.id, sizeof r.id);
+                            char full[2 * LNL_STUDY_ID_MAX];
+                            lnl_study_run_id(&r, full, sizeof full);
+                            if (strlen(full) + 5 >= sizeof r.id) {
+                                lnl_err(e, "grid '%s': run id %s is too long (at most %d characters)", gr->name, full,
+                                        (int)sizeof r.id - 6);
+                                free(mc);
+                                free(rs);
+                                return -1;
+                            }
+                            snprintf(r.id, sizeof r.id, "%s", full);
                             int dup = 0;
                             for (int k = 0; k < n && !dup; k++) dup = strcmp(rs[k].id, r.id) == 0;
                             if (dup) continue;
@@ -624,6 +918,7 @@ void lnl_study_config_free(LnlStudyConfig *c) {
     for (int g = 0; g < c->ngrids; g++) {
         free(c->grids[g].name);
         for (int ax = 0; ax < LNL_NAXES; ax++) axis_clear(&c->grids[g].ax[ax]);
+        opts_clear(&c->grids[g].opt);
     }
     c->ngrids = 0;
 }

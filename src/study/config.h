@@ -1,6 +1,7 @@
 /* The study's configuration: shared run settings plus grids of presets x dt x depth (or named
- * size) x learning rate x seed, read from a JSON file, the built-in studies, and flags, and
- * expanded into the list of runs. It runs nothing (study.h does). */
+ * size) x learning rate x seed, with model and training options per grid and per preset entry,
+ * read from a JSON file, the built-in studies, and flags, and expanded into the list of runs.
+ * It runs nothing (study.h does). */
 #ifndef LNL_STUDY_CONFIG_H
 #define LNL_STUDY_CONFIG_H
 
@@ -15,21 +16,36 @@
 /* The axes of a grid, in the order their values vary in the run list (seed fastest). */
 enum { LNL_AX_PRESET, LNL_AX_DT, LNL_AX_DEPTH, LNL_AX_SIZE, LNL_AX_LR, LNL_AX_SEED, LNL_NAXES };
 
+/* The options a grid, or one preset entry of a grid, may set for its runs over the shared
+ * settings of the same name (the option table, lnl_study_options, in config.c). */
+enum {
+    LNL_OPT_INIT_STD, LNL_OPT_RESID_SCALE_INIT, LNL_OPT_BIAS, LNL_OPT_EMBED_NORM, LNL_OPT_EMBED_SCALE, /* model */
+    LNL_OPT_STEPS, LNL_OPT_WARMUP, LNL_OPT_SCHEDULE, LNL_OPT_MIN_LR_FRAC, LNL_OPT_WEIGHT_DECAY,         /* training */
+    LNL_OPT_GRAD_CLIP, LNL_STUDY_NOPTS
+};
+#define LNL_STUDY_OPT_MAX 32 /* characters of an option's value as text */
+typedef struct {
+    char *v[LNL_STUDY_NOPTS]; /* canonical text ("on", "off", "preset", "1/sqrt(C)", "%.17g"), NULL: not set; owned */
+} LnlStudyOptions;
+
 typedef struct {
     int n; /* 0: not given (falls back to the config's top-level axis, then the default) */
     double num[LNL_STUDY_MAX_VALUES];  /* numeric axes */
     char *str[LNL_STUDY_MAX_VALUES];   /* string axes (owned) */
+    LnlStudyOptions *opt[LNL_STUDY_MAX_VALUES]; /* presets: the entry's own options, or NULL (owned) */
 } LnlStudyAxis;
 
 typedef struct {
     char *name; /* owned */
     LnlStudyAxis ax[LNL_NAXES];
+    LnlStudyOptions opt; /* for every run of the grid; a preset entry's own options win */
 } LnlStudyGrid;
 
 /* Shared settings. Every field is described once in the field table of config.c, which drives
  * the JSON reader and writer, the flags of `lnlab study` and the resume check. */
 typedef struct {
     char *data, *corpus, *tokenizer, *norm, *schedule, *sensitivity, *gnuplot; /* owned */
+    char *init_std, *resid_scale_init, *bias, *embed_norm, *embed_scale;       /* owned; "preset": the preset's */
     long long dim, heads, seq, vocab, batch, total_batch, steps, warmup, eval_every, eval_batches, probe_batch;
     long long jobs, threads, checkpoint_every, keep_checkpoints;
     double min_lr_frac, beta1, beta2, adam_eps, weight_decay, grad_clip, diverge_loss, skip_spikes, spike_nats;
@@ -43,6 +59,8 @@ typedef struct {
     int order;                 /* position in the run list (the order of tables and results.jsonl) */
     const char *grid;          /* name of the first grid that produced it */
     char preset[32];
+    char variant[LNL_STUDY_ID_MAX]; /* the options its grid and preset entry set, as in the id ("" if none) */
+    char opt[LNL_STUDY_NOPTS][LNL_STUDY_OPT_MAX]; /* those options' values ("" where not set) */
     char size[32]; /* "" unless the grid has sizes */
     double dt, lr;
     long long seed;
@@ -86,6 +104,7 @@ typedef struct {
     const char *choices; /* "a|b" for strings, or NULL */
     int shared;          /* decides a run's numbers: recorded per run, checked on resume */
     const char *help;
+    int (*check)(const char *v, const char *what, LnlErr *e); /* more checks of a string, or NULL */
 } LnlStudyField;
 extern const LnlStudyField lnl_study_fields[];
 extern const int lnl_study_nfields;
@@ -107,7 +126,24 @@ int lnl_study_field_set_num(LnlStudyConfig *c, const LnlStudyField *f, double v,
  * separated). Depths clear sizes and sizes clear depths. */
 int lnl_study_axis_set_all(LnlStudyConfig *c, int ax, const char *const *items, int n, const char *what, LnlErr *e);
 
-/* A run id: preset-dtD-LN|size-lrR-sS, with characters outside [A-Za-z0-9.+-] replaced. */
+/* The options: JSON key (that of the shared setting it overrides), the `lnlab train` flag, and
+ * the code that names a value in run ids ("en" / "noen" / "enpreset" for embed_norm on / off /
+ * preset, "std1_sqrtC", "steps400"). */
+typedef struct {
+    const char *key, *flag, *code;
+    int flag_bool; /* the flag is a bool: --flag=true|false for on|off */
+} LnlStudyOptionDef;
+extern const LnlStudyOptionDef lnl_study_options[LNL_STUDY_NOPTS];
+
+/* The `lnlab train` words for run r's options, in table order: each option's own value for the
+ * run, else the shared setting; a model option left to the preset ("preset") gives none.
+ * Writes up to 2 * LNL_STUDY_NOPTS words of at most LNL_STUDY_ARG_MAX characters; returns how many. */
+#define LNL_STUDY_ARG_MAX 64
+int lnl_study_train_args(const LnlStudyConfig *c, const LnlStudyRun *r, char words[][LNL_STUDY_ARG_MAX]);
+
+/* A run id: preset[+variant]-dtD-LN|size-lrR-sS, with characters outside [A-Za-z0-9.+-]
+ * replaced; variant joins the codes of the options the run's grid and preset entry set
+ * (peri+en-dt1-L8-lr0.01-s1). */
 void lnl_study_run_id(const LnlStudyRun *r, char *buf, size_t n);
 
 #endif

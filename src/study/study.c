@@ -327,26 +327,19 @@ static int start_fresh(Study *s, Slot *sl, int k, LnlErr *e) {
         arg(&a, "--total-batch");
         arg(&a, "%lld", c->total_batch);
     }
-    arg(&a, "--steps");
-    arg(&a, "%lld", c->steps);
     arg(&a, "--lr");
     arg(&a, "%.17g", r->lr);
-    arg(&a, "--warmup");
-    arg(&a, "%lld", c->warmup);
-    arg(&a, "--schedule");
-    arg(&a, "%s", c->schedule);
-    arg(&a, "--min-lr-frac");
-    arg(&a, "%.17g", c->min_lr_frac);
+    /* the options (init, biases, embedding, steps, schedule, ...): the run's grid's or preset
+     * entry's, else the shared settings; model options left to the preset pass no flag */
+    char words[2 * LNL_STUDY_NOPTS][LNL_STUDY_ARG_MAX];
+    int nw = lnl_study_train_args(c, r, words);
+    for (int i = 0; i < nw; i++) arg(&a, "%s", words[i]);
     arg(&a, "--beta1");
     arg(&a, "%.17g", c->beta1);
     arg(&a, "--beta2");
     arg(&a, "%.17g", c->beta2);
     arg(&a, "--adam-eps");
     arg(&a, "%.17g", c->adam_eps);
-    arg(&a, "--weight-decay");
-    arg(&a, "%.17g", c->weight_decay);
-    arg(&a, "--grad-clip");
-    arg(&a, "%.17g", c->grad_clip);
     if (c->diverge_loss > 0) {
         arg(&a, "--diverge-loss");
         arg(&a, "%.17g", c->diverge_loss);

@@ -270,6 +270,55 @@ expect_error flag_unknown_preset 2 "--presets: 'bogus' is not a preset" -- "$LNL
 expect_error flag_negative_dt 2 "--dts" -- "$LNLAB" study --dts -1 --out "$TMP/x"
 [ -e "$TMP/x" ] && fail errors_write_nothing "$TMP/x was created" || ok errors_write_nothing
 
+# --- 6b. options per grid and per preset entry: distinct runs, each trained with its options ------
+cat >"$TMP/opts.json" <<EOF
+{"data": "$TMP/data", "dim": 16, "heads": 2, "seq": 16, "batch": 4, "steps": 6, "warmup": 0, "eval_every": 3,
+ "eval_batches": 1, "probe_batch": 4, "threads": 1, "jobs": 2, "depths": [2],
+ "grids": [{"name": "embed", "presets": ["peri", {"preset": "peri", "embed_norm": false}]},
+           {"name": "init", "presets": ["post", {"preset": "post", "init_std": 0.02, "resid_scale_init": true,
+             "embed_scale": false, "bias": false}], "steps": 8, "warmup": 2}]}
+EOF
+O="$TMP/opts"
+if "$LNLAB" study --config "$TMP/opts.json" --out "$O" --quiet >"$TMP/o.out" 2>"$TMP/o.err" &&
+   grep -q '^study: 4 runs (0 finished before, 4 trained now, 0 failed)' "$TMP/o.out"; then ok options_study_runs
+else fail options_study_runs "exit $?: $(head -n 1 "$TMP/o.out") $(tail -n 2 "$TMP/o.err")"; fi
+r=$($PY - "$O" 2>&1 <<'PY'
+import json, os, sys
+o = sys.argv[1]
+def model(run):
+    c = json.load(open(os.path.join(o, "runs", run, "config.json")))
+    m, t = c["model"], c["train"]
+    bias = {l[s]["bias"] for l in m["layers"] for s in ("attn", "mlp")}
+    return (m["preset"], m["embed_norm"], m["embed_scale"], round(m["init"]["std"], 6), m["init"]["std_rule"],
+            m["init"]["resid_scale"], bias, t["steps"], t["warmup"])
+want = {
+    "peri-dt1-L2-lr0.003-s1": ("peri", True, False, 0.02, "fixed", False, {True}, 6, 0),
+    "peri+noen-dt1-L2-lr0.003-s1": ("peri", False, False, 0.02, "fixed", False, {True}, 6, 0),
+    "post+steps8+wu2-dt1-L2-lr0.003-s1": ("post", False, True, 0.25, "1/sqrt(C)", False, {True}, 8, 2),
+    "post+std0.02+rs+nobias+noes+steps8+wu2-dt1-L2-lr0.003-s1": ("post", False, False, 0.02, "fixed", True, {False}, 8, 2),
+}
+runs = sorted(os.listdir(os.path.join(o, "runs")))
+recs = sorted(json.loads(l)["id"] for l in open(os.path.join(o, "results.jsonl")))
+bad = [] if runs == sorted(want) == recs else ["runs %s, records %s" % (runs, recs)]
+bad += ["%s: %s, want %s" % (r, model(r), w) for r, w in want.items() if r in runs and model(r) != w]
+print("; ".join(bad) if bad else "same")
+PY
+)
+if [ "$r" = same ]; then ok options_runs_distinct_and_recorded; else fail options_runs_distinct_and_recorded "$r"; fi
+"$LNLAB" study --config "$TMP/opts.json" --print-config >"$TMP/opts.1.json" &&
+  "$LNLAB" study --config "$TMP/opts.1.json" --print-config | cmp -s - "$TMP/opts.1.json" &&
+  grep -q '"embed_norm": false' "$TMP/opts.1.json" && ok options_print_config_roundtrip ||
+  fail options_print_config_roundtrip "$(head -c 300 "$TMP/opts.1.json")"
+echo '{"grids": [{"presets": [{"preset": "peri", "embed_norm": "maybe"}]}]}' >"$TMP/optbad.json"
+expect_error config_option_value 2 "optbad.json: field 'grids\[0\].presets\[0\].embed_norm': 'maybe' is not one of preset\|on\|off" -- \
+  "$LNLAB" study --config "$TMP/optbad.json" --out "$TMP/x"
+expect_error flag_init_std 2 "--init-std: expected a number in \(0, 10\], 1/sqrt\(C\) or preset, got 'wide'" -- \
+  "$LNLAB" study --init-std wide --out "$TMP/x"
+"$LNLAB" study --preset-study default --embed-norm on --bias off --print-config >"$TMP/flags.json" &&
+  $PY -c 'import json,sys; c = json.load(open(sys.argv[1])); sys.exit(0 if c["embed_norm"] is True and c["bias"] is False else 1)' \
+    "$TMP/flags.json" && ok option_flags_set_shared || fail option_flags_set_shared "$(grep -E 'embed_norm|bias' "$TMP/flags.json")"
+[ -e "$TMP/x" ] && fail option_errors_write_nothing "$TMP/x was created" || ok option_errors_write_nothing
+
 # --- 7. built-in configs print as JSON that --config reads back ----------------------------------
 for s in default paper; do
   "$LNLAB" study --preset-study "$s" --print-config >"$TMP/$s.json" &&

@@ -120,7 +120,7 @@ def save_safetensors(path, tensors, metadata=None):
 # Config
 
 SUB_BOOL = ("pre_norm", "out_norm", "post_norm", "res_from_normed", "b2t", "qkv_norm",
-            "skip_learned", "gate", "branch_norm")
+            "skip_learned", "gate", "branch_norm", "bias")
 SUB_FLOAT = ("in_scale", "skip_scale")
 SUBS = ("attn", "mlp")
 # Top-level keys that do not change the forward pass (records, init rules, schedules).
@@ -223,15 +223,43 @@ def _f32(x):
 
 def _plain_sub():
     d = {k: False for k in SUB_BOOL}
-    d.update(in_scale=1.0, skip_scale=1.0)
+    d.update(in_scale=1.0, skip_scale=1.0, bias=True)
     return d
 
 
+# The defaults each preset takes from its source besides the placement, as docs/PLACEMENTS.md
+# states them (section 4): linear biases, embedding norm, embedding scale by sqrt(C).
+_PRESET_EXTRAS = {
+    "post": dict(bias=True, embed_norm=False, embed_scale=True),       # fairseq
+    "b2t": dict(bias=True, embed_norm=False, embed_scale=True),        # fairseq
+    "admin": dict(bias=True, embed_norm=False, embed_scale=True),      # fairseq (Transformer-Clinic)
+    "pre": dict(bias=True, embed_norm=False, embed_scale=False),       # GPT-2
+    "peri": dict(bias=True, embed_norm=True, embed_scale=False),       # lnlab's pick (the source is silent)
+    "mix": dict(bias=False, embed_norm=False, embed_scale=False),      # LLaMA code
+    "lns": dict(bias=False, embed_norm=False, embed_scale=False),      # LLaMA code
+    "hybrid": dict(bias=False, embed_norm=False, embed_scale=False),   # OLMo config
+    "hybrid*": dict(bias=False, embed_norm=False, embed_scale=False),
+    "deepnorm": dict(bias=True, embed_norm=False, embed_scale=False),  # torchscale
+    "branchnorm": dict(bias=True, embed_norm=False, embed_scale=False),
+    "rezero": dict(bias=True, embed_norm=False, embed_scale=False),
+}
+
+
+def preset_extras(preset):
+    """dict(bias, embed_norm, embed_scale): a preset's defaults beyond its placement."""
+    p = "peri" if preset == "sandwich" else preset
+    if p not in _PRESET_EXTRAS:
+        raise ConfigError(f"unknown preset {preset!r}")
+    return dict(_PRESET_EXTRAS[p])
+
+
 def preset_layers(preset, L, mix_ratio=0.25):
-    """The per-layer spec and final_norm of a preset, as the DESIGN.md table defines it.
-    Returns (layers, final_norm). Written from the table, independently of spec.c."""
+    """The per-layer spec and final_norm of a preset, as the DESIGN.md table defines it (and the
+    linear biases as docs/PLACEMENTS.md gives them). Returns (layers, final_norm). Written from
+    the tables, independently of spec.c."""
     p = "peri" if preset == "sandwich" else preset
     layers = [{s: _plain_sub() for s in SUBS} for _ in range(L)]
+    bias = preset_extras(p)["bias"]
     n_post = int(math.floor(_f32(mix_ratio) * L))
     for i in range(L):
         l = i + 1
@@ -268,6 +296,7 @@ def preset_layers(preset, L, mix_ratio=0.25):
                 q["skip_learned"] = True
             if p == "branchnorm":
                 q["branch_norm"] = True
+            q["bias"] = bias
     final = p in ("pre", "peri", "mix", "lns", "hybrid", "hybrid*")
     return layers, final
 
@@ -294,12 +323,14 @@ def param_shapes(cfg):
         if a["post_norm"]:
             norm(p + "ln_1_post")
         out[p + "attn.c_attn.weight"] = (C, 3 * C)
-        out[p + "attn.c_attn.bias"] = (3 * C,)
+        if a["bias"]:
+            out[p + "attn.c_attn.bias"] = (3 * C,)
         if a["qkv_norm"]:
             for w in ("q_norm", "k_norm", "v_norm"):
                 norm(p + "attn." + w, hs)
         out[p + "attn.c_proj.weight"] = (C, C)
-        out[p + "attn.c_proj.bias"] = (C,)
+        if a["bias"]:
+            out[p + "attn.c_proj.bias"] = (C,)
         if a["skip_learned"]:
             out[p + "attn_skip"] = (C,)
         if m["pre_norm"]:
@@ -309,9 +340,10 @@ def param_shapes(cfg):
         if m["post_norm"]:
             norm(p + "ln_2_post")
         out[p + "mlp.c_fc.weight"] = (C, 4 * C)
-        out[p + "mlp.c_fc.bias"] = (4 * C,)
         out[p + "mlp.c_proj.weight"] = (4 * C, C)
-        out[p + "mlp.c_proj.bias"] = (C,)
+        if m["bias"]:
+            out[p + "mlp.c_fc.bias"] = (4 * C,)
+            out[p + "mlp.c_proj.bias"] = (C,)
         if m["skip_learned"]:
             out[p + "mlp_skip"] = (C,)
         if a["gate"] or m["gate"]:
@@ -373,12 +405,18 @@ class Model:
     def N(self, P, prefix, x):
         return _norm(x, P[prefix + ".weight"], P.get(prefix + ".bias"), self.cfg.norm, self.cfg.eps)
 
+    @staticmethod
+    def linear(P, prefix, u):
+        """u W + b; a layer without biases (spec field bias off) has no .bias tensor."""
+        y = u @ P[prefix + ".weight"]
+        return y + P[prefix + ".bias"] if prefix + ".bias" in P else y
+
     def attention(self, P, i, u):
         cfg = self.cfg
         B, T, C = u.shape
         H, hs = cfg.n_head, cfg.head_size
         p = f"h.{i}.attn."
-        qkv = u @ P[p + "c_attn.weight"] + P[p + "c_attn.bias"]
+        qkv = self.linear(P, p + "c_attn", u)
         q, k, v = (t.reshape(B, T, H, hs) for t in qkv.split(C, dim=-1))
         if cfg.layers[i]["attn"]["qkv_norm"]:
             q, k, v = self.N(P, p + "q_norm", q), self.N(P, p + "k_norm", k), self.N(P, p + "v_norm", v)
@@ -390,11 +428,11 @@ class Model:
         e = torch.exp(s)
         a = e / e.sum(dim=-1, keepdim=True)
         y = (a @ v).transpose(1, 2).reshape(B, T, C)
-        return y @ P[p + "c_proj.weight"] + P[p + "c_proj.bias"]
+        return self.linear(P, p + "c_proj", y)
 
     def mlp(self, P, i, u):
         p = f"h.{i}.mlp."
-        return _gelu(u @ P[p + "c_fc.weight"] + P[p + "c_fc.bias"]) @ P[p + "c_proj.weight"] + P[p + "c_proj.bias"]
+        return self.linear(P, p + "c_proj", _gelu(self.linear(P, p + "c_fc", u)))
 
     def forward(self, P, tokens, lam=0.0):
         """tokens (B, T+1) long. Returns (loss, logits, streams) with streams[l] the residual
@@ -622,11 +660,16 @@ def fake_params(cfg, seed):
 
 
 def make_fake_dump(outdir, preset, norm, dt, L, H, C, T, V, B, seed, embed_norm=False, embed_scale=False,
-                   spec_edit=None, lam=0.3, dtype=torch.float32):
+                   spec_edit=None, lam=0.3, dtype=torch.float32, bias=None):
     """Writes outdir/model.safetensors and outdir/dump.safetensors like refdump would, with the
     values computed by this reference in `dtype` (float32 imitates the C side). spec_edit, if
-    given, is a function(cfg) that edits the config (stands in for --spec)."""
+    given, is a function(cfg) that edits the config (stands in for --spec); bias, if not None,
+    sets every sub-layer's linear biases (stands in for --bias)."""
     layers, final = preset_layers(preset, L)
+    if bias is not None:
+        for lay in layers:
+            for s in SUBS:
+                lay[s]["bias"] = bias
     cfg = Config(format="lnlab.config", version=1, n_layer=L, n_head=H, n_embd=C, n_positions=max(T, 16),
                  vocab_size=V, norm=norm, eps=_f32(1e-5), dt=_f32(dt), final_norm=final,
                  embed_norm=embed_norm, embed_scale=embed_scale, preset=preset,

@@ -42,6 +42,9 @@ SIZE = dict(L=4, H=2, C=16, T=8, V=50, B=2)  # L 4: Mix-LN (ratio 0.25) has one 
 # Compositions: (name, preset, extra flags, --spec string or None)
 COMPOSITIONS = (
     ("pre+embed", "pre", ["--embed-norm", "--embed-scale"], None),
+    ("pre+nobias", "pre", ["--bias", "off"], None),
+    ("peri+nobias", "peri", ["--bias", "off", "--embed-norm=false"], None),
+    ("post+somebias", "post", ["--embed-scale=false"], "attn.bias=0@2-3,mlp.bias@4=0"),
     ("peri+attnpost2", "peri", [], "attn.post_norm=1@2-2"),
     ("pre+mixed", "pre", [], "gate=1@1-2,attn.skip_learned=1,mlp.skip_scale=0.7,mlp.branch_norm=1@3-4,"
                              "attn.in_scale=0.5,mlp.out_norm=1@4-4"),
@@ -101,12 +104,30 @@ def apply_spec(layers, top, spec, L):
             raise ValueError(f"apply_spec: unknown key {key}")
 
 
+def flag_extras(case):
+    """dict(bias, embed_norm, embed_scale): the preset's defaults (docs/PLACEMENTS.md), then the
+    case's flags: --embed-norm[=true|false], --embed-scale[=true|false], --bias on|off."""
+    x = R.preset_extras(case["preset"])
+    flags = case["flags"]
+    for i, f in enumerate(flags):
+        name, _, val = f.partition("=")
+        if name in ("--embed-norm", "--embed-scale"):
+            x[name[2:].replace("-", "_")] = val in ("", "true", "1")
+        elif name == "--bias":
+            x["bias"] = flags[i + 1] == "on"
+    return x
+
+
 def expected_config(case, mix_ratio=0.25):
     L = SIZE["L"]
     layers, final = R.preset_layers(case["preset"], L, mix_ratio)
+    x = flag_extras(case)
+    for lay in layers:
+        for s in R.SUBS:
+            lay[s]["bias"] = x["bias"]
     top = dict(n_layer=L, n_head=SIZE["H"], n_embd=SIZE["C"], vocab_size=SIZE["V"], norm=case["norm"],
                dt=R._f32(float(case["dt"])), eps=R._f32(1e-5), final_norm=final,
-               embed_norm="--embed-norm" in case["flags"], embed_scale="--embed-scale" in case["flags"])
+               embed_norm=x["embed_norm"], embed_scale=x["embed_scale"])
     if case["spec"]:
         apply_spec(layers, top, case["spec"], L)
     return layers, top
@@ -143,9 +164,10 @@ def make_dump(case, refdump, outdir, fake):
             apply_spec(cfg.layers, top, case["spec"], cfg.n_layer)
             for k, v in top.items():
                 setattr(cfg, k, v)
+        x = flag_extras(case)
         R.make_fake_dump(outdir, case["preset"], case["norm"], float(case["dt"]), SIZE["L"], SIZE["H"], SIZE["C"],
-                         SIZE["T"], SIZE["V"], SIZE["B"], case["seed"], embed_norm="--embed-norm" in case["flags"],
-                         embed_scale="--embed-scale" in case["flags"], spec_edit=edit if case["spec"] else None)
+                         SIZE["T"], SIZE["V"], SIZE["B"], case["seed"], embed_norm=x["embed_norm"],
+                         embed_scale=x["embed_scale"], spec_edit=edit if case["spec"] else None, bias=x["bias"])
         return None
     cmd = [refdump, "--preset", case["preset"], "--norm", case["norm"], "--dt", case["dt"],
            "--layers", str(SIZE["L"]), "--heads", str(SIZE["H"]), "--dim", str(SIZE["C"]), "--seq", str(SIZE["T"]),

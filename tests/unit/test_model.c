@@ -2,7 +2,10 @@
  * model's backward for every preset and both norm kinds (independent of the PyTorch check). */
 #include "harness.h"
 
+#include <unistd.h>
+
 #include "common/perturb.h"
+#include "io/model_io.h"
 #include "model/model.h"
 
 static const char *presets[] = {"post", "pre", "peri", "b2t", "mix", "lns", "hybrid", "hybrid*",
@@ -33,14 +36,12 @@ static void make_batch(int32_t *in, int32_t *tg, int n, int V, uint64_t seed) {
     }
 }
 
-/* Central differences in float32 on a few entries of every tensor. */
-static void fd_check(const char *preset, LnlNormKind kind, float dt, int embed_extras) {
-    LnlConfig c;
-    small_config(&c, preset, kind, dt);
-    if (embed_extras) {
-        c.embed_norm = 1;
-        c.embed_scale = 1;
-    }
+/* Central differences in float32 on a few entries of every tensor of a model of config c. */
+static void fd_check_config(const LnlConfig *cfg, const char *what) {
+    LnlConfig c = *cfg;
+    const char *preset = what;
+    LnlNormKind kind = c.norm;
+    float dt = c.dt;
     LnlModel m;
     LnlErr e;
     CHECK(lnl_model_create(&m, &c, &e) == 0, "%s", e.msg);
@@ -86,6 +87,16 @@ static void fd_check(const char *preset, LnlNormKind kind, float dt, int embed_e
     (void)worst_name;
     CHECK(checked > 0, "no tensors checked");
     lnl_model_free(&m);
+}
+
+static void fd_check(const char *preset, LnlNormKind kind, float dt, int embed_extras) {
+    LnlConfig c;
+    small_config(&c, preset, kind, dt);
+    if (embed_extras) {
+        c.embed_norm = 1;
+        c.embed_scale = 1;
+    }
+    fd_check_config(&c, preset);
 }
 
 static void test_fd_all_presets(void) {
@@ -194,6 +205,156 @@ static void test_init_rules(void) {
     lnl_model_free(&m);
 }
 
+/* The preset table: each preset's init std, 1/sqrt(2L) scaling, linear biases, embedding norm
+ * and scale, as docs/PLACEMENTS.md (section 4) lists them with their sources. */
+static void test_preset_defaults(void) {
+    static const struct {
+        const char *preset;
+        int xavier; /* init std 1/sqrt(C); else the configured std (GPT-2's 0.02) */
+        int resid_scale, bias, embed_norm, embed_scale;
+    } want[] = {
+        {"post", 1, 0, 1, 0, 1},       {"b2t", 1, 0, 1, 0, 1},        {"pre", 0, 1, 1, 0, 0},
+        {"peri", 0, 0, 1, 1, 0},       {"sandwich", 0, 0, 1, 1, 0},   {"mix", 0, 0, 0, 0, 0},
+        {"lns", 0, 0, 0, 0, 0},        {"hybrid", 0, 1, 0, 0, 0},     {"hybrid*", 0, 1, 0, 0, 0},
+        {"deepnorm", 1, 0, 1, 0, 0},   {"admin", 1, 0, 1, 0, 1},      {"branchnorm", 0, 1, 1, 0, 0},
+        {"rezero", 0, 1, 1, 0, 0},
+    };
+    CHECK(sizeof want / sizeof want[0] == NPRESETS + 1, "every preset (and the sandwich alias) listed");
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        LnlConfig c;
+        LnlErr e;
+        lnl_config_default(&c);
+        c.n_layer = 3;
+        c.n_embd = 16;
+        c.n_head = 2;
+        CHECK(c.init_std == 0.02f, "lnl_config_default's std is GPT-2's 0.02");
+        CHECK(lnl_config_preset(&c, want[i].preset, &e) == 0, "%s", e.msg);
+        const char *p = want[i].preset;
+        CHECK(lnl_config_init_std(&c) == (want[i].xavier ? 0.25f : 0.02f), "%s: init std %g", p,
+              (double)lnl_config_init_std(&c));
+        CHECK(c.init_std_rule == (want[i].xavier ? LNL_STD_INV_SQRT_C : LNL_STD_FIXED), "%s: std rule", p);
+        CHECK(c.init_resid_scale == want[i].resid_scale, "%s: resid_scale %d", p, c.init_resid_scale);
+        CHECK(lnl_config_bias(&c) == want[i].bias, "%s: bias %d", p, lnl_config_bias(&c));
+        CHECK(c.embed_norm == want[i].embed_norm, "%s: embed_norm %d", p, c.embed_norm);
+        CHECK(c.embed_scale == want[i].embed_scale, "%s: embed_scale %d", p, c.embed_scale);
+        LnlPresetDefaults d;
+        CHECK(lnl_preset_defaults(p, &d, &e) == 0, "%s", e.msg);
+        CHECK(d.init_std_rule == c.init_std_rule && d.init_resid_scale == c.init_resid_scale && d.bias == want[i].bias &&
+                  d.embed_norm == c.embed_norm && d.embed_scale == c.embed_scale && d.final_norm == c.final_norm,
+              "%s: lnl_preset_defaults disagrees with lnl_config_preset", p);
+        /* the rule follows the width; a fixed std stays what the caller set */
+        c.n_embd = 64;
+        CHECK(!want[i].xavier || lnl_config_init_std(&c) == 0.125f, "%s: 1/sqrt(64)", p);
+        lnl_config_default(&c);
+        c.init_std = 0.3f;
+        CHECK(lnl_config_preset(&c, p, &e) == 0 && c.init_std == 0.3f, "%s: preset changed a fixed std", p);
+    }
+    LnlPresetDefaults d;
+    LnlErr e;
+    CHECK(lnl_preset_defaults("sideways", &d, &e) != 0 && strstr(e.msg, "sideways"), "unknown preset accepted");
+    /* a model records the std its rule gave */
+    LnlConfig c;
+    small_config(&c, "post", LNL_NORM_LAYERNORM, 1.0f);
+    LnlModel m;
+    CHECK(lnl_model_create(&m, &c, &e) == 0, "%s", e.msg);
+    CHECK(m.cfg.init_std == 1.0f / sqrtf(8.0f), "model's init_std %g", (double)m.cfg.init_std);
+    lnl_model_init_weights(&m, 2);
+    const LnlTensorView *w = lnl_model_find(&m, "h.1.mlp.c_proj.weight");
+    double ss = 0;
+    for (size_t k = 0; k < w->numel; k++) ss += (double)m.params_mem[w->offset + k] * m.params_mem[w->offset + k];
+    double sd = sqrt(ss / (double)w->numel);
+    CHECK(sd > 0.8 / sqrt(8.0) && sd < 1.2 / sqrt(8.0), "post c_proj std %g, expected about 1/sqrt(8) (no 1/sqrt(2L))", sd);
+    lnl_model_free(&m);
+}
+
+/* --init-std's values: a number in (0, 10] or the rule's name. */
+static void test_parse_init_std(void) {
+    LnlStdRule r;
+    float std = -1;
+    LnlErr e;
+    CHECK(lnl_parse_init_std("0.05", &r, &std, "--init-std", &e) == 0 && r == LNL_STD_FIXED && std == 0.05f, "0.05");
+    CHECK(lnl_parse_init_std("1/sqrt(C)", &r, &std, "--init-std", &e) == 0 && r == LNL_STD_INV_SQRT_C, "rule");
+    const char *bad[] = {"0", "-1", "11", "", "1/sqrt(L)", "0.1x", "nan"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(lnl_parse_init_std(bad[i], &r, &std, "--init-std", &e) != 0 && strstr(e.msg, "--init-std") &&
+                  !strchr(e.msg, '\n'),
+              "accepted '%s'", bad[i]);
+}
+
+/* Without linear biases the tensors are absent, the forward adds none, and the gradient is
+ * right; per-sub-layer biases (--spec) leave the other layers' tensors in place. */
+static void test_bias_off(void) {
+    LnlConfig c;
+    LnlErr e;
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    lnl_config_set_bias(&c, 0);
+    CHECK(lnl_config_bias(&c) == 0, "bias still on");
+    LnlModel m;
+    CHECK(lnl_model_create(&m, &c, &e) == 0, "%s", e.msg);
+    const char *gone[] = {"h.0.attn.c_attn.bias", "h.3.attn.c_proj.bias", "h.2.mlp.c_fc.bias", "h.1.mlp.c_proj.bias"};
+    for (int i = 0; i < 4; i++) CHECK(lnl_model_find(&m, gone[i]) == NULL, "%s present with bias off", gone[i]);
+    CHECK(m.p.qkvb == NULL && m.p.fcprojb == NULL, "bias roles allocated");
+    CHECK(lnl_model_find(&m, "h.0.ln_1.bias") != NULL, "norm biases are not linear biases");
+    /* GPT-2 has C*(3C + C + 4C + C) + ... bias floats per layer fewer: 3C + C + 4C + C = 9C */
+    LnlConfig with = c;
+    lnl_config_set_bias(&with, 1);
+    LnlModel mb;
+    CHECK(lnl_model_create(&mb, &with, &e) == 0, "%s", e.msg);
+    CHECK(mb.num_params - m.num_params == (size_t)(4 * 9 * 8), "params %zu vs %zu", mb.num_params, m.num_params);
+    lnl_model_free(&mb);
+    lnl_model_free(&m);
+    char *d = lnl_config_diff(&with, &c);
+    CHECK(d && strcmp(d, "bias on -> off") == 0, "diff: %s", d ? d : "(none)");
+    free(d);
+    fd_check_config(&c, "pre, no bias");
+    /* safetensors and .bin files hold the model without biases and load it back */
+    CHECK(lnl_model_create(&m, &c, &e) == 0, "%s", e.msg);
+    lnl_model_init_weights(&m, 6);
+    lnl_test_perturb(&m, 7);
+    CHECK(!lnl_config_is_plain_gpt2(&m.cfg), "a model without biases is not llm.c's GPT-2");
+    char path[2][64];
+    snprintf(path[0], sizeof path[0], "/tmp/lnlab_test_model_%d.safetensors", (int)getpid());
+    snprintf(path[1], sizeof path[1], "/tmp/lnlab_test_model_%d.bin", (int)getpid());
+    for (int k = 0; k < 2; k++) {
+        LnlModel r;
+        CHECK(lnl_model_save(&m, path[k], &e) == 0, "%s", e.msg);
+        CHECK(lnl_model_load(&r, path[k], NULL, NULL, &e) == 0, "%s", e.msg);
+        CHECK(r.nviews == m.nviews && r.num_params == m.num_params && lnl_config_bias(&r.cfg) == 0 &&
+                  !memcmp(r.params_mem, m.params_mem, m.num_alloc * sizeof(float)),
+              "%s: reloaded model differs", path[k]);
+        lnl_model_free(&r);
+        remove(path[k]);
+    }
+    lnl_model_free(&m);
+    small_config(&c, "peri", LNL_NORM_RMSNORM, 0.5f);
+    CHECK(lnl_config_override(&c, "attn.bias=0@2-3,mlp.bias@4=0", &e) == 0, "%s", e.msg);
+    CHECK(lnl_config_bias(&c) == -1, "mixed biases");
+    CHECK(lnl_model_create(&m, &c, &e) == 0, "%s", e.msg);
+    CHECK(lnl_model_find(&m, "h.0.attn.c_attn.bias") && !lnl_model_find(&m, "h.1.attn.c_attn.bias") &&
+              !lnl_model_find(&m, "h.2.attn.c_proj.bias") && lnl_model_find(&m, "h.3.attn.c_proj.bias") &&
+              lnl_model_find(&m, "h.2.mlp.c_fc.bias") && !lnl_model_find(&m, "h.3.mlp.c_proj.bias"),
+          "per-layer bias presence");
+    lnl_model_free(&m);
+    fd_check_config(&c, "peri, some biases");
+    /* the slices of layers without biases stay zero while the others train */
+    CHECK(lnl_model_create(&m, &c, &e) == 0, "%s", e.msg);
+    lnl_model_init_weights(&m, 4);
+    lnl_test_perturb(&m, 5);
+    CHECK(lnl_model_alloc_acts(&m, 1, 4, &e) == 0, "%s", e.msg);
+    int32_t in[4] = {1, 2, 3, 4}, tg[4] = {5, 6, 7, 8};
+    lnl_model_zero_grad(&m);
+    lnl_model_forward(&m, in, tg, 1, 4);
+    lnl_model_backward(&m);
+    const float *g1 = lnl_model_slice(&m, m.g.qkvb, LNL_ROLE_qkvb, 1), *g0 = lnl_model_slice(&m, m.g.qkvb, LNL_ROLE_qkvb, 0);
+    double a1 = 0, a0 = 0;
+    for (int k = 0; k < 3 * 8; k++) {
+        a1 += fabsf(g1[k]);
+        a0 += fabsf(g0[k]);
+    }
+    CHECK(a1 == 0 && a0 > 0, "gradient into an absent bias slice %g (present %g)", a1, a0);
+    lnl_model_free(&m);
+}
+
 /* Spec overrides compose placements and reject nonsense. */
 static void test_overrides(void) {
     LnlConfig c;
@@ -228,11 +389,45 @@ static void test_config_json(void) {
     CHECK(lnl_config_from_json(&d, "{\"format\":\"x\"}", "cfg.json", &e) != 0 && strstr(e.msg, "cfg.json"),
           "bad format accepted: %s", e.msg);
     CHECK(lnl_config_from_json(&d, "{nope", "cfg.json", &e) != 0, "invalid JSON accepted");
+    /* the init rule and per-sub-layer biases are recorded; a file from before they were has
+     * biases and a fixed std */
+    small_config(&c, "post", LNL_NORM_LAYERNORM, 1.0f);
+    CHECK(lnl_config_override(&c, "mlp.bias=0@2", &e) == 0, "%s", e.msg);
+    js = lnl_config_to_json(&c);
+    CHECK(strstr(js, "\"std_rule\":\"1/sqrt(C)\"") && strstr(js, "\"std\":0.35355"), "init record: %s", js);
+    CHECK(lnl_config_from_json(&d, js, "test", &e) == 0, "%s", e.msg);
+    CHECK(d.init_std_rule == LNL_STD_INV_SQRT_C && !d.sub[1][1].bias && d.sub[1][0].bias && d.sub[2][1].bias,
+          "rule or biases lost");
+    free(js);
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    js = lnl_config_to_json(&c);
+    LnlBuf old = {0};
+    for (const char *q = js; *q; q++) {
+        if (!strncmp(q, ",\"bias\":true", 12)) q += 11;
+        else if (!strncmp(q, "\"std_rule\":\"fixed\",", 19)) q += 18;
+        else lnl_buf_append(&old, q, 1);
+    }
+    lnl_buf_append(&old, "", 1);
+    CHECK(!strstr(old.data, "bias\"") && !strstr(old.data, "std_rule"), "old form: %s", old.data);
+    CHECK(lnl_config_from_json(&d, old.data, "old.json", &e) == 0, "%s", e.msg);
+    CHECK(lnl_config_bias(&d) == 1 && d.init_std_rule == LNL_STD_FIXED && d.init_std == 0.3f, "old file's defaults");
+    lnl_buf_free(&old);
+    free(js);
+    CHECK(lnl_config_from_json(&d, "{\"format\":\"lnlab.config\",\"version\":1,\"n_layer\":1,\"n_head\":1,\"n_embd\":4,"
+                                   "\"n_positions\":4,\"vocab_size\":5,\"norm\":\"layernorm\",\"eps\":1e-5,\"dt\":1,"
+                                   "\"final_norm\":true,\"embed_norm\":false,\"embed_scale\":false,\"preset\":\"pre\","
+                                   "\"init\":{\"std\":0.02,\"std_rule\":\"xavier\",\"resid_scale\":true,\"beta\":1,"
+                                   "\"admin_profile\":false},\"branchnorm_steps\":1,\"mix_ratio\":0.25,\"layers\":[]}",
+                                   "bad.json", &e) != 0 && strstr(e.msg, "init.std_rule"),
+          "bad std_rule accepted: %s", e.msg);
 }
 
 int main(void) {
     RUN_TEST(test_tensor_table);
     RUN_TEST(test_init_rules);
+    RUN_TEST(test_preset_defaults);
+    RUN_TEST(test_parse_init_std);
+    RUN_TEST(test_bias_off);
     RUN_TEST(test_overrides);
     RUN_TEST(test_config_json);
     RUN_TEST(test_fd_detects_error);

@@ -97,6 +97,7 @@ static void small_config(LnlConfig *c, const char *preset, int embed_norm) {
     int r = lnl_config_preset(c, preset, &e);
     CHECK(r == 0, "preset %s: %s", preset, e.msg);
     c->embed_norm = (uint8_t)embed_norm;
+    c->embed_scale = 0; /* entry 0 is checked against wte + wpe (post, b2t and admin scale it by default) */
 }
 
 /* Builds, runs forward + backward on a random batch; returns the tokens it used. */

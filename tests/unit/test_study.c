@@ -123,6 +123,105 @@ static void test_config_json_roundtrip(void) {
     lnl_study_config_free(&b);
 }
 
+/* Options per grid and per preset entry: read, printed back, distinct runs with the options in
+ * their ids, and the train flags each run gets. */
+static void test_options(void) {
+    LnlStudyConfig c;
+    LnlErr e;
+    const char *j = "{\"steps\": 50, \"bias\": false, \"grids\": ["
+                    " {\"name\": \"peri\", \"presets\": [\"pre\", \"peri\", {\"preset\": \"sandwich\", \"embed_norm\": false}]},"
+                    " {\"name\": \"post\", \"presets\": [\"post\", {\"preset\": \"post\", \"init_std\": 0.02,"
+                    "  \"resid_scale_init\": \"on\", \"embed_scale\": false}], \"depths\": [6], \"steps\": 80, \"warmup\": 8,"
+                    "  \"init_std\": \"1/sqrt(C)\"}]}";
+    CHECK(parse(&c, j, &e) == 0, "%s", e.msg);
+    CHECK(!strcmp(c.bias, "off") && !strcmp(c.embed_norm, "preset"), "top-level switches: bias %s", c.bias);
+    LnlStudyRun *runs;
+    int n;
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0, "%s", e.msg);
+    CHECK(n == 5, "n = %d", n);
+    const char *ids[] = {"pre-dt1-L4-lr0.003-s1", "peri-dt1-L4-lr0.003-s1", "peri+noen-dt1-L4-lr0.003-s1",
+                         "post+std1_sqrtC+steps80+wu8-dt1-L6-lr0.003-s1",
+                         "post+std0.02+rs+noes+steps80+wu8-dt1-L6-lr0.003-s1"};
+    for (int i = 0; i < n && i < 5; i++) CHECK(strcmp(runs[i].id, ids[i]) == 0, "run %d: %s, want %s", i, runs[i].id, ids[i]);
+    CHECK(!strcmp(runs[2].preset, "peri") && !strcmp(runs[2].variant, "noen") && !strcmp(runs[2].opt[LNL_OPT_EMBED_NORM], "off"),
+          "entry options on the run");
+    /* the flags: the run's own options, else the shared settings; "preset" passes none */
+    char w[2 * LNL_STUDY_NOPTS][LNL_STUDY_ARG_MAX];
+    int nw = lnl_study_train_args(&c, &runs[2], w);
+    LnlBuf b = {0};
+    for (int i = 0; i < nw; i++) lnl_buf_printf(&b, "%s%s", i ? " " : "", w[i]);
+    CHECK(b.data && !strcmp(b.data, "--bias off --embed-norm=false --steps 50 --warmup 20 --schedule cosine "
+                                     "--min-lr-frac 0.10000000000000001 --weight-decay 0.10000000000000001 --grad-clip 1"),
+          "peri+noen flags: %s", b.data ? b.data : "");
+    lnl_buf_free(&b);
+    nw = lnl_study_train_args(&c, &runs[4], w);
+    for (int i = 0; i < nw; i++) lnl_buf_printf(&b, "%s%s", i ? " " : "", w[i]);
+    CHECK(b.data && strstr(b.data, "--init-std 0.02 --resid-scale-init on --bias off --embed-scale=false --steps 80 --warmup 8 "),
+          "post flags: %s", b.data ? b.data : "");
+    lnl_buf_free(&b);
+    free(runs);
+    /* printed, read back, printed the same */
+    char *s1 = lnl_study_config_to_json(&c);
+    LnlStudyConfig d;
+    CHECK(parse(&d, s1, &e) == 0, "%s", e.msg);
+    char *s2 = lnl_study_config_to_json(&d);
+    CHECK(strcmp(s1, s2) == 0, "options do not read back");
+    CHECK(strstr(s1, "\"embed_norm\": false") && strstr(s1, "\"init_std\": \"1/sqrt(C)\"") && strstr(s1, "\"bias\": false"),
+          "printed: %s", s1);
+    char *k1 = lnl_study_settings_json(&c);
+    CHECK(strstr(k1, "\"bias\":false") && strstr(k1, "\"init_std\":\"preset\""), "settings: %s", k1);
+    cJSON_free(k1);
+    free(s1);
+    free(s2);
+    lnl_study_config_free(&d);
+    /* an axis flag replaces the entries, options and all; the grid's options stay */
+    const char *items[] = {"peri"};
+    CHECK(lnl_study_axis_set_all(&c, LNL_AX_PRESET, items, 1, "--presets", &e) == 0, "%s", e.msg);
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0, "%s", e.msg);
+    CHECK(n == 2 && !strcmp(runs[0].id, "peri-dt1-L4-lr0.003-s1") && !strcmp(runs[1].id, "peri+std1_sqrtC+steps80+wu8-dt1-L6-lr0.003-s1"),
+          "after --presets: %d runs, %s", n, n ? runs[n - 1].id : "");
+    free(runs);
+    lnl_study_config_free(&c);
+    /* the default study has no options: its runs keep their ids */
+    CHECK(lnl_study_config_builtin(&c, "default", &e) == 0, "%s", e.msg);
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0 && !runs[0].variant[0], "default study variants");
+    nw = lnl_study_train_args(&c, &runs[0], w);
+    CHECK(nw == 12 && !strcmp(w[0], "--steps"), "default flags: %d, %s", nw, w[0]);
+    free(runs);
+    lnl_study_config_free(&c);
+}
+
+static void test_option_errors(void) {
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"presets\": [{\"embed_norm\": true}]}", "t.json: field 'presets[0]': a preset entry needs \"preset\""},
+        {"{\"presets\": [{\"preset\": \"nope\"}]}", "t.json: field 'presets[0].preset': 'nope' is not a preset"},
+        {"{\"grids\": [{\"presets\": [{\"preset\": \"peri\", \"embed_norms\": true}]}]}",
+         "t.json: unknown field 'grids[0].presets[0].embed_norms' (a preset entry has preset and the options init_std,"},
+        {"{\"grids\": [{\"presets\": [{\"preset\": \"peri\", \"embed_norm\": 1}]}]}",
+         "t.json: field 'grids[0].presets[0].embed_norm': expected true, false or \"preset\""},
+        {"{\"grids\": [{\"presets\": [\"pre\"], \"bias\": \"maybe\"}]}",
+         "t.json: field 'grids[0].bias': 'maybe' is not one of preset|on|off"},
+        {"{\"grids\": [{\"init_std\": 0}]}", "t.json: field 'grids[0].init_std': expected a number in (0, 10], 1/sqrt(C) or preset"},
+        {"{\"init_std\": \"1/sqrt(L)\"}", "t.json: field 'init_std': expected a number in (0, 10], 1/sqrt(C) or preset, got '1/sqrt(L)'"},
+        {"{\"grids\": [{\"steps\": 2.5}]}", "t.json: field 'grids[0].steps': expected an integer, got 2.5"},
+        {"{\"grids\": [{\"schedule\": \"cyclic\"}]}", "t.json: field 'grids[0].schedule': 'cyclic' is not one of"},
+        {"{\"grids\": [{\"name\": \"g\", \"presets\": [\"pre\", {\"preset\": \"peri\", \"steps\": 10}], \"warmup\": 10}]}",
+         "t.json: grid 'g', preset peri: warmup 10 must be smaller than steps 10"},
+        {"{\"grids\": [{\"batch\": 4}]}", "t.json: unknown field 'grids[0].batch' (a grid has name, the axes and the options"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        LnlStudyConfig c;
+        LnlErr e = {{0}};
+        int r = parse(&c, cases[i].json, &e);
+        CHECK(r != 0, "accepted %s", cases[i].json);
+        CHECK(strstr(e.msg, cases[i].want) != NULL, "%s: got '%s', want '%s'", cases[i].json, e.msg, cases[i].want);
+        CHECK(strchr(e.msg, '\n') == NULL, "message on one line: %s", e.msg);
+        if (r == 0) lnl_study_config_free(&c);
+    }
+}
+
 static void test_median(void) {
     double v[] = {3, NAN, 1, 2, INFINITY};
     CHECK(lnl_study_median(v, 5) == 2, "median of 3 finite values");
@@ -176,6 +275,8 @@ int main(void) {
     RUN_TEST(test_top_level_axes_and_dedupe);
     RUN_TEST(test_config_errors);
     RUN_TEST(test_config_json_roundtrip);
+    RUN_TEST(test_options);
+    RUN_TEST(test_option_errors);
     RUN_TEST(test_median);
     RUN_TEST(test_record_roundtrip);
     TEST_MAIN_END();
