@@ -29,12 +29,12 @@ static int override_hook(LnlConfig *c, void *ctx, LnlErr *e) {
 
 int cmd_train(int argc, char **argv) {
     LnlModelFlags mf;
-    const char *data = NULL, *out = NULL, *init_from = NULL, *schedule = "cosine";
+    const char *data = NULL, *out = NULL, *init_from = NULL, *schedule = "cosine", *data_order = "random";
     long long batch = 8, steps = 100, total_batch = 0, warmup = 0, seed = 1337, eval_every = 0, eval_batches = 20,
-              ckpt_every = 0;
+              ckpt_every = 0, data_seed = LNL_DATA_SEED_DEFAULT;
     double lr = 6e-4, min_frac = 0.1, beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8, wd = 0.1, clip = 1.0;
     int quiet = 0, zero = 0, overwrite = 0;
-    enum { NX = 22 };
+    enum { NX = 24 };
     LnlFlag flags[LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS + LNL_RESUME_NFLAGS];
     LnlMonitorFlags monf;
     LnlResumeFlags rf;
@@ -56,6 +56,13 @@ int cmd_train(int argc, char **argv) {
         {"--weight-decay", LNL_FLAG_FLOAT, &wd, "decoupled weight decay (matrices and embeddings only)", 0, 10, NULL, 0},
         {"--grad-clip", LNL_FLAG_FLOAT, &clip, "max global gradient norm (0 = off)", 0, 1e9, NULL, 0},
         {"--seed", LNL_FLAG_INT, &seed, "seed for the init", 0, 1LL << 62, NULL, 0},
+        {"--data-order", LNL_FLAG_STR, &data_order,
+         "training batches: rows of T+1 tokens at random offsets drawn from (--data-seed, step, micro-batch), as "
+         "nanoGPT, or consecutive batches in llm.c's order",
+         1, 0, LNL_DATA_ORDERS, 0},
+        {"--data-seed", LNL_FLAG_INT, &data_seed,
+         "seed of the random batches, independent of --seed: runs with the same data seed see the same batches",
+         0, (double)LNL_DATA_SEED_MAX, NULL, 0},
         {"--eval-every", LNL_FLAG_INT, &eval_every, "evaluate on the val split every K steps (0 = at the end only)", 0, 1LL << 40, NULL, 0},
         {"--eval-batches", LNL_FLAG_INT, &eval_batches, "val batches per evaluation (0 = the whole split)", 0, 1LL << 40, NULL, 0},
         {"--checkpoint-every", LNL_FLAG_INT, &ckpt_every, "write RUN/checkpoints/model_STEP.safetensors every K steps (0 = off)", 0, 1LL << 40, NULL, 0},
@@ -75,6 +82,9 @@ int cmd_train(int argc, char **argv) {
         if (lnl_resume_check_flags(rf.resume, flags, nflags, &re)) lnl_die(2, "%s", re.msg);
         if (lnl_resume_flags(rf.resume, flags, nflags, LNL_MODEL_NFLAGS, &saved, &re)) lnl_die(1, "%s", re.msg);
         out = rf.resume;
+        /* a run recorded before --data-order existed read its batches in order */
+        if (!cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(saved, "train"), "data_order"))
+            data_order = "sequential";
     }
     if (!data) lnl_die(2, "train: --data is required (a directory made by lnlab prepare, or a token shard)");
     if (!out) lnl_die(2, "train: --out is required");
@@ -153,6 +163,9 @@ int cmd_train(int argc, char **argv) {
     o.sched = (LnlSchedule){(LnlSchedKind)lnl_schedule_parse(schedule), lr, lr * min_frac, warmup, steps};
     o.adam = (LnlAdamW){(float)beta1, (float)beta2, (float)adam_eps, (float)wd, (float)clip};
     o.seed = (uint64_t)seed;
+    if (lnl_data_order_parse(data_order, &o.data_order))
+        lnl_die(2, "--data-order: '%s' is not one of %s", data_order, LNL_DATA_ORDERS);
+    o.data_seed = (uint64_t)data_seed;
     o.eval_every = eval_every;
     o.eval_batches = eval_batches;
     o.checkpoint_every = ckpt_every;
@@ -191,6 +204,8 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddNumberToObject(hp, "weight_decay", wd);
     cJSON_AddNumberToObject(hp, "grad_clip", clip);
     cJSON_AddNumberToObject(hp, "seed", (double)seed);
+    cJSON_AddStringToObject(hp, "data_order", data_order);
+    cJSON_AddNumberToObject(hp, "data_seed", (double)data_seed);
     cJSON_AddNumberToObject(hp, "params", (double)m.num_params);
     lnl_monitor_opts_to_json(&o.monitor, hp);
     lnl_resume_record_flags(hp, flags, nflags, LNL_MODEL_NFLAGS);

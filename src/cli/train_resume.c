@@ -115,11 +115,19 @@ int lnl_resume_check_flags(const char *run, const LnlFlag *flags, int nflags, Ln
 int lnl_resume_flags(const char *run, LnlFlag *flags, int nflags, int nmodel, cJSON **root, LnlErr *e) {
     *root = NULL;
     if (lnl_resume_check_flags(run, flags, nflags, e)) return -1;
-    char *final = lnl_path_join(run, "model.safetensors");
+    char *final = lnl_path_join(run, "model.safetensors"), *result = lnl_path_join(run, "result.json");
     uint64_t size;
-    int finished = lnl_file_size(final, &size, NULL) == 0;
+    int model = lnl_file_size(final, &size, NULL) == 0, ended = lnl_file_size(result, &size, NULL) == 0;
     free(final);
-    if (finished) return lnl_err(e, "%s: the run has finished (model.safetensors is there); nothing to resume", run);
+    free(result);
+    if (model && ended)
+        return lnl_err(e, "%s: the run has finished (model.safetensors is there); nothing to resume", run);
+    /* the final model is written just before result.json: a run killed between the two had not
+     * finished, and its newest checkpoint finishes it again to the same bytes */
+    if (model)
+        fprintf(stderr, "lnlab train: %s: model.safetensors is there but result.json is not (the run was stopped "
+                        "while finishing): finishing it again from the newest checkpoint\n",
+                run);
     char *path = lnl_path_join(run, "config.json");
     char *text = NULL;
     if (lnl_read_file(path, &text, NULL, e)) {

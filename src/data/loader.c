@@ -1,7 +1,9 @@
-/* Sequential batch loader over token shards (order and position rules in loader.h). */
+/* Batch loader over token shards, in order or sampled (order, position and sampling rules in
+ * loader.h). */
 #include "loader.h"
 
 #include "../common/crc32.h"
+#include "../common/rng.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,6 +13,15 @@
 #include <sys/stat.h>
 
 #include "dataset.h"
+
+const char *lnl_data_order_name(LnlDataOrder o) { return o == LNL_ORDER_RANDOM ? "random" : "sequential"; }
+
+int lnl_data_order_parse(const char *name, LnlDataOrder *o) {
+    if (strcmp(name, "random") == 0) *o = LNL_ORDER_RANDOM;
+    else if (strcmp(name, "sequential") == 0) *o = LNL_ORDER_SEQUENTIAL;
+    else return -1;
+    return 0;
+}
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -99,6 +110,7 @@ int lnl_loader_open(LnlLoader *l, const char *path, const char *split, int B, in
     l->nproc = 1;
     l->shards = lnl_calloc((size_t)n, sizeof(LnlShard));
     l->start = lnl_calloc((size_t)n, sizeof(uint64_t));
+    l->ustart = lnl_calloc((size_t)n, sizeof(uint64_t));
     for (int i = 0; i < n; i++) {
         if (lnl_shard_open(&l->shards[i], paths[i], LNL_SHARD_AUTO, vocab, e)) {
             free_list(paths, n);
@@ -108,6 +120,8 @@ int lnl_loader_open(LnlLoader *l, const char *path, const char *split, int B, in
         l->nshards = i + 1;
         l->start[i] = l->total;
         l->total += l->shards[i].ntok;
+        l->ustart[i] = l->usable;
+        if (l->shards[i].ntok > (uint64_t)T) l->usable += l->shards[i].ntok - (uint64_t)T;
     }
     free_list(paths, n);
 
@@ -147,6 +161,47 @@ void lnl_loader_next(LnlLoader *l, int32_t *inputs, int32_t *targets) {
     if (targets)
         for (uint64_t k = 0; k < mine; k++) targets[k] = t[k + 1];
     l->pos = l->start[i] + off + bt;
+}
+
+/* splitmix64's output from state x: a bijective mix of 64 bits. */
+static uint64_t hash64(uint64_t x) { return lnl_splitmix64(&x); }
+
+/* Shard and offset within it of the first token of global row `row` (loader.h, Random order). */
+static int sample_row(const LnlLoader *l, uint64_t seed, uint64_t step, uint64_t micro, uint64_t row, uint64_t *off) {
+    LnlRng r;
+    lnl_rng_seed(&r, hash64(hash64(hash64(hash64(seed) ^ step) ^ micro) ^ row));
+    /* open guarantees a shard of B*T+1 >= T+1 tokens, so usable > 0 */
+    uint64_t u = lnl_rng_below(&r, l->usable);
+    /* the last shard whose first starting offset is <= u: one with none shares the next one's
+     * ustart and is passed over */
+    int lo = 0, hi = l->nshards - 1;
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        if (l->ustart[mid] <= u) lo = mid;
+        else hi = mid - 1;
+    }
+    *off = u - l->ustart[lo];
+    return lo;
+}
+
+uint64_t lnl_loader_sample_offset(const LnlLoader *l, uint64_t seed, uint64_t step, uint64_t micro, uint64_t row) {
+    uint64_t off;
+    int i = sample_row(l, seed, step, micro, row, &off);
+    return l->start[i] + off;
+}
+
+void lnl_loader_sample(const LnlLoader *l, uint64_t seed, uint64_t step, uint64_t micro, int32_t *inputs,
+                       int32_t *targets) {
+    const size_t T = (size_t)l->T;
+    for (int b = 0; b < l->B; b++) {
+        uint64_t off, g = (uint64_t)l->rank * (uint64_t)l->B + (uint64_t)b;
+        int i = sample_row(l, seed, step, micro, g, &off);
+        const uint16_t *t = l->shards[i].tokens + off;
+        if (inputs)
+            for (size_t k = 0; k < T; k++) inputs[(size_t)b * T + k] = t[k];
+        if (targets)
+            for (size_t k = 0; k < T; k++) targets[(size_t)b * T + k] = t[k + 1];
+    }
 }
 
 void lnl_loader_reset(LnlLoader *l) {
@@ -192,5 +247,6 @@ void lnl_loader_free(LnlLoader *l) {
     for (int i = 0; i < l->nshards; i++) lnl_shard_close(&l->shards[i]);
     free(l->shards);
     free(l->start);
+    free(l->ustart);
     memset(l, 0, sizeof *l);
 }

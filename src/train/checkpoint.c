@@ -57,6 +57,10 @@ int lnl_state_write(const char *path, const LnlStateRefs *s, LnlErr *e) {
     char crc[16];
     snprintf(crc, sizeof crc, "%08x", (unsigned)s->data_crc);
     lnl_stw_meta(&w, "data.crc32", crc);
+    char dseed[32];
+    snprintf(dseed, sizeof dseed, "%llu", (unsigned long long)s->data_seed);
+    lnl_stw_meta(&w, "data.order", lnl_data_order_name(s->data_order));
+    lnl_stw_meta(&w, "data.seed", dseed);
     if (s->run_id && s->run_id[0]) lnl_stw_meta(&w, "run_id", s->run_id);
     int r = lnl_stw_write(&w, path, e);
     lnl_stw_free(&w);
@@ -163,6 +167,23 @@ int lnl_state_read(const char *path, LnlTrainState *out, LnlErr *e) {
         s.have_data_crc = 1;
         s.data_crc = (uint32_t)x;
     }
+    const char *order = lnl_st_meta(&st, "data.order"), *dseed = lnl_st_meta(&st, "data.seed");
+    s.data_order = LNL_ORDER_SEQUENTIAL;
+    if (order && lnl_data_order_parse(order, &s.data_order)) {
+        lnl_err(e, "%s: metadata data.order '%s' is not one of %s", path, order, LNL_DATA_ORDERS);
+        goto done;
+    }
+    if (dseed) {
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(dseed, &end, 10);
+        if (dseed[0] < '0' || dseed[0] > '9' || *end || errno) {
+            lnl_err(e, "%s: metadata data.seed '%s' is not a decimal unsigned 64-bit integer", path, dseed);
+            goto done;
+        }
+        s.have_data_seed = 1;
+        s.data_seed = (uint64_t)x;
+    }
     for (int i = 0; i < st.n; i++) {
         const char *name = st.tensors[i].name;
         if (strncmp(name, "extra.", 6) != 0) continue;
@@ -217,6 +238,17 @@ int lnl_state_apply(const LnlTrainState *st, const LnlStateRefs *to, LnlErr *e) 
         return lnl_err(e, "training state: the checkpoint belongs to run %s, this run is %s (RUN/config.json): "
                           "checkpoints of another run",
                        st->run_id, to->run_id);
+    if (st->data_order != to->data_order)
+        return lnl_err(e, "training state: saved by a run with data order %s, this run has %s: a resumed run would "
+                          "not see the same batches",
+                       lnl_data_order_name(st->data_order), lnl_data_order_name(to->data_order));
+    if (to->data_order == LNL_ORDER_RANDOM && (!st->have_data_seed || st->data_seed != to->data_seed)) {
+        char saved[32] = "none";
+        if (st->have_data_seed) snprintf(saved, sizeof saved, "%llu", (unsigned long long)st->data_seed);
+        return lnl_err(e, "training state: saved with data seed %s, this run has %llu: a resumed run would not see "
+                          "the same batches",
+                       saved, (unsigned long long)to->data_seed);
+    }
     if (!st->run_id[0] != !(to->run_id && to->run_id[0]))
         return lnl_err(e, "training state: the checkpoint has %s run id and RUN/config.json has %s: checkpoints of "
                           "another run",

@@ -8,16 +8,18 @@
  * S is the number of optimizer steps done, 8 digits. Both files are written atomically and carry
  * per-tensor checksums (safetensors.h, LNL_ST_CRC_KEY); the model is written first, so a
  * checkpoint is complete when its state file exists. The state file is a safetensors file with
- * __metadata__ {"format": LNL_STATE_FORMAT, "version": "2", "step": "S", "run_id": ID (the run's id,
+ * __metadata__ {"format": LNL_STATE_FORMAT, "version": "3", "step": "S", "run_id": ID (the run's id,
  * RUN/config.json), "data.crc32": X (8 hex digits: lnl_train_data_crc32 of the train and val
- * splits)} and the tensors
+ * splits), "data.order": "random" or "sequential" (lnl_data_order_name), "data.seed": D (decimal:
+ * the data seed, which random order's batches are a function of)} and the tensors
  *
  *   adam.m, adam.v   F32 (n)   AdamW moments, laid out like the model's parameter allocation
  *   adam.step        I64 ()    AdamW updates applied (its bias correction)
  *   train.step       I64 ()    optimizer steps done (the schedule position: step S+1 is next)
  *   train.shape      I64 (3)   B, T, micro-batches per step (checked against the run's settings)
  *   train.step_ms    F64 (S)   wall milliseconds of each step so far (the run's median tokens/s)
- *   data.pos         U64 ()    train loader position: token offset of the next batch
+ *   data.pos         U64 ()    train loader position: token offset of the next batch (sequential
+ *                              order; in random order the position is not used and stays 0)
  *   data.tokens      U64 ()    tokens in the train split (a changed data set is refused)
  *   rng.state        U64 (4)   the training loop's xoshiro256** state (src/common/rng.h)
  *   extra.NAME       F64 (k)   running statistics registered by the loop (LnlStateExtra)
@@ -38,8 +40,9 @@
 #define LNL_CKPT_DIR "checkpoints"
 #define LNL_STATE_FORMAT "lnlab.train_state"
 /* 2 added the metadata "run_id" (the run the checkpoint belongs to) and "data.crc32" (the data's
- * content); both are optional when reading. */
-#define LNL_STATE_VERSION 2
+ * content); 3 added "data.order" and "data.seed" (a file without them was written by a run in
+ * sequential order, the only one before 3). All are optional when reading. */
+#define LNL_STATE_VERSION 3
 #define LNL_STATE_MAX_EXTRA 16
 /* Room for a run id (LNL_RUN_ID_LEN hex digits in runs made now) and its NUL. */
 #define LNL_RUN_ID_MAX 40
@@ -68,6 +71,8 @@ typedef struct {
     long grad_accum;
     const char *run_id; /* the run's id ("" or NULL: none) */
     uint32_t data_crc;  /* the data's checksum (checked on apply when the file has one) */
+    LnlDataOrder data_order; /* the run's data order and seed (must equal the saved ones on apply; */
+    uint64_t data_seed;      /* the seed only matters in random order) */
     LnlStateExtra extra[LNL_STATE_MAX_EXTRA];
     int nextra;
 } LnlStateRefs;
@@ -87,6 +92,9 @@ typedef struct {
     char run_id[LNL_RUN_ID_MAX]; /* "" in files of lnlab before state version 2 */
     int have_data_crc;
     uint32_t data_crc;
+    LnlDataOrder data_order; /* sequential in files before version 3 */
+    int have_data_seed;
+    uint64_t data_seed;
     LnlRng rng;
     int nextra;
     char *extra_name[LNL_STATE_MAX_EXTRA];
@@ -99,7 +107,8 @@ int lnl_state_read(const char *path, LnlTrainState *st, LnlErr *e);
 void lnl_state_free(LnlTrainState *st);
 /* Copies a state into the loop's variables: moments (sizes must match), loader position (the
  * split must have as many tokens as when saved), RNG, step times, and every registered extra
- * (each must be in the file with its size). B, T and micro-batches must equal the run's. */
+ * (each must be in the file with its size). B, T, micro-batches and the data order must equal
+ * the run's, and in random order the data seed too. */
 int lnl_state_apply(const LnlTrainState *st, const LnlStateRefs *to, LnlErr *e);
 
 /* "RUN/checkpoints/<kind>_SSSSSSSS.safetensors", kind "model" or "state". Caller frees. */

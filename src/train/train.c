@@ -1,5 +1,6 @@
-/* The training loop. Data order is llm.c's: consecutive B x T batches of the train split,
- * wrapping at the end; the run is repeatable for a given seed and data. */
+/* The training loop. Training batches are sampled at seeded random offsets of the train split, a
+ * function of (data seed, step, micro-batch), or read in llm.c's order (consecutive B x T
+ * batches, wrapping at the end; loader.h); the run is repeatable for given seeds and data. */
 #include "train.h"
 
 #include <dirent.h>
@@ -57,6 +58,24 @@ static int write_config(const LnlModel *m, const LnlTrainOpts *o, LnlErr *e) {
 
 /* The files that make a directory a run's (checkpoints/ is handled apart). */
 static const char *const run_files[] = {"config.json", LNL_LOG_FILE, "model.safetensors", LNL_RESULT_FILE};
+
+/* Removes RUN/NAME.tmp.PID of the run files, left by a process killed while writing one (the
+ * lock says no one else writes here). RUN/checkpoints has its own cleanup (checkpoint.h). */
+static void remove_stale_temps(const char *out) {
+    DIR *dd = opendir(out);
+    if (!dd) return;
+    struct dirent *de;
+    while ((de = readdir(dd)))
+        for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
+            size_t n = strlen(run_files[i]);
+            if (strncmp(de->d_name, run_files[i], n) == 0 && strncmp(de->d_name + n, ".tmp.", 5) == 0) {
+                char *p = lnl_path_join(out, de->d_name);
+                unlink(p);
+                free(p);
+            }
+        }
+    closedir(dd);
+}
 
 /* A fresh run's directory must not hold another run: refused, or with --overwrite deleted first
  * (the old checkpoints too, which a later --resume would otherwise take for this run's). */
@@ -117,6 +136,7 @@ static int claim_run_dir(const LnlTrainOpts *o, LnlErr *e) {
  * another run's files. Nothing in RUN/ changes before every check of a resume has passed. */
 static int lock_run_dir(const LnlTrainOpts *o, int *lock_fd, LnlErr *e) {
     if (lnl_mkdir_p(o->out, e) || lnl_dir_lock(o->out, LNL_RUN_LOCK, "train", lock_fd, e)) return -1;
+    remove_stale_temps(o->out);
     return o->resume ? 0 : claim_run_dir(o, e);
 }
 
@@ -132,13 +152,15 @@ static int start_run_dir(const LnlModel *m, const LnlTrainOpts *o, const char *l
 /* Reads of the mapped shards, each guarded against SIGBUS (signals.h): 0, or -1 with the faulting
  * address in *bad when a shard was truncated or replaced under the run. Nothing in these frames
  * changes between sigsetjmp and the jump. */
-static int read_batch(LnlLoader *l, int32_t *in, int32_t *tg, const void **bad) {
+static int read_batch(LnlLoader *l, const LnlTrainOpts *o, long step, long micro, int32_t *in, int32_t *tg,
+                      const void **bad) {
     if (sigsetjmp(*lnl_bus_jump(), 0)) {
         *bad = lnl_bus_after_jump();
         return -1;
     }
     lnl_bus_arm(1);
-    lnl_loader_next(l, in, tg);
+    if (o->data_order == LNL_ORDER_RANDOM) lnl_loader_sample(l, o->data_seed, (uint64_t)step, (uint64_t)micro, in, tg);
+    else lnl_loader_next(l, in, tg);
     lnl_bus_arm(0);
     return 0;
 }
@@ -257,7 +279,8 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     lnl_bus_install();
     if (data_crc32(&train, have_val ? &val : NULL, &data_crc, &bad_addr)) goto data_changed;
     refs = (LnlStateRefs){.opt = &opt, .train = &train, .rng = &rng, .step_ms = times, .max_steps = o->steps,
-                          .B = B, .T = T, .grad_accum = o->grad_accum, .run_id = o->run_id, .data_crc = data_crc};
+                          .B = B, .T = T, .grad_accum = o->grad_accum, .run_id = o->run_id, .data_crc = data_crc,
+                          .data_order = o->data_order, .data_seed = o->data_seed};
     mon_state = lnl_calloc(lnl_monitor_state_count(&mon) + 1, sizeof(double));
     lnl_state_extra(&refs, "monitor", mon_state, lnl_monitor_state_count(&mon));
     if (o->resume) {
@@ -295,7 +318,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         double loss_sum = 0;
         const uint64_t step_pos = train.pos;
         for (long micro = 0; micro < o->grad_accum; micro++) {
-            if (read_batch(&train, in, tg, &bad_addr)) {
+            if (read_batch(&train, o, step, micro, in, tg, &bad_addr)) {
                 train.pos = step_pos; /* the checkpoint of the steps done reads this batch again */
                 bad_step = step;
                 goto data_changed;

@@ -1,5 +1,6 @@
-/* The training loop: batches from a loader, gradient accumulation, clipping + AdamW, the LR
- * schedule, periodic evaluation and checkpoints, RUN/log.jsonl and a live progress line. */
+/* The training loop: batches from a loader (sampled or in order), gradient accumulation,
+ * clipping + AdamW, the LR schedule, periodic evaluation and checkpoints, RUN/log.jsonl and a
+ * live progress line. */
 #ifndef LNL_TRAIN_H
 #define LNL_TRAIN_H
 
@@ -19,6 +20,8 @@ typedef struct {
     LnlSchedule sched;
     LnlAdamW adam;
     uint64_t seed;
+    LnlDataOrder data_order; /* training batches: sampled (random) or llm.c's order (loader.h) */
+    uint64_t data_seed;      /* random order: the batches' seed, independent of seed */
     long eval_every;   /* 0 = only at the end */
     long eval_batches; /* batches of the val split per evaluation; 0 = all */
     long checkpoint_every; /* 0 = none */

@@ -1,10 +1,10 @@
 # Crash-safe training: a run stopped and resumed equals an uninterrupted one bit for bit (model
-# bytes and every log record but timings), also when resumed from another working directory than
-# the one its relative paths were given in, SIGTERM/SIGINT save and exit 143/130, a stopped run
-# writes RUN/result.json with status "stopped" (a resumed run that finishes replaces it), a full
-# disk while checkpointing (injected) is a clean error that leaves earlier checkpoints usable, a
-# corrupt newest checkpoint falls back to the previous one, --keep-checkpoints prunes, and the
-# memory check refuses what cannot fit.
+# bytes and every log record but timings), in both data orders, also when resumed from another
+# working directory than the one its relative paths were given in, SIGTERM/SIGINT save and exit
+# 143/130, a stopped run writes RUN/result.json with status "stopped" (a resumed run that
+# finishes replaces it), a full disk while checkpointing (injected) is a clean error that leaves
+# earlier checkpoints usable, a corrupt newest checkpoint falls back to the previous one,
+# --keep-checkpoints prunes, and the memory check refuses what cannot fit.
 . "$(dirname "$0")/lib.sh"
 export OMP_NUM_THREADS=1
 PY=/usr/bin/python3
@@ -23,11 +23,13 @@ records() {
 for line in open(sys.argv[1]):
     r = json.loads(line); r.pop("ms", None); r.pop("tokens_per_s", None); print(json.dumps(r, sort_keys=True))' "$1"
 }
-# same_run NAME DIR: DIR equals the uninterrupted run (model bytes and log records)
+# same_run NAME DIR [FULL]: DIR equals the uninterrupted run FULL (default $TMP/full; model bytes
+# and log records)
 same_run() {
+  local full=${3:-$TMP/full}
   if [ ! -f "$2/model.safetensors" ]; then fail "$1" "no model.safetensors in $2"; return; fi
-  if ! same_model "$TMP/full/model.safetensors" "$2/model.safetensors"; then fail "$1" "final model bytes differ"; return; fi
-  records "$TMP/full/log.jsonl" >"$TMP/a.txt"; records "$2/log.jsonl" >"$TMP/b.txt"
+  if ! same_model "$full/model.safetensors" "$2/model.safetensors"; then fail "$1" "final model bytes differ"; return; fi
+  records "$full/log.jsonl" >"$TMP/a.txt"; records "$2/log.jsonl" >"$TMP/b.txt"
   if ! cmp -s "$TMP/a.txt" "$TMP/b.txt"; then fail "$1" "log differs: $(diff "$TMP/a.txt" "$TMP/b.txt" | head -4)"; return; fi
   ok "$1"
 }
@@ -120,6 +122,38 @@ D=(--data "$TMP/kjv" --preset admin --layers 2 --heads 2 --dim 32 --seq 32 --bat
   "$LNLAB" train --resume "$TMP/a2" --quiet
 if same_model "$TMP/a1/model.safetensors" "$TMP/a2/model.safetensors"; then ok resume_admin_profile_once
 else fail resume_admin_profile_once "final models differ"; fi
+
+# 1c. Data order. The runs above sample their batches (the default, random order: the step alone
+#     places them); llm.c's order (its position data.pos in the state) resumes bit for bit too; a
+#     run recorded before --data-order existed (no data_order in config.json) resumes in that
+#     order; a state saved under another data order or data seed than config.json's is refused.
+Q=("${A[@]}" --data-order sequential)
+"$LNLAB" train "${Q[@]}" --out "$TMP/q_full" && "$LNLAB" train "${Q[@]}" --out "$TMP/q1" --checkpoint-every 5 \
+  --stop-after 12 2>/dev/null || fail resume_sequential "the sequential runs failed"
+cp -r "$TMP/q1" "$TMP/q2"
+if "$LNLAB" train --resume "$TMP/q1" --quiet 2>"$TMP/err"; then same_run resume_sequential_bit_exact "$TMP/q1" "$TMP/q_full"
+else fail resume_sequential_bit_exact "resume failed: $(cat "$TMP/err")"; fi
+if ! same_model "$TMP/full/model.safetensors" "$TMP/q_full/model.safetensors"; then ok data_order_default_random
+else fail data_order_default_random "the default order gave the sequential run's model"; fi
+$PY - "$TMP/q2/config.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1])); del c["train"]["data_order"], c["train"]["data_seed"]; json.dump(c, open(sys.argv[1], "w"))
+EOF
+if "$LNLAB" train --resume "$TMP/q2" --quiet 2>"$TMP/err"; then same_run resume_config_without_data_order "$TMP/q2" "$TMP/q_full"
+else fail resume_config_without_data_order "resume failed: $(cat "$TMP/err")"; fi
+"$LNLAB" train "${A[@]}" --out "$TMP/o1" --stop-after 6 2>/dev/null
+cp -r "$TMP/o1" "$TMP/o2"
+set_train() {  # set_train RUN KEY JSON-VALUE: changes RUN/config.json's train.KEY
+  $PY -c 'import json,sys
+p = sys.argv[1] + "/config.json"; c = json.load(open(p)); c["train"][sys.argv[2]] = json.loads(sys.argv[3]); json.dump(c, open(p, "w"))' "$@"
+}
+set_train "$TMP/o1" data_seed 5; set_train "$TMP/o2" data_order '"sequential"'
+expect_error resume_other_data_seed 1 "training state: saved with data seed 0, this run has 5" \
+  -- "$LNLAB" train --resume "$TMP/o1" --quiet
+expect_error resume_other_data_order 1 "training state: saved by a run with data order random, this run has sequential" \
+  -- "$LNLAB" train --resume "$TMP/o2" --quiet
+expect_error resume_refuses_data_seed 2 "--data-seed: cannot be given with --resume" \
+  -- "$LNLAB" train --resume "$TMP/o1" --data-seed 5
 
 # 2. A crash after step 12 lost checkpoint 12 and left a half-written record and a temporary
 #    file: resume from 10 cuts the log after step 10 and removes the temporary file.

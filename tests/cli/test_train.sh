@@ -1,5 +1,6 @@
 # lnlab train: a small model overfits one batch, every preset learns on the KJV data, runs
-# repeat exactly for a seed, divergence ends cleanly, and bad flags are one-line errors.
+# repeat exactly for a seed, batches follow the data seed (not --seed) or llm.c's order,
+# divergence ends cleanly, and bad flags are one-line errors.
 . "$(dirname "$0")/lib.sh"
 export OMP_NUM_THREADS=1  # tiny models: threads only add synchronisation
 PY=/usr/bin/python3
@@ -14,13 +15,14 @@ for line in open(sys.argv[1]):
     if r.get("step") == int(sys.argv[2]) and sys.argv[3] in r: print(r[sys.argv[3]]); break' "$1" "$2" "$3"
 }
 
-# 1. Overfit one batch: a data file holding exactly one batch (B*T+1 tokens) makes every step
-#    see the same batch.
+# 1. Overfit one batch: in llm.c's order (--data-order sequential) a data file holding exactly
+#    one batch (B*T+1 tokens) makes every step see the same batch.
 head -c 129 /usr/share/common-licenses/GPL-3 > "$TMP/one.txt"
 "$LNLAB" prepare --input "$TMP/one.txt" --tokenizer byte --val-fraction 0.01 --out "$TMP/one" >/dev/null 2>&1
 ntrain=$($PY -c 'import json; print(json.load(open("'"$TMP/one/meta.json"'"))["train_tokens"])' 2>/dev/null)
 if "$LNLAB" train --data "$TMP/one/train.bin" --vocab 257 --out "$TMP/overfit" --preset pre --layers 2 --heads 2 \
-     --dim 32 --seq 32 --batch 4 --steps 300 --lr 1e-2 --warmup 10 --schedule constant --weight-decay 0 --quiet; then
+     --dim 32 --seq 32 --batch 4 --steps 300 --lr 1e-2 --warmup 10 --schedule constant --weight-decay 0 \
+     --data-order sequential --quiet; then
   if grep -q val_loss "$TMP/overfit/log.jsonl"; then fail shard_has_no_val "a single shard was evaluated as val"
   else ok shard_has_no_val; fi
   loss=$(json_field "$TMP/overfit/log.jsonl" 300 loss)
@@ -85,6 +87,110 @@ if [ $rc -eq 3 ] && grep -q 'diverged at step' "$TMP/err" && grep -q '"diverged"
    [ ! -f "$TMP/blow/model.safetensors" ]; then ok divergence_stops
 else fail divergence_stops "exit $rc, stderr: $(cat "$TMP/err")"; fi
 
+# 5b. Data order. Random batches are a function of --data-seed, the step and the micro-batch, not
+#     of --seed: from the same initial model, runs that differ only in --seed log the same numbers
+#     (a paired comparison), another data seed gives other batches. In llm.c's order step 1 is the
+#     split's first batch (probe's batch), and the state's data.pos is B*T tokens per step.
+steps_txt() {  # the records of RUN/log.jsonl without timings
+  $PY -c 'import json,sys
+for line in open(sys.argv[1]):
+    r = json.loads(line); r.pop("ms", None); r.pop("tokens_per_s", None); print(json.dumps(r, sort_keys=True))' "$1/log.jsonl"
+}
+C=(--data "$TMP/kjv" --init-from "$TMP/rep1/model.safetensors" --seq 32 --batch 4 --steps 3 --quiet)
+"$LNLAB" train "${C[@]}" --seed 1 --out "$TMP/ds1" && "$LNLAB" train "${C[@]}" --seed 2 --out "$TMP/ds2" &&
+  "$LNLAB" train "${C[@]}" --seed 1 --data-seed 9 --out "$TMP/ds3" &&
+  "$LNLAB" train "${C[@]}" --data-order sequential --stop-after 1 --out "$TMP/dq" 2>/dev/null &&
+  "$LNLAB" train "${C[@]}" --data-order sequential --out "$TMP/dq2" ||
+  fail data_order_runs "a run failed"
+if [ -s "$TMP/ds1/log.jsonl" ] && cmp -s <(steps_txt "$TMP/ds1") <(steps_txt "$TMP/ds2"); then ok data_seed_not_init_seed
+else fail data_seed_not_init_seed "runs with --seed 1 and 2 from one model differ: $(diff <(steps_txt "$TMP/ds1") <(steps_txt "$TMP/ds2") | head -3)"; fi
+l1=$(json_field "$TMP/ds1/log.jsonl" 1 loss); l3=$(json_field "$TMP/ds3/log.jsonl" 1 loss)
+lq=$(json_field "$TMP/dq2/log.jsonl" 1 loss)
+pl=$("$LNLAB" probe --model "$TMP/rep1/model.safetensors" --data "$TMP/kjv" --batch 4 --seq 32 --json 2>/dev/null |
+     $PY -c 'import json,sys; print(json.load(sys.stdin)["loss"])')
+if [ -n "$l1" ] && [ -n "$l3" ] && [ "$l1" != "$l3" ] && [ "$l1" != "$lq" ]; then ok data_seed_changes_batches
+else fail data_seed_changes_batches "step-1 losses: data seed 0 $l1, data seed 9 $l3, sequential $lq"; fi
+if $PY -c "import sys; sys.exit(0 if abs(float('$lq') - float('$pl')) <= 2e-6 else 1)" 2>/dev/null; then
+  ok sequential_first_batch
+else fail sequential_first_batch "step-1 loss in sequential order $lq, probe's loss of the first batch $pl"; fi
+if why=$($PY - "$TMP" 2>&1 <<'EOF'
+import json, struct, sys
+t = sys.argv[1]
+def state(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    pos = h["data.pos"]["data_offsets"][0]
+    return h["__metadata__"], struct.unpack("<Q", b[8 + n + pos:8 + n + pos + 8])[0]
+cfg = lambda r: json.load(open(t + "/" + r + "/config.json"))["train"]
+assert cfg("ds1")["data_order"] == "random" and cfg("ds1")["data_seed"] == 0, cfg("ds1")
+assert cfg("ds3")["data_seed"] == 9 and cfg("dq")["data_order"] == "sequential", (cfg("ds3"), cfg("dq"))
+meta, pos = state(t + "/dq/checkpoints/state_00000001.safetensors")
+assert meta["version"] == "3" and meta["data.order"] == "sequential" and meta["data.seed"] == "0", meta
+assert pos == 4 * 32, pos
+EOF
+); then ok data_order_recorded; else fail data_order_recorded "$(printf '%s' "$why" | tail -n 2)"; fi
+
+# 5c. Init, biases and embedding: each preset's defaults (docs/PLACEMENTS.md) and the flags that
+#     change them, as RUN/config.json records them; --init-std 1/sqrt(C) is resolved at the width.
+model_cfg() {  # RUN: preset, init std, std rule, resid scale, biases of every sub-layer, embed norm, scale
+  $PY -c 'import json,sys
+m = json.load(open(sys.argv[1] + "/config.json"))["model"]
+b = {l[s]["bias"] for l in m["layers"] for s in ("attn", "mlp")}
+print(m["preset"], "%.6g" % m["init"]["std"], m["init"]["std_rule"], m["init"]["resid_scale"],
+      b.pop() if len(b) == 1 else "mixed", m["embed_norm"], m["embed_scale"])' "$1"
+}
+FLAGSRUN=(--data "$TMP/kjv" --layers 2 --heads 2 --dim 16 --seq 16 --batch 2 --steps 1 --eval-batches 1 --quiet)
+check_cfg() {  # NAME WANT flags...
+  local name=$1 want=$2; shift 2
+  rm -rf "$TMP/cfg"
+  if ! "$LNLAB" train "${FLAGSRUN[@]}" --out "$TMP/cfg" "$@" 2>"$TMP/err"; then fail "$name" "train failed: $(cat "$TMP/err")"; return; fi
+  local got; got=$(model_cfg "$TMP/cfg")
+  [ "$got" = "$want" ] && ok "$name" || fail "$name" "config.json says '$got', want '$want'"
+}
+check_cfg defaults_post "post 0.25 1/sqrt(C) False True False True" --preset post
+check_cfg defaults_b2t "b2t 0.25 1/sqrt(C) False True False True" --preset b2t
+check_cfg defaults_pre "pre 0.02 fixed True True False False" --preset pre
+check_cfg defaults_peri "peri 0.02 fixed False True True False" --preset peri
+check_cfg defaults_mix "mix 0.02 fixed False False False False" --preset mix
+check_cfg flags_off "peri 0.25 1/sqrt(C) True False False True" --preset peri --init-std '1/sqrt(C)' \
+  --resid-scale-init on --bias off --embed-norm=false --embed-scale
+check_cfg flags_post_gpt2 "post 0.05 fixed True True False False" --preset post --init-std 0.05 --resid-scale-init on \
+  --embed-scale=false
+check_cfg flags_spec_bias "custom 0.02 fixed True mixed False False" --preset pre --spec attn.bias=0@2
+rm -rf "$TMP/cfg"
+"$LNLAB" train "${FLAGSRUN[@]}" --out "$TMP/cfg" --preset pre --bias off 2>"$TMP/err"
+if $PY - "$TMP/cfg/model.safetensors" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+h = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])
+names = [k for k in h if k != "__metadata__"]
+assert not [k for k in names if k.endswith(("c_attn.bias", "c_proj.bias", "c_fc.bias"))], names
+assert "h.0.ln_1.bias" in names and "h.1.mlp.c_fc.weight" in names, names
+PY
+then ok bias_off_no_tensors; else fail bias_off_no_tensors "bias tensors in the model file: $(cat "$TMP/err")"; fi
+# the model reloads, trains on and evaluates
+if "$LNLAB" train --data "$TMP/kjv" --out "$TMP/cfg2" --init-from "$TMP/cfg/model.safetensors" --seq 16 --batch 2 \
+     --steps 1 --quiet && "$LNLAB" eval --model "$TMP/cfg/model.safetensors" --data "$TMP/kjv" --batch 2 --seq 16 \
+     >"$TMP/e1" 2>/dev/null; then ok bias_off_reloads; else fail bias_off_reloads "init-from or eval failed"; fi
+# a new --preset on a loaded model keeps the file's biases and embedding norm (lns's defaults
+# have neither; the file has both), and says what changed
+"$LNLAB" train "${FLAGSRUN[@]}" --out "$TMP/cfg3" --preset pre --embed-norm 2>/dev/null
+if "$LNLAB" eval --model "$TMP/cfg3/model.safetensors" --data "$TMP/kjv" --batch 2 --seq 16 --preset lns \
+     >/dev/null 2>"$TMP/note" && grep -q "overrides the file's config: preset pre -> lns$" "$TMP/note"; then
+  ok loaded_preset_keeps_file_tensors
+else fail loaded_preset_keeps_file_tensors "$(cat "$TMP/note")"; fi
+expect_error init_std_word 2 "^lnlab: error: --init-std: expected a number in \(0, 10\] or 1/sqrt\(C\), got 'big'$" -- \
+  "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --init-std big
+expect_error init_std_zero 2 "--init-std: expected a number in \(0, 10\] or 1/sqrt\(C\), got '0'" -- \
+  "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --init-std 0
+expect_error init_std_rule 2 "--init-std: .*got '1/sqrt\(L\)'" -- "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" \
+  --init-std '1/sqrt(L)'
+expect_error bias_word 2 "--bias: 'no' is not one of on\|off" -- "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --bias no
+expect_error resid_word 2 "--resid-scale-init: 'yes' is not one of on\|off" -- "$LNLAB" train --data "$TMP/kjv" \
+  --out "$TMP/x" --resid-scale-init yes
+expect_error embed_norm_word 2 "--embed-norm: expected true or false, got 'maybe'" -- "$LNLAB" train --data "$TMP/kjv" \
+  --out "$TMP/x" --embed-norm=maybe
+[ -e "$TMP/x" ] && fail init_flags_write_nothing "$TMP/x was created" || ok init_flags_write_nothing
+
 # 6. Bad input.
 expect_error no_data 2 "--data is required" -- "$LNLAB" train --out "$TMP/x"
 expect_error missing_data 1 "nope" -- "$LNLAB" train --data "$TMP/nope" --out "$TMP/x" --quiet
@@ -95,5 +201,8 @@ expect_error bad_preset 2 "--preset: 'sideways'" -- "$LNLAB" train --data "$TMP/
 expect_error bad_lr 2 "--lr: expected a number" -- "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --lr fast
 expect_error seq_too_long 2 "--seq: 64 exceeds the model's n_positions 32" -- "$LNLAB" train --data "$TMP/kjv" \
   --out "$TMP/x" --init-from "$TMP/rep1/model.safetensors" --seq 64
+expect_error bad_data_order 2 "--data-order: 'shuffled' is not one of random\|sequential" -- "$LNLAB" train \
+  --data "$TMP/kjv" --out "$TMP/x" --data-order shuffled
+expect_error bad_data_seed 2 "--data-seed" -- "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --data-seed -1
 expect_error vocab_too_small 1 "token" -- "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --vocab 100 --quiet
 finish
