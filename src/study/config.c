@@ -894,7 +894,7 @@ int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, Ln
                                 free(rs);
                                 return -1;
                             }
-                            snprintf(r.id, sizeof r.id, "%s", full);
+                            memcpy(r.id, full, strlen(full) + 1); /* fits: checked above */
                             int dup = 0;
                             for (int k = 0; k < n && !dup; k++) dup = strcmp(rs[k].id, r.id) == 0;
                             if (dup) continue;
