@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -13,6 +14,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The infix of an atomic write's temporary file: "<path>.tmp.<pid>" (lnl_atomic_open). */
+#define ATOMIC_TMP ".tmp."
 
 int lnl_err(LnlErr *e, const char *fmt, ...) {
     if (e) {
@@ -194,7 +198,7 @@ int lnl_atomic_open(LnlAtomicFile *af, const char *path, LnlErr *e) {
     size_t n = strlen(path) + 32;
     af->path = lnl_strdup(path);
     af->tmp = lnl_malloc(n);
-    snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(af->tmp, n, "%s" ATOMIC_TMP "%ld", path, (long)getpid());
     af->fd = open(af->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     af->f = af->fd < 0 ? NULL : fault_stream(af->fd);
     if (af->fd >= 0 && !af->f) af->f = fdopen(af->fd, "w+b");
@@ -278,6 +282,23 @@ int lnl_write_file_atomic(const char *path, const void *buf, size_t n, LnlErr *e
         return -1;
     }
     return lnl_atomic_commit(&af, e);
+}
+
+void lnl_atomic_remove_stale(const char *dir, int (*ours)(const char *name, void *ctx), void *ctx) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *t = strstr(de->d_name, ATOMIC_TMP);
+        if (!t || t == de->d_name) continue;
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(t - de->d_name), de->d_name);
+        if (ours && !ours(name, ctx)) continue;
+        char *p = lnl_path_join(dir, de->d_name);
+        unlink(p);
+        free(p);
+    }
+    closedir(d);
 }
 
 int lnl_mkdir_p(const char *path, LnlErr *e) {

@@ -66,6 +66,10 @@ int lnl_atomic_commit(LnlAtomicFile *af, LnlErr *e);
 void lnl_atomic_abort(LnlAtomicFile *af);
 /* Writes a whole buffer atomically. */
 int lnl_write_file_atomic(const char *path, const void *buf, size_t n, LnlErr *e);
+/* Removes the "<NAME>.tmp.<pid>" files in dir that an atomic write left when its process was
+ * killed, for each NAME that ours(NAME, ctx) accepts (ours NULL: every NAME). Only for a caller
+ * that holds the directory (a lock): another process's write in progress looks the same. */
+void lnl_atomic_remove_stale(const char *dir, int (*ours)(const char *name, void *ctx), void *ctx);
 
 /* Creates a directory and its parents (like mkdir -p). */
 int lnl_mkdir_p(const char *path, LnlErr *e);

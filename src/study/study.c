@@ -640,20 +640,6 @@ int lnl_study_prepare_data(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlEr
     return prepare_data(&s, e);
 }
 
-/* Leftovers of atomic writes cut short by a kill (the lock says no one else writes here). */
-static void remove_stale_tmp(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (strstr(de->d_name, ".tmp.")) {
-            char *p = lnl_path_join(dir, de->d_name);
-            unlink(p);
-            free(p);
-        }
-    closedir(d);
-}
-
 int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummary *sum, LnlErr *e) {
     memset(sum, 0, sizeof *sum);
     double t0 = lnl_now();
@@ -688,9 +674,10 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
         }
     }
     if (o->nshards <= 1) { /* shards start together: one's cleanup would remove another's new file */
-        remove_stale_tmp(o->out);
+        /* leftovers of atomic writes cut short by a kill (the lock says no one else writes here) */
+        lnl_atomic_remove_stale(o->out, NULL, NULL);
         char *plots = lnl_path_join(o->out, "plots");
-        remove_stale_tmp(plots);
+        lnl_atomic_remove_stale(plots, NULL, NULL);
         free(plots);
     }
     s.results_path = lnl_path_join(o->out, "results.jsonl");

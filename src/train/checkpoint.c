@@ -385,21 +385,18 @@ int lnl_ckpt_save(const char *run, const LnlModel *m, const LnlStateRefs *s, Lnl
     return r;
 }
 
-/* Removes "*.tmp.PID" files left in RUN/checkpoints by a process that was killed while writing. */
+/* A checkpoint file's name: model_* or state_* ending in CKPT_SUFFIX. */
+static int ckpt_file(const char *name, void *ctx) {
+    (void)ctx;
+    size_t n = strlen(name), k = strlen(CKPT_SUFFIX);
+    return (strncmp(name, "model_", 6) == 0 || strncmp(name, "state_", 6) == 0) && n > k &&
+           strcmp(name + n - k, CKPT_SUFFIX) == 0;
+}
+
+/* Removes temporary files left in RUN/checkpoints by a process that was killed while writing. */
 static void remove_temps(const char *run) {
     char *dir = lnl_path_join(run, LNL_CKPT_DIR);
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            const char *t = strstr(de->d_name, CKPT_SUFFIX ".tmp.");
-            if (!t || (strncmp(de->d_name, "model_", 6) != 0 && strncmp(de->d_name, "state_", 6) != 0)) continue;
-            char *p = lnl_path_join(dir, de->d_name);
-            unlink(p);
-            free(p);
-        }
-        closedir(d);
-    }
+    lnl_atomic_remove_stale(dir, ckpt_file, NULL);
     free(dir);
 }
 

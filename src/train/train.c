@@ -59,22 +59,11 @@ static int write_config(const LnlModel *m, const LnlTrainOpts *o, LnlErr *e) {
 /* The files that make a directory a run's (checkpoints/ is handled apart). */
 static const char *const run_files[] = {"config.json", LNL_LOG_FILE, "model.safetensors", LNL_RESULT_FILE};
 
-/* Removes RUN/NAME.tmp.PID of the run files, left by a process killed while writing one (the
- * lock says no one else writes here). RUN/checkpoints has its own cleanup (checkpoint.h). */
-static void remove_stale_temps(const char *out) {
-    DIR *dd = opendir(out);
-    if (!dd) return;
-    struct dirent *de;
-    while ((de = readdir(dd)))
-        for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
-            size_t n = strlen(run_files[i]);
-            if (strncmp(de->d_name, run_files[i], n) == 0 && strncmp(de->d_name + n, ".tmp.", 5) == 0) {
-                char *p = lnl_path_join(out, de->d_name);
-                unlink(p);
-                free(p);
-            }
-        }
-    closedir(dd);
+static int run_file(const char *name, void *ctx) {
+    (void)ctx;
+    for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++)
+        if (strcmp(name, run_files[i]) == 0) return 1;
+    return 0;
 }
 
 /* A fresh run's directory must not hold another run: refused, or with --overwrite deleted first
@@ -136,7 +125,9 @@ static int claim_run_dir(const LnlTrainOpts *o, LnlErr *e) {
  * another run's files. Nothing in RUN/ changes before every check of a resume has passed. */
 static int lock_run_dir(const LnlTrainOpts *o, int *lock_fd, LnlErr *e) {
     if (lnl_mkdir_p(o->out, e) || lnl_dir_lock(o->out, LNL_RUN_LOCK, "train", lock_fd, e)) return -1;
-    remove_stale_temps(o->out);
+    /* a process killed while writing a run file left its temporary (RUN/checkpoints has its own
+     * cleanup, checkpoint.h); the lock says no one else writes here */
+    lnl_atomic_remove_stale(o->out, run_file, NULL);
     return o->resume ? 0 : claim_run_dir(o, e);
 }
 
