@@ -18,11 +18,6 @@ M=(--preset pre --layers 2 --heads 2 --dim 16 --seq 16 --batch 4 --warmup 10 --e
    --keep-checkpoints 2 --quiet)
 A=(--data "$TMP/kjv" "${M[@]}" --steps 300 --diag-every 25 --checkpoint-every 20 --seed 3)
 
-records() {  # the log's records without timings, one per line
-  $PY -c 'import json,sys
-for line in open(sys.argv[1]):
-    r = json.loads(line); r.pop("ms", None); r.pop("tokens_per_s", None); print(json.dumps(r, sort_keys=True))' "$1"
-}
 same_run() {  # NAME DIR: DIR ended as the uninterrupted run REF did
   if [ ! -f "$2/model.safetensors" ]; then fail "$1" "no model.safetensors in $2"; return; fi
   if ! same_model "$TMP/ref/model.safetensors" "$2/model.safetensors"; then fail "$1" "final model bytes differ"; return; fi

@@ -17,12 +17,6 @@ A=(--data "$TMP/kjv" --preset peri --dt 0.1 --layers 2 --heads 2 --dim 32 --seq 
    --steps 20 --warmup 3 --eval-every 5 --eval-batches 2 --diag-every 4 --zscore-window 4 --skip-spikes 0.5
    --seed 7 --quiet)
 
-# log records without the timing fields, one JSON per line
-records() {
-  $PY -c 'import json,sys
-for line in open(sys.argv[1]):
-    r = json.loads(line); r.pop("ms", None); r.pop("tokens_per_s", None); print(json.dumps(r, sort_keys=True))' "$1"
-}
 # same_run NAME DIR [FULL]: DIR equals the uninterrupted run FULL (default $TMP/full; model bytes
 # and log records)
 same_run() {

@@ -49,10 +49,7 @@ done
 for i in 1 2; do
   "$LNLAB" train --data "$TMP/kjv" --out "$TMP/rep$i" --preset peri --dt 0.1 --layers 2 --heads 2 --dim 32 --seq 32 \
     --batch 4 --steps 20 --eval-every 10 --eval-batches 2 --seed 7 --quiet
-  $PY -c 'import json,sys
-for line in open(sys.argv[1]):
-    r = json.loads(line); r.pop("ms", None); r.pop("tokens_per_s", None); print(json.dumps(r, sort_keys=True))' \
-    "$TMP/rep$i/log.jsonl" > "$TMP/rep$i.txt"
+  records "$TMP/rep$i/log.jsonl" > "$TMP/rep$i.txt"
 done
 if cmp -s "$TMP/rep1.txt" "$TMP/rep2.txt" && same_model "$TMP/rep1/model.safetensors" "$TMP/rep2/model.safetensors"; then
   ok repeatable_with_seed; else fail repeatable_with_seed "two runs with seed 7 differ"; fi
@@ -91,11 +88,7 @@ else fail divergence_stops "exit $rc, stderr: $(cat "$TMP/err")"; fi
 #     of --seed: from the same initial model, runs that differ only in --seed log the same numbers
 #     (a paired comparison), another data seed gives other batches. In llm.c's order step 1 is the
 #     split's first batch (probe's batch), and the state's data.pos is B*T tokens per step.
-steps_txt() {  # the records of RUN/log.jsonl without timings
-  $PY -c 'import json,sys
-for line in open(sys.argv[1]):
-    r = json.loads(line); r.pop("ms", None); r.pop("tokens_per_s", None); print(json.dumps(r, sort_keys=True))' "$1/log.jsonl"
-}
+steps_txt() { records "$1/log.jsonl"; }  # the records of RUN/log.jsonl without timings
 C=(--data "$TMP/kjv" --init-from "$TMP/rep1/model.safetensors" --seq 32 --batch 4 --steps 3 --quiet)
 "$LNLAB" train "${C[@]}" --seed 1 --out "$TMP/ds1" && "$LNLAB" train "${C[@]}" --seed 2 --out "$TMP/ds2" &&
   "$LNLAB" train "${C[@]}" --seed 1 --data-seed 9 --out "$TMP/ds3" &&
