@@ -55,9 +55,10 @@ for k in 1 2 3; do
       if kill -KILL "$pid" 2>/dev/null; then landed=$((landed + 1)); kill_cycles=$((kill_cycles + 1)); fi
     fi
     wait "$pid"; rc=$?
-    if [ "$rc" -eq 0 ] && [ "$(status_of "$R")" = finished ]; then
+    # the run is over: it exited 0, or the kill came after result.json (exit 137, nothing to resume)
+    if { [ "$rc" -eq 0 ] || [ "$rc" -eq 137 ]; } && [ "$(status_of "$R")" = finished ]; then
       [ "$landed" -ge "$KILLS" ] && break
-      fresh=1 win=$((win * 2 / 3 + 1)); continue  # the kill missed: once more from the start
+      fresh=1 win=$((win * 2 / 3 + 1)); continue  # the kill missed or came too late: start over
     fi
     # nothing to resume yet (killed before config.json or the first checkpoint): start over
     if ls "$R"/checkpoints/state_* >/dev/null 2>&1 && [ -f "$R/config.json" ]; then fresh=0; else fresh=1; fi
