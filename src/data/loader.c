@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -241,6 +242,25 @@ uint32_t lnl_loader_crc32(const LnlLoader *l, uint32_t crc) {
     for (int i = 0; i < l->nshards; i++)
         crc = lnl_crc32(crc, l->shards[i].tokens, (size_t)l->shards[i].ntok * sizeof(uint16_t));
     return crc;
+}
+
+void lnl_loader_count(const LnlLoader *l, uint64_t *counts, int vocab) {
+    for (int i = 0; i < l->nshards; i++) {
+        const uint16_t *t = l->shards[i].tokens;
+        for (uint64_t k = 0; k < (uint64_t)l->shards[i].ntok; k++)
+            if (t[k] < vocab) counts[t[k]]++;
+    }
+}
+
+double lnl_unigram_loss(const uint64_t *train_counts, const uint64_t *val_counts, int vocab) {
+    /* add-1/2 smoothing: a token the training split never has still gets a finite loss */
+    double ntrain = 0, nval = 0, sum = 0;
+    for (int v = 0; v < vocab; v++) ntrain += (double)train_counts[v], nval += (double)val_counts[v];
+    if (nval <= 0) return NAN;
+    const double denom = ntrain + 0.5 * vocab;
+    for (int v = 0; v < vocab; v++)
+        if (val_counts[v]) sum -= (double)val_counts[v] * log(((double)train_counts[v] + 0.5) / denom);
+    return sum / nval;
 }
 
 void lnl_loader_free(LnlLoader *l) {

@@ -100,6 +100,13 @@ int lnl_loader_split(LnlLoader *l, int nproc, int rank, LnlErr *e);
 /* CRC-32 (src/common/crc32.h) of all shards' tokens in order, continuing crc: the data's content,
  * which a resumed run checks. Reads every token once. */
 uint32_t lnl_loader_crc32(const LnlLoader *l, uint32_t crc);
+/* Adds the number of times each token < vocab occurs in all shards to counts (vocab entries). */
+void lnl_loader_count(const LnlLoader *l, uint64_t *counts, int vocab);
+/* The unigram loss (nats per token): the cross-entropy of the val tokens (val_counts) under the
+ * training split's token frequencies (train_counts), smoothed by adding 1/2 to every count. It is
+ * the loss of a model that ignores the context, and where a model that stopped learning sits; NAN
+ * if val_counts is all zero. */
+double lnl_unigram_loss(const uint64_t *train_counts, const uint64_t *val_counts, int vocab);
 /* Batches in one pass over all shards, before reading wraps to the first. */
 uint64_t lnl_loader_num_batches(const LnlLoader *l);
 void lnl_loader_free(LnlLoader *l);

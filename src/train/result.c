@@ -15,6 +15,12 @@ static void add_num_or_null(cJSON *o, const char *key, double x) {
     else cJSON_AddNullToObject(o, key);
 }
 
+int lnl_trained(int diverged, double final_val_loss, double unigram_val_loss) {
+    if (diverged) return 0;
+    if (!isfinite(unigram_val_loss) || !isfinite(final_val_loss)) return -1;
+    return final_val_loss <= unigram_val_loss - LNL_TRAINED_MARGIN;
+}
+
 int lnl_train_write_result(const char *out_dir, const LnlTrainOpts *o, const LnlTrainResult *res, LnlErr *e) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "format", LNL_RESULT_FORMAT);
@@ -43,6 +49,10 @@ int lnl_train_write_result(const char *out_dir, const LnlTrainOpts *o, const Lnl
         cJSON_AddNullToObject(j, "diverged_step");
         cJSON_AddNullToObject(j, "cause");
     }
+    add_num_or_null(j, "unigram_val_loss", res->unigram_val_loss);
+    int trained = lnl_trained(res->diverged, res->final_val_loss, res->unigram_val_loss);
+    if (trained < 0 || res->failed || res->stopped) cJSON_AddNullToObject(j, "trained");
+    else cJSON_AddBoolToObject(j, "trained", trained);
     add_num_or_null(j, "tokens_per_s", res->steps_done > 0 ? res->tokens_per_s : NAN);
     cJSON_AddNumberToObject(j, "skipped_steps", (double)res->skipped_steps);
     char *text = cJSON_Print(j);

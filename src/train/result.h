@@ -9,7 +9,8 @@
 #define LNL_RESULT_FILE "result.json"
 #define LNL_RESULT_FORMAT "lnlab.result"
 /* 2 added "status" and "stop_reason" (and files of stopped runs); version 1 files have neither and
- * describe finished or diverged runs only. 3 added status "failed" with "error", and "run_id". */
+ * describe finished or diverged runs only. 3 added status "failed" with "error", and "run_id";
+ * "unigram_val_loss" and "trained" came later in version 3 (readers treat them as optional). */
 #define LNL_RESULT_VERSION 3
 
 /* Values of "status". */

@@ -167,15 +167,25 @@ static int eval_loss(LnlModel *m, LnlLoader *val, long batches, double *loss, co
     return 0;
 }
 
-static int data_crc32(const LnlLoader *train, const LnlLoader *val, uint32_t *crc, const void **bad) {
+/* One pass over the data: its CRC-32 (saved with each checkpoint so that a resume refuses edited
+ * data) and the unigram loss of val under train's token frequencies (NAN without val), the loss
+ * a run that learned nothing sits at. */
+static int scan_data(const LnlLoader *train, const LnlLoader *val, int vocab, uint32_t *crc, double *unigram,
+                     const void **bad) {
+    uint64_t *counts = lnl_calloc(2 * (size_t)vocab, sizeof(uint64_t));
     if (sigsetjmp(*lnl_bus_jump(), 0)) {
         *bad = lnl_bus_after_jump();
+        free(counts);
         return -1;
     }
     lnl_bus_arm(1);
     *crc = lnl_loader_crc32(train, 0);
     if (val) *crc = lnl_loader_crc32(val, *crc);
+    lnl_loader_count(train, counts, vocab);
+    if (val) lnl_loader_count(val, counts + vocab, vocab);
     lnl_bus_arm(0);
+    *unigram = val ? lnl_unigram_loss(counts, counts + vocab, vocab) : NAN;
+    free(counts);
     return 0;
 }
 
@@ -222,6 +232,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     memset(res, 0, sizeof *res);
     res->final_val_loss = NAN;
     res->min_loss = NAN;
+    res->unigram_val_loss = NAN;
     const LnlConfig *c = &m->cfg;
     const int B = o->B, T = o->T, N = B * T;
     int r = -1;
@@ -265,10 +276,10 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     lnl_opt_init(&opt, m);
     lnl_monitor_init(&mon, m, &o->monitor);
     lnl_rng_seed(&rng, o->seed);
-    /* the data's content, saved with each checkpoint so that a resume refuses edited data */
     uint32_t data_crc = 0;
     lnl_bus_install();
-    if (data_crc32(&train, have_val ? &val : NULL, &data_crc, &bad_addr)) goto data_changed;
+    if (scan_data(&train, have_val ? &val : NULL, c->vocab_size, &data_crc, &res->unigram_val_loss, &bad_addr))
+        goto data_changed;
     refs = (LnlStateRefs){.opt = &opt, .train = &train, .rng = &rng, .step_ms = times, .max_steps = o->steps,
                           .B = B, .T = T, .grad_accum = o->grad_accum, .run_id = o->run_id, .data_crc = data_crc,
                           .data_order = o->data_order, .data_seed = o->data_seed};

@@ -51,7 +51,15 @@ typedef struct {
     char error[1024]; /* that error, as lnl_train's e has it */
     long skipped_steps;    /* updates skipped as spikes (LnlMonitorOpts.skip_z) */
     double min_loss;       /* running minimum of the training loss */
+    double unigram_val_loss; /* val loss of the train split's token frequencies (lnl_unigram_loss); NAN: no val */
 } LnlTrainResult;
+
+/* A run trained when its final val loss is at least this many nats below the unigram loss of its
+ * data: a model that stopped at the token frequencies (collapsed) sits at the unigram loss. */
+#define LNL_TRAINED_MARGIN 0.3
+/* 1: trained, 0: did not (diverged, or val loss not that far below the unigram loss), -1: unknown
+ * (no val split or no final evaluation). */
+int lnl_trained(int diverged, double final_val_loss, double unigram_val_loss);
 
 /* Exit code of a run that stopped as diverged: non-finite loss or gradients, or a loss above the
  * divergence threshold (LnlMonitorOpts.diverge_loss). Errors exit 1, usage errors 2. */
