@@ -58,7 +58,7 @@ int cmd_study(int argc, char **argv) {
     }
     int npos;
     lnl_flags_parse_or_exit("study",
-                            "[--config FILE | --preset-study default|paper] [flags] [--out DIR]\n"
+                            "[--config FILE | --preset-study default|thorough|paper] [flags] [--out DIR]\n"
                             "       runs the default comparison into study/ when given no flags (docs/STUDY.md)",
                             flags, nflags, argc, argv, NULL, 0, &npos);
 
@@ -78,6 +78,10 @@ int cmd_study(int argc, char **argv) {
                                                                 fl->name, &e);
         if (r) lnl_die(2, "%s", e.msg);
     }
+    /* every axis given (depths or sizes): one grid of exactly those runs, whatever the study had */
+    if (fs.lists[LNL_AX_PRESET].n && fs.lists[LNL_AX_DT].n && (fs.lists[LNL_AX_DEPTH].n || fs.lists[LNL_AX_SIZE].n) &&
+        fs.lists[LNL_AX_LR].n && fs.lists[LNL_AX_SEED].n)
+        lnl_study_single_grid(&c, "flags");
     for (int ax = 0; ax < LNL_NAXES; ax++) {
         if (!fs.lists[ax].n) continue;
         if (lnl_study_axis_set_all(&c, ax, fs.lists[ax].items, fs.lists[ax].n, fs.names[64 + ax], &e))

@@ -47,7 +47,7 @@ typedef struct {
     char *data, *corpus, *tokenizer, *norm, *schedule, *sensitivity, *gnuplot; /* owned */
     char *init_std, *resid_scale_init, *bias, *embed_norm, *embed_scale;       /* owned; "preset": the preset's */
     long long dim, heads, seq, vocab, batch, total_batch, steps, warmup, eval_every, eval_batches, probe_batch;
-    long long jobs, threads, checkpoint_every, keep_checkpoints;
+    long long jobs, threads, checkpoint_every, keep_checkpoints, diag_every;
     double min_lr_frac, beta1, beta2, adam_eps, weight_decay, grad_clip, diverge_loss, skip_spikes, spike_nats;
     int ngrids;
     LnlStudyGrid grids[LNL_STUDY_MAX_GRIDS];
@@ -67,9 +67,10 @@ typedef struct {
     int depth, dim, heads;
 } LnlStudyRun;
 
-/* Built-in studies: "default" (the comparison `lnlab study` runs with no arguments) and
- * "paper" (the source paper's setup, for large machines). */
-#define LNL_STUDY_BUILTINS "default|paper"
+/* Built-in studies: "default" (the comparison `lnlab study` runs with no arguments, about 12
+ * minutes on 2 cores), "thorough" (longer runs, about 2 hours) and "paper" (the source paper's
+ * setup, for large machines). */
+#define LNL_STUDY_BUILTINS "default|thorough|paper"
 int lnl_study_config_builtin(LnlStudyConfig *c, const char *name, LnlErr *e);
 
 /* Reads a JSON config file over the defaults of every field (not over a built-in study's grids).
@@ -89,6 +90,10 @@ int lnl_study_config_validate(const LnlStudyConfig *c, const char *what, LnlErr 
 
 /* Expands every grid into runs, in grid order, dropping repeats of an id. *runs is allocated. */
 int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, LnlErr *e);
+
+/* Keeps only the first grid, without its options, renamed: what the study becomes when flags give
+ * every axis. */
+void lnl_study_single_grid(LnlStudyConfig *c, const char *name);
 
 void lnl_study_config_free(LnlStudyConfig *c);
 

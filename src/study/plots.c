@@ -236,7 +236,7 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
                 char *log = lnl_path_join(x->out, "runs");
                 char *rd = lnl_path_join(log, rs[i].run.id), *lp = lnl_path_join(rd, "log.jsonl");
                 LnlStudyCurve c;
-                int ok = lnl_study_curve_read(&c, lp, NULL) == 0;
+                int ok = lnl_study_curve_read(&c, lp, 0, NULL) == 0;
                 free(log);
                 free(rd);
                 free(lp);

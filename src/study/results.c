@@ -1,6 +1,8 @@
 /* Results records of study runs, and OUT/results.jsonl as a set of them. */
 #include "results.h"
 
+#include "../train/result.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -52,13 +54,24 @@ static void push(double **a, int n, double v) {
     (*a)[n] = v;
 }
 
-int lnl_study_curve_read(LnlStudyCurve *c, const char *log_path, LnlErr *e) {
+/* The layer-1 / layer-L ratio of a diag record's per-layer gradient norms (layers 1..L). */
+static double diag_grad_ratio(const cJSON *diag) {
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(diag, "grad_norm");
+    int n = cJSON_IsArray(g) ? cJSON_GetArraySize(g) : 0;
+    if (n < 2) return NAN;
+    const cJSON *a = cJSON_GetArrayItem(g, 0), *b = cJSON_GetArrayItem(g, n - 1);
+    if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || !(b->valuedouble > 0)) return NAN;
+    return a->valuedouble / b->valuedouble;
+}
+
+int lnl_study_curve_read(LnlStudyCurve *c, const char *log_path, double spike_nats, LnlErr *e) {
     memset(c, 0, sizeof *c);
     c->diverged_at_step = -1;
     c->median_tps = NAN;
     c->max_rise = NAN;
     c->max_rise_step = -1;
     double run_min = INFINITY;
+    int in_spike = 0;
     char *text = NULL;
     if (lnl_read_file(log_path, &text, NULL, e)) return -1;
     double *tps = NULL;
@@ -73,6 +86,10 @@ int lnl_study_curve_read(LnlStudyCurve *c, const char *log_path, LnlErr *e) {
             c->diverged_at_step = isfinite(step) ? (long long)step : 0;
             const char *cause = get_str(o, "cause");
             snprintf(c->cause, sizeof c->cause, "%s", cause ? cause : "");
+        } else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "diag")) && isfinite(step)) {
+            push(&c->dstep, c->ndiag, step);
+            push(&c->dratio, c->ndiag, diag_grad_ratio(cJSON_GetObjectItemCaseSensitive(o, "diag")));
+            c->ndiag++;
         } else if (cJSON_GetObjectItemCaseSensitive(o, "val_loss")) {
             push(&c->vstep, c->nval, step);
             push(&c->val, c->nval, get_num(o, "val_loss"));
@@ -86,6 +103,10 @@ int lnl_study_curve_read(LnlStudyCurve *c, const char *log_path, LnlErr *e) {
                 if (isfinite(run_min) && (!isfinite(c->max_rise) || loss - run_min > c->max_rise)) {
                     c->max_rise = loss - run_min;
                     c->max_rise_step = (long long)step;
+                }
+                if (isfinite(run_min) && spike_nats > 0) {
+                    if (!in_spike && loss - run_min > spike_nats) in_spike = 1, c->spikes++;
+                    else if (in_spike && loss - run_min <= 0.5 * spike_nats) in_spike = 0;
                 }
                 if (loss < run_min) run_min = loss;
             }
@@ -105,6 +126,8 @@ void lnl_study_curve_free(LnlStudyCurve *c) {
     free(c->loss);
     free(c->vstep);
     free(c->val);
+    free(c->dstep);
+    free(c->dratio);
     memset(c, 0, sizeof *c);
 }
 
@@ -117,6 +140,23 @@ static void init_result(LnlStudyResult *r) {
     r->max_rise = NAN;
     r->max_rise_step = -1;
     r->last_hidden = r->grad_ratio = r->median_sensitivity = r->tokens_per_s = r->wall_s = NAN;
+    r->spike_nats = r->init_loss = r->unigram = r->min_grad_ratio = NAN;
+    r->trained = -1;
+    r->gate_step = r->min_grad_ratio_step = -1;
+}
+
+/* The unigram val loss lnlab train wrote into RUNDIR/result.json (NAN: none; older runs). */
+static double read_unigram(const char *rundir) {
+    char *p = lnl_path_join(rundir, LNL_RESULT_FILE), *text = NULL;
+    double u = NAN;
+    if (lnl_read_file(p, &text, NULL, NULL) == 0) {
+        cJSON *o = cJSON_Parse(text);
+        u = get_num(o, "unigram_val_loss");
+        cJSON_Delete(o);
+    }
+    free(text);
+    free(p);
+    return u;
 }
 
 /* The derived figures of a record that has its layers. */
@@ -170,22 +210,35 @@ static int parse_layers(LnlStudyResult *r, const cJSON *layers, const char *what
 }
 
 int lnl_study_result_build(LnlStudyResult *r, const LnlStudyRun *run, const char *rundir, const char *probe_json,
-                           LnlErr *e) {
+                           double spike_nats, LnlErr *e) {
     init_result(r);
     r->run = *run;
     snprintf(r->grid, sizeof r->grid, "%s", run->grid ? run->grid : "");
     r->run.grid = r->grid;
     char *log = lnl_path_join(rundir, "log.jsonl");
     LnlStudyCurve c;
-    int rc = lnl_study_curve_read(&c, log, e);
+    int rc = lnl_study_curve_read(&c, log, spike_nats, e);
     free(log);
     if (rc) return -1;
+    r->spikes = c.spikes;
+    r->spike_nats = spike_nats;
+    r->init_loss = c.n ? c.loss[0] : NAN;
+    r->unigram = read_unigram(rundir);
+    r->ndiag = c.ndiag;
+    for (int i = 0; i < c.ndiag; i++)
+        if (isfinite(c.dratio[i]) && !(c.dratio[i] >= r->min_grad_ratio)) {
+            r->min_grad_ratio = c.dratio[i];
+            r->min_grad_ratio_step = (long long)c.dstep[i];
+        }
+    for (int i = 0; i < c.nval && isfinite(r->unigram) && r->gate_step < 0; i++)
+        if (c.val[i] <= r->unigram - LNL_TRAINED_MARGIN) r->gate_step = (long long)c.vstep[i];
     r->steps_done = c.n ? (long long)c.step[c.n - 1] : 0;
     r->final_train_loss = c.n ? c.loss[c.n - 1] : NAN;
     r->diverged_at_step = c.diverged_at_step;
     snprintf(r->cause, sizeof r->cause, "%s", c.cause);
     if (c.diverged_at_step < 0 && c.nval && c.vstep[c.nval - 1] == (double)r->steps_done)
         r->final_val_loss = c.val[c.nval - 1];
+    r->trained = lnl_trained(r->diverged_at_step >= 0, r->final_val_loss, r->unigram);
     r->tokens_per_s = c.median_tps;
     r->max_rise = c.max_rise;
     r->max_rise_step = c.max_rise_step;
@@ -207,6 +260,7 @@ char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_jso
     cJSON_AddStringToObject(o, "id", u->id);
     cJSON_AddStringToObject(o, "grid", r->grid);
     cJSON_AddStringToObject(o, "preset", u->preset);
+    cJSON_AddStringToObject(o, "variant", u->variant);
     cJSON_AddNumberToObject(o, "dt", u->dt);
     cJSON_AddNumberToObject(o, "depth", u->depth);
     if (u->size[0]) cJSON_AddStringToObject(o, "size", u->size);
@@ -231,6 +285,19 @@ char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_jso
     add_num(o, "max_loss_rise", r->max_rise);
     if (r->max_rise_step >= 0) cJSON_AddNumberToObject(o, "max_loss_rise_step", (double)r->max_rise_step);
     else cJSON_AddNullToObject(o, "max_loss_rise_step");
+    if (r->spike_nats > 0) cJSON_AddNumberToObject(o, "spikes", r->spikes);
+    else cJSON_AddNullToObject(o, "spikes");
+    add_num(o, "spike_nats", r->spike_nats);
+    add_num(o, "init_loss", r->init_loss);
+    add_num(o, "unigram_val_loss", r->unigram);
+    if (r->trained < 0) cJSON_AddNullToObject(o, "trained");
+    else cJSON_AddBoolToObject(o, "trained", r->trained);
+    if (r->gate_step >= 0) cJSON_AddNumberToObject(o, "trained_at_step", (double)r->gate_step);
+    else cJSON_AddNullToObject(o, "trained_at_step");
+    add_num(o, "min_grad_ratio", r->min_grad_ratio);
+    if (r->min_grad_ratio_step >= 0) cJSON_AddNumberToObject(o, "min_grad_ratio_step", (double)r->min_grad_ratio_step);
+    else cJSON_AddNullToObject(o, "min_grad_ratio_step");
+    cJSON_AddNumberToObject(o, "diag_records", r->ndiag);
     add_num(o, "last_hidden_mean_abs", r->last_hidden);
     if (r->nlayers) {
         /* the same fits as lnlab probe's "growth" (src/diag/growth.h), over entries 0..L */
@@ -289,6 +356,15 @@ int lnl_study_result_from_json(LnlStudyResult *r, const char *line, const char *
     }
     snprintf(u->id, sizeof u->id, "%s", id);
     snprintf(u->preset, sizeof u->preset, "%s", preset);
+    /* the options' codes; records of older studies have them only in the id (preset+variant-dt...) */
+    const char *variant = get_str(o, "variant");
+    size_t pl = strlen(preset);
+    if (variant) snprintf(u->variant, sizeof u->variant, "%s", variant);
+    else if (!strncmp(id, preset, pl) && id[pl] == '+') {
+        const char *end = strstr(id + pl, "-dt");
+        int len = end ? (int)(end - id - pl - 1) : 0;
+        snprintf(u->variant, sizeof u->variant, "%.*s", len, id + pl + 1);
+    }
     snprintf(u->size, sizeof u->size, "%s", size ? size : "");
     snprintf(r->grid, sizeof r->grid, "%s", grid ? grid : "");
     u->grid = r->grid;
@@ -311,6 +387,19 @@ int lnl_study_result_from_json(LnlStudyResult *r, const char *line, const char *
     r->max_rise = get_num(o, "max_loss_rise");
     double rs = get_num(o, "max_loss_rise_step");
     r->max_rise_step = isfinite(rs) ? (long long)rs : -1;
+    double sp = get_num(o, "spikes");
+    r->spikes = isfinite(sp) ? (int)sp : 0;
+    r->spike_nats = get_num(o, "spike_nats");
+    r->init_loss = get_num(o, "init_loss");
+    r->unigram = get_num(o, "unigram_val_loss");
+    r->trained = lnl_trained(r->diverged_at_step >= 0, r->final_val_loss, r->unigram); /* recomputed, not trusted */
+    double gs = get_num(o, "trained_at_step");
+    r->gate_step = isfinite(gs) ? (long long)gs : -1;
+    r->min_grad_ratio = get_num(o, "min_grad_ratio");
+    double ms = get_num(o, "min_grad_ratio_step");
+    r->min_grad_ratio_step = isfinite(ms) ? (long long)ms : -1;
+    double nd = get_num(o, "diag_records");
+    r->ndiag = isfinite(nd) ? (int)nd : 0;
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(o, "layers");
     if (layers && !cJSON_IsNull(layers)) {
         if (parse_layers(r, layers, what, e)) goto done;

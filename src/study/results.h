@@ -22,6 +22,15 @@ typedef struct {
     char cause[128];
     double max_rise;            /* largest rise of the training loss above its running minimum (nats) */
     long long max_rise_step;    /* the step of that rise (-1: none) */
+    int spikes;                 /* loss spikes (LnlStudyCurve.spikes) at spike_nats */
+    double spike_nats;
+    double init_loss;           /* training loss of the first step (the model at init) */
+    double unigram;             /* the data's unigram val loss (RUN/result.json); NAN: unknown */
+    int trained;                /* lnl_trained(): 1 trained, 0 did not, -1 unknown */
+    long long gate_step;        /* first evaluation with val loss below unigram - LNL_TRAINED_MARGIN (-1: none) */
+    double min_grad_ratio;      /* smallest layer-1 / layer-L gradient norm ratio of the diag records */
+    long long min_grad_ratio_step;
+    int ndiag;                  /* diag records read */
     int nlayers;          /* entries 0..L; 0 without a probe (diverged run) */
     LnlStudyLayer *layers; /* (nlayers) */
     double last_hidden;   /* hidden_mean_abs of entry L */
@@ -40,16 +49,21 @@ typedef struct {
     double median_tps;
     double max_rise;            /* max over steps of loss - min(loss of the earlier steps) */
     long long max_rise_step;
+    int spikes;                 /* times the loss rose more than spike_nats above its running minimum (one
+                                   spike lasts until the loss is back within spike_nats / 2 of that minimum) */
     long long diverged_at_step; /* -1: none */
     char cause[128];
+    /* diag records (--diag-every): the layer-1 / layer-L gradient norm ratio at each */
+    int ndiag;
+    double *dstep, *dratio;
 } LnlStudyCurve;
-int lnl_study_curve_read(LnlStudyCurve *c, const char *log_path, LnlErr *e);
+int lnl_study_curve_read(LnlStudyCurve *c, const char *log_path, double spike_nats, LnlErr *e);
 void lnl_study_curve_free(LnlStudyCurve *c);
 
-/* Builds the record of a finished run from RUNDIR/log.jsonl and, if probe_json is non-NULL, the
- * output of `lnlab probe --json`. */
+/* Builds the record of a finished run from RUNDIR/log.jsonl, RUNDIR/result.json (the unigram
+ * loss) and, if probe_json is non-NULL, the output of `lnlab probe --json`. */
 int lnl_study_result_build(LnlStudyResult *r, const LnlStudyRun *run, const char *rundir, const char *probe_json,
-                           LnlErr *e);
+                           double spike_nats, LnlErr *e);
 /* One line of JSON (no newline); settings_json (lnl_study_settings_json) is embedded. Caller frees. */
 char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_json);
 /* Reads a record back (`what` names the source in messages). */

@@ -348,8 +348,16 @@ static int start_fresh(Study *s, Slot *sl, int k, LnlErr *e) {
         arg(&a, "--skip-spikes");
         arg(&a, "%.17g", c->skip_spikes);
     }
+    /* the seed draws the init and the batches: runs of two placements with one seed are a pair
+     * that saw the same data */
     arg(&a, "--seed");
     arg(&a, "%lld", r->seed);
+    arg(&a, "--data-seed");
+    arg(&a, "%lld", r->seed);
+    if (c->diag_every > 0) {
+        arg(&a, "--diag-every");
+        arg(&a, "%lld", c->diag_every);
+    }
     arg(&a, "--eval-every");
     arg(&a, "%lld", c->eval_every);
     arg(&a, "--eval-batches");
@@ -494,7 +502,7 @@ static int finish_run(Study *s, Slot *sl, int probed, LnlErr *e) {
         }
     }
     LnlStudyResult res;
-    int rc = lnl_study_result_build(&res, r, dir, probe_text, e);
+    int rc = lnl_study_result_build(&res, r, dir, probe_text, s->c->spike_nats, e);
     free(probe_text);
     free(dir);
     if (rc) {

@@ -1,0 +1,42 @@
+/* The study report's document: a list of blocks (headings, paragraphs, tables, figures) built
+ * once and rendered as Markdown and as one self-contained HTML page. It knows nothing of studies. */
+#ifndef LNL_STUDY_DOC_H
+#define LNL_STUDY_DOC_H
+
+#include <stdarg.h>
+
+#include "../common/util.h"
+
+typedef enum { B_H1, B_H2, B_H3, B_P, B_TABLE, B_FIG, B_PRE } LnlBlockKind;
+
+typedef struct {
+    LnlBlockKind kind;
+    char *text;   /* heading, paragraph, preformatted text; figure title */
+    int ncols, nrows; /* table: header + nrows rows */
+    char **cells; /* ((nrows + 1) * ncols) */
+    char base[160]; /* figure: plots/<base>.png|svg */
+} LnlBlock;
+
+typedef struct {
+    LnlBlock *b;
+    int n;
+} LnlDoc;
+
+/* Appends a block of kind k; returns its index. Blocks are referred to by index, never by
+ * pointer: every append may move the list. */
+int lnl_doc_add(LnlDoc *d, LnlBlockKind k);
+/* Appends a heading, paragraph or preformatted block with printf-style text. */
+void lnl_doc_text(LnlDoc *d, LnlBlockKind k, const char *fmt, ...) LNL_PRINTF(3, 4);
+/* Appends a table with the given header; returns its index for lnl_doc_row. */
+int lnl_doc_table(LnlDoc *d, int ncols, const char *const *head);
+/* Appends a row of ncols strings to the table at index ti. */
+void lnl_doc_row(LnlDoc *d, int ti, ...);
+/* vprintf into a new string (caller frees). */
+char *lnl_doc_vfmt(const char *fmt, va_list ap);
+/* Markdown, with figures as plots/<base>.png links. */
+void lnl_doc_md(const LnlDoc *d, LnlBuf *o);
+/* HTML; each figure's SVG from plots_dir is inlined as a data URI. */
+void lnl_doc_html(const LnlDoc *d, const char *plots_dir, LnlBuf *o);
+void lnl_doc_free(LnlDoc *d);
+
+#endif

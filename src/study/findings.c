@@ -1,0 +1,788 @@
+/* The findings (findings.h): a table of claims, each evaluated by its rule over the records. */
+#include "findings.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../train/train.h"
+
+LnlNum lnl_num(double v) {
+    LnlNum n;
+    if (!isfinite(v)) snprintf(n.s, sizeof n.s, "n/a");
+    else snprintf(n.s, sizeof n.s, "%.4g", v);
+    return n;
+}
+#define NUM(x) (lnl_num(x).s)
+
+/* ---- the records, by setting ---- */
+
+typedef struct {
+    const LnlStudyResult *rs;
+    const int *have;
+    int n;
+} Recs;
+
+/* What two presets are compared under: the same options (variant), dt and shape. */
+typedef struct {
+    const char *variant, *size;
+    double dt;
+    int depth;
+} Setting;
+
+static int in_setting(const LnlStudyResult *r, const Setting *s) {
+    return !strcmp(r->run.variant, s->variant) && r->run.dt == s->dt && r->run.depth == s->depth &&
+           !strcmp(r->run.size, s->size);
+}
+
+static int is(const Recs *R, int i, const char *preset, const Setting *s) {
+    return R->have[i] && !strcmp(R->rs[i].run.preset, preset) && in_setting(&R->rs[i], s);
+}
+
+static int cmp_setting(const void *a, const void *b) {
+    const Setting *x = a, *y = b;
+    int c = strcmp(x->variant, y->variant);
+    if (c) return c;
+    if (x->dt != y->dt) return x->dt > y->dt ? -1 : 1; /* dt 1 first */
+    return x->depth - y->depth;
+}
+
+/* The settings in which every preset of ps (np of them) has runs, in a stable order. */
+static int settings_with(const Recs *R, const char *const *ps, int np, Setting *out) {
+    int n = 0;
+    for (int i = 0; i < R->n; i++) {
+        if (!R->have[i]) continue;
+        const LnlStudyRun *u = &R->rs[i].run;
+        Setting s = {u->variant, u->size, u->dt, u->depth};
+        int seen = 0;
+        for (int k = 0; k < n && !seen; k++) seen = !cmp_setting(&out[k], &s) && !strcmp(out[k].size, s.size);
+        if (seen) continue;
+        int all = 1;
+        for (int p = 0; p < np && all; p++) {
+            int found = 0;
+            for (int j = 0; j < R->n && !found; j++) found = is(R, j, ps[p], &s);
+            all = found;
+        }
+        if (all) out[n++] = s;
+    }
+    qsort(out, (size_t)n, sizeof *out, cmp_setting);
+    return n;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The learning rates at which preset p has runs in setting s, ascending. */
+static int lrs_of(const Recs *R, const char *p, const Setting *s, double *out) {
+    int n = 0;
+    for (int i = 0; i < R->n; i++) {
+        if (!is(R, i, p, s)) continue;
+        int seen = 0;
+        for (int k = 0; k < n && !seen; k++) seen = out[k] == R->rs[i].run.lr;
+        if (!seen) out[n++] = R->rs[i].run.lr;
+    }
+    qsort(out, (size_t)n, sizeof *out, cmp_double);
+    return n;
+}
+
+/* The learning rates both a and b have in s. */
+static int common_lrs(const Recs *R, const char *a, const char *b, const Setting *s, double *out) {
+    double *x = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)), *y = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+    int nx = lrs_of(R, a, s, x), ny = lrs_of(R, b, s, y), n = 0;
+    for (int i = 0; i < nx; i++)
+        for (int j = 0; j < ny; j++)
+            if (x[i] == y[j]) out[n++] = x[i];
+    free(x);
+    free(y);
+    return n;
+}
+
+/* The run of preset p in s at lr with seed, or -1. */
+static int find_run(const Recs *R, const char *p, const Setting *s, double lr, long long seed) {
+    for (int i = 0; i < R->n; i++)
+        if (is(R, i, p, s) && R->rs[i].run.lr == lr && R->rs[i].run.seed == seed) return i;
+    return -1;
+}
+
+static int trained(const LnlStudyResult *r) { return r->trained == 1; }
+
+/* ---- spreads over seeds ---- */
+
+/* Median, range and count of the finite values of v (reordered). */
+typedef struct {
+    int n;
+    double med, lo, hi;
+} Spread;
+
+static Spread spread_of(double *v, int n) {
+    Spread s = {0, NAN, NAN, NAN};
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) v[k++] = v[i];
+    if (!k) return s;
+    qsort(v, (size_t)k, sizeof *v, cmp_double);
+    s.n = k;
+    s.med = k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+    s.lo = v[0];
+    s.hi = v[k - 1];
+    return s;
+}
+
+/* "2.34 [2.31-2.40] (3 seeds)" */
+typedef struct {
+    char s[128];
+} Txt;
+static Txt spread_txt(Spread s) {
+    Txt t;
+    if (!s.n) snprintf(t.s, sizeof t.s, "n/a");
+    else if (s.n == 1) snprintf(t.s, sizeof t.s, "%s (1 seed)", NUM(s.med));
+    else snprintf(t.s, sizeof t.s, "%s [%s-%s] (%d seeds)", NUM(s.med), NUM(s.lo), NUM(s.hi), s.n);
+    return t;
+}
+#define SPR(x) (spread_txt(x).s)
+
+typedef double (*Metric)(const LnlStudyResult *r);
+static double m_val(const LnlStudyResult *r) { return r->final_val_loss; }
+static double m_last_hidden(const LnlStudyResult *r) { return r->last_hidden; }
+static double m_min_ratio(const LnlStudyResult *r) { return r->min_grad_ratio; }
+static double m_rise(const LnlStudyResult *r) { return r->max_rise; }
+
+/* The metric over the trained runs of preset p in s at lr; *runs and *ntrained count the runs. */
+static Spread cell(const Recs *R, const char *p, const Setting *s, double lr, Metric m, int *runs, int *ntrained) {
+    double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+    int k = 0, nr = 0, nt = 0;
+    for (int i = 0; i < R->n; i++) {
+        if (!is(R, i, p, s) || R->rs[i].run.lr != lr) continue;
+        nr++;
+        if (!trained(&R->rs[i])) continue;
+        nt++;
+        v[k++] = m(&R->rs[i]);
+    }
+    Spread sp = spread_of(v, k);
+    free(v);
+    if (runs) *runs = nr;
+    if (ntrained) *ntrained = nt;
+    return sp;
+}
+
+/* ---- verdicts ---- */
+
+typedef enum { V_SHOWS, V_NOT, V_INCONCLUSIVE } Verdict;
+static const char *vname(Verdict v) { return v == V_SHOWS ? "shows" : v == V_NOT ? "does not show" : "inconclusive"; }
+
+/* Lower is better: does b beat a? Fewer than 2 seeds on a side leave the spread unknown; a
+ * difference within the larger of the two ranges is a tie. */
+static Verdict lower_wins(Spread a, Spread b, char *why, size_t n) {
+    if (!a.n || !b.n) {
+        snprintf(why, n, "no trained runs to compare");
+        return V_INCONCLUSIVE;
+    }
+    if (a.n < 2 || b.n < 2) {
+        snprintf(why, n, "%d and %d seeds: the spread over seeds is unknown", a.n, b.n);
+        return V_INCONCLUSIVE;
+    }
+    double spread = fmax(a.hi - a.lo, b.hi - b.lo), d = a.med - b.med;
+    if (fabs(d) <= spread) {
+        snprintf(why, n, "a tie: the difference %s is within the seeds' spread %s", NUM(fabs(d)), NUM(spread));
+        return V_NOT;
+    }
+    snprintf(why, n, "difference %s, larger than the seeds' spread %s", NUM(fabs(d)), NUM(spread));
+    return d > 0 ? V_SHOWS : V_NOT;
+}
+
+/* The verdicts of a claim's settings, combined: the conclusive ones must agree. */
+typedef struct {
+    int n[3];
+    LnlBuf parts; /* "dt 1, L8: shows (...); ..." */
+} Tally;
+
+static void tally(Tally *t, Verdict v, const char *where, const char *why) {
+    t->n[v]++;
+    lnl_buf_printf(&t->parts, "%s%s: %s (%s)", t->parts.len ? "; " : "", where, vname(v), why);
+}
+
+static Verdict tally_verdict(const Tally *t) {
+    if (t->n[V_SHOWS] && !t->n[V_NOT]) return V_SHOWS;
+    if (t->n[V_NOT] && !t->n[V_SHOWS]) return V_NOT;
+    return V_INCONCLUSIVE;
+}
+
+static void setting_name(const Setting *s, char *b, size_t n) {
+    char shape[48];
+    if (s->size[0]) snprintf(shape, sizeof shape, "%s", s->size);
+    else snprintf(shape, sizeof shape, "L%d", s->depth);
+    snprintf(b, n, "dt %g, %s%s%s", s->dt, shape, s->variant[0] ? ", " : "", s->variant);
+}
+
+/* ---- the claims ---- */
+
+typedef enum {
+    R_GROWTH_LR,    /* a's last-layer hidden_mean_abs grows with the lr by a larger factor than b's */
+    R_LINEAR_BOUND, /* a's hidden states fit a linear (variance: quadratic) profile in depth */
+    R_EXP_DEPTH,    /* a's hidden states grow exponentially with depth */
+    R_LR_SENS,      /* b is less sensitive to the lr than a (Wortsman et al. 2023) */
+    R_SPIKES,       /* b spikes and diverges less than a in the upper half of the lr range */
+    R_BEST_LOSS,    /* b's val loss at its best lr is lower than a's at its best */
+    R_DT_HIDDEN,    /* dt < 1 shrinks a's and b's hidden states */
+    R_DT_LOSS,      /* dt < 1 lowers a's and b's best val loss */
+    R_DEEP_TRAINS,  /* at the largest depth a fails to train and b trains */
+    R_GRAD_RATIO    /* a's layer-1 / layer-L gradient ratio vanishes during training, b's does not */
+} Rule;
+
+typedef struct {
+    const char *id, *text;
+    Rule rule;
+    const char *a, *b; /* presets */
+} Claim;
+
+static const Claim claims[] = {
+    {"a1", "Pre-LN's hidden states grow with training intensity (the learning rate) by a larger factor than Peri-LN's",
+     R_GROWTH_LR, "pre", "peri"},
+    {"a1", "Peri-LN's hidden states are bounded by a linear profile in depth (magnitude linear, variance quadratic)",
+     R_LINEAR_BOUND, "peri", "pre"},
+    {"a1", "Pre-LN's hidden states grow exponentially with depth", R_EXP_DEPTH, "pre", NULL},
+    {"a2", "Peri-LN is less sensitive to the learning rate than Pre-LN", R_LR_SENS, "pre", "peri"},
+    {"a2", "Peri-LN spikes and diverges less than Pre-LN at high learning rates", R_SPIKES, "pre", "peri"},
+    {"a3", "Peri-LN reaches a lower val loss than Pre-LN", R_BEST_LOSS, "pre", "peri"},
+    {"a4", "A residual step dt < 1 shrinks the hidden states", R_DT_HIDDEN, "pre", "peri"},
+    {"a4", "A residual step dt < 1 lowers the best val loss", R_DT_LOSS, "pre", "peri"},
+    {"b", "Deep Post-LN fails to train where B2T trains", R_DEEP_TRAINS, "post", "b2t"},
+    {"b", "Deep Post-LN's gradient vanishes toward layer 1 during training; B2T's does not", R_GRAD_RATIO, "post", "b2t"},
+    {"b", "B2T reaches a lower val loss than Pre-LN at the same depth and learning rate", R_BEST_LOSS, "pre", "b2t"},
+};
+
+static const char *pname(const char *preset) {
+    static const char *names[][2] = {{"pre", "Pre-LN"}, {"peri", "Peri-LN"}, {"post", "Post-LN"}, {"b2t", "B2T"},
+                                     {"mix", "Mix-LN"}, {"hybrid", "HybridNorm"}, {"lns", "LN-Scaling"},
+                                     {"deepnorm", "DeepNorm"}, {"admin", "Admin"}, {"rezero", "ReZero"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(preset, names[i][0])) return names[i][1];
+    return preset;
+}
+
+/* Per seed: metric at lr hi over metric at lr lo, both runs trained. */
+static Spread lr_factor(const Recs *R, const char *p, const Setting *s, double lo, double hi) {
+    double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+    int k = 0;
+    for (int i = 0; i < R->n; i++) {
+        if (!is(R, i, p, s) || R->rs[i].run.lr != hi || !trained(&R->rs[i])) continue;
+        int j = find_run(R, p, s, lo, R->rs[i].run.seed);
+        if (j >= 0 && trained(&R->rs[j]) && R->rs[j].last_hidden > 0) v[k++] = R->rs[i].last_hidden / R->rs[j].last_hidden;
+    }
+    Spread sp = spread_of(v, k);
+    free(v);
+    return sp;
+}
+
+static void rule_growth_lr(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, Tally *t) {
+    char fa[64], fb[64], ha[96], hb[96];
+    snprintf(fa, sizeof fa, "%s growth factor", pname(c->a));
+    snprintf(fb, sizeof fb, "%s growth factor", pname(c->b));
+    snprintf(ha, sizeof ha, "%s last-layer hidden_mean_abs at the top lr", pname(c->a));
+    snprintf(hb, sizeof hb, "%s last-layer hidden_mean_abs at the top lr", pname(c->b));
+    const char *h2[] = {"setting", "lr range (both trained)", fa, fb, ha, hb, "verdict"};
+    int ti = lnl_doc_table(d, 7, h2);
+    double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+    for (int k = 0; k < ns; k++) {
+        int nl = common_lrs(R, c->a, c->b, &st[k], lrs), m = 0;
+        for (int i = 0; i < nl; i++) { /* keep the lrs where both presets trained */
+            int ta = 0, tb = 0;
+            cell(R, c->a, &st[k], lrs[i], m_last_hidden, NULL, &ta);
+            cell(R, c->b, &st[k], lrs[i], m_last_hidden, NULL, &tb);
+            if (ta && tb) lrs[m++] = lrs[i];
+        }
+        if (m < 2) continue;
+        char where[160], why[1024], range[64];
+        setting_name(&st[k], where, sizeof where);
+        snprintf(range, sizeof range, "%s to %s", NUM(lrs[0]), NUM(lrs[m - 1]));
+        Spread a = lr_factor(R, c->a, &st[k], lrs[0], lrs[m - 1]), b = lr_factor(R, c->b, &st[k], lrs[0], lrs[m - 1]);
+        Spread xa = cell(R, c->a, &st[k], lrs[m - 1], m_last_hidden, NULL, NULL);
+        Spread xb = cell(R, c->b, &st[k], lrs[m - 1], m_last_hidden, NULL, NULL);
+        Verdict v;
+        if (!a.n || !b.n) {
+            v = V_INCONCLUSIVE;
+            snprintf(why, sizeof why, "no seed trained at both ends of the range");
+        } else if (a.med >= 2 * b.med && a.lo > b.hi) {
+            v = V_SHOWS;
+            snprintf(why, sizeof why, "%s grows %sx over lr %s, %s %sx", pname(c->a), NUM(a.med), range, pname(c->b),
+                     NUM(b.med));
+        } else if (a.med <= b.med) {
+            v = V_NOT;
+            snprintf(why, sizeof why, "%s grows %sx, %s %sx", pname(c->a), NUM(a.med), pname(c->b), NUM(b.med));
+        } else {
+            v = V_INCONCLUSIVE;
+            snprintf(why, sizeof why, "%s grows %sx, %s %sx: less than twice, or the seeds' ranges overlap",
+                     pname(c->a), NUM(a.med), pname(c->b), NUM(b.med));
+        }
+        lnl_doc_row(d, ti, where, range, SPR(a), SPR(b), SPR(xa), SPR(xb), vname(v));
+        tally(t, v, where, why);
+    }
+    free(lrs);
+    lnl_doc_text(d, B_P, "Growth factor: last-layer hidden_mean_abs (final probe) at the largest learning rate over that "
+                         "at the smallest, per seed, over the rates at which both presets trained. The claim shows where "
+                         "%s's median factor is at least twice %s's and the seeds' ranges do not overlap.",
+                 pname(c->a), pname(c->b));
+}
+
+/* Runs of preset p (any setting) that trained and were probed; how many fit the linear bound and
+ * how many fit exponential growth better. */
+static void fit_counts(const Recs *R, const char *p, int min_depth, int *n, int *bound, int *expo, Spread *block1) {
+    *n = *bound = *expo = 0;
+    double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+    int k = 0;
+    for (int i = 0; i < R->n; i++) {
+        const LnlStudyResult *r = &R->rs[i];
+        if (!R->have[i] || strcmp(r->run.preset, p) || !trained(r) || r->nlayers < 3 || r->run.depth < min_depth)
+            continue;
+        (*n)++;
+        *bound += r->growth.within_bound;
+        *expo += r->growth.magnitude.better_exp;
+        int L = r->nlayers - 1;
+        if (r->layers[L].mean_abs > 0) v[k++] = r->layers[1].mean_abs / r->layers[L].mean_abs;
+    }
+    if (block1) *block1 = spread_of(v, k);
+    free(v);
+}
+
+static void rule_linear_bound(LnlDoc *d, const Recs *R, const Claim *c, Tally *t) {
+    const char *head[] = {"preset", "trained runs probed", "within the linear bound", "exponential fits better"};
+    int ti = lnl_doc_table(d, 4, head);
+    const char *ps[2] = {c->a, c->b};
+    int n = 0, bound = 0;
+    for (int p = 0; p < 2 && ps[p]; p++) {
+        int pn, pb, pe;
+        fit_counts(R, ps[p], 1, &pn, &pb, &pe, NULL);
+        char a[16], b[16], e[16];
+        snprintf(a, sizeof a, "%d", pn);
+        snprintf(b, sizeof b, "%d", pb);
+        snprintf(e, sizeof e, "%d", pe);
+        lnl_doc_row(d, ti, pname(ps[p]), a, b, e);
+        if (!p) n = pn, bound = pb;
+    }
+    char why[1024];
+    Verdict v;
+    if (n < 3) {
+        v = V_INCONCLUSIVE;
+        snprintf(why, sizeof why, "%d trained runs with a probe: fewer than 3", n);
+    } else {
+        v = 5 * bound >= 4 * n ? V_SHOWS : 2 * bound < n ? V_NOT : V_INCONCLUSIVE;
+        snprintf(why, sizeof why, "%d of %d trained %s runs within the bound", bound, n, pname(c->a));
+    }
+    tally(t, v, "all settings", why);
+    lnl_doc_text(d, B_P, "Within the linear bound: hidden_mean_abs against entry l = 0..L fits a line and hidden_var a "
+                         "quadratic, and neither fits an exponential better (lnlab probe's fits, src/diag/growth.h). "
+                         "Shows when at least 4 in 5 of %s's trained runs are within it, does not show below 1 in 2.",
+                 pname(c->a));
+}
+
+static void rule_exp_depth(LnlDoc *d, const Recs *R, const Claim *c, Tally *t) {
+    int n, bound, expo;
+    Spread b1;
+    fit_counts(R, c->a, 8, &n, &bound, &expo, &b1);
+    const char *head[] = {"preset", "trained runs of depth >= 8", "exponential fits better", "within the linear bound",
+                          "layer-1 / last-layer hidden_mean_abs"};
+    int ti = lnl_doc_table(d, 5, head);
+    char a[16], b[16], e[16];
+    snprintf(a, sizeof a, "%d", n);
+    snprintf(e, sizeof e, "%d", expo);
+    snprintf(b, sizeof b, "%d", bound);
+    lnl_doc_row(d, ti, pname(c->a), a, e, b, SPR(b1));
+    char why[1024];
+    Verdict v;
+    if (n < 3) {
+        v = V_INCONCLUSIVE;
+        snprintf(why, sizeof why, "%d trained runs of depth >= 8: fewer than 3", n);
+    } else {
+        v = 2 * expo > n ? V_SHOWS : V_NOT;
+        snprintf(why, sizeof why, "the exponential fits better in %d of %d runs; block 1 holds %s of the last layer's "
+                                  "magnitude (median)",
+                 expo, n, NUM(b1.med));
+    }
+    tally(t, v, "all settings", why);
+    lnl_doc_text(d, B_P, "Shows when the exponential fit of hidden_mean_abs against layer beats the linear one in more "
+                         "than half of the trained runs of depth 8 or more. The last column tells where the growth "
+                         "sits: near 1, block 1 already has the last layer's magnitude (growth in the first block, not "
+                         "along the depth).");
+}
+
+/* LR sensitivity of preset p in s over lrs, per seed (Wortsman et al. 2023): the mean over the
+ * lrs of min(loss(lr), loss at init) - the seed's best loss; a diverged run counts at the init
+ * loss. Only seeds with a run at every lr count. */
+static Spread lr_sensitivity(const Recs *R, const char *p, const Setting *s, const double *lrs, int nl, int *any_trained) {
+    double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)), *loss = lnl_malloc(sizeof(double) * (size_t)(nl + 1));
+    int k = 0;
+    *any_trained = 0;
+    for (int i = 0; i < R->n; i++) {
+        if (!is(R, i, p, s) || R->rs[i].run.lr != lrs[0]) continue;
+        long long seed = R->rs[i].run.seed;
+        int ok = 1;
+        double best = INFINITY;
+        for (int l = 0; l < nl && ok; l++) {
+            int j = find_run(R, p, s, lrs[l], seed);
+            if (j < 0) {
+                ok = 0;
+                break;
+            }
+            const LnlStudyResult *r = &R->rs[j];
+            *any_trained |= trained(r);
+            double init = r->init_loss;
+            double x = r->diverged_at_step >= 0 || !isfinite(r->final_val_loss) ? init : fmin(r->final_val_loss, init);
+            if (!isfinite(x)) ok = 0;
+            loss[l] = x;
+            if (x < best) best = x;
+        }
+        if (!ok) continue;
+        double sum = 0;
+        for (int l = 0; l < nl; l++) sum += loss[l] - best;
+        v[k++] = sum / nl;
+    }
+    Spread sp = spread_of(v, k);
+    free(v);
+    free(loss);
+    return sp;
+}
+
+static void rule_lr_sens(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, Tally *t) {
+    char ha[64], hb[64];
+    snprintf(ha, sizeof ha, "%s LR sensitivity", pname(c->a));
+    snprintf(hb, sizeof hb, "%s LR sensitivity", pname(c->b));
+    const char *head[] = {"setting", "learning rates", ha, hb, "verdict"};
+    int ti = lnl_doc_table(d, 5, head);
+    double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+    for (int k = 0; k < ns; k++) {
+        int nl = common_lrs(R, c->a, c->b, &st[k], lrs);
+        if (nl < 3) continue;
+        char where[160], why[1024], range[96];
+        setting_name(&st[k], where, sizeof where);
+        snprintf(range, sizeof range, "%d, %s to %s", nl, NUM(lrs[0]), NUM(lrs[nl - 1]));
+        int ta, tb;
+        Spread a = lr_sensitivity(R, c->a, &st[k], lrs, nl, &ta), b = lr_sensitivity(R, c->b, &st[k], lrs, nl, &tb);
+        Verdict v;
+        if (!ta || !tb) {
+            v = V_INCONCLUSIVE;
+            snprintf(why, sizeof why, "%s did not train at any learning rate", !ta ? pname(c->a) : pname(c->b));
+        } else {
+            char w[512];
+            v = lower_wins(a, b, w, sizeof w);
+            snprintf(why, sizeof why, "%s %s, %s %s: %s", pname(c->a), NUM(a.med), pname(c->b), NUM(b.med), w);
+        }
+        lnl_doc_row(d, ti, where, range, SPR(a), SPR(b), vname(v));
+        tally(t, v, where, why);
+    }
+    free(lrs);
+    lnl_doc_text(d, B_P, "LR sensitivity (Wortsman et al. 2023): over the learning rates of the sweep, the mean of "
+                         "min(final val loss, loss at init) minus the best final val loss, per seed; a diverged run counts "
+                         "at its loss at init (its first training loss). Lower is flatter. A difference within the larger "
+                         "of the two presets' ranges over seeds is a tie.");
+}
+
+static void rule_spikes(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, double spike_nats, Tally *t) {
+    char ha[64], hb[64], ra[64], rb[64];
+    snprintf(ha, sizeof ha, "%s spiked or diverged", pname(c->a));
+    snprintf(hb, sizeof hb, "%s spiked or diverged", pname(c->b));
+    snprintf(ra, sizeof ra, "%s largest loss rise", pname(c->a));
+    snprintf(rb, sizeof rb, "%s largest loss rise", pname(c->b));
+    const char *head[] = {"setting", "learning rates", ha, hb, ra, rb, "verdict"};
+    int ti = lnl_doc_table(d, 7, head);
+    double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)), *va = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)),
+           *vb = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+    for (int k = 0; k < ns; k++) {
+        int nl = common_lrs(R, c->a, c->b, &st[k], lrs);
+        if (nl < 2) continue;
+        int from = nl / 2; /* the upper half of the range */
+        int cnt[2] = {0, 0}, runs[2] = {0, 0}, nv[2] = {0, 0};
+        for (int i = 0; i < R->n; i++)
+            for (int p = 0; p < 2; p++) {
+                if (!is(R, i, p ? c->b : c->a, &st[k]) || R->rs[i].run.lr < lrs[from]) continue;
+                const LnlStudyResult *r = &R->rs[i];
+                runs[p]++;
+                cnt[p] += r->diverged_at_step >= 0 || r->spikes > 0;
+                (p ? vb : va)[nv[p]++] = r->diverged_at_step >= 0 ? INFINITY : m_rise(r);
+            }
+        /* a diverged run's rise counts as the largest */
+        Spread a = spread_of(va, nv[0]), b = spread_of(vb, nv[1]);
+        char where[160], why[1024], range[64], ca[32], cb[32];
+        setting_name(&st[k], where, sizeof where);
+        snprintf(range, sizeof range, "%s to %s", NUM(lrs[from]), NUM(lrs[nl - 1]));
+        snprintf(ca, sizeof ca, "%d of %d", cnt[0], runs[0]);
+        snprintf(cb, sizeof cb, "%d of %d", cnt[1], runs[1]);
+        Verdict v;
+        if (cnt[1] < cnt[0] && b.med < a.med) v = V_SHOWS;
+        else if (!cnt[0] && !cnt[1]) v = V_NOT;
+        else if (cnt[1] >= cnt[0] && b.med >= a.med) v = V_NOT;
+        else v = V_INCONCLUSIVE;
+        snprintf(why, sizeof why, "spiked or diverged: %s %s, %s %s; median largest rise %s and %s nats", pname(c->a), ca,
+                 pname(c->b), cb, NUM(a.med), NUM(b.med));
+        lnl_doc_row(d, ti, where, range, ca, cb, SPR(a), SPR(b), vname(v));
+        tally(t, v, where, why);
+    }
+    free(lrs);
+    free(va);
+    free(vb);
+    lnl_doc_text(d, B_P, "The upper half of each setting's learning rates. A spike: the training loss rose more than %g "
+                         "nats above its running minimum (spike_nats; one spike lasts until the loss is back within half "
+                         "that). Largest loss rise: the largest rise above the running minimum, in nats (all runs, "
+                         "trained or not; a diverged run counts as the largest). Shows when %s has fewer runs that spiked "
+                         "or diverged and a smaller median rise; neither spiking is \"does not show\".",
+                 spike_nats, pname(c->b));
+}
+
+/* The best lr of preset p in s (lowest median val loss over its trained seeds) and that cell. */
+static Spread best_cell(const Recs *R, const char *p, const Setting *s, double *best_lr) {
+    double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+    int nl = lrs_of(R, p, s, lrs);
+    Spread best = {0, NAN, NAN, NAN};
+    *best_lr = NAN;
+    for (int i = 0; i < nl; i++) {
+        int runs, nt;
+        Spread x = cell(R, p, s, lrs[i], m_val, &runs, &nt);
+        if (nt < runs || !x.n) continue; /* a learning rate at which some seed did not train is not a best */
+        if (!best.n || x.med < best.med) best = x, *best_lr = lrs[i];
+    }
+    free(lrs);
+    return best;
+}
+
+static void rule_best_loss(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, Tally *t) {
+    char ha[64], hb[64];
+    snprintf(ha, sizeof ha, "%s best val loss (lr)", pname(c->a));
+    snprintf(hb, sizeof hb, "%s best val loss (lr)", pname(c->b));
+    const char *head[] = {"setting", ha, hb, "verdict"};
+    int ti = lnl_doc_table(d, 4, head);
+    for (int k = 0; k < ns; k++) {
+        double la, lb;
+        Spread a = best_cell(R, c->a, &st[k], &la), b = best_cell(R, c->b, &st[k], &lb);
+        char where[160], why[1024], w[512], ca[192], cb[192];
+        setting_name(&st[k], where, sizeof where);
+        snprintf(ca, sizeof ca, "%s (lr %s)", SPR(a), NUM(la));
+        snprintf(cb, sizeof cb, "%s (lr %s)", SPR(b), NUM(lb));
+        Verdict v;
+        if (!a.n || !b.n) {
+            v = V_INCONCLUSIVE;
+            snprintf(why, sizeof why, "%s trained in every seed at any learning rate: no verdict",
+                     !a.n && !b.n ? "neither preset" : !a.n ? pname(c->a) : pname(c->b));
+            if (a.n || b.n)
+                snprintf(why, sizeof why, "%s did not train in every seed at any learning rate: no verdict",
+                         !a.n ? pname(c->a) : pname(c->b));
+        } else {
+            v = lower_wins(a, b, w, sizeof w);
+            snprintf(why, sizeof why, "%s %s, %s %s: %s", pname(c->a), ca, pname(c->b), cb, w);
+        }
+        lnl_doc_row(d, ti, where, ca, cb, vname(v));
+        tally(t, v, where, why);
+    }
+    lnl_doc_text(d, B_P, "Best val loss: the final val loss at the learning rate with the lowest median over seeds, "
+                         "among the rates at which every seed trained. A difference within the larger of the two "
+                         "ranges over seeds is a tie (does not show).");
+}
+
+/* The settings of preset p with dt < 1, each with its dt-1 counterpart (same variant and shape). */
+static void rule_dt(LnlDoc *d, const Recs *R, const Claim *c, int loss, Tally *t) {
+    const char *head[] = {"preset", "setting (dt < 1)", loss ? "best val loss at dt 1 (lr)" : "learning rates (both trained)",
+                          loss ? "best val loss at dt < 1 (lr)" : "hidden_mean_abs dt 1 / dt < 1 (median over lrs)",
+                          "verdict"};
+    int ti = lnl_doc_table(d, 5, head);
+    Setting *st = lnl_malloc(sizeof *st * (size_t)(R->n + 1));
+    double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)), *ratios = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+    const char *ps[2] = {c->a, c->b};
+    for (int p = 0; p < 2; p++) {
+        int ns = settings_with(R, &ps[p], 1, st);
+        for (int k = 0; k < ns; k++) {
+            if (st[k].dt >= 1) continue;
+            Setting one = st[k];
+            one.dt = 1;
+            int has_one = 0;
+            for (int i = 0; i < R->n && !has_one; i++) has_one = is(R, i, ps[p], &one);
+            if (!has_one) continue;
+            char where[160], why[1024], w[512], x[192], y[192];
+            setting_name(&st[k], where, sizeof where);
+            Verdict v;
+            if (loss) {
+                double l1, l2;
+                Spread a = best_cell(R, ps[p], &one, &l1), b = best_cell(R, ps[p], &st[k], &l2);
+                snprintf(x, sizeof x, "%s (lr %s)", SPR(a), NUM(l1));
+                snprintf(y, sizeof y, "%s (lr %s)", SPR(b), NUM(l2));
+                v = lower_wins(a, b, w, sizeof w);
+                snprintf(why, sizeof why, "%s: dt 1 %s, dt %g %s: %s", pname(ps[p]), x, st[k].dt, y, w);
+            } else {
+                int nl = lrs_of(R, ps[p], &st[k], lrs), m = 0;
+                for (int l = 0; l < nl; l++) {
+                    Spread a = cell(R, ps[p], &one, lrs[l], m_last_hidden, NULL, NULL);
+                    Spread b = cell(R, ps[p], &st[k], lrs[l], m_last_hidden, NULL, NULL);
+                    if (a.n && b.n && b.med > 0) ratios[m++] = a.med / b.med;
+                }
+                Spread r = spread_of(ratios, m);
+                snprintf(x, sizeof x, "%d", m);
+                snprintf(y, sizeof y, "%s [%s-%s]", NUM(r.med), NUM(r.lo), NUM(r.hi));
+                v = !m ? V_INCONCLUSIVE : r.med >= 2 ? V_SHOWS : r.med <= 1 ? V_NOT : V_INCONCLUSIVE;
+                snprintf(why, sizeof why, "%s: dt 1 over dt %g, median over %d learning rates %s", pname(ps[p]), st[k].dt,
+                         m, NUM(r.med));
+            }
+            lnl_doc_row(d, ti, pname(ps[p]), where, x, y, vname(v));
+            tally(t, v, where, why);
+        }
+    }
+    free(st);
+    free(lrs);
+    free(ratios);
+    if (loss)
+        lnl_doc_text(d, B_P, "Each preset's best val loss at dt < 1 against the same setting at dt 1 (best as in a3). "
+                             "A difference within the seeds' spread is a tie.");
+    else
+        lnl_doc_text(d, B_P, "Last-layer hidden_mean_abs at dt 1 over that at dt < 1, at each learning rate where both "
+                             "trained (medians over seeds), then the median over learning rates. Shows when it is at "
+                             "least 2 (dt shrinks the stream at least twofold), does not show at 1 or below.");
+}
+
+static void rule_deep(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, int ratio, Tally *t) {
+    char ha[64], hb[64];
+    snprintf(ha, sizeof ha, ratio ? "%s min grad ratio" : "%s trained", pname(c->a));
+    snprintf(hb, sizeof hb, ratio ? "%s min grad ratio" : "%s trained", pname(c->b));
+    char va_h[64], vb_h[64];
+    snprintf(va_h, sizeof va_h, "%s val loss", pname(c->a));
+    snprintf(vb_h, sizeof vb_h, "%s val loss", pname(c->b));
+    const char *head[] = {"setting", "lr", ha, hb, va_h, vb_h};
+    int ti = lnl_doc_table(d, 6, head);
+    double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+    /* the deepest setting (and its lr) decides; the shallower ones are the control */
+    int deep = -1;
+    double deep_lr = NAN;
+    for (int k = 0; k < ns; k++) {
+        int nl = common_lrs(R, c->a, c->b, &st[k], lrs);
+        for (int l = 0; l < nl; l++) {
+            int ra, ta, rb, tb;
+            Spread xa = cell(R, c->a, &st[k], lrs[l], m_val, &ra, &ta), xb = cell(R, c->b, &st[k], lrs[l], m_val, &rb, &tb);
+            char where[160], ca[128], cb[128];
+            setting_name(&st[k], where, sizeof where);
+            if (ratio) {
+                /* every run's minimum, trained or not: the vanishing gradient is why a run does not train */
+                double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+                for (int p = 0; p < 2; p++) {
+                    int m = 0;
+                    for (int i = 0; i < R->n; i++)
+                        if (is(R, i, p ? c->b : c->a, &st[k]) && R->rs[i].run.lr == lrs[l])
+                            v[m++] = m_min_ratio(&R->rs[i]);
+                    snprintf(p ? cb : ca, 128, "%s", SPR(spread_of(v, m)));
+                }
+                free(v);
+            } else {
+                snprintf(ca, sizeof ca, "%d of %d", ta, ra);
+                snprintf(cb, sizeof cb, "%d of %d", tb, rb);
+            }
+            lnl_doc_row(d, ti, where, NUM(lrs[l]), ca, cb, SPR(xa), SPR(xb));
+            if (deep < 0 || st[k].depth > st[deep].depth || (st[k].depth == st[deep].depth && lrs[l] > deep_lr))
+                deep = k, deep_lr = lrs[l];
+        }
+    }
+    free(lrs);
+    if (deep < 0) return;
+    char where[160], why[1024];
+    setting_name(&st[deep], where, sizeof where);
+    snprintf(where + strlen(where), sizeof where - strlen(where), ", lr %s", NUM(deep_lr));
+    int ra, ta, rb, tb;
+    cell(R, c->a, &st[deep], deep_lr, m_val, &ra, &ta);
+    cell(R, c->b, &st[deep], deep_lr, m_val, &rb, &tb);
+    Verdict v;
+    if (!ta && !tb) {
+        v = V_INCONCLUSIVE;
+        snprintf(why, sizeof why, "%s and %s did not train at depth %d: no verdict", pname(c->a), pname(c->b),
+                 st[deep].depth);
+    } else if (tb < rb) {
+        v = V_INCONCLUSIVE;
+        snprintf(why, sizeof why, "%s trained in only %d of %d runs at depth %d: no verdict", pname(c->b), tb, rb,
+                 st[deep].depth);
+    } else if (!ratio) {
+        v = 2 * ta <= ra ? V_SHOWS : V_NOT;
+        snprintf(why, sizeof why, "at depth %d %s trained in %d of %d runs, %s in %d of %d", st[deep].depth, pname(c->a),
+                 ta, ra, pname(c->b), tb, rb);
+    } else {
+        double *v2 = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+        Spread s[2];
+        for (int p = 0; p < 2; p++) {
+            int m = 0;
+            for (int i = 0; i < R->n; i++)
+                if (is(R, i, p ? c->b : c->a, &st[deep]) && R->rs[i].run.lr == deep_lr) v2[m++] = m_min_ratio(&R->rs[i]);
+            s[p] = spread_of(v2, m);
+        }
+        free(v2);
+        if (!s[0].n || !s[1].n) v = V_INCONCLUSIVE;
+        else if (s[0].med * 100 <= s[1].med && s[0].hi < s[1].lo) v = V_SHOWS;
+        else if (s[0].med * 10 >= s[1].med) v = V_NOT;
+        else v = V_INCONCLUSIVE;
+        snprintf(why, sizeof why, "smallest layer-1 / layer-%d gradient ratio during training: %s %s, %s %s%s",
+                 st[deep].depth, pname(c->a), SPR(s[0]), pname(c->b), SPR(s[1]),
+                 !s[0].n || !s[1].n ? " (no diag records)" : "");
+    }
+    tally(t, v, where, why);
+    if (ratio)
+        lnl_doc_text(d, B_P, "Min grad ratio: the smallest, over the run's diag records (every diag_every steps), of "
+                             "block 1's gradient norm over block L's; every run counts, trained or not (the vanishing "
+                             "gradient is the mechanism of not training), but a verdict needs %s to have trained. Shows "
+                             "when %s's median is at least 100x smaller and the ranges do not overlap; does not show "
+                             "within 10x. The deepest setting decides; shallower ones are the control.",
+                     pname(c->b), pname(c->a));
+    else
+        lnl_doc_text(d, B_P, "Trained: final val loss at least %g nats below the data's unigram loss (the loss of "
+                             "predicting every token by its frequency in the training split, where a collapsed model "
+                             "sits). The deepest setting decides: shows when %s trained in every run and %s in at most "
+                             "half; no verdict when %s did not train. Shallower settings are the control.",
+                     LNL_TRAINED_MARGIN, pname(c->b), pname(c->a), pname(c->b));
+}
+
+/* ---- the section ---- */
+
+void lnl_study_findings(LnlDoc *d, const LnlStudyConfig *c, const LnlStudyResult *rs, const int *have, int n,
+                        LnlBuf *verdicts) {
+    Recs R = {rs, have, n};
+    const int nc = (int)(sizeof claims / sizeof claims[0]);
+    Verdict *v = lnl_malloc(sizeof(Verdict) * (size_t)nc);
+    char **why = lnl_calloc((size_t)nc, sizeof(char *));
+    Setting *st = lnl_malloc(sizeof *st * (size_t)(n + 1));
+    /* the claims' sections are built first, into their own document, so that the verdict table
+     * can come before them */
+    LnlDoc body = {0};
+    for (int k = 0; k < nc; k++) {
+        const Claim *cl = &claims[k];
+        lnl_doc_text(&body, B_H3, "(%s) %s", cl->id, cl->text);
+        int vi = lnl_doc_add(&body, B_P); /* the verdict, filled in below */
+        Tally t = {{0, 0, 0}, {0}};
+        const char *ps[2] = {cl->a, cl->b};
+        int ns = settings_with(&R, ps, cl->b ? 2 : 1, st);
+        switch (cl->rule) {
+        case R_GROWTH_LR: rule_growth_lr(&body, &R, cl, st, ns, &t); break;
+        case R_LINEAR_BOUND: rule_linear_bound(&body, &R, cl, &t); break;
+        case R_EXP_DEPTH: rule_exp_depth(&body, &R, cl, &t); break;
+        case R_LR_SENS: rule_lr_sens(&body, &R, cl, st, ns, &t); break;
+        case R_SPIKES: rule_spikes(&body, &R, cl, st, ns, c->spike_nats, &t); break;
+        case R_BEST_LOSS: rule_best_loss(&body, &R, cl, st, ns, &t); break;
+        case R_DT_HIDDEN: rule_dt(&body, &R, cl, 0, &t); break;
+        case R_DT_LOSS: rule_dt(&body, &R, cl, 1, &t); break;
+        case R_DEEP_TRAINS: rule_deep(&body, &R, cl, st, ns, 0, &t); break;
+        case R_GRAD_RATIO: rule_deep(&body, &R, cl, st, ns, 1, &t); break;
+        }
+        v[k] = tally_verdict(&t);
+        if (!t.parts.len) lnl_buf_printf(&t.parts, "the study has no runs this claim can be measured on");
+        lnl_buf_append(&t.parts, "", 1);
+        why[k] = t.parts.data;
+        LnlBuf vt = {0};
+        lnl_buf_printf(&vt, "Verdict: %s: %s.", vname(v[k]), why[k]);
+        lnl_buf_append(&vt, "", 1);
+        body.b[vi].text = vt.data;
+        lnl_buf_printf(verdicts, "(%s) %s: %s: %s.\n", cl->id, cl->text, vname(v[k]), why[k]);
+    }
+    const char *head[] = {"claim", "", "verdict"};
+    int ti = lnl_doc_table(d, 3, head);
+    for (int k = 0; k < nc; k++) lnl_doc_row(d, ti, claims[k].id, claims[k].text, vname(v[k]));
+    /* move the claims' blocks over */
+    for (int i = 0; i < body.n; i++) {
+        int bi = lnl_doc_add(d, body.b[i].kind);
+        d->b[bi] = body.b[i];
+    }
+    free(body.b);
+    for (int k = 0; k < nc; k++) free(why[k]);
+    free(why);
+    free(v);
+    free(st);
+}

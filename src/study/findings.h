@@ -1,0 +1,24 @@
+/* The study's findings: each claim of the literature is a rule over the records (which presets,
+ * which metric, which comparison) that gives a verdict, "shows", "does not show" or
+ * "inconclusive", with the numbers it rests on. A verdict never rests on runs that did not
+ * train, and a loss difference within the seeds' spread is a tie. The rules: docs/STUDY.md,
+ * "Claims and verdicts". */
+#ifndef LNL_STUDY_FINDINGS_H
+#define LNL_STUDY_FINDINGS_H
+
+#include "config.h"
+#include "doc.h"
+#include "results.h"
+
+/* Appends the findings (a verdict table, then one section per claim with its table) to d, and
+ * one line per claim ("(a1) ...: shows: ...") to verdicts. rs[i] is valid where have[i]. */
+void lnl_study_findings(LnlDoc *d, const LnlStudyConfig *c, const LnlStudyResult *rs, const int *have, int n,
+                        LnlBuf *verdicts);
+
+/* A number with 4 significant digits, or "n/a", in a buffer of the caller's. */
+typedef struct {
+    char s[16];
+} LnlNum;
+LnlNum lnl_num(double v);
+
+#endif
