@@ -1,6 +1,8 @@
-/* lnlab prepare: tokenize input files (or the King James Bible) into DIR/train.bin,
- * DIR/val.bin (llm.c token shards) and DIR/meta.json. Streams the input in chunks, so memory
- * does not grow with the corpus. The rules (EOT placement, split, KJV text) are in docs/DATA.md. */
+/* lnlab prepare: tokenize input files (or a built-in corpus: the King James Bible, the Brown
+ * corpus) into DIR/train.bin, DIR/val.bin (llm.c token shards) and DIR/meta.json. Streams the input
+ * in chunks, so memory does not grow with the corpus. The rules (EOT placement, split, corpus
+ * text) are in docs/DATA.md. */
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -10,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../data/brown.h"
 #include "../data/dataset.h"
 #include "../data/shard.h"
 #include "../data/tokenizer.h"
@@ -23,7 +26,7 @@
 #define KJV_BOOKS 66
 
 typedef struct {
-    const char *name; /* path, or "kjv" */
+    const char *name; /* path, or the corpus name */
     uint64_t bytes;
 } Source;
 
@@ -37,6 +40,7 @@ typedef struct {
     LnlIds ids;
     uint64_t *doc_start;    /* (ndocs) token index of each document's EOT */
     size_t ndocs, cap_docs;
+    size_t val_first_doc;   /* > 0: a corpus with its own split; val starts at this document */
     uint64_t bytes_done, bytes_total; /* bytes_total: known sizes only, for progress */
     double t0, last_report;
     int progress;
@@ -187,6 +191,34 @@ static int feed_kjv(Prep *p, uint64_t *bytes, LnlErr *e) {
     return 0;
 }
 
+/* The Brown corpus (brown.h): one document per file, every genre's train files in corpus order,
+ * then every genre's val files, so val is the tail of the stream as for any input. */
+static int feed_brown(Prep *p, const LnlBrown *b, uint64_t *bytes, LnlErr *e) {
+    LnlBuf text = {0};
+    int r = 0;
+    *bytes = 0;
+    for (int val = 0; val <= 1 && r == 0; val++) {
+        if (val) p->val_first_doc = p->ndocs;
+        for (int i = 0; i < b->nfiles && r == 0; i++) {
+            if (b->files[i].val != val) continue;
+            char *path = lnl_path_join(b->dir, b->files[i].name);
+            char *tagged = NULL;
+            size_t n = 0;
+            text.len = 0;
+            r = lnl_read_file(path, &tagged, &n, e);
+            if (r == 0) r = lnl_brown_text(path, tagged, n, &text, e);
+            if (r == 0) r = doc_begin(p, e);
+            if (r == 0) r = doc_feed(p, text.data, text.len, e);
+            if (r == 0) r = doc_end(p, e);
+            *bytes += text.len;
+            free(tagged);
+            free(path);
+        }
+    }
+    lnl_buf_free(&text);
+    return r;
+}
+
 /* Token index where val starts; sets *at_doc to whether it is a document boundary. */
 static uint64_t choose_cut(const Prep *p, uint64_t ntok, double frac, int *at_doc) {
     double v = floor(frac * (double)ntok + 0.5);
@@ -207,8 +239,8 @@ static uint64_t choose_cut(const Prep *p, uint64_t ntok, double frac, int *at_do
 }
 
 static int write_meta(const char *path, const Prep *p, const char *kind, const Source *src, int nsrc,
-                      const char *corpus, double frac, uint64_t cut, int at_doc, uint64_t ntok, size_t val_doc,
-                      LnlErr *e) {
+                      const char *corpus, const LnlBrown *brown, double frac, uint64_t cut, int at_doc, uint64_t ntok,
+                      size_t val_doc, LnlErr *e) {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "format", LNL_DATASET_FORMAT);
     cJSON_AddNumberToObject(m, "format_version", LNL_DATASET_FORMAT_VERSION);
@@ -232,7 +264,14 @@ static int write_meta(const char *path, const Prep *p, const char *kind, const S
     for (int i = 0; i < nsrc; i++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, corpus ? "name" : "path", src[i].name);
-        if (corpus) cJSON_AddStringToObject(o, "command", "bible -f " KJV_RANGE);
+        if (corpus && brown->nfiles) {
+            cJSON_AddStringToObject(o, "dir", brown->dir);
+            cJSON_AddNumberToObject(o, "files", brown->nfiles);
+            cJSON_AddNumberToObject(o, "genres", brown->ngenres);
+            cJSON_AddNumberToObject(o, "val_files", brown->nval);
+        } else if (corpus) {
+            cJSON_AddStringToObject(o, "command", "bible -f " KJV_RANGE);
+        }
         cJSON_AddNumberToObject(o, "bytes", (double)src[i].bytes);
         cJSON_AddItemToArray(s, o);
     }
@@ -250,19 +289,24 @@ static int write_meta(const char *path, const Prep *p, const char *kind, const S
 
 int cmd_prepare(int argc, char **argv) {
     LnlStrList inputs = {0};
-    const char *corpus = NULL, *kind = "gpt2", *vocab = NULL, *out = NULL;
+    const char *corpus = NULL, *kind = "gpt2", *vocab = NULL, *corpora = NULL, *out = NULL;
     double frac = 0.1;
     LnlFlag flags[] = {
         {.name = "--input", .type = LNL_FLAG_LIST, .dest = &inputs, .lo = 1, .hi = 0,
          .help = "input text files, one document each"},
-        {.name = "--corpus", .type = LNL_FLAG_STR, .dest = &corpus, .lo = 1, .hi = 0, .choices = "kjv",
-         .help = "built-in corpus instead of --input (kjv: King James Bible, one document per book)"},
+        {.name = "--corpus", .type = LNL_FLAG_STR, .dest = &corpus, .lo = 1, .hi = 0, .choices = "kjv|brown",
+         .help = "built-in corpus instead of --input (kjv: King James Bible, one document per book; brown: Brown "
+                 "corpus, one document per file, val from every genre)"},
         {.name = "--tokenizer", .type = LNL_FLAG_STR, .dest = &kind, .lo = 1, .hi = 0, .choices = "gpt2|byte",
          .help = "GPT-2 byte-level BPE, or bytes (ids 0..255, end-of-text 256)"},
         {.name = "--vocab", .type = LNL_FLAG_STR, .dest = &vocab, .lo = 1, .hi = 0,
          .help = "GPT-2 vocabulary directory; none: $LNLAB_VOCAB, else vocab/gpt2 beside the lnlab executable"},
+        {.name = "--corpora", .type = LNL_FLAG_STR, .dest = &corpora, .lo = 1, .hi = 0,
+         .help = "directory holding the installed corpus brown/ (scripts/setup fetches it); none: $" LNL_CORPORA_ENV
+                 ", else " LNL_CORPORA_DEFAULT " beside the lnlab executable"},
         {.name = "--val-fraction", .type = LNL_FLAG_FLOAT, .dest = &frac, .lo = 0, .hi = 1,
-         .help = "fraction of the tokens, at the end of the stream, that go to val; in (0, 1)"},
+         .help = "fraction of the tokens, at the end of the stream, that go to val (brown: of each genre's files); "
+                 "in (0, 1)"},
         {.name = "--out", .type = LNL_FLAG_STR, .dest = &out, .lo = 1, .hi = 0,
          .help = "output directory for train.bin, val.bin and meta.json (required)"},
     };
@@ -270,13 +314,15 @@ int cmd_prepare(int argc, char **argv) {
     int nflags = (int)(sizeof flags / sizeof flags[0]);
     const char *pos[1];
     int npos;
-    lnl_flags_parse_or_exit("prepare", "(--input PATH... | --corpus kjv) [--tokenizer gpt2|byte] --out DIR", flags,
-                            nflags, argc, argv, pos, 0, &npos);
+    lnl_flags_parse_or_exit("prepare", "(--input PATH... | --corpus kjv|brown) [--tokenizer gpt2|byte] --out DIR",
+                            flags, nflags, argc, argv, pos, 0, &npos);
     if (!out) lnl_die(2, "prepare: --out DIR is required");
     if (inputs.n > 0 && corpus) lnl_die(2, "prepare: give --input or --corpus, not both");
-    if (inputs.n == 0 && !corpus) lnl_die(2, "prepare: no inputs: give --input PATH... or --corpus kjv");
+    if (inputs.n == 0 && !corpus) lnl_die(2, "prepare: no inputs: give --input PATH... or --corpus kjv|brown");
     if (!(frac > 0 && frac < 1)) lnl_die(2, "--val-fraction: %g is out of range (0, 1), both ends excluded", frac);
     if (vocab && strcmp(kind, "gpt2") != 0) lnl_die(2, "--vocab: only used with --tokenizer gpt2");
+    int is_brown = corpus && strcmp(corpus, "brown") == 0;
+    if (corpora && !is_brown) lnl_die(2, "--corpora: only used with --corpus brown");
 
     /* Everything that can be checked before writing is checked first. */
     LnlErr e;
@@ -300,6 +346,13 @@ int cmd_prepare(int argc, char **argv) {
     }
     if (inputs.n > 0 && known == 0 && !any_unknown)
         lnl_die(1, "--input: the input is empty (0 bytes in %d file%s)", inputs.n, inputs.n == 1 ? "" : "s");
+    LnlBrown brown;
+    memset(&brown, 0, sizeof brown);
+    if (is_brown) {
+        char *dir = corpora ? lnl_strdup(corpora) : lnl_corpora_default_dir();
+        if (lnl_brown_open(&brown, dir, frac, &e)) lnl_die(1, "%s", e.msg);
+        free(dir);
+    }
 
     Prep p;
     memset(&p, 0, sizeof p);
@@ -322,7 +375,8 @@ int cmd_prepare(int argc, char **argv) {
     int r = lnl_shard_writer_open(&p.all, train_path, &e);
     if (r == 0) r = lnl_shard_writer_open(&val, val_path, &e);
     for (int i = 0; r == 0 && i < inputs.n; i++) r = feed_file(&p, inputs.items[i], &src[i].bytes, &e);
-    if (r == 0 && corpus) r = feed_kjv(&p, &src[0].bytes, &e);
+    if (r == 0 && is_brown) r = feed_brown(&p, &brown, &src[0].bytes, &e);
+    else if (r == 0 && corpus) r = feed_kjv(&p, &src[0].bytes, &e);
     report(&p, 1);
 
     uint64_t bytes = 0;
@@ -333,7 +387,13 @@ int cmd_prepare(int argc, char **argv) {
     if (r == 0 && bytes == 0)
         r = lnl_err(&e, "--input: the input is empty (0 bytes in %d file%s)", nsrc, nsrc == 1 ? "" : "s");
     if (r == 0) {
-        cut = choose_cut(&p, ntok, frac, &at_doc);
+        if (p.val_first_doc > 0) {
+            assert(p.val_first_doc < p.ndocs); /* lnl_brown_open puts a file of each genre in val */
+            cut = p.doc_start[p.val_first_doc];
+            at_doc = 1;
+        } else {
+            cut = choose_cut(&p, ntok, frac, &at_doc);
+        }
         while (val_doc < p.ndocs && p.doc_start[val_doc] < cut) val_doc++;
         if (!at_doc) val_doc--; /* val starts inside the document before */
         r = lnl_shard_writer_move_tail(&p.all, cut, &val, &e);
@@ -345,7 +405,7 @@ int cmd_prepare(int argc, char **argv) {
         r = lnl_shard_writer_finish(&p.all, &e);
     }
     if (r == 0) {
-        r = write_meta(meta_path, &p, kind, src, nsrc, corpus, frac, cut, at_doc, ntok, val_doc, &e);
+        r = write_meta(meta_path, &p, kind, src, nsrc, corpus, &brown, frac, cut, at_doc, ntok, val_doc, &e);
         if (r) unlink(train_path);
     }
     if (r) {
@@ -364,6 +424,7 @@ int cmd_prepare(int argc, char **argv) {
     free(meta_path);
     free(src);
     free(inputs.items);
+    lnl_brown_free(&brown);
     lnl_buf_free(&p.pending);
     lnl_ids_free(&p.ids);
     free(p.doc_start);

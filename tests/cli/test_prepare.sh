@@ -1,6 +1,7 @@
-# lnlab prepare: shards and meta.json from files and from the KJV corpus, the split rule,
-# chunked = whole tokenization, every error case, and no partial output after a failure.
-# Shards are read back by an independent Python reader, not by lnlab.
+# lnlab prepare: shards and meta.json from files and from the KJV and Brown corpora, the split
+# rules, chunked = whole tokenization, every error case, and no partial output after a failure.
+# Shards are read back by an independent Python reader, not by lnlab; the Brown text is checked
+# against an independent Python reading of the tagged files.
 . "$(dirname "$0")/lib.sh"
 
 PY=/usr/bin/python3
@@ -9,6 +10,9 @@ have_vocab=0
 [ -f "$VOCAB/encoder.json" ] && [ -f "$VOCAB/vocab.bpe" ] && have_vocab=1
 have_bible=0
 command -v bible >/dev/null 2>&1 && have_bible=1
+CORPORA="$ROOT/corpora"
+have_brown=0
+[ -f "$CORPORA/brown/cats.txt" ] && have_brown=1
 
 # The shard reader, with subcommands:
 #   meta DIR KEY=VALUE...  meta.json agrees with the shard headers, both splits are non-empty,
@@ -18,6 +22,7 @@ command -v bible >/dev/null 2>&1 && have_bible=1
 #   same DIR FILE          those ids equal the whitespace-separated ids in FILE
 #   text DIR EOT N FILE    those ids start with EOT, hold N EOTs, and without them are the
 #                          bytes of FILE (byte tokenizer)
+#   range DIR KEY LO HI    meta field KEY (a dotted path) is a number in [LO, HI]
 cat >"$TMP/shards.py" <<'PYEOF'
 import array, json, os, struct, sys
 def shard(p):
@@ -51,7 +56,7 @@ if cmd == 'meta':
     left = [f for f in os.listdir(d) if '.tmp.' in f]
     assert not left, 'temporary files left: %s' % left
 elif cmd == 'ids':
-    print(*ids(d))
+    sys.stdout.write(' '.join(map(str, ids(d))) + '\n')
 elif cmd == 'same':
     got = ids(d)
     want = [int(x) for x in open(sys.argv[3]).read().split()]
@@ -64,7 +69,99 @@ elif cmd == 'text':
     assert got[0] == eot, 'first id %d is not EOT' % got[0]
     assert got.count(eot) == n, '%d EOTs, expected %d' % (got.count(eot), n)
     assert bytes(i for i in got if i != eot) == open(sys.argv[5], 'rb').read(), 'text differs'
+elif cmd == 'range':
+    x = json.load(open(os.path.join(d, 'meta.json')))
+    for part in sys.argv[3].split('.'):
+        x = x[part]
+    assert float(sys.argv[4]) <= x <= float(sys.argv[5]), '%s = %s, expected in [%s, %s]' % (sys.argv[3], x, sys.argv[4], sys.argv[5])
+else:
+    sys.exit('shards.py: unknown command %s' % cmd)
 PYEOF
+
+# The Brown corpus read independently of lnlab (the rules of docs/DATA.md), with subcommands:
+#   check CORPUS DIR   DIR's byte-tokenizer shards are, in train.bin, EOT + text of each genre's
+#                      first files and, in val.bin, EOT + text of each genre's last 10% (at least
+#                      one) files; every genre is in both; no WORD/TAG residue is left in the text
+#   gpt2 CORPUS        prints the text of all files in stream order, each after <|endoftext|>
+cat >"$TMP/brown.py" <<'PYEOF'
+import array, os, re, sys
+def split(d, frac=0.1):
+    files = [l.split() for l in open(os.path.join(d, 'cats.txt')) if l.strip()]
+    genres = list(dict.fromkeys(g for _, g in files))
+    val = set()
+    for g in genres:
+        mine = [f for f, h in files if h == g]
+        k = min(max(int(frac * len(mine) + 0.5), 1), len(mine) - 1)
+        val.update(mine[len(mine) - k:])
+    return [f for f, _ in files if f not in val], [f for f, _ in files if f in val], dict(files)
+def text(path):
+    out, para, st = [], [], {'glue': False, 'sq': False}
+    def end():
+        if para:
+            out.append(''.join(para) + '\n')
+        del para[:]
+        st['glue'] = st['sq'] = False
+    for line in open(path, encoding='ascii').read().split('\n'):
+        toks = [t.rpartition('/') for t in line.split()]
+        if not toks:
+            end()
+            continue
+        assert all(w and tag for w, _, tag in toks), '%s: a token is not WORD/TAG' % path
+        if len(toks) >= 2 and toks[-1] == toks[-2] and toks[-1][2].startswith('.'):
+            toks.pop()  # "?/. ?/." at the end of a sentence
+        if len(toks) >= 2 and toks[-1][0] == '.' and len(toks[-2][0]) > 1 and toks[-2][0].endswith('.'):
+            toks.pop()  # "Jr./np ./."
+        heading = 2 * sum('-hl' in tag for _, _, tag in toks) >= len(toks)
+        if heading:
+            end()
+        for w, _, _ in toks:
+            opening = closing = False
+            if w == '``':
+                w, opening = '"', True
+            elif w == "''":
+                w, closing = '"', True
+            elif w == "'":
+                opening, closing, st['sq'] = not st['sq'], st['sq'], not st['sq']
+            if para and not st['glue'] and not closing and w not in (',', '.', ';', ':', '?', '!', ')', ']'):
+                para.append(' ')
+            para.append(w)
+            st['glue'] = opening or w in ('(', '[')
+        if heading:
+            end()
+    end()
+    return ''.join(out)
+def shard(p):
+    a = array.array('H', open(p, 'rb').read()[1024:])
+    if sys.byteorder == 'big':
+        a.byteswap()
+    return a.tolist()
+cmd, corpus = sys.argv[1], sys.argv[2]
+train, val, genre = split(corpus)
+if cmd == 'check':
+    d = sys.argv[3]
+    assert set(genre[f] for f in train) == set(genre.values()) == set(genre[f] for f in val), 'a genre is missing'
+    for name, files in (('train', train), ('val', val)):
+        want = [t for f in files for t in [256] + list(text(os.path.join(corpus, f)).encode())]
+        got = shard(os.path.join(d, name + '.bin'))
+        if got != want:
+            i = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+            sys.exit('%s.bin: %d tokens, expected %d; first difference at token %d' % (name, len(got), len(want), i))
+    t = bytes(i for i in shard(os.path.join(d, 'train.bin')) + shard(os.path.join(d, 'val.bin')) if i != 256)
+    slashes = sum(w.count('/') for f in genre for l in open(os.path.join(corpus, f)) for w in
+                  (t.rpartition('/')[0] for t in l.split()))
+    assert t.count(b'/') == slashes, "%d '/' in the text, %d in the words" % (t.count(b'/'), slashes)
+    tag = re.search(rb"[A-Za-z0-9]/(at|nn|nns|np|in|jj|vbd|vbn|vbz|vb|cc|rb|cs|dt|pps|md|cd)(-tl|-hl)?(\s|$)", t)
+    assert not tag, 'tag residue: %r' % t[max(tag.start() - 30, 0):tag.end() + 30]
+elif cmd == 'gpt2':
+    sys.stdout.write(''.join('<|endoftext|>' + text(os.path.join(corpus, f)) for f in train + val))
+else:
+    sys.exit('brown.py: unknown command %s' % cmd)
+PYEOF
+# brown NAME SUBCOMMAND ARGS...: runs the Brown reader; ok NAME if it succeeds.
+brown() {
+  local name=$1 why; shift
+  if why=$("$PY" "$TMP/brown.py" "$@" 2>&1); then ok "$name"; else fail "$name" "$(printf '%s' "$why" | tail -n 1)"; fi
+}
 
 # shards NAME SUBCOMMAND ARGS...: runs the reader; ok NAME if it succeeds.
 shards() {
@@ -194,6 +291,74 @@ else
   echo "skip kjv: the bible program is not installed (scripts/setup installs bible-kjv)"
 fi
 
+# ---- the Brown corpus: rules on a small tagged corpus, then the installed one ----
+# Two genres of two files: each genre's last file goes to val (round(0.1 * 2) = 0, at least 1).
+mkdir -p fake/brown
+printf 'ca01 news\nca02 news\ncb01 editorial\ncb02 editorial\n' >fake/brown/cats.txt
+printf '\n\n\tThe/at Fulton/np-tl jury/nn said/vbd ``/`` no/at evidence/nn '"''/''"' ./.\nWhy/wrb ?/. ?/.\n\n\n' >fake/brown/ca01
+printf 'Merger/nn-hl proposed/vbn-hl \nHe/pps met/vbd Ivan/np Allen/np Jr./np ./.\n' >>fake/brown/ca01
+printf "\t(/( a/at ,/, b/nn )/) ;/. ;/.\n'/' Met/np '/' is/bez 1/2/cd and/or/cc //in x/nn ./.\n" >fake/brown/ca02
+printf '\tHello/uh ./.\n' >fake/brown/cb01
+printf '\tBye/uh !/. !/.\n\n\n\tAgain/rb ./.\n' >fake/brown/cb02
+printf 'The Fulton jury said "no evidence". Why?\nMerger proposed\nHe met Ivan Allen Jr.\n' >ca01.want
+printf "(a, b); 'Met' is 1/2 and/or / x.\n" >ca02.want
+printf 'Hello.\n' >cb01.want
+printf 'Bye!\nAgain.\n' >cb02.want
+if "$LNLAB" prepare --corpus brown --corpora fake --tokenizer byte --out brown_fake >/dev/null 2>err.txt; then
+  check_dir brown_fake_meta brown_fake corpus=brown documents=4 split.cut=document split.val_first_document=2 \
+    tokens.train=$(($(cat ca01.want cb01.want | wc -c) + 2)) sources.0.files=4 sources.0.genres=2 \
+    sources.0.val_files=2 sources.0.bytes=$(cat ca0?.want cb0?.want | wc -c)
+  expect_byte_ids brown_fake_text brown_fake ca01.want cb01.want ca02.want cb02.want
+  brown brown_fake_reference check fake/brown brown_fake
+else
+  fail brown_fake_runs "$(cat err.txt)"
+fi
+rm -rf brown_fake ./*.want
+
+if [ $have_brown -eq 1 ]; then
+  if "$LNLAB" prepare --corpus brown --corpora "$CORPORA" --tokenizer byte --out brown >out.txt 2>err.txt; then
+    check_dir brown_meta brown corpus=brown documents=500 split.cut=document split.val_first_document=448 \
+      sources.0.files=500 sources.0.genres=15 sources.0.val_files=52 tokenizer=byte
+    # measured: 5,959,748 tokens (5,334,517 train, 625,231 val)
+    shards brown_byte_total range brown tokens.total 5.8e6 6.1e6
+    shards brown_byte_val range brown tokens.val 5.5e5 7.0e5
+    brown brown_text check "$CORPORA/brown" brown
+    # deterministic: a second run (the corpora named by LNLAB_CORPORA this time) writes the same bytes
+    if LNLAB_CORPORA="$CORPORA" "$LNLAB" prepare --corpus brown --tokenizer byte --out brown2 >/dev/null 2>err.txt; then
+      if cmp -s brown/train.bin brown2/train.bin && cmp -s brown/val.bin brown2/val.bin &&
+        cmp -s brown/meta.json brown2/meta.json; then
+        ok brown_deterministic
+      else
+        fail brown_deterministic "two runs wrote different files"
+      fi
+    else
+      fail brown_rerun "$(cat err.txt)"
+    fi
+  else
+    fail brown_runs "$(cat err.txt)"
+  fi
+  if [ $have_vocab -eq 1 ]; then
+    if "$LNLAB" prepare --corpus brown --corpora "$CORPORA" --vocab "$VOCAB" --out brown_gpt2 >/dev/null 2>err.txt; then
+      check_dir brown_gpt2_meta brown_gpt2 corpus=brown documents=500 tokenizer=gpt2 split.val_first_document=448
+      # measured: 1,286,122 tokens (1,151,581 train, 134,541 val)
+      shards brown_gpt2_total range brown_gpt2 tokens.total 1.2e6 1.4e6
+      shards brown_gpt2_val range brown_gpt2 tokens.val 1.1e5 1.6e5
+      "$PY" "$TMP/brown.py" gpt2 "$CORPORA/brown" >brown_gpt2.want
+      if "$PY" shards.py ids brown_gpt2 | "$LNLAB" detokenize --vocab "$VOCAB" >brown_gpt2.txt 2>err.txt &&
+        cmp -s brown_gpt2.txt brown_gpt2.want; then
+        ok brown_gpt2_decode
+      else
+        fail brown_gpt2_decode "detokenized shards differ from the Brown text $(head -c 200 err.txt)"
+      fi
+    else
+      fail brown_gpt2_runs "$(cat err.txt)"
+    fi
+  fi
+  rm -rf brown brown2 brown_gpt2 brown_gpt2.*
+else
+  echo "skip brown: no Brown corpus at corpora/brown (run scripts/setup)"
+fi
+
 # ---- errors: one line, the right exit code, and no output left behind ----
 mkdir outdir
 expect_error no_inputs 2 'no inputs' -- "$LNLAB" prepare --tokenizer byte --out outdir
@@ -225,5 +390,29 @@ else
 fi
 # without the bible program (nothing on PATH)
 expect_error kjv_missing 1 'bible-kjv.*scripts/setup' -- env PATH=/nonexistent "$LNLAB" prepare --corpus kjv --tokenizer byte --out outdir
+# the Brown corpus not installed, or broken; --corpora only with brown
+mkdir -p nocorpora empty/brown
+expect_error brown_missing 1 '^lnlab: error: --corpus brown: .*nocorpora/brown is missing; run scripts/setup' -- \
+  "$LNLAB" prepare --corpus brown --corpora nocorpora --tokenizer byte --out outdir
+expect_error brown_missing_env 1 'nocorpora/brown is missing; run scripts/setup' -- \
+  env LNLAB_CORPORA="$TMP/nocorpora" "$LNLAB" prepare --corpus brown --tokenizer byte --out outdir
+expect_error brown_no_list 1 'empty/brown/cats.txt is missing; run scripts/setup' -- \
+  "$LNLAB" prepare --corpus brown --corpora empty --tokenizer byte --out outdir
+cp -r fake broken
+rm broken/brown/cb02
+expect_error brown_missing_file 1 'broken/brown/cb02 \(listed in cats.txt\) cannot be read: No such file.*scripts/setup' -- \
+  "$LNLAB" prepare --corpus brown --corpora broken --tokenizer byte --out outdir
+printf 'cb03\n' >>broken/brown/cats.txt
+expect_error brown_bad_list 1 'cats.txt: line 5: expected "FILE GENRE"' -- \
+  "$LNLAB" prepare --corpus brown --corpora broken --tokenizer byte --out outdir
+cp -r fake badtag
+printf 'Hello/uh there ./.\n' >>badtag/brown/cb02
+expect_error brown_bad_token 1 'badtag/brown/cb02: line 5: token .there. is not WORD/TAG' -- \
+  "$LNLAB" prepare --corpus brown --corpora badtag --tokenizer byte --out outdir
+printf 'ca01 news\nca02 news\ncb01 editorial\n' >badtag/brown/cats.txt
+expect_error brown_one_file_genre 1 'genre editorial has 1 file' -- \
+  "$LNLAB" prepare --corpus brown --corpora badtag --tokenizer byte --out outdir
+expect_error corpora_with_kjv 2 '--corpora: only used with --corpus brown' -- \
+  "$LNLAB" prepare --corpus kjv --corpora fake --tokenizer byte --out outdir
 no_output no_partial_output outdir
 finish
