@@ -106,9 +106,19 @@ ifneq ($(FLAGS_NOW),$(strip $(shell cat $(FLAGS_STAMP) 2>/dev/null)))
   $(shell mkdir -p $(BUILD_DIR) && printf '%s\n' '$(FLAGS_NOW)' > $(FLAGS_STAMP))
 endif
 
+# The build's identity (src/common/version.h): a generated source, rewritten only when the commit
+# or the build's options change, so that a new commit relinks instead of rebuilding everything.
+VERSION_C := $(BUILD_DIR)/gen/version.c
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY := $(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
+VERSION_TEXT := const char *const lnl_build_commit = "$(GIT_COMMIT)$(GIT_DIRTY)"; const char *const lnl_build_options = "$(strip $(FOUND))$(if $(SANITIZE), ASan+UBSan)"; const char *const lnl_build_flags = "$(CC) $(strip $(OPT))";
+ifneq ($(VERSION_TEXT),$(shell cat $(VERSION_C) 2>/dev/null))
+  $(shell mkdir -p $(BUILD_DIR)/gen && printf '%s\n' '$(VERSION_TEXT)' > $(VERSION_C))
+endif
+
 LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD_DIR)/obj/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD_DIR)/obj/%.o) $(BUILD_DIR)/obj/gen/version.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD_DIR)/obj/%.o)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD_DIR)/tests/%)
@@ -141,6 +151,10 @@ report:
 $(EXE): $(LIB_OBJ) $(CLI_OBJ) $(FLAGS_STAMP)
 	@echo "  LD   $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(LIB_OBJ) $(CLI_OBJ) $(LIBS)
+
+$(BUILD_DIR)/obj/gen/version.o: $(VERSION_C) $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD_DIR)/lib.a: $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/version.h"
 #include "../study/config.h"
 #include "../study/study.h"
 #include "../study/study_mpi.h"
@@ -99,13 +100,18 @@ int cmd_study(int argc, char **argv) {
     }
 
     char *self = lnl_exe_path(); /* the children run this same program */
-    LnlStudyOpts o = {self, out, quiet, 0, 0};
+    char *argv_line = lnl_command_line(argc, argv); /* argv[0] is "study" */
+    LnlBuf cmdline = {0};
+    lnl_buf_printf(&cmdline, "lnlab %s", argv_line);
+    free(argv_line);
+    LnlStudyOpts o = {self, out, quiet, 0, 0, cmdline.data};
     LnlStudySummary sum;
     LnlDist dist = {0}; /* without --mpi the study never joins an MPI job: rank 0 of 1 */
     dist.size = 1;
     if (mpi && lnl_dist_init(&dist, &e)) lnl_die(1, "%s", e.msg);
     int code = lnl_study_run_mpi(&c, &o, &dist, &sum, &e);
     free(self);
+    lnl_buf_free(&cmdline);
     const int root = dist.rank == 0;
     lnl_dist_free(&dist);
     if (root && (code == 0 || (code == 1 && sum.verdicts))) {

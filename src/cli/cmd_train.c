@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/version.h"
 #include "../data/dataset.h"
 #include "../io/model_io.h"
 #include "../train/memcheck.h"
@@ -186,6 +187,11 @@ int cmd_train(int argc, char **argv) {
         lnl_die(1, "%s", e.msg);
     }
     o.run_id = run_id;
+    char *argv_line = lnl_command_line(argc, argv); /* argv[0] is "train" */
+    LnlBuf cmd = {0};
+    lnl_buf_printf(&cmd, "lnlab %s", argv_line);
+    free(argv_line);
+    o.command = cmd.data;
     cJSON *hp = cJSON_CreateObject();
     cJSON_AddStringToObject(hp, "data", data);
     if (init_from) cJSON_AddStringToObject(hp, "init_from", init_from);
@@ -225,6 +231,7 @@ int cmd_train(int argc, char **argv) {
     int r = lnl_train(&m, &o, &res, &e);
     free(data_abs);
     free(init_abs);
+    lnl_buf_free(&cmd);
     lnl_state_free(&rs);
     cJSON_free(hjs);
     lnl_model_free(&m);

@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../common/version.h"
+
 #include "../kernels/kernels.h"
 
 #define LNL_COMMAND(name, summary) int cmd_##name(int argc, char **argv);
@@ -34,6 +36,17 @@ int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        char line[160];
+        lnl_version_line(line, sizeof line);
+        int w = printf("%s\nbuilt with: %s%s\ncompiler: %s\n", line, lnl_build_options,
+                       lnl_version_bf16() ? " bf16(AVX512-BF16)" : " (no bf16 on this CPU or build)", lnl_build_flags);
+        if (w < 0 || fflush(stdout) != 0) {
+            fprintf(stderr, "lnlab: error writing stdout\n");
+            return 1;
+        }
+        return 0;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);

@@ -27,7 +27,7 @@ static int check_init_std(const char *v, const char *what, LnlErr *e) {
 
 const LnlStudyField lnl_study_fields[] = {
     {"data", LNL_SF_STR, OFF(data), 0, 0, NULL, 1, "prepared data directory (lnlab prepare), or one token shard", NULL},
-    {"corpus", LNL_SF_STR, OFF(corpus), 0, 0, "kjv|none", 0,
+    {"corpus", LNL_SF_STR, OFF(corpus), 0, 0, "kjv|brown|none", 0,
      "corpus that `lnlab prepare` writes into data when data does not exist yet", NULL},
     {"tokenizer", LNL_SF_STR, OFF(tokenizer), 0, 0, "byte|gpt2", 0, "tokenizer for preparing the corpus", NULL},
     {"vocab", LNL_SF_INT, OFF(vocab), 0, 16777216, NULL, 1, "vocabulary size (0: the data's meta.json)", NULL},

@@ -8,12 +8,15 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "doc.h"
 #include "findings.h"
 #include "plots.h"
+#include "../common/version.h"
 #include "../train/train.h"
 
 /* ---- the report ---- */
@@ -118,6 +121,21 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
                          "vanishing gradients, learning-rate sensitivity), not the papers' results at GPT-2 scale "
                          "(divergence of large models, end-task gains).",
                          NUM(pmin), NUM(pmax), NUM(tmin), NUM(tmax));
+    }
+    {
+        char ver[160], cpu[256], date[32];
+        lnl_version_line(ver, sizeof ver);
+        lnl_cpu_name(cpu, sizeof cpu);
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
+        lnl_doc_text(&d, B_P,
+                     "Provenance: %s, built with %s; report written %s on %s (%ld CPUs), runs %d at a time with %d "
+                     "thread%s each. Command: %s. Every record in results.jsonl and every run's result.json carries "
+                     "the same, as of when it was made; the resolved config is under Settings.",
+                     ver, lnl_build_options, date, cpu, sysconf(_SC_NPROCESSORS_ONLN), info->jobs, info->threads,
+                     info->threads == 1 ? "" : "s", info->command ? info->command : "(not given)");
     }
     if (info->failed) lnl_doc_text(&d, B_P, "Failed in this invocation: %d run(s); first: %s.", info->failed, info->first_failure);
     if (!nsens)

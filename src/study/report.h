@@ -10,6 +10,8 @@
 typedef struct {
     int failed;                /* runs that ended with an error in this invocation */
     const char *first_failure; /* "id: message" of the first */
+    const char *command;       /* the study's command line (provenance), or NULL */
+    int jobs, threads;         /* runs at a time, threads per run */
     char *verdicts;            /* out: the findings' conclusions, one per line (caller frees) */
     int plots_drawn;           /* out: plot files written */
     char plots_why[512];       /* out: why there are no plots, or "" */

@@ -1,6 +1,7 @@
 /* Results records of study runs, and OUT/results.jsonl as a set of them. */
 #include "results.h"
 
+#include "../common/version.h"
 #include "../train/result.h"
 
 #include <cjson/cJSON.h>
@@ -254,7 +255,7 @@ int lnl_study_result_build(LnlStudyResult *r, const LnlStudyRun *run, const char
     return 0;
 }
 
-char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_json) {
+char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_json, const char *command) {
     const LnlStudyRun *u = &r->run;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", u->id);
@@ -334,6 +335,7 @@ char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_jso
     } else {
         cJSON_AddNullToObject(o, "layers");
     }
+    if (command) lnl_provenance_add(o, command, r->threads);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

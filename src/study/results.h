@@ -64,8 +64,9 @@ void lnl_study_curve_free(LnlStudyCurve *c);
  * loss) and, if probe_json is non-NULL, the output of `lnlab probe --json`. */
 int lnl_study_result_build(LnlStudyResult *r, const LnlStudyRun *run, const char *rundir, const char *probe_json,
                            double spike_nats, LnlErr *e);
-/* One line of JSON (no newline); settings_json (lnl_study_settings_json) is embedded. Caller frees. */
-char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_json);
+/* One line of JSON (no newline); settings_json (lnl_study_settings_json) is embedded, and the
+ * provenance (version.h) with command when it is not NULL. Caller frees. */
+char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_json, const char *command);
 /* Reads a record back (`what` names the source in messages). */
 int lnl_study_result_from_json(LnlStudyResult *r, const char *line, const char *what, LnlErr *e);
 void lnl_study_result_free(LnlStudyResult *r);

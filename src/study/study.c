@@ -511,7 +511,7 @@ static int finish_run(Study *s, Slot *sl, int probed, LnlErr *e) {
     }
     res.threads = s->threads;
     res.wall_s = lnl_now() - sl->t0;
-    char *line = lnl_study_result_to_json(&res, s->settings);
+    char *line = lnl_study_result_to_json(&res, s->settings, s->o->command ? s->o->command : "");
     lnl_study_results_put(&s->res, r->id, line);
     cJSON_free(line);
     rc = lnl_study_results_save(&s->res, s->results_path, s->runs, s->nruns, e);
@@ -846,6 +846,9 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
     LnlStudyReportInfo info = {0};
     info.failed = s.failed;
     info.first_failure = s.first_failure;
+    info.command = o->command;
+    info.jobs = sum->jobs;
+    info.threads = s.threads;
     int rep = lnl_study_report(c, o->out, s.runs, s.nruns, &s.res, &info, e);
     sum->verdicts = info.verdicts;
     sum->plots_drawn = info.plots_drawn;

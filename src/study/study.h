@@ -16,6 +16,7 @@ typedef struct {
      * order, saves its records to OUT/results.shard<shard>.jsonl, writes no report, and leaves
      * the cleanup of stale temporary files to the final pass. 0 or 1: the whole study. */
     int shard, nshards;
+    const char *command; /* the study's command line, for the records' and the report's provenance */
 } LnlStudyOpts;
 
 typedef struct {

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "signals.h"
+#include "../common/version.h"
+#include "../kernels/kernels.h"
 
 static void add_num_or_null(cJSON *o, const char *key, double x) {
     if (isfinite(x)) cJSON_AddNumberToObject(o, key, x);
@@ -55,6 +57,7 @@ int lnl_train_write_result(const char *out_dir, const LnlTrainOpts *o, const Lnl
     else cJSON_AddBoolToObject(j, "trained", trained);
     add_num_or_null(j, "tokens_per_s", res->steps_done > 0 ? res->tokens_per_s : NAN);
     cJSON_AddNumberToObject(j, "skipped_steps", (double)res->skipped_steps);
+    lnl_provenance_add(j, o->command, lnl_kernels_threads());
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     LnlBuf b = {0};

@@ -70,16 +70,23 @@ static int run_file(const char *name, void *ctx) {
  * (the old checkpoints too, which a later --resume would otherwise take for this run's). */
 static int claim_run_dir(const LnlTrainOpts *o, LnlErr *e) {
     char found[256] = "";
-    for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
+    const size_t nfiles = sizeof run_files / sizeof run_files[0];
+    for (size_t i = 0; i < nfiles; i++) {
         char *p = lnl_path_join(o->out, run_files[i]);
         if (access(p, F_OK) == 0) {
             size_t k = strlen(found);
             snprintf(found + k, sizeof found - k, "%s%s", k ? ", " : "", run_files[i]);
-            if (o->overwrite && unlink(p) != 0) {
-                int r = lnl_err(e, "%s: cannot remove (--overwrite): %s", p, strerror(errno));
-                free(p);
-                return r;
-            }
+        }
+        free(p);
+    }
+    /* deleted last file first: a kill half-way never leaves a result.json that says the run
+     * ended beside a model or log that is gone */
+    for (size_t i = nfiles; o->overwrite && i-- > 0;) {
+        char *p = lnl_path_join(o->out, run_files[i]);
+        if (unlink(p) != 0 && errno != ENOENT) {
+            int r = lnl_err(e, "%s: cannot remove (--overwrite): %s", p, strerror(errno));
+            free(p);
+            return r;
         }
         free(p);
     }

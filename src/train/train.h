@@ -35,6 +35,7 @@ typedef struct {
     const char *run_id;            /* the run's id: new for a fresh run (lnl_train_new_run_id), from
                                       RUN/config.json when resumed ("" for runs of older lnlab) */
     int overwrite;                 /* a fresh run may replace a run already in `out` (deleting it) */
+    const char *command;           /* the command line, for result.json's provenance (NULL: none) */
 } LnlTrainOpts;
 
 typedef struct {

@@ -41,6 +41,14 @@ for r in diag:
     assert len(d["grad_norm"]) == L and len(d["update_ratio"]) == L
     assert all(0 < x < 1 for x in d["update_ratio"]), d["update_ratio"]
     assert d["embed_grad_norm"] > 0 and 0 < d["embed_update_ratio"] < 1
+    # early-warning figures (values: tests/reference/test_early_warning.py); an AdamW step moves
+    # each parameter by at most about lr (6e-4 here, plus decay), so its RMS is at most that
+    assert len(d["update_rms"]) == L and all(0 < x < 1e-3 for x in d["update_rms"]), d["update_rms"]
+    assert 0 < d["embed_update_rms"] < 1e-3, d["embed_update_rms"]
+    assert len(d["attn_logit_max"]) == L and all(isinstance(x, float) for x in d["attn_logit_max"]), d["attn_logit_max"]
+    # per row log sum_v exp z_v <= max_v z_v + log V (V = 257, the byte vocabulary)
+    assert isinstance(d["logit_max"], float) and isinstance(d["log_z_mean"], float), d
+    assert d["log_z_mean"] <= d["logit_max"] + math.log(257) + 1e-6, (d["logit_max"], d["log_z_mean"])
     step = [x for x in recs if x.get("step") == r["step"] and "loss" in x][0]
     # the global norm is the step record grad_norm, and the groups make it up
     assert abs(d["global_grad_norm"] - step["grad_norm"]) <= 1e-5 * step["grad_norm"]
@@ -53,7 +61,12 @@ assert all(r["loss_z"] is None for r in steps[:4]) and all(r["loss_z"] is not No
 pycheck result_json_finished "$TMP/d" '
 assert res is not None, "no result.json"
 assert set(res) == {"format", "version", "status", "run_id", "error", "stop_reason", "steps", "steps_planned", "final_loss",
-                    "min_loss", "val_loss", "diverged", "diverged_step", "cause", "tokens_per_s", "skipped_steps"}, sorted(res)
+                    "min_loss", "val_loss", "diverged", "diverged_step", "cause", "tokens_per_s", "skipped_steps",
+                    "unigram_val_loss", "trained", "provenance"}, sorted(res)
+p = res["provenance"]
+assert set(p) == {"lnlab", "commit", "build", "date", "cpu", "cpus", "threads", "command"}, sorted(p)
+assert p["command"].startswith("lnlab train ") and p["threads"] >= 1 and len(p["date"]) == 20, p
+assert res["trained"] is (res["val_loss"] <= res["unigram_val_loss"] - 0.3), res
 steps = [r for r in recs if "loss" in r]
 assert res["format"] == "lnlab.result" and res["version"] == 3
 assert res["status"] == "finished" and res["stop_reason"] is None, res
@@ -86,6 +99,8 @@ assert res["steps"] == s and res["steps_planned"] == 30
 dv = [r for r in recs if r.get("diverged")]
 assert len(dv) == 1 and dv[0]["step"] == s and dv[0]["cause"] == res["cause"] and recs[-1] is dv[0]
 assert [r["step"] for r in recs if "diag" in r][-1] == s, "no diagnostics record at the diverged step"
+# a step due only because it diverged ran its forward without recording attention maxima
+if s % 10: assert recs[-2]["diag"]["attn_logit_max"] == [None, None], recs[-2]["diag"]["attn_logit_max"]
 assert not os.path.exists(run + "/model.safetensors")
 '
 

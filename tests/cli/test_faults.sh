@@ -25,7 +25,7 @@ same_run() {  # NAME DIR: DIR ended as the uninterrupted run REF did
   if ! cmp -s "$TMP/a.txt" "$TMP/b.txt"; then fail "$1" "log records differ: $(diff "$TMP/a.txt" "$TMP/b.txt" | head -n 4)"; return; fi
   if ! $PY -c 'import json,sys
 a, b = (json.load(open(p + "/result.json")) for p in sys.argv[1:])
-drop = ("tokens_per_s", "run_id")
+drop = ("tokens_per_s", "run_id", "provenance")
 sys.exit(0 if {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop} else 1)' \
      "$TMP/ref" "$2"; then fail "$1" "result.json differs: $(cat "$2/result.json")"; return; fi
   ok "$1"
@@ -55,11 +55,13 @@ for k in 1 2 3; do
       if kill -KILL "$pid" 2>/dev/null; then landed=$((landed + 1)); kill_cycles=$((kill_cycles + 1)); fi
     fi
     wait "$pid"; rc=$?
-    # the run is over: it exited 0, or the kill came after result.json (exit 137, nothing to resume)
-    if { [ "$rc" -eq 0 ] || [ "$rc" -eq 137 ]; } && [ "$(status_of "$R")" = finished ]; then
+    if [ "$rc" -eq 0 ] && [ "$(status_of "$R")" = finished ]; then
       [ "$landed" -ge "$KILLS" ] && break
-      fresh=1 win=$((win * 2 / 3 + 1)); continue  # the kill missed or came too late: start over
+      fresh=1 win=$((win * 2 / 3 + 1)); continue  # the kill missed: once more from the start
     fi
+    # killed, yet result.json says finished: the kill came after the run's end (nothing to resume),
+    # or while a fresh run with --overwrite had not yet cleared the last one's files: start over
+    if [ "$(status_of "$R")" = finished ]; then fresh=1; continue; fi
     # nothing to resume yet (killed before config.json or the first checkpoint): start over
     if ls "$R"/checkpoints/state_* >/dev/null 2>&1 && [ -f "$R/config.json" ]; then fresh=0; else fresh=1; fi
     if [ "$rc" -ne 137 ] && [ "$rc" -ne 0 ]; then
@@ -214,7 +216,7 @@ def load(d):
     out = {}
     for l in open(os.path.join(d, "results.jsonl")):
         r = json.loads(l)
-        for k in ("tokens_per_s", "wall_s", "run_id"): r.pop(k, None)
+        for k in ("tokens_per_s", "wall_s", "run_id", "provenance"): r.pop(k, None)
         log = [json.loads(x) for x in open(os.path.join(d, "runs", r["id"], "log.jsonl"))]
         r["curve"] = [{k: v for k, v in x.items() if k not in ("ms", "tokens_per_s")} for x in log]
         out[r["id"]] = r

@@ -79,7 +79,7 @@ same_run resume_bit_exact "$TMP/r1"
 result_is resume_finished_result_json "$TMP/r1" '
 assert res["status"] == "finished" and res["stop_reason"] is None and res["steps"] == res["steps_planned"] == 20, res
 assert full["status"] == "finished", full
-assert {k: v for k, v in res.items() if k not in ("tokens_per_s", "run_id")} == {k: v for k, v in full.items() if k not in ("tokens_per_s", "run_id")}, (res, full)'
+assert {k: v for k, v in res.items() if k not in ("tokens_per_s", "run_id", "provenance")} == {k: v for k, v in full.items() if k not in ("tokens_per_s", "run_id", "provenance")}, (res, full)'
 
 # 1b. Relative paths given where a run starts are stored absolute in RUN/config.json, so the run
 #     resumes from another working directory (where ../kjv names nothing) and equals the
@@ -192,7 +192,7 @@ else fail sigterm_resume_bit_exact "step-$stop models differ (or are missing)"; 
 stopped_result resumed_stop_result_json "$TMP/s1" $stop 100000 stop-after
 result_is resumed_stop_same_figures "$TMP/s1" '
 other = json.load(open(run + "/../s2/result.json"))
-assert {k: v for k, v in res.items() if k not in ("tokens_per_s", "run_id")} == {k: v for k, v in other.items() if k not in ("tokens_per_s", "run_id")}, (res, other)'
+assert {k: v for k, v in res.items() if k not in ("tokens_per_s", "run_id", "provenance")} == {k: v for k, v in other.items() if k not in ("tokens_per_s", "run_id", "provenance")}, (res, other)'
 "$LNLAB" train "${B[@]}" --out "$TMP/s3" 2>"$TMP/err" &
 pid=$!
 for _ in $(seq 600); do [ -f "$TMP/s3/log.jsonl" ] && grep -q '"step": 3,' "$TMP/s3/log.jsonl" && break; sleep 0.05; done

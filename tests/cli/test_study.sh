@@ -138,7 +138,7 @@ def load(d):
     out = {}
     for l in open(os.path.join(d, "results.jsonl")):
         r = json.loads(l)
-        for k in ("tokens_per_s", "wall_s"): r.pop(k)
+        for k in ("tokens_per_s", "wall_s", "provenance"): r.pop(k, None)
         log = [json.loads(x) for x in open(os.path.join(d, "runs", r["id"], "log.jsonl"))]
         r["curve"] = [(x["step"], x.get("loss"), x.get("val_loss")) for x in log if "loss" in x or "val_loss" in x]
         r["settings"].pop("data")

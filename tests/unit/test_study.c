@@ -16,11 +16,12 @@ static void test_builtin_default_expands(void) {
     LnlStudyRun *runs;
     int n;
     CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0, "%s", e.msg);
-    /* 2 presets x 2 dt x 3 depths x 3 seeds + 2 x 2 x 1 x 3 + 2 x 1 x 1 x 3 */
-    CHECK(n == 36 + 12 + 6, "n = %d", n);
-    CHECK(strcmp(runs[0].id, "pre-dt1-L4-lr0.003-s1") == 0, "first id %s", runs[0].id);
-    CHECK(strcmp(runs[1].id, "pre-dt1-L4-lr0.003-s2") == 0, "seed varies fastest: %s", runs[1].id);
-    CHECK(strcmp(runs[n - 1].id, "b2t-dt1-L16-lr0.003-s3") == 0, "last id %s", runs[n - 1].id);
+    /* lr-sweep 2 presets x 5 lrs x 2 seeds, its dt 0.1 twin with 1 seed, depth 2 x 3 less the sweep's
+     * L8 run, deep-post 3 presets x 2 depths x 2 seeds */
+    CHECK(n == 20 + 10 + 4 + 12, "n = %d", n);
+    CHECK(strcmp(runs[0].id, "pre-dt1-L8-lr0.001-s1") == 0, "first id %s", runs[0].id);
+    CHECK(strcmp(runs[1].id, "pre-dt1-L8-lr0.001-s2") == 0, "seed varies fastest: %s", runs[1].id);
+    CHECK(strcmp(runs[n - 1].id, "pre+steps600+wu60-dt1-L18-lr0.001-s2") == 0, "last id %s", runs[n - 1].id);
     for (int i = 0; i < n; i++) {
         CHECK(runs[i].order == i, "order");
         for (int j = 0; j < i; j++) CHECK(strcmp(runs[i].id, runs[j].id) != 0, "repeated id %s", runs[i].id);
@@ -51,7 +52,7 @@ static void test_paper_sizes(void) {
 static void test_top_level_axes_and_dedupe(void) {
     LnlStudyConfig c;
     LnlErr e;
-    const char *j = "{\"steps\": 30, \"seeds\": [7, 8], \"grids\": [{\"name\": \"a\", \"presets\": [\"sandwich\"]},"
+    const char *j = "{\"steps\": 30, \"warmup\": 3, \"seeds\": [7, 8], \"grids\": [{\"name\": \"a\", \"presets\": [\"sandwich\"]},"
                     " {\"presets\": [\"peri\", \"hybrid*\"], \"depths\": [3]}]}";
     CHECK(parse(&c, j, &e) == 0, "%s", e.msg);
     CHECK(c.steps == 30 && c.dim == 64, "fields: steps %lld dim %lld", c.steps, c.dim);
@@ -114,7 +115,7 @@ static void test_config_json_roundtrip(void) {
     char *s2 = lnl_study_config_to_json(&b);
     CHECK(strcmp(s1, s2) == 0, "printed config reads back to itself");
     char *k1 = lnl_study_settings_json(&a), *k2 = lnl_study_settings_json(&b);
-    CHECK(strcmp(k1, k2) == 0 && strstr(k1, "\"jobs\"") == NULL && strstr(k1, "\"steps\":200"), "settings %s", k1);
+    CHECK(strcmp(k1, k2) == 0 && strstr(k1, "\"jobs\"") == NULL && strstr(k1, "\"steps\":400"), "settings %s", k1);
     free(s1);
     free(s2);
     cJSON_free(k1);
@@ -150,7 +151,7 @@ static void test_options(void) {
     int nw = lnl_study_train_args(&c, &runs[2], w);
     LnlBuf b = {0};
     for (int i = 0; i < nw; i++) lnl_buf_printf(&b, "%s%s", i ? " " : "", w[i]);
-    CHECK(b.data && !strcmp(b.data, "--bias off --embed-norm=false --steps 50 --warmup 20 --schedule cosine "
+    CHECK(b.data && !strcmp(b.data, "--bias off --embed-norm=false --steps 50 --warmup 40 --schedule cosine "
                                      "--min-lr-frac 0.10000000000000001 --weight-decay 0.10000000000000001 --grad-clip 1"),
           "peri+noen flags: %s", b.data ? b.data : "");
     lnl_buf_free(&b);
@@ -252,7 +253,7 @@ static void test_record_roundtrip(void) {
     LnlStudyLayer layers[4] = {{0.1, 0.01, 0.01, 0, NAN, 1}, {1, 1, 1, 0.5, 2, 1}, {2, 4, 1, 0.25, 3, 1},
                                {4, 16, 1, 2, 4, 1}};
     r.layers = layers;
-    char *line = lnl_study_result_to_json(&r, "{\"steps\":20}");
+    char *line = lnl_study_result_to_json(&r, "{\"steps\":20}", NULL);
     LnlStudyResult b;
     LnlErr e;
     CHECK(lnl_study_result_from_json(&b, line, "line", &e) == 0, "%s", e.msg);
