@@ -1,9 +1,10 @@
 /* Cost of the training diagnostics (src/diag/monitor.h) against a training step, on one config:
  * each repetition times one step (forward, backward, grad norm, monitor check, AdamW) and,
  * separately, the extra work of a diagnostics step (per-group gradient norms and parameter copy
- * before the update, update ratios after it, the per-layer record written to /dev/null).
- * Medians of interleaved repetitions, so a loaded machine slows both alike. Prints the overhead
- * at --diag-every K as diag / (K * step).
+ * before the update, update ratios and RMS after it, the per-layer record written to /dev/null),
+ * and a forward with and without recording the attention-logit maxima (LnlModel.diag_forward, on
+ * in a diagnostics step's forward). Medians of interleaved repetitions, so a loaded machine slows
+ * both alike. Prints the overhead at --diag-every K as diag / (K * step).
  *
  * usage: bench_diag [L C H T B V K REPS]   (default 12 256 8 256 8 257 10 7) */
 #include <stdio.h>
@@ -54,6 +55,7 @@ int main(int argc, char **argv) {
     double *ts = lnl_calloc((size_t)R, sizeof(double)), *td = lnl_calloc((size_t)R, sizeof(double));
     for (int r = -1; r < R; r++) { /* r = -1 warms up */
         double t0 = lnl_now();
+        m.diag_forward = 1;
         lnl_model_zero_grad(&m);
         float loss = lnl_model_forward(&m, in, tg, B, T);
         lnl_model_backward(&m);
@@ -73,13 +75,26 @@ int main(int argc, char **argv) {
             td[r] = (t2 - t1) + (t4 - t3);
         }
     }
+    double *f0 = lnl_calloc((size_t)R, sizeof(double)), *f1 = lnl_calloc((size_t)R, sizeof(double));
+    for (int r = -1; r < R; r++)
+        for (int on = 0; on < 2; on++) {
+            m.diag_forward = on;
+            double t0 = lnl_now();
+            lnl_model_forward(&m, in, tg, B, T);
+            if (r >= 0) (on ? f1 : f0)[r] = lnl_now() - t0;
+        }
+    double fwd0 = median(f0, R), fwd1 = median(f1, R);
     double step = median(ts, R), diag = median(td, R);
     printf("config: preset pre, L %d, C %d, heads %d, T %d, B %d, V %d, %zu params\n", L, C, H, T, B, V, m.num_params);
     printf("step %.1f ms (median of %d), diagnostics %.2f ms per record: overhead at --diag-every %d = %.2f%%\n",
            step * 1e3, R, diag * 1e3, K, 100.0 * diag / (K * step));
+    printf("forward %.2f ms, recording the attention-logit maxima %.2f ms (%+.2f%%; in the step above)\n", fwd0 * 1e3,
+           fwd1 * 1e3, 100.0 * (fwd1 - fwd0) / fwd0);
     fclose(devnull);
     free(ts);
     free(td);
+    free(f0);
+    free(f1);
     free(in);
     free(tg);
     lnl_monitor_free(&mon);

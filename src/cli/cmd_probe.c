@@ -1,5 +1,6 @@
 /* lnlab probe: one forward with targets and one backward of a model on the first batch of a
- * shard, then the per-layer hidden-state and gradient figures of src/diag/stats.h, each block's
+ * shard, then the per-layer hidden-state, attention-logit and gradient figures and the output-logit
+ * figures of src/diag/stats.h (no update_rms: the probe takes no optimizer step), each block's
  * local sensitivity if asked (src/diag/sensitivity.h) and the growth fits in depth
  * (src/diag/growth.h), as a table or as the JSON object DESIGN.md fixes. It trains nothing and
  * writes no file. */
@@ -82,6 +83,8 @@ static void print_json(const LnlModel *m, const LnlProbe *p, const LnlGrowth *g,
     cJSON_AddNumberToObject(o, "dt", m->cfg.dt);
     cJSON_AddNumberToObject(o, "batch", m->B);
     cJSON_AddNumberToObject(o, "seq", m->T);
+    cJSON_AddNumberToObject(o, "logit_max", p->logits.logit_max);
+    cJSON_AddNumberToObject(o, "log_z_mean", p->logits.log_z_mean);
     cJSON *layers = cJSON_AddArrayToObject(o, "layers");
     for (int l = 0; l < p->n; l++) {
         cJSON *x = cJSON_CreateObject();
@@ -94,6 +97,8 @@ static void print_json(const LnlModel *m, const LnlProbe *p, const LnlGrowth *g,
         else cJSON_AddNullToObject(x, "sensitivity");
         cJSON_AddNumberToObject(x, "dx_norm", m->dx_norm[l]);
         if (sens->sigma && l > 0) cJSON_AddNumberToObject(x, "sensitivity_rel_change", sens->rel_change[l]);
+        if (l > 0) cJSON_AddNumberToObject(x, "attn_logit_max", p->attn_logit_max[l]);
+        else cJSON_AddNullToObject(x, "attn_logit_max");
         cJSON_AddItemToArray(layers, x);
     }
     if (sens->sigma) cJSON_AddNumberToObject(o, "sensitivity_iters", sens->iters);
@@ -131,15 +136,16 @@ static void print_growth(const LnlGrowth *g) {
 }
 
 static void print_table(const LnlModel *m, const LnlProbe *p, const LnlGrowth *g, const Sens *sens) {
-    printf("loss %.6f  placement %s  norm %s  dt %g  batch %d  seq %d\n", m->loss, m->cfg.preset,
-           norm_name(&m->cfg), m->cfg.dt, m->B, m->T);
-    printf("%5s %15s %15s %15s %15s %15s %11s\n", "layer", "hidden_mean_abs", "hidden_var", "hidden_var_data",
-           "grad_norm", "dx_norm", "sensitivity");
+    printf("loss %.6f  placement %s  norm %s  dt %g  batch %d  seq %d  logit_max %.6g  log_z_mean %.6g\n", m->loss,
+           m->cfg.preset, norm_name(&m->cfg), m->cfg.dt, m->B, m->T, p->logits.logit_max, p->logits.log_z_mean);
+    printf("%5s %15s %15s %15s %15s %15s %15s %11s\n", "layer", "hidden_mean_abs", "hidden_var", "hidden_var_data",
+           "grad_norm", "dx_norm", "attn_logit_max", "sensitivity");
     for (int l = 0; l < p->n; l++) {
-        char sb[32] = "-";
+        char sb[32] = "-", ab[32] = "-";
         if (sens->sigma && l > 0) snprintf(sb, sizeof sb, "%.6g", sens->sigma[l]);
-        printf("%5d %15.6g %15.6g %15.6g %15.6g %15.6g %11s\n", l, p->hidden[l].mean_abs, p->hidden[l].var_entry,
-               p->hidden[l].var_data, p->grad_norm[l], m->dx_norm[l], sb);
+        if (l > 0) snprintf(ab, sizeof ab, "%.6g", p->attn_logit_max[l]);
+        printf("%5d %15.6g %15.6g %15.6g %15.6g %15.6g %15s %11s\n", l, p->hidden[l].mean_abs, p->hidden[l].var_entry,
+               p->hidden[l].var_data, p->grad_norm[l], m->dx_norm[l], ab, sb);
     }
     if (sens->sigma)
         printf("sensitivity: spectral norm of d x_l / d x_{l-1} over the batch, %d power iterations\n", sens->iters);
@@ -192,6 +198,7 @@ int cmd_probe(int argc, char **argv) {
     lnl_loader_free(&ld);
 
     if (lnl_model_alloc_acts(&m, B, T, &e)) lnl_die(2, "%s", e.msg);
+    m.diag_forward = 1;
     lnl_model_forward(&m, in, tg, B, T);
     lnl_model_zero_grad(&m);
     lnl_model_backward(&m);

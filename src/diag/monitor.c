@@ -44,6 +44,7 @@ void lnl_monitor_init(LnlMonitor *mon, const LnlModel *m, const LnlMonitorOpts *
         mon->before = lnl_malloc(m->num_alloc * sizeof(float));
         mon->grad_norm = lnl_calloc((size_t)mon->L + 1, sizeof(double));
         mon->update_ratio = lnl_calloc((size_t)mon->L + 1, sizeof(double));
+        mon->update_rms = lnl_calloc((size_t)mon->L + 1, sizeof(double));
     }
 }
 
@@ -53,6 +54,7 @@ void lnl_monitor_free(LnlMonitor *mon) {
     free(mon->before);
     free(mon->grad_norm);
     free(mon->update_ratio);
+    free(mon->update_rms);
     memset(mon, 0, sizeof *mon);
 }
 
@@ -82,8 +84,12 @@ LnlStepAction lnl_monitor_check(LnlMonitor *mon, double loss, double grad_norm, 
     return act;
 }
 
+int lnl_monitor_due_forward(const LnlMonitor *mon, long step) {
+    return mon->o.every > 0 && step % mon->o.every == 0;
+}
+
 int lnl_monitor_due(const LnlMonitor *mon, long step) {
-    return mon->o.every > 0 && (step % mon->o.every == 0 || mon->last == LNL_STEP_DIVERGED);
+    return lnl_monitor_due_forward(mon, step) || (mon->o.every > 0 && mon->last == LNL_STEP_DIVERGED);
 }
 
 /* Group of a tensor view: 0 for tensors outside the blocks, l + 1 for block l (0-based). */
@@ -138,13 +144,19 @@ void lnl_monitor_pre_update(LnlMonitor *mon, const LnlModel *m) {
 void lnl_monitor_post_update(LnlMonitor *mon, const LnlModel *m) {
     const int G = mon->L + 1;
     double *du = lnl_calloc((size_t)G, sizeof(double)), *w = lnl_calloc((size_t)G, sizeof(double));
+    double *cnt = lnl_calloc((size_t)G, sizeof(double));
     for (int i = 0; i < m->nviews; i++) {
         const LnlTensorView *v = &m->views[i];
         diffsq_seq(m->params_mem + v->offset, mon->before + v->offset, v->numel, &du[group_of(v)], &w[group_of(v)]);
+        cnt[group_of(v)] += (double)v->numel;
     }
-    for (int g = 0; g < G; g++) mon->update_ratio[g] = w[g] > 0 ? sqrt(du[g] / w[g]) : NAN;
+    for (int g = 0; g < G; g++) {
+        mon->update_ratio[g] = w[g] > 0 ? sqrt(du[g] / w[g]) : NAN;
+        mon->update_rms[g] = cnt[g] > 0 ? sqrt(du[g] / cnt[g]) : NAN;
+    }
     free(du);
     free(w);
+    free(cnt);
 }
 
 /* A number, or null if it is not finite (JSON has no NaN). */
@@ -192,6 +204,9 @@ void lnl_monitor_write_diag(const LnlMonitor *mon, const LnlModel *m, long step,
             LnlHiddenStats h = lnl_hidden_stats(lnl_sub_branch_out(&m->sub[2 * l + s]), N, C);
             bstat[s][0][l] = h.mean_abs, bstat[s][1][l] = h.var_entry, bstat[s][2][l] = h.var_data;
         }
+    double *amax = lnl_malloc((size_t)L * sizeof(double));
+    for (int l = 0; l < L; l++) amax[l] = m->attn_logit_max[l];
+    LnlLogitStats z = lnl_logit_stats(m);
     fprintf(log, "{\"step\": %ld, \"diag\": {\"layers\": %d", step, L);
     put_arr(log, "hidden_mean_abs", smean, L + 1);
     put_arr(log, "hidden_var", svar, L + 1);
@@ -203,13 +218,22 @@ void lnl_monitor_write_diag(const LnlMonitor *mon, const LnlModel *m, long step,
         for (int j = 0; j < 3; j++) put_arr(log, names[s][j], bstat[s][j], L);
     put_arr(log, "grad_norm", mon->grad_norm + 1, L);
     put_arr(log, "update_ratio", mon->update_ratio + 1, L);
+    put_arr(log, "update_rms", mon->update_rms + 1, L);
+    put_arr(log, "attn_logit_max", amax, L);
     fputs(", \"embed_grad_norm\": ", log);
     put_num(log, mon->grad_norm[0]);
     fputs(", \"embed_update_ratio\": ", log);
     put_num(log, mon->update_ratio[0]);
+    fputs(", \"embed_update_rms\": ", log);
+    put_num(log, mon->update_rms[0]);
     fputs(", \"global_grad_norm\": ", log);
     put_num(log, grad_norm);
+    fputs(", \"logit_max\": ", log);
+    put_num(log, z.logit_max);
+    fputs(", \"log_z_mean\": ", log);
+    put_num(log, z.log_z_mean);
     fputs("}}\n", log);
+    free(amax);
     free(buf);
 }
 

@@ -3,9 +3,12 @@
  * keeps the running windows of the loss and gradient-norm z-scores, and every K steps writes a
  * per-layer diagnostics record to RUN/log.jsonl. Formats and definitions: docs/USAGE.md,
  * "Training diagnostics". It reads only what the model already keeps (activations of the last
- * forward, gradients, dx_norm of the last backward); it never runs the model.
+ * forward, the attention-logit maxima that forward recorded if told to, gradients, dx_norm of the
+ * last backward); it never runs the model.
  *
  * Use per optimizer step (step is 1-based):
+ *     m->diag_forward = lnl_monitor_due_forward(mon, step);
+ *     ... forward and backward ...
  *     act = lnl_monitor_check(mon, loss, grad_norm, cause, n);
  *     if (due = lnl_monitor_due(mon, step)) lnl_monitor_pre_update(mon, m);
  *     if (act == LNL_STEP_UPDATE) ... optimizer step ...
@@ -60,6 +63,7 @@ typedef struct {
     float *before;        /* (num_alloc) parameters before the update */
     double *grad_norm;    /* (L + 1): entry 0 the non-block tensors (wte, wpe, ln_e, ln_f), l = block l */
     double *update_ratio; /* (L + 1): ||theta_after - theta_before|| / ||theta_before|| per group */
+    double *update_rms;   /* (L + 1): sqrt(mean (theta_after - theta_before)^2) over the group's parameters */
 } LnlMonitor;
 
 void lnl_monitor_init(LnlMonitor *mon, const LnlModel *m, const LnlMonitorOpts *o);
@@ -73,16 +77,21 @@ LnlStepAction lnl_monitor_check(LnlMonitor *mon, double loss, double grad_norm, 
 /* Whether step gets a diagnostics record: every `every` steps, and at the step that diverged
  * (its figures show where the blow-up is). Call after lnl_monitor_check. */
 int lnl_monitor_due(const LnlMonitor *mon, long step);
+/* Whether the forward passes of step must record what only a forward can give (the attention
+ * logit maxima: LnlModel.diag_forward): the steps due by the schedule, known before the forward.
+ * The record of a step due only because it diverged has attn_logit_max null. */
+int lnl_monitor_due_forward(const LnlMonitor *mon, long step);
 /* Per-group gradient norms (before clipping) and a copy of the parameters. */
 void lnl_monitor_pre_update(LnlMonitor *mon, const LnlModel *m);
-/* Update-to-weight ratios from the copy (0 for a skipped step). */
+/* Update-to-weight ratios and update RMS from the copy (0 for a skipped step). */
 void lnl_monitor_post_update(LnlMonitor *mon, const LnlModel *m);
 
 /* The extra fields of the step record of the last checked step, starting with ", ":
  * `"loss_z": z, "grad_norm_z": z` (null while undefined) and `"skipped": true` when skipped. */
 void lnl_monitor_step_fields(const LnlMonitor *mon, char *buf, size_t n);
-/* One line {"step": step, "diag": {...}} with the per-layer figures of the last forward/backward
- * and the groups' gradient norms and update ratios; grad_norm is the global norm before clipping. */
+/* One line {"step": step, "diag": {...}} with the per-layer figures of the last forward/backward,
+ * its output-logit figures (src/diag/stats.h) and the groups' gradient norms, update ratios and
+ * update RMS; grad_norm is the global norm before clipping. */
 void lnl_monitor_write_diag(const LnlMonitor *mon, const LnlModel *m, long step, double grad_norm, FILE *log);
 
 /* Decision state as doubles, for a resumable run: count, then pack/unpack. The layout is

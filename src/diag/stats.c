@@ -35,20 +35,40 @@ LnlHiddenStats lnl_hidden_stats(const float *x, int N, int C) {
     return s;
 }
 
+LnlLogitStats lnl_logit_stats(const LnlModel *m) {
+    LnlLogitStats s = {NAN, NAN};
+    const int N = m->B * m->T;
+    if (!m->xent_max || N < 1) return s;
+    /* log sum_v exp z_v = max + log sum_v exp(z_v - max) = xent_max - log(xent_iz), per row */
+    double mx = -INFINITY, lz = 0;
+    for (int r = 0; r < N; r++) {
+        if (m->xent_max[r] > mx || isnan(m->xent_max[r])) mx = m->xent_max[r];
+        lz += (double)m->xent_max[r] - log((double)m->xent_iz[r]);
+    }
+    s.logit_max = mx;
+    s.log_z_mean = lz / N;
+    return s;
+}
+
 void lnl_probe_collect(const LnlModel *m, LnlProbe *p) {
     const int L = m->cfg.n_layer, N = m->B * m->T, C = m->cfg.n_embd;
     p->n = L + 1;
     p->hidden = lnl_calloc((size_t)p->n, sizeof(LnlHiddenStats));
     p->grad_norm = lnl_calloc((size_t)p->n, sizeof(double));
+    p->attn_logit_max = lnl_calloc((size_t)p->n, sizeof(double));
     for (int l = 0; l <= L; l++) {
         p->hidden[l] = lnl_hidden_stats(m->stream[2 * l], N, C);
         p->grad_norm[l] = l == 0 ? 0.0 : lnl_model_layer_grad_norm(m, l - 1);
+        p->attn_logit_max[l] = l == 0 ? NAN : m->attn_logit_max[l - 1];
     }
+    p->logits = lnl_logit_stats(m);
 }
 
 void lnl_probe_free(LnlProbe *p) {
     free(p->hidden);
     free(p->grad_norm);
+    free(p->attn_logit_max);
     p->hidden = NULL;
     p->grad_norm = NULL;
+    p->attn_logit_max = NULL;
 }

@@ -386,13 +386,15 @@ static void att_block_dots(float *S, int T, int k0, int kn, const float *rows, s
     }
 }
 
-/* Row t of the causal softmax in place: a[t2] = softmax(sc * a)[t2] over t2 <= t, zero after. */
-static void att_softmax_row(float *a, int t, int T, float sc) {
+/* Row t of the causal softmax in place: a[t2] = softmax(sc * a)[t2] over t2 <= t, zero after.
+ * Returns the row's largest logit, sc * max a[t2] over t2 <= t (sc > 0). */
+static float att_softmax_row(float *a, int t, int T, float sc) {
     float mx = max_f(a, t + 1);
     for (int t2 = 0; t2 <= t; t2++) a[t2] = expf_approx(sc * (a[t2] - mx));
     float iz = (float)(1.0 / lnl_sum_d(a, t + 1));
     for (int t2 = 0; t2 <= t; t2++) a[t2] *= iz;
     for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
+    return sc * mx;
 }
 
 /* Row t of the softmax backward in place: d[t2] = a[t2] (d[t2] - a . d) over t2 <= t, zero after. */
@@ -410,14 +412,17 @@ static void att_softmax_grad_row(float *d, const float *a, int t, int T) {
  * formed and then masked, and the products run over those zero weights (exact zeros). */
 #define ATT_QB 64
 
-static void att_pair_forward_blas(float *O, float *A, const float *Q, const float *K, const float *V, int T, int hs,
-                                  int C, float sc) {
+static void att_pair_forward_blas(float *O, float *A, float *R, const float *Q, const float *K, const float *V, int T,
+                                  int hs, int C, float sc) {
     const int C3 = 3 * C;
     for (int i0 = 0; i0 < T; i0 += ATT_QB) {
         int m = imin(ATT_QB, T - i0), nk = i0 + m;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, hs, 1.0f, Q + (size_t)i0 * C3, C3, K, C3, 0.0f,
                     A + (size_t)i0 * T, T);
-        for (int t = i0; t < i0 + m; t++) att_softmax_row(A + (size_t)t * T, t, T, sc);
+        for (int t = i0; t < i0 + m; t++) {
+            float mx = att_softmax_row(A + (size_t)t * T, t, T, sc);
+            if (R) R[t] = mx;
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, nk, 1.0f, A + (size_t)i0 * T, T, V, C3, 0.0f,
                     O + (size_t)i0 * C, C);
     }
@@ -456,7 +461,7 @@ static int att_use_blas(void) {
 #endif
 }
 
-void lnl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+void lnl_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
@@ -468,14 +473,18 @@ void lnl_attention_forward(float *out, float *att, const float *qkv, int B, int 
             const float *Q = qkv + (size_t)b * T * C3 + (size_t)h * hs, *K = Q + C, *V = Q + 2 * (size_t)C;
             float *A = att + ((size_t)b * NH + h) * T * T;
             float *O = out + (size_t)b * T * C + (size_t)h * hs;
+            float *R = rowmax ? rowmax + ((size_t)b * NH + h) * T : NULL;
 #ifdef LNL_HAVE_BLAS
             if (use_blas) {
-                att_pair_forward_blas(O, A, Q, K, V, T, hs, C, sc);
+                att_pair_forward_blas(O, A, R, Q, K, V, T, hs, C, sc);
                 continue;
             }
 #endif
             for (int k0 = 0; k0 < T; k0 += ATT_KB) att_block_dots(A, T, k0, imin(ATT_KB, T - k0), Q, C3, K, C3, hs, kt);
-            for (int t = 0; t < T; t++) att_softmax_row(A + (size_t)t * T, t, T, sc);
+            for (int t = 0; t < T; t++) {
+                float mx = att_softmax_row(A + (size_t)t * T, t, T, sc);
+                if (R) R[t] = mx;
+            }
             for (int t0 = 0; t0 < T; t0 += MM_MR) {
                 int mr = imin(MM_MR, T - t0);
                 for (int r = 0; r < mr; r++) memset(O + (size_t)(t0 + r) * C, 0, (size_t)hs * sizeof(float));

@@ -58,9 +58,12 @@ void lnl_norm_backward(float *dinp,          /* (N, C) += */
 /* ---- causal multi-head self-attention on a packed qkv buffer ----
  * qkv rows are [q (C) | k (C) | v (C)], head h owns columns h*hs .. h*hs+hs-1 of each, hs = C/NH.
  * att[b,h,t,t2] = softmax_t2<=t (q_t . k_t2 / sqrt(hs)); out[b,t,h*hs+i] = sum_t2 att * v.
- * att is saved for the backward pass; entries with t2 > t are written as 0. */
+ * att is saved for the backward pass; entries with t2 > t are written as 0.
+ * rowmax, if not NULL, receives each row's largest logit max_t2<=t q_t . k_t2 / sqrt(hs) (a
+ * diagnostic: the softmax finds that maximum anyway, so it costs one store per row). */
 void lnl_attention_forward(float *out,       /* (B, T, C) */
                            float *att,       /* (B, NH, T, T) saved */
+                           float *rowmax,    /* (B, NH, T) or NULL */
                            const float *qkv, /* (B, T, 3C) */
                            int B, int T, int C, int NH);
 void lnl_attention_backward(float *dqkv,       /* (B, T, 3C) += */
@@ -181,7 +184,7 @@ void lnl_ref_norm_forward(float *out, float *mean, float *rstd, const float *inp
 void lnl_ref_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                            const float *weight, const float *mean, const float *rstd, int N, int C, int G, int rep,
                            LnlNormKind kind, float scale);
-void lnl_ref_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+void lnl_ref_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH);
 void lnl_ref_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
                                 int B, int T, int C, int NH);
 void lnl_ref_softmax_xent_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N,

@@ -82,7 +82,7 @@ void lnl_ref_norm_backward(float *dinp, float *dweight, float *dbias, const floa
 
 /* ---- attention ---- */
 
-void lnl_ref_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+void lnl_ref_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     double sc = 1.0 / sqrt((double)hs);
@@ -100,6 +100,7 @@ void lnl_ref_attention_forward(float *out, float *att, const float *qkv, int B, 
                     s[t2] = d * sc;
                     if (s[t2] > mx) mx = s[t2];
                 }
+                if (rowmax) rowmax[((size_t)b * NH + h) * T + t] = (float)mx;
                 double z = 0.0;
                 for (int t2 = 0; t2 <= t; t2++) {
                     s[t2] = exp(s[t2] - mx);

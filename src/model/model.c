@@ -324,6 +324,8 @@ static void layout_acts(LnlModel *m, Arena *a) {
     m->losses = take(a, N);
     m->xent_max = take(a, N);
     m->xent_iz = take(a, N);
+    m->att_rowmax = take(a, N * (size_t)c->n_head);
+    m->attn_logit_max = take(a, (size_t)c->n_layer);
 }
 
 static void layout_scratch(LnlModel *m, Arena *a) {
@@ -508,6 +510,14 @@ static void attend_cached(LnlModel *m, int l, const float *qkv /* (B*T, 3C) */, 
     }
 }
 
+/* The largest of x[0..n), or NaN if any is NaN (a diagnostic must not hide a NaN). */
+static float max_nan(const float *x, size_t n) {
+    float mx = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] > mx || isnan(x[i])) mx = x[i];
+    return mx;
+}
+
 static void sublayer_forward(LnlModel *m, const Pass *P, int l, int sidx) {
     const LnlConfig *c = &m->cfg;
     const LnlSubSpec *q = &c->sub[l][sidx];
@@ -531,8 +541,13 @@ static void sublayer_forward(LnlModel *m, const Pass *P, int l, int sidx) {
                              kind, c->eps, 1.0f);
             qkv = s->qkvn;
         }
-        if (P->pos < 0) lnl_attention_forward(s->atty, s->att, qkv, B, T, C, NH);
-        else attend_cached(m, l, qkv, s->atty, B, T, P->pos);
+        if (P->pos < 0) {
+            float *rowmax = m->diag_forward ? m->att_rowmax : NULL;
+            lnl_attention_forward(s->atty, s->att, rowmax, qkv, B, T, C, NH);
+            m->attn_logit_max[l] = rowmax ? max_nan(rowmax, (size_t)N * NH) : NAN;
+        } else {
+            attend_cached(m, l, qkv, s->atty, B, T, P->pos);
+        }
         lnl_matmul_forward(s->fraw, s->atty, lp.attprojw, lp.attprojb, N, C, C);
     } else {
         lnl_matmul_forward(s->fch, u, lp.fcw, lp.fcb, N, C, 4 * C);

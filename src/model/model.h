@@ -143,6 +143,9 @@ typedef struct {
     float *logits;                    /* (N, V); after lnl_model_backward it holds dLoss/dlogits instead */
     float *losses;                    /* (N) */
     float *xent_max, *xent_iz;        /* (N) each: per row, the max logit and 1/sum exp(logit - max) */
+    float *att_rowmax;                /* (B, NH, T) scratch: each attention row's largest logit */
+    float *attn_logit_max;            /* (L) per block, the largest attention logit of the last forward
+                                       * (lnl_attention_forward's rowmax); NAN unless diag_forward */
     int32_t *inputs, *targets;        /* (N) copies of the last batch */
     int have_targets;
     /* backward scratch */
@@ -153,6 +156,7 @@ typedef struct {
     double *dx_norm;
     /* runtime settings */
     float branch_lambda; /* BranchNorm strength for the next forward */
+    int diag_forward;    /* forwards also record attn_logit_max (diagnostics; 0 by default: no cost) */
     float loss;          /* mean loss of the last forward with targets */
     /* generation */
     LnlDecode dec;

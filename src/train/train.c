@@ -323,6 +323,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     for (long step = start; step < o->steps; step++) {
         double t0 = lnl_now();
         m->branch_lambda = lnl_branchnorm_lambda(c, step);
+        m->diag_forward = lnl_monitor_due_forward(&mon, step + 1);
         lnl_model_zero_grad(m);
         double loss_sum = 0;
         const uint64_t step_pos = train.pos;

@@ -26,13 +26,19 @@ iters = int(sys.argv[6]) if sys.argv[6] else None
 text = open(path).read()
 assert text.count('\n') == 1 and text.endswith('\n'), 'expected one line of JSON'
 o = json.loads(text)
-top = {'loss', 'placement', 'run_id', 'layers', 'norm', 'dt', 'batch', 'seq', 'sensitivity_iters', 'growth'}
+top = {'loss', 'placement', 'run_id', 'layers', 'norm', 'dt', 'batch', 'seq', 'sensitivity_iters', 'growth',
+       'logit_max', 'log_z_mean'}
 assert set(o) == top, 'top-level keys %s' % sorted(o)
-per = {'layer', 'hidden_mean_abs', 'hidden_var', 'hidden_var_data', 'grad_norm', 'sensitivity', 'dx_norm'}
+per = {'layer', 'hidden_mean_abs', 'hidden_var', 'hidden_var_data', 'grad_norm', 'sensitivity', 'dx_norm',
+       'attn_logit_max'}
 def finite(x, what):
     assert isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x), '%s = %r' % (what, x)
 finite(o['loss'], 'loss')
 assert o['loss'] > 0, 'loss %r' % o['loss']
+finite(o['logit_max'], 'logit_max')
+finite(o['log_z_mean'], 'log_z_mean')
+# per row log sum_v exp z_v <= max z + log V, and loss = mean(log Z - z_target) >= log_z_mean - logit_max
+assert o['log_z_mean'] - o['logit_max'] <= min(math.log(257), o['loss']) + 1e-5, (o['log_z_mean'], o['logit_max'])
 assert o['placement'] == placement, 'placement %r' % o['placement']
 assert (o['batch'], o['seq']) == (B, T), 'batch/seq %r %r' % (o['batch'], o['seq'])
 ls = o['layers']
@@ -48,9 +54,11 @@ for i, x in enumerate(ls):
     assert set(x) == per | ({'sensitivity_rel_change'} if iters and i > 0 else set()), \
         'layer %d keys %s' % (i, sorted(x))
     assert x['layer'] == i and isinstance(x['layer'], int), 'layer field %r at %d' % (x['layer'], i)
-    for k in per - {'layer', 'sensitivity'}:
+    for k in per - {'layer', 'sensitivity', 'attn_logit_max'}:
         finite(x[k], 'layers[%d].%s' % (i, k))
         assert x[k] >= 0, 'layers[%d].%s = %r' % (i, k, x[k])
+    if i > 0: finite(x['attn_logit_max'], 'layers[%d].attn_logit_max' % i)
+    else: assert x['attn_logit_max'] is None, 'layers[0].attn_logit_max %r' % x['attn_logit_max']
     if iters and i > 0: finite(x['sensitivity'], 'layers[%d].sensitivity' % i); assert x['sensitivity'] > 0
     else: assert x['sensitivity'] is None, 'sensitivity %r' % x['sensitivity']
     assert x['hidden_mean_abs'] > 0, 'layers[%d] all zero' % i
@@ -82,8 +90,8 @@ if "$LNLAB" probe --model $M --data data/train.bin --batch 2 --seq 16 >table.txt
   rows=$(grep -cE '^ *[0-9]+ ' table.txt)
   nums=$(grep -E '^ *[0-9]+ ' table.txt | awk '{print $1}' | tr '\n' ' ')
   if [ "$rows" -eq $((L + 1)) ] && [ "$nums" = "0 1 2 3 " ] &&
-     grep -qE '^ *layer +hidden_mean_abs +hidden_var +hidden_var_data +grad_norm' table.txt &&
-     grep -qE '^loss [0-9.]+ +placement post' table.txt && grep -q '^growth: hidden_mean_abs linear slope' table.txt &&
+     grep -qE '^ *layer +hidden_mean_abs +hidden_var +hidden_var_data +grad_norm +dx_norm +attn_logit_max +sensitivity$' table.txt &&
+     grep -qE '^loss [0-9.]+ +placement post.* logit_max [-0-9.e]+ +log_z_mean [0-9.e]+$' table.txt && grep -q '^growth: hidden_mean_abs linear slope' table.txt &&
      grep -q 'Peri-LN bound' table.txt; then
     ok probe_table
   else fail probe_table "$rows rows: $(cat table.txt)"; fi

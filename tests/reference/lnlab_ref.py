@@ -424,6 +424,8 @@ class Model:
         s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hs))
         mask = torch.ones(T, T, dtype=torch.bool).triu(1)
         s = s.masked_fill(mask, float("-inf"))
+        # the largest logit over b, h, t and the allowed keys t2 <= t (early-warning figure)
+        self.attn_logit_max.append(float(s.detach().max()))
         s = s - s.max(dim=-1, keepdim=True).values.detach()
         e = torch.exp(s)
         a = e / e.sum(dim=-1, keepdim=True)
@@ -436,8 +438,10 @@ class Model:
 
     def forward(self, P, tokens, lam=0.0):
         """tokens (B, T+1) long. Returns (loss, logits, streams) with streams[l] the residual
-        stream leaving block l (streams[0]: after the embedding and its norm)."""
+        stream leaving block l (streams[0]: after the embedding and its norm). Leaves in
+        self.attn_logit_max each block's largest attention logit."""
         cfg = self.cfg
+        self.attn_logit_max = []
         inp, tgt = tokens[:, :-1], tokens[:, 1:]
         B, T = inp.shape
         C = cfg.n_embd
@@ -490,8 +494,18 @@ def loss_and_grads(model, P, tokens, lam):
     return loss, logits, streams, dict(zip(names, gr))
 
 
-def probes(cfg, streams, grads):
-    """The probe figures (L+1,) each, as the DESIGN.md probe interface defines them."""
+def logit_figures(logits):
+    """(logit_max, log_z_mean) of logits (..., V): the largest logit, and the mean over rows of
+    log sum_v exp(z_v) (docs/USAGE.md, early-warning figures)."""
+    z = logits.detach().reshape(-1, logits.shape[-1]).to(torch.float64)
+    m = z.max(dim=-1, keepdim=True).values
+    lse = m.squeeze(-1) + torch.log(torch.exp(z - m).sum(dim=-1))
+    return float(z.max()), float(lse.mean())
+
+
+def probes(cfg, streams, grads, logits=None, attn_logit_max=None):
+    """The probe figures (L+1,) each, as the DESIGN.md probe interface defines them; with logits
+    and the blocks' attention maxima also attn_logit_max (L,), logit_max and log_z_mean (1,)."""
     L = cfg.n_layer
     out = {k: torch.zeros(L + 1, dtype=torch.float64) for k in
            ("hidden_mean_abs", "hidden_var", "hidden_var_data", "grad_norm")}
@@ -504,6 +518,12 @@ def probes(cfg, streams, grads):
         pre = f"h.{l - 1}."
         ss = sum(float((g.detach().to(torch.float64) ** 2).sum()) for k, g in grads.items() if k.startswith(pre))
         out["grad_norm"][l] = math.sqrt(ss)
+    if attn_logit_max is not None:
+        out["attn_logit_max"] = torch.tensor(attn_logit_max, dtype=torch.float64)
+    if logits is not None:
+        lmax, lz = logit_figures(logits)
+        out["logit_max"] = torch.tensor([lmax], dtype=torch.float64)
+        out["log_z_mean"] = torch.tensor([lz], dtype=torch.float64)
     return out
 
 
@@ -548,7 +568,7 @@ def run_reference(cfg, params, tokens, lam, hp, decay, dtype=torch.float64):
     out = {"logits": logits.detach().numpy(), "loss": np.array([float(loss)])}
     for k, g in grads.items():
         out["grad." + k] = g.numpy()
-    for k, v in probes(cfg, streams, grads).items():
+    for k, v in probes(cfg, streams, grads, logits, model.attn_logit_max).items():
         out["probe." + k] = v.numpy()
     losses, final = adamw(model, P, tok, lam, hp, decay)
     out["adamw.losses"] = np.array(losses)

@@ -210,7 +210,8 @@ def load_case(outdir):
 
 def expected_dump_keys(params):
     keys = {"tokens", "logits", "loss", "adamw.losses"}
-    keys |= {"probe." + k for k in ("hidden_mean_abs", "hidden_var", "hidden_var_data", "grad_norm")}
+    keys |= {"probe." + k for k in ("hidden_mean_abs", "hidden_var", "hidden_var_data", "grad_norm",
+                                    "attn_logit_max", "logit_max", "log_z_mean")}
     keys |= {"grad." + k for k in params} | {"adamw.final." + k for k in params}
     return keys
 

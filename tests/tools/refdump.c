@@ -90,6 +90,7 @@ int main(int argc, char **argv) {
     int64_t lshape[3] = {B, T, V};
     add_f32(&w, "logits", 3, lshape, m.logits, (size_t)N * V);
     lnl_model_zero_grad(&m);
+    m.diag_forward = 1; /* the attention-logit maxima of the probe */
     float loss = lnl_model_forward(&m, in, tg, B, T);
     lnl_model_backward(&m);
     int64_t one = 1;
@@ -106,6 +107,12 @@ int main(int argc, char **argv) {
                                                        : k == 2 ? p.hidden[l].var_data : p.grad_norm[l]);
         add_f32(&w, names[k], 1, &pn, col, (size_t)p.n);
     }
+    int64_t nl = p.n - 1;
+    for (int l = 1; l < p.n; l++) col[l - 1] = (float)p.attn_logit_max[l];
+    add_f32(&w, "probe.attn_logit_max", 1, &nl, col, (size_t)nl);
+    float lz[2] = {(float)p.logits.logit_max, (float)p.logits.log_z_mean};
+    add_f32(&w, "probe.logit_max", 1, &one, lz, 1);
+    add_f32(&w, "probe.log_z_mean", 1, &one, lz + 1, 1);
     free(col);
     lnl_probe_free(&p);
 

@@ -455,7 +455,7 @@ static void test_norm_grad(void) {
 /* ---- attention ---- */
 
 static void attn_fwd(int impl, float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
-    (impl == IMPL_FAST ? lnl_attention_forward : lnl_ref_attention_forward)(out, att, qkv, B, T, C, NH);
+    (impl == IMPL_FAST ? lnl_attention_forward : lnl_ref_attention_forward)(out, att, NULL, qkv, B, T, C, NH);
 }
 static void attn_bwd(int impl, float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
                      int B, int T, int C, int NH) {
@@ -478,14 +478,24 @@ static void test_attention_fast_vs_ref(void) {
         size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
         float *qkv = frand(nq, -2, 2), *dout = frand(no, -1, 1);
         float *o1 = fzeros(no), *o2 = fzeros(no), *a1 = frand(na, 5, 6), *a2 = frand(na, 5, 6);
-        lnl_attention_forward(o1, a1, qkv, B, T, C, NH);
-        lnl_ref_attention_forward(o2, a2, qkv, B, T, C, NH);
+        size_t nr = (size_t)B * NH * T;
+        float *r1 = frand(nr, 5, 6), *r2 = frand(nr, 5, 6);
+        lnl_attention_forward(o1, a1, r1, qkv, B, T, C, NH);
+        lnl_ref_attention_forward(o2, a2, r2, qkv, B, T, C, NH);
         char name[96];
         snprintf(name, sizeof name, "attn out B%d T%d C%d NH%d [%s]", B, T, C, NH, thread_mode_name[mode]);
         double atol = 5e-7 * sqrt((double)T + C / NH); /* float sums over T keys and the head */
         check_vs_ref(name, o1, o2, no, atol, 1e-5);
         snprintf(name, sizeof name, "attn att B%d T%d C%d NH%d [%s]", B, T, C, NH, thread_mode_name[mode]);
         check_vs_ref(name, a1, a2, na, 1e-7, 1e-5);
+        snprintf(name, sizeof name, "attn rowmax B%d T%d C%d NH%d [%s]", B, T, C, NH, thread_mode_name[mode]);
+        check_vs_ref(name, r1, r2, nr, 5e-7 * sqrt((double)C / NH), 1e-5); /* a float dot over the head */
+        /* without rowmax the other outputs are the same floats */
+        float *o3 = fzeros(no), *a3 = frand(na, 5, 6);
+        lnl_attention_forward(o3, a3, NULL, qkv, B, T, C, NH);
+        CHECK(memcmp(o3, o1, no * sizeof(float)) == 0 && memcmp(a3, a1, na * sizeof(float)) == 0,
+              "attn B%d T%d C%d NH%d [%s]: rowmax changes out or att", B, T, C, NH, thread_mode_name[mode]);
+        free(r1), free(r2), free(o3), free(a3);
         float *d1 = frand(nq, -1, 1), *d2 = fcopy(d1, nq), *da1 = frand(na, 5, 6), *da2 = frand(na, 5, 6);
         lnl_attention_backward(d1, da1, dout, qkv, a1, B, T, C, NH);
         lnl_ref_attention_backward(d2, da2, dout, qkv, a2, B, T, C, NH);

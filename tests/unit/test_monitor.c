@@ -1,8 +1,9 @@
 /* The training monitor (src/diag/monitor.h) against direct computations: z-scores against the
  * mean and std of the last W values, step classification (NaN/Inf, loss threshold, spikes and
  * their exclusion from the window), the diagnostics record's figures (branch outputs recovered
- * from the residual identity x' = x + dt f, per-layer gradient norms, update-to-weight ratios),
- * and the decision state's pack/unpack. */
+ * from the residual identity x' = x + dt f, per-layer gradient norms, update-to-weight ratios and
+ * update RMS, attention-logit maxima from the saved q and k, output-logit figures from the
+ * logits), and the decision state's pack/unpack. */
 #include "harness.h"
 
 #include <cjson/cJSON.h>
@@ -114,6 +115,48 @@ static double arr_at(const cJSON *d, const char *key, int i) {
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
 }
 
+/* Block l's largest attention logit, q . k / sqrt(hs) over b, h and t2 <= t, from the q and k the
+ * attention saw (after any qkv_norm), in double. */
+static double naive_attn_max(const LnlModel *m, int l) {
+    const LnlSubActs *s = &m->sub[2 * l];
+    const float *qkv = s->qkvn ? s->qkvn : s->qkv;
+    const int B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head, hs = C / NH;
+    double mx = -INFINITY;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++)
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                    const float *k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                    double d = 0;
+                    for (int i = 0; i < hs; i++) d += (double)q[i] * k[i];
+                    d /= sqrt((double)hs);
+                    if (d > mx) mx = d;
+                }
+    return mx;
+}
+
+static double num_at(const cJSON *d, const char *key) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(d, key);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+/* The diagnostics record of the monitor's last step, parsed. */
+static cJSON *record_of(const LnlMonitor *mon, const LnlModel *m, double gn) {
+    FILE *f = tmpfile();
+    lnl_monitor_write_diag(mon, m, 1, gn, f);
+    long len = ftell(f);
+    rewind(f);
+    char *text = calloc((size_t)len + 1, 1);
+    CHECK(fread(text, 1, (size_t)len, f) == (size_t)len, "read back");
+    fclose(f);
+    CHECK(len > 0 && text[len - 1] == '\n' && strchr(text, '\n') == text + len - 1, "one line");
+    cJSON *j = cJSON_Parse(text);
+    CHECK(j != NULL, "not JSON: %s", text);
+    free(text);
+    return j;
+}
+
 /* One training step with a diagnostics record, every figure recomputed from the model. Numbers
  * in the record have 7 significant digits. */
 static void check_record(const char *preset, float dt) {
@@ -125,7 +168,18 @@ static void check_record(const char *preset, float dt) {
     lnl_rng_seed(&r, 3);
     for (int i = 0; i < N; i++) in[i] = (int32_t)lnl_rng_below(&r, 11), tg[i] = (int32_t)lnl_rng_below(&r, 11);
     lnl_model_zero_grad(&m);
+    m.diag_forward = 1;
     float loss = lnl_model_forward(&m, in, tg, m.B, m.T);
+    const int V = m.cfg.vocab_size;
+    double zmax = -INFINITY, lzsum = 0; /* the output-logit figures, from the logits before backward */
+    for (int i = 0; i < N; i++) {
+        const float *z = m.logits + (size_t)i * V;
+        double mx = -INFINITY, se = 0;
+        for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+        for (int v = 0; v < V; v++) se += exp((double)z[v] - mx);
+        zmax = mx > zmax ? mx : zmax;
+        lzsum += mx + log(se);
+    }
     lnl_model_backward(&m);
     LnlMonitorOpts o;
     lnl_monitor_opts_default(&o);
@@ -155,21 +209,14 @@ static void check_record(const char *preset, float dt) {
     LnlAdamW h = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
     lnl_opt_step_norm(&opt, &m, &h, 1e-2f, gn);
     lnl_monitor_post_update(&mon, &m);
-    FILE *f = tmpfile();
-    lnl_monitor_write_diag(&mon, &m, 1, gn, f);
-    long len = ftell(f);
-    rewind(f);
-    char *text = calloc((size_t)len + 1, 1);
-    CHECK(fread(text, 1, (size_t)len, f) == (size_t)len, "read back");
-    fclose(f);
-    CHECK(len > 0 && text[len - 1] == '\n' && strchr(text, '\n') == text + len - 1, "one line");
-    cJSON *j = cJSON_Parse(text);
-    CHECK(j != NULL, "not JSON: %s", text);
+    cJSON *j = record_of(&mon, &m, gn);
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "diag");
     CHECK(cJSON_GetObjectItemCaseSensitive(j, "step")->valueint == 1, "step");
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "hidden_mean_abs")) == L + 1 &&
               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "mlp_var_data")) == L &&
-              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "update_ratio")) == L,
+              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "update_ratio")) == L &&
+              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "update_rms")) == L &&
+              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "attn_logit_max")) == L,
           "array lengths");
     const double rt = 2e-6;
     for (int l = 0; l <= L; l++) {
@@ -200,9 +247,10 @@ static void check_record(const char *preset, float dt) {
     }
     CHECK_CLOSE(cJSON_GetObjectItemCaseSensitive(d, "embed_grad_norm")->valuedouble, sqrt(gl[0]), 0, rt);
     CHECK_CLOSE(cJSON_GetObjectItemCaseSensitive(d, "global_grad_norm")->valuedouble, sqrt(tot), 0, rt);
-    double *du = calloc((size_t)L + 1, sizeof(double));
+    double *du = calloc((size_t)L + 1, sizeof(double)), *cnt = calloc((size_t)L + 1, sizeof(double));
     for (int i = 0; i < m.nviews; i++) {
         const LnlTensorView *v = &m.views[i];
+        cnt[v->layer + 1] += (double)v->numel;
         for (size_t k = 0; k < v->numel; k++) {
             double dd = (double)m.params_mem[v->offset + k] - p0[v->offset + k];
             du[v->layer + 1] += dd * dd;
@@ -212,10 +260,26 @@ static void check_record(const char *preset, float dt) {
         double want = sqrt(du[l] / w0[l]);
         CHECK(want > 1e-4, "layer %d barely moved: %g", l, want);
         CHECK_CLOSE(arr_at(d, "update_ratio", l - 1), want, 0, 1e-5);
+        CHECK_CLOSE(arr_at(d, "update_rms", l - 1), sqrt(du[l] / cnt[l]), 0, 1e-5);
     }
     CHECK_CLOSE(cJSON_GetObjectItemCaseSensitive(d, "embed_update_ratio")->valuedouble, sqrt(du[0] / w0[0]), 0, 1e-5);
+    CHECK_CLOSE(num_at(d, "embed_update_rms"), sqrt(du[0] / cnt[0]), 0, 1e-5);
+    /* the early-warning logit figures of the forward */
+    for (int l = 0; l < L; l++) CHECK_CLOSE(arr_at(d, "attn_logit_max", l), naive_attn_max(&m, l), 1e-6, 1e-5);
+    CHECK_CLOSE(num_at(d, "logit_max"), zmax, 0, 2e-6);
+    CHECK_CLOSE(num_at(d, "log_z_mean"), lzsum / N, 1e-6, 2e-6);
     cJSON_Delete(j);
-    free(text);
+    /* a forward without diag_forward records no attention maxima: null, the rest as before */
+    m.diag_forward = 0;
+    lnl_model_forward(&m, in, tg, m.B, m.T);
+    j = record_of(&mon, &m, gn);
+    d = cJSON_GetObjectItemCaseSensitive(j, "diag");
+    const cJSON *am = cJSON_GetObjectItemCaseSensitive(d, "attn_logit_max");
+    CHECK(cJSON_GetArraySize(am) == L, "attn_logit_max length");
+    for (int l = 0; l < L; l++) CHECK(cJSON_IsNull(cJSON_GetArrayItem(am, l)), "attn_logit_max[%d] not null", l);
+    CHECK(isfinite(num_at(d, "logit_max")) && isfinite(num_at(d, "log_z_mean")), "logit figures missing");
+    cJSON_Delete(j);
+    free(cnt);
     free(fk);
     free(gl);
     free(glm);

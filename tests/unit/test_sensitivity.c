@@ -77,7 +77,7 @@ typedef struct {
 
 static void att_op(float *out, const float *x, void *ctx) {
     AttCtx *c = ctx;
-    lnl_attention_forward(out, c->att, x, c->B, c->T, c->C, c->NH);
+    lnl_attention_forward(out, c->att, NULL, x, c->B, c->T, c->C, c->NH);
 }
 
 static void gelu_op(float *out, const float *x, void *ctx) { lnl_gelu_forward(out, x, (size_t)(*(int *)ctx)); }
@@ -104,7 +104,7 @@ static void test_jvp_kernels_fd(void) {
         float qkv[B * T * 3 * C], v[B * T * 3 * C], att[B * NH * T * T], y[B * T * C], jv[B * T * C], fd[B * T * C];
         fill_normal(qkv, sizeof qkv / sizeof(float), 1.0, 5);
         fill_normal(v, sizeof v / sizeof(float), 1.0, 6);
-        lnl_attention_forward(y, att, qkv, B, T, C, NH);
+        lnl_attention_forward(y, att, NULL, qkv, B, T, C, NH);
         lnl_attention_jvp(jv, v, qkv, att, B, T, C, NH);
         float att2[B * NH * T * T];
         AttCtx ac = {B, T, C, NH, att2};
