@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "doc.h"
+#include "export.h"
 #include "findings.h"
 #include "plots.h"
 #include "../common/version.h"
@@ -87,6 +88,7 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
         nsens += isfinite(rs[k].median_sensitivity);
         if (isfinite(rs[k].wall_s)) train_s += rs[k].wall_s;
     }
+    if (lnl_study_export(out, rs, have, nruns, e)) goto done;
     LnlStudyPlots pl;
     if (lnl_study_plots_make(out, c->gnuplot, rs, have, nruns, &pl, e)) goto done;
 

@@ -20,7 +20,7 @@ else fail study_runs "exit $?: $(tail -n 3 "$TMP/a.err")"; finish; fi
 if grep -q '^study: 4 runs (0 finished before, 4 trained now, 0 failed)' "$TMP/a.out"; then ok study_stdout
 else fail study_stdout "$(head -n 2 "$TMP/a.out")"; fi
 
-for f in results.jsonl summary.md report.html study.json; do
+for f in results.jsonl summary.md report.html study.json runs.csv metrics.csv; do
   [ -s "$A/$f" ] || fail "report_file_$f" "$A/$f missing or empty"
 done
 ok report_files_exist
@@ -66,6 +66,30 @@ vt = [l for l in f.split("\n### ", 1)[0].splitlines() if l.startswith("| a") or 
 check("summary_verdict_table", len(vt) == 11 and all(l.rstrip(" |").split("|")[-1].strip() in
       ("shows", "does not show", "inconclusive") for l in vt), vt)
 check("summary_claim_sections", f.count("\n### (") == 11 and f.count("Verdict: ") == 11, f[:300])
+
+# the tidy export: runs.csv has each record's figures, metrics.csv the curves, diag and probe figures
+import csv
+rc = list(csv.DictReader(open(os.path.join(a, "runs.csv"))))
+check("runs_csv", len(rc) == 4 and {r["run"] for r in rc} == ids and all(
+      abs(float(r["final_val_loss"]) - next(x for x in recs if x["id"] == r["run"])["final_val_loss"]) < 1e-6
+      and r["trained"] == "false" for r in rc), rc[:1])
+mc = list(csv.DictReader(open(os.path.join(a, "metrics.csv"))))
+by = {}
+for r in mc: by.setdefault((r["source"], r["metric"]), []).append(r)
+one = "pre-dt1-L2-lr0.003-s1"
+tl = [r for r in by.get(("train", "train_loss"), []) if r["run"] == one]
+log = [json.loads(l) for l in open(os.path.join(a, "runs", one, "log.jsonl"))]
+check("metrics_csv_train_loss", len(tl) == 20 and all(abs(float(r["value"]) - x["loss"]) < 1e-6 for r, x in
+      zip(tl, [x for x in log if "loss" in x])), len(tl))
+dg = [r for r in by.get(("diag", "hidden_mean_abs"), []) if r["run"] == one]
+check("metrics_csv_diag_layers", sorted({(r["step"], r["layer"]) for r in dg}) ==
+      sorted({(s, str(l)) for s in ("10", "20") for l in range(3)}), sorted({(r["step"], r["layer"]) for r in dg}))
+gn = [r for r in by.get(("diag", "grad_norm"), []) if r["run"] == one and r["step"] == "10"]
+check("metrics_csv_block_layers", sorted(r["layer"] for r in gn) == ["1", "2"], gn)
+pr = [r for r in by.get(("probe", "hidden_mean_abs"), []) if r["run"] == one]
+rec = next(x for x in recs if x["id"] == one)
+check("metrics_csv_probe", len(pr) == 3 and abs(float(pr[2]["value"]) - rec["layers"][2]["hidden_mean_abs"]) < 1e-6 *
+      rec["layers"][2]["hidden_mean_abs"], pr)
 
 html = open(os.path.join(a, "report.html")).read()
 plots = sorted(glob.glob(os.path.join(a, "plots", "*.png")) + glob.glob(os.path.join(a, "plots", "*.svg")))
