@@ -169,7 +169,9 @@ static Spread cell(const Recs *R, const char *p, const Setting *s, double lr, Me
 
 /* ---- verdicts ---- */
 
-typedef enum { V_SHOWS, V_NOT, V_INCONCLUSIVE } Verdict;
+/* V_UNTESTABLE: a setting whose seeds cannot tell (fewer than 2 on a side); it is "inconclusive"
+ * where it is shown, but it does not count against the settings that can tell. */
+typedef enum { V_SHOWS, V_NOT, V_INCONCLUSIVE, V_UNTESTABLE } Verdict;
 static const char *vname(Verdict v) { return v == V_SHOWS ? "shows" : v == V_NOT ? "does not show" : "inconclusive"; }
 
 /* Lower is better: does b beat a? Fewer than 2 seeds on a side leave the spread unknown; a
@@ -181,7 +183,7 @@ static Verdict lower_wins(Spread a, Spread b, char *why, size_t n) {
     }
     if (a.n < 2 || b.n < 2) {
         snprintf(why, n, "%d and %d seeds: the spread over seeds is unknown", a.n, b.n);
-        return V_INCONCLUSIVE;
+        return V_UNTESTABLE;
     }
     double spread = fmax(a.hi - a.lo, b.hi - b.lo), d = a.med - b.med;
     if (fabs(d) <= spread) {
@@ -192,9 +194,11 @@ static Verdict lower_wins(Spread a, Spread b, char *why, size_t n) {
     return d > 0 ? V_SHOWS : V_NOT;
 }
 
-/* The verdicts of a claim's settings, combined: the conclusive ones must agree. */
+/* The verdicts of a claim's settings, combined: a claim shows (or does not show) when more than
+ * half of the settings that can tell say so and none says the opposite; settings whose seeds
+ * cannot tell are left out (and named). */
 typedef struct {
-    int n[3];
+    int n[4];
     LnlBuf parts; /* "dt 1, L8: shows (...); ..." */
 } Tally;
 
@@ -204,8 +208,9 @@ static void tally(Tally *t, Verdict v, const char *where, const char *why) {
 }
 
 static Verdict tally_verdict(const Tally *t) {
-    if (t->n[V_SHOWS] && !t->n[V_NOT]) return V_SHOWS;
-    if (t->n[V_NOT] && !t->n[V_SHOWS]) return V_NOT;
+    int testable = t->n[V_SHOWS] + t->n[V_NOT] + t->n[V_INCONCLUSIVE];
+    if (2 * t->n[V_SHOWS] > testable && !t->n[V_NOT]) return V_SHOWS;
+    if (2 * t->n[V_NOT] > testable && !t->n[V_SHOWS]) return V_NOT;
     return V_INCONCLUSIVE;
 }
 
@@ -747,7 +752,7 @@ void lnl_study_findings(LnlDoc *d, const LnlStudyConfig *c, const LnlStudyResult
         const Claim *cl = &claims[k];
         lnl_doc_text(&body, B_H3, "(%s) %s", cl->id, cl->text);
         int vi = lnl_doc_add(&body, B_P); /* the verdict, filled in below */
-        Tally t = {{0, 0, 0}, {0}};
+        Tally t = {{0, 0, 0, 0}, {0}};
         const char *ps[2] = {cl->a, cl->b};
         int ns = settings_with(&R, ps, cl->b ? 2 : 1, st);
         switch (cl->rule) {
