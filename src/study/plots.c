@@ -2,6 +2,8 @@
  * by gnuplot into a temporary name and renamed into OUT/plots/ once both PNG and SVG exist. */
 #include "plots.h"
 
+#include "../train/train.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -225,10 +227,25 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
                         char presets[][32], int npresets, LnlErr *e) {
     for (int ci = 0; ci < ncells; ci++) {
         LnlBuf body = {0};
-        lnl_buf_printf(&body, "set title 'Loss against step: %s (every preset and seed)'\n", cells[ci].label);
+        /* the data's unigram loss, where a model that learned nothing sits, and the trained gate
+         * below it; the axis is cut 1.5 nats above it, so that the first steps and spikes do not
+         * squeeze the curves that matter */
+        double uni = NAN;
+        for (int i = 0; i < n && !isfinite(uni); i++)
+            if (have[i] && same_cell(&cells[ci], &rs[i].run)) uni = rs[i].unigram;
+        lnl_buf_printf(&body, "set title 'Loss against step: %s (every preset and seed%s)'\n", cells[ci].label,
+                       isfinite(uni) ? "; axis cut above" : "");
         lnl_buf_printf(&body, "set xlabel 'step'\nset ylabel 'loss (nats per token)'\nset grid\n"
-                              "set key outside right top\nplot ");
+                              "set key outside right top\n");
+        if (isfinite(uni)) lnl_buf_printf(&body, "set yrange [*:%.9g]\n", uni + 1.5);
+        lnl_buf_printf(&body, "plot ");
         int items = 0;
+        if (isfinite(uni)) {
+            lnl_buf_printf(&body, "%.9g with lines lc rgb '#777777' dt 3 lw 1.5 title 'unigram loss %.3g', \\\n     "
+                                  "%.9g with lines lc rgb '#bbbbbb' dt 4 lw 1.5 title 'trained below %.3g'",
+                           uni, uni, uni - LNL_TRAINED_MARGIN, uni - LNL_TRAINED_MARGIN);
+            items = 2;
+        }
         for (int pi = 0; pi < npresets; pi++) {
             int first = 1;
             for (int i = 0; i < n; i++) {
@@ -272,7 +289,7 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
             }
         }
         lnl_buf_printf(&body, "\n");
-        if (items) {
+        if (items > (isfinite(uni) ? 2 : 0)) {
             char base[160], title[256];
             snprintf(base, sizeof base, "loss_%s", cells[ci].key);
             snprintf(title, sizeof title, "Loss curves, %s", cells[ci].label);
