@@ -65,6 +65,16 @@ void lnl_doc_free(LnlDoc *d) {
     free(d->b);
 }
 
+void lnl_doc_anchor(const char *heading, char *out, size_t n) {
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)heading; *p && k + 1 < n; p++) {
+        if (*p >= 'A' && *p <= 'Z') out[k++] = (char)(*p - 'A' + 'a');
+        else if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_') out[k++] = (char)*p;
+        else if (*p == ' ') out[k++] = '-';
+    }
+    if (n) out[k < n ? k : n - 1] = 0;
+}
+
 /* Markdown */
 static void md_escape(LnlBuf *o, const char *s, int in_table) {
     for (; *s; s++) {
@@ -78,6 +88,18 @@ void lnl_doc_md(const LnlDoc *d, LnlBuf *o) {
     for (int i = 0; i < d->n; i++) {
         const LnlBlock *b = &d->b[i];
         switch (b->kind) {
+        case B_TOC:
+            for (int k = 0; k < d->n; k++) {
+                const LnlBlock *h = &d->b[k];
+                if (h->kind != B_H2 && h->kind != B_H3) continue;
+                char a[256];
+                lnl_doc_anchor(h->text, a, sizeof a);
+                lnl_buf_printf(o, "%s- [", h->kind == B_H3 ? "  " : "");
+                md_escape(o, h->text, 1);
+                lnl_buf_printf(o, "](#%s)\n", a);
+            }
+            lnl_buf_printf(o, "\n");
+            break;
         case B_H1: lnl_buf_printf(o, "# %s\n\n", b->text); break;
         case B_H2: lnl_buf_printf(o, "## %s\n\n", b->text); break;
         case B_H3: lnl_buf_printf(o, "### %s\n\n", b->text); break;
@@ -137,7 +159,7 @@ static const char *CSS =
     "th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}"
     "figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}"
     "pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:85%}"
-    ".note{color:#a33}";
+    ".note{color:#a33}nav ul{list-style:none;padding-left:0}nav li.sub{margin-left:1.5em}";
 
 void lnl_doc_html(const LnlDoc *d, const char *plots_dir, LnlBuf *o) {
     lnl_buf_printf(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>");
@@ -154,11 +176,26 @@ void lnl_doc_html(const LnlDoc *d, const char *plots_dir, LnlBuf *o) {
         case B_H2:
         case B_H3: {
             int lv = b->kind == B_H1 ? 1 : b->kind == B_H2 ? 2 : 3;
-            lnl_buf_printf(o, "<h%d>", lv);
+            char a[256];
+            lnl_doc_anchor(b->text, a, sizeof a);
+            lnl_buf_printf(o, "<h%d id=\"%s\">", lv, a);
             html_escape(o, b->text);
             lnl_buf_printf(o, "</h%d>\n", lv);
             break;
         }
+        case B_TOC:
+            lnl_buf_printf(o, "<nav><ul>\n");
+            for (int k = 0; k < d->n; k++) {
+                const LnlBlock *h = &d->b[k];
+                if (h->kind != B_H2 && h->kind != B_H3) continue;
+                char a[256];
+                lnl_doc_anchor(h->text, a, sizeof a);
+                lnl_buf_printf(o, "<li%s><a href=\"#%s\">", h->kind == B_H3 ? " class=\"sub\"" : "", a);
+                html_escape(o, h->text);
+                lnl_buf_printf(o, "</a></li>\n");
+            }
+            lnl_buf_printf(o, "</ul></nav>\n");
+            break;
         case B_P:
             lnl_buf_printf(o, "<p>");
             html_escape(o, b->text);

@@ -7,7 +7,8 @@
 
 #include "../common/util.h"
 
-typedef enum { B_H1, B_H2, B_H3, B_P, B_TABLE, B_FIG, B_PRE } LnlBlockKind;
+/* B_TOC: the contents, a linked list of every B_H2 and B_H3 of the document (no text). */
+typedef enum { B_H1, B_H2, B_H3, B_P, B_TABLE, B_FIG, B_PRE, B_TOC } LnlBlockKind;
 
 typedef struct {
     LnlBlockKind kind;
@@ -33,6 +34,9 @@ int lnl_doc_table(LnlDoc *d, int ncols, const char *const *head);
 void lnl_doc_row(LnlDoc *d, int ti, ...);
 /* vprintf into a new string (caller frees). */
 char *lnl_doc_vfmt(const char *fmt, va_list ap);
+/* A heading's anchor as GitHub makes it for Markdown (lower case; letters, digits, '-' and '_'
+ * kept, spaces to '-', everything else dropped), which the HTML uses as the heading's id. */
+void lnl_doc_anchor(const char *heading, char *out, size_t n);
 /* Markdown, with figures as plots/<base>.png links. */
 void lnl_doc_md(const LnlDoc *d, LnlBuf *o);
 /* HTML; each figure's SVG from plots_dir is inlined as a data URI. */

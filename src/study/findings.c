@@ -738,15 +738,13 @@ static void rule_deep(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int
 
 /* ---- the section ---- */
 
-void lnl_study_findings(LnlDoc *d, const LnlStudyConfig *c, const LnlStudyResult *rs, const int *have, int n,
-                        LnlBuf *verdicts) {
+void lnl_study_findings(LnlDoc *top, LnlDoc *out, const LnlStudyConfig *c, const LnlStudyResult *rs, const int *have,
+                        int n, LnlBuf *verdicts) {
     Recs R = {rs, have, n};
     const int nc = (int)(sizeof claims / sizeof claims[0]);
     Verdict *v = lnl_malloc(sizeof(Verdict) * (size_t)nc);
     char **why = lnl_calloc((size_t)nc, sizeof(char *));
     Setting *st = lnl_malloc(sizeof *st * (size_t)(n + 1));
-    /* the claims' sections are built first, into their own document, so that the verdict table
-     * can come before them */
     LnlDoc body = {0};
     for (int k = 0; k < nc; k++) {
         const Claim *cl = &claims[k];
@@ -777,13 +775,13 @@ void lnl_study_findings(LnlDoc *d, const LnlStudyConfig *c, const LnlStudyResult
         body.b[vi].text = vt.data;
         lnl_buf_printf(verdicts, "(%s) %s: %s: %s.\n", cl->id, cl->text, vname(v[k]), why[k]);
     }
-    const char *head[] = {"claim", "", "verdict"};
-    int ti = lnl_doc_table(d, 3, head);
-    for (int k = 0; k < nc; k++) lnl_doc_row(d, ti, claims[k].id, claims[k].text, vname(v[k]));
-    /* move the claims' blocks over */
+    const char *head[] = {"id", "claim", "verdict"};
+    int ti = lnl_doc_table(top, 3, head);
+    for (int k = 0; k < nc; k++) lnl_doc_row(top, ti, claims[k].id, claims[k].text, vname(v[k]));
+    /* the claims' blocks move over */
     for (int i = 0; i < body.n; i++) {
-        int bi = lnl_doc_add(d, body.b[i].kind);
-        d->b[bi] = body.b[i];
+        int bi = lnl_doc_add(out, body.b[i].kind);
+        out->b[bi] = body.b[i];
     }
     free(body.b);
     for (int k = 0; k < nc; k++) free(why[k]);

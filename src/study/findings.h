@@ -10,10 +10,11 @@
 #include "doc.h"
 #include "results.h"
 
-/* Appends the findings (a verdict table, then one section per claim with its table) to d, and
- * one line per claim ("(a1) ...: shows: ...") to verdicts. rs[i] is valid where have[i]. */
-void lnl_study_findings(LnlDoc *d, const LnlStudyConfig *c, const LnlStudyResult *rs, const int *have, int n,
-                        LnlBuf *verdicts);
+/* Appends the verdict table (a row per claim) to top, one section per claim (its verdict with the
+ * numbers, a table with a row per setting, the rule) to body, and one line per claim ("(a1) ...:
+ * shows: ...") to verdicts. rs[i] is valid where have[i]. */
+void lnl_study_findings(LnlDoc *top, LnlDoc *body, const LnlStudyConfig *c, const LnlStudyResult *rs, const int *have,
+                        int n, LnlBuf *verdicts);
 
 /* A number with 4 significant digits, or "n/a", in a buffer of the caller's. */
 typedef struct {

@@ -95,18 +95,14 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
     LnlDoc d = {0};
     LnlBuf verdicts = {0};
     lnl_doc_text(&d, B_H1, "lnlab study");
+    /* the verdicts first, then the contents, then everything they rest on */
+    LnlDoc claims = {0};
+    lnl_doc_text(&d, B_P, "The claims of the literature this study tests, each with its verdict computed from %d runs "
+                          "(the rules: docs/STUDY.md, \"Claims and verdicts\"; each claim's numbers are in its section "
+                          "under Findings):", nhave);
+    lnl_study_findings(&d, &claims, c, rs, have, nruns, &verdicts);
     char dur[64];
     snprintf(dur, sizeof dur, "%.0f s", train_s);
-    lnl_doc_text(&d, B_P,
-         "%d runs in this study's grids: %d finished (%d diverged), %d not finished%s. Data: %s. Model: width %lld, %lld "
-         "heads, sequence %lld, %s (named sizes set their own width and heads). Training: %lld steps of batch %lld x %lld "
-         "tokens%s, AdamW (%g, %g), weight decay %g, gradient clip %g, warmup %lld, %s decay to %g x lr; validation on "
-         "%lld batches every %lld steps and at the end. Probe: lnlab probe on the first %lld x %lld + 1 tokens of the "
-         "val split. Sum of the runs' wall times: %s.",
-         nruns, nhave, ndiv, nruns - nhave, info->failed ? " (some failed in this invocation; run again to retry)" : "",
-         c->data, c->dim, c->heads, c->seq, c->norm, c->steps, c->batch, c->seq,
-         c->total_batch ? " (accumulated to total_batch)" : "", c->beta1, c->beta2, c->weight_decay, c->grad_clip,
-         c->warmup, c->schedule, c->min_lr_frac, c->eval_batches, c->eval_every, c->probe_batch, c->seq, dur);
     {
         /* what this scale can test, in one line */
         double pmin = INFINITY, pmax = 0, tmin = INFINITY, tmax = 0;
@@ -124,6 +120,18 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
                          "(divergence of large models, end-task gains).",
                          NUM(pmin), NUM(pmax), NUM(tmin), NUM(tmax));
     }
+    lnl_doc_add(&d, B_TOC);
+    lnl_doc_text(&d, B_H2, "This study");
+    lnl_doc_text(&d, B_P,
+         "%d runs in this study's grids: %d finished (%d diverged), %d not finished%s. Data: %s. Model: width %lld, %lld "
+         "heads, sequence %lld, %s (named sizes set their own width and heads). Training: %lld steps of batch %lld x %lld "
+         "tokens%s, AdamW (%g, %g), weight decay %g, gradient clip %g, warmup %lld, %s decay to %g x lr; validation on "
+         "%lld batches every %lld steps and at the end. Probe: lnlab probe on the first %lld x %lld + 1 tokens of the "
+         "val split. Sum of the runs' wall times: %s.",
+         nruns, nhave, ndiv, nruns - nhave, info->failed ? " (some failed in this invocation; run again to retry)" : "",
+         c->data, c->dim, c->heads, c->seq, c->norm, c->steps, c->batch, c->seq,
+         c->total_batch ? " (accumulated to total_batch)" : "", c->beta1, c->beta2, c->weight_decay, c->grad_clip,
+         c->warmup, c->schedule, c->min_lr_frac, c->eval_batches, c->eval_every, c->probe_batch, c->seq, dur);
     {
         char ver[160], cpu[256], date[32];
         lnl_version_line(ver, sizeof ver);
@@ -150,17 +158,11 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
                           "range [min-max] and the seed count. Only runs that trained count (final val loss %g nats "
                           "below the unigram loss), and a loss difference within the seeds' spread is a tie.",
                  LNL_TRAINED_MARGIN);
-    lnl_study_findings(&d, c, rs, have, nruns, &verdicts);
-
-    lnl_doc_text(&d, B_H2, "Runs");
-    lnl_doc_text(&d, B_P, "One row per finished run (results.jsonl has the same records with every layer's figures). Growth fit: "
-                  "least-squares line a + b l (slope b) and exponential a r^l (rate r, a factor per layer) of "
-                  "hidden_mean_abs against entry l = 0..L, as lnlab probe fits them; the better one has the higher R^2 "
-                  "on the values themselves. Grad ratio: grad_norm of block 1 / grad_norm of block L, at the end "
-                  "(final probe) and its minimum over the diag records. Trained: final val loss at least %g nats below "
-                  "the unigram loss; trained at step: the first evaluation below that. n/a: not measured or not finite "
-                  "(a diverged run has no final model, so no probe).", LNL_TRAINED_MARGIN);
-    runs_table(&d, rs, have, nruns);
+    for (int i = 0; i < claims.n; i++) { /* the blocks move over */
+        int bi = lnl_doc_add(&d, claims.b[i].kind);
+        d.b[bi] = claims.b[i];
+    }
+    free(claims.b);
 
     lnl_doc_text(&d, B_H2, "Plots");
     if (pl.why_none[0]) {
@@ -188,6 +190,16 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
     char *cfg = lnl_study_config_to_json(c);
     lnl_doc_text(&d, B_PRE, "%s", cfg);
     free(cfg);
+
+    lnl_doc_text(&d, B_H2, "Runs");
+    lnl_doc_text(&d, B_P, "One row per finished run (results.jsonl has the same records with every layer's figures). Growth fit: "
+                  "least-squares line a + b l (slope b) and exponential a r^l (rate r, a factor per layer) of "
+                  "hidden_mean_abs against entry l = 0..L, as lnlab probe fits them; the better one has the higher R^2 "
+                  "on the values themselves. Grad ratio: grad_norm of block 1 / grad_norm of block L, at the end "
+                  "(final probe) and its minimum over the diag records. Trained: final val loss at least %g nats below "
+                  "the unigram loss; trained at step: the first evaluation below that. n/a: not measured or not finite "
+                  "(a diverged run has no final model, so no probe).", LNL_TRAINED_MARGIN);
+    runs_table(&d, rs, have, nruns);
 
     LnlBuf md = {0}, html = {0};
     lnl_doc_md(&d, &md);

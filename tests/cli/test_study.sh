@@ -62,10 +62,14 @@ check("results_trained_gate", all(isinstance(r["unigram_val_loss"], float) and r
                                   and r["diag_records"] >= 1 and r["init_loss"] > r["final_train_loss"] for r in recs),
       [(r["id"], r.get("unigram_val_loss"), r.get("trained"), r.get("diag_records")) for r in recs])
 f = md.split("## Findings", 1)[1].split("\n## ", 1)[0] if "## Findings" in md else ""
-vt = [l for l in f.split("\n### ", 1)[0].splitlines() if l.startswith("| a") or l.startswith("| b")]
+vt = [l for l in md.split("\n## ", 1)[0].splitlines() if l.startswith("| a") or l.startswith("| b")]
 check("summary_verdict_table", len(vt) == 11 and all(l.rstrip(" |").split("|")[-1].strip() in
       ("shows", "does not show", "inconclusive") for l in vt), vt)
 check("summary_claim_sections", f.count("\n### (") == 11 and f.count("Verdict: ") == 11, f[:300])
+# the contents link every section; the runs table comes last
+toc = md.split("\n## ", 1)[0]
+check("summary_contents", toc.count("](#") == 16 and "- [Runs](#runs)" in toc and md.rstrip().split("\n## ")[-1].startswith("Runs"),
+      toc[-600:])
 
 # the tidy export: runs.csv has each record's figures, metrics.csv the curves, diag and probe figures
 import csv

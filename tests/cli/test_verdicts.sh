@@ -63,10 +63,10 @@ verdicts() {  # DIR: "id|verdict" per claim, from summary.md's verdict table
   $PY - "$1" <<'PY'
 import sys
 md = open(sys.argv[1] + "/summary.md").read()
-f = md.split("## Findings", 1)[1].split("\n### ", 1)[0]
-for l in f.splitlines():
+top = md.split("\n## ", 1)[0]  # the verdict table comes before every section
+for l in top.splitlines():
     c = [x.strip() for x in l.strip().strip("|").split("|")]
-    if len(c) == 3 and c[0] not in ("claim", "---"): print("%s|%s" % (c[0], c[2]))
+    if len(c) == 3 and c[0] not in ("id", "---"): print("%s|%s" % (c[0], c[2]))
 PY
 }
 
