@@ -75,6 +75,17 @@ void lnl_doc_anchor(const char *heading, char *out, size_t n) {
     if (n) out[k < n ? k : n - 1] = 0;
 }
 
+/* A table cell's look: numbers (and n/a) right-aligned, text left, the three verdict words in
+ * their colours. */
+static const char *cell_class(const char *s) {
+    if (!strcmp(s, "shows")) return "v-shows";
+    if (!strcmp(s, "does not show")) return "v-not";
+    if (!strcmp(s, "inconclusive")) return "v-inc";
+    if (!strcmp(s, "n/a") || !strcmp(s, "-")) return "num";
+    const char *p = s + (*s == '-' || *s == '+');
+    return (*p >= '0' && *p <= '9') || *p == '.' ? "num" : "txt";
+}
+
 /* Markdown */
 static void md_escape(LnlBuf *o, const char *s, int in_table) {
     for (; *s; s++) {
@@ -155,8 +166,10 @@ static void base64(LnlBuf *o, const unsigned char *p, size_t n) {
 static const char *CSS =
     "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
-    "th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}"
-    "th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}"
+    "th,td{border:1px solid #ccc;padding:3px 7px}th{background:#f2f2f2;text-align:left}"
+    "td.num{text-align:right;font-variant-numeric:tabular-nums}td.txt{text-align:left}"
+    "td.v-shows{background:#e3f4e1;color:#1d5e1a}td.v-not{background:#fbe5e1;color:#8a2a1b}"
+    "td.v-inc{background:#efefef;color:#555}"
     "figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}"
     "pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:85%}"
     ".note{color:#a33}nav ul{list-style:none;padding-left:0}nav li.sub{margin-left:1.5em}";
@@ -211,8 +224,10 @@ void lnl_doc_html(const LnlDoc *d, const char *plots_dir, LnlBuf *o) {
             for (int r = 0; r <= b->nrows; r++) {
                 lnl_buf_printf(o, "<tr>");
                 for (int c = 0; c < b->ncols; c++) {
-                    lnl_buf_printf(o, r ? "<td>" : "<th>");
-                    html_escape(o, b->cells[r * b->ncols + c]);
+                    const char *cell = b->cells[r * b->ncols + c];
+                    if (r) lnl_buf_printf(o, "<td class=\"%s\">", cell_class(cell));
+                    else lnl_buf_printf(o, "<th>");
+                    html_escape(o, cell);
                     lnl_buf_printf(o, r ? "</td>" : "</th>");
                 }
                 lnl_buf_printf(o, "</tr>\n");

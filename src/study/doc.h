@@ -39,7 +39,8 @@ char *lnl_doc_vfmt(const char *fmt, va_list ap);
 void lnl_doc_anchor(const char *heading, char *out, size_t n);
 /* Markdown, with figures as plots/<base>.png links. */
 void lnl_doc_md(const LnlDoc *d, LnlBuf *o);
-/* HTML; each figure's SVG from plots_dir is inlined as a data URI. */
+/* HTML; each figure's SVG from plots_dir is inlined as a data URI. Table cells that are numbers
+ * are right-aligned, and the verdict words "shows", "does not show", "inconclusive" coloured. */
 void lnl_doc_html(const LnlDoc *d, const char *plots_dir, LnlBuf *o);
 void lnl_doc_free(LnlDoc *d);
 

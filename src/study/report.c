@@ -124,8 +124,8 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
     lnl_doc_text(&d, B_H2, "This study");
     lnl_doc_text(&d, B_P,
          "%d runs in this study's grids: %d finished (%d diverged), %d not finished%s. Data: %s. Model: width %lld, %lld "
-         "heads, sequence %lld, %s (named sizes set their own width and heads). Training: %lld steps of batch %lld x %lld "
-         "tokens%s, AdamW (%g, %g), weight decay %g, gradient clip %g, warmup %lld, %s decay to %g x lr; validation on "
+         "heads, sequence %lld, %s (named sizes set their own width and heads). Training: %lld steps (where a grid sets "
+         "no other: its run ids then say so, e.g. steps600) of batch %lld x %lld tokens%s, AdamW (%g, %g), weight decay %g, gradient clip %g, warmup %lld, %s decay to %g x lr; validation on "
          "%lld batches every %lld steps and at the end. Probe: lnlab probe on the first %lld x %lld + 1 tokens of the "
          "val split. Sum of the runs' wall times: %s.",
          nruns, nhave, ndiv, nruns - nhave, info->failed ? " (some failed in this invocation; run again to retry)" : "",
