@@ -8,8 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A number and the comma after it; not finite: an empty cell. */
 static void num(LnlBuf *b, double v) {
     if (isfinite(v)) lnl_buf_printf(b, "%.9g", v);
+    lnl_buf_append(b, ",", 1);
+}
+
+/* A step and the comma after it; negative (none): an empty cell. */
+static void step_cell(LnlBuf *b, long long s) {
+    if (s >= 0) lnl_buf_printf(b, "%lld", s);
+    lnl_buf_append(b, ",", 1);
 }
 
 /* A CSV field: quoted when it holds a comma, quote or line break. */
@@ -47,34 +55,23 @@ static void runs_csv(LnlBuf *b, const LnlStudyResult *rs, const int *have, int n
         lnl_buf_printf(b, ",%d,%d,%.9g,%lld,%lld,%s,", u->dim, u->heads, u->lr, u->seed, r->steps_done,
                        r->trained == 1 ? "true" : r->trained == 0 ? "false" : "");
         num(b, r->final_val_loss);
-        lnl_buf_append(b, ",", 1);
         num(b, r->final_train_loss);
-        lnl_buf_append(b, ",", 1);
         num(b, r->unigram);
-        lnl_buf_append(b, ",", 1);
-        if (r->gate_step >= 0) lnl_buf_printf(b, "%lld", r->gate_step);
-        lnl_buf_append(b, ",", 1);
+        step_cell(b, r->gate_step);
         num(b, r->init_loss);
-        lnl_buf_append(b, ",", 1);
-        if (r->diverged_at_step >= 0) lnl_buf_printf(b, "%lld", r->diverged_at_step);
-        lnl_buf_printf(b, ",%d,", r->spikes);
+        step_cell(b, r->diverged_at_step);
+        lnl_buf_printf(b, "%d,", r->spikes);
         num(b, r->max_rise);
-        lnl_buf_append(b, ",", 1);
-        if (r->max_rise_step >= 0) lnl_buf_printf(b, "%lld", r->max_rise_step);
-        lnl_buf_append(b, ",", 1);
+        step_cell(b, r->max_rise_step);
         num(b, r->last_hidden);
-        lnl_buf_append(b, ",", 1);
         num(b, r->nlayers > 1 ? r->layers[1].mean_abs : NAN);
-        lnl_buf_printf(b, ",%s,", r->nlayers ? lnl_study_growth_better(&r->growth.magnitude, 0) : "");
+        lnl_buf_printf(b, "%s,", r->nlayers ? lnl_study_growth_better(&r->growth.magnitude, 0) : "");
         num(b, r->grad_ratio);
-        lnl_buf_append(b, ",", 1);
         num(b, r->min_grad_ratio);
-        lnl_buf_append(b, ",", 1);
-        if (r->min_grad_ratio_step >= 0) lnl_buf_printf(b, "%lld", r->min_grad_ratio_step);
-        lnl_buf_append(b, ",", 1);
+        step_cell(b, r->min_grad_ratio_step);
         num(b, r->median_sensitivity);
-        lnl_buf_append(b, ",", 1);
         num(b, r->tokens_per_s);
+        b->len--; /* the last cell's comma ends the line instead */
         lnl_buf_append(b, "\n", 1);
     }
 }

@@ -267,6 +267,17 @@ static const char *pname(const char *preset) {
     return preset;
 }
 
+/* Column heads "<A's name> <what>" and "<B's name> <what>". */
+typedef struct {
+    char a[96], b[96];
+} Heads;
+static Heads heads(const Claim *c, const char *what) {
+    Heads h;
+    snprintf(h.a, sizeof h.a, "%s %s", pname(c->a), what);
+    snprintf(h.b, sizeof h.b, "%s %s", c->b ? pname(c->b) : "", what);
+    return h;
+}
+
 /* Per seed: metric at lr hi over metric at lr lo, both runs trained. */
 static Spread lr_factor(const Recs *R, const char *p, const Setting *s, double lo, double hi) {
     double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
@@ -282,12 +293,8 @@ static Spread lr_factor(const Recs *R, const char *p, const Setting *s, double l
 }
 
 static void rule_growth_lr(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, Tally *t) {
-    char fa[64], fb[64], ha[96], hb[96];
-    snprintf(fa, sizeof fa, "%s growth factor", pname(c->a));
-    snprintf(fb, sizeof fb, "%s growth factor", pname(c->b));
-    snprintf(ha, sizeof ha, "%s last-layer hidden_mean_abs at the top lr", pname(c->a));
-    snprintf(hb, sizeof hb, "%s last-layer hidden_mean_abs at the top lr", pname(c->b));
-    const char *h2[] = {"setting", "lr range (both trained)", fa, fb, ha, hb, "verdict"};
+    Heads f = heads(c, "growth factor"), h = heads(c, "last-layer hidden_mean_abs at the top lr");
+    const char *h2[] = {"setting", "lr range (both trained)", f.a, f.b, h.a, h.b, "verdict"};
     int ti = lnl_doc_table(d, 7, h2);
     double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
     for (int k = 0; k < ns; k++) {
@@ -450,10 +457,8 @@ static Spread lr_sensitivity(const Recs *R, const char *p, const Setting *s, con
 }
 
 static void rule_lr_sens(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, Tally *t) {
-    char ha[64], hb[64];
-    snprintf(ha, sizeof ha, "%s LR sensitivity", pname(c->a));
-    snprintf(hb, sizeof hb, "%s LR sensitivity", pname(c->b));
-    const char *head[] = {"setting", "learning rates", ha, hb, "verdict"};
+    Heads h = heads(c, "LR sensitivity");
+    const char *head[] = {"setting", "learning rates", h.a, h.b, "verdict"};
     int ti = lnl_doc_table(d, 5, head);
     double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
     for (int k = 0; k < ns; k++) {
@@ -484,12 +489,8 @@ static void rule_lr_sens(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, 
 }
 
 static void rule_spikes(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, double spike_nats, Tally *t) {
-    char ha[64], hb[64], ra[64], rb[64];
-    snprintf(ha, sizeof ha, "%s spiked or diverged", pname(c->a));
-    snprintf(hb, sizeof hb, "%s spiked or diverged", pname(c->b));
-    snprintf(ra, sizeof ra, "%s largest loss rise", pname(c->a));
-    snprintf(rb, sizeof rb, "%s largest loss rise", pname(c->b));
-    const char *head[] = {"setting", "learning rates", ha, hb, ra, rb, "verdict"};
+    Heads h = heads(c, "spiked or diverged"), r = heads(c, "largest loss rise");
+    const char *head[] = {"setting", "learning rates", h.a, h.b, r.a, r.b, "verdict"};
     int ti = lnl_doc_table(d, 7, head);
     double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)), *va = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)),
            *vb = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
@@ -551,10 +552,8 @@ static Spread best_cell(const Recs *R, const char *p, const Setting *s, double *
 }
 
 static void rule_best_loss(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, Tally *t) {
-    char ha[64], hb[64];
-    snprintf(ha, sizeof ha, "%s best val loss (lr)", pname(c->a));
-    snprintf(hb, sizeof hb, "%s best val loss (lr)", pname(c->b));
-    const char *head[] = {"setting", ha, hb, "verdict"};
+    Heads h = heads(c, "best val loss (lr)");
+    const char *head[] = {"setting", h.a, h.b, "verdict"};
     int ti = lnl_doc_table(d, 4, head);
     for (int k = 0; k < ns; k++) {
         double la, lb;
@@ -642,13 +641,8 @@ static void rule_dt(LnlDoc *d, const Recs *R, const Claim *c, int loss, Tally *t
 }
 
 static void rule_deep(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, int ratio, Tally *t) {
-    char ha[64], hb[64];
-    snprintf(ha, sizeof ha, ratio ? "%s min grad ratio" : "%s trained", pname(c->a));
-    snprintf(hb, sizeof hb, ratio ? "%s min grad ratio" : "%s trained", pname(c->b));
-    char va_h[64], vb_h[64];
-    snprintf(va_h, sizeof va_h, "%s val loss", pname(c->a));
-    snprintf(vb_h, sizeof vb_h, "%s val loss", pname(c->b));
-    const char *head[] = {"setting", "lr", ha, hb, va_h, vb_h};
+    Heads h = heads(c, ratio ? "min grad ratio" : "trained"), vl = heads(c, "val loss");
+    const char *head[] = {"setting", "lr", h.a, h.b, vl.a, vl.b};
     int ti = lnl_doc_table(d, 6, head);
     double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
     /* the deepest setting (and its lr) decides; the shallower ones are the control */
