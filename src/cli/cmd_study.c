@@ -11,7 +11,7 @@
 #include "../study/study_mpi.h"
 #include "flags.h"
 
-enum { NOWN = 6, NMAX = NOWN + 64 + LNL_NAXES };
+enum { NOWN = 7, NMAX = NOWN + 64 + LNL_NAXES };
 
 typedef struct {
     char names[64 + LNL_NAXES][40];
@@ -25,6 +25,7 @@ typedef struct {
 int cmd_study(int argc, char **argv) {
     const char *config = NULL, *builtin = "default", *out = "study";
     int print_config = 0, quiet = 0, mpi = 0;
+    LnlStrList grids = {0};
     FlagStore fs;
     memset(&fs, 0, sizeof fs);
     LnlFlag flags[NMAX] = {
@@ -34,6 +35,8 @@ int cmd_study(int argc, char **argv) {
         {"--out", LNL_FLAG_STR, &out, "study directory (results.jsonl, summary.md, report.html, plots/, runs/)", 1, 0,
          NULL, 0},
         {"--quiet", LNL_FLAG_BOOL, &quiet, "no progress lines", 1, 0, NULL, 0},
+        {"--grids", LNL_FLAG_LIST, &grids, "run only these grids of the study (names, comma separated; "
+         "--print-config shows them)", 1, 0, NULL, 0},
         {"--mpi", LNL_FLAG_BOOL, &mpi, "under mpirun: deal the runs out to the processes, rank 0 writes the report "
          "(docs/DISTRIBUTED.md)", 1, 0, NULL, 0},
     };
@@ -79,6 +82,8 @@ int cmd_study(int argc, char **argv) {
                                                                 fl->name, &e);
         if (r) lnl_die(2, "%s", e.msg);
     }
+    if (grids.n && lnl_study_keep_grids(&c, grids.items, grids.n, "--grids", &e)) lnl_die(2, "%s", e.msg);
+    free(grids.items);
     /* every axis given (depths or sizes): one grid of exactly those runs, whatever the study had */
     if (fs.lists[LNL_AX_PRESET].n && fs.lists[LNL_AX_DT].n && (fs.lists[LNL_AX_DEPTH].n || fs.lists[LNL_AX_SIZE].n) &&
         fs.lists[LNL_AX_LR].n && fs.lists[LNL_AX_SEED].n)

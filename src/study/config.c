@@ -938,6 +938,39 @@ int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, Ln
     return 0;
 }
 
+int lnl_study_keep_grids(LnlStudyConfig *c, const char *const *items, int n, const char *what, LnlErr *e) {
+    char want[LNL_STUDY_MAX_GRIDS] = {0};
+    for (int i = 0; i < n; i++) {
+        char *copy = lnl_strdup(items[i]), *save = NULL;
+        for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+            int g = 0;
+            while (g < c->ngrids && strcmp(c->grids[g].name, name)) g++;
+            if (g == c->ngrids) {
+                LnlBuf names = {0};
+                for (int k = 0; k < c->ngrids; k++) lnl_buf_printf(&names, "%s%s", k ? ", " : "", c->grids[k].name);
+                lnl_err(e, "%s: no grid '%s' in this study (its grids: %s)", what, name, names.data ? names.data : "none");
+                lnl_buf_free(&names);
+                free(copy);
+                return -1;
+            }
+            want[g] = 1;
+        }
+        free(copy);
+    }
+    int k = 0;
+    for (int g = 0; g < c->ngrids; g++) {
+        if (want[g]) {
+            c->grids[k++] = c->grids[g];
+            continue;
+        }
+        free(c->grids[g].name);
+        for (int ax = 0; ax < LNL_NAXES; ax++) axis_clear(&c->grids[g].ax[ax]);
+        opts_clear(&c->grids[g].opt);
+    }
+    c->ngrids = k;
+    return 0;
+}
+
 void lnl_study_single_grid(LnlStudyConfig *c, const char *name) {
     for (int g = 1; g < c->ngrids; g++) {
         free(c->grids[g].name);

@@ -91,6 +91,9 @@ int lnl_study_config_validate(const LnlStudyConfig *c, const char *what, LnlErr 
 /* Expands every grid into runs, in grid order, dropping repeats of an id. *runs is allocated. */
 int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, LnlErr *e);
 
+/* Keeps only the grids named in items (each may hold several names, comma separated), in their
+ * order in the study; an unknown name is an error that lists the study's grids. */
+int lnl_study_keep_grids(LnlStudyConfig *c, const char *const *items, int n, const char *what, LnlErr *e);
 /* Keeps only the first grid, without its options, renamed: what the study becomes when flags give
  * every axis. */
 void lnl_study_single_grid(LnlStudyConfig *c, const char *name);

@@ -363,6 +363,12 @@ ok = (g["sizes"] == ["gpt2", "gpt2-large", "gpt2-xl"] and g["presets"] == ["post
       and g["lrs"] == [0.0006] and c["seq"] == 1024 and c["warmup"] == 2000 and c["beta2"] == 0.95 and c["weight_decay"] == 0.1
       and c["grad_clip"] == 1 and abs(c["min_lr_frac"] - 0.1) < 1e-12 and c["schedule"] == "cosine")
 sys.exit(0 if ok else 1)' "$TMP/paper.json"; then ok paper_config; else fail paper_config "$(cat "$TMP/paper.json")"; fi
+# --grids keeps the named grids of a study, in the study's order; an unknown name is refused
+"$LNLAB" study --preset-study thorough --grids depth,lr-sweep --print-config >"$TMP/g.json" &&
+  $PY -c 'import json,sys; c = json.load(open(sys.argv[1])); sys.exit(0 if [g["name"] for g in c["grids"]] == ["lr-sweep", "depth"] else 1)' \
+    "$TMP/g.json" && ok grids_flag_keeps || fail grids_flag_keeps "$(head -c 300 "$TMP/g.json")"
+expect_error grids_flag_unknown 2 "^lnlab: error: --grids: no grid 'nosuch' in this study \(its grids: lr-sweep, lr-sweep-dt, depth, deep-post\)$" -- \
+  "$LNLAB" study --grids nosuch --print-config
 "$LNLAB" study --preset-study paper --steps 5000 --seeds 1,2 --print-config | grep -q '"steps":.*5000' &&
   ok flags_override_config || fail flags_override_config "--steps did not override"
 
