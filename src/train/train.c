@@ -316,6 +316,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         fprintf(lnl_runlog_records(&log), "{\"step\": 0, \"val_loss\": %.6f}\n", vl);
     }
     const int tty = isatty(fileno(stderr));
+    long val_step = 0; /* the step of the newest evaluation, for the progress line (0: none yet) */
     const long print_every = o->steps >= 20 ? o->steps / 20 : 1;
     double t_start = lnl_now();
     const long start = o->resume ? o->resume->step : 0;
@@ -382,6 +383,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             if (eval_loss(m, &val, o->eval_batches, &vl, &bad_addr)) goto data_changed;
             vl = lnl_dist_mean(d, vl);
             res->final_val_loss = vl;
+            val_step = step + 1;
             fprintf(lnl_runlog_records(&log), "{\"step\": %ld, \"val_loss\": %.6f}\n", step + 1, vl);
         }
         /* every step's records are written (and checked) before the next step starts */
@@ -418,8 +420,10 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             char eta[32];
             double elapsed = lnl_now() - t_start;
             fmt_eta(eta, sizeof eta, elapsed / (double)(step + 1 - start) * (double)(o->steps - step - 1));
-            fprintf(stderr, "%sstep %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s%s",
-                    tty ? "\r" : "", step + 1, o->steps, loss, lr, gnorm, tps, eta, tty ? "   " : "\n");
+            char val[48] = "";
+            if (val_step > 0) snprintf(val, sizeof val, " | val %.4f (step %ld)", res->final_val_loss, val_step);
+            fprintf(stderr, "%sstep %ld/%ld | loss %.4f%s | lr %.2e | grad norm %.3f | %.1f ms | %.0f tok/s | ETA %s%s",
+                    tty ? "\r" : "", step + 1, o->steps, loss, val, lr, gnorm, ms, tps, eta, tty ? "   " : "\n");
         }
     }
     if (!o->quiet && tty) fputc('\n', stderr);

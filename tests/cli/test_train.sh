@@ -198,4 +198,10 @@ expect_error bad_data_order 2 "--data-order: 'shuffled' is not one of random\|se
   --data "$TMP/kjv" --out "$TMP/x" --data-order shuffled
 expect_error bad_data_seed 2 "--data-seed" -- "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --data-seed -1
 expect_error vocab_too_small 1 "token" -- "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --vocab 100 --quiet
+# the progress line (not a terminal: every few steps and the last) has the newest val loss and its
+# step, and the step's milliseconds beside tokens/s
+"$LNLAB" train --data "$TMP/kjv" --out "$TMP/prog" --layers 1 --heads 2 --dim 16 --seq 16 --batch 2 --steps 6 \
+  --eval-every 3 --eval-batches 1 2>"$TMP/prog.err" >/dev/null
+if grep -Eq '^step 6/6 \| loss [0-9.]+ \| val [0-9.]+ \(step 6\) \| lr .* \| [0-9.]+ ms \| [0-9]+ tok/s \| ETA' "$TMP/prog.err"
+then ok progress_line_val_and_ms; else fail progress_line_val_and_ms "$(tail -n 3 "$TMP/prog.err")"; fi
 finish
