@@ -305,6 +305,113 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
     return 0;
 }
 
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Loss against learning rate: for every setting (options, dt, shape) with at least 3 learning
+ * rates, each preset's final val loss, the median over seeds with the seeds' range as an error
+ * bar; a run that did not train is an open marker (a diverged one sits at its loss at init), and
+ * the data's unigram loss is drawn. The LR sweep's figure. */
+static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, char presets[][32], int npresets,
+                      LnlErr *e) {
+    int *done = lnl_calloc((size_t)(n ? n : 1), sizeof(int));
+    double *lrs = lnl_malloc(sizeof(double) * (size_t)(n + 1)), *v = lnl_malloc(sizeof(double) * (size_t)(n + 1));
+    int rc = 0;
+    for (int i0 = 0; i0 < n && !rc; i0++) {
+        if (!have[i0] || done[i0]) continue;
+        const LnlStudyRun *u0 = &rs[i0].run;
+        /* the setting of run i0: every run with its options, dt and shape */
+        int nl = 0;
+        double uni = NAN;
+        for (int i = 0; i < n; i++) {
+            const LnlStudyRun *u = &rs[i].run;
+            if (!have[i] || strcmp(u->variant, u0->variant) || u->dt != u0->dt || u->depth != u0->depth ||
+                strcmp(u->size, u0->size))
+                continue;
+            done[i] = 1;
+            if (!isfinite(uni)) uni = rs[i].unigram;
+            int seen = 0;
+            for (int k = 0; k < nl && !seen; k++) seen = lrs[k] == u->lr;
+            if (!seen) lrs[nl++] = u->lr;
+        }
+        if (nl < 3) continue;
+        qsort(lrs, (size_t)nl, sizeof *lrs, cmp_dbl);
+        char key[160], label[200];
+        snprintf(key, sizeof key, "%s%sdt%g-L%d", u0->variant, u0->variant[0] ? "-" : "", u0->dt, u0->depth);
+        snprintf(label, sizeof label, "dt %g, L %d%s%s", u0->dt, u0->depth, u0->variant[0] ? ", " : "", u0->variant);
+        LnlBuf body = {0};
+        lnl_buf_printf(&body, "set title 'Final val loss against learning rate: %s (median over seeds, bars: range; "
+                              "open: did not train)'\n", label);
+        lnl_buf_printf(&body, "set logscale x\nset xlabel 'peak learning rate'\nset ylabel 'final val loss (nats per "
+                              "token)'\nset grid\nset key outside right top\nset xrange [%.9g:%.9g]\nplot ",
+                       lrs[0] / 1.6, lrs[nl - 1] * 1.6);
+        int items = 0;
+        if (isfinite(uni)) {
+            lnl_buf_printf(&body, "%.9g with lines lc rgb '#777777' dt 3 lw 1.5 title 'unigram loss %.3g'", uni, uni);
+            items++;
+        }
+        for (int pi = 0; pi < npresets && !rc; pi++) {
+            LnlBuf med = {0}, bad = {0};
+            int nmed = 0, nbad = 0;
+            for (int l = 0; l < nl; l++) {
+                int k = 0;
+                for (int i = 0; i < n; i++) {
+                    const LnlStudyResult *r = &rs[i];
+                    const LnlStudyRun *u = &r->run;
+                    if (!have[i] || strcmp(u->preset, presets[pi]) || strcmp(u->variant, u0->variant) ||
+                        u->dt != u0->dt || u->depth != u0->depth || strcmp(u->size, u0->size) || u->lr != lrs[l])
+                        continue;
+                    if (r->trained == 1) v[k++] = r->final_val_loss;
+                    else {
+                        double y = r->diverged_at_step >= 0 || !isfinite(r->final_val_loss) ? r->init_loss
+                                                                                              : r->final_val_loss;
+                        if (isfinite(y)) lnl_buf_printf(&bad, "%.9g %.9g\n", lrs[l], y), nbad++;
+                    }
+                }
+                if (!k) continue;
+                qsort(v, (size_t)k, sizeof *v, cmp_dbl);
+                double m = k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+                lnl_buf_printf(&med, "%.9g %.9g %.9g %.9g\n", lrs[l], m, v[0], v[k - 1]);
+                nmed++;
+            }
+            const char *col = palette[pi % NPAL];
+            for (int kind = 0; kind < 2 && !rc; kind++) {
+                LnlBuf *d = kind ? &bad : &med;
+                if (!(kind ? nbad : nmed)) continue;
+                char name[240];
+                snprintf(name, sizeof name, "lr_%s.%s.%s.dat", key, presets[pi], kind ? "untrained" : "trained");
+                rc = write_text(x->data_dir, name, d, e);
+                if (kind)
+                    lnl_buf_printf(&body, "%s'data/%s' using 1:2 with points pt 6 ps 1.6 lc rgb '%s' title '%s: did not "
+                                          "train'",
+                                   items ? ", \\\n     " : "", name, col, presets[pi]);
+                else
+                    lnl_buf_printf(&body, "%s'data/%s' using 1:2:3:4 with yerrorlines lw 2 pt 7 ps 1 lc rgb '%s' "
+                                          "dt %d title '%s'",
+                                   items ? ", \\\n     " : "", name, col, 1 + pi % 4, presets[pi]);
+                items++;
+            }
+            lnl_buf_free(&med);
+            lnl_buf_free(&bad);
+        }
+        lnl_buf_printf(&body, "\n");
+        if (!rc && items > (isfinite(uni) ? 1 : 0)) {
+            char base[200], title[256];
+            snprintf(base, sizeof base, "lr_%s", key);
+            snprintf(title, sizeof title, "Final val loss against learning rate, %s", label);
+            lnl_buf_append(&body, "", 1);
+            rc = draw(x, new_plot(x, "lr", base, title), body.data, FIG_W, FIG_H, e);
+        }
+        lnl_buf_free(&body);
+    }
+    free(done);
+    free(lrs);
+    free(v);
+    return rc;
+}
+
 /* One panel: the given column of every cell's layer data that has a positive value. */
 static void panel(LnlBuf *b, const char *title, int col, char names[][200], LayerMed *meds, char labels[][128],
                   int k, int key) {
@@ -456,6 +563,7 @@ int lnl_study_plots_make(const char *out, const char *gnuplot, const LnlStudyRes
         for (int p = 0; p < npresets && !found; p++) found = !strcmp(presets[p], rs[i].run.preset);
         if (!found) snprintf(presets[npresets++], 32, "%s", rs[i].run.preset);
     }
+    if (lr_figures(&x, rs, have, n, presets, npresets, e)) goto done;
     if (loss_figures(&x, rs, have, n, cells, ncells, presets, npresets, e)) goto done;
     if (layer_figures(&x, rs, have, n, cells, ncells, presets, npresets, e)) goto done;
     rc = 0;

@@ -12,7 +12,7 @@
 typedef struct {
     char base[160];  /* file name without extension: OUT/plots/<base>.png and .svg */
     char title[256];
-    char section[32]; /* "loss", "hidden", "grad", "sensitivity" */
+    char section[32]; /* "lr", "loss", "hidden", "grad", "sensitivity" */
     int ok;           /* both files were written */
     char why[256];    /* gnuplot's complaint when not ok */
 } LnlStudyPlot;

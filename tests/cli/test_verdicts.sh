@@ -104,6 +104,13 @@ grep -q "1 and 1 seeds: the spread over seeds is unknown" "$TMP/shows:1/summary.
   fail says_one_seed "$(grep -m1 'seeds' "$TMP/shows:1/summary.md")"
 grep -q "2.41 \[2.405-2.415\] (3 seeds)" "$TMP/shows:1,2,3/summary.md" && ok gives_median_range_seeds ||
   fail gives_median_range_seeds "$(grep -m1 'best val loss' -A4 "$TMP/shows:1,2,3/summary.md")"
+# the sweep's figure: medians over seeds with their range, runs that did not train apart
+d="$TMP/shows:1,2,3/plots"
+if [ -s "$d/lr_dt1-L8.png" ] && [ -s "$d/lr_dt1-L8.svg" ] &&
+   grep -q "^0.01 2.41 2.405 2.415$" "$d/data/lr_dt1-L8.pre.trained.dat" &&
+   [ "$(awk '{print $1}' "$d/data/lr_dt1-L8.pre.untrained.dat" | sort -u)" = "0.1" ] &&
+   [ ! -e "$d/data/lr_dt1-L8.peri.untrained.dat" ]; then ok lr_figure
+else fail lr_figure "$(ls "$d" | head -n 5) $(cat "$d/data/lr_dt1-L8.pre.trained.dat" 2>&1 | head -n 3)"; fi
 # runs that did not train are marked in the runs table
 grep -q "| post-dt1-L18-lr0.001-s1 | \*\*no\*\* |" "$md" && ok untrained_marked || fail untrained_marked "$(grep -m1 'post-dt1-L18' "$md")"
 finish
