@@ -250,12 +250,12 @@ static const Claim claims[] = {
     {"a1", "Pre-LN's hidden states grow exponentially with depth", R_EXP_DEPTH, "pre", NULL},
     {"a2", "Peri-LN is less sensitive to the learning rate than Pre-LN", R_LR_SENS, "pre", "peri"},
     {"a2", "Peri-LN spikes and diverges less than Pre-LN at high learning rates", R_SPIKES, "pre", "peri"},
-    {"a3", "Peri-LN reaches a lower val loss than Pre-LN", R_BEST_LOSS, "pre", "peri"},
+    {"a3", "Peri-LN reaches a lower val loss than Pre-LN, each at its best learning rate", R_BEST_LOSS, "pre", "peri"},
     {"a4", "A residual step dt < 1 shrinks the hidden states", R_DT_HIDDEN, "pre", "peri"},
     {"a4", "A residual step dt < 1 lowers the best val loss", R_DT_LOSS, "pre", "peri"},
     {"b", "Deep Post-LN fails to train where B2T trains", R_DEEP_TRAINS, "post", "b2t"},
     {"b", "Deep Post-LN's gradient vanishes toward layer 1 during training; B2T's does not", R_GRAD_RATIO, "post", "b2t"},
-    {"b", "B2T reaches a lower val loss than Pre-LN at the same depth and learning rate", R_BEST_LOSS, "pre", "b2t"},
+    {"b", "B2T reaches a lower val loss than Pre-LN at the same depth, each at its best learning rate", R_BEST_LOSS, "pre", "b2t"},
 };
 
 static const char *pname(const char *preset) {
