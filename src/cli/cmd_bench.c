@@ -54,13 +54,8 @@ static double step_flops(int L, int C, int T, int B, int V) {
     return N * (6.0 * mm_weights + attn_per_token);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, lnl_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -299,7 +294,7 @@ static double jnum(const cJSON *o, const char *k);
 
 static int cmp_run_ms(const void *a, const void *b) {
     double x = jnum(*(cJSON *const *)a, "ms"), y = jnum(*(cJSON *const *)b, "ms");
-    return cmp_double(&x, &y);
+    return lnl_cmp_double(&x, &y);
 }
 
 /* Of n runs (NULL where one failed), the one with the median step time (the lower of the two

@@ -497,3 +497,8 @@ void lnl_buf_free(LnlBuf *b) {
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+int lnl_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}

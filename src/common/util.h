@@ -112,4 +112,7 @@ void lnl_buf_append(LnlBuf *b, const void *p, size_t n);
 void lnl_buf_printf(LnlBuf *b, const char *fmt, ...) LNL_PRINTF(2, 3);
 void lnl_buf_free(LnlBuf *b);
 
+/* qsort comparator of doubles, ascending. */
+int lnl_cmp_double(const void *a, const void *b);
+
 #endif

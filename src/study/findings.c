@@ -69,11 +69,6 @@ static int settings_with(const Recs *R, const char *const *ps, int np, Setting *
     return n;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The learning rates at which preset p has runs in setting s, ascending. */
 static int lrs_of(const Recs *R, const char *p, const Setting *s, double *out) {
     int n = 0;
@@ -83,7 +78,7 @@ static int lrs_of(const Recs *R, const char *p, const Setting *s, double *out) {
         for (int k = 0; k < n && !seen; k++) seen = out[k] == R->rs[i].run.lr;
         if (!seen) out[n++] = R->rs[i].run.lr;
     }
-    qsort(out, (size_t)n, sizeof *out, cmp_double);
+    qsort(out, (size_t)n, sizeof *out, lnl_cmp_double);
     return n;
 }
 
@@ -118,15 +113,9 @@ typedef struct {
 
 static Spread spread_of(double *v, int n) {
     Spread s = {0, NAN, NAN, NAN};
-    int k = 0;
-    for (int i = 0; i < n; i++)
-        if (isfinite(v[i])) v[k++] = v[i];
-    if (!k) return s;
-    qsort(v, (size_t)k, sizeof *v, cmp_double);
-    s.n = k;
-    s.med = k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
-    s.lo = v[0];
-    s.hi = v[k - 1];
+    for (int i = 0; i < n; i++) s.n += isfinite(v[i]) != 0;
+    s.med = lnl_study_median(v, n); /* moves the finite values, sorted, to the front */
+    if (s.n) s.lo = v[0], s.hi = v[s.n - 1];
     return s;
 }
 

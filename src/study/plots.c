@@ -305,11 +305,6 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
     return 0;
 }
 
-static int cmp_dbl(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Loss against learning rate: for every setting (options, dt, shape) with at least 3 learning
  * rates, each preset's final val loss, the median over seeds with the seeds' range as an error
  * bar; a run that did not train is an open marker (a diverged one sits at its loss at init), and
@@ -337,7 +332,7 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
             if (!seen) lrs[nl++] = u->lr;
         }
         if (nl < 3) continue;
-        qsort(lrs, (size_t)nl, sizeof *lrs, cmp_dbl);
+        qsort(lrs, (size_t)nl, sizeof *lrs, lnl_cmp_double);
         char key[160], label[200];
         snprintf(key, sizeof key, "%s%sdt%g-L%d", u0->variant, u0->variant[0] ? "-" : "", u0->dt, u0->depth);
         snprintf(label, sizeof label, "dt %g, L %d%s%s", u0->dt, u0->depth, u0->variant[0] ? ", " : "", u0->variant);
@@ -371,8 +366,7 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
                     }
                 }
                 if (!k) continue;
-                qsort(v, (size_t)k, sizeof *v, cmp_dbl);
-                double m = k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+                double m = lnl_study_median(v, k); /* sorts v: its range is v[0] .. v[k - 1] */
                 lnl_buf_printf(&med, "%.9g %.9g %.9g %.9g\n", lrs[l], m, v[0], v[k - 1]);
                 nmed++;
             }

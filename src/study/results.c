@@ -27,17 +27,12 @@ static const char *get_str(const cJSON *o, const char *k) {
     return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 double lnl_study_median(double *v, int n) {
     int k = 0;
     for (int i = 0; i < n; i++)
         if (isfinite(v[i])) v[k++] = v[i];
     if (k == 0) return NAN;
-    qsort(v, (size_t)k, sizeof *v, cmp_double);
+    qsort(v, (size_t)k, sizeof *v, lnl_cmp_double);
     return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
 }
 

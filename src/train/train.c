@@ -19,11 +19,6 @@
 #include "signals.h"
 #include "result.h"
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void fmt_eta(char *buf, size_t n, double s) {
     if (!isfinite(s) || s < 0) s = 0;
     long t = (long)(s + 0.5);
@@ -465,7 +460,7 @@ log_failed: /* the last records could not be written: the run did not end as it 
     snprintf(res->error, sizeof res->error, "%s", e->msg);
 done:
     if (res->steps_done > 0) {
-        qsort(times, (size_t)res->steps_done, sizeof(double), cmp_double);
+        qsort(times, (size_t)res->steps_done, sizeof(double), lnl_cmp_double);
         double med = times[res->steps_done / 2];
         res->tokens_per_s = (double)N * nproc * (double)o->grad_accum / (med / 1000.0);
     }
