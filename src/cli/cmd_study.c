@@ -105,18 +105,15 @@ int cmd_study(int argc, char **argv) {
     }
 
     char *self = lnl_exe_path(); /* the children run this same program */
-    char *argv_line = lnl_command_line(argc, argv); /* argv[0] is "study" */
-    LnlBuf cmdline = {0};
-    lnl_buf_printf(&cmdline, "lnlab %s", argv_line);
-    free(argv_line);
-    LnlStudyOpts o = {self, out, quiet, 0, 0, cmdline.data};
+    char *command = lnl_command_line(argc, argv);
+    LnlStudyOpts o = {self, out, quiet, 0, 0, command};
     LnlStudySummary sum;
     LnlDist dist = {0}; /* without --mpi the study never joins an MPI job: rank 0 of 1 */
     dist.size = 1;
     if (mpi && lnl_dist_init(&dist, &e)) lnl_die(1, "%s", e.msg);
     int code = lnl_study_run_mpi(&c, &o, &dist, &sum, &e);
     free(self);
-    lnl_buf_free(&cmdline);
+    free(command);
     const int root = dist.rank == 0;
     lnl_dist_free(&dist);
     if (root && (code == 0 || (code == 1 && sum.verdicts))) {

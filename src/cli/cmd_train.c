@@ -187,11 +187,8 @@ int cmd_train(int argc, char **argv) {
         lnl_die(1, "%s", e.msg);
     }
     o.run_id = run_id;
-    char *argv_line = lnl_command_line(argc, argv); /* argv[0] is "train" */
-    LnlBuf cmd = {0};
-    lnl_buf_printf(&cmd, "lnlab %s", argv_line);
-    free(argv_line);
-    o.command = cmd.data;
+    char *command = lnl_command_line(argc, argv);
+    o.command = command;
     cJSON *hp = cJSON_CreateObject();
     cJSON_AddStringToObject(hp, "data", data);
     if (init_from) cJSON_AddStringToObject(hp, "init_from", init_from);
@@ -231,7 +228,7 @@ int cmd_train(int argc, char **argv) {
     int r = lnl_train(&m, &o, &res, &e);
     free(data_abs);
     free(init_abs);
-    lnl_buf_free(&cmd);
+    free(command);
     lnl_state_free(&rs);
     cJSON_free(hjs);
     lnl_model_free(&m);

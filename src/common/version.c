@@ -18,12 +18,13 @@ int lnl_version_bf16(void) { return lnl_bf16_available(); }
 
 char *lnl_command_line(int argc, char **argv) {
     LnlBuf b = {0};
+    lnl_buf_append(&b, "lnlab", 5);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int plain = *a != 0;
         for (const char *p = a; *p && plain; p++)
             plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%", *p) != NULL;
-        if (i) lnl_buf_append(&b, " ", 1);
+        lnl_buf_append(&b, " ", 1);
         if (plain) {
             lnl_buf_append(&b, a, strlen(a));
             continue;

@@ -17,7 +17,8 @@ void lnl_version_line(char *buf, size_t n);
 /* Whether this build and CPU run bf16 matrix products (AVX512-BF16). */
 int lnl_version_bf16(void);
 
-/* The command line, words joined by spaces, single-quoted where a shell would need it (caller
+/* The command line of an lnlab command given its argv (argv[0] the command's name, "train"):
+ * "lnlab train ...", words joined by spaces, single-quoted where a shell would need it (caller
  * frees). */
 char *lnl_command_line(int argc, char **argv);
 /* The CPU's model name (/proc/cpuinfo), or "unknown". */

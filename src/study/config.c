@@ -938,6 +938,14 @@ int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, Ln
     return 0;
 }
 
+/* Frees what a grid owns (its name, axes and options). */
+static void grid_free(LnlStudyGrid *g) {
+    free(g->name);
+    g->name = NULL;
+    for (int ax = 0; ax < LNL_NAXES; ax++) axis_clear(&g->ax[ax]);
+    opts_clear(&g->opt);
+}
+
 int lnl_study_keep_grids(LnlStudyConfig *c, const char *const *items, int n, const char *what, LnlErr *e) {
     char want[LNL_STUDY_MAX_GRIDS] = {0};
     for (int i = 0; i < n; i++) {
@@ -959,24 +967,15 @@ int lnl_study_keep_grids(LnlStudyConfig *c, const char *const *items, int n, con
     }
     int k = 0;
     for (int g = 0; g < c->ngrids; g++) {
-        if (want[g]) {
-            c->grids[k++] = c->grids[g];
-            continue;
-        }
-        free(c->grids[g].name);
-        for (int ax = 0; ax < LNL_NAXES; ax++) axis_clear(&c->grids[g].ax[ax]);
-        opts_clear(&c->grids[g].opt);
+        if (want[g]) c->grids[k++] = c->grids[g];
+        else grid_free(&c->grids[g]);
     }
     c->ngrids = k;
     return 0;
 }
 
 void lnl_study_single_grid(LnlStudyConfig *c, const char *name) {
-    for (int g = 1; g < c->ngrids; g++) {
-        free(c->grids[g].name);
-        for (int ax = 0; ax < LNL_NAXES; ax++) axis_clear(&c->grids[g].ax[ax]);
-        opts_clear(&c->grids[g].opt);
-    }
+    for (int g = 1; g < c->ngrids; g++) grid_free(&c->grids[g]);
     c->ngrids = c->ngrids > 0 ? 1 : 0;
     if (!c->ngrids) return;
     opts_clear(&c->grids[0].opt);
@@ -990,10 +989,6 @@ void lnl_study_config_free(LnlStudyConfig *c) {
             free(*str_at(c, &lnl_study_fields[i]));
             *str_at(c, &lnl_study_fields[i]) = NULL;
         }
-    for (int g = 0; g < c->ngrids; g++) {
-        free(c->grids[g].name);
-        for (int ax = 0; ax < LNL_NAXES; ax++) axis_clear(&c->grids[g].ax[ax]);
-        opts_clear(&c->grids[g].opt);
-    }
+    for (int g = 0; g < c->ngrids; g++) grid_free(&c->grids[g]);
     c->ngrids = 0;
 }
