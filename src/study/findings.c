@@ -138,22 +138,27 @@ static double m_last_hidden(const LnlStudyResult *r) { return r->last_hidden; }
 static double m_min_ratio(const LnlStudyResult *r) { return r->min_grad_ratio; }
 static double m_rise(const LnlStudyResult *r) { return r->max_rise; }
 
-/* The metric over the trained runs of preset p in s at lr; *runs and *ntrained count the runs. */
-static Spread cell(const Recs *R, const char *p, const Setting *s, double lr, Metric m, int *runs, int *ntrained) {
+/* The metric over the runs of preset p in s at lr, the trained ones only or all; *runs and
+ * *ntrained count the runs. */
+static Spread cell_of(const Recs *R, const char *p, const Setting *s, double lr, Metric m, int trained_only, int *runs,
+                      int *ntrained) {
     double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
     int k = 0, nr = 0, nt = 0;
     for (int i = 0; i < R->n; i++) {
         if (!is(R, i, p, s) || R->rs[i].run.lr != lr) continue;
         nr++;
-        if (!trained(&R->rs[i])) continue;
-        nt++;
-        v[k++] = m(&R->rs[i]);
+        nt += trained(&R->rs[i]);
+        if (!trained_only || trained(&R->rs[i])) v[k++] = m(&R->rs[i]);
     }
     Spread sp = spread_of(v, k);
     free(v);
     if (runs) *runs = nr;
     if (ntrained) *ntrained = nt;
     return sp;
+}
+
+static Spread cell(const Recs *R, const char *p, const Setting *s, double lr, Metric m, int *runs, int *ntrained) {
+    return cell_of(R, p, s, lr, m, 1, runs, ntrained);
 }
 
 /* ---- verdicts ---- */
@@ -646,15 +651,8 @@ static void rule_deep(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int
             setting_name(&st[k], where, sizeof where);
             if (ratio) {
                 /* every run's minimum, trained or not: the vanishing gradient is why a run does not train */
-                double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
-                for (int p = 0; p < 2; p++) {
-                    int m = 0;
-                    for (int i = 0; i < R->n; i++)
-                        if (is(R, i, p ? c->b : c->a, &st[k]) && R->rs[i].run.lr == lrs[l])
-                            v[m++] = m_min_ratio(&R->rs[i]);
-                    snprintf(p ? cb : ca, 128, "%s", SPR(spread_of(v, m)));
-                }
-                free(v);
+                snprintf(ca, sizeof ca, "%s", SPR(cell_of(R, c->a, &st[k], lrs[l], m_min_ratio, 0, NULL, NULL)));
+                snprintf(cb, sizeof cb, "%s", SPR(cell_of(R, c->b, &st[k], lrs[l], m_min_ratio, 0, NULL, NULL)));
             } else {
                 snprintf(ca, sizeof ca, "%d of %d", ta, ra);
                 snprintf(cb, sizeof cb, "%d of %d", tb, rb);
@@ -686,15 +684,8 @@ static void rule_deep(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int
         snprintf(why, sizeof why, "at depth %d %s trained in %d of %d runs, %s in %d of %d", st[deep].depth, pname(c->a),
                  ta, ra, pname(c->b), tb, rb);
     } else {
-        double *v2 = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
-        Spread s[2];
-        for (int p = 0; p < 2; p++) {
-            int m = 0;
-            for (int i = 0; i < R->n; i++)
-                if (is(R, i, p ? c->b : c->a, &st[deep]) && R->rs[i].run.lr == deep_lr) v2[m++] = m_min_ratio(&R->rs[i]);
-            s[p] = spread_of(v2, m);
-        }
-        free(v2);
+        Spread s[2] = {cell_of(R, c->a, &st[deep], deep_lr, m_min_ratio, 0, NULL, NULL),
+                       cell_of(R, c->b, &st[deep], deep_lr, m_min_ratio, 0, NULL, NULL)};
         if (!s[0].n || !s[1].n) v = V_INCONCLUSIVE;
         else if (s[0].med * 100 <= s[1].med && s[0].hi < s[1].lo) v = V_SHOWS;
         else if (s[0].med * 10 >= s[1].med) v = V_NOT;

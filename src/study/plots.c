@@ -305,6 +305,11 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
     return 0;
 }
 
+/* Whether two runs share a setting: the same options (variant), dt and shape. */
+static int same_setting(const LnlStudyRun *a, const LnlStudyRun *b) {
+    return !strcmp(a->variant, b->variant) && a->dt == b->dt && a->depth == b->depth && !strcmp(a->size, b->size);
+}
+
 /* Loss against learning rate: for every setting (options, dt, shape) with at least 3 learning
  * rates, each preset's final val loss, the median over seeds with the seeds' range as an error
  * bar; a run that did not train is an open marker (a diverged one sits at its loss at init), and
@@ -322,9 +327,7 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
         double uni = NAN;
         for (int i = 0; i < n; i++) {
             const LnlStudyRun *u = &rs[i].run;
-            if (!have[i] || strcmp(u->variant, u0->variant) || u->dt != u0->dt || u->depth != u0->depth ||
-                strcmp(u->size, u0->size))
-                continue;
+            if (!have[i] || !same_setting(u, u0)) continue;
             done[i] = 1;
             if (!isfinite(uni)) uni = rs[i].unigram;
             int seen = 0;
@@ -355,8 +358,7 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
                 for (int i = 0; i < n; i++) {
                     const LnlStudyResult *r = &rs[i];
                     const LnlStudyRun *u = &r->run;
-                    if (!have[i] || strcmp(u->preset, presets[pi]) || strcmp(u->variant, u0->variant) ||
-                        u->dt != u0->dt || u->depth != u0->depth || strcmp(u->size, u0->size) || u->lr != lrs[l])
+                    if (!have[i] || strcmp(u->preset, presets[pi]) || !same_setting(u, u0) || u->lr != lrs[l])
                         continue;
                     if (r->trained == 1) v[k++] = r->final_val_loss;
                     else {
