@@ -9,11 +9,13 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../common/load.h"
 #include "../kernels/kernels.h"
 #include "../model/model.h"
 #include "../train/optim.h"
@@ -25,17 +27,19 @@
 
 extern char **environ;
 
-/* The benchmark models: sizes, batch, and the GPT-2 vocabulary and context length. */
+/* The benchmark models: sizes, batch, vocabulary and context length. tiny and gpt2 have GPT-2's
+ * vocabulary and context; s64 and s128 are the study's shapes (byte vocabulary, context = T). */
 typedef struct {
     const char *name;
-    int L, H, C, T, B;
+    int L, H, C, T, B, V, P;
 } BenchModel;
 static const BenchModel bench_models[] = {
-    {"tiny", 6, 6, 384, 256, 8},
-    {"gpt2", 12, 12, 768, 256, 4},
+    {"tiny", 6, 6, 384, 256, 8, 50257, 1024},
+    {"gpt2", 12, 12, 768, 256, 4, 50257, 1024},
+    {"s64", 8, 4, 64, 64, 16, 257, 64},
+    {"s128", 8, 4, 128, 128, 16, 257, 128},
 };
-#define BENCH_V 50257
-#define BENCH_POSITIONS 1024
+#define BENCH_MODEL_NAMES "tiny, gpt2, s64, s128"
 #define BENCH_MAX_REPEAT 9 /* lnlab bench --repeat at most */
 
 /* The optimizer settings of a step, as lnlab train's defaults (and the PyTorch script's). */
@@ -100,23 +104,9 @@ static double sgemm_gflops(int reps, int own_blas_threads) {
     return 2.0 * n * (double)n * n / best / 1e9;
 }
 
-/* Busy and total jiffies of all CPUs, from /proc/stat (0, 0 if unreadable). */
-static void cpu_jiffies(double *busy, double *total) {
-    *busy = *total = 0;
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f) return;
-    unsigned long long v[8] = {0};
-    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
-               &v[7]) == 8) {
-        for (int i = 0; i < 8; i++) *total += (double)v[i];
-        *busy = *total - (double)v[3] - (double)v[4];
-    }
-    fclose(f);
-}
-
 /* ------------------------------------------------------------------ one measurement, in process */
 
-static int run_one(const BenchModel *bm, const char *preset, int threads, int warmup, int steps, int sgemm) {
+static int run_one(const BenchModel *bm, const char *preset, int threads, int warmup, int steps, int sgemm, int adapt) {
     lnl_kernels_set_threads(threads);
     LnlConfig c;
     LnlErr e;
@@ -124,8 +114,8 @@ static int run_one(const BenchModel *bm, const char *preset, int threads, int wa
     c.n_layer = bm->L;
     c.n_head = bm->H;
     c.n_embd = bm->C;
-    c.n_positions = BENCH_POSITIONS;
-    c.vocab_size = BENCH_V;
+    c.n_positions = bm->P;
+    c.vocab_size = bm->V;
     if (lnl_config_preset(&c, preset, &e)) lnl_die(2, "%s", e.msg);
     LnlModel m;
     if (lnl_model_create(&m, &c, &e)) lnl_die(1, "%s", e.msg);
@@ -138,14 +128,17 @@ static int run_one(const BenchModel *bm, const char *preset, int threads, int wa
     LnlRng rng;
     lnl_rng_seed(&rng, 1);
     for (int i = 0; i < N; i++) {
-        in[i] = (int32_t)lnl_rng_below(&rng, BENCH_V);
-        tg[i] = (int32_t)lnl_rng_below(&rng, BENCH_V);
+        in[i] = (int32_t)lnl_rng_below(&rng, (uint64_t)bm->V);
+        tg[i] = (int32_t)lnl_rng_below(&rng, (uint64_t)bm->V);
     }
     double *ms = lnl_calloc((size_t)steps, sizeof(double)), *fw = lnl_calloc((size_t)steps, sizeof(double));
     double *bw = lnl_calloc((size_t)steps, sizeof(double)), *op = lnl_calloc((size_t)steps, sizeof(double));
     double *cpu = lnl_calloc((size_t)steps, sizeof(double));
+    int *used = lnl_calloc((size_t)steps, sizeof(int));
     float loss_first = 0, loss_last = 0;
+    lnl_kernels_adapt_begin(adapt); /* as lnlab train does (--adapt-threads) */
     for (int s = 0; s < warmup + steps; s++) {
+        if (s >= warmup) used[s - warmup] = lnl_kernels_threads();
         double t0 = lnl_now(), c0 = cpu_seconds();
         lnl_model_zero_grad(&m);
         float loss = lnl_model_forward(&m, in, tg, B, T);
@@ -164,7 +157,9 @@ static int run_one(const BenchModel *bm, const char *preset, int threads, int wa
             op[k] = (t3 - t2) * 1e3;
             cpu[k] = (cpu_seconds() - c0) * 1e3;
         }
+        lnl_kernels_adapt();
     }
+    lnl_kernels_adapt_end();
     double rss = peak_rss_bytes();
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "impl", "lnlab");
@@ -178,8 +173,14 @@ static int run_one(const BenchModel *bm, const char *preset, int threads, int wa
     for (int k = 0; k < steps; k++) cJSON_AddItemToArray(all, cJSON_CreateNumber(ms[k]));
     cJSON *cpus = cJSON_AddArrayToObject(o, "cpu_ms_all"); /* CPU time of all threads, per step */
     for (int k = 0; k < steps; k++) cJSON_AddItemToArray(cpus, cJSON_CreateNumber(cpu[k]));
+    cJSON_AddBoolToObject(o, "adapt_threads", adapt);
+    cJSON *th = cJSON_AddArrayToObject(o, "threads_all"); /* threads in use, per step */
+    for (int k = 0; k < steps; k++) cJSON_AddItemToArray(th, cJSON_CreateNumber(used[k]));
+    double sum = 0;
+    for (int k = 0; k < steps; k++) sum += ms[k];
+    cJSON_AddNumberToObject(o, "ms_mean", sum / steps);
     double med = median(ms, steps);
-    double gflop = step_flops(bm->L, bm->C, T, B, BENCH_V) / 1e9;
+    double gflop = step_flops(bm->L, bm->C, T, B, bm->V) / 1e9;
     cJSON_AddNumberToObject(o, "ms", med);
     cJSON_AddNumberToObject(o, "forward_ms", median(fw, steps));
     cJSON_AddNumberToObject(o, "backward_ms", median(bw, steps));
@@ -193,7 +194,7 @@ static int run_one(const BenchModel *bm, const char *preset, int threads, int wa
     cJSON_AddStringToObject(o, "blas", lnl_kernels_blas_name());
     lnl_opt_free(&opt);
     lnl_model_free(&m);
-    free(in), free(tg), free(ms), free(fw), free(bw), free(op), free(cpu);
+    free(in), free(tg), free(ms), free(fw), free(bw), free(op), free(cpu), free(used);
     cJSON_AddBoolToObject(o, "bf16", lnl_kernels_bf16());
     if (sgemm) {
         lnl_kernels_set_bf16(0); /* the peak is fp32 SGEMM's, in either mode */
@@ -246,8 +247,8 @@ static cJSON *run_child(char **argv, char **env, int threads, double *other_load
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
     posix_spawn_file_actions_addclose(&fa, fd[0]);
-    double b0, t0, b1, t1;
-    cpu_jiffies(&b0, &t0);
+    int ncpu;
+    double b0 = lnl_load_busy_seconds(0, &ncpu), w0 = lnl_now();
     pid_t pid;
     int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, env);
     posix_spawn_file_actions_destroy(&fa);
@@ -266,15 +267,13 @@ static cJSON *run_child(char **argv, char **env, int threads, double *other_load
     struct rusage ru;
     while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
     }
-    cpu_jiffies(&b1, &t1);
+    double b1 = lnl_load_busy_seconds(0, &ncpu), wall = lnl_now() - w0;
     double child_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
                        ru.ru_stime.tv_usec * 1e-6;
-    double hz = (double)sysconf(_SC_CLK_TCK);
     /* other processes' CPU time beyond the cores this run left idle, per core of this run: the
-     * share of its cores it lost to others (/proc/stat counts jiffies of all CPUs together) */
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    double wall = ncpu > 0 && t1 > t0 ? (t1 - t0) / hz / (double)ncpu : 0;
-    double others = (b1 - b0) / hz - child_cpu, spare = (double)(ncpu - threads) * wall;
+     * share of its cores it lost to others */
+    if (b0 < 0 || b1 < 0) wall = 0;
+    double others = b1 - b0 - child_cpu, spare = (double)(ncpu - threads) * wall;
     *other_load = wall > 0 && threads > 0 ? (others - spare) / ((double)threads * wall) : 0;
     if (*other_load < 0) *other_load = 0;
     if (*other_load > 1) *other_load = 1;
@@ -313,6 +312,103 @@ static double jnum(const cJSON *o, const char *k) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+/* A busy process beside the measurement: a child that only spins, as any other job on the machine
+ * would. It dies with bench (PR_SET_PDEATHSIG), so an interrupted bench leaves no spinner behind. */
+static pid_t spinner_start(void) {
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) lnl_die(1, "bench: fork: %s", strerror(errno));
+    if (pid > 0) return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(0);
+    for (volatile unsigned long n = 0;; n++) {
+    }
+}
+
+static void spinner_stop(pid_t pid) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+/* lnlab's median step time in the table's row for model / preset / threads (NAN if none). */
+static double alone_ms(cJSON *results, const char *model, const char *preset, int threads) {
+    cJSON *r;
+    cJSON_ArrayForEach(r, results) {
+        cJSON *l = cJSON_GetObjectItemCaseSensitive(r, "lnlab");
+        if (l && jnum(r, "threads") == threads &&
+            strcmp(cJSON_GetObjectItemCaseSensitive(r, "model")->valuestring, model) == 0 &&
+            strcmp(cJSON_GetObjectItemCaseSensitive(r, "preset")->valuestring, preset) == 0)
+            return jnum(l, "ms");
+    }
+    return NAN;
+}
+
+/* --busy: lnlab beside one busy process at nt threads, the count fixed and following the load;
+ * rows with "beside_busy": true added to results. What to hold: at least the one-thread step time
+ * alone (docs/PERFORMANCE.md, "Waiting threads"). */
+static void busy_case(cJSON *results, const char *self, const BenchModel *bm, const char *preset, int nt,
+                      long long warmup, long long steps, long long repeat, int bf16) {
+    double ms_alone = alone_ms(results, bm->name, preset, nt), ms_one = alone_ms(results, bm->name, preset, 1);
+    printf("\nbeside one busy process (a spinner started and stopped by lnlab bench): %s %s, at most %d thread%s, "
+           "%lld timed steps\n",
+           bm->name, preset, nt, nt == 1 ? "" : "s", steps);
+    printf("x alone: lnlab's median step alone (the table above) / beside the spinner, at %d and at 1 thread; "
+           "mean ms: all timed steps, the adaptation's first second included\n", nt);
+    printf("%-29s | %9s %9s %9s | %7s %7s | %-14s | %5s\n", "thread count", "tok/s", "ms/step", "mean ms", "x alone",
+           "x 1 thr", "steps@threads", "load");
+    fflush(stdout);
+    pid_t sp = spinner_start();
+    for (int c = 0; c < 2; c++) {
+        char ths[32], ws[32], ss[32], omp[48];
+        snprintf(ths, sizeof ths, "%d", nt);
+        snprintf(ws, sizeof ws, "%lld", warmup);
+        snprintf(ss, sizeof ss, "%lld", steps);
+        snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%d", nt);
+        char *la[] = {(char *)self, "bench", "--one", "--model", (char *)bm->name, "--preset", (char *)preset,
+                      "--threads", ths, "--warmup", ws, "--steps", ss, "--sgemm", "0",
+                      c ? "--adapt-threads=true" : "--adapt-threads=false", NULL};
+        const char *lset[] = {omp, bf16 ? "LNLAB_BF16=1" : "LNLAB_BF16=0"};
+        char **lenv = env_with(lset, 2, NULL, 0);
+        cJSON *runs[BENCH_MAX_REPEAT] = {NULL};
+        double load, worst = 0;
+        for (int rep = 0; rep < repeat; rep++) {
+            runs[rep] = run_child(la, lenv, nt, &load);
+            if (load > worst) worst = load;
+        }
+        free(lenv);
+        cJSON *lj = median_run(runs, (int)repeat);
+        for (int rep = 0; rep < repeat; rep++)
+            if (runs[rep] != lj) cJSON_Delete(runs[rep]);
+        double ms = lj ? jnum(lj, "ms") : NAN;
+        /* steps per thread count, e.g. "5@2 55@1" */
+        char used[64] = "";
+        const cJSON *th = lj ? cJSON_GetObjectItemCaseSensitive(lj, "threads_all") : NULL;
+        for (int t = nt; t >= 1 && th; t--) {
+            int k = 0;
+            const cJSON *x;
+            cJSON_ArrayForEach(x, th) k += cJSON_IsNumber(x) && (int)x->valuedouble == t;
+            size_t len = strlen(used);
+            if (k) snprintf(used + len, sizeof used - len, "%s%d@%d", len ? " " : "", k, t);
+        }
+        printf("%-29s | %9.0f %9.1f %9.1f | %7.2f %7.2f | %-14s | %4.0f%%\n",
+               c ? "follows the load (default)" : "fixed (--adapt-threads=false)", lj ? jnum(lj, "tokens_per_s") : NAN,
+               ms, lj ? jnum(lj, "ms_mean") : NAN, ms_alone / ms, ms_one / ms, used, 100.0 * worst);
+        fflush(stdout);
+        cJSON *row = cJSON_CreateObject();
+        if (lj) cJSON_AddItemToObject(row, "lnlab", lj);
+        cJSON_AddNumberToObject(row, "other_load", worst);
+        cJSON_AddStringToObject(row, "model", bm->name);
+        cJSON_AddStringToObject(row, "preset", preset);
+        cJSON_AddNumberToObject(row, "threads", nt);
+        cJSON_AddBoolToObject(row, "beside_busy", 1);
+        cJSON_AddItemToArray(results, row);
+    }
+    spinner_stop(sp);
+}
+
 static const char *torch_script(const char *given) {
     struct stat st;
     if (given) return given;
@@ -325,11 +421,11 @@ static const char *torch_script(const char *given) {
 
 int cmd_bench(int argc, char **argv) {
     LnlStrList models = {0}, presets = {0}, threads = {0}, torch = {0};
-    long long warmup = 2, steps = 5, sgemm = 1, repeat = 1;
-    int one = 0, bf16 = 0, default_all = 0;
+    long long warmup = 2, steps = 5, sgemm = 1, repeat = 1, busy = 0, busy_steps = 60;
+    int one = 0, bf16 = 0, default_all = 0, adapt = 0;
     const char *json_path = NULL, *python = "/usr/bin/python3", *script = NULL;
     LnlFlag flags[] = {
-        {"--model", LNL_FLAG_LIST, &models, "models to run: tiny (L6 H6 C384 B8) and/or gpt2 (124M, B4); T 256, V 50257 (default: tiny gpt2)", 1, 0, NULL, 0},
+        {"--model", LNL_FLAG_LIST, &models, "models to run: tiny (L6 H6 C384 B8) and gpt2 (124M, B4), both T 256 and V 50257; s64 (L8 H4 C64 T64) and s128 (L8 H4 C128 T128), the study's shapes, both B16 and V 257 (default: all four)", 1, 0, NULL, 0},
         {"--preset", LNL_FLAG_LIST, &presets, "placements to run, pre and/or peri (default: pre peri)", 1, 0, NULL, 0},
         {"--threads", LNL_FLAG_LIST, &threads, "thread counts to run (default: 1 2)", 1, 0, NULL, 0},
         {"--warmup", LNL_FLAG_INT, &warmup, "untimed steps first", 0, 1000, NULL, 0},
@@ -342,13 +438,16 @@ int cmd_bench(int argc, char **argv) {
         {"--torch-default-all", LNL_FLAG_BOOL, &default_all, "run PyTorch with its defaults at every thread count, not only the largest", 1, 0, NULL, 0},
         {"--bf16", LNL_FLAG_BOOL, &bf16, "lnlab in its bf16 mode (LNLAB_BF16=1: bf16 products, fp32 master weights)", 1, 0, NULL, 0},
         {"--json", LNL_FLAG_STR, &json_path, "also write every measurement to this JSON file", 1, 0, NULL, 0},
+        {"--busy", LNL_FLAG_INT, &busy, "1: then time lnlab on the first model and preset at the largest thread count beside one busy process (a spinner bench starts and stops), with the thread count fixed and following the load (lnlab train's default)", 0, 1, NULL, 0},
+        {"--busy-steps", LNL_FLAG_INT, &busy_steps, "timed steps of each run beside the busy process (the adaptive count needs about a second to follow the load)", 1, 100000, NULL, 0},
+        {"--adapt-threads", LNL_FLAG_BOOL, &adapt, "with --one: the thread count follows the machine's load between steps, as lnlab train's", 1, 0, NULL, 0},
         {"--one", LNL_FLAG_BOOL, &one, "run one model/preset/threads case in this process, print one JSON line", 1, 0, NULL, 0},
     };
     int nflags = (int)(sizeof flags / sizeof flags[0]), npos;
     lnl_flags_parse_or_exit("bench", "[flags]", flags, nflags, argc, argv, NULL, 0, &npos);
-    static const char *def_models[] = {"tiny", "gpt2"}, *def_presets[] = {"pre", "peri"}, *def_threads[] = {"1", "2"},
+    static const char *def_models[] = {"tiny", "gpt2", "s64", "s128"}, *def_presets[] = {"pre", "peri"}, *def_threads[] = {"1", "2"},
                       *def_torch[] = {"tuned", "default"};
-    if (!models.n) models = (LnlStrList){def_models, 2};
+    if (!models.n) models = (LnlStrList){def_models, 4};
     if (!presets.n) presets = (LnlStrList){def_presets, 2};
     if (!threads.n) threads = (LnlStrList){def_threads, 2};
     if (!torch.n) torch = (LnlStrList){def_torch, 2};
@@ -358,7 +457,7 @@ int cmd_bench(int argc, char **argv) {
         const BenchModel *f = NULL;
         for (size_t k = 0; k < sizeof bench_models / sizeof bench_models[0]; k++)
             if (strcmp(models.items[i], bench_models[k].name) == 0) f = &bench_models[k];
-        if (!f) lnl_die(2, "bench: --model: '%s' is not one of tiny, gpt2", models.items[i]);
+        if (!f) lnl_die(2, "bench: --model: '%s' is not one of " BENCH_MODEL_NAMES, models.items[i]);
         if (nbm < 8) bms[nbm++] = f;
     }
     for (int i = 0; i < presets.n; i++)
@@ -382,7 +481,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (one) {
         if (nbm != 1 || presets.n != 1 || nnth != 1) lnl_die(2, "bench --one: give exactly one --model, --preset and --threads");
-        return run_one(bms[0], presets.items[0], nth[0], (int)warmup, (int)steps, (int)sgemm);
+        return run_one(bms[0], presets.items[0], nth[0], (int)warmup, (int)steps, (int)sgemm, adapt);
     }
 
     script = torch_script(script);
@@ -462,9 +561,11 @@ int cmd_bench(int argc, char **argv) {
                 char Ls[16], Hs[16], Cs[16], Ts[16], Bs[16], Ps[16];
                 snprintf(Ls, sizeof Ls, "%d", bm->L), snprintf(Hs, sizeof Hs, "%d", bm->H);
                 snprintf(Cs, sizeof Cs, "%d", bm->C), snprintf(Ts, sizeof Ts, "%d", bm->T);
-                snprintf(Bs, sizeof Bs, "%d", bm->B), snprintf(Ps, sizeof Ps, "%d", BENCH_POSITIONS);
+                snprintf(Bs, sizeof Bs, "%d", bm->B), snprintf(Ps, sizeof Ps, "%d", bm->P);
+                char Vs[16];
+                snprintf(Vs, sizeof Vs, "%d", bm->V);
                 char *ta[] = {(char *)python, (char *)script, "--layers", Ls, "--heads", Hs, "--dim", Cs, "--seq", Ts,
-                              "--batch", Bs, "--positions", Ps, "--vocab", "50257", "--preset", (char *)preset,
+                              "--batch", Bs, "--positions", Ps, "--vocab", Vs, "--preset", (char *)preset,
                               "--threads", ths, "--warmup", ws, "--steps", ss, NULL};
                 cJSON *tj[2] = {NULL, NULL};
                 for (int k = 0; k < 2; k++) {
@@ -518,6 +619,12 @@ int cmd_bench(int argc, char **argv) {
                    jnum(ql, "ms") / jnum(l, "ms"), jnum(ql, "sgemm_peak_gflops"), jnum(l, "sgemm_peak_gflops"),
                    (int)jnum(r, "threads"));
         }
+    }
+    if (busy) { /* on the study's shape where it was run (the runs a shared machine slows most), else the first */
+        const BenchModel *bb = bms[0];
+        for (int i = 0; i < nbm; i++)
+            if (strcmp(bms[i]->name, "s64") == 0) bb = bms[i];
+        busy_case(results, self, bb, presets.items[0], max_threads, warmup, busy_steps, repeat, bf16);
     }
     if (json_path) {
         char *txt = cJSON_Print(results);

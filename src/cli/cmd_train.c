@@ -34,8 +34,8 @@ int cmd_train(int argc, char **argv) {
     long long batch = 8, steps = 100, total_batch = 0, warmup = 0, seed = 1337, eval_every = 0, eval_batches = 20,
               ckpt_every = 0, data_seed = LNL_DATA_SEED_DEFAULT;
     double lr = 6e-4, min_frac = 0.1, beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8, wd = 0.1, clip = 1.0;
-    int quiet = 0, zero = 0, overwrite = 0;
-    enum { NX = 24 };
+    int quiet = 0, zero = 0, overwrite = 0, adapt_threads = 1;
+    enum { NX = 25 };
     LnlFlag flags[LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS + LNL_RESUME_NFLAGS];
     LnlMonitorFlags monf;
     LnlResumeFlags rf;
@@ -69,6 +69,10 @@ int cmd_train(int argc, char **argv) {
         {"--checkpoint-every", LNL_FLAG_INT, &ckpt_every, "write RUN/checkpoints/model_STEP.safetensors every K steps (0 = off)", 0, 1LL << 40, NULL, 0},
         {"--quiet", LNL_FLAG_BOOL, &quiet, "no progress line", 1, 0, NULL, 0},
         {"--zero", LNL_FLAG_BOOL, &zero, "under mpirun: shard the AdamW moments over the processes (ZeRO-1)", 1, 0, NULL, 0},
+        {"--adapt-threads", LNL_FLAG_BOOL, &adapt_threads,
+         "use fewer threads while other processes take this run's CPUs, all of them again when they leave (the "
+         "numbers are the same bits on any thread count); --adapt-threads=false keeps the count fixed",
+         1, 0, NULL, 0},
         {"--overwrite", LNL_FLAG_BOOL, &overwrite, "replace a run already in --out (its files and checkpoints are deleted first)", 1, 0, NULL, 0},
     };
     memcpy(flags + LNL_MODEL_NFLAGS, extra, sizeof extra);
@@ -171,6 +175,7 @@ int cmd_train(int argc, char **argv) {
     o.eval_batches = eval_batches;
     o.checkpoint_every = ckpt_every;
     o.quiet = quiet;
+    o.adapt_threads = adapt_threads;
     o.monitor = lnl_monitor_flags_opts(&monf);
     o.keep_checkpoints = rf.keep;
     o.stop_after = rf.stop_after;

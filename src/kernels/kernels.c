@@ -3,7 +3,10 @@
  * or the reference where nothing faster is worth having. Tested against kernels_ref.c.
  *
  * Threading: every parallel split writes disjoint memory and the reductions do not depend on
- * the number of threads, so results are the same on 1 or many threads (BLAS aside). No op keeps
+ * the number of threads, so results are the same bits on 1 or many threads. Products are cut into
+ * row or column slices whose elements each sum over the same k in the same order; that OpenBLAS
+ * gives the same bits for a slice as for the whole product is measured, not promised, and
+ * tests/cli/test_threads.sh checks whole runs on every `make test`. No op keeps
  * state between calls or allocates; scratch lives in fixed-size stack arrays, the largest
  * 64 KiB per thread (attention, built-in matmul). */
 #include <assert.h>

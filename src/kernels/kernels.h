@@ -162,6 +162,23 @@ const char *lnl_kernels_blas_env_orig(void);
  * (LNLAB_BLAS_THREADS=own keeps OpenBLAS's own threads instead). */
 void lnl_kernels_set_threads(int n);
 int lnl_kernels_threads(void);
+/* The thread count that follows the machine's load. Every op gives the same bits on any number of
+ * threads (kernels.c; tests/cli/test_threads.sh checks whole runs), so a run may use fewer threads
+ * when other processes take its CPUs, and more again when they leave, without changing a number.
+ * OpenMP threads that wait for a partner descheduled by another busy process cost a scheduler time
+ * slice per parallel region (2.5-40x slower); one thread fewer costs nothing of the kind.
+ * lnl_kernels_adapt_begin(on) records the thread count set now as the most to use (on = 0, or one
+ * thread, or no /proc/stat: adaptation stays off); lnl_kernels_adapt(), called between training
+ * steps, measures the other processes' CPU use on this process's CPUs every half second (from
+ * /proc/stat, less this process's own CPU time) and, when two measurements in a row agree, uses
+ * the CPUs they leave free (rounded, at least 1, at most the recorded count). It returns the
+ * thread count in use. lnl_kernels_adapt_end() restores the recorded count. docs/PERFORMANCE.md,
+ * "Waiting threads", has the measurements behind it. */
+void lnl_kernels_adapt_begin(int on);
+int lnl_kernels_adapt(void);
+void lnl_kernels_adapt_end(void);
+/* The recorded most (lnl_kernels_threads() when adaptation is off). */
+int lnl_kernels_adapt_max(void);
 /* bf16 mode (off by default; LNLAB_BF16=1 in the environment turns it on at startup): every
  * lnl_matmul_* product rounds its two inputs to bfloat16 and accumulates in fp32 (AVX512-BF16),
  * about twice the fp32 rate; parameters, gradients, optimizer state, attention, norms and the loss

@@ -21,7 +21,7 @@
 /* Work (elements, or multiply-adds for products) below which a kernel runs on one thread: a
  * parallel region costs microseconds when the cores are free and far more when another process
  * holds one, so tiny models and decode steps must not pay it on every op. Results do not depend
- * on the choice, as they do not depend on the thread count (BLAS aside). */
+ * on the choice, as they do not depend on the thread count (kernels.c). */
 #define LNL_PAR_MIN_ELEMS ((size_t)1 << 15)
 #define LNL_PAR_MIN_MACS ((size_t)1 << 21)
 

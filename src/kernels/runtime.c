@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <math.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "../common/load.h"
 
 #include "kernels_internal.h"
 
@@ -42,6 +46,81 @@ void lnl_kernels_set_threads(int n) {
     if (lnl_kernels_bf16() || (bf && strcmp(bf, "1") == 0))
         if (lnl_kernels_set_bf16(1))
             fprintf(stderr, "lnlab: warning: LNLAB_BF16=1, but this CPU or build has no AVX512-BF16; products stay fp32\n");
+}
+
+/* ---- the adaptive thread count (kernels.h) ---- */
+
+#define ADAPT_INTERVAL_S 0.5 /* seconds between two measurements of the load */
+#define ADAPT_AGREE 2        /* measurements in a row that must ask for the same count */
+
+static struct {
+    int on, max, cur, want, agree;
+    double t, busy, own; /* the last measurement: wall clock, all processes' and our CPU seconds */
+} adapt;
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void use_threads(int n) {
+#if defined(_OPENMP)
+    omp_set_num_threads(n);
+#endif
+#ifdef LNL_HAVE_BLAS
+    const char *own = getenv("LNLAB_BLAS_THREADS");
+    if (own && strcmp(own, "own") == 0) openblas_set_num_threads(n);
+#endif
+}
+
+void lnl_kernels_adapt_begin(int on) {
+    int ncpu;
+    adapt.max = adapt.cur = lnl_kernels_threads();
+    adapt.want = adapt.agree = 0;
+    adapt.t = 0;
+    adapt.on = on && adapt.max > 1 && lnl_load_busy_seconds(1, &ncpu) >= 0;
+}
+
+int lnl_kernels_adapt_max(void) { return adapt.on ? adapt.max : lnl_kernels_threads(); }
+
+int lnl_kernels_adapt(void) {
+    if (!adapt.on) return lnl_kernels_threads();
+    double now = wall_now();
+    if (adapt.t > 0 && now - adapt.t < ADAPT_INTERVAL_S) return adapt.cur;
+    int ncpu;
+    double busy = lnl_load_busy_seconds(1, &ncpu), own = lnl_load_own_seconds();
+    if (busy < 0) return adapt.cur;
+    if (adapt.t > 0) {
+        /* cores the other processes used meanwhile; our own threads' time (spinning included) is
+         * taken out */
+        double others = ((busy - adapt.busy) - (own - adapt.own)) / (now - adapt.t);
+        if (others < 0) others = 0;
+        int n = (int)floor((double)ncpu - others + 0.5);
+        if (n > adapt.max) n = adapt.max;
+        if (n < 1) n = 1;
+        if (n == adapt.cur) {
+            adapt.agree = 0;
+        } else {
+            adapt.agree = n == adapt.want ? adapt.agree + 1 : 1;
+            adapt.want = n;
+            if (adapt.agree >= ADAPT_AGREE) {
+                adapt.cur = n;
+                adapt.agree = 0;
+                use_threads(n);
+            }
+        }
+    }
+    adapt.t = now;
+    adapt.busy = busy;
+    adapt.own = own;
+    return adapt.cur;
+}
+
+void lnl_kernels_adapt_end(void) {
+    if (adapt.on && adapt.cur != adapt.max) use_threads(adapt.max);
+    adapt.on = 0;
+    adapt.cur = adapt.max;
 }
 
 /* The bf16 mode's per-thread workspaces: process-wide configuration made at startup, like the

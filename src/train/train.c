@@ -316,8 +316,11 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     double t_start = lnl_now();
     const long start = o->resume ? o->resume->step : 0;
     lnl_signals_install();
+    lnl_kernels_adapt_begin(o->adapt_threads);
+    const int max_threads = lnl_kernels_threads();
     for (long step = start; step < o->steps; step++) {
         double t0 = lnl_now();
+        const int threads = lnl_kernels_threads();
         m->branch_lambda = lnl_branchnorm_lambda(c, step);
         m->diag_forward = lnl_monitor_due_forward(&mon, step + 1);
         lnl_model_zero_grad(m);
@@ -359,8 +362,8 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         char mfields[128];
         lnl_monitor_step_fields(&mon, mfields, sizeof mfields);
         fprintf(lnl_runlog_records(&log), "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6e, \"tokens_per_s\": %.1f, "
-                     "\"ms\": %.3f%s}\n",
-                step + 1, loss, lr, isfinite(gnorm) ? gnorm : -1.0, tps, ms, mfields);
+                     "\"ms\": %.3f, \"threads\": %d%s}\n",
+                step + 1, loss, lr, isfinite(gnorm) ? gnorm : -1.0, tps, ms, threads, mfields);
         if (diag_due) lnl_monitor_write_diag(&mon, m, step + 1, gnorm, lnl_runlog_records(&log));
         if (act == LNL_STEP_DIVERGED) {
             res->diverged = 1;
@@ -415,11 +418,13 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             char eta[32];
             double elapsed = lnl_now() - t_start;
             fmt_eta(eta, sizeof eta, elapsed / (double)(step + 1 - start) * (double)(o->steps - step - 1));
-            char val[48] = "";
+            char val[48] = "", thr[64] = "";
             if (val_step > 0) snprintf(val, sizeof val, " | val %.4f (step %ld)", res->final_val_loss, val_step);
-            fprintf(stderr, "%sstep %ld/%ld | loss %.4f%s | lr %.2e | grad norm %.3f | %.1f ms | %.0f tok/s | ETA %s%s",
-                    tty ? "\r" : "", step + 1, o->steps, loss, val, lr, gnorm, ms, tps, eta, tty ? "   " : "\n");
+            if (threads < max_threads) snprintf(thr, sizeof thr, " | %d of %d threads (CPUs busy)", threads, max_threads);
+            fprintf(stderr, "%sstep %ld/%ld | loss %.4f%s | lr %.2e | grad norm %.3f | %.1f ms | %.0f tok/s%s | ETA %s%s",
+                    tty ? "\r" : "", step + 1, o->steps, loss, val, lr, gnorm, ms, tps, thr, eta, tty ? "   " : "\n");
         }
+        lnl_kernels_adapt();
     }
     if (!o->quiet && tty) fputc('\n', stderr);
     if (lnl_dist_check_params(d, m, e)) goto done;
@@ -459,6 +464,7 @@ log_failed: /* the last records could not be written: the run did not end as it 
     res->failed = 1;
     snprintf(res->error, sizeof res->error, "%s", e->msg);
 done:
+    lnl_kernels_adapt_end();
     if (res->steps_done > 0) {
         qsort(times, (size_t)res->steps_done, sizeof(double), lnl_cmp_double);
         double med = times[res->steps_done / 2];

@@ -26,6 +26,7 @@ typedef struct {
     long eval_batches; /* batches of the val split per evaluation; 0 = all */
     long checkpoint_every; /* 0 = none */
     int quiet;
+    int adapt_threads; /* follow the machine's load with the thread count (lnl_kernels_adapt) */
     LnlMonitorOpts monitor;   /* diagnostics records, spike skipping, divergence threshold */
     const char *hparams_json; /* the training settings, stored in RUN/config.json */
     long keep_checkpoints;         /* keep the newest K complete checkpoints; 0 = all */

@@ -36,12 +36,13 @@ need_refdump() {
   if [ ! -x "$REFDUMP" ]; then echo "skip $1: $REFDUMP not built (make -f mk/build.mk tests)"; finish; fi
 }
 
-# records LOG: the records of a run's log.jsonl without the timing fields (ms, tokens_per_s), one
+# records LOG: the records of a run's log.jsonl without the timing fields (ms, tokens_per_s, and
+# threads, which follows the machine's load: --adapt-threads), one
 # JSON object per line with sorted keys, for comparing runs.
 records() {
   /usr/bin/python3 -c 'import json,sys
 for line in open(sys.argv[1]):
-    r = json.loads(line); r.pop("ms", None); r.pop("tokens_per_s", None); print(json.dumps(r, sort_keys=True))' "$1"
+    r = json.loads(line); r.pop("ms", None); r.pop("tokens_per_s", None); r.pop("threads", None); print(json.dumps(r, sort_keys=True))' "$1"
 }
 
 # same_model A B: two safetensors model files hold the same tensors (bytes) and metadata, apart

@@ -5,7 +5,7 @@
 
 PY=/usr/bin/python3
 
-expect_error bad_model 2 "bench: --model: 'huge' is not one of tiny, gpt2" -- "$LNLAB" bench --model huge
+expect_error bad_model 2 "bench: --model: 'huge' is not one of tiny, gpt2, s64, s128" -- "$LNLAB" bench --model huge
 expect_error bad_preset 2 "bench: --preset: 'post' is not one of pre, peri" -- "$LNLAB" bench --preset post
 expect_error bad_torch 2 "bench: --torch: 'fast' is not tuned, default or none" -- "$LNLAB" bench --torch fast
 expect_error bad_threads 2 "--threads" -- "$LNLAB" bench --threads 0

@@ -218,7 +218,7 @@ def load(d):
         r = json.loads(l)
         for k in ("tokens_per_s", "wall_s", "run_id", "provenance"): r.pop(k, None)
         log = [json.loads(x) for x in open(os.path.join(d, "runs", r["id"], "log.jsonl"))]
-        r["curve"] = [{k: v for k, v in x.items() if k not in ("ms", "tokens_per_s")} for x in log]
+        r["curve"] = [{k: v for k, v in x.items() if k not in ("ms", "tokens_per_s", "threads")} for x in log]
         out[r["id"]] = r
     return out
 a, b = load(sys.argv[1]), load(sys.argv[2])
