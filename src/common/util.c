@@ -502,3 +502,8 @@ int lnl_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
+
+void lnl_json_num(char *b, size_t n, const char *fmt, double x) {
+    if (isfinite(x)) snprintf(b, n, fmt, x);
+    else snprintf(b, n, "null");
+}

@@ -102,6 +102,9 @@ int lnl_parse_double(const char *s, double lo, double hi, double *out, const cha
 
 /* Monotonic wall clock in seconds. */
 double lnl_now(void);
+/* x printed with fmt (one double conversion) into b, or "null" when x is not finite: JSON has no
+ * NaN or infinity. */
+void lnl_json_num(char *b, size_t n, const char *fmt, double x);
 
 /* Growable byte buffer. */
 typedef struct {

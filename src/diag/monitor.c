@@ -174,15 +174,10 @@ static void put_arr(FILE *f, const char *key, const double *x, int n) {
     fputc(']', f);
 }
 
-static void fmt_num(char *b, size_t n, double x) {
-    if (isfinite(x)) snprintf(b, n, "%.4f", x);
-    else snprintf(b, n, "null");
-}
-
 void lnl_monitor_step_fields(const LnlMonitor *mon, char *buf, size_t n) {
     char lz[32], gz[32];
-    fmt_num(lz, sizeof lz, mon->loss_z);
-    fmt_num(gz, sizeof gz, mon->gnorm_z);
+    lnl_json_num(lz, sizeof lz, "%.4f", mon->loss_z);
+    lnl_json_num(gz, sizeof gz, "%.4f", mon->gnorm_z);
     snprintf(buf, n, ", \"loss_z\": %s, \"grad_norm_z\": %s%s", lz, gz,
              mon->last == LNL_STEP_SKIP ? ", \"skipped\": true" : "");
 }

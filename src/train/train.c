@@ -308,7 +308,9 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         double vl;
         if (eval_loss(m, &val, o->eval_batches, &vl, &bad_addr)) goto data_changed;
         vl = lnl_dist_mean(d, vl);
-        fprintf(lnl_runlog_records(&log), "{\"step\": 0, \"val_loss\": %.6f}\n", vl);
+        char vs[32];
+        lnl_json_num(vs, sizeof vs, "%.6f", vl);
+        fprintf(lnl_runlog_records(&log), "{\"step\": 0, \"val_loss\": %s}\n", vs);
     }
     const int tty = isatty(fileno(stderr));
     long val_step = 0; /* the step of the newest evaluation, for the progress line (0: none yet) */
@@ -361,9 +363,11 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         res->final_loss = loss;
         char mfields[128];
         lnl_monitor_step_fields(&mon, mfields, sizeof mfields);
-        fprintf(lnl_runlog_records(&log), "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6e, \"tokens_per_s\": %.1f, "
+        char ls[32];
+        lnl_json_num(ls, sizeof ls, "%.6f", loss);
+        fprintf(lnl_runlog_records(&log), "{\"step\": %ld, \"loss\": %s, \"lr\": %.6e, \"grad_norm\": %.6e, \"tokens_per_s\": %.1f, "
                      "\"ms\": %.3f, \"threads\": %d%s}\n",
-                step + 1, loss, lr, isfinite(gnorm) ? gnorm : -1.0, tps, ms, threads, mfields);
+                step + 1, ls, lr, isfinite(gnorm) ? gnorm : -1.0, tps, ms, threads, mfields);
         if (diag_due) lnl_monitor_write_diag(&mon, m, step + 1, gnorm, lnl_runlog_records(&log));
         if (act == LNL_STEP_DIVERGED) {
             res->diverged = 1;
@@ -382,7 +386,9 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             vl = lnl_dist_mean(d, vl);
             res->final_val_loss = vl;
             val_step = step + 1;
-            fprintf(lnl_runlog_records(&log), "{\"step\": %ld, \"val_loss\": %.6f}\n", step + 1, vl);
+            char vs[32];
+            lnl_json_num(vs, sizeof vs, "%.6f", vl);
+            fprintf(lnl_runlog_records(&log), "{\"step\": %ld, \"val_loss\": %s}\n", step + 1, vs);
         }
         /* every step's records are written (and checked) before the next step starts */
         LnlErr log_err;

@@ -204,4 +204,13 @@ expect_error vocab_too_small 1 "token" -- "$LNLAB" train --data "$TMP/kjv" --out
   --eval-every 3 --eval-batches 1 2>"$TMP/prog.err" >/dev/null
 if grep -Eq '^step 6/6 \| loss [0-9.]+ \| val [0-9.]+ \(step 6\) \| lr .* \| [0-9.]+ ms \| [0-9]+ tok/s \| ETA' "$TMP/prog.err"
 then ok progress_line_val_and_ms; else fail progress_line_val_and_ms "$(tail -n 3 "$TMP/prog.err")"; fi
+# A run that blows up: every record of its log is strict JSON (a NaN or infinite loss is null)
+"$LNLAB" train --data "$TMP/kjv" --out "$TMP/blowup" --preset rezero --layers 4 --heads 4 --dim 64 --seq 64 --batch 8 \
+  --steps 60 --lr 10 --grad-clip 0 --eval-every 1 --eval-batches 1 --diag-every 1 --quiet 2>/dev/null
+if /usr/bin/python3 -c 'import json, sys
+def refuse(x): raise ValueError("not JSON: " + x)
+recs = [json.loads(l, parse_constant=refuse) for l in open(sys.argv[1])]
+assert any(r.get("diverged") for r in recs), "the run did not diverge"
+assert any(r.get("loss", 0) is None or r.get("val_loss", 0) is None for r in recs), "no non-finite loss reached the log"
+' "$TMP/blowup/log.jsonl" 2>"$TMP/err"; then ok diverged_log_strict_json; else fail diverged_log_strict_json "$(tail -n 1 "$TMP/err")"; fi
 finish
