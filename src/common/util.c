@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -356,6 +358,41 @@ int lnl_dir_lock(const char *dir, const char *name, const char *what, int *fd, L
     }
     free(path);
     return 0;
+}
+
+int lnl_dir_lock_held(const char *dir, const char *name, long *pid) {
+    *pid = 0;
+    char *path = lnl_path_join(dir, name);
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0) return errno == ENOENT ? 0 : -1;
+    char buf[32] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = 0;
+    *pid = strtol(buf, NULL, 10);
+    int ok = fstat(fd, &st) == 0;
+    close(fd);
+    if (!ok) return -1;
+    FILE *f = fopen("/proc/locks", "r");
+    if (!f) {
+        if (*pid <= 0) return -1;
+        return kill((pid_t)*pid, 0) == 0 || errno == EPERM;
+    }
+    /* "1: FLOCK  ADVISORY  WRITE 1896 fe:00:11206977 0 EOF": major:minor (hex) and inode */
+    char line[256];
+    int held = 0;
+    while (!held && fgets(line, sizeof line, f)) {
+        char kind[16];
+        unsigned maj, min;
+        unsigned long long ino;
+        long holder;
+        if (sscanf(line, "%*s %15s %*s %*s %ld %x:%x:%llu", kind, &holder, &maj, &min, &ino) == 5 &&
+            !strcmp(kind, "FLOCK") && maj == major(st.st_dev) && min == minor(st.st_dev) && ino == (unsigned long long)st.st_ino)
+            held = 1;
+    }
+    fclose(f);
+    return held;
 }
 
 int lnl_random_hex(char *out, size_t n, LnlErr *e) {

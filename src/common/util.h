@@ -79,6 +79,11 @@ int lnl_mkdir_p(const char *path, LnlErr *e);
  * names it: "DIR: another lnlab WHAT (PID N) is using this directory". The descriptor is not
  * inherited by children (O_CLOEXEC). */
 int lnl_dir_lock(const char *dir, const char *name, const char *what, int *fd, LnlErr *e);
+/* Whether a process holds the lock DIR/NAME of lnl_dir_lock, found without taking it (a reader
+ * must never delay or fail the holder): 1 held (*pid the PID written in the file, 0 if none),
+ * 0 not held or no such file, -1 unknown. Linux lists flock locks by device and inode in
+ * /proc/locks; where that cannot be read, a live process with the file's PID counts as the holder. */
+int lnl_dir_lock_held(const char *dir, const char *name, long *pid);
 /* n random bytes from the kernel as 2n lowercase hex digits into out (room for 2n+1). Fails only
  * if the kernel has no randomness to give. */
 int lnl_random_hex(char *out, size_t n, LnlErr *e);

@@ -3,6 +3,8 @@
  * final probes. Columns: docs/STUDY.md, "Tidy export". */
 #include "export.h"
 
+#include "../report/logread.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -109,33 +111,20 @@ static int metrics_csv(LnlBuf *b, const char *out, const LnlStudyResult *rs, con
         const LnlStudyResult *r = &rs[i];
         char rel[300];
         snprintf(rel, sizeof rel, "runs/%s/log.jsonl", r->run.id);
-        char *path = lnl_path_join(out, rel), *text = NULL;
-        if (lnl_read_file(path, &text, NULL, NULL) == 0) { /* a record without its run directory: no curve */
-            char *save = NULL;
-            for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                cJSON *o = cJSON_Parse(line);
-                const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "step");
-                if (!cJSON_IsNumber(st)) {
-                    cJSON_Delete(o);
-                    continue;
-                }
-                long long step = (long long)st->valuedouble;
-                const cJSON *diag = cJSON_GetObjectItemCaseSensitive(o, "diag");
-                const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
-                const cJSON *val = cJSON_GetObjectItemCaseSensitive(o, "val_loss");
-                if (cJSON_IsObject(diag)) diag_rows(b, r->run.id, step, diag);
-                else if (cJSON_IsNumber(val)) metric_row(b, r->run.id, step, -1, "eval", "val_loss", val->valuedouble);
-                else if (cJSON_IsNumber(loss)) {
-                    metric_row(b, r->run.id, step, -1, "train", "train_loss", loss->valuedouble);
-                    for (const char *k = "lr\0grad_norm\0"; *k; k += strlen(k) + 1) {
-                        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-                        if (cJSON_IsNumber(x)) metric_row(b, r->run.id, step, -1, "train", k, x->valuedouble);
-                    }
-                }
-                cJSON_Delete(o);
+        char *path = lnl_path_join(out, rel);
+        LnlLogRecords g;
+        if (lnl_log_read(&g, path, LNL_LOG_SKIP_BAD, NULL) == 0) { /* a record without its run directory: no curve */
+            for (int k = 0; k < g.n; k++) {
+                long long step = (long long)g.step[k];
+                metric_row(b, r->run.id, step, -1, "train", "train_loss", g.loss[k]);
+                metric_row(b, r->run.id, step, -1, "train", "lr", g.lr[k]);
+                metric_row(b, r->run.id, step, -1, "train", "grad_norm", g.grad_norm[k]);
             }
+            for (int k = 0; k < g.nval; k++)
+                metric_row(b, r->run.id, (long long)g.vstep[k], -1, "eval", "val_loss", g.val[k]);
+            for (int k = 0; k < g.ndiag; k++) diag_rows(b, r->run.id, (long long)g.dstep[k], g.diag[k]);
+            lnl_log_free(&g);
         }
-        free(text);
         free(path);
         for (int l = 0; l < r->nlayers; l++) {
             const LnlStudyLayer *y = &r->layers[l];

@@ -2,25 +2,16 @@
  * by gnuplot into a temporary name and renamed into OUT/plots/ once both PNG and SVG exist. */
 #include "plots.h"
 
+#include "../report/heatmap.h"
 #include "../train/train.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define FIG_W 1000
 #define FIG_H 560
 #define PANEL_H 420
-
-static const char *palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
-                                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-#define NPAL ((int)(sizeof palette / sizeof palette[0]))
 
 /* A setting that several presets and seeds share: dt, depth (or named size), lr. */
 typedef struct {
@@ -53,111 +44,17 @@ static int cell_index(Cell *cells, int *n, const LnlStudyRun *r) {
     return *n - 1;
 }
 
-static int write_text(const char *dir, const char *name, const LnlBuf *b, LnlErr *e) {
-    char *p = lnl_path_join(dir, name);
-    int r = lnl_write_file_atomic(p, b->data ? b->data : "", b->len, e);
-    free(p);
-    return r;
-}
-
-/* Runs gnuplot on a script inside dir; returns its exit status (127: could not run it). */
-static int run_gnuplot(const char *gnuplot, const char *dir, const char *script, const char *log, const char *eval) {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) return 127;
-    if (pid == 0) {
-        if (chdir(dir) != 0) _exit(127);
-        int in = open("/dev/null", O_RDONLY), out = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0666);
-        if (in < 0 || out < 0) _exit(127);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(out, 2);
-        if (eval) execlp(gnuplot, gnuplot, "-e", eval, (char *)NULL);
-        else execlp(gnuplot, gnuplot, script, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) return 127;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* The first line of gnuplot's log that says what went wrong. */
-static void gnuplot_complaint(const char *path, char *buf, size_t n) {
-    char *text = NULL;
-    snprintf(buf, n, "gnuplot failed");
-    if (lnl_read_file(path, &text, NULL, NULL)) return;
-    char *save = NULL, *pick = NULL;
-    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-        if (strstr(l, "rror") || strstr(l, "undefined") || strstr(l, "annot")) {
-            pick = l;
-            break;
-        }
-    if (pick) snprintf(buf, n, "gnuplot: %s", pick);
-    free(text);
-}
-
 typedef struct {
-    const char *out, *gnuplot, *term_png;
-    char *dir, *data_dir;
-    LnlStudyPlots *pl;
+    const char *out; /* the study directory */
+    LnlPlotter pl;   /* its plots/ */
 } Ctx;
 
 static LnlStudyPlot *new_plot(Ctx *x, const char *section, const char *base, const char *title) {
-    x->pl->p = lnl_realloc(x->pl->p, sizeof *x->pl->p * (size_t)(x->pl->n + 1));
-    LnlStudyPlot *p = &x->pl->p[x->pl->n++];
-    memset(p, 0, sizeof *p);
-    snprintf(p->section, sizeof p->section, "%s", section);
-    snprintf(p->base, sizeof p->base, "%s", base);
-    snprintf(p->title, sizeof p->title, "%s", title);
-    return p;
+    return lnl_plot_new(&x->pl, section, base, title);
 }
 
-/* Writes data/<base>.gp drawing body twice (PNG, SVG) and runs it. */
 static int draw(Ctx *x, LnlStudyPlot *p, const char *body, int w, int h, LnlErr *e) {
-    LnlBuf s = {0};
-    lnl_buf_printf(&s, "# %s: drawn by lnlab study; run `gnuplot data/%s.gp` in this directory to redraw\n",
-                   p->title, p->base);
-    lnl_buf_printf(&s, "set datafile missing 'NaN'\n");
-    lnl_buf_printf(&s, "set terminal %s size %d,%d noenhanced font 'sans,10'\nset output '%s.png.tmp'\n",
-                   x->term_png, w, h, p->base);
-    lnl_buf_append(&s, body, strlen(body));
-    lnl_buf_printf(&s, "unset output\nreset\nset datafile missing 'NaN'\n");
-    lnl_buf_printf(&s, "set terminal svg size %d,%d dynamic noenhanced font 'sans,10' background 'white'\n", w, h);
-    lnl_buf_printf(&s, "set output '%s.svg.tmp'\n", p->base);
-    lnl_buf_append(&s, body, strlen(body));
-    lnl_buf_printf(&s, "unset output\n");
-    char name[200], logname[200], script[200];
-    snprintf(name, sizeof name, "%s.gp", p->base);
-    snprintf(script, sizeof script, "data/%s.gp", p->base);
-    snprintf(logname, sizeof logname, "data/%s.log", p->base);
-    int r = write_text(x->data_dir, name, &s, e);
-    lnl_buf_free(&s);
-    if (r) return -1;
-    int st = run_gnuplot(x->gnuplot, x->dir, script, logname, NULL);
-    char png_tmp[200], svg_tmp[200], png[200], svg[200];
-    snprintf(png_tmp, sizeof png_tmp, "%s.png.tmp", p->base);
-    snprintf(svg_tmp, sizeof svg_tmp, "%s.svg.tmp", p->base);
-    snprintf(png, sizeof png, "%s.png", p->base);
-    snprintf(svg, sizeof svg, "%s.svg", p->base);
-    char *paths[4];
-    const char *names[4] = {png_tmp, svg_tmp, png, svg};
-    for (int i = 0; i < 4; i++) paths[i] = lnl_path_join(x->dir, names[i]);
-    uint64_t a = 0, b = 0;
-    int made = st == 0 && lnl_file_size(paths[0], &a, NULL) == 0 && a > 0 && lnl_file_size(paths[1], &b, NULL) == 0 &&
-               b > 0;
-    if (made && rename(paths[0], paths[2]) == 0 && rename(paths[1], paths[3]) == 0) {
-        p->ok = 1;
-    } else {
-        char *log = lnl_path_join(x->dir, logname);
-        gnuplot_complaint(log, p->why, sizeof p->why);
-        free(log);
-        unlink(paths[0]);
-        unlink(paths[1]);
-    }
-    for (int i = 0; i < 4; i++) free(paths[i]);
-    return 0;
+    return lnl_plot_draw(&x->pl, p, body, w, h, e);
 }
 
 /* ---- data ---- */
@@ -216,7 +113,7 @@ static int write_layers(Ctx *x, const char *name, const LayerMed *m, LnlErr *e) 
         }
         lnl_buf_printf(&b, "\n");
     }
-    int r = write_text(x->data_dir, name, &b, e);
+    int r = lnl_plot_data(&x->pl, name, &b, e);
     lnl_buf_free(&b);
     return r;
 }
@@ -269,14 +166,14 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
                     }
                     char name[220];
                     snprintf(name, sizeof name, "%s.%s.dat", rs[i].run.id, kind ? "val" : "train");
-                    int r = write_text(x->data_dir, name, &d, e);
+                    int r = lnl_plot_data(&x->pl, name, &d, e);
                     lnl_buf_free(&d);
                     if (r) {
                         lnl_study_curve_free(&c);
                         lnl_buf_free(&body);
                         return -1;
                     }
-                    const char *col = palette[pi % NPAL];
+                    const char *col = lnl_plot_color(pi);
                     char title[80];
                     if (first) snprintf(title, sizeof title, "title '%s %s'", presets[pi], kind ? "val" : "train");
                     else snprintf(title, sizeof title, "notitle");
@@ -372,13 +269,13 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
                 lnl_buf_printf(&med, "%.9g %.9g %.9g %.9g\n", lrs[l], m, v[0], v[k - 1]);
                 nmed++;
             }
-            const char *col = palette[pi % NPAL];
+            const char *col = lnl_plot_color(pi);
             for (int kind = 0; kind < 2 && !rc; kind++) {
                 LnlBuf *d = kind ? &bad : &med;
                 if (!(kind ? nbad : nmed)) continue;
                 char name[240];
                 snprintf(name, sizeof name, "lr_%s.%s.%s.dat", key, presets[pi], kind ? "untrained" : "trained");
-                rc = write_text(x->data_dir, name, d, e);
+                rc = lnl_plot_data(&x->pl, name, d, e);
                 if (kind)
                     lnl_buf_printf(&body, "%s'data/%s' using 1:2 with points pt 6 ps 1.6 lc rgb '%s' title '%s: did not "
                                           "train'",
@@ -429,7 +326,7 @@ static void panel(LnlBuf *b, const char *title, int col, char names[][200], Laye
         }
         if (!has_positive(v, n)) continue;
         lnl_buf_printf(b, "%s'data/%s' using 1:%d with linespoints lw 1.5 pt 7 ps 0.5 lc rgb '%s' dt %d title '%s'",
-                       items ? ", \\\n     " : "plot ", names[j], col, palette[j % NPAL], 1 + (j / NPAL) % 5, labels[j]);
+                       items ? ", \\\n     " : "plot ", names[j], col, lnl_plot_color(j), 1 + (j / LNL_PLOT_NCOLORS) % 5, labels[j]);
         items++;
     }
     if (!items)
@@ -515,43 +412,103 @@ done:
     return rc;
 }
 
-/* Old figures go: the report shows exactly the figures of this study. */
-static void clear_figures(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-        if ((len > 4 && !strcmp(de->d_name + len - 4, ".png")) || (len > 4 && !strcmp(de->d_name + len - 4, ".svg"))) {
-            char *p = lnl_path_join(dir, de->d_name);
-            unlink(p);
-            free(p);
+/* The layer x step heatmaps: one figure per metric with one panel per placement, at one setting
+ * (options, dt, shape, lr) chosen by a rule: the setting with diag records for the most presets,
+ * then the one where the most of those presets' runs trained, then the first in run order; each
+ * preset's run there with the lowest seed. */
+static int heatmap_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, char presets[][32], int npresets,
+                           LnlErr *e) {
+    int best = -1, best_np = 0, best_nt = 0;
+    int *pick = lnl_malloc(sizeof(int) * (size_t)(npresets ? npresets : 1));
+    for (int i0 = 0; i0 < n; i0++) {
+        if (!have[i0] || rs[i0].ndiag <= 0) continue;
+        int np = 0, nt = 0;
+        for (int pi = 0; pi < npresets; pi++) {
+            int k = -1;
+            for (int i = 0; i < n; i++) {
+                const LnlStudyRun *u = &rs[i].run;
+                if (!have[i] || rs[i].ndiag <= 0 || strcmp(u->preset, presets[pi]) || !same_setting(u, &rs[i0].run) ||
+                    u->lr != rs[i0].run.lr)
+                    continue;
+                if (k < 0 || u->seed < rs[k].run.seed) k = i;
+            }
+            if (k < 0) continue;
+            np++;
+            nt += rs[k].trained == 1;
         }
+        if (np > best_np || (np == best_np && nt > best_nt)) best = i0, best_np = np, best_nt = nt;
     }
-    closedir(d);
+    if (best < 0) {
+        free(pick);
+        return 0;
+    }
+    const LnlStudyRun *u0 = &rs[best].run;
+    int np = 0;
+    LnlBuf missing = {0};
+    for (int pi = 0; pi < npresets; pi++) {
+        int k = -1;
+        for (int i = 0; i < n; i++) {
+            const LnlStudyRun *u = &rs[i].run;
+            if (!have[i] || rs[i].ndiag <= 0 || strcmp(u->preset, presets[pi]) || !same_setting(u, u0) || u->lr != u0->lr)
+                continue;
+            if (k < 0 || u->seed < rs[k].run.seed) k = i;
+        }
+        if (k >= 0) pick[np++] = k;
+        else lnl_buf_printf(&missing, "%s%s", missing.len ? ", " : "", presets[pi]);
+    }
+    LnlLogRecords *logs = lnl_calloc((size_t)np, sizeof *logs);
+    LnlHeatPanel *panels = lnl_calloc((size_t)np, sizeof *panels);
+    char(*labels)[200] = lnl_malloc(sizeof *labels * (size_t)np);
+    int rc = 0;
+    for (int j = 0; j < np; j++) {
+        const LnlStudyResult *r = &rs[pick[j]];
+        char rel[300];
+        snprintf(rel, sizeof rel, "runs/%s/log.jsonl", r->run.id);
+        char *path = lnl_path_join(x->out, rel);
+        if (lnl_log_read(&logs[j], path, LNL_LOG_SKIP_BAD, NULL)) memset(&logs[j], 0, sizeof logs[j]); /* run dir gone */
+        free(path);
+        char state[64] = "";
+        if (r->diverged_at_step >= 0) snprintf(state, sizeof state, ", diverged at step %lld", r->diverged_at_step);
+        else if (r->trained == 0) snprintf(state, sizeof state, ", did not train");
+        snprintf(labels[j], sizeof labels[j], "%s (seed %lld%s)", r->run.preset, r->run.seed, state);
+        panels[j] = (LnlHeatPanel){labels[j], &logs[j]};
+    }
+    char setting[300];
+    if (u0->size[0])
+        snprintf(setting, sizeof setting, "dt %g, %s (L %d), lr %g%s%s", u0->dt, u0->size, u0->depth, u0->lr,
+                 u0->variant[0] ? ", " : "", u0->variant);
+    else
+        snprintf(setting, sizeof setting, "dt %g, L %d, lr %g%s%s", u0->dt, u0->depth, u0->lr, u0->variant[0] ? ", " : "",
+                 u0->variant);
+    for (int k = 0; k < LNL_HEAT_NMETRICS && !rc; k++) {
+        const LnlHeatMetric *m = &lnl_heat_metrics[k];
+        char base[160], title[400];
+        snprintf(base, sizeof base, "heatmap_%s", m->key);
+        snprintf(title, sizeof title, "%s by layer and step: %s, each placement's lowest-seed run%s%s%s", m->what,
+                 setting, missing.len ? " (not at this setting: " : "", missing.len ? missing.data : "",
+                 missing.len ? ")" : "");
+        rc = lnl_heatmap_draw(&x->pl, "heatmap", base, title, m, panels, np, e);
+    }
+    for (int j = 0; j < np; j++) lnl_log_free(&logs[j]);
+    free(logs);
+    free(panels);
+    free(labels);
+    free(pick);
+    lnl_buf_free(&missing);
+    return rc;
 }
 
 int lnl_study_plots_make(const char *out, const char *gnuplot, const LnlStudyResult *rs, const int *have, int n,
                          LnlStudyPlots *pl, LnlErr *e) {
-    memset(pl, 0, sizeof *pl);
-    Ctx x = {out, gnuplot, "pngcairo", lnl_path_join(out, "plots"), NULL, pl};
-    x.data_dir = lnl_path_join(x.dir, "data");
-    int rc = -1;
+    Ctx x = {.out = out};
+    char *dir = lnl_path_join(out, "plots");
+    int rc = lnl_plotter_open(&x.pl, dir, gnuplot, "lnlab study", 1, pl, e);
+    free(dir);
     Cell *cells = lnl_malloc(sizeof *cells * (size_t)(n ? n : 1));
     char(*presets)[32] = lnl_malloc(sizeof *presets * (size_t)(n ? n : 1));
     int ncells = 0, npresets = 0;
-    if (lnl_mkdir_p(x.data_dir, e)) goto done;
-    clear_figures(x.dir);
-    int st = run_gnuplot(gnuplot, x.dir, NULL, NULL, "set terminal pngcairo");
-    if (st == 127) {
-        snprintf(pl->why_none, sizeof pl->why_none,
-                 "gnuplot ('%s') could not be run; install gnuplot-nox (scripts/setup does) and run the study again "
-                 "(finished runs are not repeated) to draw them",
-                 gnuplot);
-        rc = 0;
-        goto done;
-    }
-    if (st != 0) x.term_png = "png"; /* a gnuplot built without cairo */
+    if (rc || !x.pl.usable) goto done;
+    rc = -1;
     for (int i = 0; i < n; i++) {
         if (!have[i]) continue;
         cell_index(cells, &ncells, &rs[i].run);
@@ -562,16 +519,13 @@ int lnl_study_plots_make(const char *out, const char *gnuplot, const LnlStudyRes
     if (lr_figures(&x, rs, have, n, presets, npresets, e)) goto done;
     if (loss_figures(&x, rs, have, n, cells, ncells, presets, npresets, e)) goto done;
     if (layer_figures(&x, rs, have, n, cells, ncells, presets, npresets, e)) goto done;
+    if (heatmap_figures(&x, rs, have, n, presets, npresets, e)) goto done;
     rc = 0;
 done:
+    lnl_plotter_close(&x.pl);
     free(cells);
     free(presets);
-    free(x.dir);
-    free(x.data_dir);
     return rc;
 }
 
-void lnl_study_plots_free(LnlStudyPlots *pl) {
-    free(pl->p);
-    memset(pl, 0, sizeof *pl);
-}
+void lnl_study_plots_free(LnlStudyPlots *pl) { lnl_figures_free(pl); }

@@ -45,11 +45,6 @@ const char *lnl_study_growth_better(const LnlGrowthFit *f, int variance) {
 
 /* ---- log.jsonl ---- */
 
-static void push(double **a, int n, double v) {
-    if ((n & (n - 1)) == 0) *a = lnl_realloc(*a, sizeof(double) * (size_t)(n ? 2 * n : 1));
-    (*a)[n] = v;
-}
-
 /* The layer-1 / layer-L ratio of a diag record's per-layer gradient norms (layers 1..L). */
 static double diag_grad_ratio(const cJSON *diag) {
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(diag, "grad_norm");
@@ -66,63 +61,40 @@ int lnl_study_curve_read(LnlStudyCurve *c, const char *log_path, double spike_na
     c->median_tps = NAN;
     c->max_rise = NAN;
     c->max_rise_step = -1;
+    /* a line cut short by a kill is skipped: the run is redone anyway */
+    LnlLogRecords *g = &c->log;
+    if (lnl_log_read(g, log_path, LNL_LOG_SKIP_BAD, e)) return -1;
+    c->n = g->n, c->step = g->step, c->loss = g->loss;
+    c->nval = g->nval, c->vstep = g->vstep, c->val = g->val;
+    c->ndiag = g->ndiag, c->dstep = g->dstep;
+    c->diverged_at_step = g->diverged_at_step;
+    snprintf(c->cause, sizeof c->cause, "%s", g->cause);
+    c->dratio = lnl_malloc(sizeof(double) * (size_t)(g->ndiag ? g->ndiag : 1));
+    for (int i = 0; i < g->ndiag; i++) c->dratio[i] = diag_grad_ratio(g->diag[i]);
     double run_min = INFINITY;
     int in_spike = 0;
-    char *text = NULL;
-    if (lnl_read_file(log_path, &text, NULL, e)) return -1;
-    double *tps = NULL;
-    int ntps = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        cJSON *o = cJSON_Parse(line);
-        if (!o) continue; /* a line cut short by a kill; the run is redone anyway */
-        double step = get_num(o, "step");
-        const cJSON *div = cJSON_GetObjectItemCaseSensitive(o, "diverged");
-        if (cJSON_IsTrue(div)) {
-            c->diverged_at_step = isfinite(step) ? (long long)step : 0;
-            const char *cause = get_str(o, "cause");
-            snprintf(c->cause, sizeof c->cause, "%s", cause ? cause : "");
-        } else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "diag")) && isfinite(step)) {
-            push(&c->dstep, c->ndiag, step);
-            push(&c->dratio, c->ndiag, diag_grad_ratio(cJSON_GetObjectItemCaseSensitive(o, "diag")));
-            c->ndiag++;
-        } else if (cJSON_GetObjectItemCaseSensitive(o, "val_loss")) {
-            push(&c->vstep, c->nval, step);
-            push(&c->val, c->nval, get_num(o, "val_loss"));
-            c->nval++;
-        } else if (cJSON_GetObjectItemCaseSensitive(o, "loss") && isfinite(step)) {
-            double loss = get_num(o, "loss");
-            push(&c->step, c->n, step);
-            push(&c->loss, c->n, loss);
-            c->n++;
-            if (isfinite(loss)) {
-                if (isfinite(run_min) && (!isfinite(c->max_rise) || loss - run_min > c->max_rise)) {
-                    c->max_rise = loss - run_min;
-                    c->max_rise_step = (long long)step;
-                }
-                if (isfinite(run_min) && spike_nats > 0) {
-                    if (!in_spike && loss - run_min > spike_nats) in_spike = 1, c->spikes++;
-                    else if (in_spike && loss - run_min <= 0.5 * spike_nats) in_spike = 0;
-                }
-                if (loss < run_min) run_min = loss;
-            }
-            double t = get_num(o, "tokens_per_s");
-            if (isfinite(t)) push(&tps, ntps++, t);
+    for (int i = 0; i < g->n; i++) {
+        double loss = g->loss[i];
+        if (!isfinite(loss)) continue;
+        if (isfinite(run_min) && (!isfinite(c->max_rise) || loss - run_min > c->max_rise)) {
+            c->max_rise = loss - run_min;
+            c->max_rise_step = (long long)g->step[i];
         }
-        cJSON_Delete(o);
+        if (isfinite(run_min) && spike_nats > 0) {
+            if (!in_spike && loss - run_min > spike_nats) in_spike = 1, c->spikes++;
+            else if (in_spike && loss - run_min <= 0.5 * spike_nats) in_spike = 0;
+        }
+        if (loss < run_min) run_min = loss;
     }
-    c->median_tps = lnl_study_median(tps, ntps);
+    double *tps = lnl_malloc(sizeof(double) * (size_t)(g->n ? g->n : 1));
+    memcpy(tps, g->tokens_per_s, sizeof(double) * (size_t)g->n);
+    c->median_tps = lnl_study_median(tps, g->n);
     free(tps);
-    free(text);
     return 0;
 }
 
 void lnl_study_curve_free(LnlStudyCurve *c) {
-    free(c->step);
-    free(c->loss);
-    free(c->vstep);
-    free(c->val);
-    free(c->dstep);
+    lnl_log_free(&c->log);
     free(c->dratio);
     memset(c, 0, sizeof *c);
 }

@@ -5,6 +5,7 @@
 #define LNL_STUDY_RESULTS_H
 
 #include "../diag/growth.h"
+#include "../report/logread.h"
 #include "config.h"
 
 /* The per-layer figures of `lnlab probe --json` (docs/USAGE.md); NAN where probe printed null. */
@@ -41,8 +42,10 @@ typedef struct {
     double wall_s;        /* train + probe */
 } LnlStudyResult;
 
-/* A run's loss curves from RUN/log.jsonl. */
+/* A run's loss curves from RUN/log.jsonl: its records (the arrays below point into them) and
+ * figures computed from them. */
 typedef struct {
+    LnlLogRecords log;
     int n, nval;
     double *step, *loss;     /* (n) training records */
     double *vstep, *val;     /* (nval) evaluation records */
@@ -55,7 +58,7 @@ typedef struct {
     char cause[128];
     /* diag records (--diag-every): the layer-1 / layer-L gradient norm ratio at each */
     int ndiag;
-    double *dstep, *dratio;
+    double *dstep, *dratio; /* dratio owned */
 } LnlStudyCurve;
 int lnl_study_curve_read(LnlStudyCurve *c, const char *log_path, double spike_nats, LnlErr *e);
 void lnl_study_curve_free(LnlStudyCurve *c);

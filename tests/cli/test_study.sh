@@ -100,6 +100,12 @@ plots = sorted(glob.glob(os.path.join(a, "plots", "*.png")) + glob.glob(os.path.
 names = {os.path.basename(p) for p in plots}
 need = {"grad_norm.png", "grad_norm.svg", "hidden_pre.png", "hidden_peri.svg", "loss_dt1-L2-lr0.003.png"}
 check("plots_made", need <= names, sorted(names))
+# the layer x step heatmaps: one figure per figure of the diag records, a panel per preset at one setting
+heat = {"heatmap_%s.%s" % (m, x) for m in ("hidden_mean_abs", "grad_norm", "update_rms", "attn_logit_max")
+        for x in ("png", "svg")}
+gp = open(os.path.join(a, "plots", "data", "heatmap_grad_norm.gp")).read() if "heatmap_grad_norm.png" in names else ""
+check("plots_heatmaps", heat <= names and all(("plots/" + h) in html for h in heat) and "pre (seed 1" in gp
+      and "peri (seed 1" in gp and "lr 0.003" in gp, sorted(heat - names))
 unref = [n for n in names if ("plots/" + n) not in html]
 check("html_references_every_plot", not unref, unref)
 check("html_self_contained", html.count("data:image/svg+xml;base64,") == len(plots) // 2
