@@ -413,9 +413,8 @@ static void rule_exp_depth(LnlDoc *d, const Recs *R, const Claim *c, Tally *t) {
                          "along the depth).");
 }
 
-/* LR sensitivity of preset p in s over lrs, per seed (Wortsman et al. 2023): the mean over the
- * lrs of min(loss(lr), loss at init) - the seed's best loss; a diverged run counts at the init
- * loss. Only seeds with a run at every lr count. */
+/* LR sensitivity of preset p in s over lrs, per seed (lnl_study_lr_sensitivity). Only seeds with
+ * a run at every lr count. */
 static Spread lr_sensitivity(const Recs *R, const char *p, const Setting *s, const double *lrs, int nl, int *any_trained) {
     double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)), *loss = lnl_malloc(sizeof(double) * (size_t)(nl + 1));
     int k = 0;
@@ -424,25 +423,17 @@ static Spread lr_sensitivity(const Recs *R, const char *p, const Setting *s, con
         if (!is(R, i, p, s) || R->rs[i].run.lr != lrs[0]) continue;
         long long seed = R->rs[i].run.seed;
         int ok = 1;
-        double best = INFINITY;
         for (int l = 0; l < nl && ok; l++) {
             int j = find_run(R, p, s, lrs[l], seed);
             if (j < 0) {
                 ok = 0;
                 break;
             }
-            const LnlStudyResult *r = &R->rs[j];
-            *any_trained |= trained(r);
-            double init = r->init_loss;
-            double x = r->diverged_at_step >= 0 || !isfinite(r->final_val_loss) ? init : fmin(r->final_val_loss, init);
-            if (!isfinite(x)) ok = 0;
-            loss[l] = x;
-            if (x < best) best = x;
+            *any_trained |= trained(&R->rs[j]);
+            loss[l] = lnl_study_sweep_loss(&R->rs[j]);
         }
-        if (!ok) continue;
-        double sum = 0;
-        for (int l = 0; l < nl; l++) sum += loss[l] - best;
-        v[k++] = sum / nl;
+        double x = ok ? lnl_study_lr_sensitivity(loss, nl) : NAN;
+        if (isfinite(x)) v[k++] = x;
     }
     Spread sp = spread_of(v, k);
     free(v);

@@ -36,6 +36,22 @@ double lnl_study_median(double *v, int n) {
     return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
 }
 
+double lnl_study_sweep_loss(const LnlStudyResult *r) {
+    double init = r->init_loss;
+    return r->diverged_at_step >= 0 || !isfinite(r->final_val_loss) ? init : fmin(r->final_val_loss, init);
+}
+
+double lnl_study_lr_sensitivity(const double *loss, int n) {
+    if (n < 2) return NAN;
+    double best = INFINITY, sum = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(loss[i])) return NAN;
+        best = fmin(best, loss[i]);
+    }
+    for (int i = 0; i < n; i++) sum += loss[i] - best;
+    return sum / n;
+}
+
 const char *lnl_study_growth_better(const LnlGrowthFit *f, int variance) {
     const LnlFit *bounded = variance ? &f->quadratic : &f->linear;
     if (!bounded->ok && !f->exponential.ok) return "none";

@@ -76,6 +76,14 @@ void lnl_study_result_free(LnlStudyResult *r);
 
 /* Median of the finite values of v[0..n-1] (v is reordered); NAN if there are none. */
 double lnl_study_median(double *v, int n);
+/* LR sensitivity (Wortsman et al. 2023; docs/STUDY.md), in two steps that the findings and
+ * `lnlab screen --study` share. The loss a run counts at in a learning-rate sweep:
+ * min(final val loss, loss at init), and the loss at init for a run that diverged or has no
+ * finite val loss. */
+double lnl_study_sweep_loss(const LnlStudyResult *r);
+/* One seed's sensitivity from its sweep losses loss[0..n-1] (one per learning rate): the mean of
+ * loss - the smallest of them; NAN if one is not finite or n < 2. */
+double lnl_study_lr_sensitivity(const double *loss, int n);
 /* The better shape of a growth fit: "exponential", "linear" / "quadratic", or "none". */
 const char *lnl_study_growth_better(const LnlGrowthFit *f, int variance);
 
