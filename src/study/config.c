@@ -74,7 +74,7 @@ const LnlStudyField lnl_study_fields[] = {
      "checkpoints kept per run (0: all)", NULL},
     {"jobs", LNL_SF_INT, OFF(jobs), 0, 1024, NULL, 0, "runs at a time (0: one per CPU)", NULL},
     {"threads", LNL_SF_INT, OFF(threads), 0, 1024, NULL, 0,
-     "OpenMP/BLAS threads per run (0: CPUs / jobs); numbers differ in the last bits across thread counts", NULL},
+     "OpenMP/BLAS threads per run (0: CPUs / jobs); the numbers are the same on any count", NULL},
     {"gnuplot", LNL_SF_STR, OFF(gnuplot), 0, 0, NULL, 0, "gnuplot command for the plots", NULL},
 };
 const int lnl_study_nfields = (int)(sizeof lnl_study_fields / sizeof lnl_study_fields[0]);

@@ -235,12 +235,23 @@ void lnl_doc_html(const LnlDoc *d, const char *plots_dir, LnlBuf *o) {
             lnl_buf_printf(o, "</table>\n");
             break;
         case B_FIG: {
+            /* a figure shown earlier on the page (a claim's, again under Plots) is a link to it:
+             * each SVG goes into the page once */
+            int shown = 0;
+            for (int k = 0; k < i && !shown; k++) shown = d->b[k].kind == B_FIG && !strcmp(d->b[k].base, b->base);
+            if (shown) {
+                lnl_buf_printf(o, "<p class=\"figref\">Figure: <a href=\"#fig-%s\">", b->base);
+                html_escape(o, b->text);
+                lnl_buf_printf(o, "</a> (shown above; <a href=\"plots/%s.png\">PNG</a>, <a href=\"plots/%s.svg\">SVG</a>)</p>\n",
+                               b->base, b->base);
+                break;
+            }
             /* the SVG goes inline as a data URI: the page needs no other file */
             char name[200];
             snprintf(name, sizeof name, "%s.svg", b->base);
             char *path = lnl_path_join(plots_dir, name), *svg = NULL;
             size_t len = 0;
-            lnl_buf_printf(o, "<figure>");
+            lnl_buf_printf(o, "<figure id=\"fig-%s\">", b->base);
             if (lnl_read_file(path, &svg, &len, NULL) == 0) {
                 lnl_buf_printf(o, "<img alt=\"");
                 html_escape(o, b->text);

@@ -701,10 +701,76 @@ static void rule_deep(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int
                      LNL_TRAINED_MARGIN, pname(c->b), pname(c->a), pname(c->b));
 }
 
+/* ---- the figures a claim's numbers come from ---- */
+
+#define CLAIM_MAX_FIGS 6
+
+/* Adds base to figs (at most CLAIM_MAX_FIGS, no repeats) when pl drew it. */
+static void want_fig(char figs[][160], int *nf, const LnlStudyPlots *pl, const char *base) {
+    if (!pl || *nf >= CLAIM_MAX_FIGS) return;
+    for (int i = 0; i < *nf; i++)
+        if (!strcmp(figs[i], base)) return;
+    for (int i = 0; i < pl->n; i++)
+        if (pl->p[i].ok && !strcmp(pl->p[i].base, base)) {
+            snprintf(figs[(*nf)++], 160, "%s", base);
+            return;
+        }
+}
+
+/* The figures of claim cl over its settings st: the hidden-state figures of its presets for the
+ * growth claims, the loss-against-lr figure of each setting for the learning-rate and loss claims,
+ * the loss curves at each setting's largest lr for spikes and at each depth for the deep claims,
+ * the gradient figures for the vanishing-gradient claim. */
+static void claim_figures(LnlDoc *d, const Recs *R, const Claim *cl, const Setting *st, int ns,
+                          const LnlStudyPlots *pl) {
+    char figs[CLAIM_MAX_FIGS][160], base[160];
+    int nf = 0;
+    const char *ps[2] = {cl->a, cl->b};
+    int np = cl->b ? 2 : 1;
+    switch (cl->rule) {
+    case R_GROWTH_LR:
+    case R_LINEAR_BOUND:
+    case R_EXP_DEPTH:
+    case R_DT_HIDDEN:
+        for (int p = 0; p < np; p++) {
+            lnl_study_hidden_figure(ps[p], base, sizeof base);
+            want_fig(figs, &nf, pl, base);
+        }
+        break;
+    case R_LR_SENS:
+    case R_BEST_LOSS:
+    case R_DT_LOSS:
+    case R_SPIKES:
+    case R_DEEP_TRAINS:
+        for (int k = 0; k < ns; k++) {
+            int last = -1; /* the setting's run with the largest lr (spikes) or any (the others) */
+            for (int i = 0; i < R->n; i++)
+                if (is(R, i, ps[np - 1], &st[k]) && (last < 0 || R->rs[i].run.lr > R->rs[last].run.lr)) last = i;
+            if (last < 0) continue;
+            if (cl->rule == R_SPIKES || cl->rule == R_DEEP_TRAINS) lnl_study_loss_figure(&R->rs[last].run, base, sizeof base);
+            else lnl_study_lr_figure(&R->rs[last].run, base, sizeof base);
+            want_fig(figs, &nf, pl, base);
+        }
+        break;
+    case R_GRAD_RATIO:
+        want_fig(figs, &nf, pl, "heatmap_grad_norm");
+        want_fig(figs, &nf, pl, "grad_norm");
+        break;
+    }
+    for (int i = 0; i < nf; i++)
+        for (int j = 0; j < pl->n; j++)
+            if (!strcmp(pl->p[j].base, figs[i])) {
+                int bi = lnl_doc_add(d, B_FIG);
+                d->b[bi].text = lnl_strdup(pl->p[j].title);
+                snprintf(d->b[bi].base, sizeof d->b[bi].base, "%.159s", figs[i]);
+                break;
+            }
+}
+
 /* ---- the section ---- */
 
 void lnl_study_findings(LnlDoc *top, LnlDoc *out, const LnlStudyConfig *c, const LnlStudyResult *rs, const int *have,
-                        int n, LnlBuf *verdicts) {
+                        int n, const LnlStudyPlots *pl, LnlBuf *verdicts) {
     Recs R = {rs, have, n};
     const int nc = (int)(sizeof claims / sizeof claims[0]);
     Verdict *v = lnl_malloc(sizeof(Verdict) * (size_t)nc);
@@ -730,6 +796,7 @@ void lnl_study_findings(LnlDoc *top, LnlDoc *out, const LnlStudyConfig *c, const
         case R_DEEP_TRAINS: rule_deep(&body, &R, cl, st, ns, 0, &t); break;
         case R_GRAD_RATIO: rule_deep(&body, &R, cl, st, ns, 1, &t); break;
         }
+        claim_figures(&body, &R, cl, st, ns, pl);
         v[k] = tally_verdict(&t);
         if (!t.parts.len) lnl_buf_printf(&t.parts, "the study has no runs this claim can be measured on");
         lnl_buf_append(&t.parts, "", 1);

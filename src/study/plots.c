@@ -25,6 +25,12 @@ static int same_cell(const Cell *c, const LnlStudyRun *r) {
     return c->dt == r->dt && c->lr == r->lr && c->depth == r->depth && strcmp(c->size, r->size) == 0;
 }
 
+/* The key of a cell's loss figure: dt, shape, lr. */
+static void cell_key(const LnlStudyRun *r, char *key, size_t n) {
+    if (r->size[0]) snprintf(key, n, "dt%g-%s-lr%g", r->dt, r->size, r->lr);
+    else snprintf(key, n, "dt%g-L%d-lr%g", r->dt, r->depth, r->lr);
+}
+
 static int cell_index(Cell *cells, int *n, const LnlStudyRun *r) {
     for (int i = 0; i < *n; i++)
         if (same_cell(&cells[i], r)) return i;
@@ -34,15 +40,30 @@ static int cell_index(Cell *cells, int *n, const LnlStudyRun *r) {
     c->lr = r->lr;
     c->depth = r->depth;
     snprintf(c->size, sizeof c->size, "%s", r->size);
-    if (r->size[0]) {
-        snprintf(c->key, sizeof c->key, "dt%g-%s-lr%g", r->dt, r->size, r->lr);
-        snprintf(c->label, sizeof c->label, "dt %g, %s (L %d), lr %g", r->dt, r->size, r->depth, r->lr);
-    } else {
-        snprintf(c->key, sizeof c->key, "dt%g-L%d-lr%g", r->dt, r->depth, r->lr);
-        snprintf(c->label, sizeof c->label, "dt %g, L %d, lr %g", r->dt, r->depth, r->lr);
-    }
+    cell_key(r, c->key, sizeof c->key);
+    if (r->size[0]) snprintf(c->label, sizeof c->label, "dt %g, %s (L %d), lr %g", r->dt, r->size, r->depth, r->lr);
+    else snprintf(c->label, sizeof c->label, "dt %g, L %d, lr %g", r->dt, r->depth, r->lr);
     return *n - 1;
 }
+
+void lnl_study_loss_figure(const LnlStudyRun *r, char *base, size_t n) {
+    char key[96];
+    cell_key(r, key, sizeof key);
+    snprintf(base, n, "loss_%s", key);
+}
+
+/* The key of a setting's loss-against-lr figure: options, dt and depth. */
+static void lr_key(const LnlStudyRun *r, char *key, size_t n) {
+    snprintf(key, n, "%s%sdt%g-L%d", r->variant, r->variant[0] ? "-" : "", r->dt, r->depth);
+}
+
+void lnl_study_lr_figure(const LnlStudyRun *r, char *base, size_t n) {
+    char key[160];
+    lr_key(r, key, sizeof key);
+    snprintf(base, n, "lr_%s", key);
+}
+
+void lnl_study_hidden_figure(const char *preset, char *base, size_t n) { snprintf(base, n, "hidden_%s", preset); }
 
 typedef struct {
     const char *out; /* the study directory */
@@ -120,83 +141,224 @@ static int write_layers(Ctx *x, const char *name, const LayerMed *m, LnlErr *e) 
 
 /* ---- figures ---- */
 
+/* One preset's curves at one setting, over its seeds: per step the median and range of the
+ * seeds' training loss (a seed that diverged counts up to its last finite step), smoothed by a
+ * centred mean over `win` steps, and the same for the val loss at each evaluation. */
+typedef struct {
+    int nseeds, ndiverged;
+    long long nsteps;                  /* steps 1..nsteps */
+    double *med, *lo, *hi;             /* (nsteps + 1), NAN where no seed has a finite value */
+    double *smed, *slo, *shi;          /* smoothed */
+    long long nval;                    /* evaluation steps, ascending */
+    double *vstep, *vmed, *vlo, *vhi;  /* (nval) */
+    int win_note;                      /* the smoothing window, steps */
+} SeedCurves;
+
+static void seed_curves_free(SeedCurves *sc) {
+    free(sc->med), free(sc->lo), free(sc->hi), free(sc->smed), free(sc->slo), free(sc->shi);
+    free(sc->vstep), free(sc->vmed), free(sc->vlo), free(sc->vhi);
+    memset(sc, 0, sizeof *sc);
+}
+
+/* median, min and max of the finite v[0..n-1] (reordered); NAN if none */
+static void med_range(double *v, int n, double *med, double *lo, double *hi) {
+    *lo = *hi = NAN;
+    *med = lnl_study_median(v, n); /* keeps the finite values first, sorted */
+    for (int i = 0; i < n && isfinite(v[i]); i++) {
+        if (!(*lo <= v[i])) *lo = v[i];
+        if (!(*hi >= v[i])) *hi = v[i];
+    }
+}
+
+static void smooth(const double *v, double *out, long long n, int win) {
+    for (long long i = 1; i <= n; i++) {
+        double sum = 0;
+        int k = 0;
+        for (long long j = i - win / 2; j <= i + win / 2; j++)
+            if (j >= 1 && j <= n && isfinite(v[j])) sum += v[j], k++;
+        out[i] = k && isfinite(v[i]) ? sum / k : NAN;
+    }
+}
+
+/* The curves of preset at cell ci from the runs' logs; nseeds = 0 when there are none. */
+static void seed_curves(Ctx *x, const LnlStudyResult *rs, const int *have, int n, const Cell *cell,
+                        const char *preset, SeedCurves *sc) {
+    memset(sc, 0, sizeof *sc);
+    LnlStudyCurve *cs = lnl_calloc((size_t)n + 1, sizeof *cs);
+    int nc = 0;
+    for (int i = 0; i < n; i++) {
+        if (!have[i] || strcmp(rs[i].run.preset, preset) || !same_cell(cell, &rs[i].run)) continue;
+        char *runs = lnl_path_join(x->out, "runs");
+        char *rd = lnl_path_join(runs, rs[i].run.id), *lp = lnl_path_join(rd, "log.jsonl");
+        if (lnl_study_curve_read(&cs[nc], lp, 0, NULL) == 0) {
+            sc->ndiverged += cs[nc].diverged_at_step >= 0;
+            for (int k = 0; k < cs[nc].n; k++)
+                if (cs[nc].step[k] > sc->nsteps) sc->nsteps = (long long)cs[nc].step[k];
+            nc++;
+        }
+        free(runs), free(rd), free(lp);
+    }
+    sc->nseeds = nc;
+    if (nc == 0 || sc->nsteps < 1) {
+        for (int c = 0; c < nc; c++) lnl_study_curve_free(&cs[c]);
+        free(cs);
+        sc->nseeds = 0;
+        return;
+    }
+    size_t m = (size_t)sc->nsteps + 1;
+    double *all = lnl_malloc(m * (size_t)nc * sizeof(double)), *v = lnl_malloc((size_t)nc * sizeof(double));
+    for (size_t k = 0; k < m * (size_t)nc; k++) all[k] = NAN;
+    for (int c = 0; c < nc; c++)
+        for (int k = 0; k < cs[c].n; k++) {
+            long long st = (long long)cs[c].step[k];
+            if (st >= 1 && st <= sc->nsteps) all[(size_t)st * (size_t)nc + (size_t)c] = cs[c].loss[k];
+        }
+    sc->med = lnl_malloc(m * sizeof(double)), sc->lo = lnl_malloc(m * sizeof(double));
+    sc->hi = lnl_malloc(m * sizeof(double));
+    sc->med[0] = sc->lo[0] = sc->hi[0] = NAN;
+    for (size_t st = 1; st < m; st++) {
+        for (int c = 0; c < nc; c++) v[c] = all[st * (size_t)nc + (size_t)c];
+        med_range(v, nc, &sc->med[st], &sc->lo[st], &sc->hi[st]);
+    }
+    int win = sc->nsteps >= 50 ? (int)(sc->nsteps / 25) | 1 : 1;
+    sc->smed = lnl_malloc(m * sizeof(double)), sc->slo = lnl_malloc(m * sizeof(double));
+    sc->shi = lnl_malloc(m * sizeof(double));
+    smooth(sc->med, sc->smed, sc->nsteps, win);
+    smooth(sc->lo, sc->slo, sc->nsteps, win);
+    smooth(sc->hi, sc->shi, sc->nsteps, win);
+    /* evaluations: the union of the seeds' evaluation steps */
+    long long nv = 0;
+    double *vs = lnl_malloc(sizeof(double) * (size_t)(1 + nc * 64));
+    size_t cap = (size_t)(1 + nc * 64);
+    for (int c = 0; c < nc; c++)
+        for (int k = 0; k < cs[c].nval; k++) {
+            int seen = 0;
+            for (long long j = 0; j < nv && !seen; j++) seen = vs[j] == cs[c].vstep[k];
+            if (seen) continue;
+            if ((size_t)nv == cap) vs = lnl_realloc(vs, (cap *= 2) * sizeof(double));
+            vs[nv++] = cs[c].vstep[k];
+        }
+    qsort(vs, (size_t)nv, sizeof(double), lnl_cmp_double);
+    sc->nval = nv, sc->vstep = vs;
+    sc->vmed = lnl_malloc(sizeof(double) * (size_t)(nv + 1)), sc->vlo = lnl_malloc(sizeof(double) * (size_t)(nv + 1));
+    sc->vhi = lnl_malloc(sizeof(double) * (size_t)(nv + 1));
+    for (long long j = 0; j < nv; j++) {
+        for (int c = 0; c < nc; c++) {
+            v[c] = NAN;
+            for (int k = 0; k < cs[c].nval; k++)
+                if (cs[c].vstep[k] == vs[j]) v[c] = cs[c].val[k];
+        }
+        med_range(v, nc, &sc->vmed[j], &sc->vlo[j], &sc->vhi[j]);
+    }
+    sc->win_note = win;
+    for (int c = 0; c < nc; c++) lnl_study_curve_free(&cs[c]);
+    free(cs), free(all), free(v);
+}
+
+static void put_num(LnlBuf *b, double v) {
+    if (isfinite(v)) lnl_buf_printf(b, " %.9g", v);
+    else lnl_buf_printf(b, " NaN");
+}
+
+/* Loss against step, one figure per setting: per preset the median over seeds of the training
+ * loss, smoothed (bold, the preset's colour and dash pattern), raw (faint), the seeds' range as a
+ * band, and the val loss's median as markers with the range as bars. The data's unigram loss and
+ * the trained gate are drawn, and the axis is cut 1.5 nats above the unigram loss, so that the
+ * first steps and spikes do not squeeze the curves that matter. */
 static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, Cell *cells, int ncells,
                         char presets[][32], int npresets, LnlErr *e) {
+    static const int dashes[] = {1, 2, 4, 5, 3, 6};
+    static const int points[] = {7, 5, 9, 11, 13, 15};
     for (int ci = 0; ci < ncells; ci++) {
         LnlBuf body = {0};
-        /* the data's unigram loss, where a model that learned nothing sits, and the trained gate
-         * below it; the axis is cut 1.5 nats above it, so that the first steps and spikes do not
-         * squeeze the curves that matter */
         double uni = NAN;
         for (int i = 0; i < n && !isfinite(uni); i++)
             if (have[i] && same_cell(&cells[ci], &rs[i].run)) uni = rs[i].unigram;
-        lnl_buf_printf(&body, "set title 'Loss against step: %s (every preset and seed%s)'\n", cells[ci].label,
-                       isfinite(uni) ? "; axis cut above" : "");
-        lnl_buf_printf(&body, "set xlabel 'step'\nset ylabel 'loss (nats per token)'\nset grid\n"
-                              "set key outside right top\n");
-        if (isfinite(uni)) lnl_buf_printf(&body, "set yrange [*:%.9g]\n", uni + 1.5);
-        lnl_buf_printf(&body, "plot ");
-        int items = 0;
-        if (isfinite(uni)) {
-            lnl_buf_printf(&body, "%.9g with lines lc rgb '#777777' dt 3 lw 1.5 title 'unigram loss %.3g', \\\n     "
-                                  "%.9g with lines lc rgb '#bbbbbb' dt 4 lw 1.5 title 'trained below %.3g'",
-                           uni, uni, uni - LNL_TRAINED_MARGIN, uni - LNL_TRAINED_MARGIN);
-            items = 2;
-        }
+        int items = 0, win = 1, maxseeds = 0;
+        LnlBuf plot = {0};
         for (int pi = 0; pi < npresets; pi++) {
-            int first = 1;
-            for (int i = 0; i < n; i++) {
-                if (!have[i] || strcmp(rs[i].run.preset, presets[pi]) || !same_cell(&cells[ci], &rs[i].run)) continue;
-                char *log = lnl_path_join(x->out, "runs");
-                char *rd = lnl_path_join(log, rs[i].run.id), *lp = lnl_path_join(rd, "log.jsonl");
-                LnlStudyCurve c;
-                int ok = lnl_study_curve_read(&c, lp, 0, NULL) == 0;
-                free(log);
-                free(rd);
-                free(lp);
-                if (!ok) continue;
-                for (int kind = 0; kind < 2; kind++) {
-                    int m = kind ? c.nval : c.n;
-                    if (m == 0) continue;
-                    LnlBuf d = {0};
-                    for (int k = 0; k < m; k++) {
-                        double v = kind ? c.val[k] : c.loss[k], st = kind ? c.vstep[k] : c.step[k];
-                        if (isfinite(v)) lnl_buf_printf(&d, "%.0f %.9g\n", st, v);
-                        else lnl_buf_printf(&d, "%.0f NaN\n", st);
-                    }
-                    char name[220];
-                    snprintf(name, sizeof name, "%s.%s.dat", rs[i].run.id, kind ? "val" : "train");
-                    int r = lnl_plot_data(&x->pl, name, &d, e);
-                    lnl_buf_free(&d);
-                    if (r) {
-                        lnl_study_curve_free(&c);
-                        lnl_buf_free(&body);
-                        return -1;
-                    }
-                    const char *col = lnl_plot_color(pi);
-                    char title[80];
-                    if (first) snprintf(title, sizeof title, "title '%s %s'", presets[pi], kind ? "val" : "train");
-                    else snprintf(title, sizeof title, "notitle");
-                    lnl_buf_printf(&body, "%s'data/%s' using 1:2 with %s lc rgb '%s' %s", items ? ", \\\n     " : "",
-                                   name, kind ? "linespoints lw 2 dt 2 pt 7 ps 0.5" : "lines lw 1", col, title);
-                    items++;
-                }
-                first = 0;
-                lnl_study_curve_free(&c);
+            SeedCurves sc;
+            seed_curves(x, rs, have, n, &cells[ci], presets[pi], &sc);
+            if (sc.nseeds == 0) continue;
+            win = sc.win_note;
+            if (sc.nseeds > maxseeds) maxseeds = sc.nseeds;
+            LnlBuf d = {0};
+            for (long long st = 1; st <= sc.nsteps; st++) {
+                lnl_buf_printf(&d, "%lld", st);
+                put_num(&d, sc.med[st]), put_num(&d, sc.lo[st]), put_num(&d, sc.hi[st]);
+                put_num(&d, sc.smed[st]), put_num(&d, sc.slo[st]), put_num(&d, sc.shi[st]);
+                lnl_buf_printf(&d, "\n");
             }
+            LnlBuf dv = {0};
+            for (long long j = 0; j < sc.nval; j++) {
+                lnl_buf_printf(&dv, "%.0f", sc.vstep[j]);
+                put_num(&dv, sc.vmed[j]), put_num(&dv, sc.vlo[j]), put_num(&dv, sc.vhi[j]);
+                lnl_buf_printf(&dv, "\n");
+            }
+            char name[220], vname[220];
+            snprintf(name, sizeof name, "loss_%s.%s.dat", cells[ci].key, presets[pi]);
+            snprintf(vname, sizeof vname, "loss_%s.%s.val.dat", cells[ci].key, presets[pi]);
+            int r = lnl_plot_data(&x->pl, name, &d, e) || (sc.nval && lnl_plot_data(&x->pl, vname, &dv, e));
+            lnl_buf_free(&d);
+            lnl_buf_free(&dv);
+            if (r) {
+                seed_curves_free(&sc);
+                lnl_buf_free(&plot);
+                lnl_buf_free(&body);
+                return -1;
+            }
+            const char *col = lnl_plot_color(pi);
+            char label[96];
+            snprintf(label, sizeof label, "%s (%d seed%s%s", presets[pi], sc.nseeds, sc.nseeds == 1 ? "" : "s",
+                     sc.ndiverged ? ", " : ")");
+            if (sc.ndiverged)
+                snprintf(label + strlen(label), sizeof label - strlen(label), "%d diverged)", sc.ndiverged);
+            const char *sep = items ? ", \\\n     " : "";
+            if (sc.nseeds > 1)
+                lnl_buf_printf(&plot, "%s'data/%s' using 1:6:7 with filledcurves fc rgb '%s' fs transparent solid 0.18 "
+                                      "noborder notitle",
+                               sep, name, col), sep = ", \\\n     ";
+            /* the raw median faint: the colour at 65% transparency (gnuplot's #AARRGGBB) */
+            lnl_buf_printf(&plot, "%s'data/%s' using 1:2 with lines lc rgb '#a6%s' lw 0.8 dt 1 notitle", sep, name,
+                           col[0] == '#' ? col + 1 : col);
+            lnl_buf_printf(&plot, ", \\\n     'data/%s' using 1:5 with lines lc rgb '%s' lw 2.5 dt %d title '%s train'",
+                           name, col, dashes[pi % 6], label);
+            if (sc.nval)
+                lnl_buf_printf(&plot, ", \\\n     'data/%s' using 1:2:3:4 with yerrorbars lc rgb '%s' pt %d ps 1.1 lw 1.2 "
+                                      "title '%s val'",
+                               vname, col, points[pi % 6], presets[pi]);
+            items++;
+            seed_curves_free(&sc);
         }
-        lnl_buf_printf(&body, "\n");
-        if (items > (isfinite(uni) ? 2 : 0)) {
+        if (items) {
+            lnl_buf_printf(&body, "set title 'Loss against step: %s (median over seeds, band: their range%s)'\n",
+                           cells[ci].label, isfinite(uni) ? "; axis cut above" : "");
+            lnl_buf_printf(&body, "set xlabel 'optimizer step'\nset ylabel 'loss (nats per token)'\nset grid\n"
+                                  "set key outside right top\n");
+            if (isfinite(uni)) lnl_buf_printf(&body, "set yrange [*:%.9g]\n", uni + 1.5);
+            lnl_buf_printf(&body, "plot ");
+            if (isfinite(uni))
+                lnl_buf_printf(&body, "%.9g with lines lc rgb '#777777' dt 3 lw 1.5 title 'unigram loss %.3g', \\\n     "
+                                      "%.9g with lines lc rgb '#bbbbbb' dt 4 lw 1.5 title 'trained below %.3g', \\\n     ",
+                               uni, uni, uni - LNL_TRAINED_MARGIN, uni - LNL_TRAINED_MARGIN);
+            lnl_buf_append(&body, plot.data, plot.len);
+            lnl_buf_printf(&body, "\n");
             char base[160], title[256];
             snprintf(base, sizeof base, "loss_%s", cells[ci].key);
-            snprintf(title, sizeof title, "Loss curves, %s", cells[ci].label);
+            snprintf(title, sizeof title, "Loss curves, %s: median over seeds (up to %d), band: range%s", cells[ci].label,
+                     maxseeds, win > 1 ? "; bold: smoothed" : "");
+            if (win > 1)
+                snprintf(title + strlen(title), sizeof title - strlen(title), " (centred mean of %d steps), faint: raw",
+                         win);
             lnl_buf_append(&body, "", 1);
             int r = draw(x, new_plot(x, "loss", base, title), body.data, FIG_W, FIG_H, e);
             if (r) {
+                lnl_buf_free(&plot);
                 lnl_buf_free(&body);
                 return -1;
             }
         }
+        lnl_buf_free(&plot);
         lnl_buf_free(&body);
     }
     return 0;
@@ -234,7 +396,7 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
         if (nl < 3) continue;
         qsort(lrs, (size_t)nl, sizeof *lrs, lnl_cmp_double);
         char key[160], label[200];
-        snprintf(key, sizeof key, "%s%sdt%g-L%d", u0->variant, u0->variant[0] ? "-" : "", u0->dt, u0->depth);
+        lr_key(u0, key, sizeof key);
         snprintf(label, sizeof label, "dt %g, L %d%s%s", u0->dt, u0->depth, u0->variant[0] ? ", " : "", u0->variant);
         LnlBuf body = {0};
         lnl_buf_printf(&body, "set title 'Final val loss against learning rate: %s (median over seeds, bars: range; "
@@ -372,7 +534,7 @@ static int layer_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int 
         panel(&b, "variance over tokens (hidden_var_data)", 4, names + j0, meds + j0, labels + j0, k, 0);
         lnl_buf_printf(&b, "unset multiplot\n");
         char base[160], title[256];
-        snprintf(base, sizeof base, "hidden_%s", presets[pi]);
+        lnl_study_hidden_figure(presets[pi], base, sizeof base);
         snprintf(title, sizeof title, "%s: hidden_mean_abs, hidden_var and hidden_var_data by layer", presets[pi]);
         lnl_buf_append(&b, "", 1);
         int r = draw(x, new_plot(x, "hidden", base, title), b.data, 3 * 420, PANEL_H, e);

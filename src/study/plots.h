@@ -20,4 +20,12 @@ int lnl_study_plots_make(const char *out, const char *gnuplot, const LnlStudyRes
                          LnlStudyPlots *pl, LnlErr *e);
 void lnl_study_plots_free(LnlStudyPlots *pl);
 
+/* The base names (OUT/plots/<base>.png) of the figures a run is drawn in: its setting's loss
+ * curves at its learning rate, its setting's val loss against learning rate (drawn when the
+ * setting has 3 or more), and its preset's hidden-state figure; for the findings to show beside
+ * each claim. */
+void lnl_study_loss_figure(const LnlStudyRun *r, char *base, size_t n);
+void lnl_study_lr_figure(const LnlStudyRun *r, char *base, size_t n);
+void lnl_study_hidden_figure(const char *preset, char *base, size_t n);
+
 #endif

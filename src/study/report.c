@@ -100,7 +100,7 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
     lnl_doc_text(&d, B_P, "The claims of the literature this study tests, each with its verdict computed from %d runs "
                           "(the rules: docs/STUDY.md, \"Claims and verdicts\"; each claim's numbers are in its section "
                           "under Findings):", nhave);
-    lnl_study_findings(&d, &claims, c, rs, have, nruns, &verdicts);
+    lnl_study_findings(&d, &claims, c, rs, have, nruns, &pl, &verdicts);
     char dur[64];
     snprintf(dur, sizeof dur, "%.0f s", train_s);
     {

@@ -108,6 +108,13 @@ check("plots_heatmaps", heat <= names and all(("plots/" + h) in html for h in he
       and "peri (seed 1" in gp and "lr 0.003" in gp, sorted(heat - names))
 unref = [n for n in names if ("plots/" + n) not in html]
 check("html_references_every_plot", not unref, unref)
+# each claim's section shows the figures its numbers come from: Pre-LN's growth claim its hidden-state
+# figure, inline, and the Plots section links back to a figure shown above instead of embedding it again
+h3 = [c for c in html.split("<h3")[1:] if c.split("</h3>", 1)[0].endswith(
+    "(a1) Pre-LN's hidden states grow with training intensity (the learning rate) by a larger factor than Peri-LN's")]
+sec = h3[0] if h3 else ""
+check("claim_section_figures", 'id="fig-hidden_pre"' in sec and 'href="#fig-hidden_pre"' in html.split(">Plots<", 1)[-1],
+      sec[:300])
 check("html_self_contained", html.count("data:image/svg+xml;base64,") == len(plots) // 2
       and not re.search(r'(src|href)="https?:', html) and "<script" not in html and "<link" not in html, "")
 badimg = []
