@@ -120,6 +120,19 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
                          "(divergence of large models, end-task gains).",
                          NUM(pmin), NUM(pmax), NUM(tmin), NUM(tmax));
     }
+    {
+        /* the headline figure: the first learning-rate sweep (each preset's final val loss against
+         * the learning rate, the study's central picture), else the first loss curves */
+        const LnlStudyPlot *head = NULL;
+        for (int pass = 0; pass < 2 && !head; pass++)
+            for (int i = 0; i < pl.n && !head; i++)
+                if (pl.p[i].ok && !strcmp(pl.p[i].section, pass ? "loss" : "lr")) head = &pl.p[i];
+        if (head) {
+            int bi = lnl_doc_add(&d, B_FIG);
+            d.b[bi].text = lnl_strdup(head->title);
+            snprintf(d.b[bi].base, sizeof d.b[bi].base, "%s", head->base);
+        }
+    }
     lnl_doc_add(&d, B_TOC);
     lnl_doc_text(&d, B_H2, "This study");
     lnl_doc_text(&d, B_P,

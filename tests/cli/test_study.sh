@@ -115,6 +115,9 @@ h3 = [c for c in html.split("<h3")[1:] if c.split("</h3>", 1)[0].endswith(
 sec = h3[0] if h3 else ""
 check("claim_section_figures", 'id="fig-hidden_pre"' in sec and 'href="#fig-hidden_pre"' in html.split(">Plots<", 1)[-1],
       sec[:300])
+# the headline figure sits above the contents: here (one learning rate) the first loss curves
+top = html.split("<nav>", 1)[0]
+check("headline_figure", top.count("<figure") == 1 and 'id="fig-loss_dt1-L2-lr0.003"' in top, top[-400:])
 check("html_self_contained", html.count("data:image/svg+xml;base64,") == len(plots) // 2
       and not re.search(r'(src|href)="https?:', html) and "<script" not in html and "<link" not in html, "")
 badimg = []
