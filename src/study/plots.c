@@ -468,16 +468,43 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
 }
 
 /* One panel: the given column of every cell's layer data that has a positive value. */
-static void panel(LnlBuf *b, const char *title, int col, char names[][200], LayerMed *meds, char labels[][128],
-                  int k, int key) {
+/* The positive finite range of column col over k layer medians (blocks only for col >= 5). */
+static void col_range(const LayerMed *meds, int k, int col, double *lo, double *hi) {
+    for (int j = 0; j < k; j++) {
+        const double *v = meds[j].col[col - 2];
+        for (int l = col >= 5 ? 1 : 0; l < meds[j].L1; l++)
+            if (isfinite(v[l]) && v[l] > 0) {
+                if (!(*lo <= v[l])) *lo = v[l];
+                if (!(*hi >= v[l])) *hi = v[l];
+            }
+    }
+}
+
+/* One panel of a layer figure: column col of k settings' medians against layer, on a log axis
+ * from ylo to yhi (shared by the figure's panels and, for one figure kind, by every preset), with
+ * the legend in a margin under the plot (keyrows rows; every panel gets the same margin so that
+ * the frames align), block 1 marked for the per-block columns, and, with fit, each setting's least
+ * squares line a + b l through its medians (the linear bound Peri-LN's theory gives) dashed. */
+static void panel(LnlBuf *b, const char *title, const char *ylabel, int col, char names[][200], LayerMed *meds,
+                  char labels[][128], int k, int key, double ylo, double yhi, int keyrows, int fit) {
     int maxn = 0;
     for (int j = 0; j < k; j++)
         if (meds[j].L1 > maxn) maxn = meds[j].L1;
-    lnl_buf_printf(b, "set title '%s'\nset logscale y\nset xlabel 'layer'\nset grid\nset xtics %s\n", title,
-                   maxn <= 17 ? "1" : "autofreq");
-    if (key) lnl_buf_printf(b, "set key top left font ',8'\n");
+    lnl_buf_printf(b, "set title '%s'\nset logscale y\nset xlabel '%s'\nset ylabel '%s'\nset grid\nset xtics %s\n",
+                   title, col >= 5 ? "block" : "layer (0 = embedding output)", ylabel, maxn <= 17 ? "1" : "autofreq");
+    lnl_buf_printf(b, "set bmargin %d\n", 4 + keyrows);
+    lnl_buf_printf(b, "set ytics autofreq\n"); /* not the previous panel's */
+    if (isfinite(ylo) && isfinite(yhi) && yhi > 0) lnl_plot_log_axis(b, "y", ylo, yhi);
+    else lnl_buf_printf(b, "set autoscale y\nset ytics autofreq\n");
+    if (col >= 5) lnl_buf_printf(b, "set xrange [0.5:%.1f]\n", maxn - 0.5); /* blocks 1..L, block 1 off the frame */
+    else lnl_buf_printf(b, "set xrange [*:*]\n");
+    if (key) lnl_buf_printf(b, "set key outside below left Left reverse font ',8' spacing 0.9 maxrows %d\n", keyrows);
     else lnl_buf_printf(b, "unset key\n");
+    if (col >= 5)
+        lnl_buf_printf(b, "set arrow 1 from 1, graph 0 to 1, graph 1 nohead lc rgb '#999999' dt 2 lw 1.5\n"
+                          "set label 1 'block 1' at 1, graph 0.96 offset 0.5,0 font ',8' tc rgb '#666666'\n");
     int items = 0;
+    LnlBuf fits = {0};
     for (int j = 0; j < k; j++) {
         const double *v = meds[j].col[col - 2];
         int n = meds[j].L1;
@@ -490,11 +517,30 @@ static void panel(LnlBuf *b, const char *title, int col, char names[][200], Laye
         lnl_buf_printf(b, "%s'data/%s' using 1:%d with linespoints lw 1.5 pt 7 ps 0.5 lc rgb '%s' dt %d title '%s'",
                        items ? ", \\\n     " : "plot ", names[j], col, lnl_plot_color(j), 1 + (j / LNL_PLOT_NCOLORS) % 5, labels[j]);
         items++;
+        if (fit) { /* least squares a + b l over the finite entries */
+            double sx = 0, sy = 0, sxx = 0, sxy = 0;
+            int m = 0;
+            for (int l = 0; l < n; l++)
+                if (isfinite(v[l])) sx += l, sy += v[l], sxx += (double)l * l, sxy += l * v[l], m++;
+            double den = m * sxx - sx * sx;
+            if (m >= 2 && den != 0) {
+                double bb = (m * sxy - sx * sy) / den, aa = (sy - bb * sx) / m;
+                lnl_buf_printf(&fits, ", \\\n     [0:%d] (%.9g + %.9g * x) > 0 ? %.9g + %.9g * x : 1/0 with lines lc rgb '%s' "
+                                      "dt 2 lw 1 notitle",
+                               n - 1, aa, bb, aa, bb, lnl_plot_color(j));
+            }
+        }
     }
+    if (items && fits.len) {
+        lnl_buf_append(b, fits.data, fits.len);
+        /* one legend entry for the fits */
+        lnl_buf_printf(b, ", \\\n     1/0 with lines lc rgb '#555555' dt 2 lw 1 title 'linear fit a + b l (dashed)'");
+    }
+    lnl_buf_free(&fits);
     if (!items)
-        lnl_buf_printf(b, "unset logscale y\nset yrange [0:1]\nset label 1 'no finite values' at graph 0.5,0.5 center\n"
-                          "plot -1 notitle\nunset label 1\nset autoscale y");
-    lnl_buf_printf(b, "\n");
+        lnl_buf_printf(b, "unset logscale y\nset yrange [0:1]\nset label 2 'no finite values' at graph 0.5,0.5 center\n"
+                          "plot -1 notitle\nunset label 2\nset autoscale y");
+    lnl_buf_printf(b, "\nunset arrow 1\nunset label 1\n");
 }
 
 static int layer_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, Cell *cells, int ncells,
@@ -523,21 +569,34 @@ static int layer_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int 
             if (write_layers(x, names[j], &meds[j], e)) goto done;
         }
     }
+    /* every preset's figure of a kind shares its y-ranges, so placements compare by eye */
+    double lo[5], hi[5];
+    int maxcount = 0;
+    for (int c = 0; c < 5; c++) lo[c] = hi[c] = NAN;
+    for (int pi = 0; pi < npresets; pi++) {
+        for (int c = 2; c <= 6; c++) col_range(meds + pi * maxk, counts[pi], c, &lo[c - 2], &hi[c - 2]);
+        if (counts[pi] > maxcount) maxcount = counts[pi];
+    }
+    const int keyrows = maxcount; /* one setting per legend row */
     for (int pi = 0; pi < npresets; pi++) {
         int j0 = pi * maxk, k = counts[pi];
         if (!k) continue;
         LnlBuf b = {0};
-        lnl_buf_printf(&b, "set multiplot layout 1,3 title '%s: hidden states by layer (median over seeds; entry 0 = "
-                           "embedding)'\n", presets[pi]);
-        panel(&b, "mean |x| (hidden_mean_abs)", 2, names + j0, meds + j0, labels + j0, k, 1);
-        panel(&b, "variance over channels (hidden_var)", 3, names + j0, meds + j0, labels + j0, k, 0);
-        panel(&b, "variance over tokens (hidden_var_data)", 4, names + j0, meds + j0, labels + j0, k, 0);
+        lnl_buf_printf(&b, "set multiplot layout 1,3 title '%s: hidden states by layer (median over seeds; the same axes "
+                           "for every preset)'\n", presets[pi]);
+        int fit = !strcmp(presets[pi], "peri");
+        panel(&b, "mean |x| (hidden_mean_abs)", "mean |x|", 2, names + j0, meds + j0, labels + j0, k, 1, lo[0], hi[0],
+              keyrows + fit, fit);
+        panel(&b, "variance over channels (hidden_var)", "variance", 3, names + j0, meds + j0, labels + j0, k, 0, lo[1],
+              hi[1], keyrows + fit, 0);
+        panel(&b, "variance over tokens (hidden_var_data)", "variance", 4, names + j0, meds + j0, labels + j0, k, 0,
+              lo[2], hi[2], keyrows + fit, 0);
         lnl_buf_printf(&b, "unset multiplot\n");
         char base[160], title[256];
         lnl_study_hidden_figure(presets[pi], base, sizeof base);
         snprintf(title, sizeof title, "%s: hidden_mean_abs, hidden_var and hidden_var_data by layer", presets[pi]);
         lnl_buf_append(&b, "", 1);
-        int r = draw(x, new_plot(x, "hidden", base, title), b.data, 3 * 420, PANEL_H, e);
+        int r = draw(x, new_plot(x, "hidden", base, title), b.data, 3 * 420, PANEL_H + 16 * (keyrows + fit), e);
         lnl_buf_free(&b);
         if (r) goto done;
     }
@@ -550,16 +609,19 @@ static int layer_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int 
         LnlBuf b = {0};
         lnl_buf_printf(&b, "set multiplot layout %d,%d title '%s by layer, layers 1..L (median over seeds)'\n", rows, cols,
                        which ? "local sensitivity (spectral norm of dx_l/dx_{l-1})" : "gradient norm of the parameters of each block");
+        lnl_buf_printf(&b, "# the same y-range in every panel\n");
         for (int pi = 0; pi < npresets; pi++) {
             int j0 = pi * maxk, k = counts[pi];
             if (!k) continue;
-            panel(&b, presets[pi], which ? 6 : 5, names + j0, meds + j0, labels + j0, k, 1);
+            panel(&b, presets[pi], which ? "spectral norm" : "L2 norm of the block gradient", which ? 6 : 5,
+                  names + j0, meds + j0, labels + j0, k, 1, lo[which ? 4 : 3], hi[which ? 4 : 3], keyrows, 0);
         }
         lnl_buf_printf(&b, "unset multiplot\n");
         lnl_buf_append(&b, "", 1);
         const char *base = which ? "sensitivity" : "grad_norm";
         const char *title = which ? "Local sensitivity by layer" : "Gradient norm by layer";
-        int r = draw(x, new_plot(x, which ? "sensitivity" : "grad", base, title), b.data, cols * 420, rows * PANEL_H, e);
+        int r = draw(x, new_plot(x, which ? "sensitivity" : "grad", base, title), b.data, cols * 420,
+                     rows * (PANEL_H + 16 * keyrows), e);
         lnl_buf_free(&b);
         if (r) goto done;
     }
