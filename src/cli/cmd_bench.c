@@ -19,6 +19,7 @@
 #include "../kernels/kernels.h"
 #include "../model/model.h"
 #include "../train/optim.h"
+#include "../train/peak.h"
 #include "flags.h"
 
 #ifdef LNL_HAVE_BLAS
@@ -41,22 +42,11 @@ static const BenchModel bench_models[] = {
 };
 #define BENCH_MODEL_NAMES "tiny, gpt2, s64, s128"
 #define BENCH_MAX_REPEAT 9 /* lnlab bench --repeat at most */
+#define BENCH_SGEMM_N 2048  /* the SGEMM peak: n^3, best of 5 (peak.h) */
 
 /* The optimizer settings of a step, as lnlab train's defaults (and the PyTorch script's). */
 #define BENCH_LR 6e-4f
 static const LnlAdamW bench_adam = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
-
-/* Model FLOPs of one training step (forward + backward) on B x T tokens, counted from the matrix
- * products only: 6 per token per weight of every matmul (2 forward, 4 backward; the tied LM head
- * counts V*C) and, for causal attention, 6 * C per (query, key <= query) pair per layer (QK^T and
- * att @ V forward, twice that backward). Norms, GELU, softmax, cross-entropy, embeddings and AdamW
- * are not counted. docs/PERFORMANCE.md states the same formula. */
-static double step_flops(int L, int C, int T, int B, int V) {
-    double N = (double)B * T;
-    double mm_weights = 12.0 * L * (double)C * C + (double)V * C;
-    double attn_per_token = 6.0 * L * (double)C * (T + 1); /* 12 C per pair, (T + 1) / 2 pairs per token */
-    return N * (6.0 * mm_weights + attn_per_token);
-}
 
 static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, lnl_cmp_double);
@@ -75,33 +65,6 @@ static double peak_rss_bytes(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_maxrss * 1024.0;
-}
-
-/* Best GFLOP/s of a 2048^3 sgemm (C = A B^T, the forward's layout) at the current threads. */
-static double sgemm_gflops(int reps, int own_blas_threads) {
-    const int n = 2048;
-    float *a = lnl_malloc((size_t)n * n * sizeof(float)), *b = lnl_malloc((size_t)n * n * sizeof(float));
-    float *c = lnl_malloc((size_t)n * n * sizeof(float));
-    for (size_t i = 0; i < (size_t)n * n; i++) {
-        a[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
-        b[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
-    }
-    double best = 1e30;
-    for (int r = 0; r < reps + 1; r++) {
-        double t0 = lnl_now();
-#ifdef LNL_HAVE_BLAS
-        if (own_blas_threads)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        else
-#endif
-            lnl_matmul_forward(c, a, b, NULL, n, n, n);
-        double t = lnl_now() - t0;
-        if (r > 0 && t < best) best = t;
-    }
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * n * (double)n * n / best / 1e9;
 }
 
 /* ------------------------------------------------------------------ one measurement, in process */
@@ -180,7 +143,7 @@ static int run_one(const BenchModel *bm, const char *preset, int threads, int wa
     for (int k = 0; k < steps; k++) sum += ms[k];
     cJSON_AddNumberToObject(o, "ms_mean", sum / steps);
     double med = median(ms, steps);
-    double gflop = step_flops(bm->L, bm->C, T, B, bm->V) / 1e9;
+    double gflop = lnl_model_step_flops(&m.cfg, B, T) / 1e9;
     cJSON_AddNumberToObject(o, "ms", med);
     cJSON_AddNumberToObject(o, "forward_ms", median(fw, steps));
     cJSON_AddNumberToObject(o, "backward_ms", median(bw, steps));
@@ -197,11 +160,10 @@ static int run_one(const BenchModel *bm, const char *preset, int threads, int wa
     free(in), free(tg), free(ms), free(fw), free(bw), free(op), free(cpu), free(used);
     cJSON_AddBoolToObject(o, "bf16", lnl_kernels_bf16());
     if (sgemm) {
-        lnl_kernels_set_bf16(0); /* the peak is fp32 SGEMM's, in either mode */
-        double pool = sgemm_gflops(5, 0), own = 0;
+        double pool = lnl_sgemm_gflops(BENCH_SGEMM_N, 5, 0), own = 0;
 #ifdef LNL_HAVE_BLAS
         openblas_set_num_threads(threads);
-        own = sgemm_gflops(5, 1);
+        own = lnl_sgemm_gflops(BENCH_SGEMM_N, 5, 1);
         openblas_set_num_threads(1);
 #endif
         cJSON_AddNumberToObject(o, "sgemm_gflops_pool", pool);

@@ -7,8 +7,11 @@
 
 #include "../common/version.h"
 #include "../data/dataset.h"
+#include "../data/tokenizer.h"
 #include "../io/model_io.h"
+#include "../kernels/kernels.h"
 #include "../train/memcheck.h"
+#include "../train/peak.h"
 #include "../train/signals.h"
 #include "../train/train.h"
 #include "flags.h"
@@ -28,14 +31,46 @@ static int override_hook(LnlConfig *c, void *ctx, LnlErr *e) {
     return lnl_mem_check(c, h->B, h->T, e);
 }
 
+#define SAMPLE_TOKENS 64 /* --sample-tokens' default */
+
+/* --sample-every's tokenizer: the one the data's meta.json names, else the one whose vocabulary is
+ * the model's; opened now, so that a missing GPT-2 vocabulary stops the run before it starts. */
+static LnlTokenizer *open_sample_tokenizer(const char *data, int vocab_size) {
+    LnlErr e;
+    LnlDataMeta dm;
+    if (lnl_data_meta_read(data, &dm, &e)) lnl_die(1, "--data: %s", e.msg);
+    char kind[sizeof dm.tokenizer];
+    snprintf(kind, sizeof kind, "%s", dm.present && dm.tokenizer[0] ? dm.tokenizer : "");
+    lnl_data_meta_free(&dm);
+    if (!kind[0] && lnl_tok_kind_for_vocab(vocab_size))
+        snprintf(kind, sizeof kind, "%s", lnl_tok_kind_for_vocab(vocab_size));
+    if (!kind[0])
+        lnl_die(1, "--sample-every: %s has no meta.json naming its tokenizer, and the model's vocabulary of %d "
+                   "tokens is neither gpt2's (%d) nor byte's (%d)",
+                data, vocab_size, LNL_GPT2_VOCAB, LNL_BYTE_VOCAB);
+    if (strcmp(kind, "gpt2") != 0 && strcmp(kind, "byte") != 0)
+        lnl_die(1, "--sample-every: the meta.json of %s names tokenizer '%s'; samples decode gpt2 or byte only", data,
+                kind);
+    char *vocab_dir = lnl_tok_default_vocab_dir();
+    LnlTokenizer *tok;
+    if (lnl_tok_open(&tok, kind, vocab_dir, &e))
+        lnl_die(1, "--sample-every: %s (lnlab train: LNLAB_VOCAB only; its --vocab is the vocabulary size)",
+                e.msg);
+    free(vocab_dir);
+    if (lnl_tok_vocab_size(tok) > vocab_size)
+        lnl_die(1, "--sample-every: the %s tokenizer of %s has %d tokens but the model's vocabulary is %d", kind, data,
+                lnl_tok_vocab_size(tok), vocab_size);
+    return tok;
+}
+
 int cmd_train(int argc, char **argv) {
     LnlModelFlags mf;
     const char *data = NULL, *out = NULL, *init_from = NULL, *schedule = "cosine", *data_order = "random";
     long long batch = 8, steps = 100, total_batch = 0, warmup = 0, seed = 1337, eval_every = 0, eval_batches = 20,
-              ckpt_every = 0, data_seed = LNL_DATA_SEED_DEFAULT;
+              ckpt_every = 0, data_seed = LNL_DATA_SEED_DEFAULT, sample_every = 0, sample_tokens = SAMPLE_TOKENS;
     double lr = 6e-4, min_frac = 0.1, beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8, wd = 0.1, clip = 1.0;
     int quiet = 0, zero = 0, overwrite = 0, adapt_threads = 1;
-    enum { NX = 25 };
+    enum { NX = 27 };
     LnlFlag flags[LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS + LNL_RESUME_NFLAGS];
     LnlMonitorFlags monf;
     LnlResumeFlags rf;
@@ -67,7 +102,13 @@ int cmd_train(int argc, char **argv) {
         {"--eval-every", LNL_FLAG_INT, &eval_every, "evaluate on the val split every K steps (0 = at the end only)", 0, 1LL << 40, NULL, 0},
         {"--eval-batches", LNL_FLAG_INT, &eval_batches, "val batches per evaluation (0 = the whole split)", 0, 1LL << 40, NULL, 0},
         {"--checkpoint-every", LNL_FLAG_INT, &ckpt_every, "write RUN/checkpoints/model_STEP.safetensors every K steps (0 = off)", 0, 1LL << 40, NULL, 0},
-        {"--quiet", LNL_FLAG_BOOL, &quiet, "no progress line", 1, 0, NULL, 0},
+        {"--quiet", LNL_FLAG_BOOL, &quiet, "no progress line (and no peak measurement for its MFU)", 1, 0, NULL, 0},
+        {"--sample-every", LNL_FLAG_INT, &sample_every,
+         "print a sample of the model to stderr every K steps: --sample-tokens tokens after end-of-text, "
+         LNL_TRAIN_SAMPLE_SETTINGS ", decoded with the data's tokenizer (0 = never)",
+         0, 1LL << 40, NULL, 0},
+        {"--sample-tokens", LNL_FLAG_INT, &sample_tokens,
+         "tokens per sample; unless given, at most the model's n_positions - 1", 1, 1 << 20, NULL, 0},
         {"--zero", LNL_FLAG_BOOL, &zero, "under mpirun: shard the AdamW moments over the processes (ZeRO-1)", 1, 0, NULL, 0},
         {"--adapt-threads", LNL_FLAG_BOOL, &adapt_threads,
          "use fewer threads while other processes take this run's CPUs, all of them again when they leave (the "
@@ -156,6 +197,17 @@ int cmd_train(int argc, char **argv) {
         lnl_die(2, "--total-batch: %lld is not a multiple of processes*B*T = %d*%d*%d", total_batch, dist.size, B, T);
     if (total_batch % bt) lnl_die(2, "--total-batch: %lld is not a multiple of B*T = %lld", total_batch, bt);
     if (warmup >= steps && warmup > 0) lnl_die(2, "--warmup: %lld must be smaller than --steps %lld", warmup, steps);
+    LnlTokenizer *sample_tok = NULL;
+    if (sample_every > 0) {
+        /* a sample is the end-of-text token and the tokens after it, all within the context */
+        const int room = m.cfg.n_positions - 1;
+        if (sample_tokens > room && (lnl_flags_find(flags, nflags, "--sample-tokens")->seen || room < 1))
+            lnl_die(2, "--sample-tokens: %lld tokens after the end-of-text token exceed the model's n_positions %d "
+                       "(at most %d)",
+                    sample_tokens, m.cfg.n_positions, room);
+        if (sample_tokens > room) sample_tokens = room;
+        sample_tok = open_sample_tokenizer(data, m.cfg.vocab_size);
+    }
 
     LnlTrainOpts o;
     memset(&o, 0, sizeof o);
@@ -175,6 +227,9 @@ int cmd_train(int argc, char **argv) {
     o.eval_batches = eval_batches;
     o.checkpoint_every = ckpt_every;
     o.quiet = quiet;
+    o.sample_every = sample_every;
+    o.sample_tokens = (int)sample_tokens;
+    o.sample_tok = sample_tok;
     o.adapt_threads = adapt_threads;
     o.monitor = lnl_monitor_flags_opts(&monf);
     o.keep_checkpoints = rf.keep;
@@ -228,6 +283,12 @@ int cmd_train(int argc, char **argv) {
     if (!quiet && dist.size > 1)
         fprintf(stderr, "lnlab train: %d MPI processes, global batch %d x %d x %ld%s\n", dist.size, B * dist.size, T,
                 o.grad_accum, zero ? ", AdamW moments sharded (ZeRO-1)" : "");
+    if (!quiet) { /* the MFU's denominator, at the thread count the run starts with */
+        double gf = lnl_sgemm_gflops(LNL_PEAK_TRAIN_N, LNL_PEAK_TRAIN_REPS, 0);
+        o.peak_flops = gf * 1e9;
+        fprintf(stderr, "lnlab train: peak %.0f GFLOP/s (SGEMM %d^3 on %d thread%s, measured at start)\n", gf,
+                LNL_PEAK_TRAIN_N, lnl_kernels_threads(), lnl_kernels_threads() == 1 ? "" : "s");
+    }
     LnlTrainResult res;
     if (rf.resume && !quiet) fprintf(stderr, "lnlab train: resuming %s after step %ld of %lld\n", out, rs.step, steps);
     int r = lnl_train(&m, &o, &res, &e);
@@ -237,6 +298,7 @@ int cmd_train(int argc, char **argv) {
     lnl_state_free(&rs);
     cJSON_free(hjs);
     lnl_model_free(&m);
+    if (sample_tok) lnl_tok_free(sample_tok);
     if (r) lnl_dist_die(&dist, e.msg); /* every rank stopping together leaves MPI first */
     if (!quiet && dist.size > 1 && res.steps_done > 0)
         fprintf(stderr, "lnlab train: %.1f s per process in gradient/parameter communication\n", dist.comm_s);

@@ -6,11 +6,13 @@
 #include <string.h>
 
 /* Flags that describe one invocation: never stored, never restored (--out is RUN itself). */
-static const char *const session_flags[] = {"--resume", "--quiet", "--stop-after", "--out"};
+static const char *const session_flags[] = {"--resume",       "--quiet",        "--stop-after",
+                                            "--out",          "--sample-every", "--sample-tokens"};
 /* Flags that may be given with --resume: the invocation's own, and those that change what is
  * kept on disk, not the numbers (restored from the file unless given). */
-static const char *const allowed_flags[] = {"--resume", "--quiet", "--stop-after", "--keep-checkpoints",
-                                            "--checkpoint-every"};
+static const char *const allowed_flags[] = {"--resume",           "--quiet",           "--stop-after",
+                                            "--keep-checkpoints", "--checkpoint-every", "--sample-every",
+                                            "--sample-tokens"};
 /* The one model flag that is a training setting (the model's n_positions is in its config). */
 #define SEQ_FLAG "--seq"
 
@@ -29,7 +31,8 @@ void lnl_resume_flags_init(LnlResumeFlags *rf, LnlFlag *flags) {
     LnlFlag f[LNL_RESUME_NFLAGS] = {
         {"--resume", LNL_FLAG_STR, &rf->resume,
          "continue run directory RUN from its newest valid checkpoint, with the settings in RUN/config.json "
-         "(other flags are refused, except --quiet, --stop-after, --keep-checkpoints, --checkpoint-every)",
+         "(other flags are refused, except --quiet, --stop-after, --keep-checkpoints, --checkpoint-every, "
+         "--sample-every, --sample-tokens)",
          1, 0, NULL, 0},
         {"--keep-checkpoints", LNL_FLAG_INT, &rf->keep,
          "keep only the newest K checkpoints in RUN/checkpoints (0 = keep all)", 0, 1LL << 40, NULL, 0},
@@ -106,7 +109,8 @@ int lnl_resume_check_flags(const char *run, const LnlFlag *flags, int nflags, Ln
         const LnlFlag *f = &flags[i];
         if (f->seen && !IN(f->name, allowed_flags))
             return lnl_err(e, "%s: cannot be given with --resume: a resumed run keeps the settings in %s/config.json "
-                              "(only --quiet, --stop-after, --keep-checkpoints and --checkpoint-every may be given)",
+                              "(only --quiet, --stop-after, --keep-checkpoints, --checkpoint-every, --sample-every and "
+                              "--sample-tokens may be given)",
                            f->name, run);
     }
     return 0;

@@ -22,17 +22,17 @@ void lnl_resume_flags_init(LnlResumeFlags *rf, LnlFlag *flags);
 
 /* Adds each flag's value to `train` under its JSON name unless the object has that key already.
  * flags[0 .. nmodel-1] are model flags (the model config is stored on its own): of those only
- * --seq is recorded. Flags that describe one invocation (--resume, --quiet, --stop-after, --out)
- * are not recorded. */
+ * --seq is recorded. Flags that describe one invocation (--resume, --quiet, --stop-after, --out,
+ * and the console's --sample-every and --sample-tokens) are not recorded. */
 void lnl_resume_record_flags(cJSON *train, const LnlFlag *flags, int nflags, int nmodel);
 
 /* For --resume RUN: fails (a usage error) if a flag other than those listed below was given. */
 int lnl_resume_check_flags(const char *run, const LnlFlag *flags, int nflags, LnlErr *e);
 /* For --resume RUN: reads RUN/config.json and sets every recorded flag from its "train" object,
  * through the flag parser (same types and ranges). Flags given on the command line (only those
- * lnl_resume_check_flags lets through: --quiet and --stop-after, which do not change the run's
- * arithmetic, and --keep-checkpoints and --checkpoint-every, which change only what is kept on
- * disk) override the stored values. `seen` keeps
+ * lnl_resume_check_flags lets through: --quiet, --stop-after, --sample-every and --sample-tokens,
+ * which do not change the run's arithmetic, and --keep-checkpoints and --checkpoint-every, which
+ * change only what is kept on disk) override the stored values. `seen` keeps
  * meaning "given on the command line". *root receives the parsed file, which owns the restored
  * strings: cJSON_Delete it when the flags are no longer used. A finished run (RUN/model.safetensors
  * exists) is an error. */

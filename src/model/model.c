@@ -173,6 +173,13 @@ float lnl_branchnorm_lambda(const LnlConfig *c, long step) {
     return lam > 0 ? (float)lam : 0.0f;
 }
 
+double lnl_model_step_flops(const LnlConfig *c, int B, int T) {
+    const double L = c->n_layer, C = c->n_embd, V = c->vocab_size, N = (double)B * T;
+    const double mm_weights = 12.0 * L * C * C + V * C;
+    const double attn_per_token = 6.0 * L * C * (T + 1); /* 12 C per pair, (T + 1) / 2 pairs per token */
+    return N * (6.0 * mm_weights + attn_per_token);
+}
+
 void lnl_model_init_weights(LnlModel *m, uint64_t seed) {
     const LnlConfig *c = &m->cfg;
     LnlRng rng;

@@ -202,6 +202,14 @@ void lnl_model_block_vjp(LnlModel *m, int l, const float *dout, float *din);
 void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T);
 /* BranchNorm strength for a training step: max(0, 1 - step / branchnorm_steps). */
 float lnl_branchnorm_lambda(const LnlConfig *c, long step);
+/* Model FLOPs of one training step (forward + backward) on B x T tokens, counted from the matrix
+ * products only: 6 per token per weight of every matmul (2 forward, 4 backward; the tied LM head
+ * counts V*C) and, for causal attention, 6 * C per (query, key <= query) pair per layer (QK^T and
+ * att @ V forward, twice that backward):
+ *     B*T * (6 * (12 L C^2 + V C) + 6 L C (T + 1))
+ * Norms, GELU, softmax, cross-entropy, embeddings and AdamW are not counted. The one formula that
+ * lnlab bench's GFLOP/s and lnlab train's MFU use; docs/PERFORMANCE.md ("FLOPs") states it. */
+double lnl_model_step_flops(const LnlConfig *c, int B, int T);
 
 /* KV-cache decoding: generation through the same block code as the forward. In decode mode the
  * attention step appends the k and v of a pass's positions to its layer's cache and attends, for

@@ -16,6 +16,7 @@
 #include "../io/model_io.h"
 #include "eval.h"
 #include "runlog.h"
+#include "sample.h"
 #include "signals.h"
 #include "result.h"
 
@@ -34,6 +35,52 @@ static int root_wrote(LnlDist *d, int rc, const char *what, LnlErr *e) {
         lnl_err(e, "rank %d of %d: stopping because rank 0 could not write %s (rank 0's error says why)",
                 lnl_dist_rank(d), lnl_dist_size(d), what);
     return -1;
+}
+
+/* The console's sample (--sample-every): what the model writes after `step` steps from the
+ * end-of-text token, through its KV-cache decode state (apart from the training activations) and a
+ * sampler seeded from the run's seed and the step, never from the loop's RNG: sampling changes no
+ * number of the run. Its text goes to stderr with newlines and tabs kept and other control bytes
+ * as \xHH, so that the model's output cannot move the cursor or change the terminal. */
+static void print_sample(LnlModel *m, const LnlTrainOpts *o, long step) {
+    const LnlTokenizer *tok = o->sample_tok;
+    const int tv = lnl_tok_vocab_size(tok), eot = lnl_tok_eot(tok);
+    uint64_t x = o->seed;
+    const uint64_t seed = lnl_splitmix64(&x) ^ (uint64_t)step;
+    LnlSampler smp;
+    LnlErr e;
+    fprintf(stderr, "sample at step %ld:\n", step);
+    if (lnl_sampler_init(&smp, tv, (float)LNL_TRAIN_SAMPLE_TEMPERATURE, LNL_TRAIN_SAMPLE_TOP_K, seed, &e)) {
+        fprintf(stderr, "(no sample: %s)\n", e.msg);
+        return;
+    }
+    const float branch_lambda = m->branch_lambda;
+    m->branch_lambda = lnl_branchnorm_lambda(&m->cfg, step); /* as the next step's forward */
+    LnlIds ids = {0};
+    const char *cut = NULL;
+    const float *logits = lnl_model_decode_step(m, eot, 0);
+    for (int i = 0; i < o->sample_tokens && !cut; i++) {
+        for (int k = 0; k < tv && !cut; k++)
+            if (!isfinite(logits[k])) cut = "[the model's logits are not finite]";
+        if (cut) break;
+        int32_t next = lnl_sampler_next(&smp, logits);
+        lnl_ids_push(&ids, next);
+        if (i + 1 < o->sample_tokens) logits = lnl_model_decode_step(m, next, i + 1);
+    }
+    m->branch_lambda = branch_lambda;
+    LnlBuf raw = {0}, text = {0};
+    if (lnl_tok_decode(tok, ids.ids, ids.n, &raw, &e)) cut = e.msg; /* sampled ids are below tv: not expected */
+    for (size_t i = 0; i < raw.len; i++) {
+        const unsigned char ch = (unsigned char)raw.data[i];
+        if (ch == '\n' || ch == '\t' || (ch >= 0x20 && ch != 0x7f)) lnl_buf_append(&text, &ch, 1);
+        else lnl_buf_printf(&text, "\\x%02x", ch);
+    }
+    fprintf(stderr, "%.*s%s%s\n", (int)text.len, text.len ? text.data : "", cut && text.len ? " " : "",
+            cut ? cut : "");
+    lnl_buf_free(&raw);
+    lnl_buf_free(&text);
+    lnl_ids_free(&ids);
+    lnl_sampler_free(&smp);
 }
 
 int lnl_train_new_run_id(char *id, LnlErr *e) { return lnl_random_hex(id, LNL_RUN_ID_LEN / 2, e); }
@@ -275,6 +322,8 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     if (root) lnl_runlog_close(&log);
     if (root_wrote(d, root ? lock_run_dir(o, &lock_fd, e) : 0, "the run directory's setup files", e)) goto done;
     if (lnl_model_alloc_acts(m, B, T, e)) goto done;
+    /* every rank, so that all fail together; rank 0 alone samples */
+    if (o->sample_every > 0 && lnl_model_alloc_decode(m, 1 + o->sample_tokens, 1, e)) goto done;
     lnl_opt_init(&opt, m);
     lnl_monitor_init(&mon, m, &o->monitor);
     lnl_rng_seed(&rng, o->seed);
@@ -313,6 +362,9 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         fprintf(lnl_runlog_records(&log), "{\"step\": 0, \"val_loss\": %s}\n", vs);
     }
     const int tty = isatty(fileno(stderr));
+    int line_open = 0; /* a progress line on the terminal waits for its newline */
+    /* the model FLOPs this process does per step: its B rows of every micro-batch */
+    const double step_flops = lnl_model_step_flops(c, B, T) * (double)o->grad_accum;
     long val_step = 0; /* the step of the newest evaluation, for the progress line (0: none yet) */
     const long print_every = o->steps >= 20 ? o->steps / 20 : 1;
     double t_start = lnl_now();
@@ -374,7 +426,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             res->diverged_step = step + 1;
             fprintf(lnl_runlog_records(&log), "{\"step\": %ld, \"diverged\": true, \"cause\": \"%s\"}\n", step + 1,
                     res->cause);
-            if (!o->quiet) fprintf(stderr, "%s", tty ? "\n" : "");
+            if (line_open) fputc('\n', stderr);
             if (root_wrote(d, root ? lnl_runlog_sync(&log, e) : 0, "log.jsonl", e)) goto log_failed;
             r = 0;
             goto done;
@@ -416,7 +468,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             res->stopped = 1;
             /* the signal may have reached another rank only; rank 0 reports it */
             res->stop_signal = (int)lnl_dist_max(d, lnl_signals_pending());
-            if (!o->quiet && tty) fputc('\n', stderr);
+            if (line_open) fputc('\n', stderr);
             r = 0;
             goto done;
         }
@@ -424,15 +476,25 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
             char eta[32];
             double elapsed = lnl_now() - t_start;
             fmt_eta(eta, sizeof eta, elapsed / (double)(step + 1 - start) * (double)(o->steps - step - 1));
-            char val[48] = "", thr[64] = "";
+            char val[48] = "", thr[64] = "", mfu[32] = "";
             if (val_step > 0) snprintf(val, sizeof val, " | val %.4f (step %ld)", res->final_val_loss, val_step);
+            if (o->peak_flops > 0)
+                snprintf(mfu, sizeof mfu, " | MFU %.1f%%", 100.0 * step_flops / (ms / 1000.0) / o->peak_flops);
             if (threads < max_threads) snprintf(thr, sizeof thr, " | %d of %d threads (CPUs busy)", threads, max_threads);
-            fprintf(stderr, "%sstep %ld/%ld | loss %.4f%s | lr %.2e | grad norm %.3f | %.1f ms | %.0f tok/s%s | ETA %s%s",
-                    tty ? "\r" : "", step + 1, o->steps, loss, val, lr, gnorm, ms, tps, thr, eta, tty ? "   " : "\n");
+            fprintf(stderr,
+                    "%sstep %ld/%ld | loss %.4f%s | lr %.2e | grad norm %.3f | %.1f ms | %.0f tok/s%s%s | ETA %s%s",
+                    tty ? "\r" : "", step + 1, o->steps, loss, val, lr, gnorm, ms, tps, mfu, thr, eta,
+                    tty ? "   " : "\n");
+            line_open = tty;
+        }
+        if (root && o->sample_every > 0 && (step + 1) % o->sample_every == 0) {
+            if (line_open) fputc('\n', stderr);
+            line_open = 0;
+            print_sample(m, o, step + 1);
         }
         lnl_kernels_adapt();
     }
-    if (!o->quiet && tty) fputc('\n', stderr);
+    if (line_open) fputc('\n', stderr);
     if (lnl_dist_check_params(d, m, e)) goto done;
     if (root_wrote(d, root ? lnl_runlog_sync(&log, e) : 0, "log.jsonl", e)) goto log_failed;
     int sr = 0;

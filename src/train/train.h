@@ -1,15 +1,25 @@
 /* The training loop: batches from a loader (sampled or in order), gradient accumulation,
- * clipping + AdamW, the LR schedule, periodic evaluation and checkpoints, RUN/log.jsonl and a
- * live progress line. */
+ * clipping + AdamW, the LR schedule, periodic evaluation and checkpoints, RUN/log.jsonl, a
+ * live progress line and samples of the model on the console. */
 #ifndef LNL_TRAIN_H
 #define LNL_TRAIN_H
 
 #include "../diag/monitor.h"
 #include "../dist/dist.h"
+#include "../data/tokenizer.h"
 #include "../model/model.h"
 #include "checkpoint.h"
 #include "optim.h"
 #include "schedule.h"
+
+/* The console's samples (LnlTrainOpts.sample_every): softmax temperature and top-k, as numbers
+ * and as the text of lnlab train's --help. nanoGPT's sample.py suggests 0.8 for a readable
+ * sample; its top-k of 200 is for GPT-2's 50257 tokens, 40 keeps a byte model's 257 from its tail. */
+#define LNL_TRAIN_SAMPLE_TEMPERATURE 0.8
+#define LNL_TRAIN_SAMPLE_TOP_K 40
+#define LNL_TRAIN_SAMPLE_SETTINGS_(t, k) "temperature " #t ", top-k " #k
+#define LNL_TRAIN_SAMPLE_SETTINGS_X(t, k) LNL_TRAIN_SAMPLE_SETTINGS_(t, k)
+#define LNL_TRAIN_SAMPLE_SETTINGS LNL_TRAIN_SAMPLE_SETTINGS_X(LNL_TRAIN_SAMPLE_TEMPERATURE, LNL_TRAIN_SAMPLE_TOP_K)
 
 typedef struct {
     const char *data; /* prepared directory (train/val splits) or one shard (no eval) */
@@ -26,6 +36,10 @@ typedef struct {
     long eval_batches; /* batches of the val split per evaluation; 0 = all */
     long checkpoint_every; /* 0 = none */
     int quiet;
+    double peak_flops; /* this process's peak FLOP/s (peak.h), the MFU's denominator; 0: no MFU shown */
+    long sample_every; /* rank 0 prints a sample of the model to stderr every K steps (0 = never) */
+    int sample_tokens; /* tokens per sample; 1 + sample_tokens <= the model's n_positions */
+    const LnlTokenizer *sample_tok; /* decodes the samples (needed when sample_every > 0) */
     int adapt_threads; /* follow the machine's load with the thread count (lnl_kernels_adapt) */
     LnlMonitorOpts monitor;   /* diagnostics records, spike skipping, divergence threshold */
     const char *hparams_json; /* the training settings, stored in RUN/config.json */

@@ -199,11 +199,67 @@ expect_error bad_data_order 2 "--data-order: 'shuffled' is not one of random\|se
 expect_error bad_data_seed 2 "--data-seed" -- "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --data-seed -1
 expect_error vocab_too_small 1 "token" -- "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --vocab 100 --quiet
 # the progress line (not a terminal: every few steps and the last) has the newest val loss and its
-# step, and the step's milliseconds beside tokens/s
+# step, the step's milliseconds beside tokens/s, and the MFU against the peak measured at the start
 "$LNLAB" train --data "$TMP/kjv" --out "$TMP/prog" --layers 1 --heads 2 --dim 16 --seq 16 --batch 2 --steps 6 \
   --eval-every 3 --eval-batches 1 2>"$TMP/prog.err" >/dev/null
-if grep -Eq '^step 6/6 \| loss [0-9.]+ \| val [0-9.]+ \(step 6\) \| lr .* \| [0-9.]+ ms \| [0-9]+ tok/s \| ETA' "$TMP/prog.err"
+if grep -Eq '^step 6/6 \| loss [0-9.]+ \| val [0-9.]+ \(step 6\) \| lr .* \| [0-9.]+ ms \| [0-9]+ tok/s \| MFU [0-9.]+% \| ETA' "$TMP/prog.err" &&
+   [ "$(grep -Ec '^lnlab train: peak [0-9]+ GFLOP/s \(SGEMM 1024\^3 on 1 thread, measured at start\)$' "$TMP/prog.err")" = 1 ]
 then ok progress_line_val_and_ms; else fail progress_line_val_and_ms "$(tail -n 3 "$TMP/prog.err")"; fi
+# MFU = this process's model FLOPs per step (B*T per micro-batch, times the accumulation) / the
+# step's time / the peak: recomputed from the printed peak and ms (their rounding allows 5%; no upper
+# bound: on a busy machine the peak measured at the start can be low)
+"$LNLAB" train --data "$TMP/kjv" --out "$TMP/mfu" --layers 2 --heads 2 --dim 64 --seq 64 --batch 4 --total-batch 512 \
+  --steps 6 2>"$TMP/mfu.err" >/dev/null
+if why=$($PY - "$TMP/mfu.err" 2>&1 <<'EOF'
+import re, sys
+err = open(sys.argv[1]).read()
+peak = float(re.search(r"^lnlab train: peak ([0-9]+) GFLOP/s", err, re.M).group(1)) * 1e9
+L, C, T, V, B, accum = 2, 64, 64, 257, 4, 2
+flops = B * T * accum * (6 * (12 * L * C * C + V * C) + 6 * L * C * (T + 1))
+lines = re.findall(r"^step (\d+)/6 .*\| ([0-9.]+) ms \| [0-9]+ tok/s \| MFU ([0-9.]+)% \|", err, re.M)
+assert [int(s) for s, _, _ in lines] == list(range(1, 7)), lines
+for s, ms, mfu in lines:
+    want = 100 * flops / (float(ms) / 1000) / peak
+    assert float(mfu) > 0 and abs(float(mfu) - want) <= 0.05 * want + 0.1, (s, ms, mfu, want)
+EOF
+); then ok progress_line_mfu; else fail progress_line_mfu "$(printf '%s' "$why" | tail -n 1)"; fi
+# --sample-every: rank 0 prints a sample every K steps (with --quiet too, which measures no peak),
+# decoded by the data's tokenizer (byte), control bytes other than newline and tab made visible;
+# the run's log and model are those of the run without samples, and samples repeat for a seed
+S=(--data "$TMP/kjv" --preset branchnorm --layers 2 --heads 2 --dim 32 --seq 32 --batch 4 --steps 10 --eval-every 5
+   --eval-batches 2 --quiet)
+"$LNLAB" train "${S[@]}" --out "$TMP/nosmp" 2>"$TMP/nosmp.err"
+"$LNLAB" train "${S[@]}" --out "$TMP/smp1" --sample-every 3 --sample-tokens 16 2>"$TMP/smp1.err"
+"$LNLAB" train "${S[@]}" --out "$TMP/smp2" --sample-every 3 --sample-tokens 16 2>"$TMP/smp2.err"
+if [ ! -s "$TMP/nosmp.err" ] && [ "$(grep '^sample at step' "$TMP/smp1.err" | tr '\n' ' ')" = \
+     "sample at step 3: sample at step 6: sample at step 9: " ] && ! grep -q 'peak\|^step' "$TMP/smp1.err" &&
+   ! LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$TMP/smp1.err" && [ "$(wc -l < "$TMP/smp1.err")" -ge 6 ]; then
+  ok sample_every_count; else fail sample_every_count "$(head -c 600 "$TMP/smp1.err")"; fi
+if cmp -s <(records "$TMP/nosmp/log.jsonl") <(records "$TMP/smp1/log.jsonl") &&
+   same_model "$TMP/nosmp/model.safetensors" "$TMP/smp1/model.safetensors"; then ok sample_every_same_run
+else fail sample_every_same_run "a run with --sample-every differs from the run without"; fi
+cmp -s "$TMP/smp1.err" "$TMP/smp2.err" && ok sample_every_repeats || fail sample_every_repeats "samples differ for one seed"
+# a console setting: not stored in config.json, and given to a resumed run
+"$LNLAB" train "${S[@]}" --out "$TMP/smpr" --stop-after 4 2>/dev/null
+"$LNLAB" train --resume "$TMP/smpr" --sample-every 3 --sample-tokens 16 --quiet 2>"$TMP/smpr.err"
+if [ "$(grep '^sample at step' "$TMP/smpr.err" | tr '\n' ' ')" = "sample at step 6: sample at step 9: " ] &&
+   ! grep -q sample "$TMP/smp1/config.json" && same_model "$TMP/nosmp/model.safetensors" "$TMP/smpr/model.safetensors"
+then ok sample_every_resume; else fail sample_every_resume "$(head -c 400 "$TMP/smpr.err")"; fi
+# without meta.json the tokenizer is the one of the model's vocabulary, if any
+mkdir -p "$TMP/nometa" && cp "$TMP/kjv/train.bin" "$TMP/nometa/train.bin"
+"$LNLAB" train --data "$TMP/nometa/train.bin" --vocab 257 --out "$TMP/nometa_run" --layers 1 --heads 2 --dim 16 \
+  --seq 16 --batch 2 --steps 2 --sample-every 2 --sample-tokens 4 --quiet 2>"$TMP/nometa.err" &&
+  [ "$(grep -c '^sample at step 2:$' "$TMP/nometa.err")" = 1 ] && ok sample_by_vocab ||
+  fail sample_by_vocab "$(cat "$TMP/nometa.err")"
+expect_error sample_no_tokenizer 1 "^lnlab: error: --sample-every: .*/nometa/train.bin has no meta.json naming its tokenizer, and the model's vocabulary of 300 tokens" -- \
+  "$LNLAB" train --data "$TMP/nometa/train.bin" --vocab 300 --out "$TMP/x" --sample-every 5 --quiet
+expect_error sample_every_negative 2 "^lnlab: error: --sample-every: -1 is out of range" -- "$LNLAB" train \
+  --data "$TMP/kjv" --out "$TMP/x" --sample-every -1
+expect_error sample_tokens_zero 2 "^lnlab: error: --sample-tokens: 0 is out of range" -- "$LNLAB" train \
+  --data "$TMP/kjv" --out "$TMP/x" --sample-every 5 --sample-tokens 0
+expect_error sample_tokens_too_many 2 "^lnlab: error: --sample-tokens: 32 tokens .* n_positions 32 \(at most 31\)$" -- \
+  "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --seq 32 --sample-every 5 --sample-tokens 32 --quiet
+[ -e "$TMP/x" ] && fail sample_flags_write_nothing "$TMP/x was created" || ok sample_flags_write_nothing
 # A run that blows up: every record of its log is strict JSON (a NaN or infinite loss is null)
 "$LNLAB" train --data "$TMP/kjv" --out "$TMP/blowup" --preset rezero --layers 4 --heads 4 --dim 64 --seq 64 --batch 8 \
   --steps 60 --lr 10 --grad-clip 0 --eval-every 1 --eval-batches 1 --diag-every 1 --quiet 2>/dev/null
