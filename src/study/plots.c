@@ -412,6 +412,30 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
         for (int pi = 0; pi < npresets && !rc; pi++) {
             LnlBuf med = {0}, bad = {0};
             int nmed = 0, nbad = 0;
+            /* the LR sensitivity of each seed with a run at every lr (lnl_study_lr_sensitivity), median */
+            double *sens = lnl_malloc(sizeof(double) * (size_t)(n + 1)), *sweep = lnl_malloc(sizeof(double) * (size_t)nl);
+            int nsens = 0;
+            for (int i = 0; i < n; i++) {
+                const LnlStudyRun *u = &rs[i].run;
+                if (!have[i] || strcmp(u->preset, presets[pi]) || !same_setting(u, u0) || u->lr != lrs[0]) continue;
+                int got = 0;
+                for (int l = 0; l < nl; l++)
+                    for (int j = 0; j < n; j++) {
+                        const LnlStudyRun *w = &rs[j].run;
+                        if (have[j] && !strcmp(w->preset, presets[pi]) && same_setting(w, u0) && w->lr == lrs[l] &&
+                            w->seed == u->seed) {
+                            sweep[got++] = lnl_study_sweep_loss(&rs[j]);
+                            break;
+                        }
+                    }
+                double x = got == nl ? lnl_study_lr_sensitivity(sweep, nl) : NAN;
+                if (isfinite(x)) sens[nsens++] = x;
+            }
+            char sens_txt[64] = "";
+            if (nsens) snprintf(sens_txt, sizeof sens_txt, " (LR sensitivity %.3g, %d seed%s)", lnl_study_median(sens, nsens),
+                                nsens, nsens == 1 ? "" : "s");
+            free(sens);
+            free(sweep);
             for (int l = 0; l < nl; l++) {
                 int k = 0;
                 for (int i = 0; i < n; i++) {
@@ -444,8 +468,8 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
                                    items ? ", \\\n     " : "", name, col, presets[pi]);
                 else
                     lnl_buf_printf(&body, "%s'data/%s' using 1:2:3:4 with yerrorlines lw 2 pt 7 ps 1 lc rgb '%s' "
-                                          "dt %d title '%s'",
-                                   items ? ", \\\n     " : "", name, col, 1 + pi % 4, presets[pi]);
+                                          "dt %d title '%s%s'",
+                                   items ? ", \\\n     " : "", name, col, 1 + pi % 4, presets[pi], sens_txt);
                 items++;
             }
             lnl_buf_free(&med);

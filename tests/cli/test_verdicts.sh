@@ -94,6 +94,14 @@ expect verdicts_tie_and_no_deep_verdict "$TMP/tie:1,2,3" "a1|shows" "a1|shows" "
 expect verdicts_one_seed "$TMP/shows:1" "a1|shows" "a1|shows" "a1|shows" "a2|inconclusive" "a2|shows" \
   "a3|inconclusive" "a4|inconclusive" "a4|inconclusive" "b|shows" "b|shows" "b|inconclusive"
 
+# the LR sweep's figure names each preset's LR sensitivity in its legend: Pre-LN's val losses
+# (2.5, 2.4, 2.9) + j give 0.2 in every seed, Peri-LN's (2.45, 2.3, 2.4) + j give 0.25 / 3
+gp="$TMP/shows:1,2,3/plots/data/lr_dt1-L8.gp"
+if [ ! -f "$gp" ] && ! command -v gnuplot >/dev/null; then echo "skip lr_figure_sensitivity: no gnuplot"
+elif grep -q "pre (LR sensitivity 0.2, 3 seeds)" "$gp" && grep -q "peri (LR sensitivity 0.0833, 3 seeds)" "$gp"; then
+  ok lr_figure_sensitivity
+else fail lr_figure_sensitivity "$(grep -o "title '[^']*LR sensitivity[^']*'" "$gp" 2>&1 | head -n 2)"; fi
+
 # the reasons are in the text, with the numbers
 md="$TMP/tie:1,2,3/summary.md"
 grep -q "Post-LN and B2T did not train at depth 18: no verdict" "$md" && ok says_no_verdict_why ||
