@@ -32,6 +32,7 @@ static void usage(FILE *out) {
 int main(int argc, char **argv) {
     /* before anything else: may re-execute with AVX-512 BLAS kernels (docs/PERFORMANCE.md) */
     lnl_kernels_blas_reexec(argv);
+    if (lnl_kernels_use_env()) return 2; /* LNLAB_KERNELS: which kernel backend (kernels.h) */
     lnl_kernels_set_threads(0);
     if (argc < 2) {
         usage(stderr);

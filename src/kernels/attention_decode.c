@@ -1,14 +1,14 @@
 /* Attention of one new position over a KV cache: the decode step of generation (model.c's
  * decode mode). Same math as the last row of lnl_attention_forward, without a saved att matrix
- * and without a backward (generation never trains). One plain version: it costs O(npos * C)
- * per token, small next to the matmuls of the same step. */
+ * and without a backward (generation never trains). One plain version, the reference's, which the
+ * cpu backend uses too: it costs O(npos * C) per token, small next to the matmuls of the same step. */
 #include <assert.h>
 #include <math.h>
 
-#include "kernels.h"
+#include "kernels_internal.h"
 
-void lnl_attention_decode(float *out, float *scores, const float *q, const float *kcache, const float *vcache,
-                          int npos, int C, int NH) {
+void lnl_ref_attention_decode(float *out, float *scores, const float *q, const float *kcache, const float *vcache,
+                              int npos, int C, int NH) {
     assert(npos >= 1 && NH >= 1 && C % NH == 0);
     const int hs = C / NH;
     const double sc = 1.0 / sqrt((double)hs);

@@ -1,6 +1,7 @@
-/* Public kernel entry points: the fast version of each op (OpenBLAS sgemm or a blocked C
- * matmul, OpenMP over independent rows / heads, loops written to vectorize without fast-math),
- * or the reference where nothing faster is worth having. Tested against kernels_ref.c.
+/* The cpu backend (lnl_kernels_cpu_ops, at the end; the default): the fast version of each op
+ * (OpenBLAS sgemm or a blocked C matmul, OpenMP over independent rows / heads, loops written to
+ * vectorize without fast-math), or the reference where nothing faster is worth having. Tested
+ * against kernels_ref.c.
  *
  * Threading: every parallel split writes disjoint memory and the reductions do not depend on
  * the number of threads, so results are the same bits on 1 or many threads. Products are cut into
@@ -267,8 +268,8 @@ static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
 }
 #endif
 
-void lnl_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IC,
-                        int OC) {
+static void cpu_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IC,
+                               int OC) {
     if (N <= 0 || OC <= 0) return;
 #ifdef LNL_HAVE_BLAS
     gemm(0, 1, N, OC, IC, inp, IC > 0 ? IC : 1, weight, IC > 0 ? IC : 1, 0.0f, out, OC, bias);
@@ -308,8 +309,8 @@ static void colsum_acc(float *dbias, const float *dout, int N, int OC) {
     }
 }
 
-void lnl_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                         const float *weight, int N, int IC, int OC) {
+static void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                const float *weight, int N, int IC, int OC) {
     if (N <= 0 || OC <= 0) return;
 #ifdef LNL_HAVE_BLAS
     if (dinp && IC > 0) gemm(0, 0, N, IC, OC, dout, OC, weight, IC, 1.0f, dinp, IC, NULL);
@@ -324,8 +325,9 @@ void lnl_matmul_backward(float *dinp, float *dweight, float *dbias, const float 
 /* ---- normalization: rows in parallel for out/dinp, column blocks in parallel for the
  * parameter gradients; the math is the shared row code of kernels_internal.h ---- */
 
-void lnl_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight, const float *bias,
-                      int N, int C, int G, int rep, LnlNormKind kind, float eps, float scale) {
+static void cpu_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                             const float *bias, int N, int C, int G, int rep, LnlNormKind kind, float eps,
+                             float scale) {
     assert(G >= 1 && rep >= 1 && (kind == LNL_NORM_RMSNORM || mean));
     LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * C > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
@@ -340,9 +342,9 @@ void lnl_norm_forward(float *out, float *mean, float *rstd, const float *inp, co
     }
 }
 
-void lnl_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                       const float *weight, const float *mean, const float *rstd, int N, int C, int G, int rep,
-                       LnlNormKind kind, float scale) {
+static void cpu_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                              const float *weight, const float *mean, const float *rstd, int N, int C, int G, int rep,
+                              LnlNormKind kind, float scale) {
     assert(G >= 1 && rep >= 1 && (kind == LNL_NORM_RMSNORM || mean));
     if (dinp) {
         LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * C > LNL_PAR_MIN_ELEMS))
@@ -464,7 +466,8 @@ static int att_use_blas(void) {
 #endif
 }
 
-void lnl_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH) {
+static void cpu_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C,
+                                  int NH) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
@@ -498,8 +501,8 @@ void lnl_attention_forward(float *out, float *att, float *rowmax, const float *q
 }
 
 /* As in the reference, datt ends up holding the gradient of the scaled pre-softmax scores. */
-void lnl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
-                            int T, int C, int NH) {
+static void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
+                                   int B, int T, int C, int NH) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
@@ -539,7 +542,7 @@ void lnl_attention_backward(float *dqkv, float *datt, const float *dout, const f
 
 /* ---- GELU, as x * sigmoid(2u) = 0.5 x (1 + tanh u), which needs only exp ---- */
 
-void lnl_gelu_forward(float *out, const float *inp, size_t n) {
+static void cpu_gelu_forward(float *out, const float *inp, size_t n) {
     const float k = (float)LNL_GELU_K, a = (float)LNL_GELU_A;
     LNL_OMP(parallel for simd schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) {
@@ -549,7 +552,7 @@ void lnl_gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
-void lnl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+static void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     const float k = (float)LNL_GELU_K, a = (float)LNL_GELU_A;
     LNL_OMP(parallel for simd schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) {
@@ -562,22 +565,10 @@ void lnl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t 
     }
 }
 
-/* ---- embedding: memory-bound copies and a scatter-add; the reference is what we run ---- */
-
-void lnl_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C,
-                       float scale) {
-    lnl_ref_embed_forward(out, tok, wte, wpe, B, T, C, scale);
-}
-
-void lnl_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int C,
-                        float scale) {
-    lnl_ref_embed_backward(dwte, dwpe, dout, tok, B, T, C, scale);
-}
-
 /* ---- softmax + cross-entropy: rows in parallel ---- */
 
-void lnl_softmax_xent_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N,
-                              int V) {
+static void cpu_softmax_xent_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N,
+                                     int V) {
     LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * V > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
         const float *x = logits + (size_t)r * V;
@@ -594,8 +585,8 @@ void lnl_softmax_xent_forward(float *losses, float *probs, const float *logits, 
     }
 }
 
-void lnl_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss, int N,
-                               int V) {
+static void cpu_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss,
+                                      int N, int V) {
     LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * V > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
         int32_t tg = targets[r];
@@ -631,8 +622,8 @@ static double sum_exp_shift_d(const float *x, float mx, int n) {
     return s;
 }
 
-void lnl_xent_forward(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
-                      int V) {
+static void cpu_xent_forward(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
+                             int V) {
     LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * V > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
         const float *x = logits + (size_t)r * V;
@@ -646,8 +637,8 @@ void lnl_xent_forward(float *losses, float *rmax, float *riz, const float *logit
     }
 }
 
-void lnl_xent_backward_inplace(float *logits, const float *rmax, const float *riz, const int32_t *targets,
-                               const float *dloss, int N, int V) {
+static void cpu_xent_backward_inplace(float *logits, const float *rmax, const float *riz, const int32_t *targets,
+                                      const float *dloss, int N, int V) {
     LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * V > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
         float *x = logits + (size_t)r * V;
@@ -668,14 +659,14 @@ void lnl_xent_backward_inplace(float *logits, const float *rmax, const float *ri
 
 /* Memory-bound; sqrtf's errno branch keeps GCC from vectorizing it unless the build adds
  * -fno-math-errno (which would change no result). */
-void lnl_adamw_update(float *param, const float *grad, float gscale, float *m, float *v, size_t n, float lr,
-                      float beta1, float beta2, float eps, float weight_decay, int t) {
+static void cpu_adamw_update(float *param, const float *grad, float gscale, float *m, float *v, size_t n, float lr,
+                             float beta1, float beta2, float eps, float weight_decay, int t) {
     LnlAdamCoef c = lnl_adam_coef(lr, beta1, beta2, eps, weight_decay, t);
     LNL_OMP(parallel for schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) lnl_adam_elem(&param[i], gscale * grad[i], &m[i], &v[i], &c);
 }
 
-void lnl_zero(float *x, size_t n) {
+static void cpu_zero(float *x, size_t n) {
     enum { CHUNK = 1 << 16 }; /* floats per task: 256 KiB */
     size_t nc = (n + CHUNK - 1) / CHUNK;
     LNL_OMP(parallel for schedule(static) if(parallel: n > 16 * (size_t)LNL_PAR_MIN_ELEMS))
@@ -685,27 +676,19 @@ void lnl_zero(float *x, size_t n) {
     }
 }
 
-void lnl_axpby(float *out, float a, const float *x, float b, const float *y, size_t n) {
+static void cpu_axpby(float *out, float a, const float *x, float b, const float *y, size_t n) {
     LNL_OMP(parallel for simd schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) out[i] = a * x[i] + b * y[i];
 }
 
-void lnl_axpy(float *out, float a, const float *x, size_t n) {
+static void cpu_axpy(float *out, float a, const float *x, size_t n) {
     LNL_OMP(parallel for simd schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) out[i] += a * x[i];
 }
 
-void lnl_chanscale_forward(float *out, const float *x, const float *s, int N, int C) {
-    lnl_ref_chanscale_forward(out, x, s, N, C);
-}
-
-void lnl_chanscale_backward(float *dx, float *ds, const float *dout, const float *x, const float *s, int N, int C) {
-    lnl_ref_chanscale_backward(dx, ds, dout, x, s, N, C);
-}
-
 /* Fixed split into SUMSQ_PARTS contiguous parts summed in order: the result does not depend
  * on the thread count. */
-double lnl_sumsq(const float *x, size_t n) {
+static double cpu_sumsq(const float *x, size_t n) {
     enum { SUMSQ_PARTS = 64 };
     double part[SUMSQ_PARTS];
     size_t len = (n + SUMSQ_PARTS - 1) / SUMSQ_PARTS;
@@ -726,3 +709,33 @@ double lnl_sumsq(const float *x, size_t n) {
     for (int p = 0; p < SUMSQ_PARTS; p++) s += part[p];
     return s;
 }
+
+/* ---- the cpu backend (kernels.h lists what a table holds). The reference is what runs for the
+ * embedding (memory-bound copies and a scatter-add), the per-channel scale and decode attention
+ * (O(npos * C) per token): nothing faster is worth having there. ---- */
+
+const LnlKernelOps lnl_kernels_cpu_ops = {
+    .name = "cpu",
+    .matmul_forward = cpu_matmul_forward,
+    .matmul_backward = cpu_matmul_backward,
+    .norm_forward = cpu_norm_forward,
+    .norm_backward = cpu_norm_backward,
+    .attention_forward = cpu_attention_forward,
+    .attention_backward = cpu_attention_backward,
+    .attention_decode = lnl_ref_attention_decode,
+    .gelu_forward = cpu_gelu_forward,
+    .gelu_backward = cpu_gelu_backward,
+    .embed_forward = lnl_ref_embed_forward,
+    .embed_backward = lnl_ref_embed_backward,
+    .softmax_xent_forward = cpu_softmax_xent_forward,
+    .softmax_xent_backward = cpu_softmax_xent_backward,
+    .xent_forward = cpu_xent_forward,
+    .xent_backward_inplace = cpu_xent_backward_inplace,
+    .adamw_update = cpu_adamw_update,
+    .zero = cpu_zero,
+    .axpby = cpu_axpby,
+    .axpy = cpu_axpy,
+    .chanscale_forward = lnl_ref_chanscale_forward,
+    .chanscale_backward = lnl_ref_chanscale_backward,
+    .sumsq = cpu_sumsq,
+};

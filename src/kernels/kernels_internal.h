@@ -1,5 +1,6 @@
 /* Math shared by the reference kernels (kernels_ref.c) and the fast ones (kernels.c), plus the
- * reference entry points that kernels.h does not list. Private to src/kernels/ and its tests. */
+ * reference versions by name, for backend tables that point at them. Private to src/kernels/ and
+ * its tests. */
 #ifndef LNL_KERNELS_INTERNAL_H
 #define LNL_KERNELS_INTERNAL_H
 
@@ -194,21 +195,40 @@ float lnl_bf16_round(float x);
 /* The calling OpenMP thread's workspace when the bf16 mode is on (runtime.c), else NULL. */
 uint32_t *lnl_kernels_bf16_ws(int thread);
 
-/* Reference versions of the ops that kernels.h does not list under lnl_ref_ (same signatures). */
-void lnl_ref_xent_forward(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
-                          int V);
-void lnl_ref_xent_backward_inplace(float *logits, const float *rmax, const float *riz, const int32_t *targets,
-                                   const float *dloss, int N, int V);
-void lnl_ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss,
-                                   int N, int V);
+/* The reference version of every op of kernels.h (lnl_kernels_ref_ops holds them): same
+ * signatures, lnl_ref_ prefix. A backend's table points here for an op it does not accelerate. */
+void lnl_ref_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IC,
+                            int OC);
+void lnl_ref_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                             const float *weight, int N, int IC, int OC);
+void lnl_ref_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                          const float *bias, int N, int C, int G, int rep, LnlNormKind kind, float eps,
+                          float scale);
+void lnl_ref_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                           const float *weight, const float *mean, const float *rstd, int N, int C, int G, int rep,
+                           LnlNormKind kind, float scale);
+void lnl_ref_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH);
+void lnl_ref_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
+                                int B, int T, int C, int NH);
+void lnl_ref_attention_decode(float *out, float *scores, const float *q, const float *kcache, const float *vcache,
+                              int npos, int C, int NH);
 void lnl_ref_gelu_forward(float *out, const float *inp, size_t n);
 void lnl_ref_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 void lnl_ref_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C,
                            float scale);
 void lnl_ref_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T, int C,
                             float scale);
+void lnl_ref_softmax_xent_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N,
+                                  int V);
+void lnl_ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss,
+                                   int N, int V);
+void lnl_ref_xent_forward(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
+                          int V);
+void lnl_ref_xent_backward_inplace(float *logits, const float *rmax, const float *riz, const int32_t *targets,
+                                   const float *dloss, int N, int V);
 void lnl_ref_adamw_update(float *param, const float *grad, float gscale, float *m, float *v, size_t n, float lr,
                           float beta1, float beta2, float eps, float weight_decay, int t);
+void lnl_ref_zero(float *x, size_t n);
 void lnl_ref_axpby(float *out, float a, const float *x, float b, const float *y, size_t n);
 void lnl_ref_axpy(float *out, float a, const float *x, size_t n);
 void lnl_ref_chanscale_forward(float *out, const float *x, const float *s, int N, int C);

@@ -1,5 +1,6 @@
 /* Reference kernels: plain loops, double accumulation where sums are long. They define what
- * each op computes; the fast versions in kernels.c are tested against them. Not tuned. */
+ * each op computes, and their table lnl_kernels_ref_ops (at the end) is the reference backend
+ * (LNLAB_KERNELS=ref); every other backend is tested against it. Not tuned. */
 #include <assert.h>
 #include <math.h>
 
@@ -286,6 +287,10 @@ void lnl_ref_adamw_update(float *param, const float *grad, float gscale, float *
     for (size_t i = 0; i < n; i++) lnl_adam_elem(&param[i], gscale * grad[i], &m[i], &v[i], &c);
 }
 
+void lnl_ref_zero(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 0.0f;
+}
+
 void lnl_ref_axpby(float *out, float a, const float *x, float b, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a * x[i] + b * y[i];
 }
@@ -317,3 +322,31 @@ double lnl_ref_sumsq(const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
     return s;
 }
+
+/* ---- the reference backend (kernels.h lists what a table holds) ---- */
+
+const LnlKernelOps lnl_kernels_ref_ops = {
+    .name = "ref",
+    .matmul_forward = lnl_ref_matmul_forward,
+    .matmul_backward = lnl_ref_matmul_backward,
+    .norm_forward = lnl_ref_norm_forward,
+    .norm_backward = lnl_ref_norm_backward,
+    .attention_forward = lnl_ref_attention_forward,
+    .attention_backward = lnl_ref_attention_backward,
+    .attention_decode = lnl_ref_attention_decode,
+    .gelu_forward = lnl_ref_gelu_forward,
+    .gelu_backward = lnl_ref_gelu_backward,
+    .embed_forward = lnl_ref_embed_forward,
+    .embed_backward = lnl_ref_embed_backward,
+    .softmax_xent_forward = lnl_ref_softmax_xent_forward,
+    .softmax_xent_backward = lnl_ref_softmax_xent_backward,
+    .xent_forward = lnl_ref_xent_forward,
+    .xent_backward_inplace = lnl_ref_xent_backward_inplace,
+    .adamw_update = lnl_ref_adamw_update,
+    .zero = lnl_ref_zero,
+    .axpby = lnl_ref_axpby,
+    .axpy = lnl_ref_axpy,
+    .chanscale_forward = lnl_ref_chanscale_forward,
+    .chanscale_backward = lnl_ref_chanscale_backward,
+    .sumsq = lnl_ref_sumsq,
+};

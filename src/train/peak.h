@@ -11,11 +11,11 @@
 #define LNL_PEAK_TRAIN_REPS 2
 
 /* Best GFLOP/s of an n x n x n SGEMM (C = A B^T, the forward's layout), fp32, over `reps` timed
- * runs after one untimed warm-up run, at the current thread count. Through lnlab's product
- * (lnl_matmul_forward: OpenBLAS, or the built-in kernel, inside lnlab's threads), or with
- * own_blas_threads through OpenBLAS's own threads (0 in a build without OpenBLAS; the caller sets
- * OpenBLAS's thread count). The bf16 mode (kernels.h) is off during the measurement and restored
- * after it. Requires n >= 1 and reps >= 1. */
+ * runs after one untimed warm-up run, at the current thread count. Through lnlab's product (the
+ * cpu backend's lnl_matmul_forward, whatever LNLAB_KERNELS selects: OpenBLAS, or the built-in
+ * kernel, inside lnlab's threads), or with own_blas_threads through OpenBLAS's own threads (0 in a
+ * build without OpenBLAS; the caller sets OpenBLAS's thread count). The bf16 mode (kernels.h) is
+ * off during the measurement and restored after it. Requires n >= 1 and reps >= 1. */
 double lnl_sgemm_gflops(int n, int reps, int own_blas_threads);
 
 #endif

@@ -299,7 +299,7 @@ static void test_attention_decode_kernel(void) {
     LnlRng r;
     lnl_rng_seed(&r, 4);
     for (int i = 0; i < T * 3 * C; i++) qkv[i] = (float)(2.0 * lnl_rng_normal(&r));
-    lnl_ref_attention_forward(ref, att, NULL, qkv, 1, T, C, NH);
+    lnl_kernels_ref_ops.attention_forward(ref, att, NULL, qkv, 1, T, C, NH);
     for (int t = 0; t < T; t++) {
         memcpy(kc + t * C, qkv + t * 3 * C + C, C * sizeof(float));
         memcpy(vc + t * C, qkv + t * 3 * C + 2 * C, C * sizeof(float));
