@@ -2,6 +2,7 @@
 #include "results.h"
 
 #include "../common/version.h"
+#include "../diag/probe.h"
 #include "../train/result.h"
 
 #include <cjson/cJSON.h>
@@ -143,23 +144,56 @@ static double read_unigram(const char *rundir) {
     return u;
 }
 
-/* The derived figures of a record that has its layers. */
+/* The growth fits of a record read back: a record keeps only some of them (lnl_study_result_to_json),
+ * so they are fitted again from its layers, as lnlab probe fits them. */
+static void refit_growth(LnlStudyResult *r) {
+    const int n = r->nlayers;
+    double *m = lnl_malloc(sizeof(double) * (size_t)n), *v = lnl_malloc(sizeof(double) * (size_t)n);
+    for (int l = 0; l < n; l++) {
+        m[l] = r->layers[l].mean_abs;
+        v[l] = r->layers[l].var;
+    }
+    r->growth = lnl_growth(m, v, n);
+    free(m);
+    free(v);
+}
+
+/* The derived figures of a record that has its layers (growth aside). */
 static void derive(LnlStudyResult *r) {
     int L = r->nlayers - 1;
     if (L < 1) return;
     r->last_hidden = r->layers[L].mean_abs;
-    double *m = lnl_malloc(sizeof(double) * (size_t)(L + 1)), *v = lnl_malloc(sizeof(double) * (size_t)(L + 1));
-    for (int l = 0; l <= L; l++) {
-        m[l] = r->layers[l].mean_abs;
-        v[l] = r->layers[l].var;
-    }
-    r->growth = lnl_growth(m, v, L + 1);
     double top = r->layers[L].grad_norm;
     r->grad_ratio = top > 0 ? r->layers[1].grad_norm / top : NAN;
-    for (int l = 1; l <= L; l++) m[l - 1] = r->layers[l].sensitivity;
-    r->median_sensitivity = lnl_study_median(m, L);
-    free(m);
-    free(v);
+    double *s = lnl_malloc(sizeof(double) * (size_t)L);
+    for (int l = 1; l <= L; l++) s[l - 1] = r->layers[l].sensitivity;
+    r->median_sensitivity = lnl_study_median(s, L);
+    free(s);
+}
+
+/* The layers and growth fits of the probe's output, RUNDIR/probe.json. */
+static int take_probe(LnlStudyResult *r, const char *rundir, const char *probe_json, LnlErr *e) {
+    char *what = lnl_path_join(rundir, "probe.json");
+    LnlProbeResult p;
+    int rc = lnl_probe_result_from_json(&p, probe_json, what, e);
+    free(what);
+    if (rc) return -1;
+    const int n = p.fig.n;
+    r->layers = lnl_calloc((size_t)n, sizeof *r->layers);
+    r->nlayers = n;
+    for (int l = 0; l < n; l++) {
+        LnlStudyLayer *y = &r->layers[l];
+        y->mean_abs = p.fig.hidden[l].mean_abs;
+        y->var = p.fig.hidden[l].var_entry;
+        y->var_data = p.fig.hidden[l].var_data;
+        y->grad_norm = p.fig.grad_norm[l];
+        y->sensitivity = p.sigma ? p.sigma[l] : NAN;
+        y->dx_norm = p.dx_norm[l];
+    }
+    r->growth = p.growth;
+    lnl_probe_result_free(&p);
+    derive(r);
+    return 0;
 }
 
 static void add_fit(cJSON *o, const char *k, const LnlFit *f, int exponential) {
@@ -227,15 +261,7 @@ int lnl_study_result_build(LnlStudyResult *r, const LnlStudyRun *run, const char
     r->max_rise = c.max_rise;
     r->max_rise_step = c.max_rise_step;
     lnl_study_curve_free(&c);
-    if (probe_json) {
-        cJSON *o = cJSON_Parse(probe_json);
-        if (!o) return lnl_err(e, "%s: the probe's output is not JSON", rundir);
-        int pr = parse_layers(r, cJSON_GetObjectItemCaseSensitive(o, "layers"), rundir, e);
-        cJSON_Delete(o);
-        if (pr) return -1;
-        derive(r);
-    }
-    return 0;
+    return probe_json ? take_probe(r, rundir, probe_json, e) : 0;
 }
 
 char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_json, const char *command) {
@@ -284,7 +310,7 @@ char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_jso
     cJSON_AddNumberToObject(o, "diag_records", r->ndiag);
     add_num(o, "last_hidden_mean_abs", r->last_hidden);
     if (r->nlayers) {
-        /* the same fits as lnlab probe's "growth" (src/diag/growth.h), over entries 0..L */
+        /* lnlab probe's "growth" fits (src/diag/probe.h), over entries 0..L */
         cJSON *g = cJSON_AddObjectToObject(o, "growth");
         const LnlGrowthFit *mg = &r->growth.magnitude;
         cJSON_AddStringToObject(g, "better", lnl_study_growth_better(mg, 0));
@@ -388,7 +414,9 @@ int lnl_study_result_from_json(LnlStudyResult *r, const char *line, const char *
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(o, "layers");
     if (layers && !cJSON_IsNull(layers)) {
         if (parse_layers(r, layers, what, e)) goto done;
-        derive(r); /* the figures follow from the layers, so they are recomputed, not trusted */
+        /* the figures follow from the layers, so they are recomputed, not trusted */
+        refit_growth(r);
+        derive(r);
     }
     rc = 0;
 done:

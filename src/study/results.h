@@ -35,7 +35,8 @@ typedef struct {
     int nlayers;          /* entries 0..L; 0 without a probe (diverged run) */
     LnlStudyLayer *layers; /* (nlayers) */
     double last_hidden;   /* hidden_mean_abs of entry L */
-    LnlGrowth growth;     /* hidden_mean_abs and hidden_var against entry l = 0..L, as lnlab probe fits them */
+    LnlGrowth growth;     /* hidden_mean_abs and hidden_var against entry l = 0..L: the probe's fits when built,
+                           * fitted again from the layers when read back (a record keeps only some fits) */
     double grad_ratio;    /* grad_norm of layer 1 / grad_norm of layer L */
     double median_sensitivity; /* over layers 1..L; NAN when not measured */
     double tokens_per_s;  /* median over the run's steps */
