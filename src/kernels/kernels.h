@@ -43,7 +43,7 @@ typedef enum { LNL_NORM_LAYERNORM = 0, LNL_NORM_RMSNORM = 1 } LnlNormKind;
  * - outside this table: every pointer here is host memory, which the model allocates (one
  *   allocation per role, src/model/model.c); a backend that keeps tensors on the device also needs
  *   those allocations and the copies at the edges (batches in; losses, diagnostics and checkpoints
- *   out). The run-time setup further below (threads, BLAS, bf16) is the cpu backend's,
+ *   out). The run-time setup further below (threads, BLAS, subnormals, bf16) is the cpu backend's,
  *   and the tangent kernels of jvp.h (diagnostics only) have one CPU version each.
  * A new op: a field here and its documented wrapper below; lnl_ref_<op> in kernels_ref.c (declared
  * in kernels_internal.h) and in lnl_kernels_ref_ops; a faster version or the reference in every
@@ -291,8 +291,19 @@ void lnl_kernels_blas_reexec(char **argv);
 const char *lnl_kernels_blas_env_orig(void);
 /* Threads for the kernels: n > 0 sets OpenMP's team size (else OMP_NUM_THREADS or all cores), and
  * OpenBLAS is set to one thread so that products run inside lnlab's OpenMP threads, one slice each
- * (LNLAB_BLAS_THREADS=own keeps OpenBLAS's own threads instead). */
+ * (LNLAB_BLAS_THREADS=own keeps OpenBLAS's own threads instead). It then sets the subnormal mode
+ * below in every thread: IEEE (kept), or flushed with LNLAB_DENORMALS=flush. */
 void lnl_kernels_set_threads(int n);
+/* Subnormal floats (|x| < 1.18e-38): flush = 1 sets x86-64's FTZ and DAZ bits (MXCSR) in the
+ * calling thread and in every thread of the OpenMP pool (one parallel region; threads OpenMP
+ * makes later are made by this thread and inherit its mode), so subnormal results become 0 and
+ * subnormal inputs read as 0; flush = 0 restores IEEE gradual underflow. OpenBLAS's own threads
+ * (LNLAB_BLAS_THREADS=own) are not reached. Returns 0, or -1 for flush = 1 where there is no such
+ * mode (not x86-64). Off by default: it bought no speed on the machine measured and changes when a
+ * blown-up run turns non-finite (docs/PERFORMANCE.md, "Subnormal numbers"). */
+int lnl_kernels_set_denormals(int flush);
+/* 1 if the calling thread flushes subnormals (FTZ and DAZ both set). */
+int lnl_kernels_denormals_flushed(void);
 int lnl_kernels_threads(void);
 /* The thread count that follows the machine's load. Every op gives the same bits on any number of
  * threads (kernels.c; tests/cli/test_threads.sh checks whole runs), so a run may use fewer threads

@@ -18,6 +18,10 @@
 #ifdef LNL_HAVE_BLAS
 #include <cblas.h>
 #endif
+#if defined(__x86_64__) && defined(__SSE__)
+#include <xmmintrin.h>
+#define MXCSR_FLUSH 0x8040u /* FTZ (bit 15) | DAZ (bit 6) */
+#endif
 
 int lnl_kernels_bf16(void);
 int lnl_kernels_set_bf16(int on);
@@ -30,12 +34,51 @@ int lnl_kernels_threads(void) {
 #endif
 }
 
+/* Sets (flush) or clears the calling thread's FTZ and DAZ bits; nothing where there are none. */
+static void set_flush_here(int flush) {
+#ifdef MXCSR_FLUSH
+    unsigned csr = _mm_getcsr();
+    _mm_setcsr(flush ? csr | MXCSR_FLUSH : csr & ~MXCSR_FLUSH);
+#else
+    (void)flush;
+#endif
+}
+
+int lnl_kernels_set_denormals(int flush) {
+#ifdef MXCSR_FLUSH
+    set_flush_here(flush);
+#if defined(_OPENMP)
+    /* the pool's threads exist already (or are made later by this thread, and inherit its mode):
+     * one region with the whole team sets each */
+#pragma omp parallel num_threads(lnl_kernels_threads())
+    set_flush_here(flush);
+#endif
+    return 0;
+#else
+    return flush ? -1 : 0;
+#endif
+}
+
+int lnl_kernels_denormals_flushed(void) {
+#ifdef MXCSR_FLUSH
+    return (_mm_getcsr() & MXCSR_FLUSH) == MXCSR_FLUSH;
+#else
+    return 0;
+#endif
+}
+
 void lnl_kernels_set_threads(int n) {
 #if defined(_OPENMP)
     if (n > 0) omp_set_num_threads(n);
 #else
     (void)n;
 #endif
+    /* after the count, so that the region below starts (and sets) every thread of the pool */
+    const char *dn = getenv("LNLAB_DENORMALS");
+    int flush = dn && strcmp(dn, "flush") == 0;
+    if (dn && !flush && strcmp(dn, "keep") != 0)
+        fprintf(stderr, "lnlab: warning: LNLAB_DENORMALS='%s' is neither 'flush' nor 'keep'; keeping subnormals\n", dn);
+    lnl_kernels_set_denormals(flush);
 #ifdef LNL_HAVE_BLAS
     const char *own = getenv("LNLAB_BLAS_THREADS");
     if (own && strcmp(own, "own") == 0) openblas_set_num_threads(lnl_kernels_threads());
