@@ -25,6 +25,18 @@ typedef struct {
     int B, T; /* for the memory check */
 } Hook;
 
+/* Prints msg as lnl_die does and exits 1. If every rank is stopping on the same failure
+ * (d->failed_together), it leaves MPI first (MPI_Finalize, which waits for all ranks), so each
+ * rank's message is out before any rank exits and the launcher does not kill the slower ones; on
+ * any other error it exits at once (the other ranks may be inside a collective). */
+static void dist_die(LnlDist *d, const char *msg) {
+    if (!d || !d->mpi || !d->failed_together) lnl_die(1, "%s", msg);
+    lnl_print_error("%s", msg);
+    fflush(stderr);
+    lnl_dist_free(d);
+    exit(1);
+}
+
 static int override_hook(LnlConfig *c, void *ctx, LnlErr *e) {
     Hook *h = ctx;
     if (lnl_model_flags_override(h->mf, h->flags, c, e)) return -1;
@@ -299,7 +311,7 @@ int cmd_train(int argc, char **argv) {
     cJSON_free(hjs);
     lnl_model_free(&m);
     if (sample_tok) lnl_tok_free(sample_tok);
-    if (r) lnl_dist_die(&dist, e.msg); /* every rank stopping together leaves MPI first */
+    if (r) dist_die(&dist, e.msg); /* every rank stopping together leaves MPI first */
     if (!quiet && dist.size > 1 && res.steps_done > 0)
         fprintf(stderr, "lnlab train: %.1f s per process in gradient/parameter communication\n", dist.comm_s);
     lnl_dist_free(&dist);

@@ -92,13 +92,13 @@ static void sublayer_jvp(const LnlModel *m, LnlSensWork *w, int l, int sidx, con
     }
     float *df = w->t_f, *df2 = w->t_f2;
     if (q->out_norm) {
-        lnl_norm_jvp(df2, df, s->fraw, W.outw, s->fo_mean, s->fo_rstd, N, C, 1, 1, kind, 1.0f);
+        lnl_norm_jvp(df2, df, s->fproj, W.outw, s->fo_mean, s->fo_rstd, N, C, 1, 1, kind, 1.0f);
         float *t = df; df = df2; df2 = t;
     }
     if (q->branch_norm) {
-        /* fbn = (1 - lambda) fin + lambda N0(fin), N0 without parameters */
-        const float *fin = s->fo ? s->fo : s->fraw;
-        lnl_norm_jvp(df2, df, fin, NULL, s->n0_mean, s->n0_rstd, N, C, 1, 1, kind, 1.0f);
+        /* branch_mix = (1 - lambda) fin + lambda N0(fin), N0 without parameters */
+        const float *fin = s->fo ? s->fo : s->fproj;
+        lnl_norm_jvp(df2, df, fin, NULL, s->branch_n0_mean, s->branch_n0_rstd, N, C, 1, 1, kind, 1.0f);
         lnl_axpby(df, 1.0f - m->branch_lambda, df, m->branch_lambda, df2, n);
     }
 

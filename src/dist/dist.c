@@ -129,14 +129,6 @@ int lnl_dist_root_rc(LnlDist *d, int rc) {
     return rc;
 }
 
-void lnl_dist_die(LnlDist *d, const char *msg) {
-    if (!d || !d->mpi || !d->failed_together) lnl_die(1, "%s", msg);
-    lnl_print_error("%s", msg);
-    fflush(stderr);
-    lnl_dist_free(d);
-    exit(1);
-}
-
 #ifdef LNL_HAVE_MPI
 /* MPI counts are ints: long arrays go in pieces of at most LNL_DIST_BUCKET_FLOATS. */
 static void bcast_floats(float *x, size_t n) {

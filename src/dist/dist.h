@@ -78,11 +78,6 @@ void lnl_dist_barrier(LnlDist *d);
  * instead of leaving the others waiting in that collective for a rank that has quit. A failure
  * sets d->failed_together. */
 int lnl_dist_root_rc(LnlDist *d, int rc);
-/* Prints msg as lnl_die does and exits 1. If every rank is stopping on the same failure
- * (d->failed_together), it leaves MPI first (MPI_Finalize, which waits for all ranks), so each
- * rank's message is out before any rank exits and the launcher does not kill the slower ones; on
- * any other error it exits at once (the other ranks may be inside a collective). */
-void lnl_dist_die(LnlDist *d, const char *msg);
 
 /* Rank 0's parameters to every rank. */
 void lnl_dist_sync_params(LnlDist *d, LnlModel *m);

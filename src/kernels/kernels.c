@@ -622,8 +622,8 @@ static double sum_exp_shift_d(const float *x, float mx, int n) {
     return s;
 }
 
-static void cpu_xent_forward(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
-                             int V) {
+static void cpu_xent_forward(float *losses, float *rmax, float *inv_z, const float *logits, const int32_t *targets,
+                             int N, int V) {
     LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * V > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
         const float *x = logits + (size_t)r * V;
@@ -632,12 +632,12 @@ static void cpu_xent_forward(float *losses, float *rmax, float *riz, const float
         float mx = max_f(x, V);
         double z = sum_exp_shift_d(x, mx, V);
         rmax[r] = mx;
-        riz[r] = (float)(1.0 / z);
+        inv_z[r] = (float)(1.0 / z);
         losses[r] = tg >= 0 ? (float)(log(z) - ((double)x[tg] - mx)) : 0.0f;
     }
 }
 
-static void cpu_xent_backward_inplace(float *logits, const float *rmax, const float *riz, const int32_t *targets,
+static void cpu_xent_backward_inplace(float *logits, const float *rmax, const float *inv_z, const int32_t *targets,
                                       const float *dloss, int N, int V) {
     LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * V > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
@@ -647,7 +647,7 @@ static void cpu_xent_backward_inplace(float *logits, const float *rmax, const fl
             memset(x, 0, (size_t)V * sizeof(float));
             continue;
         }
-        const float mx = rmax[r], iz = riz[r], dl = dloss[r];
+        const float mx = rmax[r], iz = inv_z[r], dl = dloss[r];
         float pt = expf_approx(x[tg] - mx) * iz;
         for (int v = 0; v < V; v++) x[v] = (expf_approx(x[v] - mx) * iz) * dl;
         x[tg] = pt * dl - dl; /* rounded as lnl_softmax_xent_backward rounds it */

@@ -74,9 +74,9 @@ typedef struct LnlKernelOps {
                                  int V);
     void (*softmax_xent_backward)(float *dlogits, const float *probs, const int32_t *targets, const float *dloss,
                                   int N, int V);
-    void (*xent_forward)(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
+    void (*xent_forward)(float *losses, float *rmax, float *inv_z, const float *logits, const int32_t *targets, int N,
                          int V);
-    void (*xent_backward_inplace)(float *logits, const float *rmax, const float *riz, const int32_t *targets,
+    void (*xent_backward_inplace)(float *logits, const float *rmax, const float *inv_z, const int32_t *targets,
                                   const float *dloss, int N, int V);
     void (*adamw_update)(float *param, const float *grad, float gscale, float *m, float *v, size_t n, float lr,
                          float beta1, float beta2, float eps, float weight_decay, int t);
@@ -217,28 +217,28 @@ static inline void lnl_softmax_xent_backward(float *dlogits,       /* (N, V) += 
 }
 
 /* ---- cross-entropy over the vocabulary on one (N, V) buffer (what the model runs) ----
- * Forward: per row i, rmax[i] = max_v logits[i, v], riz[i] = 1 / sum_v exp(logits[i, v] - rmax[i])
+ * Forward: per row i, rmax[i] = max_v logits[i, v], inv_z[i] = 1 / sum_v exp(logits[i, v] - rmax[i])
  * and losses[i] = -log softmax(logits[i])[targets[i]] (0 if targets[i] < 0); logits are read only.
  * Backward, in place: the buffer holding the logits is overwritten (=, the one gradient not
- * accumulated with +=) with dlogits[i, v] = (exp(logits[i, v] - rmax[i]) riz[i] - [v == targets[i]])
+ * accumulated with +=) with dlogits[i, v] = (exp(logits[i, v] - rmax[i]) inv_z[i] - [v == targets[i]])
  * * dloss[i], zero for ignored rows. So no second (N, V) buffer and no probabilities are kept;
  * the probabilities are the same floats lnl_softmax_xent_forward computes (a fast backend's
  * promise: the reference rounds the gradient once, from double). */
 static inline void lnl_xent_forward(float *losses,          /* (N) */
                                     float *rmax,            /* (N) saved */
-                                    float *riz,             /* (N) saved */
+                                    float *inv_z,           /* (N) saved */
                                     const float *logits,    /* (N, V) */
                                     const int32_t *targets, /* (N) */
                                     int N, int V) {
-    lnl_kernels_active->xent_forward(losses, rmax, riz, logits, targets, N, V);
+    lnl_kernels_active->xent_forward(losses, rmax, inv_z, logits, targets, N, V);
 }
 static inline void lnl_xent_backward_inplace(float *logits,          /* (N, V) in: logits; out: dlogits */
                                              const float *rmax,      /* (N) */
-                                             const float *riz,       /* (N) */
+                                             const float *inv_z,     /* (N) */
                                              const int32_t *targets, /* (N) */
                                              const float *dloss,     /* (N) */
                                              int N, int V) {
-    lnl_kernels_active->xent_backward_inplace(logits, rmax, riz, targets, dloss, N, V);
+    lnl_kernels_active->xent_backward_inplace(logits, rmax, inv_z, targets, dloss, N, V);
 }
 
 /* ---- AdamW, decoupled weight decay, bias-corrected; t is the 1-based step ----

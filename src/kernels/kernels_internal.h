@@ -222,9 +222,9 @@ void lnl_ref_softmax_xent_forward(float *losses, float *probs, const float *logi
                                   int V);
 void lnl_ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dloss,
                                    int N, int V);
-void lnl_ref_xent_forward(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
+void lnl_ref_xent_forward(float *losses, float *rmax, float *inv_z, const float *logits, const int32_t *targets, int N,
                           int V);
-void lnl_ref_xent_backward_inplace(float *logits, const float *rmax, const float *riz, const int32_t *targets,
+void lnl_ref_xent_backward_inplace(float *logits, const float *rmax, const float *inv_z, const int32_t *targets,
                                    const float *dloss, int N, int V);
 void lnl_ref_adamw_update(float *param, const float *grad, float gscale, float *m, float *v, size_t n, float lr,
                           float beta1, float beta2, float eps, float weight_decay, int t);

@@ -250,7 +250,7 @@ void lnl_ref_softmax_xent_backward(float *dlogits, const float *probs, const int
     }
 }
 
-void lnl_ref_xent_forward(float *losses, float *rmax, float *riz, const float *logits, const int32_t *targets, int N,
+void lnl_ref_xent_forward(float *losses, float *rmax, float *inv_z, const float *logits, const int32_t *targets, int N,
                           int V) {
     for (int r = 0; r < N; r++) {
         const float *x = logits + (size_t)r * V;
@@ -262,18 +262,18 @@ void lnl_ref_xent_forward(float *losses, float *rmax, float *riz, const float *l
         double z = 0.0;
         for (int v = 0; v < V; v++) z += exp((double)x[v] - mx);
         rmax[r] = mx;
-        riz[r] = (float)(1.0 / z);
+        inv_z[r] = (float)(1.0 / z);
         losses[r] = tg >= 0 ? (float)(log(z) - ((double)x[tg] - mx)) : 0.0f;
     }
 }
 
-void lnl_ref_xent_backward_inplace(float *logits, const float *rmax, const float *riz, const int32_t *targets,
+void lnl_ref_xent_backward_inplace(float *logits, const float *rmax, const float *inv_z, const int32_t *targets,
                                    const float *dloss, int N, int V) {
     for (int r = 0; r < N; r++) {
         float *x = logits + (size_t)r * V;
         int32_t tg = targets[r];
         for (int v = 0; v < V; v++) {
-            double p = exp((double)x[v] - rmax[r]) * riz[r];
+            double p = exp((double)x[v] - rmax[r]) * inv_z[r];
             x[v] = tg < 0 ? 0.0f : (float)((p - (v == tg ? 1.0 : 0.0)) * dloss[r]);
         }
     }

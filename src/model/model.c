@@ -274,17 +274,17 @@ static void layout_blocks(const LnlConfig *c, size_t B, size_t T, int with_att, 
             s->fch = take(a, N * 4 * C);
             s->fch_gelu = take(a, N * 4 * C);
         }
-        s->fraw = take(a, N * C);
+        s->fproj = take(a, N * C);
         if (q->out_norm) {
             s->fo = take(a, N * C);
             s->fo_mean = take(a, N);
             s->fo_rstd = take(a, N);
         }
         if (q->branch_norm) {
-            s->n0 = take(a, N * C);
-            s->n0_mean = take(a, N);
-            s->n0_rstd = take(a, N);
-            s->fbn = take(a, N * C);
+            s->branch_n0 = take(a, N * C);
+            s->branch_n0_mean = take(a, N);
+            s->branch_n0_rstd = take(a, N);
+            s->branch_mix = take(a, N * C);
         }
         if (q->post_norm) {
             s->r = take(a, N * C);
@@ -330,7 +330,7 @@ static void layout_acts(LnlModel *m, Arena *a) {
     layout_blocks(c, B, T, 1, m->stream, m->sub, a);
     m->losses = take(a, N);
     m->xent_max = take(a, N);
-    m->xent_iz = take(a, N);
+    m->xent_inv_z = take(a, N);
     m->att_rowmax = take(a, N * (size_t)c->n_head);
     m->attn_logit_max = take(a, (size_t)c->n_layer);
 }
@@ -342,7 +342,7 @@ static void layout_scratch(LnlModel *m, Arena *a) {
     for (int i = 0; i < 3; i++) m->d_stream[i] = take(a, N * C);
     m->d_r = take(a, N * C);
     m->d_f = take(a, N * C);
-    m->d_f2 = take(a, N * C);
+    m->d_fin = take(a, N * C);
     m->d_u = take(a, N * C);
     m->d_tmp = take(a, N * C);
     m->d_atty = take(a, N * C);
@@ -476,15 +476,15 @@ static SubNorms sub_norms(const LayerPtrs *lp, int s) {
 }
 
 const float *lnl_sub_branch_out(const LnlSubActs *s) {
-    if (s->fbn) return s->fbn;
+    if (s->branch_mix) return s->branch_mix;
     if (s->fo) return s->fo;
-    return s->fraw;
+    return s->fproj;
 }
 
 static const float *branch_out(const LnlSubActs *s) { return lnl_sub_branch_out(s); }
 
 /* The input of BranchNorm (F's output after any out-norm). */
-static const float *branch_pre_bn(const LnlSubActs *s) { return s->fo ? s->fo : s->fraw; }
+static const float *branch_pre_bn(const LnlSubActs *s) { return s->fo ? s->fo : s->fproj; }
 
 /* One pass through the blocks: where its activations live and how attention sees the past. */
 typedef struct {
@@ -555,17 +555,19 @@ static void sublayer_forward(LnlModel *m, const Pass *P, int l, int sidx) {
         } else {
             attend_cached(m, l, qkv, s->atty, B, T, P->pos);
         }
-        lnl_matmul_forward(s->fraw, s->atty, lp.attprojw, lp.attprojb, N, C, C);
+        lnl_matmul_forward(s->fproj, s->atty, lp.attprojw, lp.attprojb, N, C, C);
     } else {
         lnl_matmul_forward(s->fch, u, lp.fcw, lp.fcb, N, C, 4 * C);
         lnl_gelu_forward(s->fch_gelu, s->fch, (size_t)N * 4 * (size_t)C);
-        lnl_matmul_forward(s->fraw, s->fch_gelu, lp.fcprojw, lp.fcprojb, N, 4 * C, C);
+        lnl_matmul_forward(s->fproj, s->fch_gelu, lp.fcprojw, lp.fcprojb, N, 4 * C, C);
     }
-    if (q->out_norm) lnl_norm_forward(s->fo, s->fo_mean, s->fo_rstd, s->fraw, nw.outw, nw.outb, N, C, 1, 1, kind, c->eps, 1.0f);
+    if (q->out_norm)
+        lnl_norm_forward(s->fo, s->fo_mean, s->fo_rstd, s->fproj, nw.outw, nw.outb, N, C, 1, 1, kind, c->eps, 1.0f);
     if (q->branch_norm) {
         const float *fin = branch_pre_bn(s);
-        lnl_norm_forward(s->n0, s->n0_mean, s->n0_rstd, fin, NULL, NULL, N, C, 1, 1, kind, c->eps, 1.0f);
-        lnl_axpby(s->fbn, 1.0f - m->branch_lambda, fin, m->branch_lambda, s->n0, (size_t)N * C);
+        lnl_norm_forward(s->branch_n0, s->branch_n0_mean, s->branch_n0_rstd, fin, NULL, NULL, N, C, 1, 1, kind,
+                         c->eps, 1.0f);
+        lnl_axpby(s->branch_mix, 1.0f - m->branch_lambda, fin, m->branch_lambda, s->branch_n0, (size_t)N * C);
     }
     const float *f = branch_out(s);
     if (P->vars) {
@@ -644,7 +646,7 @@ static float forward_impl(LnlModel *m, const int32_t *inputs, const int32_t *tar
     m->loss = 0.0f;
     if (targets) {
         memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
-        lnl_xent_forward(m->losses, m->xent_max, m->xent_iz, m->logits, targets, N, V);
+        lnl_xent_forward(m->losses, m->xent_max, m->xent_inv_z, m->logits, targets, N, V);
         double sum = 0;
         int count = 0;
         for (int i = 0; i < N; i++) {
@@ -853,17 +855,17 @@ static void sublayer_backward(LnlModel *m, int l, int sidx, const float *dout, f
     lnl_axpby(df, c->dt * g, dr, 0.0f, dr, n);
     if (q->branch_norm) {
         const float *fin = branch_pre_bn(s);
-        zero(m->d_f2, n);
-        lnl_axpy(m->d_f2, 1.0f - m->branch_lambda, df, n);
-        lnl_norm_backward(m->d_f2, NULL, NULL, df, fin, NULL, s->n0_mean, s->n0_rstd, N, C, 1, 1, kind,
+        zero(m->d_fin, n);
+        lnl_axpy(m->d_fin, 1.0f - m->branch_lambda, df, n);
+        lnl_norm_backward(m->d_fin, NULL, NULL, df, fin, NULL, s->branch_n0_mean, s->branch_n0_rstd, N, C, 1, 1, kind,
                           m->branch_lambda);
-        memcpy(df, m->d_f2, n * sizeof(float));
+        memcpy(df, m->d_fin, n * sizeof(float));
     }
     if (q->out_norm) {
-        zero(m->d_f2, n);
-        lnl_norm_backward(m->d_f2, ng.outw, ng.outb, df, s->fraw, nw.outw, s->fo_mean, s->fo_rstd, N, C, 1, 1, kind,
+        zero(m->d_fin, n);
+        lnl_norm_backward(m->d_fin, ng.outw, ng.outb, df, s->fproj, nw.outw, s->fo_mean, s->fo_rstd, N, C, 1, 1, kind,
                           1.0f);
-        memcpy(df, m->d_f2, n * sizeof(float));
+        memcpy(df, m->d_fin, n * sizeof(float));
     }
 
     /* F itself */
@@ -905,7 +907,7 @@ void lnl_model_backward(LnlModel *m) {
     for (int i = 0; i < N; i++) count += m->targets[i] >= 0;
     for (int i = 0; i < N; i++) m->d_losses[i] = count ? 1.0f / (float)count : 0.0f;
     /* the logits become dlogits in place; a second backward needs a new forward */
-    lnl_xent_backward_inplace(m->logits, m->xent_max, m->xent_iz, m->targets, m->d_losses, N, V);
+    lnl_xent_backward_inplace(m->logits, m->xent_max, m->xent_inv_z, m->targets, m->d_losses, N, V);
     m->have_targets = 0;
     const float *dlogits = m->logits;
     const float *x = c->final_norm ? m->lnf : m->stream[2 * L];

@@ -93,10 +93,11 @@ typedef struct {
     float *att;                          /* (B, NH, T, T) */
     float *atty;                         /* attention output before c_proj (N, C) */
     float *fch, *fch_gelu;               /* (N, 4C) */
-    float *fraw;                         /* F's output (N, C) */
+    float *fproj;                        /* F's output: attention's or the MLP's c_proj (N, C) */
     float *fo, *fo_mean, *fo_rstd;       /* out-norm output (N, C) */
-    float *n0, *n0_mean, *n0_rstd;       /* BranchNorm's parameter-free norm (N, C) */
-    float *fbn;                          /* BranchNorm output (N, C) */
+    /* BranchNorm's parameter-free norm N0(fin) of its input fin (fo, else fproj) (N, C), stats (N) */
+    float *branch_n0, *branch_n0_mean, *branch_n0_rstd;
+    float *branch_mix;                   /* BranchNorm output (1 - lambda) fin + lambda N0(fin) (N, C) */
     float *r, *post_mean, *post_rstd;    /* residual sum before N_post (N, C) */
 } LnlSubActs;
 
@@ -142,15 +143,15 @@ typedef struct {
     float *lnf, *lnf_mean, *lnf_rstd; /* (N, C) */
     float *logits;                    /* (N, V); after lnl_model_backward it holds dLoss/dlogits instead */
     float *losses;                    /* (N) */
-    float *xent_max, *xent_iz;        /* (N) each: per row, the max logit and 1/sum exp(logit - max) */
+    float *xent_max, *xent_inv_z;     /* (N) each: per row, the max logit and 1/sum exp(logit - max) */
     float *att_rowmax;                /* (B, NH, T) scratch: each attention row's largest logit */
     float *attn_logit_max;            /* (L) per block, the largest attention logit of the last forward
                                        * (lnl_attention_forward's rowmax); NAN unless diag_forward */
     int32_t *inputs, *targets;        /* (N) copies of the last batch */
     int have_targets;
-    /* backward scratch */
+    /* backward scratch; d_fin: dLoss/d the input of the branch's BranchNorm or out-norm, copied into d_f */
     float *scratch_mem;
-    float *d_stream[3], *d_r, *d_f, *d_f2, *d_u, *d_tmp, *d_atty, *d_qkv, *d_qkvn, *d_fch, *d_fch2, *d_att;
+    float *d_stream[3], *d_r, *d_f, *d_fin, *d_u, *d_tmp, *d_atty, *d_qkv, *d_qkvn, *d_fch, *d_fch2, *d_att;
     float *d_losses, *d_x; /* dLoss/dlogits lives in logits (lnl_xent_backward_inplace) */
     /* per-block statistics written by backward: ||dLoss/d stream leaving block l||, l = 0..L */
     double *dx_norm;
@@ -247,7 +248,7 @@ const float *lnl_model_decode_prefill_batch(LnlModel *m, const int32_t *tokens, 
  * role is absent, which gives NULL). */
 float *lnl_model_slice(const LnlModel *m, float *base, int role, int l);
 /* The branch value f of a sub-layer that enters the residual sum r = skip*res + dt*g*f: F's
- * output after any out-norm and BranchNorm (fbn, else fo, else fraw). */
+ * output after any out-norm and BranchNorm (branch_mix, else fo, else fproj). */
 const float *lnl_sub_branch_out(const LnlSubActs *s);
 
 /* Tensor lookup by file name, or NULL. */

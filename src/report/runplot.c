@@ -13,7 +13,7 @@
 
 #include "../common/version.h"
 #include "../study/doc.h"
-#include "../train/result.h"
+#include "../train/run_result.h"
 #include "../train/runlog.h"
 #include "gnuplot.h"
 #include "heatmap.h"

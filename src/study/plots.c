@@ -13,34 +13,34 @@
 #define FIG_H 560
 #define PANEL_H 420
 
-/* A setting that several presets and seeds share: dt, depth (or named size), lr. */
+/* A setup that several presets and seeds share: dt, depth (or named size), lr; one loss figure each. */
 typedef struct {
     double dt, lr;
     int depth;
     char size[32];
     char key[96], label[128];
-} Cell;
+} Setup;
 
-static int same_cell(const Cell *c, const LnlStudyRun *r) {
+static int same_setup(const Setup *c, const LnlStudyRun *r) {
     return c->dt == r->dt && c->lr == r->lr && c->depth == r->depth && strcmp(c->size, r->size) == 0;
 }
 
-/* The key of a cell's loss figure: dt, shape, lr. */
-static void cell_key(const LnlStudyRun *r, char *key, size_t n) {
+/* The key of a setup's loss figure: dt, shape, lr. */
+static void setup_key(const LnlStudyRun *r, char *key, size_t n) {
     if (r->size[0]) snprintf(key, n, "dt%g-%s-lr%g", r->dt, r->size, r->lr);
     else snprintf(key, n, "dt%g-L%d-lr%g", r->dt, r->depth, r->lr);
 }
 
-static int cell_index(Cell *cells, int *n, const LnlStudyRun *r) {
+static int setup_index(Setup *setups, int *n, const LnlStudyRun *r) {
     for (int i = 0; i < *n; i++)
-        if (same_cell(&cells[i], r)) return i;
-    Cell *c = &cells[(*n)++];
+        if (same_setup(&setups[i], r)) return i;
+    Setup *c = &setups[(*n)++];
     memset(c, 0, sizeof *c);
     c->dt = r->dt;
     c->lr = r->lr;
     c->depth = r->depth;
     snprintf(c->size, sizeof c->size, "%s", r->size);
-    cell_key(r, c->key, sizeof c->key);
+    setup_key(r, c->key, sizeof c->key);
     if (r->size[0]) snprintf(c->label, sizeof c->label, "dt %g, %s (L %d), lr %g", r->dt, r->size, r->depth, r->lr);
     else snprintf(c->label, sizeof c->label, "dt %g, L %d, lr %g", r->dt, r->depth, r->lr);
     return *n - 1;
@@ -48,7 +48,7 @@ static int cell_index(Cell *cells, int *n, const LnlStudyRun *r) {
 
 void lnl_study_loss_figure(const LnlStudyRun *r, char *base, size_t n) {
     char key[96];
-    cell_key(r, key, sizeof key);
+    setup_key(r, key, sizeof key);
     snprintf(base, n, "loss_%s", key);
 }
 
@@ -86,7 +86,7 @@ static int has_positive(const double *v, int n) {
     return 0;
 }
 
-/* Medians over the runs of a cell, per layer, for the columns of a layers data file. */
+/* Medians over the runs of a setup, per layer, for the columns of a layers data file. */
 typedef struct {
     int L1;            /* entries 0..L */
     double *col[5];    /* mean_abs, var, var_data, grad_norm, sensitivity: (L1) each */
@@ -180,14 +180,14 @@ static void smooth(const double *v, double *out, long long n, int win) {
     }
 }
 
-/* The curves of preset at cell ci from the runs' logs; nseeds = 0 when there are none. */
-static void seed_curves(Ctx *x, const LnlStudyResult *rs, const int *have, int n, const Cell *cell,
+/* The curves of preset at the setup from the runs' logs; nseeds = 0 when there are none. */
+static void seed_curves(Ctx *x, const LnlStudyResult *rs, const int *have, int n, const Setup *setup,
                         const char *preset, SeedCurves *sc) {
     memset(sc, 0, sizeof *sc);
     LnlStudyCurve *cs = lnl_calloc((size_t)n + 1, sizeof *cs);
     int nc = 0;
     for (int i = 0; i < n; i++) {
-        if (!have[i] || strcmp(rs[i].run.preset, preset) || !same_cell(cell, &rs[i].run)) continue;
+        if (!have[i] || strcmp(rs[i].run.preset, preset) || !same_setup(setup, &rs[i].run)) continue;
         char *runs = lnl_path_join(x->out, "runs");
         char *rd = lnl_path_join(runs, rs[i].run.id), *lp = lnl_path_join(rd, "log.jsonl");
         if (lnl_study_curve_read(&cs[nc], lp, 0, NULL) == 0) {
@@ -265,20 +265,20 @@ static void put_num(LnlBuf *b, double v) {
  * band, and the val loss's median as markers with the range as bars. The data's unigram loss and
  * the trained gate are drawn, and the axis is cut 1.5 nats above the unigram loss, so that the
  * first steps and spikes do not squeeze the curves that matter. */
-static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, Cell *cells, int ncells,
+static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, Setup *setups, int nsetups,
                         char presets[][32], int npresets, LnlErr *e) {
     static const int dashes[] = {1, 2, 4, 5, 3, 6};
     static const int points[] = {7, 5, 9, 11, 13, 15};
-    for (int ci = 0; ci < ncells; ci++) {
+    for (int si = 0; si < nsetups; si++) {
         LnlBuf body = {0};
         double uni = NAN;
         for (int i = 0; i < n && !isfinite(uni); i++)
-            if (have[i] && same_cell(&cells[ci], &rs[i].run)) uni = rs[i].unigram;
+            if (have[i] && same_setup(&setups[si], &rs[i].run)) uni = rs[i].unigram;
         int items = 0, win = 1, maxseeds = 0;
         LnlBuf plot = {0};
         for (int pi = 0; pi < npresets; pi++) {
             SeedCurves sc;
-            seed_curves(x, rs, have, n, &cells[ci], presets[pi], &sc);
+            seed_curves(x, rs, have, n, &setups[si], presets[pi], &sc);
             if (sc.nseeds == 0) continue;
             win = sc.win_note;
             if (sc.nseeds > maxseeds) maxseeds = sc.nseeds;
@@ -296,8 +296,8 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
                 lnl_buf_printf(&dv, "\n");
             }
             char name[220], vname[220];
-            snprintf(name, sizeof name, "loss_%s.%s.dat", cells[ci].key, presets[pi]);
-            snprintf(vname, sizeof vname, "loss_%s.%s.val.dat", cells[ci].key, presets[pi]);
+            snprintf(name, sizeof name, "loss_%s.%s.dat", setups[si].key, presets[pi]);
+            snprintf(vname, sizeof vname, "loss_%s.%s.val.dat", setups[si].key, presets[pi]);
             int r = lnl_plot_data(&x->pl, name, &d, e) || (sc.nval && lnl_plot_data(&x->pl, vname, &dv, e));
             lnl_buf_free(&d);
             lnl_buf_free(&dv);
@@ -332,7 +332,7 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
         }
         if (items) {
             lnl_buf_printf(&body, "set title 'Loss against step: %s (median over seeds, band: their range%s)'\n",
-                           cells[ci].label, isfinite(uni) ? "; axis cut above" : "");
+                           setups[si].label, isfinite(uni) ? "; axis cut above" : "");
             lnl_buf_printf(&body, "set xlabel 'optimizer step'\nset ylabel 'loss (nats per token)'\nset grid\n"
                                   "set key outside right top\n");
             if (isfinite(uni)) lnl_buf_printf(&body, "set yrange [*:%.9g]\n", uni + 1.5);
@@ -344,8 +344,8 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
             lnl_buf_append(&body, plot.data, plot.len);
             lnl_buf_printf(&body, "\n");
             char base[160], title[256];
-            snprintf(base, sizeof base, "loss_%s", cells[ci].key);
-            snprintf(title, sizeof title, "Loss curves, %s: median over seeds (up to %d), band: range%s", cells[ci].label,
+            snprintf(base, sizeof base, "loss_%s", setups[si].key);
+            snprintf(title, sizeof title, "Loss curves, %s: median over seeds (up to %d), band: range%s", setups[si].label,
                      maxseeds, win > 1 ? "; bold: smoothed" : "");
             if (win > 1)
                 snprintf(title + strlen(title), sizeof title - strlen(title), " (centred mean of %d steps), faint: raw",
@@ -491,7 +491,7 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
     return rc;
 }
 
-/* One panel: the given column of every cell's layer data that has a positive value. */
+/* One panel: the given column of every setup's layer data that has a positive value. */
 /* The positive finite range of column col over k layer medians (blocks only for col >= 5). */
 static void col_range(const LayerMed *meds, int k, int col, double *lo, double *hi) {
     for (int j = 0; j < k; j++) {
@@ -567,10 +567,10 @@ static void panel(LnlBuf *b, const char *title, const char *ylabel, int col, cha
     lnl_buf_printf(b, "\nunset arrow 1\nunset label 1\n");
 }
 
-static int layer_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, Cell *cells, int ncells,
+static int layer_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, Setup *setups, int nsetups,
                          char presets[][32], int npresets, LnlErr *e) {
-    /* per preset: its cells' medians */
-    int maxk = ncells;
+    /* per preset: its setups' medians */
+    int maxk = nsetups;
     char(*names)[200] = lnl_malloc(sizeof *names * (size_t)(maxk ? maxk : 1) * (size_t)(npresets ? npresets : 1));
     char(*labels)[128] = lnl_malloc(sizeof *labels * (size_t)(maxk ? maxk : 1) * (size_t)(npresets ? npresets : 1));
     LayerMed *meds = lnl_calloc((size_t)(maxk ? maxk : 1) * (size_t)(npresets ? npresets : 1), sizeof *meds);
@@ -578,16 +578,16 @@ static int layer_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int 
     int *idx = lnl_malloc(sizeof(int) * (size_t)(n ? n : 1));
     int any_sens = 0, rc = -1;
     for (int pi = 0; pi < npresets; pi++) {
-        for (int ci = 0; ci < ncells; ci++) {
+        for (int si = 0; si < nsetups; si++) {
             int k = 0;
             for (int i = 0; i < n; i++)
-                if (have[i] && rs[i].nlayers && !strcmp(rs[i].run.preset, presets[pi]) && same_cell(&cells[ci], &rs[i].run))
+                if (have[i] && rs[i].nlayers && !strcmp(rs[i].run.preset, presets[pi]) && same_setup(&setups[si], &rs[i].run))
                     idx[k++] = i;
             if (!k) continue;
             int j = pi * maxk + counts[pi]++;
             layer_medians(rs, idx, k, &meds[j]);
-            snprintf(names[j], sizeof names[j], "layers_%s_%s.dat", presets[pi], cells[ci].key);
-            snprintf(labels[j], sizeof labels[j], "%s", cells[ci].label);
+            snprintf(names[j], sizeof names[j], "layers_%s_%s.dat", presets[pi], setups[si].key);
+            snprintf(labels[j], sizeof labels[j], "%s", setups[si].label);
             for (int q = 0; q < k; q++)
                 for (int l = 1; l < rs[idx[q]].nlayers; l++) any_sens |= isfinite(rs[idx[q]].layers[l].sensitivity);
             if (write_layers(x, names[j], &meds[j], e)) goto done;
@@ -752,26 +752,26 @@ int lnl_study_plots_make(const char *out, const char *gnuplot, const LnlStudyRes
     char *dir = lnl_path_join(out, "plots");
     int rc = lnl_plotter_open(&x.pl, dir, gnuplot, "lnlab study", 1, pl, e);
     free(dir);
-    Cell *cells = lnl_malloc(sizeof *cells * (size_t)(n ? n : 1));
+    Setup *setups = lnl_malloc(sizeof *setups * (size_t)(n ? n : 1));
     char(*presets)[32] = lnl_malloc(sizeof *presets * (size_t)(n ? n : 1));
-    int ncells = 0, npresets = 0;
+    int nsetups = 0, npresets = 0;
     if (rc || !x.pl.usable) goto done;
     rc = -1;
     for (int i = 0; i < n; i++) {
         if (!have[i]) continue;
-        cell_index(cells, &ncells, &rs[i].run);
+        setup_index(setups, &nsetups, &rs[i].run);
         int found = 0;
         for (int p = 0; p < npresets && !found; p++) found = !strcmp(presets[p], rs[i].run.preset);
         if (!found) snprintf(presets[npresets++], 32, "%s", rs[i].run.preset);
     }
     if (lr_figures(&x, rs, have, n, presets, npresets, e)) goto done;
-    if (loss_figures(&x, rs, have, n, cells, ncells, presets, npresets, e)) goto done;
-    if (layer_figures(&x, rs, have, n, cells, ncells, presets, npresets, e)) goto done;
+    if (loss_figures(&x, rs, have, n, setups, nsetups, presets, npresets, e)) goto done;
+    if (layer_figures(&x, rs, have, n, setups, nsetups, presets, npresets, e)) goto done;
     if (heatmap_figures(&x, rs, have, n, presets, npresets, e)) goto done;
     rc = 0;
 done:
     lnl_plotter_close(&x.pl);
-    free(cells);
+    free(setups);
     free(presets);
     return rc;
 }

@@ -3,7 +3,7 @@
 
 #include "../common/version.h"
 #include "../diag/probe.h"
-#include "../train/result.h"
+#include "../train/run_result.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -25,7 +25,7 @@
 
 /* Exit code of `lnlab train` when the run diverged (src/train/train.h, LNL_EXIT_DIVERGED). */
 #include "../train/train.h"
-#include "../train/result.h" /* RUN/result.json: its name and "status" values */
+#include "../train/run_result.h" /* RUN/result.json: its name and "status" values */
 
 static volatile sig_atomic_t g_stop; /* the signal that asked the study to stop, or 0 */
 

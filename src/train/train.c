@@ -18,7 +18,7 @@
 #include "runlog.h"
 #include "sample.h"
 #include "signals.h"
-#include "result.h"
+#include "run_result.h"
 
 static void fmt_eta(char *buf, size_t n, double s) {
     if (!isfinite(s) || s < 0) s = 0;

@@ -82,7 +82,7 @@ int lnl_trained(int diverged, double final_val_loss, double unigram_val_loss);
 #define LNL_EXIT_DIVERGED 3
 
 /* Trains m (already initialized or loaded). Returns 0 when the run finished, diverged or stopped
- * early (see res; each writes RUN/result.json, result.h), -1 on an error. */
+ * early (see res; each writes RUN/result.json, run_result.h), -1 on an error. */
 int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e);
 /* A new random run id (LNL_RUN_ID_LEN hex digits) into id (room for LNL_RUN_ID_LEN + 1). */
 #define LNL_RUN_ID_LEN 16

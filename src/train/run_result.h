@@ -1,8 +1,8 @@
 /* RUN/result.json: how a training run ended (finished, diverged, or stopped early by a signal or
  * --stop-after, resumable), in one small JSON object written atomically when the run ends
  * (format: docs/USAGE.md, "result.json"). A run in progress has none. */
-#ifndef LNL_RESULT_H
-#define LNL_RESULT_H
+#ifndef LNL_RUN_RESULT_H
+#define LNL_RUN_RESULT_H
 
 #include "train.h"
 

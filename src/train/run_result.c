@@ -1,5 +1,5 @@
-/* RUN/result.json (result.h). */
-#include "result.h"
+/* RUN/result.json (run_result.h). */
+#include "run_result.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
