@@ -320,8 +320,6 @@ int lnl_kernels_threads(void);
 void lnl_kernels_adapt_begin(int on);
 int lnl_kernels_adapt(void);
 void lnl_kernels_adapt_end(void);
-/* The recorded most (lnl_kernels_threads() when adaptation is off). */
-int lnl_kernels_adapt_max(void);
 /* bf16 mode (off by default; LNLAB_BF16=1 in the environment turns it on at startup): every
  * lnl_matmul_* product rounds its two inputs to bfloat16 and accumulates in fp32 (AVX512-BF16),
  * about twice the fp32 rate; parameters, gradients, optimizer state, attention, norms and the loss

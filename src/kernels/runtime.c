@@ -5,10 +5,10 @@
 #include <string.h>
 #include <strings.h>
 #include <math.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../common/load.h"
+#include "../common/util.h"
 
 #include "kernels_internal.h"
 
@@ -67,23 +67,28 @@ int lnl_kernels_denormals_flushed(void) {
 #endif
 }
 
-void lnl_kernels_set_threads(int n) {
+/* n threads for the kernels: OpenMP's team size, and OpenBLAS's own threads with
+ * LNLAB_BLAS_THREADS=own, else one (one pool: BLAS runs inside lnlab's OpenMP threads, kernels.c) */
+static void use_threads(int n) {
 #if defined(_OPENMP)
-    if (n > 0) omp_set_num_threads(n);
+    omp_set_num_threads(n);
 #else
     (void)n;
 #endif
+#ifdef LNL_HAVE_BLAS
+    const char *own = getenv("LNLAB_BLAS_THREADS");
+    openblas_set_num_threads(own && strcmp(own, "own") == 0 ? n : 1);
+#endif
+}
+
+void lnl_kernels_set_threads(int n) {
+    use_threads(n > 0 ? n : lnl_kernels_threads());
     /* after the count, so that the region below starts (and sets) every thread of the pool */
     const char *dn = getenv("LNLAB_DENORMALS");
     int flush = dn && strcmp(dn, "flush") == 0;
     if (dn && !flush && strcmp(dn, "keep") != 0)
         fprintf(stderr, "lnlab: warning: LNLAB_DENORMALS='%s' is neither 'flush' nor 'keep'; keeping subnormals\n", dn);
     lnl_kernels_set_denormals(flush);
-#ifdef LNL_HAVE_BLAS
-    const char *own = getenv("LNLAB_BLAS_THREADS");
-    if (own && strcmp(own, "own") == 0) openblas_set_num_threads(lnl_kernels_threads());
-    else openblas_set_num_threads(1); /* one pool: BLAS runs inside lnlab's OpenMP threads (kernels.c) */
-#endif
     /* the bf16 mode keeps one workspace per thread: follow the new count */
     const char *bf = getenv("LNLAB_BF16");
     if (lnl_kernels_bf16() || (bf && strcmp(bf, "1") == 0))
@@ -101,22 +106,6 @@ static struct {
     double t, busy, own; /* the last measurement: wall clock, all processes' and our CPU seconds */
 } adapt;
 
-static double wall_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void use_threads(int n) {
-#if defined(_OPENMP)
-    omp_set_num_threads(n);
-#endif
-#ifdef LNL_HAVE_BLAS
-    const char *own = getenv("LNLAB_BLAS_THREADS");
-    if (own && strcmp(own, "own") == 0) openblas_set_num_threads(n);
-#endif
-}
-
 void lnl_kernels_adapt_begin(int on) {
     int ncpu;
     adapt.max = adapt.cur = lnl_kernels_threads();
@@ -125,11 +114,9 @@ void lnl_kernels_adapt_begin(int on) {
     adapt.on = on && adapt.max > 1 && lnl_load_busy_seconds(1, &ncpu) >= 0;
 }
 
-int lnl_kernels_adapt_max(void) { return adapt.on ? adapt.max : lnl_kernels_threads(); }
-
 int lnl_kernels_adapt(void) {
     if (!adapt.on) return lnl_kernels_threads();
-    double now = wall_now();
+    double now = lnl_now();
     if (adapt.t > 0 && now - adapt.t < ADAPT_INTERVAL_S) return adapt.cur;
     int ncpu;
     double busy = lnl_load_busy_seconds(1, &ncpu), own = lnl_load_own_seconds();
