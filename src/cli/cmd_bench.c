@@ -274,6 +274,26 @@ static double jnum(const cJSON *o, const char *k) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+/* One `lnlab bench --one` child of bm / preset at nt threads (OMP_NUM_THREADS=nt, the bf16 mode as
+ * asked), its JSON line or NULL; *load as run_child's. */
+static cJSON *run_lnlab(const char *self, const BenchModel *bm, const char *preset, int nt, long long warmup,
+                        long long steps, long long sgemm, int adapt, int bf16, double *load) {
+    char ths[32], ws[32], ss[32], sg[32], omp[48];
+    snprintf(ths, sizeof ths, "%d", nt);
+    snprintf(ws, sizeof ws, "%lld", warmup);
+    snprintf(ss, sizeof ss, "%lld", steps);
+    snprintf(sg, sizeof sg, "%lld", sgemm);
+    snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%d", nt);
+    char *la[] = {(char *)self, "bench", "--one", "--model", (char *)bm->name, "--preset", (char *)preset,
+                  "--threads", ths, "--warmup", ws, "--steps", ss, "--sgemm", sg,
+                  adapt ? "--adapt-threads=true" : "--adapt-threads=false", NULL};
+    const char *lset[] = {omp, bf16 ? "LNLAB_BF16=1" : "LNLAB_BF16=0"};
+    char **lenv = env_with(lset, 2, NULL, 0);
+    cJSON *j = run_child(la, lenv, nt, load);
+    free(lenv);
+    return j;
+}
+
 /* A busy process beside the measurement: a child that only spins, as any other job on the machine
  * would. It dies with bench (PR_SET_PDEATHSIG), so an interrupted bench leaves no spinner behind. */
 static pid_t spinner_start(void) {
@@ -324,23 +344,12 @@ static void busy_case(cJSON *results, const char *self, const BenchModel *bm, co
     fflush(stdout);
     pid_t sp = spinner_start();
     for (int c = 0; c < 2; c++) {
-        char ths[32], ws[32], ss[32], omp[48];
-        snprintf(ths, sizeof ths, "%d", nt);
-        snprintf(ws, sizeof ws, "%lld", warmup);
-        snprintf(ss, sizeof ss, "%lld", steps);
-        snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%d", nt);
-        char *la[] = {(char *)self, "bench", "--one", "--model", (char *)bm->name, "--preset", (char *)preset,
-                      "--threads", ths, "--warmup", ws, "--steps", ss, "--sgemm", "0",
-                      c ? "--adapt-threads=true" : "--adapt-threads=false", NULL};
-        const char *lset[] = {omp, bf16 ? "LNLAB_BF16=1" : "LNLAB_BF16=0"};
-        char **lenv = env_with(lset, 2, NULL, 0);
         cJSON *runs[BENCH_MAX_REPEAT] = {NULL};
         double load, worst = 0;
         for (int rep = 0; rep < repeat; rep++) {
-            runs[rep] = run_child(la, lenv, nt, &load);
+            runs[rep] = run_lnlab(self, bm, preset, nt, warmup, steps, 0, c, bf16, &load);
             if (load > worst) worst = load;
         }
-        free(lenv);
         cJSON *lj = median_run(runs, (int)repeat);
         for (int rep = 0; rep < repeat; rep++)
             if (runs[rep] != lj) cJSON_Delete(runs[rep]);
@@ -481,16 +490,7 @@ int cmd_bench(int argc, char **argv) {
             for (int rep = 0; rep < repeat; rep++)
                 for (int ti = 0; ti < nnth; ti++) {
                     double load;
-                    char sg[8];
-                    snprintf(ths, sizeof ths, "%d", nth[ti]);
-                    snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%d", nth[ti]);
-                    snprintf(sg, sizeof sg, "%lld", sgemm);
-                    char *la[] = {self, "bench", "--one", "--model", (char *)bm->name, "--preset", (char *)preset,
-                                  "--threads", ths, "--warmup", ws, "--steps", ss, "--sgemm", sg, NULL};
-                    const char *lset[] = {omp, bf16 ? "LNLAB_BF16=1" : "LNLAB_BF16=0"};
-                    char **lenv = env_with(lset, 2, NULL, 0);
-                    lruns[ti][rep] = run_child(la, lenv, nth[ti], &load);
-                    free(lenv);
+                    lruns[ti][rep] = run_lnlab(self, bm, preset, nth[ti], warmup, steps, sgemm, 0, bf16, &load);
                     if (load > lload[ti]) lload[ti] = load;
                 }
             for (int ti = 0; ti < nnth; ti++) {
