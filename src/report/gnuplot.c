@@ -144,6 +144,23 @@ void lnl_plot_log_axis(LnlBuf *b, const char *axis, double lo, double hi) {
     }
 }
 
+void lnl_plot_num(LnlBuf *b, double v) {
+    if (isfinite(v)) lnl_buf_printf(b, " %.9g", v);
+    else lnl_buf_printf(b, " NaN");
+}
+
+int lnl_plot_smooth_window(long long n) { return n >= 50 ? (int)(n / 25) | 1 : 1; }
+
+void lnl_plot_smooth(const double *v, long long n, int w, double *out) {
+    for (long long i = 0; i < n; i++) {
+        double s = 0;
+        int k = 0;
+        for (long long j = i - w / 2; j <= i + w / 2; j++)
+            if (j >= 0 && j < n && isfinite(v[j])) s += v[j], k++;
+        out[i] = isfinite(v[i]) && k ? s / k : NAN;
+    }
+}
+
 int lnl_plot_data(LnlPlotter *x, const char *name, const LnlBuf *b, LnlErr *e) {
     char *p = lnl_path_join(x->data_dir, name);
     int r = lnl_write_file_atomic(p, b->data ? b->data : "", b->len, e);

@@ -53,6 +53,15 @@ void lnl_plot_str(LnlBuf *b, const char *s);
  * "cb". */
 void lnl_plot_log_axis(LnlBuf *b, const char *axis, double lo, double hi);
 
+/* Appends " v" to a data file's line, or " NaN" (gnuplot's missing value) when v is not finite. */
+void lnl_plot_num(LnlBuf *b, double v);
+
+/* The window of a loss curve's smoothing: (n / 25) | 1 steps from 50 steps on, else 1 (none). */
+int lnl_plot_smooth_window(long long n);
+/* Centred mean of the finite values within w/2 entries of each of v[0..n-1] (w odd) into out; NAN
+ * where v is not finite. */
+void lnl_plot_smooth(const double *v, long long n, int w, double *out);
+
 /* Writes the data file DIR/data/<name> atomically. */
 int lnl_plot_data(LnlPlotter *x, const char *name, const LnlBuf *b, LnlErr *e);
 /* Lists a new figure (not drawn yet). The pointer is valid until the next lnl_plot_new. */

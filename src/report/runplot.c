@@ -136,22 +136,6 @@ static void run_status(const char *run, const cJSON *res, const LnlLogRecords *g
 
 /* ---- figures ---- */
 
-/* Centred mean of the finite values within w/2 steps of each record (w odd). */
-static void smooth(const double *v, int n, int w, double *out) {
-    for (int i = 0; i < n; i++) {
-        double s = 0;
-        int k = 0;
-        for (int j = i - w / 2; j <= i + w / 2; j++)
-            if (j >= 0 && j < n && isfinite(v[j])) s += v[j], k++;
-        out[i] = isfinite(v[i]) && k ? s / k : NAN;
-    }
-}
-
-static void put(LnlBuf *b, double v) {
-    if (isfinite(v)) lnl_buf_printf(b, " %.9g", v);
-    else lnl_buf_printf(b, " NaN");
-}
-
 typedef struct {
     LnlPlotter *pl;
     const LnlLogRecords *g;
@@ -194,23 +178,23 @@ static int run_figures(Fig *f, LnlErr *e) {
     /* the step records in one file, the evaluations in another */
     LnlBuf s = {0}, v = {0}, body = {0};
     double *sm = lnl_malloc(sizeof(double) * (size_t)(g->n ? g->n : 1));
-    smooth(g->loss, g->n, f->window, sm);
+    lnl_plot_smooth(g->loss, g->n, f->window, sm);
     int skipped = 0;
     lnl_buf_printf(&s, "# step loss loss_smoothed lr grad_norm tokens_per_s skipped\n");
     for (int i = 0; i < g->n; i++) {
         lnl_buf_printf(&s, "%.0f", g->step[i]);
-        put(&s, g->loss[i]);
-        put(&s, sm[i]);
-        put(&s, g->lr[i]);
-        put(&s, g->grad_norm[i]);
-        put(&s, g->tokens_per_s[i]);
+        lnl_plot_num(&s, g->loss[i]);
+        lnl_plot_num(&s, sm[i]);
+        lnl_plot_num(&s, g->lr[i]);
+        lnl_plot_num(&s, g->grad_norm[i]);
+        lnl_plot_num(&s, g->tokens_per_s[i]);
         lnl_buf_printf(&s, " %d\n", g->skipped[i]);
         skipped += g->skipped[i];
     }
     lnl_buf_printf(&v, "# step val_loss\n");
     for (int i = 0; i < g->nval; i++) {
         lnl_buf_printf(&v, "%.0f", g->vstep[i]);
-        put(&v, g->val[i]);
+        lnl_plot_num(&v, g->val[i]);
         lnl_buf_printf(&v, "\n");
     }
     int rc = lnl_plot_data(f->pl, "steps.dat", &s, e) || lnl_plot_data(f->pl, "val.dat", &v, e) ? -1 : 0;
@@ -391,7 +375,7 @@ int lnl_run_plot(const char *run, const char *gnuplot, LnlRunPlotInfo *info, Lnl
     }
     if (pl.usable) {
         Fig f = {&pl, &g, name, res ? jnum(res, "unigram_val_loss") : NAN, jnum(tcfg, "grad_clip"), 1};
-        if (g.n >= 50) f.window = (g.n / 25) | 1;
+        f.window = lnl_plot_smooth_window(g.n);
         if (run_figures(&f, e)) {
             free(plots_dir);
             goto done;

@@ -129,8 +129,7 @@ static int write_layers(Ctx *x, const char *name, const LayerMed *m, LnlErr *e) 
         for (int c = 0; c < 5; c++) {
             double v = m->col[c][l];
             if (c >= 3 && l == 0) v = NAN; /* the embedding has no block gradient or sensitivity */
-            if (isfinite(v)) lnl_buf_printf(&b, " %.9g", v);
-            else lnl_buf_printf(&b, " NaN");
+            lnl_plot_num(&b, v);
         }
         lnl_buf_printf(&b, "\n");
     }
@@ -167,16 +166,6 @@ static void med_range(double *v, int n, double *med, double *lo, double *hi) {
     for (int i = 0; i < n && isfinite(v[i]); i++) {
         if (!(*lo <= v[i])) *lo = v[i];
         if (!(*hi >= v[i])) *hi = v[i];
-    }
-}
-
-static void smooth(const double *v, double *out, long long n, int win) {
-    for (long long i = 1; i <= n; i++) {
-        double sum = 0;
-        int k = 0;
-        for (long long j = i - win / 2; j <= i + win / 2; j++)
-            if (j >= 1 && j <= n && isfinite(v[j])) sum += v[j], k++;
-        out[i] = k && isfinite(v[i]) ? sum / k : NAN;
     }
 }
 
@@ -220,12 +209,13 @@ static void seed_curves(Ctx *x, const LnlStudyResult *rs, const int *have, int n
         for (int c = 0; c < nc; c++) v[c] = all[st * (size_t)nc + (size_t)c];
         med_range(v, nc, &sc->med[st], &sc->lo[st], &sc->hi[st]);
     }
-    int win = sc->nsteps >= 50 ? (int)(sc->nsteps / 25) | 1 : 1;
+    int win = lnl_plot_smooth_window(sc->nsteps);
     sc->smed = lnl_malloc(m * sizeof(double)), sc->slo = lnl_malloc(m * sizeof(double));
     sc->shi = lnl_malloc(m * sizeof(double));
-    smooth(sc->med, sc->smed, sc->nsteps, win);
-    smooth(sc->lo, sc->slo, sc->nsteps, win);
-    smooth(sc->hi, sc->shi, sc->nsteps, win);
+    /* entries 1..nsteps (entry 0, step 0, is never filled) */
+    lnl_plot_smooth(sc->med + 1, sc->nsteps, win, sc->smed + 1);
+    lnl_plot_smooth(sc->lo + 1, sc->nsteps, win, sc->slo + 1);
+    lnl_plot_smooth(sc->hi + 1, sc->nsteps, win, sc->shi + 1);
     /* evaluations: the union of the seeds' evaluation steps */
     long long nv = 0;
     double *vs = lnl_malloc(sizeof(double) * (size_t)(1 + nc * 64));
@@ -255,11 +245,6 @@ static void seed_curves(Ctx *x, const LnlStudyResult *rs, const int *have, int n
     free(cs), free(all), free(v);
 }
 
-static void put_num(LnlBuf *b, double v) {
-    if (isfinite(v)) lnl_buf_printf(b, " %.9g", v);
-    else lnl_buf_printf(b, " NaN");
-}
-
 /* Loss against step, one figure per setting: per preset the median over seeds of the training
  * loss, smoothed (bold, the preset's colour and dash pattern), raw (faint), the seeds' range as a
  * band, and the val loss's median as markers with the range as bars. The data's unigram loss and
@@ -285,14 +270,14 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
             LnlBuf d = {0};
             for (long long st = 1; st <= sc.nsteps; st++) {
                 lnl_buf_printf(&d, "%lld", st);
-                put_num(&d, sc.med[st]), put_num(&d, sc.lo[st]), put_num(&d, sc.hi[st]);
-                put_num(&d, sc.smed[st]), put_num(&d, sc.slo[st]), put_num(&d, sc.shi[st]);
+                lnl_plot_num(&d, sc.med[st]), lnl_plot_num(&d, sc.lo[st]), lnl_plot_num(&d, sc.hi[st]);
+                lnl_plot_num(&d, sc.smed[st]), lnl_plot_num(&d, sc.slo[st]), lnl_plot_num(&d, sc.shi[st]);
                 lnl_buf_printf(&d, "\n");
             }
             LnlBuf dv = {0};
             for (long long j = 0; j < sc.nval; j++) {
                 lnl_buf_printf(&dv, "%.0f", sc.vstep[j]);
-                put_num(&dv, sc.vmed[j]), put_num(&dv, sc.vlo[j]), put_num(&dv, sc.vhi[j]);
+                lnl_plot_num(&dv, sc.vmed[j]), lnl_plot_num(&dv, sc.vlo[j]), lnl_plot_num(&dv, sc.vhi[j]);
                 lnl_buf_printf(&dv, "\n");
             }
             char name[220], vname[220];
