@@ -413,31 +413,16 @@ static void rule_exp_depth(LnlDoc *d, const Recs *R, const Claim *c, Tally *t) {
                          "along the depth).");
 }
 
-/* LR sensitivity of preset p in s over lrs, per seed (lnl_study_lr_sensitivity). Only seeds with
- * a run at every lr count. */
+/* LR sensitivity of preset p in s over lrs, per seed (lnl_study_lr_sensitivities). */
 static Spread lr_sensitivity(const Recs *R, const char *p, const Setting *s, const double *lrs, int nl, int *any_trained) {
-    double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)), *loss = lnl_malloc(sizeof(double) * (size_t)(nl + 1));
-    int k = 0;
     *any_trained = 0;
-    for (int i = 0; i < R->n; i++) {
-        if (!is(R, i, p, s) || R->rs[i].run.lr != lrs[0]) continue;
-        long long seed = R->rs[i].run.seed;
-        int ok = 1;
-        for (int l = 0; l < nl && ok; l++) {
-            int j = find_run(R, p, s, lrs[l], seed);
-            if (j < 0) {
-                ok = 0;
-                break;
-            }
-            *any_trained |= trained(&R->rs[j]);
-            loss[l] = lnl_study_sweep_loss(&R->rs[j]);
-        }
-        double x = ok ? lnl_study_lr_sensitivity(loss, nl) : NAN;
-        if (isfinite(x)) v[k++] = x;
-    }
+    int i0 = 0;
+    while (i0 < R->n && !is(R, i0, p, s)) i0++;
+    if (i0 == R->n) return spread_of(NULL, 0);
+    double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
+    int k = lnl_study_lr_sensitivities(R->rs, R->have, R->n, &R->rs[i0].run, p, lrs, nl, v, any_trained);
     Spread sp = spread_of(v, k);
     free(v);
-    free(loss);
     return sp;
 }
 

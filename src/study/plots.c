@@ -349,10 +349,6 @@ static int loss_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n
     return 0;
 }
 
-/* Whether two runs share a setting: the same options (variant), dt and shape. */
-static int same_setting(const LnlStudyRun *a, const LnlStudyRun *b) {
-    return !strcmp(a->variant, b->variant) && a->dt == b->dt && a->depth == b->depth && !strcmp(a->size, b->size);
-}
 
 /* Loss against learning rate: for every setting (options, dt, shape) with at least 3 learning
  * rates, each preset's final val loss, the median over seeds with the seeds' range as an error
@@ -371,7 +367,7 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
         double uni = NAN;
         for (int i = 0; i < n; i++) {
             const LnlStudyRun *u = &rs[i].run;
-            if (!have[i] || !same_setting(u, u0)) continue;
+            if (!have[i] || !lnl_study_same_setting(u, u0)) continue;
             done[i] = 1;
             if (!isfinite(uni)) uni = rs[i].unigram;
             int seen = 0;
@@ -397,36 +393,19 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
         for (int pi = 0; pi < npresets && !rc; pi++) {
             LnlBuf med = {0}, bad = {0};
             int nmed = 0, nbad = 0;
-            /* the LR sensitivity of each seed with a run at every lr (lnl_study_lr_sensitivity), median */
-            double *sens = lnl_malloc(sizeof(double) * (size_t)(n + 1)), *sweep = lnl_malloc(sizeof(double) * (size_t)nl);
-            int nsens = 0;
-            for (int i = 0; i < n; i++) {
-                const LnlStudyRun *u = &rs[i].run;
-                if (!have[i] || strcmp(u->preset, presets[pi]) || !same_setting(u, u0) || u->lr != lrs[0]) continue;
-                int got = 0;
-                for (int l = 0; l < nl; l++)
-                    for (int j = 0; j < n; j++) {
-                        const LnlStudyRun *w = &rs[j].run;
-                        if (have[j] && !strcmp(w->preset, presets[pi]) && same_setting(w, u0) && w->lr == lrs[l] &&
-                            w->seed == u->seed) {
-                            sweep[got++] = lnl_study_sweep_loss(&rs[j]);
-                            break;
-                        }
-                    }
-                double x = got == nl ? lnl_study_lr_sensitivity(sweep, nl) : NAN;
-                if (isfinite(x)) sens[nsens++] = x;
-            }
+            /* the LR sensitivity of each seed with a run at every lr, median */
+            double *sens = lnl_malloc(sizeof(double) * (size_t)(n + 1));
+            int nsens = lnl_study_lr_sensitivities(rs, have, n, u0, presets[pi], lrs, nl, sens, NULL);
             char sens_txt[64] = "";
             if (nsens) snprintf(sens_txt, sizeof sens_txt, " (LR sensitivity %.3g, %d seed%s)", lnl_study_median(sens, nsens),
                                 nsens, nsens == 1 ? "" : "s");
             free(sens);
-            free(sweep);
             for (int l = 0; l < nl; l++) {
                 int k = 0;
                 for (int i = 0; i < n; i++) {
                     const LnlStudyResult *r = &rs[i];
                     const LnlStudyRun *u = &r->run;
-                    if (!have[i] || strcmp(u->preset, presets[pi]) || !same_setting(u, u0) || u->lr != lrs[l])
+                    if (!have[i] || strcmp(u->preset, presets[pi]) || !lnl_study_same_setting(u, u0) || u->lr != lrs[l])
                         continue;
                     if (r->trained == 1) v[k++] = r->final_val_loss;
                     else {
@@ -660,7 +639,7 @@ static int heatmap_figures(Ctx *x, const LnlStudyResult *rs, const int *have, in
             int k = -1;
             for (int i = 0; i < n; i++) {
                 const LnlStudyRun *u = &rs[i].run;
-                if (!have[i] || rs[i].ndiag <= 0 || strcmp(u->preset, presets[pi]) || !same_setting(u, &rs[i0].run) ||
+                if (!have[i] || rs[i].ndiag <= 0 || strcmp(u->preset, presets[pi]) || !lnl_study_same_setting(u, &rs[i0].run) ||
                     u->lr != rs[i0].run.lr)
                     continue;
                 if (k < 0 || u->seed < rs[k].run.seed) k = i;
@@ -682,7 +661,7 @@ static int heatmap_figures(Ctx *x, const LnlStudyResult *rs, const int *have, in
         int k = -1;
         for (int i = 0; i < n; i++) {
             const LnlStudyRun *u = &rs[i].run;
-            if (!have[i] || rs[i].ndiag <= 0 || strcmp(u->preset, presets[pi]) || !same_setting(u, u0) || u->lr != u0->lr)
+            if (!have[i] || rs[i].ndiag <= 0 || strcmp(u->preset, presets[pi]) || !lnl_study_same_setting(u, u0) || u->lr != u0->lr)
                 continue;
             if (k < 0 || u->seed < rs[k].run.seed) k = i;
         }

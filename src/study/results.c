@@ -53,6 +53,38 @@ double lnl_study_lr_sensitivity(const double *loss, int n) {
     return sum / n;
 }
 
+int lnl_study_same_setting(const LnlStudyRun *a, const LnlStudyRun *b) {
+    return !strcmp(a->variant, b->variant) && a->dt == b->dt && a->depth == b->depth && !strcmp(a->size, b->size);
+}
+
+int lnl_study_lr_sensitivities(const LnlStudyResult *rs, const int *have, int n, const LnlStudyRun *u0,
+                               const char *preset, const double *lrs, int nl, double *out, int *any_trained) {
+    double *loss = lnl_malloc(sizeof(double) * (size_t)(nl + 1));
+    int k = 0;
+    if (any_trained) *any_trained = 0;
+    for (int i = 0; i < n; i++) {
+        const LnlStudyRun *u = &rs[i].run;
+        if (!have[i] || strcmp(u->preset, preset) || !lnl_study_same_setting(u, u0) || u->lr != lrs[0]) continue;
+        int l = 0;
+        for (; l < nl; l++) { /* the seed's first run at lrs[l] */
+            int j = 0;
+            for (; j < n; j++) {
+                const LnlStudyRun *w = &rs[j].run;
+                if (have[j] && !strcmp(w->preset, preset) && lnl_study_same_setting(w, u0) && w->lr == lrs[l] &&
+                    w->seed == u->seed)
+                    break;
+            }
+            if (j == n) break;
+            if (any_trained && rs[j].trained == 1) *any_trained = 1;
+            loss[l] = lnl_study_sweep_loss(&rs[j]);
+        }
+        double x = l == nl ? lnl_study_lr_sensitivity(loss, nl) : NAN;
+        if (isfinite(x)) out[k++] = x;
+    }
+    free(loss);
+    return k;
+}
+
 const char *lnl_study_growth_better(const LnlGrowthFit *f, int variance) {
     const LnlFit *bounded = variance ? &f->quadratic : &f->linear;
     if (!bounded->ok && !f->exponential.ok) return "none";

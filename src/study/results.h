@@ -85,6 +85,14 @@ double lnl_study_sweep_loss(const LnlStudyResult *r);
 /* One seed's sensitivity from its sweep losses loss[0..n-1] (one per learning rate): the mean of
  * loss - the smallest of them; NAN if one is not finite or n < 2. */
 double lnl_study_lr_sensitivity(const double *loss, int n);
+/* Whether two runs share a setting: the same options (variant), dt and shape (depth, named size);
+ * preset, learning rate and seed aside. */
+int lnl_study_same_setting(const LnlStudyRun *a, const LnlStudyRun *b);
+/* The LR sensitivity of each seed of preset at run u0's setting that has a run (rs[i] with have[i])
+ * at every one of lrs[0..nl), into out (room for n); returns how many seeds. With any_trained: set
+ * to whether a run of those seeds trained, up to each seed's first missing learning rate. */
+int lnl_study_lr_sensitivities(const LnlStudyResult *rs, const int *have, int n, const LnlStudyRun *u0,
+                               const char *preset, const double *lrs, int nl, double *out, int *any_trained);
 /* The better shape of a growth fit: "exponential", "linear" / "quadratic", or "none". */
 const char *lnl_study_growth_better(const LnlGrowthFit *f, int variance);
 
