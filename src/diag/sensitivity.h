@@ -2,7 +2,7 @@
  * residual stream leaving block l with respect to the stream entering it, over the whole batch of
  * the model's last forward ((B*T*C) x (B*T*C); tokens mix through attention). Estimated by power
  * iteration on J^T J with exact products: J v by forward-mode tangents through the block
- * (lnl_block_jvp, reading the same per-layer spec as the forward), J^T u by the block's backward
+ * (lnl_block_jvp: block.c's tangent pass, beside the forward and backward it differentiates), J^T u by the block's backward
  * without parameter gradients (lnl_model_block_vjp). Not finite differences.
  *
  * The b2t path counts: its added input is the block input x_{l-1} itself, so J includes it.
@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "../model/block.h"
 #include "../model/model.h"
 
 /* Scratch for tangents and power-iteration vectors, sized for the model's current B x T.
@@ -21,11 +22,7 @@ typedef struct {
     size_t n;                   /* B*T*C */
     float *mem;                 /* one allocation for everything below */
     float *v, *jv, *jtjv;       /* (N, C) power iteration */
-    float *t_mid;               /* (N, C) tangent of the stream between the two sub-layers */
-    float *t_u, *t_f, *t_f2, *t_r; /* (N, C) */
-    float *t_qkv, *t_qkvn;      /* (N, 3C) */
-    float *t_atty;              /* (N, C) */
-    float *t_fch, *t_gelu;      /* (N, 4C) */
+    LnlBlockTangent t;          /* the tangent pass's buffers (block.h) */
 } LnlSensWork;
 
 void lnl_sens_work_init(LnlSensWork *w, const LnlModel *m);

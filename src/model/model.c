@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../kernels/kernels.h"
+#include "block.h"
 
 /* ---------------------------------------------------------------- parameter layout */
 
@@ -19,7 +20,7 @@ typedef struct {
 } RoleInfo;
 
 static const RoleInfo role_info[LNL_NUM_ROLES] = {
-#define X(f, n, pl, r, cc, i, d, t, p) {n, pl, i, d, t},
+#define X(f, n, pl, r, cc, i, d, t, p, place) {n, pl, i, d, t},
     LNL_PARAMS(X)
 #undef X
 };
@@ -34,7 +35,7 @@ static void role_dims(const LnlConfig *c, int role, int l, size_t *rows, size_t 
     (void)M;
     (void)LN;
     switch (role) {
-#define X(f, n, pl, r, cc, i, d, t, p)                                                                           \
+#define X(f, n, pl, r, cc, i, d, t, p, place)                                                                    \
     case LNL_ROLE_##f:                                                                                            \
         *rows = (r);                                                                                              \
         *cols = (cc);                                                                                             \
@@ -432,170 +433,10 @@ int lnl_model_memory(const LnlConfig *c, int B, int T, LnlModelMemory *out, LnlE
 
 /* ---------------------------------------------------------------- forward */
 
-/* Pointers to layer l's slice of each role (NULL where the role is absent). */
-typedef struct {
-    float *ln1w, *ln1b, *qkvw, *qkvb, *qkvnw, *qkvnb, *attprojw, *attprojb, *ln1ow, *ln1ob, *ln1pw, *ln1pb, *askip;
-    float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *ln2ow, *ln2ob, *ln2pw, *ln2pb, *mskip, *gate;
-} LayerPtrs;
-
 float *lnl_model_slice(const LnlModel *m, float *base, int role, int l) {
     if (!base) return NULL;
     size_t per = m->role_size[role] / (size_t)m->cfg.n_layer;
     return base + (size_t)l * per;
-}
-
-static float *slice(const LnlModel *m, float *base, int role, int l) { return lnl_model_slice(m, base, role, l); }
-
-static LayerPtrs layer_ptrs(const LnlModel *m, const LnlParams *P, int l) {
-    LayerPtrs r;
-#define S(f) r.f = slice(m, P->f, LNL_ROLE_##f, l)
-    S(ln1w); S(ln1b); S(qkvw); S(qkvb); S(qkvnw); S(qkvnb); S(attprojw); S(attprojb); S(ln1ow); S(ln1ob);
-    S(ln1pw); S(ln1pb); S(askip); S(ln2w); S(ln2b); S(fcw); S(fcb); S(fcprojw); S(fcprojb); S(ln2ow);
-    S(ln2ob); S(ln2pw); S(ln2pb); S(mskip); S(gate);
-#undef S
-    /* a sub-layer without biases: NULL, so the kernels add none and accumulate no gradient (the
-     * role may still exist for other layers) */
-    if (!m->cfg.sub[l][LNL_ATTN].bias) r.qkvb = r.attprojb = NULL;
-    if (!m->cfg.sub[l][LNL_MLP].bias) r.fcb = r.fcprojb = NULL;
-    return r;
-}
-
-/* The norm weights of one sub-layer, by position. */
-typedef struct {
-    float *prew, *preb, *outw, *outb, *postw, *postb, *skip;
-} SubNorms;
-
-static SubNorms sub_norms(const LayerPtrs *lp, int s) {
-    SubNorms n;
-    if (s == LNL_ATTN) {
-        n = (SubNorms){lp->ln1w, lp->ln1b, lp->ln1ow, lp->ln1ob, lp->ln1pw, lp->ln1pb, lp->askip};
-    } else {
-        n = (SubNorms){lp->ln2w, lp->ln2b, lp->ln2ow, lp->ln2ob, lp->ln2pw, lp->ln2pb, lp->mskip};
-    }
-    return n;
-}
-
-const float *lnl_sub_branch_out(const LnlSubActs *s) {
-    if (s->branch_mix) return s->branch_mix;
-    if (s->fo) return s->fo;
-    return s->fproj;
-}
-
-static const float *branch_out(const LnlSubActs *s) { return lnl_sub_branch_out(s); }
-
-/* The input of BranchNorm (F's output after any out-norm). */
-static const float *branch_pre_bn(const LnlSubActs *s) { return s->fo ? s->fo : s->fproj; }
-
-/* One pass through the blocks: where its activations live and how attention sees the past. */
-typedef struct {
-    float **stream;   /* (2L+1) pointers to (B*T, C) */
-    LnlSubActs *sub;  /* (2L) */
-    int B, T;         /* B sequences of T rows */
-    int pos;          /* -1: causal attention over the pass's own T rows (forward). >= 0: decode,
-                       * row b*T + t is position pos + t of stream b, attending over its cache */
-    float *vars;      /* (2L) Admin's profiling: variance of each branch output, or NULL */
-} Pass;
-
-/* The decode mode's attention step: caches k, v of each stream's T new rows at pos..pos+T-1,
- * then attends from each over that stream's positions 0..its own (the kernel of a single step,
- * so a prefill's attention is the token-by-token one). */
-static void attend_cached(LnlModel *m, int l, const float *qkv /* (B*T, 3C) */, float *out /* (B*T, C) */, int B,
-                          int T, int pos) {
-    LnlDecode *d = &m->dec;
-    const size_t C = (size_t)m->cfg.n_embd;
-    for (int b = 0; b < B; b++) {
-        const size_t at = ((size_t)l * (size_t)d->B + (size_t)b) * (size_t)d->T * C;
-        float *kc = d->kcache + at, *vc = d->vcache + at;
-        const float *rows = qkv + (size_t)b * (size_t)T * 3 * C;
-        for (int t = 0; t < T; t++) {
-            memcpy(kc + (size_t)(pos + t) * C, rows + (size_t)t * 3 * C + C, C * sizeof(float));
-            memcpy(vc + (size_t)(pos + t) * C, rows + (size_t)t * 3 * C + 2 * C, C * sizeof(float));
-        }
-        for (int t = 0; t < T; t++)
-            lnl_attention_decode(out + ((size_t)b * (size_t)T + (size_t)t) * C, d->scores, rows + (size_t)t * 3 * C,
-                                 kc, vc, pos + t + 1, (int)C, m->cfg.n_head);
-    }
-}
-
-/* The largest of x[0..n), or NaN if any is NaN (a diagnostic must not hide a NaN). */
-static float max_nan(const float *x, size_t n) {
-    float mx = -INFINITY;
-    for (size_t i = 0; i < n; i++)
-        if (x[i] > mx || isnan(x[i])) mx = x[i];
-    return mx;
-}
-
-static void sublayer_forward(LnlModel *m, const Pass *P, int l, int sidx) {
-    const LnlConfig *c = &m->cfg;
-    const LnlSubSpec *q = &c->sub[l][sidx];
-    const int B = P->B, T = P->T;
-    const int k = 2 * l + sidx, C = c->n_embd, NH = c->n_head, HS = C / NH, N = B * T;
-    const LnlNormKind kind = c->norm;
-    LnlSubActs *s = &P->sub[k];
-    LayerPtrs lp = layer_ptrs(m, &m->p, l);
-    SubNorms nw = sub_norms(&lp, sidx);
-    const float *h = P->stream[k];
-    const float *u = h;
-    if (q->pre_norm) {
-        lnl_norm_forward(s->u, s->u_mean, s->u_rstd, h, nw.prew, nw.preb, N, C, 1, 1, kind, c->eps, q->in_scale);
-        u = s->u;
-    }
-    if (sidx == LNL_ATTN) {
-        lnl_matmul_forward(s->qkv, u, lp.qkvw, lp.qkvb, N, C, 3 * C);
-        const float *qkv = s->qkv;
-        if (q->qkv_norm) {
-            lnl_norm_forward(s->qkvn, s->qkvn_mean, s->qkvn_rstd, s->qkv, lp.qkvnw, lp.qkvnb, N * 3 * NH, HS, 3, NH,
-                             kind, c->eps, 1.0f);
-            qkv = s->qkvn;
-        }
-        if (P->pos < 0) {
-            float *rowmax = m->diag_forward ? m->att_rowmax : NULL;
-            lnl_attention_forward(s->atty, s->att, rowmax, qkv, B, T, C, NH);
-            m->attn_logit_max[l] = rowmax ? max_nan(rowmax, (size_t)N * NH) : NAN;
-        } else {
-            attend_cached(m, l, qkv, s->atty, B, T, P->pos);
-        }
-        lnl_matmul_forward(s->fproj, s->atty, lp.attprojw, lp.attprojb, N, C, C);
-    } else {
-        lnl_matmul_forward(s->fch, u, lp.fcw, lp.fcb, N, C, 4 * C);
-        lnl_gelu_forward(s->fch_gelu, s->fch, (size_t)N * 4 * (size_t)C);
-        lnl_matmul_forward(s->fproj, s->fch_gelu, lp.fcprojw, lp.fcprojb, N, 4 * C, C);
-    }
-    if (q->out_norm)
-        lnl_norm_forward(s->fo, s->fo_mean, s->fo_rstd, s->fproj, nw.outw, nw.outb, N, C, 1, 1, kind, c->eps, 1.0f);
-    if (q->branch_norm) {
-        const float *fin = branch_pre_bn(s);
-        lnl_norm_forward(s->branch_n0, s->branch_n0_mean, s->branch_n0_rstd, fin, NULL, NULL, N, C, 1, 1, kind,
-                         c->eps, 1.0f);
-        lnl_axpby(s->branch_mix, 1.0f - m->branch_lambda, fin, m->branch_lambda, s->branch_n0, (size_t)N * C);
-    }
-    const float *f = branch_out(s);
-    if (P->vars) {
-        /* biased variance over all entries of the branch output, for Admin's profiling */
-        double sum = 0, sq = 0;
-        size_t n = (size_t)N * C;
-        for (size_t i = 0; i < n; i++) {
-            sum += f[i];
-            sq += (double)f[i] * f[i];
-        }
-        double mean = sum / (double)n;
-        P->vars[k] = (float)(sq / (double)n - mean * mean);
-    }
-    const float *res = q->res_from_normed ? u : h;
-    float *out = q->post_norm ? s->r : P->stream[k + 1];
-    const size_t n = (size_t)N * C;
-    if (q->skip_learned) {
-        lnl_chanscale_forward(out, res, nw.skip, N, C);
-        if (q->skip_scale != 1.0f) lnl_axpby(out, q->skip_scale, out, 0.0f, out, n);
-    } else {
-        lnl_axpby(out, q->skip_scale, res, 0.0f, res, n);
-    }
-    float coef = c->dt * (q->gate ? lp.gate[0] : 1.0f);
-    lnl_axpy(out, coef, f, n);
-    if (q->b2t) lnl_axpy(out, 1.0f, P->stream[2 * l], n);
-    if (q->post_norm)
-        lnl_norm_forward(P->stream[k + 1], s->post_mean, s->post_rstd, s->r, nw.postw, nw.postb, N, C, 1, 1, kind,
-                         c->eps, 1.0f);
 }
 
 static float embed_scale(const LnlConfig *c) { return c->embed_scale ? sqrtf((float)c->n_embd) : 1.0f; }
@@ -611,10 +452,10 @@ static void embed_rows(LnlModel *m, float *emb, float *mean, float *rstd, float 
         lnl_norm_forward(x0, mean, rstd, emb, m->p.lnew, m->p.lneb, B * T, C, 1, 1, c->norm, c->eps, 1.0f);
 }
 
-static void blocks_forward(LnlModel *m, const Pass *P) {
+static void blocks_forward(LnlModel *m, const LnlPass *P) {
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        sublayer_forward(m, P, l, LNL_ATTN);
-        sublayer_forward(m, P, l, LNL_MLP);
+        lnl_sub_forward(m, P, l, LNL_ATTN);
+        lnl_sub_forward(m, P, l, LNL_MLP);
     }
 }
 
@@ -639,7 +480,7 @@ static float forward_impl(LnlModel *m, const int32_t *inputs, const int32_t *tar
     }
     memcpy(m->inputs, inputs, (size_t)N * sizeof(int32_t));
     embed_rows(m, m->emb, m->emb_mean, m->emb_rstd, m->stream[0], inputs, B, T, 0);
-    const Pass P = {m->stream, m->sub, B, T, -1, vars};
+    const LnlPass P = {m->stream, m->sub, B, T, -1, vars};
     blocks_forward(m, &P);
     head_rows(m, m->stream[2 * L], m->lnf, m->lnf_mean, m->lnf_rstd, m->logits, N);
     m->have_targets = targets != NULL;
@@ -663,20 +504,13 @@ float lnl_model_forward(LnlModel *m, const int32_t *inputs, const int32_t *targe
     return forward_impl(m, inputs, targets, B, T, NULL);
 }
 
-void lnl_model_block_forward(LnlModel *m, int l) {
-    assert(l >= 0 && l < m->cfg.n_layer && m->acts_mem);
-    const Pass P = {m->stream, m->sub, m->B, m->T, -1, NULL};
-    sublayer_forward(m, &P, l, LNL_ATTN);
-    sublayer_forward(m, &P, l, LNL_MLP);
-}
-
 void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T) {
     const LnlConfig *c = &m->cfg;
     if (!c->admin_profile || !m->p.askip) return;
     const int L = c->n_layer, C = c->n_embd;
     for (int l = 0; l < L; l++)
         for (int s = 0; s < 2; s++) {
-            float *om = slice(m, s == 0 ? m->p.askip : m->p.mskip, s == 0 ? LNL_ROLE_askip : LNL_ROLE_mskip, l);
+            float *om = lnl_sub_view(m, &m->p, l, s).skip;
             if (om && c->sub[l][s].skip_learned)
                 for (int i = 0; i < C; i++) om[i] = 1.0f;
         }
@@ -685,7 +519,7 @@ void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T) {
     double acc = 1.0;
     for (int k = 0; k < 2 * L; k++) {
         int l = k / 2, s = k % 2;
-        float *om = slice(m, s == 0 ? m->p.askip : m->p.mskip, s == 0 ? LNL_ROLE_askip : LNL_ROLE_mskip, l);
+        float *om = lnl_sub_view(m, &m->p, l, s).skip;
         if (om && c->sub[l][s].skip_learned) {
             float w = (float)sqrt(acc);
             for (int i = 0; i < C; i++) om[i] = w;
@@ -753,7 +587,7 @@ static const float *decode_pass(LnlModel *m, int n, int pos) {
     assert(n >= 1 && n <= d->R && pos >= 0 && pos <= d->len && pos + n <= d->T && d->T <= c->n_positions);
     for (int i = 0; i < d->B * n; i++) assert(d->tok[i] >= 0 && d->tok[i] < c->vocab_size);
     embed_rows(m, d->emb, d->emb_mean, d->emb_rstd, d->stream[0], d->tok, d->B, n, pos);
-    const Pass P = {d->stream, d->sub, d->B, n, pos, NULL};
+    const LnlPass P = {d->stream, d->sub, d->B, n, pos, NULL};
     blocks_forward(m, &P);
     const float *x = d->stream[2 * c->n_layer];
     if (n > 1) {
@@ -804,100 +638,6 @@ void lnl_model_zero_grad(LnlModel *m) { lnl_zero(m->grads_mem, m->num_alloc); }
 
 static void zero(float *p, size_t n) { lnl_zero(p, n); }
 
-/* Backward of sub-layer k: dout = dLoss/d stream[k+1]; accumulates dLoss/d stream[k] into din
- * and, for b2t, dLoss/d (block input) into dblock. Parameter gradients accumulate into m->g only
- * if param_grads (a vector-Jacobian product alone leaves them untouched). */
-static void sublayer_backward(LnlModel *m, int l, int sidx, const float *dout, float *din, float *dblock,
-                              int param_grads) {
-    const LnlConfig *c = &m->cfg;
-    const LnlSubSpec *q = &c->sub[l][sidx];
-    const int B = m->B, T = m->T, k = 2 * l + sidx, C = c->n_embd, NH = c->n_head, HS = C / NH, N = B * T;
-    const size_t n = (size_t)N * C;
-    const LnlNormKind kind = c->norm;
-    LnlSubActs *s = &m->sub[k];
-    LayerPtrs lp = layer_ptrs(m, &m->p, l), lg;
-    if (param_grads) lg = layer_ptrs(m, &m->g, l);
-    else memset(&lg, 0, sizeof lg); /* NULL gradient pointers: the kernels skip them */
-    SubNorms nw = sub_norms(&lp, sidx), ng = sub_norms(&lg, sidx);
-    const float *h = m->stream[k];
-    const float *u = q->pre_norm ? s->u : h;
-
-    /* through N_post */
-    const float *dr = dout;
-    if (q->post_norm) {
-        zero(m->d_r, n);
-        lnl_norm_backward(m->d_r, ng.postw, ng.postb, dout, s->r, nw.postw, s->post_mean, s->post_rstd, N, C, 1, 1,
-                          kind, 1.0f);
-        dr = m->d_r;
-    }
-    if (q->b2t) lnl_axpy(dblock, 1.0f, dr, n);
-
-    /* du collects everything that flows into u */
-    zero(m->d_u, n);
-    float *dres = q->res_from_normed ? m->d_u : din;
-    const float *res = q->res_from_normed ? u : h;
-    if (q->skip_learned) {
-        lnl_axpby(m->d_tmp, q->skip_scale, dr, 0.0f, dr, n);
-        lnl_chanscale_backward(dres, ng.skip, m->d_tmp, res, nw.skip, N, C);
-    } else {
-        lnl_axpy(dres, q->skip_scale, dr, n);
-    }
-
-    /* the branch: r += dt * g * f */
-    const float *f = branch_out(s);
-    float g = q->gate ? lp.gate[0] : 1.0f;
-    if (q->gate && lg.gate) {
-        double dot = 0;
-        for (size_t i = 0; i < n; i++) dot += (double)dr[i] * f[i];
-        lg.gate[0] += (float)(c->dt * dot);
-    }
-    float *df = m->d_f;
-    lnl_axpby(df, c->dt * g, dr, 0.0f, dr, n);
-    if (q->branch_norm) {
-        const float *fin = branch_pre_bn(s);
-        zero(m->d_fin, n);
-        lnl_axpy(m->d_fin, 1.0f - m->branch_lambda, df, n);
-        lnl_norm_backward(m->d_fin, NULL, NULL, df, fin, NULL, s->branch_n0_mean, s->branch_n0_rstd, N, C, 1, 1, kind,
-                          m->branch_lambda);
-        memcpy(df, m->d_fin, n * sizeof(float));
-    }
-    if (q->out_norm) {
-        zero(m->d_fin, n);
-        lnl_norm_backward(m->d_fin, ng.outw, ng.outb, df, s->fproj, nw.outw, s->fo_mean, s->fo_rstd, N, C, 1, 1, kind,
-                          1.0f);
-        memcpy(df, m->d_fin, n * sizeof(float));
-    }
-
-    /* F itself */
-    if (sidx == LNL_ATTN) {
-        zero(m->d_atty, n);
-        lnl_matmul_backward(m->d_atty, lg.attprojw, lg.attprojb, df, s->atty, lp.attprojw, N, C, C);
-        const float *qkv = q->qkv_norm ? s->qkvn : s->qkv;
-        float *dq = q->qkv_norm ? m->d_qkvn : m->d_qkv;
-        zero(dq, n * 3);
-        lnl_attention_backward(dq, m->d_att, m->d_atty, qkv, s->att, B, T, C, NH);
-        if (q->qkv_norm) {
-            zero(m->d_qkv, n * 3);
-            lnl_norm_backward(m->d_qkv, lg.qkvnw, lg.qkvnb, m->d_qkvn, s->qkv, lp.qkvnw, s->qkvn_mean, s->qkvn_rstd,
-                              N * 3 * NH, HS, 3, NH, kind, 1.0f);
-        }
-        lnl_matmul_backward(m->d_u, lg.qkvw, lg.qkvb, m->d_qkv, u, lp.qkvw, N, C, 3 * C);
-    } else {
-        zero(m->d_fch2, n * 4);
-        lnl_matmul_backward(m->d_fch2, lg.fcprojw, lg.fcprojb, df, s->fch_gelu, lp.fcprojw, N, 4 * C, C);
-        zero(m->d_fch, n * 4);
-        lnl_gelu_backward(m->d_fch, s->fch, m->d_fch2, n * 4);
-        lnl_matmul_backward(m->d_u, lg.fcw, lg.fcb, m->d_fch, u, lp.fcw, N, C, 4 * C);
-    }
-
-    /* u back to h */
-    if (q->pre_norm)
-        lnl_norm_backward(din, ng.prew, ng.preb, m->d_u, h, nw.prew, s->u_mean, s->u_rstd, N, C, 1, 1, kind,
-                          q->in_scale);
-    else
-        lnl_axpy(din, 1.0f, m->d_u, n);
-}
-
 void lnl_model_backward(LnlModel *m) {
     const LnlConfig *c = &m->cfg;
     const int B = m->B, T = m->T, C = c->n_embd, L = c->n_layer, V = c->vocab_size, N = B * T;
@@ -928,8 +668,8 @@ void lnl_model_backward(LnlModel *m) {
         float *dA = m->d_stream[ia], *dB = m->d_stream[ib], *dC = m->d_stream[ic];
         zero(dB, n);
         zero(dC, n);
-        sublayer_backward(m, l, LNL_MLP, dA, dB, dC, 1);
-        sublayer_backward(m, l, LNL_ATTN, dB, dC, NULL, 1);
+        lnl_sub_backward(m, l, LNL_MLP, dA, dB, dC, 1);
+        lnl_sub_backward(m, l, LNL_ATTN, dB, dC, NULL, 1);
         m->dx_norm[l] = sqrt(lnl_sumsq(dC, n));
         ia = ic;
     }
@@ -942,16 +682,6 @@ void lnl_model_backward(LnlModel *m) {
         demb = m->d_x;
     }
     lnl_embed_backward(m->g.wte, m->g.wpe, demb, m->inputs, B, T, C, embed_scale(c));
-}
-
-void lnl_model_block_vjp(LnlModel *m, int l, const float *dout, float *din) {
-    const size_t n = (size_t)m->B * (size_t)m->T * (size_t)m->cfg.n_embd;
-    float *dmid = m->d_stream[0]; /* dLoss/d stream[2l+1] */
-    assert(dout != dmid && din != dmid && l >= 0 && l < m->cfg.n_layer);
-    zero(dmid, n);
-    zero(din, n);
-    sublayer_backward(m, l, LNL_MLP, dout, dmid, din, 0); /* b2t: the block input is stream[2l] */
-    sublayer_backward(m, l, LNL_ATTN, dmid, din, NULL, 0);
 }
 
 double lnl_model_grad_norm(const LnlModel *m) {

@@ -135,7 +135,7 @@ static double sumsq(const float *g, size_t n) {
 static double layer_sumsq_by_roles(const LnlModel *m, int l) {
     const int L = m->cfg.n_layer;
     double s = 0;
-#define X(f, n, pl, r, cc, i, d, t, p) \
+#define X(f, n, pl, r, cc, i, d, t, p, place) \
     if (pl && m->g.f) s += sumsq(m->g.f + (size_t)l * (m->role_size[LNL_ROLE_##f] / L), m->role_size[LNL_ROLE_##f] / L);
     LNL_PARAMS(X)
 #undef X
@@ -144,7 +144,7 @@ static double layer_sumsq_by_roles(const LnlModel *m, int l) {
 
 static double global_sumsq_by_roles(const LnlModel *m) {
     double s = 0;
-#define X(f, n, pl, r, cc, i, d, t, p) \
+#define X(f, n, pl, r, cc, i, d, t, p, place) \
     if (!pl && m->g.f) s += sumsq(m->g.f, m->role_size[LNL_ROLE_##f]);
     LNL_PARAMS(X)
 #undef X

@@ -1,0 +1,361 @@
+/* One sub-layer of the block (spec.h): its weights' view, then forward, backward and tangent side
+ * by side, each following the equations of spec.h in the same order:
+ *   u = N_pre(h) * in_scale;  f = F(u);  f = N_out(f);  f = BranchNorm(f);
+ *   r = skip * res + dt * g * f [+ x];  h' = N_post(r). */
+#include "block.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "../kernels/jvp.h"
+#include "../kernels/kernels.h"
+
+/* ---------------------------------------------------------------- the view */
+
+/* Where each role sits in a sub-layer, read from the tensor table's `place` column. */
+typedef struct {
+    int sub;     /* LNL_ATTN, LNL_MLP, LNL_SUB_BOTH, or -1 for roles outside the blocks */
+    size_t slot; /* offsetof(LnlSubView, field) */
+} RolePlace;
+
+#define LNL_SUB(s, field) {(s), offsetof(LnlSubView, field)}
+#define LNL_GLOBAL {-1, 0}
+static const RolePlace role_place[LNL_NUM_ROLES] = {
+#define X(f, n, pl, r, cc, i, d, t, p, place) place,
+    LNL_PARAMS(X)
+#undef X
+};
+#undef LNL_SUB
+#undef LNL_GLOBAL
+
+LnlSubView lnl_sub_view(const LnlModel *m, const LnlParams *P, int l, int sidx) {
+    LnlSubView v;
+    memset(&v, 0, sizeof v);
+    float *const *base = (float *const *)P;
+    for (int role = 0; role < LNL_NUM_ROLES; role++) {
+        const RolePlace *rp = &role_place[role];
+        if (rp->sub != sidx && rp->sub != LNL_SUB_BOTH) continue;
+        *(float **)((char *)&v + rp->slot) = lnl_model_slice(m, base[role], role, l);
+    }
+    if (!m->cfg.sub[l][sidx].bias) v.in_b = v.proj_b = NULL;
+    return v;
+}
+
+/* The branch value f that enters the residual sum (after any out-norm and BranchNorm). */
+const float *lnl_sub_branch_out(const LnlSubActs *s) {
+    if (s->branch_mix) return s->branch_mix;
+    if (s->fo) return s->fo;
+    return s->fproj;
+}
+
+/* The input of BranchNorm (F's output after any out-norm). */
+static const float *branch_in(const LnlSubActs *s) { return s->fo ? s->fo : s->fproj; }
+
+/* ---------------------------------------------------------------- forward */
+
+/* The decode mode's attention step: caches k, v of each stream's T new rows at pos..pos+T-1,
+ * then attends from each over that stream's positions 0..its own (the kernel of a single step,
+ * so a prefill's attention is the token-by-token one). */
+static void attend_cached(LnlModel *m, int l, const float *qkv /* (B*T, 3C) */, float *out /* (B*T, C) */, int B,
+                          int T, int pos) {
+    LnlDecode *d = &m->dec;
+    const size_t C = (size_t)m->cfg.n_embd;
+    for (int b = 0; b < B; b++) {
+        const size_t at = ((size_t)l * (size_t)d->B + (size_t)b) * (size_t)d->T * C;
+        float *kc = d->kcache + at, *vc = d->vcache + at;
+        const float *rows = qkv + (size_t)b * (size_t)T * 3 * C;
+        for (int t = 0; t < T; t++) {
+            memcpy(kc + (size_t)(pos + t) * C, rows + (size_t)t * 3 * C + C, C * sizeof(float));
+            memcpy(vc + (size_t)(pos + t) * C, rows + (size_t)t * 3 * C + 2 * C, C * sizeof(float));
+        }
+        for (int t = 0; t < T; t++)
+            lnl_attention_decode(out + ((size_t)b * (size_t)T + (size_t)t) * C, d->scores, rows + (size_t)t * 3 * C,
+                                 kc, vc, pos + t + 1, (int)C, m->cfg.n_head);
+    }
+}
+
+/* The largest of x[0..n), or NaN if any is NaN (a diagnostic must not hide a NaN). */
+static float max_nan(const float *x, size_t n) {
+    float mx = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] > mx || isnan(x[i])) mx = x[i];
+    return mx;
+}
+
+void lnl_sub_forward(LnlModel *m, const LnlPass *P, int l, int sidx) {
+    const LnlConfig *c = &m->cfg;
+    const LnlSubSpec *q = &c->sub[l][sidx];
+    const int B = P->B, T = P->T;
+    const int k = 2 * l + sidx, C = c->n_embd, NH = c->n_head, HS = C / NH, N = B * T;
+    const size_t n = (size_t)N * C;
+    const LnlNormKind kind = c->norm;
+    LnlSubActs *s = &P->sub[k];
+    const LnlSubView W = lnl_sub_view(m, &m->p, l, sidx);
+    const float *h = P->stream[k];
+
+    /* u = N_pre(h) * in_scale */
+    const float *u = h;
+    if (q->pre_norm) {
+        lnl_norm_forward(s->u, s->u_mean, s->u_rstd, h, W.pre_w, W.pre_b, N, C, 1, 1, kind, c->eps, q->in_scale);
+        u = s->u;
+    }
+
+    /* f = F(u) */
+    if (sidx == LNL_ATTN) {
+        lnl_matmul_forward(s->qkv, u, W.in_w, W.in_b, N, C, 3 * C);
+        const float *qkv = s->qkv;
+        if (q->qkv_norm) {
+            lnl_norm_forward(s->qkvn, s->qkvn_mean, s->qkvn_rstd, s->qkv, W.qkvn_w, W.qkvn_b, N * 3 * NH, HS, 3, NH,
+                             kind, c->eps, 1.0f);
+            qkv = s->qkvn;
+        }
+        if (P->pos < 0) {
+            float *rowmax = m->diag_forward ? m->att_rowmax : NULL;
+            lnl_attention_forward(s->atty, s->att, rowmax, qkv, B, T, C, NH);
+            m->attn_logit_max[l] = rowmax ? max_nan(rowmax, (size_t)N * NH) : NAN;
+        } else {
+            attend_cached(m, l, qkv, s->atty, B, T, P->pos);
+        }
+        lnl_matmul_forward(s->fproj, s->atty, W.proj_w, W.proj_b, N, C, C);
+    } else {
+        lnl_matmul_forward(s->fch, u, W.in_w, W.in_b, N, C, 4 * C);
+        lnl_gelu_forward(s->fch_gelu, s->fch, n * 4);
+        lnl_matmul_forward(s->fproj, s->fch_gelu, W.proj_w, W.proj_b, N, 4 * C, C);
+    }
+
+    /* f = N_out(f); f = (1 - lambda) f + lambda N0(f) */
+    if (q->out_norm)
+        lnl_norm_forward(s->fo, s->fo_mean, s->fo_rstd, s->fproj, W.out_w, W.out_b, N, C, 1, 1, kind, c->eps, 1.0f);
+    if (q->branch_norm) {
+        const float *fin = branch_in(s);
+        lnl_norm_forward(s->branch_n0, s->branch_n0_mean, s->branch_n0_rstd, fin, NULL, NULL, N, C, 1, 1, kind,
+                         c->eps, 1.0f);
+        lnl_axpby(s->branch_mix, 1.0f - m->branch_lambda, fin, m->branch_lambda, s->branch_n0, n);
+    }
+    const float *f = lnl_sub_branch_out(s);
+    if (P->vars) {
+        /* biased variance over all entries of the branch output, for Admin's profiling */
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < n; i++) {
+            sum += f[i];
+            sq += (double)f[i] * f[i];
+        }
+        double mean = sum / (double)n;
+        P->vars[k] = (float)(sq / (double)n - mean * mean);
+    }
+
+    /* r = skip * res + dt * g * f [+ x] */
+    const float *res = q->res_from_normed ? u : h;
+    float *out = q->post_norm ? s->r : P->stream[k + 1];
+    if (q->skip_learned) {
+        lnl_chanscale_forward(out, res, W.skip, N, C);
+        if (q->skip_scale != 1.0f) lnl_axpby(out, q->skip_scale, out, 0.0f, out, n);
+    } else {
+        lnl_axpby(out, q->skip_scale, res, 0.0f, res, n);
+    }
+    lnl_axpy(out, c->dt * (q->gate ? W.gate[0] : 1.0f), f, n);
+    if (q->b2t) lnl_axpy(out, 1.0f, P->stream[2 * l], n);
+
+    /* h' = N_post(r) */
+    if (q->post_norm)
+        lnl_norm_forward(P->stream[k + 1], s->post_mean, s->post_rstd, s->r, W.post_w, W.post_b, N, C, 1, 1, kind,
+                         c->eps, 1.0f);
+}
+
+void lnl_model_block_forward(LnlModel *m, int l) {
+    assert(l >= 0 && l < m->cfg.n_layer && m->acts_mem);
+    const LnlPass P = {m->stream, m->sub, m->B, m->T, -1, NULL};
+    lnl_sub_forward(m, &P, l, LNL_ATTN);
+    lnl_sub_forward(m, &P, l, LNL_MLP);
+}
+
+/* ---------------------------------------------------------------- backward */
+
+static void zero(float *p, size_t n) { lnl_zero(p, n); }
+
+void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *din, float *dblock, int param_grads) {
+    const LnlConfig *c = &m->cfg;
+    const LnlSubSpec *q = &c->sub[l][sidx];
+    const int B = m->B, T = m->T, k = 2 * l + sidx, C = c->n_embd, NH = c->n_head, HS = C / NH, N = B * T;
+    const size_t n = (size_t)N * C;
+    const LnlNormKind kind = c->norm;
+    LnlSubActs *s = &m->sub[k];
+    const LnlSubView W = lnl_sub_view(m, &m->p, l, sidx);
+    LnlSubView G; /* NULL gradient pointers without param_grads: the kernels skip them */
+    if (param_grads) G = lnl_sub_view(m, &m->g, l, sidx);
+    else memset(&G, 0, sizeof G);
+    const float *h = m->stream[k];
+    const float *u = q->pre_norm ? s->u : h;
+
+    /* h' = N_post(r) */
+    const float *dr = dout;
+    if (q->post_norm) {
+        zero(m->d_r, n);
+        lnl_norm_backward(m->d_r, G.post_w, G.post_b, dout, s->r, W.post_w, s->post_mean, s->post_rstd, N, C, 1, 1,
+                          kind, 1.0f);
+        dr = m->d_r;
+    }
+
+    /* r = skip * res + dt * g * f [+ x]; d_u collects everything that flows into u */
+    if (q->b2t) lnl_axpy(dblock, 1.0f, dr, n);
+    zero(m->d_u, n);
+    float *dres = q->res_from_normed ? m->d_u : din;
+    const float *res = q->res_from_normed ? u : h;
+    if (q->skip_learned) {
+        lnl_axpby(m->d_tmp, q->skip_scale, dr, 0.0f, dr, n);
+        lnl_chanscale_backward(dres, G.skip, m->d_tmp, res, W.skip, N, C);
+    } else {
+        lnl_axpy(dres, q->skip_scale, dr, n);
+    }
+    const float *f = lnl_sub_branch_out(s);
+    float g = q->gate ? W.gate[0] : 1.0f;
+    if (q->gate && G.gate) {
+        double dot = 0;
+        for (size_t i = 0; i < n; i++) dot += (double)dr[i] * f[i];
+        G.gate[0] += (float)(c->dt * dot);
+    }
+    float *df = m->d_f;
+    lnl_axpby(df, c->dt * g, dr, 0.0f, dr, n);
+
+    /* f = (1 - lambda) f + lambda N0(f); f = N_out(f) */
+    if (q->branch_norm) {
+        const float *fin = branch_in(s);
+        zero(m->d_fin, n);
+        lnl_axpy(m->d_fin, 1.0f - m->branch_lambda, df, n);
+        lnl_norm_backward(m->d_fin, NULL, NULL, df, fin, NULL, s->branch_n0_mean, s->branch_n0_rstd, N, C, 1, 1, kind,
+                          m->branch_lambda);
+        memcpy(df, m->d_fin, n * sizeof(float));
+    }
+    if (q->out_norm) {
+        zero(m->d_fin, n);
+        lnl_norm_backward(m->d_fin, G.out_w, G.out_b, df, s->fproj, W.out_w, s->fo_mean, s->fo_rstd, N, C, 1, 1, kind,
+                          1.0f);
+        memcpy(df, m->d_fin, n * sizeof(float));
+    }
+
+    /* f = F(u) */
+    if (sidx == LNL_ATTN) {
+        zero(m->d_atty, n);
+        lnl_matmul_backward(m->d_atty, G.proj_w, G.proj_b, df, s->atty, W.proj_w, N, C, C);
+        const float *qkv = q->qkv_norm ? s->qkvn : s->qkv;
+        float *dq = q->qkv_norm ? m->d_qkvn : m->d_qkv;
+        zero(dq, n * 3);
+        lnl_attention_backward(dq, m->d_att, m->d_atty, qkv, s->att, B, T, C, NH);
+        if (q->qkv_norm) {
+            zero(m->d_qkv, n * 3);
+            lnl_norm_backward(m->d_qkv, G.qkvn_w, G.qkvn_b, m->d_qkvn, s->qkv, W.qkvn_w, s->qkvn_mean, s->qkvn_rstd,
+                              N * 3 * NH, HS, 3, NH, kind, 1.0f);
+        }
+        lnl_matmul_backward(m->d_u, G.in_w, G.in_b, m->d_qkv, u, W.in_w, N, C, 3 * C);
+    } else {
+        zero(m->d_fch2, n * 4);
+        lnl_matmul_backward(m->d_fch2, G.proj_w, G.proj_b, df, s->fch_gelu, W.proj_w, N, 4 * C, C);
+        zero(m->d_fch, n * 4);
+        lnl_gelu_backward(m->d_fch, s->fch, m->d_fch2, n * 4);
+        lnl_matmul_backward(m->d_u, G.in_w, G.in_b, m->d_fch, u, W.in_w, N, C, 4 * C);
+    }
+
+    /* u = N_pre(h) * in_scale */
+    if (q->pre_norm)
+        lnl_norm_backward(din, G.pre_w, G.pre_b, m->d_u, h, W.pre_w, s->u_mean, s->u_rstd, N, C, 1, 1, kind,
+                          q->in_scale);
+    else
+        lnl_axpy(din, 1.0f, m->d_u, n);
+}
+
+void lnl_model_block_vjp(LnlModel *m, int l, const float *dout, float *din) {
+    const size_t n = (size_t)m->B * (size_t)m->T * (size_t)m->cfg.n_embd;
+    float *dmid = m->d_stream[0]; /* dLoss/d stream[2l+1] */
+    assert(dout != dmid && din != dmid && l >= 0 && l < m->cfg.n_layer);
+    zero(dmid, n);
+    zero(din, n);
+    lnl_sub_backward(m, l, LNL_MLP, dout, dmid, din, 0); /* b2t: the block input is stream[2l] */
+    lnl_sub_backward(m, l, LNL_ATTN, dmid, din, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- tangent */
+
+size_t lnl_block_tangent_floats(size_t n) { return 6 * n + 2 * 3 * n + 2 * 4 * n; }
+
+void lnl_block_tangent_place(LnlBlockTangent *w, float *mem, size_t n) {
+    float **one[] = {&w->t_mid, &w->t_u, &w->t_f, &w->t_f2, &w->t_r, &w->t_atty};
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++, mem += n) *one[i] = mem;
+    w->t_qkv = mem, mem += 3 * n;
+    w->t_qkvn = mem, mem += 3 * n;
+    w->t_fch = mem, mem += 4 * n;
+    w->t_gelu = mem;
+}
+
+/* Tangent of sub-layer k = 2l + sidx: dh is the tangent of its input stream[k], dx that of the
+ * block input (for b2t); writes the tangent of stream[k+1] into out. Biases have no tangent. */
+static void sub_tangent(const LnlModel *m, const LnlBlockTangent *w, int l, int sidx, const float *dh,
+                        const float *dx, float *out) {
+    const LnlConfig *c = &m->cfg;
+    const LnlSubSpec *q = &c->sub[l][sidx];
+    const int k = 2 * l + sidx, C = c->n_embd, NH = c->n_head, HS = C / NH, B = m->B, T = m->T, N = B * T;
+    const size_t n = (size_t)N * C;
+    const LnlNormKind kind = c->norm;
+    const LnlSubActs *s = &m->sub[k];
+    const LnlSubView W = lnl_sub_view(m, &m->p, l, sidx);
+    const float *h = m->stream[k];
+
+    /* u = N_pre(h) * in_scale */
+    const float *du = dh;
+    if (q->pre_norm) {
+        lnl_norm_jvp(w->t_u, dh, h, W.pre_w, s->u_mean, s->u_rstd, N, C, 1, 1, kind, q->in_scale);
+        du = w->t_u;
+    }
+
+    /* f = F(u) */
+    if (sidx == LNL_ATTN) {
+        lnl_matmul_jvp(w->t_qkv, du, W.in_w, N, C, 3 * C);
+        const float *dqkv = w->t_qkv, *qkv = s->qkv;
+        if (q->qkv_norm) {
+            lnl_norm_jvp(w->t_qkvn, w->t_qkv, s->qkv, W.qkvn_w, s->qkvn_mean, s->qkvn_rstd, N * 3 * NH, HS, 3, NH,
+                         kind, 1.0f);
+            dqkv = w->t_qkvn;
+            qkv = s->qkvn;
+        }
+        lnl_attention_jvp(w->t_atty, dqkv, qkv, s->att, B, T, C, NH);
+        lnl_matmul_jvp(w->t_f, w->t_atty, W.proj_w, N, C, C);
+    } else {
+        lnl_matmul_jvp(w->t_fch, du, W.in_w, N, C, 4 * C);
+        lnl_gelu_jvp(w->t_gelu, s->fch, w->t_fch, n * 4);
+        lnl_matmul_jvp(w->t_f, w->t_gelu, W.proj_w, N, 4 * C, C);
+    }
+
+    /* f = N_out(f); f = (1 - lambda) f + lambda N0(f) */
+    float *df = w->t_f, *df2 = w->t_f2;
+    if (q->out_norm) {
+        lnl_norm_jvp(df2, df, s->fproj, W.out_w, s->fo_mean, s->fo_rstd, N, C, 1, 1, kind, 1.0f);
+        float *t = df;
+        df = df2;
+        df2 = t;
+    }
+    if (q->branch_norm) {
+        lnl_norm_jvp(df2, df, branch_in(s), NULL, s->branch_n0_mean, s->branch_n0_rstd, N, C, 1, 1, kind, 1.0f);
+        lnl_axpby(df, 1.0f - m->branch_lambda, df, m->branch_lambda, df2, n);
+    }
+
+    /* r = skip * res + dt * g * f [+ x] */
+    const float *dres = q->res_from_normed ? du : dh;
+    float *dr = q->post_norm ? w->t_r : out;
+    if (q->skip_learned) {
+        lnl_chanscale_forward(dr, dres, W.skip, N, C);
+        if (q->skip_scale != 1.0f) lnl_axpby(dr, q->skip_scale, dr, 0.0f, dr, n);
+    } else {
+        lnl_axpby(dr, q->skip_scale, dres, 0.0f, dres, n);
+    }
+    lnl_axpy(dr, c->dt * (q->gate ? W.gate[0] : 1.0f), df, n);
+    if (q->b2t) lnl_axpy(dr, 1.0f, dx, n);
+
+    /* h' = N_post(r) */
+    if (q->post_norm) lnl_norm_jvp(out, dr, s->r, W.post_w, s->post_mean, s->post_rstd, N, C, 1, 1, kind, 1.0f);
+}
+
+void lnl_block_tangent(const LnlModel *m, const LnlBlockTangent *w, int l, const float *v, float *out) {
+    sub_tangent(m, w, l, LNL_ATTN, v, v, w->t_mid);
+    sub_tangent(m, w, l, LNL_MLP, w->t_mid, v, out);
+}
