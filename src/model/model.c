@@ -12,6 +12,14 @@
 
 /* ---------------------------------------------------------------- parameter layout */
 
+/* The model library reports a failed allocation to its caller instead of exiting (util.h's
+ * lnl_calloc would): zeroed memory, or NULL. */
+static void *try_calloc(size_t n, size_t size) { return calloc(n ? n : 1, size); }
+
+static int alloc_failed(LnlErr *e, const char *what, double bytes) {
+    return lnl_err(e, "cannot allocate %.1f MiB for the model's %s: out of memory", bytes / 1048576.0, what);
+}
+
 typedef struct {
     const char *names;
     int per_layer;
@@ -97,9 +105,13 @@ int lnl_model_create(LnlModel *m, const LnlConfig *cfg, LnlErr *e) {
     int max_views = 0;
     size_t total = param_layout(c, m->role_size, &max_views);
     m->num_alloc = total;
-    m->params_mem = lnl_calloc(total, sizeof(float));
-    m->grads_mem = lnl_calloc(total, sizeof(float));
-    m->views = lnl_calloc((size_t)max_views + 1, sizeof(LnlTensorView));
+    m->params_mem = try_calloc(total, sizeof(float));
+    m->grads_mem = try_calloc(total, sizeof(float));
+    m->views = try_calloc((size_t)max_views + 1, sizeof(LnlTensorView));
+    if (!m->params_mem || !m->grads_mem || !m->views) {
+        lnl_model_free(m);
+        return alloc_failed(e, "parameters and gradients", 2.0 * (double)total * sizeof(float));
+    }
     float **pp = (float **)&m->p, **gp = (float **)&m->g;
     size_t off = 0;
     for (int role = 0; role < LNL_NUM_ROLES; role++) {
@@ -235,12 +247,13 @@ static float *take(Arena *a, size_t n) {
 }
 
 /* One arena for a layout function: a sizing pass (no base), the zeroed allocation, then the pass
- * that places every slice. *floats, if given, gets the arena's size. */
+ * that places every slice. *floats gets the arena's size. NULL if the allocation fails. */
 static float *arena_build(LnlModel *m, void (*layout)(LnlModel *, Arena *), size_t *floats) {
     Arena a = {NULL, 0};
     layout(m, &a);
-    float *mem = lnl_calloc(a.used, sizeof(float));
-    if (floats) *floats = a.used;
+    *floats = a.used;
+    float *mem = try_calloc(a.used, sizeof(float));
+    if (!mem) return NULL;
     a.base = mem;
     a.used = 0;
     layout(m, &a);
@@ -334,6 +347,7 @@ static void layout_acts(LnlModel *m, Arena *a) {
     m->xent_inv_z = take(a, N);
     m->att_rowmax = take(a, N * (size_t)c->n_head);
     m->attn_logit_max = take(a, (size_t)c->n_layer);
+    m->branch_vars = take(a, 2 * (size_t)c->n_layer);
 }
 
 static void layout_scratch(LnlModel *m, Arena *a) {
@@ -356,6 +370,26 @@ static void layout_scratch(LnlModel *m, Arena *a) {
     m->d_losses = take(a, N);
 }
 
+/* Frees the activations and scratch of lnl_model_alloc_acts; the model has none afterwards. */
+static void free_acts(LnlModel *m) {
+    free(m->acts_mem);
+    free(m->scratch_mem);
+    free(m->stream);
+    free(m->sub);
+    free(m->inputs);
+    free(m->targets);
+    free(m->dx_norm);
+    m->acts_mem = m->scratch_mem = NULL;
+    m->stream = NULL;
+    m->sub = NULL;
+    m->inputs = m->targets = NULL;
+    m->dx_norm = NULL;
+    m->branch_vars = NULL;
+    m->B = m->T = 0;
+    m->acts_floats = 0;
+    m->have_targets = 0;
+}
+
 int lnl_model_alloc_acts(LnlModel *m, int B, int T, LnlErr *e) {
     const LnlConfig *c = &m->cfg;
     if (B < 1) return lnl_err(e, "--batch: %d must be at least 1", B);
@@ -364,24 +398,26 @@ int lnl_model_alloc_acts(LnlModel *m, int B, int T, LnlErr *e) {
     if ((int64_t)B * T > INT32_MAX) /* token indices are int */
         return lnl_err(e, "--batch %d x --seq %d = %lld tokens per batch, more than %d", B, T, (long long)B * T,
                        INT32_MAX);
-    free(m->acts_mem);
-    free(m->scratch_mem);
-    free(m->stream);
-    free(m->sub);
-    free(m->inputs);
-    free(m->targets);
-    free(m->dx_norm);
+    free_acts(m);
     m->B = B;
     m->T = T;
     const int L = c->n_layer;
-    m->stream = lnl_calloc((size_t)(2 * L + 1), sizeof(float *));
-    m->sub = lnl_calloc((size_t)(2 * L), sizeof(LnlSubActs));
-    m->acts_mem = arena_build(m, layout_acts, &m->acts_floats);
-    m->scratch_mem = arena_build(m, layout_scratch, NULL);
-    size_t N = (size_t)B * (size_t)T;
-    m->inputs = lnl_calloc(N, sizeof(int32_t));
-    m->targets = lnl_calloc(N, sizeof(int32_t));
-    m->dx_norm = lnl_calloc((size_t)L + 1, sizeof(double));
+    const size_t N = (size_t)B * (size_t)T;
+    size_t acts = 0, scratch = 0;
+    m->stream = try_calloc((size_t)(2 * L + 1), sizeof(float *));
+    m->sub = try_calloc((size_t)(2 * L), sizeof(LnlSubActs));
+    m->inputs = try_calloc(N, sizeof(int32_t));
+    m->targets = try_calloc(N, sizeof(int32_t));
+    m->dx_norm = try_calloc((size_t)L + 1, sizeof(double));
+    if (m->stream && m->sub && m->inputs && m->targets && m->dx_norm) {
+        m->acts_mem = arena_build(m, layout_acts, &acts);
+        if (m->acts_mem) m->scratch_mem = arena_build(m, layout_scratch, &scratch);
+    }
+    if (!m->scratch_mem) {
+        free_acts(m);
+        return alloc_failed(e, "activations", ((double)acts + (double)scratch) * sizeof(float));
+    }
+    m->acts_floats = acts;
     return 0;
 }
 
@@ -400,14 +436,21 @@ int lnl_model_memory(const LnlConfig *c, int B, int T, LnlModelMemory *out, LnlE
     if (bound > 0x1p60)
         return lnl_err(e, "model and batch are far too large: about %.3g floats (B %d, T %d, L %d, C %d, V %d)", bound,
                        B, T, c->n_layer, c->n_embd, c->vocab_size);
-    LnlModel *m = lnl_calloc(1, sizeof *m);
+    LnlModel *m = try_calloc(1, sizeof *m);
+    if (!m) return alloc_failed(e, "memory estimate", sizeof *m);
     int max_views;
     m->cfg = *c;
     m->num_alloc = param_layout(c, m->role_size, &max_views);
     m->B = B;
     m->T = T;
-    m->stream = lnl_calloc((size_t)(2 * c->n_layer + 1), sizeof(float *));
-    m->sub = lnl_calloc((size_t)(2 * c->n_layer), sizeof(LnlSubActs));
+    m->stream = try_calloc((size_t)(2 * c->n_layer + 1), sizeof(float *));
+    m->sub = try_calloc((size_t)(2 * c->n_layer), sizeof(LnlSubActs));
+    if (!m->stream || !m->sub) {
+        free(m->stream);
+        free(m->sub);
+        free(m);
+        return alloc_failed(e, "memory estimate", (2.0 * c->n_layer + 1) * (sizeof(float *) + sizeof(LnlSubActs)));
+    }
     Arena a = {NULL, 0}, s = {NULL, 0};
     layout_acts(m, &a); /* sizing only: with no base nothing is written through the pointers */
     layout_scratch(m, &s);
@@ -473,10 +516,13 @@ static float forward_impl(LnlModel *m, const int32_t *inputs, const int32_t *tar
     const LnlConfig *c = &m->cfg;
     const int L = c->n_layer, V = c->vocab_size, N = B * T;
     if (B != m->B || T != m->T) {
-        /* smaller batches reuse the buffers laid out for (m->B, m->T) only if the layout
-         * matches exactly; the attention buffers depend on T, so re-layout instead */
+        /* another batch shape: re-layout (the attention buffers depend on T); a caller that
+         * wants this allocation's error calls lnl_model_alloc_acts first */
         LnlErr e;
-        if (lnl_model_alloc_acts(m, B, T, &e)) lnl_die(1, "%s", e.msg);
+        if (lnl_model_alloc_acts(m, B, T, &e)) {
+            m->loss = NAN;
+            return NAN;
+        }
     }
     memcpy(m->inputs, inputs, (size_t)N * sizeof(int32_t));
     embed_rows(m, m->emb, m->emb_mean, m->emb_rstd, m->stream[0], inputs, B, T, 0);
@@ -504,9 +550,9 @@ float lnl_model_forward(LnlModel *m, const int32_t *inputs, const int32_t *targe
     return forward_impl(m, inputs, targets, B, T, NULL);
 }
 
-void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T) {
+int lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T) {
     const LnlConfig *c = &m->cfg;
-    if (!c->admin_profile || !m->p.askip) return;
+    if (!c->admin_profile || !m->p.askip) return 0;
     const int L = c->n_layer, C = c->n_embd;
     for (int l = 0; l < L; l++)
         for (int s = 0; s < 2; s++) {
@@ -514,8 +560,9 @@ void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T) {
             if (om && c->sub[l][s].skip_learned)
                 for (int i = 0; i < C; i++) om[i] = 1.0f;
         }
-    float *vars = lnl_calloc((size_t)(2 * L), sizeof(float));
-    forward_impl(m, inputs, NULL, B, T, vars);
+    forward_impl(m, inputs, NULL, B, T, m->branch_vars);
+    const float *vars = m->branch_vars;
+    if (!vars) return -1; /* the activations for B x T could not be allocated */
     double acc = 1.0;
     for (int k = 0; k < 2 * L; k++) {
         int l = k / 2, s = k % 2;
@@ -526,7 +573,7 @@ void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T) {
         }
         acc += vars[k];
     }
-    free(vars);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- decode (KV cache) */
@@ -564,10 +611,18 @@ int lnl_model_alloc_decode_batch(LnlModel *m, int B, int max_T, int max_rows, Ln
     d->T = max_T;
     d->R = max_rows;
     const int L = c->n_layer;
-    d->stream = lnl_calloc((size_t)(2 * L + 1), sizeof(float *));
-    d->sub = lnl_calloc((size_t)(2 * L), sizeof(LnlSubActs));
-    d->tok = lnl_calloc((size_t)B * (size_t)max_rows, sizeof(int32_t));
-    d->mem = arena_build(m, layout_decode, NULL);
+    size_t floats = 0;
+    d->stream = try_calloc((size_t)(2 * L + 1), sizeof(float *));
+    d->sub = try_calloc((size_t)(2 * L), sizeof(LnlSubActs));
+    d->tok = try_calloc((size_t)B * (size_t)max_rows, sizeof(int32_t));
+    if (d->stream && d->sub && d->tok) d->mem = arena_build(m, layout_decode, &floats);
+    if (!d->mem) {
+        free(d->stream);
+        free(d->sub);
+        free(d->tok);
+        memset(d, 0, sizeof *d);
+        return alloc_failed(e, "decoding caches and activations", (double)floats * sizeof(float));
+    }
     return 0;
 }
 
@@ -638,11 +693,11 @@ void lnl_model_zero_grad(LnlModel *m) { lnl_zero(m->grads_mem, m->num_alloc); }
 
 static void zero(float *p, size_t n) { lnl_zero(p, n); }
 
-void lnl_model_backward(LnlModel *m) {
+int lnl_model_backward(LnlModel *m) {
     const LnlConfig *c = &m->cfg;
     const int B = m->B, T = m->T, C = c->n_embd, L = c->n_layer, V = c->vocab_size, N = B * T;
     const size_t n = (size_t)N * C;
-    if (!m->have_targets) lnl_die(1, "internal: backward without a forward with targets");
+    if (!m->have_targets) return -1;
     int count = 0;
     for (int i = 0; i < N; i++) count += m->targets[i] >= 0;
     for (int i = 0; i < N; i++) m->d_losses[i] = count ? 1.0f / (float)count : 0.0f;
@@ -682,6 +737,7 @@ void lnl_model_backward(LnlModel *m) {
         demb = m->d_x;
     }
     lnl_embed_backward(m->g.wte, m->g.wpe, demb, m->inputs, B, T, C, embed_scale(c));
+    return 0;
 }
 
 double lnl_model_grad_norm(const LnlModel *m) {

@@ -166,6 +166,7 @@ typedef struct {
     float *att_rowmax;                /* (B, NH, T) scratch: each attention row's largest logit */
     float *attn_logit_max;            /* (L) per block, the largest attention logit of the last forward
                                        * (lnl_attention_forward's rowmax); NAN unless diag_forward */
+    float *branch_vars;               /* (2L) Admin's profiling: each sub-layer's branch variance */
     int32_t *inputs, *targets;        /* (N) copies of the last batch */
     int have_targets;
     /* backward scratch; d_fin: dLoss/d the input of the branch's BranchNorm or out-norm, copied into d_f */
@@ -182,7 +183,9 @@ typedef struct {
     LnlDecode dec;
 } LnlModel;
 
-/* Builds the parameter layout for cfg (validated) and allocates params and grads (zeroed). */
+/* Builds the parameter layout for cfg (validated) and allocates params and grads (zeroed). The
+ * model library never exits the process: invalid settings and failed allocations come back as
+ * -1 with e set (lnl_model_create, lnl_model_alloc_acts, lnl_model_alloc_decode*). */
 int lnl_model_create(LnlModel *m, const LnlConfig *cfg, LnlErr *e);
 void lnl_model_free(LnlModel *m);
 /* The init rules of the config (docs/PLACEMENTS.md, section 4): matrices and embeddings
@@ -203,11 +206,15 @@ typedef struct {
 } LnlModelMemory;
 int lnl_model_memory(const LnlConfig *c, int B, int T, LnlModelMemory *out, LnlErr *e);
 /* Forward on inputs (B, T); with targets (B, T) also computes the mean loss (returned; else 0).
- * B and T must not exceed the allocated sizes. */
+ * A (B, T) other than the allocated one re-allocates the activations first (valid sizes are the
+ * caller's to check, as lnl_model_alloc_acts does); if that allocation fails the forward returns
+ * NaN and leaves the model without activations. Callers who need the error call
+ * lnl_model_alloc_acts themselves. */
 float lnl_model_forward(LnlModel *m, const int32_t *inputs, const int32_t *targets, int B, int T);
 void lnl_model_zero_grad(LnlModel *m);
-/* Backward of the mean loss of the last forward (which must have had targets); grads += . */
-void lnl_model_backward(LnlModel *m);
+/* Backward of the mean loss of the last forward (which must have had targets); grads += .
+ * Returns -1, touching nothing, if there was no such forward since the last backward. */
+int lnl_model_backward(LnlModel *m);
 /* Recomputes block l (0-based) from m->stream[2l] as the last forward did, in place: its saved
  * activations and stream[2l+1], stream[2l+2] are overwritten; later blocks are not recomputed.
  * For derivative checks of one block (tests/unit/test_sensitivity.c). */
@@ -218,8 +225,9 @@ void lnl_model_block_forward(LnlModel *m, int l);
  * backward scratch (d_stream, d_r, ...), so dout and din must be the caller's own buffers. */
 void lnl_model_block_vjp(LnlModel *m, int l, const float *dout, float *din);
 /* Admin's profiling pass: one forward on the batch with omega = 1, then omega_i =
- * sqrt(1 + sum_{j<i} Var f_j) over sub-layers in order. No-op unless cfg.admin_profile. */
-void lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T);
+ * sqrt(1 + sum_{j<i} Var f_j) over sub-layers in order. No-op unless cfg.admin_profile. Returns
+ * -1 if the activations for B x T could not be allocated (lnl_model_alloc_acts first avoids it). */
+int lnl_model_admin_profile(LnlModel *m, const int32_t *inputs, int B, int T);
 /* BranchNorm strength for a training step: max(0, 1 - step / branchnorm_steps). */
 float lnl_branchnorm_lambda(const LnlConfig *c, long step);
 /* Model FLOPs of one training step (forward + backward) on B x T tokens, counted from the matrix

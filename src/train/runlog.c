@@ -8,40 +8,44 @@
 #include <string.h>
 #include <unistd.h>
 
-static void records_open(LnlRunLog *l) {
+static int records_open(LnlRunLog *l, LnlErr *e) {
     l->buf = NULL;
     l->len = 0;
     l->rec = open_memstream(&l->buf, &l->len);
-    if (!l->rec) lnl_die(1, "cannot allocate the log's record buffer: %s", strerror(errno));
+    if (!l->rec) return lnl_err(e, "log records: cannot allocate their buffer: %s", strerror(errno));
+    return 0;
 }
 
-static void records_reset(LnlRunLog *l) {
+static int records_reset(LnlRunLog *l, LnlErr *e) {
     fclose(l->rec);
     free(l->buf);
-    records_open(l);
+    return records_open(l, e);
 }
 
-static void fault_init(LnlRunLog *l) {
+static int fault_init(LnlRunLog *l, LnlErr *e) {
     l->fault_at = -1;
     l->fault_left = -1;
     const char *v = getenv(LNL_FAULT_LOG_ENV);
-    if (!v || !*v) return;
+    if (!v || !*v) return 0;
     char *end;
     errno = 0;
     long long at = strtoll(v, &end, 10), left = -1;
     if (*end == ':') left = strtoll(end + 1, &end, 10);
     if (errno || *end || at < 0 || (left < 0 && left != -1))
-        lnl_die(2, "%s: expected N or N:K (bytes, failures), got '%s'", LNL_FAULT_LOG_ENV, v);
+        return lnl_err(e, "%s: expected N or N:K (bytes, failures), got '%s'", LNL_FAULT_LOG_ENV, v);
     l->fault_at = at;
     l->fault_left = left;
+    return 0;
 }
 
 static int open_fd(LnlRunLog *l, const char *path, int trunc, LnlErr *e) {
     l->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (trunc ? O_TRUNC : 0), 0666);
     if (l->fd < 0) return lnl_err(e, "%s: cannot open the log: %s", path, strerror(errno));
     l->path = lnl_strdup(path);
-    fault_init(l);
-    records_open(l);
+    if (fault_init(l, e) || records_open(l, e)) {
+        lnl_runlog_close(l);
+        return -1;
+    }
     return 0;
 }
 
@@ -51,11 +55,11 @@ int lnl_runlog_create(LnlRunLog *l, const char *path, LnlErr *e) {
     return open_fd(l, path, 1, e);
 }
 
-void lnl_runlog_discard(LnlRunLog *l) {
+int lnl_runlog_discard(LnlRunLog *l, LnlErr *e) {
     memset(l, 0, sizeof *l);
     l->fd = -1;
     l->fault_at = -1;
-    records_open(l);
+    return records_open(l, e);
 }
 
 FILE *lnl_runlog_records(LnlRunLog *l) { return l->rec; }
@@ -172,10 +176,7 @@ static int put(LnlRunLog *l, const char *p, size_t n) {
 
 int lnl_runlog_flush(LnlRunLog *l, LnlErr *e) {
     if (fflush(l->rec) != 0) return lnl_err(e, "log records: cannot build them in memory: %s", strerror(errno));
-    if (!l->path) {
-        records_reset(l);
-        return 0;
-    }
+    if (!l->path) return records_reset(l, e);
     if (l->len == 0) return 0;
     if (put(l, l->buf, l->len) != 0) {
         int err = errno;
@@ -186,8 +187,7 @@ int lnl_runlog_flush(LnlRunLog *l, LnlErr *e) {
         return lnl_err(e, "%s: write failed: %s", l->path, strerror(err));
     }
     l->good += (off_t)l->len;
-    records_reset(l);
-    return 0;
+    return records_reset(l, e);
 }
 
 int lnl_runlog_sync(LnlRunLog *l, LnlErr *e) {

@@ -32,7 +32,7 @@ typedef struct {
 /* A new, empty log at path (an existing file is replaced). */
 int lnl_runlog_create(LnlRunLog *l, const char *path, LnlErr *e);
 /* A log whose records are dropped, for processes that do not write the run's files. */
-void lnl_runlog_discard(LnlRunLog *l);
+int lnl_runlog_discard(LnlRunLog *l, LnlErr *e);
 /* Opens the log of a run resumed after `step` (the newest checkpoint's step), for appending:
  *   - records of steps up to `step` are kept and must be there: the log must hold the training
  *     record of `step` (a checkpoint is only written after its records are on disk);

@@ -291,7 +291,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     int lock_fd = -1; /* RUN/.lock, rank 0's */
     const void *bad_addr = NULL; /* a read of the mapped data faulted here (SIGBUS) */
     long bad_step = -1;          /* ... while reading the batches of this step (steps done) */
-    lnl_runlog_discard(&log); /* rank 0 replaces it with RUN/log.jsonl */
+    if (lnl_runlog_discard(&log, e)) return -1; /* rank 0 replaces it with RUN/log.jsonl */
     LnlOptState opt = {0};
     LnlMonitor mon = {0};
     LnlRng rng;              /* the loop's RNG: saved and restored with the state (no draw uses it yet) */

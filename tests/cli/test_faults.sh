@@ -89,6 +89,11 @@ step=$(grep -o 'after step [0-9]*' "$TMP/err" | grep -o '[0-9]*$')
   fail log_full_moment_checkpoint "no checkpoint of step $step: $(ls "$R/checkpoints")"
 "$LNLAB" train --resume "$R" --quiet 2>"$TMP/err" || fail log_full_moment_resume "$(cat "$TMP/err")"
 same_run log_full_moment_resume_equals_uninterrupted "$R"
+# a malformed fault setting: one line naming the variable, a failed exit (the library does not exit itself)
+LNLAB_FAULT_LOG_FULL="12x" "$LNLAB" train "${A[@]}" --out "$TMP/badfault" 2>"$TMP/err2"; rc=$?
+if [ "$rc" -ne 0 ] && [ "$(wc -l <"$TMP/err2")" -eq 1 ] &&
+   grep -q "LNLAB_FAULT_LOG_FULL: expected N or N:K (bytes, failures), got '12x'" "$TMP/err2"; then ok fault_setting_malformed
+else fail fault_setting_malformed "exit $rc: $(cat "$TMP/err2")"; fi
 # a disk that stays full: the run stops at once (not at the end), the resume drops and reruns
 R="$TMP/full2"
 LNLAB_FAULT_LOG_FULL="$AT" "$LNLAB" train "${A[@]}" --out "$R" 2>"$TMP/err"; rc=$?

@@ -8,6 +8,10 @@
 #include "io/model_io.h"
 #include "model/model.h"
 
+/* The impossible allocation of test_errors_not_exits must come back NULL under ASan too. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+
 static const char *presets[] = {"post", "pre", "peri", "b2t", "mix", "lns", "hybrid", "hybrid*",
                                 "deepnorm", "admin", "branchnorm", "rezero"};
 #define NPRESETS (int)(sizeof presets / sizeof presets[0])
@@ -283,6 +287,31 @@ static void test_parse_init_std(void) {
 
 /* Without linear biases the tensors are absent, the forward adds none, and the gradient is
  * right; per-sub-layer biases (--spec) leave the other layers' tensors in place. */
+/* The model library never exits the process: a backward without a forward and activations too
+ * large to allocate come back as errors, and the model stays usable. */
+static void test_errors_not_exits(void) {
+    LnlConfig c;
+    LnlErr e;
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    c.vocab_size = 50257;
+    c.n_positions = 1024;
+    LnlModel m;
+    CHECK(lnl_model_create(&m, &c, &e) == 0, "%s", e.msg);
+    CHECK(lnl_model_alloc_acts(&m, 2, 4, &e) == 0, "%s", e.msg);
+    CHECK(lnl_model_backward(&m) == -1, "a backward without a forward did not report it");
+    /* logits alone: 2^20 x 1024 rows x 50257 floats, about 200 PiB */
+    int rc = lnl_model_alloc_acts(&m, 1 << 20, 1024, &e);
+    CHECK(rc == -1 && strstr(e.msg, "cannot allocate") && strstr(e.msg, "activations"),
+          "an impossible allocation gave rc %d, '%s'", rc, rc ? e.msg : "");
+    CHECK(m.acts_mem == NULL && m.B == 0, "a failed allocation left activations behind");
+    int32_t in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, tg[8] = {2, 3, 4, 5, 6, 7, 8, 9};
+    float loss = lnl_model_forward(&m, in, tg, 2, 4); /* allocates 2 x 4 again */
+    CHECK(isfinite(loss) && loss > 0, "the model is not usable after a failed allocation: loss %g", loss);
+    CHECK(lnl_model_backward(&m) == 0, "backward after a forward failed");
+    CHECK(lnl_model_backward(&m) == -1, "a second backward without a forward did not report it");
+    lnl_model_free(&m);
+}
+
 static void test_bias_off(void) {
     LnlConfig c;
     LnlErr e;
@@ -428,6 +457,7 @@ int main(void) {
     RUN_TEST(test_preset_defaults);
     RUN_TEST(test_parse_init_std);
     RUN_TEST(test_bias_off);
+    RUN_TEST(test_errors_not_exits);
     RUN_TEST(test_overrides);
     RUN_TEST(test_config_json);
     RUN_TEST(test_fd_detects_error);
