@@ -108,7 +108,7 @@ static int apply(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int on
         if (lnl_config_preset(c, preset, e)) return -1;
         if (only_seen) restore_extras(c, &file, f);
     }
-    if (GIVEN(F_DT)) c->dt = (float)mf->dt;
+    if (GIVEN(F_DT)) lnl_config_set_dt(c, (float)mf->dt);
     /* the preset's defaults stand unless these flags are given, for a new model too */
     if (f[F_EMBED_NORM].seen) c->embed_norm = (uint8_t)mf->embed_norm;
     if (f[F_EMBED_SCALE].seen) c->embed_scale = (uint8_t)mf->embed_scale;

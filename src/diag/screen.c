@@ -154,7 +154,7 @@ void lnl_screen_bound(const LnlModel *m, double x0, double *B) {
                 double f = A ? NB(ln1ow, ln1ob) : NB(ln2ow, ln2ob);
                 if (q->branch_norm) f = fabs(1.0 - lam) * f + fabs(lam); /* N0 has no parameters: bound 1 */
                 double g = q->gate ? fabs(lnl_model_slice(m, P->gate, LNL_ROLE_gate, l)[0]) : 1.0;
-                upd = fabs(c->dt) * g * f;
+                upd = fabs(q->dt) * g * f;
             }
 #undef NB
             h = skip * res + upd + (q->b2t ? x : 0.0);
@@ -294,6 +294,7 @@ int lnl_screen_measure(LnlModel *m, const LnlScreenOpts *o, LnlScreenMeasured *r
         tg[k] = lnl_screen_token((long)k + 1, V);
     }
     const float dt = m->cfg.dt;
+    const LnlConfig cfg = m->cfg; /* the run at dt 1 sets every sub-layer's dt; restored after */
     r->L = L;
     r->ndt = dt == 1.0f ? 1 : 2;
     Saved sv;
@@ -302,11 +303,12 @@ int lnl_screen_measure(LnlModel *m, const LnlScreenOpts *o, LnlScreenMeasured *r
     lnl_sens_work_init(&w, m);
     float *x_in = lnl_malloc(LNL_SCREEN_MAX_BLOCKS * w.n * sizeof(float));
     for (int d = 0; d < r->ndt; d++) {
-        m->cfg.dt = d == 0 ? 1.0f : dt;
+        m->cfg = cfg;
+        if (d == 0) lnl_config_set_dt(&m->cfg, 1.0f);
         r->run[d].dt = m->cfg.dt;
         measure_dt(m, &sv, o, in, tg, x_in, &w, &r->run[d]);
     }
-    m->cfg.dt = dt;
+    m->cfg = cfg;
     set_scale(m, &sv, 1.0);
     free(x_in);
     lnl_sens_work_free(&w);

@@ -155,7 +155,7 @@ void lnl_sub_forward(LnlModel *m, const LnlPass *P, int l, int sidx) {
     } else {
         lnl_axpby(out, q->skip_scale, res, 0.0f, res, n);
     }
-    lnl_axpy(out, c->dt * (q->gate ? W.gate[0] : 1.0f), f, n);
+    lnl_axpy(out, q->dt * (q->gate ? W.gate[0] : 1.0f), f, n);
     if (q->b2t) lnl_axpy(out, 1.0f, P->stream[2 * l], n);
 
     /* h' = N_post(r) */
@@ -214,10 +214,10 @@ void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *di
     if (q->gate && G.gate) {
         double dot = 0;
         for (size_t i = 0; i < n; i++) dot += (double)dr[i] * f[i];
-        G.gate[0] += (float)(c->dt * dot);
+        G.gate[0] += (float)(q->dt * dot);
     }
     float *df = m->d_f;
-    lnl_axpby(df, c->dt * g, dr, 0.0f, dr, n);
+    lnl_axpby(df, q->dt * g, dr, 0.0f, dr, n);
 
     /* f = (1 - lambda) f + lambda N0(f); f = N_out(f) */
     if (q->branch_norm) {
@@ -348,7 +348,7 @@ static void sub_tangent(const LnlModel *m, const LnlBlockTangent *w, int l, int 
     } else {
         lnl_axpby(dr, q->skip_scale, dres, 0.0f, dres, n);
     }
-    lnl_axpy(dr, c->dt * (q->gate ? W.gate[0] : 1.0f), df, n);
+    lnl_axpy(dr, q->dt * (q->gate ? W.gate[0] : 1.0f), df, n);
     if (q->b2t) lnl_axpy(dr, 1.0f, dx, n);
 
     /* h' = N_post(r) */

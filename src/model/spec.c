@@ -19,7 +19,7 @@ void lnl_config_default(LnlConfig *c) {
     c->vocab_size = 50257;
     c->norm = LNL_NORM_LAYERNORM;
     c->eps = 1e-5f;
-    c->dt = 1.0f;
+    c->dt = 1.0f; /* lnl_config_preset below gives it to every sub-layer */
     c->init_std = LNL_GPT2_INIT_STD;
     c->init_beta = 1.0f;
     c->branchnorm_steps = 1000;
@@ -130,6 +130,7 @@ int lnl_config_preset(LnlConfig *c, const char *preset, LnlErr *e) {
         for (int s = 0; s < 2; s++) {
             LnlSubSpec *q = &c->sub[l][s];
             *q = plain_sub();
+            q->dt = c->dt;
             q->pre_norm = presets[row].pre;
             q->out_norm = presets[row].out;
             q->post_norm = presets[row].post;
@@ -190,6 +191,12 @@ int lnl_parse_init_std(const char *v, LnlStdRule *rule, float *std, const char *
     return 0;
 }
 
+void lnl_config_set_dt(LnlConfig *c, float dt) {
+    c->dt = dt;
+    for (int l = 0; l < c->n_layer; l++)
+        for (int s = 0; s < 2; s++) c->sub[l][s].dt = dt;
+}
+
 void lnl_config_set_bias(LnlConfig *c, int on) {
     for (int l = 0; l < c->n_layer; l++)
         for (int s = 0; s < 2; s++) c->sub[l][s].bias = (uint8_t)(on != 0);
@@ -219,6 +226,7 @@ static const SubField sub_fields[] = {
     SUBF(res_from_normed, F_BOOL, 0), SUBF(b2t, F_BOOL, 0),       SUBF(qkv_norm, F_BOOL, 0),
     SUBF(skip_learned, F_BOOL, 0), SUBF(gate, F_BOOL, 0),         SUBF(branch_norm, F_BOOL, 0),
     SUBF(bias, F_BOOL, 1),         SUBF(in_scale, F_FLOAT, 0),    SUBF(skip_scale, F_FLOAT, 0),
+    SUBF(dt, F_FLOAT, 1), /* missing in older files: the model's dt (lnl_config_from_json) */
 };
 #undef SUBF
 #define N_SUB_FIELDS (sizeof sub_fields / sizeof sub_fields[0])
@@ -270,12 +278,17 @@ static int apply_one(LnlConfig *c, char *item, LnlErr *e) {
         s0 = 1;
         key += 4;
     }
-    const SubField *f = find_sub_field(key);
+    /* dt alone (no sub-layer, no layers) is the model's dt, which every sub-layer takes */
+    const SubField *f = !strcmp(key, "dt") && s0 == 0 && s1 == 1 && !at ? NULL : find_sub_field(key);
     if (f) {
         int bv = 0;
         double fv = 0;
         if (f->type == F_BOOL && parse_bool(val, &bv)) return lnl_err(e, "--spec: %s expects 0 or 1, got '%s'", key, val);
-        if (f->type == F_FLOAT && lnl_parse_double(val, -1e6, 1e6, &fv, "--spec", e)) return -1;
+        if (f->type == F_FLOAT && f->off == offsetof(LnlSubSpec, dt)) {
+            if (lnl_parse_double(val, 0, 1e3, &fv, "--spec dt", e)) return -1;
+        } else if (f->type == F_FLOAT && lnl_parse_double(val, -1e6, 1e6, &fv, "--spec", e)) {
+            return -1;
+        }
         for (int l = lo; l <= hi; l++)
             for (int s = s0; s <= s1; s++) {
                 char *base = (char *)&c->sub[l - 1][s];
@@ -296,7 +309,7 @@ static int apply_one(LnlConfig *c, char *item, LnlErr *e) {
     }
     if (!strcmp(key, "dt")) {
         if (lnl_parse_double(val, 0, 1e3, &fv, "--spec dt", e)) return -1;
-        c->dt = (float)fv;
+        lnl_config_set_dt(c, (float)fv);
         return 0;
     }
     if (!strcmp(key, "eps")) {
@@ -337,6 +350,8 @@ int lnl_config_validate(const LnlConfig *c, LnlErr *e) {
                 return lnl_err(e, "config: layer %d: res_from_normed needs pre_norm", l + 1);
             if (!isfinite(q->in_scale) || !isfinite(q->skip_scale))
                 return lnl_err(e, "config: layer %d: in_scale and skip_scale must be finite", l + 1);
+            if (!(q->dt >= 0) || !isfinite(q->dt))
+                return lnl_err(e, "config: layer %d: %s.dt must be a finite number >= 0", l + 1, s ? "mlp" : "attn");
         }
     }
     return 0;
@@ -344,11 +359,12 @@ int lnl_config_validate(const LnlConfig *c, LnlErr *e) {
 
 /* ---- differences ---- */
 
-/* The placement fields of two sub-layers agree (bias aside: the diff names it on its own). */
+/* The placement fields of two sub-layers agree (bias and dt aside: the diff names them on their
+ * own). */
 static int same_sub(const LnlSubSpec *a, const LnlSubSpec *b) {
     for (size_t i = 0; i < N_SUB_FIELDS; i++) {
         const SubField *f = &sub_fields[i];
-        if (f->off == offsetof(LnlSubSpec, bias)) continue;
+        if (f->off == offsetof(LnlSubSpec, bias) || f->off == offsetof(LnlSubSpec, dt)) continue;
         const char *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
         if (f->type == F_BOOL ? *(const uint8_t *)pa != *(const uint8_t *)pb : *(const float *)pa != *(const float *)pb)
             return 0;
@@ -371,11 +387,14 @@ char *lnl_config_diff(const LnlConfig *was, const LnlConfig *now) {
     if (was->f != now->f) lnl_buf_printf(&b, "%s" #f " %g -> %g", SEP, (double)was->f, (double)now->f)
 #define BOOL_FIELD(f)                                                                      \
     if (!was->f != !now->f) lnl_buf_printf(&b, "%s" #f " %s -> %s", SEP, was->f ? "on" : "off", now->f ? "on" : "off")
-    int spec_differs = was->n_layer != now->n_layer, bias_differs = 0;
+    int spec_differs = was->n_layer != now->n_layer, bias_differs = 0, sub_dt_differs = 0;
     for (int l = 0; !spec_differs && l < now->n_layer; l++)
         for (int s = 0; s < 2; s++) {
-            spec_differs |= !same_sub(&was->sub[l][s], &now->sub[l][s]);
-            bias_differs |= was->sub[l][s].bias != now->sub[l][s].bias;
+            const LnlSubSpec *a = &was->sub[l][s], *b = &now->sub[l][s];
+            spec_differs |= !same_sub(a, b);
+            bias_differs |= a->bias != b->bias;
+            /* a sub-layer's dt that follows the model's dt in both changes with "dt" alone */
+            sub_dt_differs |= a->dt != b->dt && !(a->dt == was->dt && b->dt == now->dt);
         }
     if (spec_differs && strcmp(was->preset, now->preset) != 0)
         lnl_buf_printf(&b, "preset %s -> %s", was->preset, now->preset);
@@ -391,6 +410,7 @@ char *lnl_config_diff(const LnlConfig *was, const LnlConfig *now) {
                        now->norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm");
     NUM_FIELD(eps);
     NUM_FIELD(dt);
+    if (sub_dt_differs) lnl_buf_printf(&b, "%sattn.dt / mlp.dt of some sub-layers changed", SEP);
     BOOL_FIELD(final_norm);
     BOOL_FIELD(embed_norm);
     BOOL_FIELD(embed_scale);
@@ -561,6 +581,7 @@ int lnl_config_from_json(LnlConfig *c, const char *json, const char *what, LnlEr
                 goto done;
             }
             LnlSubSpec q = plain_sub();
+            q.dt = t.dt;
             char *base = (char *)&q;
             for (size_t i = 0; i < N_SUB_FIELDS; i++) {
                 const SubField *f = &sub_fields[i];

@@ -8,7 +8,7 @@
  *   f   = out_norm ? N_out(f) : f
  *   f   = branch_norm ? (1 - lambda) f + lambda N0(f) : f     (N0: parameter-free, see PLACEMENTS.md)
  *   res = res_from_normed ? u : h
- *   r   = skip * res + dt * g * f  [+ x if b2t and s == mlp]
+ *   r   = skip * res + dt_s * g * f  [+ x if b2t and s == mlp]   (dt_s: the sub-layer's dt)
  *         skip = skip_scale * (skip_learned ? omega_s (C) : 1),  g = gate ? gate_l : 1
  *   h'  = post_norm ? N_post(r) : r
  */
@@ -36,6 +36,7 @@ typedef struct {
     uint8_t bias;            /* F's linear layers have biases (attn: c_attn, c_proj; mlp: c_fc, c_proj) */
     float in_scale;          /* multiplies N_pre(h); 1/sqrt(l) for LayerNorm Scaling */
     float skip_scale;        /* constant skip multiplier; DeepNorm's alpha */
+    float dt;                /* the residual step of this sub-layer (attn.dt / mlp.dt); --dt sets every one */
 } LnlSubSpec;
 
 /* How the init std is chosen: the number init_std, or 1/sqrt(n_embd) (Xavier's std for a C x C
@@ -50,7 +51,8 @@ typedef struct {
     /* normalization and residual step */
     LnlNormKind norm;
     float eps;
-    float dt;
+    float dt;            /* the model's residual step: every sub-layer's dt unless the spec gives one its own
+                          * (set both with lnl_config_set_dt) */
     uint8_t final_norm;  /* N before the tied LM head (ln_f) */
     uint8_t embed_norm;  /* N right after the embedding (ln_e) */
     uint8_t embed_scale; /* multiply the embedding by sqrt(C) (Spike No More) */
@@ -95,13 +97,16 @@ float lnl_config_init_std(const LnlConfig *c);
 /* Parses an init std as written on the command line or in a config: a number in (0, 10], or
  * "1/sqrt(C)"; `what` names it in the error. */
 int lnl_parse_init_std(const char *v, LnlStdRule *rule, float *std, const char *what, LnlErr *e);
+/* The residual step dt of the model and of every sub-layer. */
+void lnl_config_set_dt(LnlConfig *c, float dt);
 /* Linear biases of every sub-layer on or off. */
 void lnl_config_set_bias(LnlConfig *c, int on);
 /* 1 or 0 when every sub-layer of c has its linear biases on or off; -1 when they differ. */
 int lnl_config_bias(const LnlConfig *c);
 /* Applies spec overrides "KEY=VALUE[,KEY=VALUE...]", KEY = [attn.|mlp.]field[@A-B] for
  * per-sub-layer fields, bias included (layers A..B, 1-based; default all; "field=V@A-B" also works), or a top-level field
- * (final_norm, embed_norm, embed_scale, dt, eps). Marks the preset "custom". */
+ * (final_norm, embed_norm, embed_scale, dt, eps); dt sets every sub-layer's, attn.dt / mlp.dt
+ * those of one kind. Marks the preset "custom". */
 int lnl_config_override(LnlConfig *c, const char *spec, LnlErr *e);
 /* Checks sizes and spec for consistency (heads divide dim, b2t only on mlp, ...). */
 int lnl_config_validate(const LnlConfig *c, LnlErr *e);

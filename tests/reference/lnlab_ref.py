@@ -121,7 +121,7 @@ def save_safetensors(path, tensors, metadata=None):
 
 SUB_BOOL = ("pre_norm", "out_norm", "post_norm", "res_from_normed", "b2t", "qkv_norm",
             "skip_learned", "gate", "branch_norm", "bias")
-SUB_FLOAT = ("in_scale", "skip_scale")
+SUB_FLOAT = ("in_scale", "skip_scale", "dt")  # dt: the sub-layer's residual step (attn.dt, mlp.dt)
 SUBS = ("attn", "mlp")
 # Top-level keys that do not change the forward pass (records, init rules, schedules).
 _TOP_INERT = {"format", "version", "preset", "init", "branchnorm_steps", "mix_ratio"}
@@ -253,10 +253,10 @@ def preset_extras(preset):
     return dict(_PRESET_EXTRAS[p])
 
 
-def preset_layers(preset, L, mix_ratio=0.25):
+def preset_layers(preset, L, mix_ratio=0.25, dt=1.0):
     """The per-layer spec and final_norm of a preset, as the DESIGN.md table defines it (and the
-    linear biases as docs/PLACEMENTS.md gives them). Returns (layers, final_norm). Written from
-    the tables, independently of spec.c."""
+    linear biases as docs/PLACEMENTS.md gives them), every sub-layer with the residual step dt.
+    Returns (layers, final_norm). Written from the tables, independently of spec.c."""
     p = "peri" if preset == "sandwich" else preset
     layers = [{s: _plain_sub() for s in SUBS} for _ in range(L)]
     bias = preset_extras(p)["bias"]
@@ -297,6 +297,7 @@ def preset_layers(preset, L, mix_ratio=0.25):
             if p == "branchnorm":
                 q["branch_norm"] = True
             q["bias"] = bias
+            q["dt"] = _f32(dt)
     final = p in ("pre", "peri", "mix", "lns", "hybrid", "hybrid*")
     return layers, final
 
@@ -466,7 +467,7 @@ class Model:
                 res = u if sp["res_from_normed"] else h
                 skip = sp["skip_scale"] * P[f"h.{i}.{s}_skip"] if sp["skip_learned"] else sp["skip_scale"]
                 g = P[f"h.{i}.gate"] if sp["gate"] else 1.0
-                r = skip * res + cfg.dt * g * f
+                r = skip * res + sp["dt"] * g * f
                 if sp["b2t"] and s == "mlp":
                     r = r + xin
                 h = self.N(P, pre + "_post", r) if sp["post_norm"] else r
@@ -685,7 +686,7 @@ def make_fake_dump(outdir, preset, norm, dt, L, H, C, T, V, B, seed, embed_norm=
     values computed by this reference in `dtype` (float32 imitates the C side). spec_edit, if
     given, is a function(cfg) that edits the config (stands in for --spec); bias, if not None,
     sets every sub-layer's linear biases (stands in for --bias)."""
-    layers, final = preset_layers(preset, L)
+    layers, final = preset_layers(preset, L, dt=dt)
     if bias is not None:
         for lay in layers:
             for s in SUBS:

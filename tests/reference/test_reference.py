@@ -49,6 +49,9 @@ COMPOSITIONS = (
     ("pre+mixed", "pre", [], "gate=1@1-2,attn.skip_learned=1,mlp.skip_scale=0.7,mlp.branch_norm=1@3-4,"
                              "attn.in_scale=0.5,mlp.out_norm=1@4-4"),
     ("hybrid+b2t", "hybrid", ["--embed-norm"], "mlp.b2t=1,mlp.post_norm=1@1-2,final_norm=0"),
+    ("pre+subdt", "pre", [], "attn.dt=0.5,mlp.dt=0.25@2-4"),
+    ("post+subdt", "post", [], "dt=0.7,mlp.dt=0.2@3"),
+    ("rezero+subdt", "rezero", [], "attn.dt=2@1-2"),
 )
 
 
@@ -92,13 +95,19 @@ def apply_spec(layers, top, spec, L):
             subs, key = ("attn",), key[5:]
         elif key.startswith("mlp."):
             subs, key = ("mlp",), key[4:]
-        if key in R.SUB_BOOL or key in R.SUB_FLOAT:
+        model_dt = key == "dt" and subs == R.SUBS and "@" not in item  # the model's dt and every sub-layer's
+        if (key in R.SUB_BOOL or key in R.SUB_FLOAT) and not model_dt:
             for l in range(lo, hi + 1):
                 for s in subs:
                     layers[l - 1][s][key] = (val in ("1", "true", "on")) if key in R.SUB_BOOL else R._f32(float(val))
         elif key in ("final_norm", "embed_norm", "embed_scale"):
             top[key] = val in ("1", "true", "on")
-        elif key in ("dt", "eps"):
+        elif key == "dt":  # the model's dt and every sub-layer's
+            top[key] = R._f32(float(val))
+            for lay in layers:
+                for s in R.SUBS:
+                    lay[s]["dt"] = top[key]
+        elif key == "eps":
             top[key] = R._f32(float(val))
         else:
             raise ValueError(f"apply_spec: unknown key {key}")
@@ -120,7 +129,7 @@ def flag_extras(case):
 
 def expected_config(case, mix_ratio=0.25):
     L = SIZE["L"]
-    layers, final = R.preset_layers(case["preset"], L, mix_ratio)
+    layers, final = R.preset_layers(case["preset"], L, mix_ratio, dt=float(case["dt"]))
     x = flag_extras(case)
     for lay in layers:
         for s in R.SUBS:

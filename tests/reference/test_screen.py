@@ -60,7 +60,7 @@ def block(model, P, i, x):
         res = u if sp["res_from_normed"] else h
         skip = sp["skip_scale"] * P[f"h.{i}.{s}_skip"] if sp["skip_learned"] else sp["skip_scale"]
         g = P[f"h.{i}.gate"] if sp["gate"] else 1.0
-        r = skip * res + cfg.dt * g * f
+        r = skip * res + sp["dt"] * g * f
         if sp["b2t"] and s == "mlp":
             r = r + x
         h = model.N(P, pre + "_post", r) if sp["post_norm"] else r
@@ -89,6 +89,9 @@ def grad_ratio(model, P, tok, L):
 
 def reference(params, cfg, dt):
     cfg.dt = dt
+    for lay in cfg.layers:  # the screen runs every sub-layer at its dt
+        for s in R.SUBS:
+            lay[s]["dt"] = R._f32(dt)
     model = R.Model(cfg)
     toks = [((i * 2654435761) % 2 ** 32) % V for i in range(B * T + 1)]
     tok = torch.tensor([toks[b * T: b * T + T + 1] for b in range(B)], dtype=torch.long)

@@ -110,6 +110,61 @@ static void test_fd_all_presets(void) {
     }
     fd_check("pre", LNL_NORM_LAYERNORM, 0.5f, 1);
     fd_check("peri", LNL_NORM_RMSNORM, 1.0f, 1);
+    /* a residual step per sub-layer (attn.dt, mlp.dt), with a gate that reads both */
+    LnlConfig c;
+    LnlErr e;
+    small_config(&c, "rezero", LNL_NORM_LAYERNORM, 1.0f);
+    CHECK(lnl_config_override(&c, "attn.dt=0.5,mlp.dt=2@2-3,pre_norm=1", &e) == 0, "%s", e.msg);
+    fd_check_config(&c, "rezero+subdt");
+}
+
+/* The residual step: dt alone sets the model's and every sub-layer's; attn.dt / mlp.dt some
+ * sub-layers'; older configs without a sub-layer dt read as the model's. */
+static void test_sub_dt(void) {
+    LnlConfig c, d;
+    LnlErr e;
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 0.3f);
+    CHECK(c.dt == 0.3f && c.sub[0][0].dt == 0.3f && c.sub[3][1].dt == 0.3f, "the preset did not take the dt");
+    CHECK(lnl_config_override(&c, "dt=0.7,mlp.dt=0.2@3,attn.dt=1.5@1-2", &e) == 0, "%s", e.msg);
+    CHECK(c.dt == 0.7f && c.sub[2][1].dt == 0.2f && c.sub[2][0].dt == 0.7f && c.sub[0][0].dt == 1.5f &&
+              c.sub[1][0].dt == 1.5f && c.sub[1][1].dt == 0.7f && c.sub[3][0].dt == 0.7f,
+          "dt overrides applied wrongly");
+    CHECK(lnl_config_override(&c, "mlp.dt=-1", &e) != 0, "a negative dt accepted");
+    char *js = lnl_config_to_json(&c);
+    CHECK(lnl_config_from_json(&d, js, "test", &e) == 0 && memcmp(&c.sub, &d.sub, sizeof c.sub) == 0 && d.dt == c.dt,
+          "sub-layer dt lost in JSON: %s", e.msg);
+    LnlConfig was = c;
+    lnl_config_set_dt(&c, 0.1f);
+    CHECK(c.dt == 0.1f && c.sub[2][1].dt == 0.1f && c.sub[0][0].dt == 0.1f, "lnl_config_set_dt missed a sub-layer");
+    char *diff = lnl_config_diff(&was, &c);
+    CHECK(diff && !strcmp(diff, "dt 0.7 -> 0.1, attn.dt / mlp.dt of some sub-layers changed"), "diff: %s",
+          diff ? diff : "(none)");
+    free(diff);
+    LnlConfig follows = c;
+    lnl_config_set_dt(&follows, 0.4f);
+    diff = lnl_config_diff(&c, &follows);
+    CHECK(diff && !strcmp(diff, "dt 0.1 -> 0.4"), "a dt every sub-layer follows: %s", diff ? diff : "(none)");
+    free(diff);
+    /* a file from before the field: every sub-layer takes the model's dt */
+    LnlBuf old = {0};
+    const char *layers = strstr(js, "\"layers\"");
+    for (const char *q = js; *q; q++) {
+        if (layers && q > layers && !strncmp(q, ",\"dt\":", 6)) { /* drop ,"dt":NUMBER inside "layers" */
+            q = strpbrk(q + 6, ",}") - 1;
+            continue;
+        }
+        lnl_buf_append(&old, q, 1);
+    }
+    lnl_buf_append(&old, "", 1);
+    CHECK(layers && strstr(old.data, "\"dt\":0.699") && !strstr(strstr(old.data, "\"layers\""), "\"dt\""),
+          "old form: %s", old.data);
+    CHECK(lnl_config_from_json(&d, old.data, "old", &e) == 0, "%s", e.msg);
+    int all_model_dt = 1;
+    for (int l = 0; l < d.n_layer; l++)
+        for (int s = 0; s < 2; s++) all_model_dt &= d.sub[l][s].dt == 0.7f;
+    CHECK(all_model_dt && d.dt == 0.7f, "an old file's sub-layers did not take the model's dt: %s", old.data);
+    free(old.data);
+    free(js);
 }
 
 /* The finite-difference check must catch a wrong gradient. */
@@ -458,6 +513,7 @@ int main(void) {
     RUN_TEST(test_parse_init_std);
     RUN_TEST(test_bias_off);
     RUN_TEST(test_errors_not_exits);
+    RUN_TEST(test_sub_dt);
     RUN_TEST(test_overrides);
     RUN_TEST(test_config_json);
     RUN_TEST(test_fd_detects_error);

@@ -57,7 +57,7 @@ static void test_safetensors_round_trip_all_presets(void) {
         for (int k = 0; k < 2; k++) {
             LnlConfig c;
             small(&c, presets[i], k ? LNL_NORM_RMSNORM : LNL_NORM_LAYERNORM);
-            c.dt = 0.25f;
+            lnl_config_set_dt(&c, 0.25f);
             LnlModel a, b;
             LnlErr e;
             CHECK(make_model(&a, &c) == 0, "create");
@@ -109,7 +109,7 @@ static int to_peri(LnlConfig *c, void *ctx, LnlErr *e) {
 
 static int set_dt(LnlConfig *c, void *ctx, LnlErr *e) {
     (void)e;
-    c->dt = *(float *)ctx;
+    lnl_config_set_dt(c, *(float *)ctx);
     return 0;
 }
 
@@ -153,7 +153,7 @@ static int edit_file(const char *path, const char *from, const char *to) {
 static void test_config_checksum(void) {
     LnlConfig c;
     small(&c, "post", LNL_NORM_LAYERNORM);
-    c.dt = 0.25f;
+    lnl_config_set_dt(&c, 0.25f);
     LnlModel a, b;
     LnlErr e;
     CHECK(make_model(&a, &c) == 0, "create");
@@ -200,7 +200,7 @@ static void test_config_diff(void) {
     char *d = lnl_config_diff(&a, &b);
     CHECK(d == NULL, "same config: %s", d);
     free(d);
-    b.dt = 0.1f;
+    lnl_config_set_dt(&b, 0.1f);
     d = lnl_config_diff(&a, &b);
     CHECK(d && strcmp(d, "dt 1 -> 0.1") == 0, "dt: %s", d ? d : "(none)");
     free(d);

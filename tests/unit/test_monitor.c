@@ -21,7 +21,7 @@ static LnlModel tiny_model(const char *preset, float dt) {
     c->n_layer = 3, c->n_head = 2, c->n_embd = 8, c->n_positions = 6, c->vocab_size = 11, c->init_std = 0.3f;
     LnlErr e;
     CHECK(lnl_config_preset(c, preset, &e) == 0, "%s", e.msg);
-    c->dt = dt;
+    lnl_config_set_dt(c, dt);
     CHECK(lnl_model_create(&m, c, &e) == 0, "%s", e.msg);
     free(c);
     lnl_model_init_weights(&m, 5);

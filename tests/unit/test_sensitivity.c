@@ -141,7 +141,10 @@ static int make_model(LnlModel *m, const char *preset, LnlNormKind kind, int B, 
     c->norm = kind;
     LnlErr e;
     int r = lnl_config_preset(c, preset, &e);
-    if (kind == LNL_NORM_RMSNORM) c->dt = 0.7f; /* the residual step scales the branch's tangent too */
+    if (kind == LNL_NORM_RMSNORM) { /* the residual step scales the branch's tangent too; one per sub-layer */
+        lnl_config_set_dt(c, 0.7f);
+        for (int l = 0; l < L; l++) c->sub[l][LNL_MLP].dt = 0.4f;
+    }
     CHECK(r == 0, "preset %s: %s", preset, e.msg);
     if (!r) r = lnl_model_create(m, c, &e);
     free(c);
