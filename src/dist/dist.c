@@ -2,13 +2,10 @@
  * started, size is 1 and every collective below returns before its MPI part. */
 #include "dist.h"
 
+#include <assert.h>
 #include <limits.h>
-#include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "../kernels/kernels.h"
 
 #ifdef LNL_HAVE_MPI
 #include <mpi.h>
@@ -59,6 +56,8 @@ int lnl_dist_init(LnlDist *d, LnlErr *e) {
     d->mpi = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+    d->counts = lnl_calloc((size_t)d->size, sizeof(int));
+    d->displs = lnl_calloc((size_t)d->size, sizeof(int));
     return 0;
 #else
     if (launched > 1)
@@ -72,8 +71,6 @@ int lnl_dist_init(LnlDist *d, LnlErr *e) {
 void lnl_dist_free(LnlDist *d) {
     free(d->counts);
     free(d->displs);
-    free(d->zm);
-    free(d->zv);
 #ifdef LNL_HAVE_MPI
     if (d->mpi) MPI_Finalize();
 #endif
@@ -129,47 +126,53 @@ int lnl_dist_root_rc(LnlDist *d, int rc) {
     return rc;
 }
 
+_Static_assert(LNL_DIST_MAX_COUNT == INT_MAX, "LNL_DIST_MAX_COUNT is MPI's int count");
+
+void lnl_dist_bcast_floats(LnlDist *d, float *x, size_t n) {
+    if (lnl_dist_size(d) == 1) return;
 #ifdef LNL_HAVE_MPI
-/* MPI counts are ints: long arrays go in pieces of at most LNL_DIST_BUCKET_FLOATS. */
-static void bcast_floats(float *x, size_t n) {
     for (size_t o = 0; o < n; o += LNL_DIST_BUCKET_FLOATS) {
         size_t k = n - o < LNL_DIST_BUCKET_FLOATS ? n - o : LNL_DIST_BUCKET_FLOATS;
         MPI_Bcast(x + o, (int)k, MPI_FLOAT, 0, MPI_COMM_WORLD);
     }
-}
-#endif
-
-void lnl_dist_sync_params(LnlDist *d, LnlModel *m) {
-    if (lnl_dist_size(d) == 1) return;
-#ifdef LNL_HAVE_MPI
-    bcast_floats(m->params_mem, m->num_alloc);
 #else
-    (void)m;
+    (void)x;
+    (void)n;
 #endif
 }
 
-void lnl_dist_reduce_grads(LnlDist *d, LnlModel *m) {
+void lnl_dist_allreduce_mean_floats(LnlDist *d, float *x, size_t n) {
     if (lnl_dist_size(d) == 1) return;
 #ifdef LNL_HAVE_MPI
     double t0 = lnl_now();
     const float s = 1.0f / (float)d->size;
-    float *g = m->grads_mem;
-    for (size_t o = 0; o < m->num_alloc; o += LNL_DIST_BUCKET_FLOATS) {
-        size_t k = m->num_alloc - o < LNL_DIST_BUCKET_FLOATS ? m->num_alloc - o : LNL_DIST_BUCKET_FLOATS;
-        MPI_Allreduce(MPI_IN_PLACE, g + o, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    for (size_t o = 0; o < n; o += LNL_DIST_BUCKET_FLOATS) {
+        size_t k = n - o < LNL_DIST_BUCKET_FLOATS ? n - o : LNL_DIST_BUCKET_FLOATS;
+        MPI_Allreduce(MPI_IN_PLACE, x + o, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     }
-    for (size_t i = 0; i < m->num_alloc; i++) g[i] *= s;
+    for (size_t i = 0; i < n; i++) x[i] *= s;
     d->comm_s += lnl_now() - t0;
 #else
-    (void)m;
+    (void)x;
+    (void)n;
 #endif
 }
 
-/* A 64-bit hash of the parameter bits: any differing bit changes it (with overwhelming odds). */
-static uint64_t params_hash(const LnlModel *m) {
+void lnl_dist_allgather_i32(LnlDist *d, int32_t *x, size_t each) {
+    if (lnl_dist_size(d) == 1) return;
+    assert(each <= LNL_DIST_MAX_COUNT);
+#ifdef LNL_HAVE_MPI
+    MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, (int)each, MPI_INT32_T, MPI_COMM_WORLD);
+#else
+    (void)x;
+#endif
+}
+
+/* A 64-bit hash of the bits of x: any differing bit changes it (with overwhelming odds). */
+static uint64_t floats_hash(const float *x, size_t n) {
     uint64_t h = 0x9e3779b97f4a7c15ULL;
-    const uint32_t *w = (const uint32_t *)(const void *)m->params_mem;
-    for (size_t i = 0; i < m->num_alloc; i++) {
+    const uint32_t *w = (const uint32_t *)(const void *)x;
+    for (size_t i = 0; i < n; i++) {
         h ^= w[i];
         h *= 0x100000001b3ULL;
         h ^= h >> 29;
@@ -177,129 +180,70 @@ static uint64_t params_hash(const LnlModel *m) {
     return h;
 }
 
-int lnl_dist_check_params(LnlDist *d, const LnlModel *m, LnlErr *e) {
+int lnl_dist_check_same_floats(LnlDist *d, const float *x, size_t n, const char *what, LnlErr *e) {
     if (lnl_dist_size(d) == 1) return 0;
 #ifdef LNL_HAVE_MPI
-    uint64_t h = params_hash(m), lo = h, hi = h;
+    uint64_t h = floats_hash(x, n), lo = h, hi = h;
     MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
     MPI_Allreduce(&h, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
     if (lo != hi)
-        return lnl_err(e, "ranks hold different parameters after training (rank %d hash %016llx, range %016llx..%016llx)",
-                       d->rank, (unsigned long long)h, (unsigned long long)lo, (unsigned long long)hi);
+        return lnl_err(e, "ranks hold different %s (rank %d hash %016llx, range %016llx..%016llx)", what, d->rank,
+                       (unsigned long long)h, (unsigned long long)lo, (unsigned long long)hi);
     return 0;
 #else
-    (void)m;
+    (void)x;
+    (void)n;
+    (void)what;
     (void)e;
-    (void)params_hash;
+    (void)floats_hash;
     return 0;
 #endif
 }
 
-int lnl_dist_admin_profile(LnlDist *d, LnlModel *m, LnlLoader *train, int B, int T, LnlErr *e) {
-    if (!m->cfg.admin_profile) return 0;
-    const int n = lnl_dist_size(d);
-    const size_t N = (size_t)B * (size_t)T;
-    int32_t *in = lnl_malloc(N * (size_t)n * sizeof(int32_t));
-    lnl_loader_next(train, in + (size_t)lnl_dist_rank(d) * N, NULL);
-    int r = 0;
-    if (n == 1) {
-        lnl_model_admin_profile(m, in, B, T);
-    } else {
-#ifdef LNL_HAVE_MPI
-        if (N > INT_MAX) {
-            free(in);
-            return lnl_err(e, "Admin profiling: a batch of B*T = %zu tokens is too large for one MPI call", N);
-        }
-        /* rows in rank order are the global batch */
-        MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, in, (int)N, MPI_INT32_T, MPI_COMM_WORLD);
-        r = lnl_model_alloc_acts(m, n * B, T, e);
-        if (r == 0) lnl_model_admin_profile(m, in, n * B, T);
-        if (r == 0) r = lnl_model_alloc_acts(m, B, T, e);
-#else
-        (void)e;
-#endif
-    }
-    lnl_loader_reset(train);
-    free(in);
-    return r;
+/* ---------------------------------------------------------------- shards */
+
+void lnl_dist_shard(const LnlDist *d, int r, size_t n, size_t *lo, size_t *hi) {
+    const size_t size = (size_t)lnl_dist_size(d);
+    const size_t share = (n + size - 1) / size;
+    *lo = (size_t)r * share < n ? (size_t)r * share : n;
+    *hi = *lo + share < n ? *lo + share : n;
 }
 
-/* ---------------------------------------------------------------- ZeRO-1 */
-
-int lnl_dist_zero_init(LnlDist *d, LnlOptState *o, const LnlModel *m, LnlErr *e) {
-    const int n = d->size;
-    if (m->num_alloc > INT_MAX)
-        return lnl_err(e, "--zero: %zu floats of parameters exceed MPI's int offsets (%d)", m->num_alloc, INT_MAX);
-    const size_t share = (m->num_alloc + (size_t)n - 1) / (size_t)n;
-    d->counts = lnl_calloc((size_t)n, sizeof(int));
-    d->displs = lnl_calloc((size_t)n, sizeof(int));
-    for (int r = 0; r < n; r++) {
-        size_t lo = (size_t)r * share < m->num_alloc ? (size_t)r * share : m->num_alloc;
-        size_t hi = lo + share < m->num_alloc ? lo + share : m->num_alloc;
+#ifdef LNL_HAVE_MPI
+/* Every rank's shard of n elements as MPI's counts and offsets, in d->counts, d->displs. */
+static void shard_layout(LnlDist *d, size_t n) {
+    assert(n <= LNL_DIST_MAX_COUNT);
+    for (int r = 0; r < d->size; r++) {
+        size_t lo, hi;
+        lnl_dist_shard(d, r, n, &lo, &hi);
         d->counts[r] = (int)(hi - lo);
         d->displs[r] = (int)lo;
-        if (r == d->rank) {
-            d->lo = lo;
-            d->hi = hi;
-        }
     }
-    size_t k = d->hi - d->lo;
-    d->zm = lnl_calloc(k ? k : 1, sizeof(float));
-    d->zv = lnl_calloc(k ? k : 1, sizeof(float));
-    memcpy(d->zm, o->m + d->lo, k * sizeof(float));
-    memcpy(d->zv, o->v + d->lo, k * sizeof(float));
-    free(o->m);
-    free(o->v);
-    o->m = o->v = NULL;
-    d->zero = 1;
-    return 0;
 }
-
-double lnl_dist_zero_step(LnlDist *d, LnlOptState *o, LnlModel *m, const LnlAdamW *h, float lr, double norm) {
-    if (!isfinite(norm)) return norm;
-    const float s = h->grad_clip > 0 && norm > h->grad_clip ? (float)(h->grad_clip / norm) : 1.0f;
-    o->step++;
-    for (int i = 0; i < m->nviews; i++) {
-        const LnlTensorView *v = &m->views[i];
-        size_t a = v->offset > d->lo ? v->offset : d->lo;
-        size_t b = v->offset + v->numel < d->hi ? v->offset + v->numel : d->hi;
-        if (a >= b) continue;
-        /* the same operations, in the same order, as lnl_opt_step_norm on these elements */
-        lnl_adamw_update(m->params_mem + a, m->grads_mem + a, s, d->zm + (a - d->lo), d->zv + (a - d->lo), b - a, lr, h->beta1, h->beta2,
-                         h->eps, v->decay ? h->weight_decay : 0.0f, (int)o->step);
-    }
-#ifdef LNL_HAVE_MPI
-    if (d->size > 1) {
-        double t0 = lnl_now();
-        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, m->params_mem, d->counts, d->displs, MPI_FLOAT,
-                       MPI_COMM_WORLD);
-        d->comm_s += lnl_now() - t0;
-    }
 #endif
-    return norm;
+
+void lnl_dist_allgather_shards(LnlDist *d, float *x, size_t n) {
+    if (lnl_dist_size(d) == 1) return;
+#ifdef LNL_HAVE_MPI
+    double t0 = lnl_now();
+    shard_layout(d, n);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, d->counts, d->displs, MPI_FLOAT, MPI_COMM_WORLD);
+    d->comm_s += lnl_now() - t0;
+#else
+    (void)x;
+    (void)n;
+#endif
 }
 
-void lnl_dist_zero_gather(LnlDist *d, LnlOptState *o) {
-    if (!d || !d->zero) return;
-    const size_t k = d->hi - d->lo;
-    if (d->rank == 0) {
-        o->m = lnl_malloc(o->n * sizeof(float));
-        o->v = lnl_malloc(o->n * sizeof(float));
-    }
-    if (d->size == 1) {
-        memcpy(o->m, d->zm, k * sizeof(float));
-        memcpy(o->v, d->zv, k * sizeof(float));
+void lnl_dist_gather_shards(LnlDist *d, const float *mine, float *x, size_t n) {
+    size_t lo, hi;
+    lnl_dist_shard(d, lnl_dist_rank(d), n, &lo, &hi);
+    if (lnl_dist_size(d) == 1) {
+        memcpy(x + lo, mine, (hi - lo) * sizeof(float));
         return;
     }
 #ifdef LNL_HAVE_MPI
-    MPI_Gatherv(d->zm, (int)k, MPI_FLOAT, o->m, d->counts, d->displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    MPI_Gatherv(d->zv, (int)k, MPI_FLOAT, o->v, d->counts, d->displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    shard_layout(d, n);
+    MPI_Gatherv(mine, (int)(hi - lo), MPI_FLOAT, x, d->counts, d->displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
 #endif
-}
-
-void lnl_dist_zero_release(LnlDist *d, LnlOptState *o) {
-    if (!d || !d->zero) return;
-    free(o->m);
-    free(o->v);
-    o->m = o->v = NULL;
 }

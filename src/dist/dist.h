@@ -1,49 +1,52 @@
-/* Data parallelism: the processes of one MPI job (ranks) each train on their rows of every
- * batch and keep identical models by averaging gradients (MPI_Allreduce). Built over MPI when
- * mk/build.mk finds it (LNL_HAVE_MPI) and used only when an MPI launcher started the process;
- * otherwise this is the single-process case, rank 0 of 1, where every collective is the
- * identity. Not a transport: all communication is MPI's. Launching and scaling: docs/DISTRIBUTED.md.
+/* Data parallelism's communication: collectives on buffers (floats, doubles, longs, int32 rows)
+ * among the processes of one MPI job (ranks). It knows nothing of models or optimizers: the
+ * training loop (src/train/train.c) and ZeRO-1 (src/train/zero.h) say which buffers move. Built
+ * over MPI when mk/build.mk finds it (LNL_HAVE_MPI) and used only when an MPI launcher started
+ * the process; otherwise this is the single-process case, rank 0 of 1, where every collective is
+ * the identity. Not a transport: all communication is MPI's. Launching and scaling:
+ * docs/DISTRIBUTED.md.
  *
  * A NULL LnlDist * is accepted everywhere and means rank 0 of 1, so library callers that know
  * nothing of MPI (tests, lnlab study) pass NULL.
  *
- * What the ranks agree on, and how:
+ * What the ranks agree on, and how (the callers, in src/train/train.c):
  *   data:   rank r of n reads rows [r*B, r*B + B) of each global batch of n*B rows
  *           (lnl_loader_split), so step k sees the batch one process with batch n*B sees;
  *   init:   the same seed gives the same weights, and rank 0's parameters are broadcast anyway
- *           (lnl_dist_sync_params), which also covers --init-from and Admin's profiling pass;
- *   grads:  averaged over ranks after the micro-batches of a step (lnl_dist_reduce_grads);
+ *           (lnl_dist_bcast_floats), which also covers --init-from and Admin's profiling pass
+ *           (run on the global batch, gathered with lnl_dist_allgather_i32);
+ *   grads:  averaged over ranks after the micro-batches of a step (lnl_dist_allreduce_mean_floats);
  *   update: every rank runs the same AdamW step on the same gradients; with ZeRO-1 each rank
- *           updates its share of the parameters with its share of the moments and the shares
- *           are gathered (lnl_dist_zero_step);
+ *           updates its shard of the parameters with its shard of the moments and the shards
+ *           are gathered (lnl_dist_allgather_shards, from src/train/zero.c);
  *   output: rank 0 writes files and prints; losses are averaged over ranks first; whether it
  *           could set up RUN/ and write each checkpoint, the model and result.json reaches every
- *           rank (lnl_dist_root_rc). */
+ *           rank (lnl_dist_root_rc); at the end the parameters are checked bit-identical on
+ *           every rank (lnl_dist_check_same_floats). */
 #ifndef LNL_DIST_H
 #define LNL_DIST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../common/util.h"
-#include "../data/loader.h"
-#include "../model/model.h"
-#include "../train/optim.h"
 
-/* Floats per MPI_Allreduce call on the gradients: bounds MPI's internal buffers and keeps every
- * count within an int. */
+/* Floats per MPI call of the float collectives on long buffers (lnl_dist_bcast_floats,
+ * lnl_dist_allreduce_mean_floats): bounds MPI's internal buffers and keeps every count within an int. */
 #define LNL_DIST_BUCKET_FLOATS ((size_t)1 << 22)
+/* The most elements of one call that cannot be split into buckets (lnl_dist_allgather_i32's
+ * block, the whole buffer of the shard collectives): MPI's counts and offsets are ints. */
+#define LNL_DIST_MAX_COUNT 2147483647
 
 typedef struct {
     int rank, size;
     int mpi;              /* this process called MPI_Init; lnl_dist_free finalizes */
-    /* ZeRO-1 (lnl_dist_zero_init): this rank owns parameters [lo, hi) of the allocation */
-    int zero;
-    size_t lo, hi;
-    int *counts, *displs; /* (size) every rank's share, in floats */
-    float *zm, *zv;       /* (hi - lo) this rank's AdamW moments */
+    int zero;             /* the caller's request for ZeRO-1 (src/train/zero.h); nothing here reads it */
+    int *counts, *displs; /* (size) scratch of the shard collectives, allocated by lnl_dist_init */
     int failed_together;  /* lnl_dist_root_rc reported a failure: every rank is stopping on it */
     /* measurements */
-    double comm_s;        /* wall seconds in the per-step communication (gradients, ZeRO's gather) */
+    double comm_s;        /* wall seconds in the per-step communication: lnl_dist_allreduce_mean_floats
+                             (gradients) and lnl_dist_allgather_shards (ZeRO's parameters) */
 } LnlDist;
 
 /* Built with MPI? */
@@ -79,33 +82,26 @@ void lnl_dist_barrier(LnlDist *d);
  * sets d->failed_together. */
 int lnl_dist_root_rc(LnlDist *d, int rc);
 
-/* Rank 0's parameters to every rank. */
-void lnl_dist_sync_params(LnlDist *d, LnlModel *m);
-/* Sum of the gradients over ranks divided by the number of ranks, in buckets of
- * LNL_DIST_BUCKET_FLOATS, in place on m->grads_mem. */
-void lnl_dist_reduce_grads(LnlDist *d, LnlModel *m);
-/* Checks that every rank holds bit-identical parameters (a 64-bit hash compared over ranks). */
-int lnl_dist_check_params(LnlDist *d, const LnlModel *m, LnlErr *e);
+/* Rank 0's x (n floats) to every rank, in pieces of LNL_DIST_BUCKET_FLOATS. */
+void lnl_dist_bcast_floats(LnlDist *d, float *x, size_t n);
+/* x (n floats) summed over ranks and divided by the number of ranks, in place on every rank, in
+ * buckets of LNL_DIST_BUCKET_FLOATS. Counts in comm_s. */
+void lnl_dist_allreduce_mean_floats(LnlDist *d, float *x, size_t n);
+/* x holds size blocks of `each` values (each <= LNL_DIST_MAX_COUNT), one per rank in rank order;
+ * every rank fills its own block and gets everyone's, in place. */
+void lnl_dist_allgather_i32(LnlDist *d, int32_t *x, size_t each);
+/* Checks that every rank holds bit-identical x (n floats; a 64-bit hash compared over ranks);
+ * the error says "ranks hold different <what>". */
+int lnl_dist_check_same_floats(LnlDist *d, const float *x, size_t n, const char *what, LnlErr *e);
 
-/* Admin's profiling pass on the first global batch (n*B rows, gathered from the ranks' loaders)
- * so that its omegas equal a single process's; then rewinds the loader. Reallocates the model's
- * activations for n*B rows for that one forward and back to B x T. */
-int lnl_dist_admin_profile(LnlDist *d, LnlModel *m, LnlLoader *train, int B, int T, LnlErr *e);
-
-/* ZeRO-1: shards the AdamW moments over ranks: each rank keeps 2/n floats per parameter
- * instead of 2, in d->zm, d->zv; parameters [lo, hi) of the allocation belong to this rank.
- * Takes this rank's share of o->m, o->v (zeros for a fresh run, the saved moments after a
- * resume), then frees them (o->m = o->v = NULL; o->n and o->step stay). */
-int lnl_dist_zero_init(LnlDist *d, LnlOptState *o, const LnlModel *m, LnlErr *e);
-/* lnl_opt_step_norm with sharded moments: the gradients must be reduced (lnl_dist_reduce_grads)
- * and norm must be their global norm. Clips, updates this rank's share of the parameters with
- * o->step + 1, then gathers every share (MPI_Allgatherv). Non-finite norm: nothing changes.
- * Returns norm. */
-double lnl_dist_zero_step(LnlDist *d, LnlOptState *o, LnlModel *m, const LnlAdamW *h, float lr, double norm);
-/* Around a checkpoint (a collective: every rank calls both): gathers every share into full
- * moments o->m, o->v on rank 0, as a single process has them; release frees them again. Both
- * do nothing without ZeRO. */
-void lnl_dist_zero_gather(LnlDist *d, LnlOptState *o);
-void lnl_dist_zero_release(LnlDist *d, LnlOptState *o);
+/* Shards: a buffer of n elements split over the ranks in rank order, ceil(n/size) elements each
+ * (the last shards shorter or empty). Rank r's shard is [*lo, *hi). */
+void lnl_dist_shard(const LnlDist *d, int r, size_t n, size_t *lo, size_t *hi);
+/* x (n floats, n <= LNL_DIST_MAX_COUNT) with this rank's shard filled in: every rank's shard to
+ * every rank, in place. Counts in comm_s. */
+void lnl_dist_allgather_shards(LnlDist *d, float *x, size_t n);
+/* This rank's shard `mine` (its hi - lo floats) to rank 0's x (n floats); x is ignored on the
+ * other ranks (NULL will do). */
+void lnl_dist_gather_shards(LnlDist *d, const float *mine, float *x, size_t n);
 
 #endif

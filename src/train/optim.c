@@ -25,16 +25,23 @@ double lnl_opt_step(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr
 }
 
 double lnl_opt_step_norm(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr, double norm) {
+    return lnl_opt_step_range(o, model, h, lr, norm, 0, model->num_alloc, o->m, o->v);
+}
+
+double lnl_opt_step_range(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr, double norm, size_t lo,
+                          size_t hi, float *m, float *v) {
     if (!isfinite(norm)) return norm;
     /* clipping scales the gradient inside the update's pass; the stored gradients stay as
      * they were (nothing reads them after the step) */
     const float s = h->grad_clip > 0 && norm > h->grad_clip ? (float)(h->grad_clip / norm) : 1.0f;
     o->step++;
     for (int i = 0; i < model->nviews; i++) {
-        const LnlTensorView *v = &model->views[i];
-        lnl_adamw_update(model->params_mem + v->offset, model->grads_mem + v->offset, s, o->m + v->offset,
-                         o->v + v->offset, v->numel, lr, h->beta1, h->beta2, h->eps, v->decay ? h->weight_decay : 0.0f,
-                         (int)o->step);
+        const LnlTensorView *t = &model->views[i];
+        size_t a = t->offset > lo ? t->offset : lo;
+        size_t b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
+        if (a >= b) continue;
+        lnl_adamw_update(model->params_mem + a, model->grads_mem + a, s, m + (a - lo), v + (a - lo), b - a, lr,
+                         h->beta1, h->beta2, h->eps, t->decay ? h->weight_decay : 0.0f, (int)o->step);
     }
     return norm;
 }

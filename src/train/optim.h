@@ -23,5 +23,10 @@ void lnl_opt_free(LnlOptState *o);
 double lnl_opt_step(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr);
 /* The same with the gradient norm already computed (lnl_model_grad_norm of the current grads). */
 double lnl_opt_step_norm(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr, double norm);
+/* lnl_opt_step_norm on the parameters [lo, hi) of the allocation alone, with their moments in
+ * m, v ((hi - lo) floats each, m[0] is parameter lo's; o->m, o->v are not read): each element
+ * gets the same operations as in the whole step. ZeRO-1's update of its shard (zero.h). */
+double lnl_opt_step_range(LnlOptState *o, LnlModel *model, const LnlAdamW *h, float lr, double norm, size_t lo,
+                          size_t hi, float *m, float *v);
 
 #endif

@@ -19,6 +19,7 @@
 #include "sample.h"
 #include "signals.h"
 #include "run_result.h"
+#include "zero.h"
 
 static void fmt_eta(char *buf, size_t n, double s) {
     if (!isfinite(s) || s < 0) s = 0;
@@ -254,11 +255,12 @@ static const char *shard_at_addr(const LnlLoader *train, const LnlLoader *val, c
  * writes the pending records first, so it succeeds only if the disk took them after all), then
  * the error, which says whether that checkpoint exists. */
 static void stop_on_log_error(LnlDist *d, const LnlTrainOpts *o, const LnlModel *m, LnlStateRefs *refs,
-                              LnlOptState *opt, LnlRunLog *log, const LnlErr *why, LnlTrainResult *res, LnlErr *e) {
+                              LnlOptState *opt, LnlZero *zero, LnlRunLog *log, const LnlErr *why, LnlTrainResult *res,
+                              LnlErr *e) {
     LnlErr ce;
-    lnl_dist_zero_gather(d, opt);
+    lnl_zero_gather(zero, opt);
     int cr = lnl_dist_is_root(d) ? lnl_ckpt_save(o->out, m, refs, log, o->keep_checkpoints, &ce) : 0;
-    lnl_dist_zero_release(d, opt);
+    lnl_zero_release(zero, opt);
     cr = lnl_dist_root_rc(d, cr);
     if (!lnl_dist_is_root(d))
         lnl_err(e, "rank %d of %d: stopping because rank 0 could not write %s/log.jsonl (rank 0's error says why)",
@@ -277,6 +279,35 @@ static void stop_on_log_error(LnlDist *d, const LnlTrainOpts *o, const LnlModel 
     snprintf(res->error, sizeof res->error, "%s", e->msg);
 }
 
+/* Admin's profiling pass (lnl_model_admin_profile) on the first global batch: every rank's B rows
+ * of it, gathered in rank order, so that the omegas equal a single process's. With several ranks
+ * the model's activations are reallocated for n*B rows for that one forward and back to B x T.
+ * Rewinds the loader. */
+static int admin_profile(LnlDist *d, LnlModel *m, LnlLoader *train, int B, int T, LnlErr *e) {
+    if (!m->cfg.admin_profile) return 0;
+    const int n = lnl_dist_size(d);
+    const size_t N = (size_t)B * (size_t)T;
+    int32_t *in = lnl_malloc(N * (size_t)n * sizeof(int32_t));
+    lnl_loader_next(train, in + (size_t)lnl_dist_rank(d) * N, NULL);
+    int r = 0;
+    if (n == 1) {
+        if (lnl_model_admin_profile(m, in, B, T)) r = lnl_err(e, "Admin profiling: no activations for %d x %d", B, T);
+    } else {
+        if (N > LNL_DIST_MAX_COUNT) {
+            free(in);
+            return lnl_err(e, "Admin profiling: a batch of B*T = %zu tokens is too large for one MPI call", N);
+        }
+        lnl_dist_allgather_i32(d, in, N);
+        r = lnl_model_alloc_acts(m, n * B, T, e);
+        if (r == 0 && lnl_model_admin_profile(m, in, n * B, T))
+            r = lnl_err(e, "Admin profiling: no activations for %d x %d", n * B, T);
+        if (r == 0) r = lnl_model_alloc_acts(m, B, T, e);
+    }
+    lnl_loader_reset(train);
+    free(in);
+    return r;
+}
+
 int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e) {
     memset(res, 0, sizeof *res);
     res->final_val_loss = NAN;
@@ -293,6 +324,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     long bad_step = -1;          /* ... while reading the batches of this step (steps done) */
     if (lnl_runlog_discard(&log, e)) return -1; /* rank 0 replaces it with RUN/log.jsonl */
     LnlOptState opt = {0};
+    LnlZero zero = {0}; /* --zero under mpirun: opt's moments sharded over the ranks */
     LnlMonitor mon = {0};
     LnlRng rng;              /* the loop's RNG: saved and restored with the state (no draw uses it yet) */
     LnlStateRefs refs;       /* what a checkpoint saves besides the model */
@@ -347,10 +379,10 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     int setup_rc = root ? start_run_dir(m, o, log_path, &log, e) : 0;
     if (root_wrote(d, setup_rc, "the run directory's setup files", e)) goto done;
     /* the other ranks' records (the same values) go nowhere: their log discards them */
-    if (d && d->zero && lnl_dist_zero_init(d, &opt, m, e)) goto done;
+    if (d && d->zero && lnl_zero_init(&zero, d, &opt, m, e)) goto done;
 
-    if (!o->resume && lnl_dist_admin_profile(d, m, &train, B, T, e)) goto done;
-    lnl_dist_sync_params(d, m);
+    if (!o->resume && admin_profile(d, m, &train, B, T, e)) goto done;
+    lnl_dist_bcast_floats(d, m->params_mem, m->num_alloc); /* rank 0's parameters */
 
     if (have_val && o->eval_every > 0 && !o->resume) {
         /* the starting point of the validation curve */
@@ -396,14 +428,14 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
                 for (size_t k = 0; k < m->views[i].numel; k++) g[k] *= s;
             }
         }
-        lnl_dist_reduce_grads(d, m);
+        lnl_dist_allreduce_mean_floats(d, m->grads_mem, m->num_alloc);
         float loss = (float)lnl_dist_mean(d, loss_sum / (double)o->grad_accum);
         double lr = lnl_schedule_lr(&o->sched, step);
         double gnorm = lnl_model_grad_norm(m);
         LnlStepAction act = lnl_monitor_check(&mon, loss, gnorm, res->cause, sizeof res->cause);
         int diag_due = lnl_monitor_due(&mon, step + 1);
         if (diag_due) lnl_monitor_pre_update(&mon, m);
-        if (act == LNL_STEP_UPDATE && d && d->zero) lnl_dist_zero_step(d, &opt, m, &o->adam, (float)lr, gnorm);
+        if (act == LNL_STEP_UPDATE && lnl_zero_on(&zero)) lnl_zero_step(&zero, &opt, m, &o->adam, (float)lr, gnorm);
         else if (act == LNL_STEP_UPDATE) lnl_opt_step_norm(&opt, m, &o->adam, (float)lr, gnorm);
         if (diag_due) lnl_monitor_post_update(&mon, m);
         res->skipped_steps = mon.skipped;
@@ -451,15 +483,15 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         if (stop == 2) {
             refs.step = step + 1;
             lnl_monitor_state_pack(&mon, mon_state);
-            stop_on_log_error(d, o, m, &refs, &opt, &log, &log_err, res, e);
+            stop_on_log_error(d, o, m, &refs, &opt, &zero, &log, &log_err, res, e);
             goto done;
         }
         if (stop || (o->checkpoint_every > 0 && (step + 1) % o->checkpoint_every == 0 && !last)) {
             refs.step = step + 1;
             lnl_monitor_state_pack(&mon, mon_state);
-            lnl_dist_zero_gather(d, &opt);
+            lnl_zero_gather(&zero, &opt);
             int cr = root ? lnl_ckpt_save(o->out, m, &refs, &log, o->keep_checkpoints, e) : 0;
-            lnl_dist_zero_release(d, &opt);
+            lnl_zero_release(&zero, &opt);
             char what[64];
             snprintf(what, sizeof what, "the checkpoint at step %ld", step + 1);
             if (root_wrote(d, cr, what, e)) goto done;
@@ -495,7 +527,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         lnl_kernels_adapt();
     }
     if (line_open) fputc('\n', stderr);
-    if (lnl_dist_check_params(d, m, e)) goto done;
+    if (lnl_dist_check_same_floats(d, m->params_mem, m->num_alloc, "parameters after training", e)) goto done;
     if (root_wrote(d, root ? lnl_runlog_sync(&log, e) : 0, "log.jsonl", e)) goto log_failed;
     int sr = 0;
     if (root) {
@@ -556,6 +588,7 @@ done:
     if (lock_fd >= 0) close(lock_fd); /* last: the run's files are complete */
     free(log_path);
     lnl_opt_free(&opt);
+    lnl_zero_free(&zero);
     lnl_monitor_free(&mon);
     lnl_loader_free(&train);
     if (have_val) lnl_loader_free(&val);

@@ -11,6 +11,7 @@
 #include "dist/dist.h"
 #include "harness.h"
 #include "train/optim.h"
+#include "train/zero.h"
 
 static char tmpdir[256];
 
@@ -129,22 +130,23 @@ static void test_zero_one_rank_is_adamw(void) {
     lnl_opt_init(&oa, &a);
     lnl_opt_init(&ob, &b);
     LnlDist d;
+    LnlZero z;
     CHECK(lnl_dist_init(&d, &e) == 0, "%s", e.msg);
-    CHECK(lnl_dist_zero_init(&d, &ob, &b, &e) == 0, "%s", e.msg);
-    CHECK(d.lo == 0 && d.hi == b.num_alloc && ob.m == NULL, "one rank owns everything: [%zu, %zu)", d.lo, d.hi);
+    CHECK(lnl_zero_init(&z, &d, &ob, &b, &e) == 0, "%s", e.msg);
+    CHECK(z.lo == 0 && z.hi == b.num_alloc && ob.m == NULL, "one rank owns everything: [%zu, %zu)", z.lo, z.hi);
     LnlAdamW h = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
     for (int step = 0; step < 4; step++) {
         float scale = step == 2 ? 50.0f : 0.5f; /* step 2 is clipped */
         fill_grads(&a, scale);
         fill_grads(&b, scale);
         double na = lnl_opt_step(&oa, &a, &h, 1e-2f);
-        double nb = lnl_dist_zero_step(&d, &ob, &b, &h, 1e-2f, lnl_model_grad_norm(&b));
+        double nb = lnl_zero_step(&z, &ob, &b, &h, 1e-2f, lnl_model_grad_norm(&b));
         CHECK(na == nb, "step %d: norms %.17g vs %.17g", step, na, nb);
     }
     CHECK(oa.step == ob.step, "steps %ld vs %ld", oa.step, ob.step);
     CHECK(memcmp(a.params_mem, b.params_mem, a.num_alloc * sizeof(float)) == 0, "ZeRO on one rank differs from AdamW");
     /* the full moments for a checkpoint are AdamW's; a resumed run's shard starts from them */
-    lnl_dist_zero_gather(&d, &ob);
+    lnl_zero_gather(&z, &ob);
     CHECK(ob.m && memcmp(ob.m, oa.m, a.num_alloc * sizeof(float)) == 0 &&
               memcmp(ob.v, oa.v, a.num_alloc * sizeof(float)) == 0,
           "gathered moments differ from AdamW's");
@@ -152,21 +154,24 @@ static void test_zero_one_rank_is_adamw(void) {
     lnl_opt_init(&oc, &b);
     memcpy(oc.m, ob.m, b.num_alloc * sizeof(float));
     memcpy(oc.v, ob.v, b.num_alloc * sizeof(float));
-    lnl_dist_zero_release(&d, &ob);
+    lnl_zero_release(&z, &ob);
     CHECK(ob.m == NULL && ob.v == NULL, "release keeps the full moments");
     LnlDist d2;
-    CHECK(lnl_dist_init(&d2, &e) == 0 && lnl_dist_zero_init(&d2, &oc, &b, &e) == 0, "%s", e.msg);
-    CHECK(memcmp(d2.zm, oa.m, a.num_alloc * sizeof(float)) == 0 && memcmp(d2.zv, oa.v, a.num_alloc * sizeof(float)) == 0,
+    LnlZero z2;
+    CHECK(lnl_dist_init(&d2, &e) == 0 && lnl_zero_init(&z2, &d2, &oc, &b, &e) == 0, "%s", e.msg);
+    CHECK(memcmp(z2.m, oa.m, a.num_alloc * sizeof(float)) == 0 && memcmp(z2.v, oa.v, a.num_alloc * sizeof(float)) == 0,
           "ZeRO init does not start from the given moments");
+    lnl_zero_free(&z2);
     lnl_dist_free(&d2);
     lnl_opt_free(&oc);
     float *m = lnl_malloc(a.num_alloc * sizeof(float));
     /* a non-finite norm changes nothing */
     memcpy(m, b.params_mem, b.num_alloc * sizeof(float));
     long s0 = ob.step;
-    lnl_dist_zero_step(&d, &ob, &b, &h, 1e-2f, NAN);
+    lnl_zero_step(&z, &ob, &b, &h, 1e-2f, NAN);
     CHECK(ob.step == s0 && memcmp(m, b.params_mem, b.num_alloc * sizeof(float)) == 0, "NaN norm updated the model");
     free(m);
+    lnl_zero_free(&z);
     lnl_dist_free(&d);
     lnl_opt_free(&oa);
     lnl_opt_free(&ob);
