@@ -132,23 +132,31 @@ static Txt spread_txt(Spread s) {
 }
 #define SPR(x) (spread_txt(x).s)
 
-typedef double (*Metric)(const LnlStudyResult *r);
-static double m_val(const LnlStudyResult *r) { return r->final_val_loss; }
-static double m_last_hidden(const LnlStudyResult *r) { return r->last_hidden; }
-static double m_min_ratio(const LnlStudyResult *r) { return r->min_grad_ratio; }
-static double m_rise(const LnlStudyResult *r) { return r->max_rise; }
+/* A per-run figure a claim compares, and its name in the tables' heads. */
+typedef struct {
+    double (*of)(const LnlStudyResult *r);
+    const char *name;
+} Metric;
+static double val_loss(const LnlStudyResult *r) { return r->final_val_loss; }
+static double last_hidden(const LnlStudyResult *r) { return r->last_hidden; }
+static double min_ratio(const LnlStudyResult *r) { return r->min_grad_ratio; }
+static double max_rise(const LnlStudyResult *r) { return r->max_rise; }
+static const Metric M_VAL = {val_loss, "val loss"};
+static const Metric M_LAST_HIDDEN = {last_hidden, "last-layer hidden_mean_abs"};
+static const Metric M_MIN_RATIO = {min_ratio, "min grad ratio"};
+static const Metric M_RISE = {max_rise, "largest loss rise"};
 
 /* The metric over the runs of preset p in s at lr, the trained ones only or all; *runs and
  * *ntrained count the runs. */
-static Spread cell_of(const Recs *R, const char *p, const Setting *s, double lr, Metric m, int trained_only, int *runs,
-                      int *ntrained) {
+static Spread cell_of(const Recs *R, const char *p, const Setting *s, double lr, const Metric *m, int trained_only,
+                      int *runs, int *ntrained) {
     double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
     int k = 0, nr = 0, nt = 0;
     for (int i = 0; i < R->n; i++) {
         if (!is(R, i, p, s) || R->rs[i].run.lr != lr) continue;
         nr++;
         nt += trained(&R->rs[i]);
-        if (!trained_only || trained(&R->rs[i])) v[k++] = m(&R->rs[i]);
+        if (!trained_only || trained(&R->rs[i])) v[k++] = m->of(&R->rs[i]);
     }
     Spread sp = spread_of(v, k);
     free(v);
@@ -157,7 +165,8 @@ static Spread cell_of(const Recs *R, const char *p, const Setting *s, double lr,
     return sp;
 }
 
-static Spread cell(const Recs *R, const char *p, const Setting *s, double lr, Metric m, int *runs, int *ntrained) {
+static Spread cell(const Recs *R, const char *p, const Setting *s, double lr, const Metric *m, int *runs,
+                   int *ntrained) {
     return cell_of(R, p, s, lr, m, 1, runs, ntrained);
 }
 
@@ -217,39 +226,55 @@ static void setting_name(const Setting *s, char *b, size_t n) {
 
 /* ---- the claims ---- */
 
+/* The comparisons a claim can make. a is the preset the claim is about (it grows, fails, or is
+ * beaten), b the one it is compared with; the thresholds are the claim's (Claim). */
 typedef enum {
-    R_GROWTH_LR,    /* a's last-layer hidden_mean_abs grows with the lr by a larger factor than b's */
-    R_LINEAR_BOUND, /* a's hidden states fit a linear (variance: quadratic) profile in depth */
-    R_EXP_DEPTH,    /* a's hidden states grow exponentially with depth */
-    R_LR_SENS,      /* b is less sensitive to the lr than a (Wortsman et al. 2023) */
+    R_GROWTH_LR,    /* a's metric grows from the smallest to the largest lr by a larger factor than b's:
+                       shows at >= shows x b's factor with disjoint ranges, not at <= not_ x */
+    R_LINEAR_BOUND, /* a's hidden states fit a linear (variance: quadratic) profile in depth: shows when
+                       the fraction of a's runs within it is >= shows, not when < not_ */
+    R_EXP_DEPTH,    /* a's hidden states grow exponentially with depth (runs of depth >= min_depth):
+                       shows when the fraction whose exponential fit is better is > shows */
+    R_LR_SENS,      /* b is less sensitive to the lr than a (Wortsman et al. 2023): lower wins */
     R_SPIKES,       /* b spikes and diverges less than a in the upper half of the lr range */
-    R_BEST_LOSS,    /* b's val loss at its best lr is lower than a's at its best */
-    R_DT_HIDDEN,    /* dt < 1 shrinks a's and b's hidden states */
-    R_DT_LOSS,      /* dt < 1 lowers a's and b's best val loss */
-    R_DEEP_TRAINS,  /* at the largest depth a fails to train and b trains */
-    R_GRAD_RATIO    /* a's layer-1 / layer-L gradient ratio vanishes during training, b's does not */
+    R_BEST_LOSS,    /* b's metric at its best lr is lower than a's at its best: lower wins */
+    R_DT_HIDDEN,    /* dt < 1 shrinks a's and b's metric: shows at a factor >= shows, not at <= not_ */
+    R_DT_LOSS,      /* dt < 1 lowers a's and b's best metric: lower wins */
+    R_DEEP_TRAINS,  /* at the largest depth a fails to train and b trains: shows when b trained in every
+                       run and a in at most the fraction shows */
+    R_GRAD_RATIO    /* a's metric (the layer-1 / layer-L gradient ratio) vanishes, b's does not: shows at
+                       <= 1/shows of b's with disjoint ranges, not within a factor not_ */
 } Rule;
 
+/* A claim of the literature as data. text is a template: {A} and {B} become the presets' names. */
 typedef struct {
     const char *id, *text;
     Rule rule;
-    const char *a, *b; /* presets */
+    const char *a, *b;     /* presets (b NULL: the claim is about a alone) */
+    const Metric *metric;  /* the per-run figure compared (NULL: the rule's own) */
+    double shows, not_;    /* thresholds, as the rule reads them (Rule) */
+    int min_n;             /* fewest learning rates per setting (or runs in all) the rule needs */
+    int min_depth;         /* shallowest run the rule counts */
 } Claim;
 
 static const Claim claims[] = {
-    {"a1", "Pre-LN's hidden states grow with training intensity (the learning rate) by a larger factor than Peri-LN's",
-     R_GROWTH_LR, "pre", "peri"},
-    {"a1", "Peri-LN's hidden states are bounded by a linear profile in depth (magnitude linear, variance quadratic)",
-     R_LINEAR_BOUND, "peri", "pre"},
-    {"a1", "Pre-LN's hidden states grow exponentially with depth", R_EXP_DEPTH, "pre", NULL},
-    {"a2", "Peri-LN is less sensitive to the learning rate than Pre-LN", R_LR_SENS, "pre", "peri"},
-    {"a2", "Peri-LN spikes and diverges less than Pre-LN at high learning rates", R_SPIKES, "pre", "peri"},
-    {"a3", "Peri-LN reaches a lower val loss than Pre-LN, each at its best learning rate", R_BEST_LOSS, "pre", "peri"},
-    {"a4", "A residual step dt < 1 shrinks the hidden states", R_DT_HIDDEN, "pre", "peri"},
-    {"a4", "A residual step dt < 1 lowers the best val loss", R_DT_LOSS, "pre", "peri"},
-    {"b", "Deep Post-LN fails to train where B2T trains", R_DEEP_TRAINS, "post", "b2t"},
-    {"b", "Deep Post-LN's gradient vanishes toward layer 1 during training; B2T's does not", R_GRAD_RATIO, "post", "b2t"},
-    {"b", "B2T reaches a lower val loss than Pre-LN at the same depth, each at its best learning rate", R_BEST_LOSS, "pre", "b2t"},
+    {"a1", "{A}'s hidden states grow with training intensity (the learning rate) by a larger factor than {B}'s",
+     R_GROWTH_LR, "pre", "peri", &M_LAST_HIDDEN, 2, 1, 2, 0},
+    {"a1", "{A}'s hidden states are bounded by a linear profile in depth (magnitude linear, variance quadratic)",
+     R_LINEAR_BOUND, "peri", "pre", NULL, 0.8, 0.5, 3, 1},
+    {"a1", "{A}'s hidden states grow exponentially with depth", R_EXP_DEPTH, "pre", NULL, NULL, 0.5, 0, 3, 8},
+    {"a2", "{B} is less sensitive to the learning rate than {A}", R_LR_SENS, "pre", "peri", NULL, 0, 0, 3, 0},
+    {"a2", "{B} spikes and diverges less than {A} at high learning rates", R_SPIKES, "pre", "peri", &M_RISE, 0, 0, 2,
+     0},
+    {"a3", "{B} reaches a lower val loss than {A}, each at its best learning rate", R_BEST_LOSS, "pre", "peri", &M_VAL, 0,
+     0, 0, 0},
+    {"a4", "A residual step dt < 1 shrinks the hidden states", R_DT_HIDDEN, "pre", "peri", &M_LAST_HIDDEN, 2, 1, 0, 0},
+    {"a4", "A residual step dt < 1 lowers the best val loss", R_DT_LOSS, "pre", "peri", &M_VAL, 0, 0, 0, 0},
+    {"b", "Deep {A} fails to train where {B} trains", R_DEEP_TRAINS, "post", "b2t", &M_VAL, 0.5, 0, 0, 0},
+    {"b", "Deep {A}'s gradient vanishes toward layer 1 during training; {B}'s does not", R_GRAD_RATIO, "post", "b2t",
+     &M_MIN_RATIO, 100, 10, 0, 0},
+    {"b", "{B} reaches a lower val loss than {A} at the same depth, each at its best learning rate", R_BEST_LOSS, "pre",
+     "b2t", &M_VAL, 0, 0, 0, 0},
 };
 
 static const char *pname(const char *preset) {
@@ -260,6 +285,39 @@ static const char *pname(const char *preset) {
         if (!strcmp(preset, names[i][0])) return names[i][1];
     return preset;
 }
+
+/* A template with {A} and {B} (the claim's presets' names), {shows}, {not} (its thresholds, %g),
+ * {min_depth}, {spike_nats} and {margin} (LNL_TRAINED_MARGIN) filled in, into o (NUL-terminated). */
+static void fill(LnlBuf *o, const char *tmpl, const Claim *c, double spike_nats) {
+    o->len = 0;
+    for (const char *p = tmpl; *p;) {
+        const char *q = *p == '{' ? strchr(p, '}') : NULL;
+        if (!q) {
+            lnl_buf_append(o, p++, 1);
+            continue;
+        }
+        size_t n = (size_t)(q - p + 1);
+        if (!strncmp(p, "{A}", n)) lnl_buf_printf(o, "%s", pname(c->a));
+        else if (!strncmp(p, "{B}", n)) lnl_buf_printf(o, "%s", c->b ? pname(c->b) : "");
+        else if (!strncmp(p, "{shows}", n)) lnl_buf_printf(o, "%g", c->shows);
+        else if (!strncmp(p, "{not}", n)) lnl_buf_printf(o, "%g", c->not_);
+        else if (!strncmp(p, "{min_depth}", n)) lnl_buf_printf(o, "%d", c->min_depth);
+        else if (!strncmp(p, "{spike_nats}", n)) lnl_buf_printf(o, "%g", spike_nats);
+        else if (!strncmp(p, "{margin}", n)) lnl_buf_printf(o, "%g", LNL_TRAINED_MARGIN);
+        else abort(); /* programmer error: a placeholder this function does not know */
+        p = q + 1;
+    }
+    lnl_buf_append(o, "", 1);
+    o->len--;
+}
+
+/* What a comparison sees: the records, the claim, and the settings in which all its presets have runs. */
+typedef struct {
+    const Recs *R;
+    const Claim *c;
+    const Setting *st;
+    int ns;
+} Ctx;
 
 /* Column heads "<A's name> <what>" and "<B's name> <what>". */
 typedef struct {
@@ -272,49 +330,58 @@ static Heads heads(const Claim *c, const char *what) {
     return h;
 }
 
-/* Per seed: metric at lr hi over metric at lr lo, both runs trained. */
-static Spread lr_factor(const Recs *R, const char *p, const Setting *s, double lo, double hi) {
+/* Per seed: metric m at lr hi over m at lr lo, both runs trained. */
+static Spread lr_factor(const Recs *R, const char *p, const Setting *s, const Metric *m, double lo, double hi) {
     double *v = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
     int k = 0;
     for (int i = 0; i < R->n; i++) {
         if (!is(R, i, p, s) || R->rs[i].run.lr != hi || !trained(&R->rs[i])) continue;
         int j = find_run(R, p, s, lo, R->rs[i].run.seed);
-        if (j >= 0 && trained(&R->rs[j]) && R->rs[j].last_hidden > 0) v[k++] = R->rs[i].last_hidden / R->rs[j].last_hidden;
+        if (j >= 0 && trained(&R->rs[j]) && m->of(&R->rs[j]) > 0) v[k++] = m->of(&R->rs[i]) / m->of(&R->rs[j]);
     }
     Spread sp = spread_of(v, k);
     free(v);
     return sp;
 }
 
-static void rule_growth_lr(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, Tally *t) {
-    Heads f = heads(c, "growth factor"), h = heads(c, "last-layer hidden_mean_abs at the top lr");
+/* Each comparison adds its table to d and a verdict per setting to t; it returns whether the
+ * rule's paragraph follows (not when it measured nothing at all, for the deep claims). */
+
+static int rule_growth_lr(LnlDoc *d, const Ctx *x, Tally *t) {
+    const Recs *R = x->R;
+    const Claim *c = x->c;
+    char at_top[96];
+    snprintf(at_top, sizeof at_top, "%s at the top lr", c->metric->name);
+    Heads f = heads(c, "growth factor"), h = heads(c, at_top);
     const char *h2[] = {"setting", "lr range (both trained)", f.a, f.b, h.a, h.b, "verdict"};
     int ti = lnl_doc_table(d, 7, h2);
     double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
-    for (int k = 0; k < ns; k++) {
-        int nl = common_lrs(R, c->a, c->b, &st[k], lrs), m = 0;
+    for (int k = 0; k < x->ns; k++) {
+        const Setting *s = &x->st[k];
+        int nl = common_lrs(R, c->a, c->b, s, lrs), m = 0;
         for (int i = 0; i < nl; i++) { /* keep the lrs where both presets trained */
             int ta = 0, tb = 0;
-            cell(R, c->a, &st[k], lrs[i], m_last_hidden, NULL, &ta);
-            cell(R, c->b, &st[k], lrs[i], m_last_hidden, NULL, &tb);
+            cell(R, c->a, s, lrs[i], c->metric, NULL, &ta);
+            cell(R, c->b, s, lrs[i], c->metric, NULL, &tb);
             if (ta && tb) lrs[m++] = lrs[i];
         }
-        if (m < 2) continue;
+        if (m < c->min_n) continue;
         char where[160], why[1024], range[64];
-        setting_name(&st[k], where, sizeof where);
+        setting_name(s, where, sizeof where);
         snprintf(range, sizeof range, "%s to %s", NUM(lrs[0]), NUM(lrs[m - 1]));
-        Spread a = lr_factor(R, c->a, &st[k], lrs[0], lrs[m - 1]), b = lr_factor(R, c->b, &st[k], lrs[0], lrs[m - 1]);
-        Spread xa = cell(R, c->a, &st[k], lrs[m - 1], m_last_hidden, NULL, NULL);
-        Spread xb = cell(R, c->b, &st[k], lrs[m - 1], m_last_hidden, NULL, NULL);
+        Spread a = lr_factor(R, c->a, s, c->metric, lrs[0], lrs[m - 1]);
+        Spread b = lr_factor(R, c->b, s, c->metric, lrs[0], lrs[m - 1]);
+        Spread xa = cell(R, c->a, s, lrs[m - 1], c->metric, NULL, NULL);
+        Spread xb = cell(R, c->b, s, lrs[m - 1], c->metric, NULL, NULL);
         Verdict v;
         if (!a.n || !b.n) {
             v = V_INCONCLUSIVE;
             snprintf(why, sizeof why, "no seed trained at both ends of the range");
-        } else if (a.med >= 2 * b.med && a.lo > b.hi) {
+        } else if (a.med >= c->shows * b.med && a.lo > b.hi) {
             v = V_SHOWS;
             snprintf(why, sizeof why, "%s grows %sx over lr %s, %s %sx", pname(c->a), NUM(a.med), range, pname(c->b),
                      NUM(b.med));
-        } else if (a.med <= b.med) {
+        } else if (a.med <= c->not_ * b.med) {
             v = V_NOT;
             snprintf(why, sizeof why, "%s grows %sx, %s %sx", pname(c->a), NUM(a.med), pname(c->b), NUM(b.med));
         } else {
@@ -326,10 +393,7 @@ static void rule_growth_lr(LnlDoc *d, const Recs *R, const Claim *c, Setting *st
         tally(t, v, where, why);
     }
     free(lrs);
-    lnl_doc_text(d, B_P, "Growth factor: last-layer hidden_mean_abs (final probe) at the largest learning rate over that "
-                         "at the smallest, per seed, over the rates at which both presets trained. The claim shows where "
-                         "%s's median factor is at least twice %s's and the seeds' ranges do not overlap.",
-                 pname(c->a), pname(c->b));
+    return 1;
 }
 
 /* Runs of preset p (any setting) that trained and were probed; how many fit the linear bound and
@@ -352,14 +416,15 @@ static void fit_counts(const Recs *R, const char *p, int min_depth, int *n, int 
     free(v);
 }
 
-static void rule_linear_bound(LnlDoc *d, const Recs *R, const Claim *c, Tally *t) {
+static int rule_linear_bound(LnlDoc *d, const Ctx *x, Tally *t) {
+    const Claim *c = x->c;
     const char *head[] = {"preset", "trained runs probed", "within the linear bound", "exponential fits better"};
     int ti = lnl_doc_table(d, 4, head);
     const char *ps[2] = {c->a, c->b};
     int n = 0, bound = 0;
     for (int p = 0; p < 2 && ps[p]; p++) {
         int pn, pb, pe;
-        fit_counts(R, ps[p], 1, &pn, &pb, &pe, NULL);
+        fit_counts(x->R, ps[p], c->min_depth, &pn, &pb, &pe, NULL);
         char a[16], b[16], e[16];
         snprintf(a, sizeof a, "%d", pn);
         snprintf(b, sizeof b, "%d", pb);
@@ -369,25 +434,26 @@ static void rule_linear_bound(LnlDoc *d, const Recs *R, const Claim *c, Tally *t
     }
     char why[1024];
     Verdict v;
-    if (n < 3) {
+    if (n < c->min_n) {
         v = V_INCONCLUSIVE;
-        snprintf(why, sizeof why, "%d trained runs with a probe: fewer than 3", n);
+        snprintf(why, sizeof why, "%d trained runs with a probe: fewer than %d", n, c->min_n);
     } else {
-        v = 5 * bound >= 4 * n ? V_SHOWS : 2 * bound < n ? V_NOT : V_INCONCLUSIVE;
+        double frac = (double)bound / n;
+        v = frac >= c->shows ? V_SHOWS : frac < c->not_ ? V_NOT : V_INCONCLUSIVE;
         snprintf(why, sizeof why, "%d of %d trained %s runs within the bound", bound, n, pname(c->a));
     }
     tally(t, v, "all settings", why);
-    lnl_doc_text(d, B_P, "Within the linear bound: hidden_mean_abs against entry l = 0..L fits a line and hidden_var a "
-                         "quadratic, and neither fits an exponential better (lnlab probe's fits, src/diag/growth.h). "
-                         "Shows when at least 4 in 5 of %s's trained runs are within it, does not show below 1 in 2.",
-                 pname(c->a));
+    return 1;
 }
 
-static void rule_exp_depth(LnlDoc *d, const Recs *R, const Claim *c, Tally *t) {
+static int rule_exp_depth(LnlDoc *d, const Ctx *x, Tally *t) {
+    const Claim *c = x->c;
     int n, bound, expo;
     Spread b1;
-    fit_counts(R, c->a, 8, &n, &bound, &expo, &b1);
-    const char *head[] = {"preset", "trained runs of depth >= 8", "exponential fits better", "within the linear bound",
+    fit_counts(x->R, c->a, c->min_depth, &n, &bound, &expo, &b1);
+    char runs[64];
+    snprintf(runs, sizeof runs, "trained runs of depth >= %d", c->min_depth);
+    const char *head[] = {"preset", runs, "exponential fits better", "within the linear bound",
                           "layer-1 / last-layer hidden_mean_abs"};
     int ti = lnl_doc_table(d, 5, head);
     char a[16], b[16], e[16];
@@ -397,20 +463,17 @@ static void rule_exp_depth(LnlDoc *d, const Recs *R, const Claim *c, Tally *t) {
     lnl_doc_row(d, ti, pname(c->a), a, e, b, SPR(b1));
     char why[1024];
     Verdict v;
-    if (n < 3) {
+    if (n < c->min_n) {
         v = V_INCONCLUSIVE;
-        snprintf(why, sizeof why, "%d trained runs of depth >= 8: fewer than 3", n);
+        snprintf(why, sizeof why, "%d trained runs of depth >= %d: fewer than %d", n, c->min_depth, c->min_n);
     } else {
-        v = 2 * expo > n ? V_SHOWS : V_NOT;
+        v = (double)expo / n > c->shows ? V_SHOWS : V_NOT;
         snprintf(why, sizeof why, "the exponential fits better in %d of %d runs; block 1 holds %s of the last layer's "
                                   "magnitude (median)",
                  expo, n, NUM(b1.med));
     }
     tally(t, v, "all settings", why);
-    lnl_doc_text(d, B_P, "Shows when the exponential fit of hidden_mean_abs against layer beats the linear one in more "
-                         "than half of the trained runs of depth 8 or more. The last column tells where the growth "
-                         "sits: near 1, block 1 already has the last layer's magnitude (growth in the first block, not "
-                         "along the depth).");
+    return 1;
 }
 
 /* LR sensitivity of preset p in s over lrs, per seed (lnl_study_lr_sensitivities). */
@@ -426,19 +489,22 @@ static Spread lr_sensitivity(const Recs *R, const char *p, const Setting *s, con
     return sp;
 }
 
-static void rule_lr_sens(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, Tally *t) {
+static int rule_lr_sens(LnlDoc *d, const Ctx *x, Tally *t) {
+    const Recs *R = x->R;
+    const Claim *c = x->c;
     Heads h = heads(c, "LR sensitivity");
     const char *head[] = {"setting", "learning rates", h.a, h.b, "verdict"};
     int ti = lnl_doc_table(d, 5, head);
     double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
-    for (int k = 0; k < ns; k++) {
-        int nl = common_lrs(R, c->a, c->b, &st[k], lrs);
-        if (nl < 3) continue;
+    for (int k = 0; k < x->ns; k++) {
+        const Setting *s = &x->st[k];
+        int nl = common_lrs(R, c->a, c->b, s, lrs);
+        if (nl < c->min_n) continue;
         char where[160], why[1024], range[96];
-        setting_name(&st[k], where, sizeof where);
+        setting_name(s, where, sizeof where);
         snprintf(range, sizeof range, "%d, %s to %s", nl, NUM(lrs[0]), NUM(lrs[nl - 1]));
         int ta, tb;
-        Spread a = lr_sensitivity(R, c->a, &st[k], lrs, nl, &ta), b = lr_sensitivity(R, c->b, &st[k], lrs, nl, &tb);
+        Spread a = lr_sensitivity(R, c->a, s, lrs, nl, &ta), b = lr_sensitivity(R, c->b, s, lrs, nl, &tb);
         Verdict v;
         if (!ta || !tb) {
             v = V_INCONCLUSIVE;
@@ -452,35 +518,35 @@ static void rule_lr_sens(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, 
         tally(t, v, where, why);
     }
     free(lrs);
-    lnl_doc_text(d, B_P, "LR sensitivity (Wortsman et al. 2023): over the learning rates of the sweep, the mean of "
-                         "min(final val loss, loss at init) minus the best final val loss, per seed; a diverged run counts "
-                         "at its loss at init (its first training loss). Lower is flatter. A difference within the larger "
-                         "of the two presets' ranges over seeds is a tie.");
+    return 1;
 }
 
-static void rule_spikes(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, double spike_nats, Tally *t) {
-    Heads h = heads(c, "spiked or diverged"), r = heads(c, "largest loss rise");
+static int rule_spikes(LnlDoc *d, const Ctx *x, Tally *t) {
+    const Recs *R = x->R;
+    const Claim *c = x->c;
+    Heads h = heads(c, "spiked or diverged"), r = heads(c, c->metric->name);
     const char *head[] = {"setting", "learning rates", h.a, h.b, r.a, r.b, "verdict"};
     int ti = lnl_doc_table(d, 7, head);
     double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)), *va = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)),
            *vb = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
-    for (int k = 0; k < ns; k++) {
-        int nl = common_lrs(R, c->a, c->b, &st[k], lrs);
-        if (nl < 2) continue;
+    for (int k = 0; k < x->ns; k++) {
+        const Setting *s = &x->st[k];
+        int nl = common_lrs(R, c->a, c->b, s, lrs);
+        if (nl < c->min_n) continue;
         int from = nl / 2; /* the upper half of the range */
         int cnt[2] = {0, 0}, runs[2] = {0, 0}, nv[2] = {0, 0};
         for (int i = 0; i < R->n; i++)
             for (int p = 0; p < 2; p++) {
-                if (!is(R, i, p ? c->b : c->a, &st[k]) || R->rs[i].run.lr < lrs[from]) continue;
-                const LnlStudyResult *r = &R->rs[i];
+                if (!is(R, i, p ? c->b : c->a, s) || R->rs[i].run.lr < lrs[from]) continue;
+                const LnlStudyResult *rr = &R->rs[i];
                 runs[p]++;
-                cnt[p] += r->diverged_at_step >= 0 || r->spikes > 0;
-                (p ? vb : va)[nv[p]++] = r->diverged_at_step >= 0 ? INFINITY : m_rise(r);
+                cnt[p] += rr->diverged_at_step >= 0 || rr->spikes > 0;
+                (p ? vb : va)[nv[p]++] = rr->diverged_at_step >= 0 ? INFINITY : c->metric->of(rr);
             }
         /* a diverged run's rise counts as the largest */
         Spread a = spread_of(va, nv[0]), b = spread_of(vb, nv[1]);
         char where[160], why[1024], range[64], ca[32], cb[32];
-        setting_name(&st[k], where, sizeof where);
+        setting_name(s, where, sizeof where);
         snprintf(range, sizeof range, "%s to %s", NUM(lrs[from]), NUM(lrs[nl - 1]));
         snprintf(ca, sizeof ca, "%d of %d", cnt[0], runs[0]);
         snprintf(cb, sizeof cb, "%d of %d", cnt[1], runs[1]);
@@ -497,23 +563,18 @@ static void rule_spikes(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, i
     free(lrs);
     free(va);
     free(vb);
-    lnl_doc_text(d, B_P, "The upper half of each setting's learning rates. A spike: the training loss rose more than %g "
-                         "nats above its running minimum (spike_nats; one spike lasts until the loss is back within half "
-                         "that). Largest loss rise: the largest rise above the running minimum, in nats (all runs, "
-                         "trained or not; a diverged run counts as the largest). Shows when %s has fewer runs that spiked "
-                         "or diverged and a smaller median rise; neither spiking is \"does not show\".",
-                 spike_nats, pname(c->b));
+    return 1;
 }
 
-/* The best lr of preset p in s (lowest median val loss over its trained seeds) and that cell. */
-static Spread best_cell(const Recs *R, const char *p, const Setting *s, double *best_lr) {
+/* The best lr of preset p in s (lowest median of m over its trained seeds) and that cell. */
+static Spread best_cell(const Recs *R, const char *p, const Setting *s, const Metric *m, double *best_lr) {
     double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
     int nl = lrs_of(R, p, s, lrs);
     Spread best = {0, NAN, NAN, NAN};
     *best_lr = NAN;
     for (int i = 0; i < nl; i++) {
         int runs, nt;
-        Spread x = cell(R, p, s, lrs[i], m_val, &runs, &nt);
+        Spread x = cell(R, p, s, lrs[i], m, &runs, &nt);
         if (nt < runs || !x.n) continue; /* a learning rate at which some seed did not train is not a best */
         if (!best.n || x.med < best.med) best = x, *best_lr = lrs[i];
     }
@@ -521,25 +582,30 @@ static Spread best_cell(const Recs *R, const char *p, const Setting *s, double *
     return best;
 }
 
-static void rule_best_loss(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, Tally *t) {
-    Heads h = heads(c, "best val loss (lr)");
+static int rule_best_loss(LnlDoc *d, const Ctx *x, Tally *t) {
+    const Recs *R = x->R;
+    const Claim *c = x->c;
+    char best[96];
+    snprintf(best, sizeof best, "best %s (lr)", c->metric->name);
+    Heads h = heads(c, best);
     const char *head[] = {"setting", h.a, h.b, "verdict"};
     int ti = lnl_doc_table(d, 4, head);
-    for (int k = 0; k < ns; k++) {
+    for (int k = 0; k < x->ns; k++) {
+        const Setting *s = &x->st[k];
         double la, lb;
-        Spread a = best_cell(R, c->a, &st[k], &la), b = best_cell(R, c->b, &st[k], &lb);
+        Spread a = best_cell(R, c->a, s, c->metric, &la), b = best_cell(R, c->b, s, c->metric, &lb);
         char where[160], why[1024], w[512], ca[192], cb[192];
-        setting_name(&st[k], where, sizeof where);
+        setting_name(s, where, sizeof where);
         snprintf(ca, sizeof ca, "%s (lr %s)", SPR(a), NUM(la));
         snprintf(cb, sizeof cb, "%s (lr %s)", SPR(b), NUM(lb));
         Verdict v;
         if (!a.n || !b.n) {
             v = V_INCONCLUSIVE;
-            snprintf(why, sizeof why, "%s trained in every seed at any learning rate: no verdict",
-                     !a.n && !b.n ? "neither preset" : !a.n ? pname(c->a) : pname(c->b));
             if (a.n || b.n)
                 snprintf(why, sizeof why, "%s did not train in every seed at any learning rate: no verdict",
                          !a.n ? pname(c->a) : pname(c->b));
+            else
+                snprintf(why, sizeof why, "neither preset trained in every seed at any learning rate: no verdict");
         } else {
             v = lower_wins(a, b, w, sizeof w);
             snprintf(why, sizeof why, "%s %s, %s %s: %s", pname(c->a), ca, pname(c->b), cb, w);
@@ -547,16 +613,19 @@ static void rule_best_loss(LnlDoc *d, const Recs *R, const Claim *c, Setting *st
         lnl_doc_row(d, ti, where, ca, cb, vname(v));
         tally(t, v, where, why);
     }
-    lnl_doc_text(d, B_P, "Best val loss: the final val loss at the learning rate with the lowest median over seeds, "
-                         "among the rates at which every seed trained. A difference within the larger of the two "
-                         "ranges over seeds is a tie (does not show).");
+    return 1;
 }
 
-/* The settings of preset p with dt < 1, each with its dt-1 counterpart (same variant and shape). */
-static void rule_dt(LnlDoc *d, const Recs *R, const Claim *c, int loss, Tally *t) {
-    const char *head[] = {"preset", "setting (dt < 1)", loss ? "best val loss at dt 1 (lr)" : "learning rates (both trained)",
-                          loss ? "best val loss at dt < 1 (lr)" : "hidden_mean_abs dt 1 / dt < 1 (median over lrs)",
-                          "verdict"};
+/* Each preset's settings with dt < 1 against their dt-1 counterparts (same variant and shape):
+ * the best metric (loss) or the metric's ratio dt 1 / dt < 1, median over learning rates. */
+static void rule_dt(LnlDoc *d, const Ctx *x, int loss, Tally *t) {
+    const Recs *R = x->R;
+    const Claim *c = x->c;
+    char best1[96], best2[96];
+    snprintf(best1, sizeof best1, "best %s at dt 1 (lr)", c->metric->name);
+    snprintf(best2, sizeof best2, "best %s at dt < 1 (lr)", c->metric->name);
+    const char *head[] = {"preset", "setting (dt < 1)", loss ? best1 : "learning rates (both trained)",
+                          loss ? best2 : "hidden_mean_abs dt 1 / dt < 1 (median over lrs)", "verdict"};
     int ti = lnl_doc_table(d, 5, head);
     Setting *st = lnl_malloc(sizeof *st * (size_t)(R->n + 1));
     double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1)), *ratios = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
@@ -570,123 +639,118 @@ static void rule_dt(LnlDoc *d, const Recs *R, const Claim *c, int loss, Tally *t
             int has_one = 0;
             for (int i = 0; i < R->n && !has_one; i++) has_one = is(R, i, ps[p], &one);
             if (!has_one) continue;
-            char where[160], why[1024], w[512], x[192], y[192];
+            char where[160], why[1024], w[512], cx[192], cy[192];
             setting_name(&st[k], where, sizeof where);
             Verdict v;
             if (loss) {
                 double l1, l2;
-                Spread a = best_cell(R, ps[p], &one, &l1), b = best_cell(R, ps[p], &st[k], &l2);
-                snprintf(x, sizeof x, "%s (lr %s)", SPR(a), NUM(l1));
-                snprintf(y, sizeof y, "%s (lr %s)", SPR(b), NUM(l2));
+                Spread a = best_cell(R, ps[p], &one, c->metric, &l1), b = best_cell(R, ps[p], &st[k], c->metric, &l2);
+                snprintf(cx, sizeof cx, "%s (lr %s)", SPR(a), NUM(l1));
+                snprintf(cy, sizeof cy, "%s (lr %s)", SPR(b), NUM(l2));
                 v = lower_wins(a, b, w, sizeof w);
-                snprintf(why, sizeof why, "%s: dt 1 %s, dt %g %s: %s", pname(ps[p]), x, st[k].dt, y, w);
+                snprintf(why, sizeof why, "%s: dt 1 %s, dt %g %s: %s", pname(ps[p]), cx, st[k].dt, cy, w);
             } else {
                 int nl = lrs_of(R, ps[p], &st[k], lrs), m = 0;
                 for (int l = 0; l < nl; l++) {
-                    Spread a = cell(R, ps[p], &one, lrs[l], m_last_hidden, NULL, NULL);
-                    Spread b = cell(R, ps[p], &st[k], lrs[l], m_last_hidden, NULL, NULL);
+                    Spread a = cell(R, ps[p], &one, lrs[l], c->metric, NULL, NULL);
+                    Spread b = cell(R, ps[p], &st[k], lrs[l], c->metric, NULL, NULL);
                     if (a.n && b.n && b.med > 0) ratios[m++] = a.med / b.med;
                 }
                 Spread r = spread_of(ratios, m);
-                snprintf(x, sizeof x, "%d", m);
-                snprintf(y, sizeof y, "%s [%s-%s]", NUM(r.med), NUM(r.lo), NUM(r.hi));
-                v = !m ? V_INCONCLUSIVE : r.med >= 2 ? V_SHOWS : r.med <= 1 ? V_NOT : V_INCONCLUSIVE;
+                snprintf(cx, sizeof cx, "%d", m);
+                snprintf(cy, sizeof cy, "%s [%s-%s]", NUM(r.med), NUM(r.lo), NUM(r.hi));
+                v = !m ? V_INCONCLUSIVE : r.med >= c->shows ? V_SHOWS : r.med <= c->not_ ? V_NOT : V_INCONCLUSIVE;
                 snprintf(why, sizeof why, "%s: dt 1 over dt %g, median over %d learning rates %s", pname(ps[p]), st[k].dt,
                          m, NUM(r.med));
             }
-            lnl_doc_row(d, ti, pname(ps[p]), where, x, y, vname(v));
+            lnl_doc_row(d, ti, pname(ps[p]), where, cx, cy, vname(v));
             tally(t, v, where, why);
         }
     }
     free(st);
     free(lrs);
     free(ratios);
-    if (loss)
-        lnl_doc_text(d, B_P, "Each preset's best val loss at dt < 1 against the same setting at dt 1 (best as in a3). "
-                             "A difference within the seeds' spread is a tie.");
-    else
-        lnl_doc_text(d, B_P, "Last-layer hidden_mean_abs at dt 1 over that at dt < 1, at each learning rate where both "
-                             "trained (medians over seeds), then the median over learning rates. Shows when it is at "
-                             "least 2 (dt shrinks the stream at least twofold), does not show at 1 or below.");
 }
+static int rule_dt_hidden(LnlDoc *d, const Ctx *x, Tally *t) { return rule_dt(d, x, 0, t), 1; }
+static int rule_dt_loss(LnlDoc *d, const Ctx *x, Tally *t) { return rule_dt(d, x, 1, t), 1; }
 
-static void rule_deep(LnlDoc *d, const Recs *R, const Claim *c, Setting *st, int ns, int ratio, Tally *t) {
-    Heads h = heads(c, ratio ? "min grad ratio" : "trained"), vl = heads(c, "val loss");
+/* The deepest setting (and its largest lr) decides; the shallower ones are the control. Every
+ * run's metric counts for the ratio, trained or not: the vanishing gradient is why a run does
+ * not train. */
+static int rule_deep(LnlDoc *d, const Ctx *x, int ratio, Tally *t) {
+    const Recs *R = x->R;
+    const Claim *c = x->c;
+    Heads h = heads(c, ratio ? c->metric->name : "trained"), vl = heads(c, M_VAL.name);
     const char *head[] = {"setting", "lr", h.a, h.b, vl.a, vl.b};
     int ti = lnl_doc_table(d, 6, head);
     double *lrs = lnl_malloc(sizeof(double) * (size_t)(R->n + 1));
-    /* the deepest setting (and its lr) decides; the shallower ones are the control */
     int deep = -1;
     double deep_lr = NAN;
-    for (int k = 0; k < ns; k++) {
-        int nl = common_lrs(R, c->a, c->b, &st[k], lrs);
+    for (int k = 0; k < x->ns; k++) {
+        const Setting *s = &x->st[k];
+        int nl = common_lrs(R, c->a, c->b, s, lrs);
         for (int l = 0; l < nl; l++) {
             int ra, ta, rb, tb;
-            Spread xa = cell(R, c->a, &st[k], lrs[l], m_val, &ra, &ta), xb = cell(R, c->b, &st[k], lrs[l], m_val, &rb, &tb);
+            Spread xa = cell(R, c->a, s, lrs[l], &M_VAL, &ra, &ta), xb = cell(R, c->b, s, lrs[l], &M_VAL, &rb, &tb);
             char where[160], ca[128], cb[128];
-            setting_name(&st[k], where, sizeof where);
+            setting_name(s, where, sizeof where);
             if (ratio) {
-                /* every run's minimum, trained or not: the vanishing gradient is why a run does not train */
-                snprintf(ca, sizeof ca, "%s", SPR(cell_of(R, c->a, &st[k], lrs[l], m_min_ratio, 0, NULL, NULL)));
-                snprintf(cb, sizeof cb, "%s", SPR(cell_of(R, c->b, &st[k], lrs[l], m_min_ratio, 0, NULL, NULL)));
+                snprintf(ca, sizeof ca, "%s", SPR(cell_of(R, c->a, s, lrs[l], c->metric, 0, NULL, NULL)));
+                snprintf(cb, sizeof cb, "%s", SPR(cell_of(R, c->b, s, lrs[l], c->metric, 0, NULL, NULL)));
             } else {
                 snprintf(ca, sizeof ca, "%d of %d", ta, ra);
                 snprintf(cb, sizeof cb, "%d of %d", tb, rb);
             }
             lnl_doc_row(d, ti, where, NUM(lrs[l]), ca, cb, SPR(xa), SPR(xb));
-            if (deep < 0 || st[k].depth > st[deep].depth || (st[k].depth == st[deep].depth && lrs[l] > deep_lr))
+            if (deep < 0 || s->depth > x->st[deep].depth || (s->depth == x->st[deep].depth && lrs[l] > deep_lr))
                 deep = k, deep_lr = lrs[l];
         }
     }
     free(lrs);
-    if (deep < 0) return;
+    if (deep < 0) return 0;
+    const Setting *s = &x->st[deep];
     char where[160], why[1024];
-    setting_name(&st[deep], where, sizeof where);
+    setting_name(s, where, sizeof where);
     snprintf(where + strlen(where), sizeof where - strlen(where), ", lr %s", NUM(deep_lr));
     int ra, ta, rb, tb;
-    cell(R, c->a, &st[deep], deep_lr, m_val, &ra, &ta);
-    cell(R, c->b, &st[deep], deep_lr, m_val, &rb, &tb);
+    cell(R, c->a, s, deep_lr, &M_VAL, &ra, &ta);
+    cell(R, c->b, s, deep_lr, &M_VAL, &rb, &tb);
     Verdict v;
     if (!ta && !tb) {
         v = V_INCONCLUSIVE;
-        snprintf(why, sizeof why, "%s and %s did not train at depth %d: no verdict", pname(c->a), pname(c->b),
-                 st[deep].depth);
+        snprintf(why, sizeof why, "%s and %s did not train at depth %d: no verdict", pname(c->a), pname(c->b), s->depth);
     } else if (tb < rb) {
         v = V_INCONCLUSIVE;
         snprintf(why, sizeof why, "%s trained in only %d of %d runs at depth %d: no verdict", pname(c->b), tb, rb,
-                 st[deep].depth);
+                 s->depth);
     } else if (!ratio) {
-        v = 2 * ta <= ra ? V_SHOWS : V_NOT;
-        snprintf(why, sizeof why, "at depth %d %s trained in %d of %d runs, %s in %d of %d", st[deep].depth, pname(c->a),
-                 ta, ra, pname(c->b), tb, rb);
+        v = ta <= c->shows * ra ? V_SHOWS : V_NOT;
+        snprintf(why, sizeof why, "at depth %d %s trained in %d of %d runs, %s in %d of %d", s->depth, pname(c->a), ta, ra,
+                 pname(c->b), tb, rb);
     } else {
-        Spread s[2] = {cell_of(R, c->a, &st[deep], deep_lr, m_min_ratio, 0, NULL, NULL),
-                       cell_of(R, c->b, &st[deep], deep_lr, m_min_ratio, 0, NULL, NULL)};
-        if (!s[0].n || !s[1].n) v = V_INCONCLUSIVE;
-        else if (s[0].med * 100 <= s[1].med && s[0].hi < s[1].lo) v = V_SHOWS;
-        else if (s[0].med * 10 >= s[1].med) v = V_NOT;
+        Spread sa = cell_of(R, c->a, s, deep_lr, c->metric, 0, NULL, NULL);
+        Spread sb = cell_of(R, c->b, s, deep_lr, c->metric, 0, NULL, NULL);
+        if (!sa.n || !sb.n) v = V_INCONCLUSIVE;
+        else if (sa.med * c->shows <= sb.med && sa.hi < sb.lo) v = V_SHOWS;
+        else if (sa.med * c->not_ >= sb.med) v = V_NOT;
         else v = V_INCONCLUSIVE;
-        snprintf(why, sizeof why, "smallest layer-1 / layer-%d gradient ratio during training: %s %s, %s %s%s",
-                 st[deep].depth, pname(c->a), SPR(s[0]), pname(c->b), SPR(s[1]),
-                 !s[0].n || !s[1].n ? " (no diag records)" : "");
+        snprintf(why, sizeof why, "smallest layer-1 / layer-%d gradient ratio during training: %s %s, %s %s%s", s->depth,
+                 pname(c->a), SPR(sa), pname(c->b), SPR(sb), !sa.n || !sb.n ? " (no diag records)" : "");
     }
     tally(t, v, where, why);
-    if (ratio)
-        lnl_doc_text(d, B_P, "Min grad ratio: the smallest, over the run's diag records (every diag_every steps), of "
-                             "block 1's gradient norm over block L's; every run counts, trained or not (the vanishing "
-                             "gradient is the mechanism of not training), but a verdict needs %s to have trained. Shows "
-                             "when %s's median is at least 100x smaller and the ranges do not overlap; does not show "
-                             "within 10x. The deepest setting decides; shallower ones are the control.",
-                     pname(c->b), pname(c->a));
-    else
-        lnl_doc_text(d, B_P, "Trained: final val loss at least %g nats below the data's unigram loss (the loss of "
-                             "predicting every token by its frequency in the training split, where a collapsed model "
-                             "sits). The deepest setting decides: shows when %s trained in every run and %s in at most "
-                             "half; no verdict when %s did not train. Shallower settings are the control.",
-                     LNL_TRAINED_MARGIN, pname(c->b), pname(c->a), pname(c->b));
+    return 1;
 }
+static int rule_deep_trains(LnlDoc *d, const Ctx *x, Tally *t) { return rule_deep(d, x, 0, t); }
+static int rule_grad_ratio(LnlDoc *d, const Ctx *x, Tally *t) { return rule_deep(d, x, 1, t); }
 
 /* ---- the figures a claim's numbers come from ---- */
+
+typedef enum {
+    FIG_HIDDEN, /* the hidden-state figure of each of its presets */
+    FIG_LR,     /* each setting's loss-against-lr figure */
+    FIG_LOSS,   /* each setting's loss curves, at its largest lr */
+    FIG_GRAD    /* the gradient figures */
+} Figs;
 
 #define CLAIM_MAX_FIGS 6
 
@@ -702,42 +766,32 @@ static void want_fig(char figs[][160], int *nf, const LnlStudyPlots *pl, const c
         }
 }
 
-/* The figures of claim cl over its settings st: the hidden-state figures of its presets for the
- * growth claims, the loss-against-lr figure of each setting for the learning-rate and loss claims,
- * the loss curves at each setting's largest lr for spikes and at each depth for the deep claims,
- * the gradient figures for the vanishing-gradient claim. */
-static void claim_figures(LnlDoc *d, const Recs *R, const Claim *cl, const Setting *st, int ns,
-                          const LnlStudyPlots *pl) {
+static void claim_figures(LnlDoc *d, const Ctx *x, Figs kind, const LnlStudyPlots *pl) {
+    const Recs *R = x->R;
     char figs[CLAIM_MAX_FIGS][160], base[160];
     int nf = 0;
-    const char *ps[2] = {cl->a, cl->b};
-    int np = cl->b ? 2 : 1;
-    switch (cl->rule) {
-    case R_GROWTH_LR:
-    case R_LINEAR_BOUND:
-    case R_EXP_DEPTH:
-    case R_DT_HIDDEN:
+    const char *ps[2] = {x->c->a, x->c->b};
+    int np = x->c->b ? 2 : 1;
+    switch (kind) {
+    case FIG_HIDDEN:
         for (int p = 0; p < np; p++) {
             lnl_study_hidden_figure(ps[p], base, sizeof base);
             want_fig(figs, &nf, pl, base);
         }
         break;
-    case R_LR_SENS:
-    case R_BEST_LOSS:
-    case R_DT_LOSS:
-    case R_SPIKES:
-    case R_DEEP_TRAINS:
-        for (int k = 0; k < ns; k++) {
-            int last = -1; /* the setting's run with the largest lr (spikes) or any (the others) */
+    case FIG_LR:
+    case FIG_LOSS:
+        for (int k = 0; k < x->ns; k++) {
+            int last = -1; /* the setting's run with the largest lr (loss curves) or any (lr figure) */
             for (int i = 0; i < R->n; i++)
-                if (is(R, i, ps[np - 1], &st[k]) && (last < 0 || R->rs[i].run.lr > R->rs[last].run.lr)) last = i;
+                if (is(R, i, ps[np - 1], &x->st[k]) && (last < 0 || R->rs[i].run.lr > R->rs[last].run.lr)) last = i;
             if (last < 0) continue;
-            if (cl->rule == R_SPIKES || cl->rule == R_DEEP_TRAINS) lnl_study_loss_figure(&R->rs[last].run, base, sizeof base);
+            if (kind == FIG_LOSS) lnl_study_loss_figure(&R->rs[last].run, base, sizeof base);
             else lnl_study_lr_figure(&R->rs[last].run, base, sizeof base);
             want_fig(figs, &nf, pl, base);
         }
         break;
-    case R_GRAD_RATIO:
+    case FIG_GRAD:
         want_fig(figs, &nf, pl, "heatmap_grad_norm");
         want_fig(figs, &nf, pl, "grad_norm");
         break;
@@ -752,57 +806,121 @@ static void claim_figures(LnlDoc *d, const Recs *R, const Claim *cl, const Setti
             }
 }
 
+/* ---- the comparisons, by rule ---- */
+
+/* Each rule: the function that measures it, the figures its numbers come from, and its
+ * paragraph (a template for fill()). */
+typedef struct {
+    int (*eval)(LnlDoc *d, const Ctx *x, Tally *t);
+    Figs figs;
+    const char *about;
+} RuleDef;
+
+static const RuleDef rules[] = {
+    [R_GROWTH_LR] = {rule_growth_lr, FIG_HIDDEN,
+                     "Growth factor: last-layer hidden_mean_abs (final probe) at the largest learning rate over that "
+                     "at the smallest, per seed, over the rates at which both presets trained. The claim shows where "
+                     "{A}'s median factor is at least twice {B}'s and the seeds' ranges do not overlap."},
+    [R_LINEAR_BOUND] = {rule_linear_bound, FIG_HIDDEN,
+                        "Within the linear bound: hidden_mean_abs against entry l = 0..L fits a line and hidden_var a "
+                        "quadratic, and neither fits an exponential better (lnlab probe's fits, src/diag/growth.h). "
+                        "Shows when at least 4 in 5 of {A}'s trained runs are within it, does not show below 1 in 2."},
+    [R_EXP_DEPTH] = {rule_exp_depth, FIG_HIDDEN,
+                     "Shows when the exponential fit of hidden_mean_abs against layer beats the linear one in more "
+                     "than half of the trained runs of depth {min_depth} or more. The last column tells where the "
+                     "growth sits: near 1, block 1 already has the last layer's magnitude (growth in the first block, "
+                     "not along the depth)."},
+    [R_LR_SENS] = {rule_lr_sens, FIG_LR,
+                   "LR sensitivity (Wortsman et al. 2023): over the learning rates of the sweep, the mean of "
+                   "min(final val loss, loss at init) minus the best final val loss, per seed; a diverged run counts "
+                   "at its loss at init (its first training loss). Lower is flatter. A difference within the larger "
+                   "of the two presets' ranges over seeds is a tie."},
+    [R_SPIKES] = {rule_spikes, FIG_LOSS,
+                  "The upper half of each setting's learning rates. A spike: the training loss rose more than "
+                  "{spike_nats} nats above its running minimum (spike_nats; one spike lasts until the loss is back "
+                  "within half that). Largest loss rise: the largest rise above the running minimum, in nats (all "
+                  "runs, trained or not; a diverged run counts as the largest). Shows when {B} has fewer runs that "
+                  "spiked or diverged and a smaller median rise; neither spiking is \"does not show\"."},
+    [R_BEST_LOSS] = {rule_best_loss, FIG_LR,
+                     "Best val loss: the final val loss at the learning rate with the lowest median over seeds, "
+                     "among the rates at which every seed trained. A difference within the larger of the two "
+                     "ranges over seeds is a tie (does not show)."},
+    [R_DT_HIDDEN] = {rule_dt_hidden, FIG_HIDDEN,
+                     "Last-layer hidden_mean_abs at dt 1 over that at dt < 1, at each learning rate where both "
+                     "trained (medians over seeds), then the median over learning rates. Shows when it is at "
+                     "least 2 (dt shrinks the stream at least twofold), does not show at 1 or below."},
+    [R_DT_LOSS] = {rule_dt_loss, FIG_LR,
+                   "Each preset's best val loss at dt < 1 against the same setting at dt 1 (best as in a3). "
+                   "A difference within the seeds' spread is a tie."},
+    [R_DEEP_TRAINS] = {rule_deep_trains, FIG_LOSS,
+                       "Trained: final val loss at least {margin} nats below the data's unigram loss (the loss of "
+                       "predicting every token by its frequency in the training split, where a collapsed model "
+                       "sits). The deepest setting decides: shows when {B} trained in every run and {A} in at most "
+                       "half; no verdict when {B} did not train. Shallower settings are the control."},
+    [R_GRAD_RATIO] = {rule_grad_ratio, FIG_GRAD,
+                      "Min grad ratio: the smallest, over the run's diag records (every diag_every steps), of "
+                      "block 1's gradient norm over block L's; every run counts, trained or not (the vanishing "
+                      "gradient is the mechanism of not training), but a verdict needs {B} to have trained. Shows "
+                      "when {A}'s median is at least {shows}x smaller and the ranges do not overlap; does not show "
+                      "within {not}x. The deepest setting decides; shallower ones are the control."},
+};
+
 /* ---- the section ---- */
+
+/* One claim: its heading, its verdict (filled in once the comparison has run), the comparison's
+ * table, the rule and the figures; the verdict's reasons go to *why (caller frees). */
+static Verdict claim_eval(LnlDoc *body, const Recs *R, const Claim *cl, const char *text, Setting *st,
+                          const LnlStudyPlots *pl, double spike_nats, char **why) {
+    const RuleDef *rd = &rules[cl->rule];
+    lnl_doc_text(body, B_H3, "(%s) %s", cl->id, text);
+    int vi = lnl_doc_add(body, B_P);
+    Tally t = {{0, 0, 0, 0}, {0}};
+    const char *ps[2] = {cl->a, cl->b};
+    Ctx x = {R, cl, st, settings_with(R, ps, cl->b ? 2 : 1, st)};
+    if (rd->eval(body, &x, &t)) {
+        LnlBuf about = {0};
+        fill(&about, rd->about, cl, spike_nats);
+        lnl_doc_text(body, B_P, "%s", about.data);
+        lnl_buf_free(&about);
+    }
+    claim_figures(body, &x, rd->figs, pl);
+    Verdict v = tally_verdict(&t);
+    if (!t.parts.len) lnl_buf_printf(&t.parts, "the study has no runs this claim can be measured on");
+    lnl_buf_append(&t.parts, "", 1);
+    *why = t.parts.data;
+    LnlBuf vt = {0};
+    lnl_buf_printf(&vt, "Verdict: %s: %s.", vname(v), *why);
+    lnl_buf_append(&vt, "", 1);
+    body->b[vi].text = vt.data;
+    return v;
+}
 
 void lnl_study_findings(LnlDoc *top, LnlDoc *out, const LnlStudyConfig *c, const LnlStudyResult *rs, const int *have,
                         int n, const LnlStudyPlots *pl, LnlBuf *verdicts) {
     Recs R = {rs, have, n};
     const int nc = (int)(sizeof claims / sizeof claims[0]);
     Verdict *v = lnl_malloc(sizeof(Verdict) * (size_t)nc);
-    char **why = lnl_calloc((size_t)nc, sizeof(char *));
+    LnlBuf *text = lnl_calloc((size_t)nc, sizeof *text);
     Setting *st = lnl_malloc(sizeof *st * (size_t)(n + 1));
     LnlDoc body = {0};
     for (int k = 0; k < nc; k++) {
-        const Claim *cl = &claims[k];
-        lnl_doc_text(&body, B_H3, "(%s) %s", cl->id, cl->text);
-        int vi = lnl_doc_add(&body, B_P); /* the verdict, filled in below */
-        Tally t = {{0, 0, 0, 0}, {0}};
-        const char *ps[2] = {cl->a, cl->b};
-        int ns = settings_with(&R, ps, cl->b ? 2 : 1, st);
-        switch (cl->rule) {
-        case R_GROWTH_LR: rule_growth_lr(&body, &R, cl, st, ns, &t); break;
-        case R_LINEAR_BOUND: rule_linear_bound(&body, &R, cl, &t); break;
-        case R_EXP_DEPTH: rule_exp_depth(&body, &R, cl, &t); break;
-        case R_LR_SENS: rule_lr_sens(&body, &R, cl, st, ns, &t); break;
-        case R_SPIKES: rule_spikes(&body, &R, cl, st, ns, c->spike_nats, &t); break;
-        case R_BEST_LOSS: rule_best_loss(&body, &R, cl, st, ns, &t); break;
-        case R_DT_HIDDEN: rule_dt(&body, &R, cl, 0, &t); break;
-        case R_DT_LOSS: rule_dt(&body, &R, cl, 1, &t); break;
-        case R_DEEP_TRAINS: rule_deep(&body, &R, cl, st, ns, 0, &t); break;
-        case R_GRAD_RATIO: rule_deep(&body, &R, cl, st, ns, 1, &t); break;
-        }
-        claim_figures(&body, &R, cl, st, ns, pl);
-        v[k] = tally_verdict(&t);
-        if (!t.parts.len) lnl_buf_printf(&t.parts, "the study has no runs this claim can be measured on");
-        lnl_buf_append(&t.parts, "", 1);
-        why[k] = t.parts.data;
-        LnlBuf vt = {0};
-        lnl_buf_printf(&vt, "Verdict: %s: %s.", vname(v[k]), why[k]);
-        lnl_buf_append(&vt, "", 1);
-        body.b[vi].text = vt.data;
-        lnl_buf_printf(verdicts, "(%s) %s: %s: %s.\n", cl->id, cl->text, vname(v[k]), why[k]);
+        char *why;
+        fill(&text[k], claims[k].text, &claims[k], c->spike_nats);
+        v[k] = claim_eval(&body, &R, &claims[k], text[k].data, st, pl, c->spike_nats, &why);
+        lnl_buf_printf(verdicts, "(%s) %s: %s: %s.\n", claims[k].id, text[k].data, vname(v[k]), why);
+        free(why);
     }
     const char *head[] = {"id", "claim", "verdict"};
     int ti = lnl_doc_table(top, 3, head);
-    for (int k = 0; k < nc; k++) lnl_doc_row(top, ti, claims[k].id, claims[k].text, vname(v[k]));
+    for (int k = 0; k < nc; k++) lnl_doc_row(top, ti, claims[k].id, text[k].data, vname(v[k]));
     /* the claims' blocks move over */
     for (int i = 0; i < body.n; i++) {
         int bi = lnl_doc_add(out, body.b[i].kind);
         out->b[bi] = body.b[i];
     }
     free(body.b);
-    for (int k = 0; k < nc; k++) free(why[k]);
-    free(why);
+    for (int k = 0; k < nc; k++) lnl_buf_free(&text[k]);
+    free(text);
     free(v);
     free(st);
 }
