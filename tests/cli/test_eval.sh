@@ -110,7 +110,10 @@ b = open(sys.argv[1], 'rb').read()
 n = struct.unpack('<Q', b[:8])[0]
 h = json.loads(b[8:8 + n])
 cfg = json.loads(h['__metadata__']['lnlab.config'])
-cfg['dt'] = 2.0
+cfg['dt'] = 2.0  # the model's dt and, as --dt sets them, every sub-layer's
+for lay in cfg['layers']:
+    for sub in ('attn', 'mlp'):
+        lay[sub]['dt'] = 2.0
 def save(path, h):
     hdr = json.dumps(h, separators=(',', ':')).encode()
     hdr += b' ' * (-len(hdr) % 8)
