@@ -1,10 +1,12 @@
 /* Training monitor (monitor.h): step classification, z-score windows, diagnostics records. */
 #include "monitor.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "stats.h"
 
 void lnl_monitor_opts_default(LnlMonitorOpts *o) {
@@ -202,19 +204,26 @@ void lnl_monitor_write_diag(const LnlMonitor *mon, const LnlModel *m, long step,
     double *amax = lnl_malloc((size_t)L * sizeof(double));
     for (int l = 0; l < L; l++) amax[l] = m->attn_logit_max[l];
     LnlLogitStats z = lnl_logit_stats(m);
-    fprintf(log, "{\"step\": %ld, \"diag\": {\"layers\": %d", step, L);
-    put_arr(log, "hidden_mean_abs", smean, L + 1);
-    put_arr(log, "hidden_var", svar, L + 1);
-    put_arr(log, "hidden_var_data", svard, L + 1);
-    put_arr(log, "dx_norm", m->dx_norm, L + 1);
-    static const char *names[2][3] = {{"attn_mean_abs", "attn_var", "attn_var_data"},
-                                      {"mlp_mean_abs", "mlp_var", "mlp_var_data"}};
+    /* each per-layer array of the record (metrics.h), written in the list's order */
+    const double *val[LNL_LM_COUNT] = {0};
+    val[LNL_LM_HIDDEN_MEAN_ABS] = smean;
+    val[LNL_LM_HIDDEN_VAR] = svar;
+    val[LNL_LM_HIDDEN_VAR_DATA] = svard;
+    val[LNL_LM_DX_NORM] = m->dx_norm;
+    static const int branch_id[2][3] = {{LNL_LM_ATTN_MEAN_ABS, LNL_LM_ATTN_VAR, LNL_LM_ATTN_VAR_DATA},
+                                        {LNL_LM_MLP_MEAN_ABS, LNL_LM_MLP_VAR, LNL_LM_MLP_VAR_DATA}};
     for (int s = 0; s < 2; s++)
-        for (int j = 0; j < 3; j++) put_arr(log, names[s][j], bstat[s][j], L);
-    put_arr(log, "grad_norm", mon->grad_norm + 1, L);
-    put_arr(log, "update_ratio", mon->update_ratio + 1, L);
-    put_arr(log, "update_rms", mon->update_rms + 1, L);
-    put_arr(log, "attn_logit_max", amax, L);
+        for (int j = 0; j < 3; j++) val[branch_id[s][j]] = bstat[s][j];
+    val[LNL_LM_GRAD_NORM] = mon->grad_norm + 1;
+    val[LNL_LM_UPDATE_RATIO] = mon->update_ratio + 1;
+    val[LNL_LM_UPDATE_RMS] = mon->update_rms + 1;
+    val[LNL_LM_ATTN_LOGIT_MAX] = amax;
+    fprintf(log, "{\"step\": %ld, \"diag\": {\"layers\": %d", step, L);
+    for (int id = 0; id < LNL_LM_COUNT; id++) {
+        if (!(lnl_layer_metrics[id].flags & LNL_LMF_DIAG)) continue;
+        assert(val[id] && "a diag metric of metrics.h without its value here");
+        put_arr(log, lnl_layer_metrics[id].key, val[id], lnl_layer_metric_len(id, L));
+    }
     fputs(", \"embed_grad_norm\": ", log);
     put_num(log, mon->grad_norm[0]);
     fputs(", \"embed_update_ratio\": ", log);

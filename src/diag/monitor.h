@@ -89,8 +89,9 @@ void lnl_monitor_post_update(LnlMonitor *mon, const LnlModel *m);
 /* The extra fields of the step record of the last checked step, starting with ", ":
  * `"loss_z": z, "grad_norm_z": z` (null while undefined) and `"skipped": true` when skipped. */
 void lnl_monitor_step_fields(const LnlMonitor *mon, char *buf, size_t n);
-/* One line {"step": step, "diag": {...}} with the per-layer figures of the last forward/backward,
- * its output-logit figures (src/diag/stats.h) and the groups' gradient norms, update ratios and
+/* One line {"step": step, "diag": {...}} with the per-layer figures of the last forward/backward
+ * (an array for each metric of src/diag/metrics.h with LNL_LMF_DIAG, in the list's order), its
+ * output-logit figures (src/diag/stats.h) and the non-block group's gradient norm, update ratio and
  * update RMS; grad_norm is the global norm before clipping. */
 void lnl_monitor_write_diag(const LnlMonitor *mon, const LnlModel *m, long step, double grad_norm, FILE *log);
 

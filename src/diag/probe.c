@@ -1,12 +1,14 @@
 /* The probe of a model on one batch, and its JSON object both ways (probe.h). */
 #include "probe.h"
 
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "sensitivity.h"
 
 /* The three shapes of a growth fit, with their JSON keys for the parameters a, b (and c). */
@@ -33,6 +35,27 @@ static void drop_rss(LnlGrowth *g) {
         growth_fit_part(&g->magnitude, k)->rss = NAN;
         growth_fit_part(&g->variance, k)->rss = NAN;
     }
+}
+
+/* Where r keeps per-layer metric id (metrics.h) of entry l: NULL for a metric it does not keep,
+ * or one not measured (sensitivity without --sensitivity). */
+static double *probe_slot(const LnlProbeResult *r, int id, int l) {
+    switch (id) {
+    case LNL_LM_HIDDEN_MEAN_ABS: return &r->fig.hidden[l].mean_abs;
+    case LNL_LM_HIDDEN_VAR: return &r->fig.hidden[l].var_entry;
+    case LNL_LM_HIDDEN_VAR_DATA: return &r->fig.hidden[l].var_data;
+    case LNL_LM_GRAD_NORM: return &r->fig.grad_norm[l];
+    case LNL_LM_DX_NORM: return &r->dx_norm[l];
+    case LNL_LM_ATTN_LOGIT_MAX: return &r->fig.attn_logit_max[l];
+    case LNL_LM_SENSITIVITY: return r->sigma ? &r->sigma[l] : NULL;
+    case LNL_LM_SENSITIVITY_REL_CHANGE: return r->rel_change ? &r->rel_change[l] : NULL;
+    default: return NULL;
+    }
+}
+
+double lnl_probe_result_value(const LnlProbeResult *r, int metric, int l) {
+    const double *v = l >= 0 && l < r->fig.n ? probe_slot(r, metric, l) : NULL;
+    return v ? *v : NAN;
 }
 
 /* ---- the run ---- */
@@ -147,19 +170,20 @@ char *lnl_probe_result_to_json(const LnlProbeResult *r) {
     cJSON_AddNumberToObject(o, "logit_max", p->logits.logit_max);
     cJSON_AddNumberToObject(o, "log_z_mean", p->logits.log_z_mean);
     cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    int ids[LNL_LM_COUNT];
+    const int nk = lnl_layer_metrics_select(LNL_LMF_PROBE, 1, ids);
     for (int l = 0; l < p->n; l++) {
         cJSON *x = cJSON_CreateObject();
         cJSON_AddNumberToObject(x, "layer", l);
-        cJSON_AddNumberToObject(x, "hidden_mean_abs", p->hidden[l].mean_abs);
-        cJSON_AddNumberToObject(x, "hidden_var", p->hidden[l].var_entry);
-        cJSON_AddNumberToObject(x, "hidden_var_data", p->hidden[l].var_data);
-        cJSON_AddNumberToObject(x, "grad_norm", p->grad_norm[l]);
-        if (r->sigma && l > 0) cJSON_AddNumberToObject(x, "sensitivity", r->sigma[l]);
-        else cJSON_AddNullToObject(x, "sensitivity");
-        cJSON_AddNumberToObject(x, "dx_norm", r->dx_norm[l]);
-        if (r->sigma && l > 0) cJSON_AddNumberToObject(x, "sensitivity_rel_change", r->rel_change[l]);
-        if (l > 0) cJSON_AddNumberToObject(x, "attn_logit_max", p->attn_logit_max[l]);
-        else cJSON_AddNullToObject(x, "attn_logit_max");
+        for (int k = 0; k < nk; k++) {
+            const LnlLayerMetric *mt = &lnl_layer_metrics[ids[k]];
+            const double *v = probe_slot(r, ids[k], l);
+            /* entry 0 has no block: null (or 0 where the probe reports 0 there) */
+            int none = !v || (mt->rows == LNL_ROWS_BLOCK && l == 0 && !(mt->flags & LNL_LMF_EMBED_ZERO));
+            if (none && (mt->flags & LNL_LMF_OMIT)) continue;
+            if (none) cJSON_AddNullToObject(x, mt->key);
+            else cJSON_AddNumberToObject(x, mt->key, *v);
+        }
         cJSON_AddItemToArray(layers, x);
     }
     if (r->sigma) cJSON_AddNumberToObject(o, "sensitivity_iters", r->sens_iters);
@@ -273,28 +297,37 @@ static int read_growth_fit(Rd *rd, const cJSON *gr, const char *name, int varian
     return bad ? -1 : 0;
 }
 
+/* The metrics of a layer object (metrics.h), in key order: first every key that is always there,
+ * then whether those measured only when asked hold numbers only where they were measured, then the
+ * keys left out where not measured; a message names the first field that is wrong in that order. */
 static int read_layer(Rd *rd, const cJSON *x, int l, LnlProbeResult *r) {
-    LnlProbe *p = &r->fig;
     size_t saved = strlen(rd->path);
     snprintf(rd->path + saved, sizeof rd->path - saved, "layers[%d].", l);
     int layer = -1, bad = 0;
-    double sens = NAN;
     if (!cJSON_IsObject(x)) bad = lnl_err(rd->e, "%s: field 'layers[%d]' is not an object", rd->what, l);
     else if (get_int(rd, x, "layer", 0, INT_MAX, &layer)) bad = -1;
     else if (layer != l) bad = lnl_err(rd->e, "%s: field '%slayer' is %d, expected %d", rd->what, rd->path, layer, l);
-    else
-        bad = get_num(rd, x, "hidden_mean_abs", &p->hidden[l].mean_abs) ||
-              get_num(rd, x, "hidden_var", &p->hidden[l].var_entry) ||
-              get_num(rd, x, "hidden_var_data", &p->hidden[l].var_data) ||
-              get_num(rd, x, "grad_norm", &p->grad_norm[l]) || get_num(rd, x, "sensitivity", &sens) ||
-              get_num(rd, x, "dx_norm", &r->dx_norm[l]) || get_num(rd, x, "attn_logit_max", &p->attn_logit_max[l]);
-    if (!bad && r->sigma && l > 0) {
-        r->sigma[l] = sens;
-        bad = get_num(rd, x, "sensitivity_rel_change", &r->rel_change[l]);
-    } else if (!bad && !isnan(sens)) {
-        bad = lnl_err(rd->e, "%s: field '%ssensitivity' is a number, but %s", rd->what, rd->path,
-                      l == 0 ? "entry 0 has no block" : "sensitivity_iters is null");
-    }
+    int ids[LNL_LM_COUNT];
+    double asked[LNL_LM_COUNT];
+    const int nk = lnl_layer_metrics_select(LNL_LMF_PROBE, 1, ids);
+    for (int pass = 0; pass < 3 && !bad; pass++)
+        for (int k = 0; k < nk && !bad; k++) {
+            const int flags = lnl_layer_metrics[ids[k]].flags;
+            const char *key = lnl_layer_metrics[ids[k]].key;
+            double *v = probe_slot(r, ids[k], l);
+            assert(v || (flags & LNL_LMF_ASKED)); /* probe_slot knows every probe metric */
+            const int has = v && l > 0; /* a measured value belongs here */
+            if (pass == 0 && !(flags & LNL_LMF_OMIT)) {
+                bad = get_num(rd, x, key, (flags & LNL_LMF_ASKED) ? &asked[k] : v);
+            } else if (pass == 1 && (flags & LNL_LMF_ASKED) && !(flags & LNL_LMF_OMIT)) {
+                if (has) *v = asked[k];
+                else if (!isnan(asked[k]))
+                    bad = lnl_err(rd->e, "%s: field '%s%s' is a number, but %s", rd->what, rd->path, key,
+                                  l == 0 ? "entry 0 has no block" : "sensitivity_iters is null");
+            } else if (pass == 2 && (flags & LNL_LMF_OMIT) && has) {
+                bad = get_num(rd, x, key, v);
+            }
+        }
     rd->path[saved] = 0;
     return bad ? -1 : 0;
 }

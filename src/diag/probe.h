@@ -1,6 +1,7 @@
 /* The probe of a model on one batch: everything `lnlab probe` reports (the model and batch, the
  * per-layer figures, local sensitivity when asked, the growth fits in depth), the run that measures
- * it, and its JSON object (DESIGN.md, docs/USAGE.md) in both directions. Not the loading of a model
+ * it, and its JSON object (DESIGN.md, docs/USAGE.md) in both directions, whose layer objects take
+ * their keys, order and nulls from the per-layer metrics (metrics.h). Not the loading of a model
  * or of a batch, and not the table form: src/cli/cmd_probe.c. */
 #ifndef LNL_PROBE_H
 #define LNL_PROBE_H
@@ -46,6 +47,10 @@ int lnl_probe_check_tokens(const LnlModel *m, const int32_t *in, const int32_t *
  * nothing to free. */
 int lnl_probe_run(LnlProbeResult *r, LnlModel *m, const int32_t *in, const int32_t *tg, int B, int T,
                   const LnlProbeOptions *o, LnlErr *e);
+
+/* Per-layer metric `metric` (src/diag/metrics.h, a probe metric) of entry l = 0..fig.n-1 as r keeps
+ * it; NAN where it keeps none (sensitivity not measured, a metric the probe does not report). */
+double lnl_probe_result_value(const LnlProbeResult *r, int metric, int l);
 
 /* The JSON object of `lnlab probe --json`, on one line without a newline. Caller frees. */
 char *lnl_probe_result_to_json(const LnlProbeResult *r);

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-const LnlHeatMetric lnl_heat_metrics[LNL_HEAT_NMETRICS] = {
-    {"hidden_mean_abs", "hidden-state magnitude (hidden_mean_abs)", "mean |x| of the residual stream", 1},
-    {"grad_norm", "gradient norm of each block (grad_norm)", "L2 norm of the block's parameter gradient", 1},
-    {"update_rms", "update size of each block (update_rms)", "RMS of the step's parameter change", 1},
-    /* the largest logit of a block can be negative (every key turned away from every query) */
-    {"attn_logit_max", "largest attention logit of each block (attn_logit_max)", "max of q.k / sqrt(head dim)", 0},
-};
+#include "../diag/metrics.h"
+
+void lnl_heatmap_title(int metric, const char *tail, char *buf, size_t n) {
+    const LnlLayerMetric *m = &lnl_layer_metrics[metric];
+    snprintf(buf, n, "%s%s (%s) by layer and step%s", m->name, m->rows == LNL_ROWS_BLOCK ? " of each block" : "", m->key,
+             tail);
+}
 
 /* pixels: one panel (with its axes' labels), the title above them, the colour bar's column */
 #define PANEL_W 440
@@ -43,7 +43,8 @@ static const char *const class_name[NCLASS] = {"", "low", "none"};
 static const char *const class_colour[NCLASS] = {"", "#f4c7c3", "#9e9e9e"};
 
 int lnl_heatmap_draw(LnlPlotter *x, const char *section, const char *base, const char *title,
-                     const LnlHeatMetric *m, const LnlHeatPanel *p, int n, LnlErr *e) {
+                     int metric, const LnlHeatPanel *p, int n, LnlErr *e) {
+    const LnlLayerMetric *m = &lnl_layer_metrics[metric];
     LnlLogMatrix *mx = lnl_calloc((size_t)(n ? n : 1), sizeof *mx);
     int(*count)[NCLASS] = lnl_calloc((size_t)(n ? n : 1), sizeof *count);
     double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY, vmin = INFINITY, vmax = -INFINITY;

@@ -47,8 +47,8 @@ typedef struct {
     int rows, cols, first_layer;
     double *v; /* (rows * cols) */
 } LnlLogMatrix;
-/* Fills m with the figure named key (hidden_mean_abs, grad_norm, ...); cols = 0 when no record
- * has it. Caller frees m->v. */
+/* Fills m with the figure named key (a per-layer metric of src/diag/metrics.h with LNL_LMF_DIAG:
+ * hidden_mean_abs, grad_norm, ...); cols = 0 when no record has it. Caller frees m->v. */
 void lnl_log_matrix(const LnlLogRecords *g, const char *key, LnlLogMatrix *m);
 
 #endif

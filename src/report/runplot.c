@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "../common/version.h"
+#include "../diag/metrics.h"
 #include "../study/doc.h"
 #include "../train/run_result.h"
 #include "../train/runlog.h"
@@ -263,16 +264,17 @@ static int run_figures(Fig *f, LnlErr *e) {
                               "%.9g with lines dt 2 lw 1.5 lc rgb '#555555' title 'median %.0f'\n", med, med);
         rc = line_figure(f, "tokens_per_s", "Throughput", body.data, e);
     }
-    for (int k = 0; k < LNL_HEAT_NMETRICS && !rc && g->ndiag; k++) {
-        const LnlHeatMetric *m = &lnl_heat_metrics[k];
+    int heat[LNL_LM_COUNT];
+    const int nheat = lnl_layer_metrics_select(LNL_LMF_HEATMAP, 0, heat);
+    for (int k = 0; k < nheat && !rc && g->ndiag; k++) {
         char base[160], title[300];
-        snprintf(base, sizeof base, "heatmap_%s", m->key);
-        snprintf(title, sizeof title, "%s by layer and step", m->what);
+        snprintf(base, sizeof base, "heatmap_%s", lnl_layer_metrics[heat[k]].key);
+        lnl_heatmap_title(heat[k], "", title, sizeof title);
         char label[300];
         if (g->diverged_at_step >= 0) snprintf(label, sizeof label, "%s (diverged at step %lld)", f->name, g->diverged_at_step);
         else snprintf(label, sizeof label, "%s", f->name);
         LnlHeatPanel p = {label, g};
-        rc = lnl_heatmap_draw(f->pl, "heatmap", base, title, m, &p, 1, e);
+        rc = lnl_heatmap_draw(f->pl, "heatmap", base, title, heat[k], &p, 1, e);
     }
     free(sm);
     lnl_buf_free(&s);

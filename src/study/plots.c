@@ -5,9 +5,13 @@
 #include "../report/heatmap.h"
 #include "../train/train.h"
 
+#include <assert.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../diag/metrics.h"
 
 #define FIG_W 1000
 #define FIG_H 560
@@ -86,30 +90,42 @@ static int has_positive(const double *v, int n) {
     return 0;
 }
 
+/* The data columns of the layer data files: the metrics of the by-layer figures (metrics.h,
+ * LNL_LMF_BYLAYER) in the probe's key order; gnuplot's column 2 + c is metric by_metric(2 + c). */
+static int by_metrics(int *ids) { return lnl_layer_metrics_select(LNL_LMF_BYLAYER, 1, ids); }
+
+static int by_metric(int col) {
+    int ids[LNL_LM_COUNT], n = by_metrics(ids);
+    assert(col >= 2 && col < 2 + n);
+    return ids[col - 2];
+}
+
+/* Whether column col holds a block metric: layers 1..L, nothing at the embedding. */
+static int col_blocks(int col) { return lnl_layer_metrics[by_metric(col)].rows == LNL_ROWS_BLOCK; }
+
 /* Medians over the runs of a setup, per layer, for the columns of a layers data file. */
 typedef struct {
-    int L1;            /* entries 0..L */
-    double *col[5];    /* mean_abs, var, var_data, grad_norm, sensitivity: (L1) each */
+    int L1;                     /* entries 0..L */
+    int nc;                     /* columns (by_metrics) */
+    double *col[LNL_LM_COUNT];  /* (L1) each */
 } LayerMed;
 
 static void layer_medians(const LnlStudyResult *rs, const int *idx, int k, LayerMed *m) {
     memset(m, 0, sizeof *m);
-    int L1 = 0;
+    int L1 = 0, ids[LNL_LM_COUNT];
     for (int j = 0; j < k; j++)
         if (rs[idx[j]].nlayers > L1) L1 = rs[idx[j]].nlayers;
     m->L1 = L1;
+    m->nc = by_metrics(ids);
     double *tmp = lnl_malloc(sizeof(double) * (size_t)(k ? k : 1));
-    for (int c = 0; c < 5; c++) {
+    for (int c = 0; c < m->nc; c++) {
         m->col[c] = lnl_malloc(sizeof(double) * (size_t)(L1 ? L1 : 1));
         for (int l = 0; l < L1; l++) {
             int n = 0;
             for (int j = 0; j < k; j++) {
                 const LnlStudyResult *r = &rs[idx[j]];
                 if (l >= r->nlayers) continue;
-                const LnlStudyLayer *y = &r->layers[l];
-                double v = c == 0 ? y->mean_abs : c == 1 ? y->var : c == 2 ? y->var_data : c == 3 ? y->grad_norm
-                                                                                                  : y->sensitivity;
-                tmp[n++] = v;
+                tmp[n++] = lnl_study_layer_value(&r->layers[l], ids[c]);
             }
             m->col[c][l] = lnl_study_median(tmp, n);
         }
@@ -118,17 +134,19 @@ static void layer_medians(const LnlStudyResult *rs, const int *idx, int k, Layer
 }
 
 static void layer_medians_free(LayerMed *m) {
-    for (int c = 0; c < 5; c++) free(m->col[c]);
+    for (int c = 0; c < m->nc; c++) free(m->col[c]);
 }
 
 static int write_layers(Ctx *x, const char *name, const LayerMed *m, LnlErr *e) {
     LnlBuf b = {0};
-    lnl_buf_printf(&b, "# layer hidden_mean_abs hidden_var hidden_var_data grad_norm sensitivity (medians over seeds)\n");
+    lnl_buf_printf(&b, "# layer");
+    for (int c = 0; c < m->nc; c++) lnl_buf_printf(&b, " %s", lnl_layer_metrics[by_metric(2 + c)].key);
+    lnl_buf_printf(&b, " (medians over seeds)\n");
     for (int l = 0; l < m->L1; l++) {
         lnl_buf_printf(&b, "%d", l);
-        for (int c = 0; c < 5; c++) {
+        for (int c = 0; c < m->nc; c++) {
             double v = m->col[c][l];
-            if (c >= 3 && l == 0) v = NAN; /* the embedding has no block gradient or sensitivity */
+            if (col_blocks(2 + c) && l == 0) v = NAN; /* the embedding has no block gradient or sensitivity */
             lnl_plot_num(&b, v);
         }
         lnl_buf_printf(&b, "\n");
@@ -456,11 +474,11 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
 }
 
 /* One panel: the given column of every setup's layer data that has a positive value. */
-/* The positive finite range of column col over k layer medians (blocks only for col >= 5). */
+/* The positive finite range of column col over k layer medians (blocks only for a block metric). */
 static void col_range(const LayerMed *meds, int k, int col, double *lo, double *hi) {
     for (int j = 0; j < k; j++) {
         const double *v = meds[j].col[col - 2];
-        for (int l = col >= 5 ? 1 : 0; l < meds[j].L1; l++)
+        for (int l = col_blocks(col) ? 1 : 0; l < meds[j].L1; l++)
             if (isfinite(v[l]) && v[l] > 0) {
                 if (!(*lo <= v[l])) *lo = v[l];
                 if (!(*hi >= v[l])) *hi = v[l];
@@ -475,20 +493,21 @@ static void col_range(const LayerMed *meds, int k, int col, double *lo, double *
  * squares line a + b l through its medians (the linear bound Peri-LN's theory gives) dashed. */
 static void panel(LnlBuf *b, const char *title, const char *ylabel, int col, char names[][200], LayerMed *meds,
                   char labels[][128], int k, int key, double ylo, double yhi, int keyrows, int fit) {
+    const int blocks = col_blocks(col);
     int maxn = 0;
     for (int j = 0; j < k; j++)
         if (meds[j].L1 > maxn) maxn = meds[j].L1;
     lnl_buf_printf(b, "set title '%s'\nset logscale y\nset xlabel '%s'\nset ylabel '%s'\nset grid\nset xtics %s\n",
-                   title, col >= 5 ? "block" : "layer (0 = embedding output)", ylabel, maxn <= 17 ? "1" : "autofreq");
+                   title, blocks ? "block" : "layer (0 = embedding output)", ylabel, maxn <= 17 ? "1" : "autofreq");
     lnl_buf_printf(b, "set bmargin %d\n", 4 + keyrows);
     lnl_buf_printf(b, "set ytics autofreq\n"); /* not the previous panel's */
     if (isfinite(ylo) && isfinite(yhi) && yhi > 0) lnl_plot_log_axis(b, "y", ylo, yhi);
     else lnl_buf_printf(b, "set autoscale y\nset ytics autofreq\n");
-    if (col >= 5) lnl_buf_printf(b, "set xrange [0.5:%.1f]\n", maxn - 0.5); /* blocks 1..L, block 1 off the frame */
+    if (blocks) lnl_buf_printf(b, "set xrange [0.5:%.1f]\n", maxn - 0.5); /* blocks 1..L, block 1 off the frame */
     else lnl_buf_printf(b, "set xrange [*:*]\n");
     if (key) lnl_buf_printf(b, "set key outside below left Left reverse font ',8' spacing 0.9 maxrows %d\n", keyrows);
     else lnl_buf_printf(b, "unset key\n");
-    if (col >= 5)
+    if (blocks)
         lnl_buf_printf(b, "set arrow 1 from 1, graph 0 to 1, graph 1 nohead lc rgb '#999999' dt 2 lw 1.5\n"
                           "set label 1 'block 1' at 1, graph 0.96 offset 0.5,0 font ',8' tc rgb '#666666'\n");
     int items = 0;
@@ -497,7 +516,7 @@ static void panel(LnlBuf *b, const char *title, const char *ylabel, int col, cha
         const double *v = meds[j].col[col - 2];
         int n = meds[j].L1;
         /* layer 0 of gradient and sensitivity is not a block */
-        if (col >= 5 && n > 0) {
+        if (blocks && n > 0) {
             v++;
             n--;
         }
@@ -540,7 +559,9 @@ static int layer_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int 
     LayerMed *meds = lnl_calloc((size_t)(maxk ? maxk : 1) * (size_t)(npresets ? npresets : 1), sizeof *meds);
     int *counts = lnl_calloc((size_t)(npresets ? npresets : 1), sizeof(int));
     int *idx = lnl_malloc(sizeof(int) * (size_t)(n ? n : 1));
-    int any_sens = 0, rc = -1;
+    int ids[LNL_LM_COUNT], rc = -1;
+    const int nc = by_metrics(ids);
+    int measured[LNL_LM_COUNT] = {0}; /* per column: a run has a finite value at a block (ASKED metrics) */
     for (int pi = 0; pi < npresets; pi++) {
         for (int si = 0; si < nsetups; si++) {
             int k = 0;
@@ -552,64 +573,84 @@ static int layer_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int 
             layer_medians(rs, idx, k, &meds[j]);
             snprintf(names[j], sizeof names[j], "layers_%s_%s.dat", presets[pi], setups[si].key);
             snprintf(labels[j], sizeof labels[j], "%s", setups[si].label);
-            for (int q = 0; q < k; q++)
-                for (int l = 1; l < rs[idx[q]].nlayers; l++) any_sens |= isfinite(rs[idx[q]].layers[l].sensitivity);
+            for (int c = 0; c < nc; c++)
+                for (int q = 0; q < k; q++)
+                    for (int l = 1; l < rs[idx[q]].nlayers; l++)
+                        measured[c] |= isfinite(lnl_study_layer_value(&rs[idx[q]].layers[l], ids[c]));
             if (write_layers(x, names[j], &meds[j], e)) goto done;
         }
     }
     /* every preset's figure of a kind shares its y-ranges, so placements compare by eye */
-    double lo[5], hi[5];
+    double lo[LNL_LM_COUNT], hi[LNL_LM_COUNT];
     int maxcount = 0;
-    for (int c = 0; c < 5; c++) lo[c] = hi[c] = NAN;
+    for (int c = 0; c < nc; c++) lo[c] = hi[c] = NAN;
     for (int pi = 0; pi < npresets; pi++) {
-        for (int c = 2; c <= 6; c++) col_range(meds + pi * maxk, counts[pi], c, &lo[c - 2], &hi[c - 2]);
+        for (int c = 0; c < nc; c++) col_range(meds + pi * maxk, counts[pi], 2 + c, &lo[c], &hi[c]);
         if (counts[pi] > maxcount) maxcount = counts[pi];
     }
     const int keyrows = maxcount; /* one setting per legend row */
+    /* per preset, one figure of the stream metrics, a panel each ... */
+    int nstream = 0, done_keys = 0;
+    for (int c = 0; c < nc; c++) nstream += lnl_layer_metrics[ids[c]].rows == LNL_ROWS_STREAM;
+    char keys[256] = ""; /* "a, b and c" */
+    for (int c = 0; c < nc; c++) {
+        if (lnl_layer_metrics[ids[c]].rows != LNL_ROWS_STREAM) continue;
+        size_t len = strlen(keys);
+        snprintf(keys + len, sizeof keys - len, "%s%s", !done_keys ? "" : done_keys + 1 < nstream ? ", " : " and ",
+                 lnl_layer_metrics[ids[c]].key);
+        done_keys++;
+    }
     for (int pi = 0; pi < npresets; pi++) {
         int j0 = pi * maxk, k = counts[pi];
         if (!k) continue;
         LnlBuf b = {0};
-        lnl_buf_printf(&b, "set multiplot layout 1,3 title '%s: hidden states by layer (median over seeds; the same axes "
-                           "for every preset)'\n", presets[pi]);
-        int fit = !strcmp(presets[pi], "peri");
-        panel(&b, "mean |x| (hidden_mean_abs)", "mean |x|", 2, names + j0, meds + j0, labels + j0, k, 1, lo[0], hi[0],
-              keyrows + fit, fit);
-        panel(&b, "variance over channels (hidden_var)", "variance", 3, names + j0, meds + j0, labels + j0, k, 0, lo[1],
-              hi[1], keyrows + fit, 0);
-        panel(&b, "variance over tokens (hidden_var_data)", "variance", 4, names + j0, meds + j0, labels + j0, k, 0,
-              lo[2], hi[2], keyrows + fit, 0);
+        lnl_buf_printf(&b, "set multiplot layout 1,%d title '%s: hidden states by layer (median over seeds; the same axes "
+                           "for every preset)'\n", nstream, presets[pi]);
+        int fit = !strcmp(presets[pi], "peri"), first = 1;
+        for (int c = 0; c < nc; c++) {
+            const LnlLayerMetric *mt = &lnl_layer_metrics[ids[c]];
+            if (mt->rows != LNL_ROWS_STREAM) continue;
+            char title[160];
+            snprintf(title, sizeof title, "%s (%s)", mt->label, mt->key);
+            /* the linear fit is Peri-LN's bound on the magnitude */
+            panel(&b, title, mt->axis, 2 + c, names + j0, meds + j0, labels + j0, k, first, lo[c], hi[c], keyrows + fit,
+                  fit && ids[c] == LNL_LM_HIDDEN_MEAN_ABS);
+            first = 0;
+        }
         lnl_buf_printf(&b, "unset multiplot\n");
-        char base[160], title[256];
+        char base[160], title[400];
         lnl_study_hidden_figure(presets[pi], base, sizeof base);
-        snprintf(title, sizeof title, "%s: hidden_mean_abs, hidden_var and hidden_var_data by layer", presets[pi]);
+        snprintf(title, sizeof title, "%s: %s by layer", presets[pi], keys);
         lnl_buf_append(&b, "", 1);
-        int r = draw(x, new_plot(x, "hidden", base, title), b.data, 3 * 420, PANEL_H + 16 * (keyrows + fit), e);
+        int r = draw(x, new_plot(x, "hidden", base, title), b.data, nstream * 420, PANEL_H + 16 * (keyrows + fit), e);
         lnl_buf_free(&b);
         if (r) goto done;
     }
-    for (int which = 0; which < 2; which++) {
-        if (which == 1 && !any_sens) break;
+    /* ... and per block metric one figure, a panel per preset */
+    for (int c = 0; c < nc; c++) {
+        const LnlLayerMetric *mt = &lnl_layer_metrics[ids[c]];
+        if (mt->rows != LNL_ROWS_BLOCK || ((mt->flags & LNL_LMF_ASKED) && !measured[c])) continue;
         int shown = 0;
         for (int pi = 0; pi < npresets; pi++) shown += counts[pi] > 0;
         if (!shown) break;
         int cols = shown < 3 ? shown : 3, rows = (shown + cols - 1) / cols;
         LnlBuf b = {0};
         lnl_buf_printf(&b, "set multiplot layout %d,%d title '%s by layer, layers 1..L (median over seeds)'\n", rows, cols,
-                       which ? "local sensitivity (spectral norm of dx_l/dx_{l-1})" : "gradient norm of the parameters of each block");
+                       mt->label);
         lnl_buf_printf(&b, "# the same y-range in every panel\n");
         for (int pi = 0; pi < npresets; pi++) {
             int j0 = pi * maxk, k = counts[pi];
             if (!k) continue;
-            panel(&b, presets[pi], which ? "spectral norm" : "L2 norm of the block gradient", which ? 6 : 5,
-                  names + j0, meds + j0, labels + j0, k, 1, lo[which ? 4 : 3], hi[which ? 4 : 3], keyrows, 0);
+            panel(&b, presets[pi], mt->axis, 2 + c, names + j0, meds + j0, labels + j0, k, 1, lo[c], hi[c], keyrows, 0);
         }
         lnl_buf_printf(&b, "unset multiplot\n");
         lnl_buf_append(&b, "", 1);
-        const char *base = which ? "sensitivity" : "grad_norm";
-        const char *title = which ? "Local sensitivity by layer" : "Gradient norm by layer";
-        int r = draw(x, new_plot(x, which ? "sensitivity" : "grad", base, title), b.data, cols * 420,
-                     rows * (PANEL_H + 16 * keyrows), e);
+        char title[200];
+        snprintf(title, sizeof title, "%s by layer", mt->name);
+        title[0] = (char)toupper((unsigned char)title[0]);
+        /* the report's sections (plots.h): "grad" for the gradient norm, else the key */
+        const char *section = ids[c] == LNL_LM_GRAD_NORM ? "grad" : mt->key;
+        int r = draw(x, new_plot(x, section, mt->key, title), b.data, cols * 420, rows * (PANEL_H + 16 * keyrows), e);
         lnl_buf_free(&b);
         if (r) goto done;
     }
@@ -692,14 +733,15 @@ static int heatmap_figures(Ctx *x, const LnlStudyResult *rs, const int *have, in
     else
         snprintf(setting, sizeof setting, "dt %g, L %d, lr %g%s%s", u0->dt, u0->depth, u0->lr, u0->variant[0] ? ", " : "",
                  u0->variant);
-    for (int k = 0; k < LNL_HEAT_NMETRICS && !rc; k++) {
-        const LnlHeatMetric *m = &lnl_heat_metrics[k];
-        char base[160], title[400];
-        snprintf(base, sizeof base, "heatmap_%s", m->key);
-        snprintf(title, sizeof title, "%s by layer and step: %s, each placement's lowest-seed run%s%s%s", m->what,
-                 setting, missing.len ? " (not at this setting: " : "", missing.len ? missing.data : "",
-                 missing.len ? ")" : "");
-        rc = lnl_heatmap_draw(&x->pl, "heatmap", base, title, m, panels, np, e);
+    int heat[LNL_LM_COUNT];
+    const int nheat = lnl_layer_metrics_select(LNL_LMF_HEATMAP, 0, heat);
+    for (int k = 0; k < nheat && !rc; k++) {
+        char base[160], title[400], tail[400];
+        snprintf(base, sizeof base, "heatmap_%s", lnl_layer_metrics[heat[k]].key);
+        snprintf(tail, sizeof tail, ": %s, each placement's lowest-seed run%s%s%s", setting,
+                 missing.len ? " (not at this setting: " : "", missing.len ? missing.data : "", missing.len ? ")" : "");
+        lnl_heatmap_title(heat[k], tail, title, sizeof title);
+        rc = lnl_heatmap_draw(&x->pl, "heatmap", base, title, heat[k], panels, np, e);
     }
     for (int j = 0; j < np; j++) lnl_log_free(&logs[j]);
     free(logs);

@@ -2,6 +2,7 @@
 #include "results.h"
 
 #include "../common/version.h"
+#include "../diag/metrics.h"
 #include "../diag/probe.h"
 #include "../train/run_result.h"
 
@@ -90,6 +91,26 @@ const char *lnl_study_growth_better(const LnlGrowthFit *f, int variance) {
     if (!bounded->ok && !f->exponential.ok) return "none";
     if (f->better_exp) return "exponential";
     return bounded->ok ? (variance ? "quadratic" : "linear") : "none";
+}
+
+/* ---- per-layer metrics ---- */
+
+/* Where a layer keeps study metric id (metrics.h, LNL_LMF_STUDY); NULL for any other. */
+static double *layer_slot(LnlStudyLayer *y, int id) {
+    switch (id) {
+    case LNL_LM_HIDDEN_MEAN_ABS: return &y->mean_abs;
+    case LNL_LM_HIDDEN_VAR: return &y->var;
+    case LNL_LM_HIDDEN_VAR_DATA: return &y->var_data;
+    case LNL_LM_GRAD_NORM: return &y->grad_norm;
+    case LNL_LM_SENSITIVITY: return &y->sensitivity;
+    case LNL_LM_DX_NORM: return &y->dx_norm;
+    default: return NULL;
+    }
+}
+
+double lnl_study_layer_value(const LnlStudyLayer *y, int metric) {
+    const double *v = layer_slot((LnlStudyLayer *)y, metric);
+    return v ? *v : NAN;
 }
 
 /* ---- log.jsonl ---- */
@@ -213,15 +234,10 @@ static int take_probe(LnlStudyResult *r, const char *rundir, const char *probe_j
     const int n = p.fig.n;
     r->layers = lnl_calloc((size_t)n, sizeof *r->layers);
     r->nlayers = n;
-    for (int l = 0; l < n; l++) {
-        LnlStudyLayer *y = &r->layers[l];
-        y->mean_abs = p.fig.hidden[l].mean_abs;
-        y->var = p.fig.hidden[l].var_entry;
-        y->var_data = p.fig.hidden[l].var_data;
-        y->grad_norm = p.fig.grad_norm[l];
-        y->sensitivity = p.sigma ? p.sigma[l] : NAN;
-        y->dx_norm = p.dx_norm[l];
-    }
+    int ids[LNL_LM_COUNT];
+    const int nk = lnl_layer_metrics_select(LNL_LMF_STUDY, 0, ids);
+    for (int l = 0; l < n; l++)
+        for (int k = 0; k < nk; k++) *layer_slot(&r->layers[l], ids[k]) = lnl_probe_result_value(&p, ids[k], l);
     r->growth = p.growth;
     lnl_probe_result_free(&p);
     derive(r);
@@ -242,19 +258,14 @@ static void add_fit(cJSON *o, const char *k, const LnlFit *f, int exponential) {
 static int parse_layers(LnlStudyResult *r, const cJSON *layers, const char *what, LnlErr *e) {
     if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) < 2)
         return lnl_err(e, "%s: 'layers' is not a list of at least 2 entries", what);
-    int n = cJSON_GetArraySize(layers);
+    int n = cJSON_GetArraySize(layers), ids[LNL_LM_COUNT];
+    const int nk = lnl_layer_metrics_select(LNL_LMF_STUDY, 0, ids);
     r->layers = lnl_calloc((size_t)n, sizeof *r->layers);
     r->nlayers = n;
     for (int l = 0; l < n; l++) {
         const cJSON *x = cJSON_GetArrayItem(layers, l);
         if (!cJSON_IsObject(x)) return lnl_err(e, "%s: layers[%d] is not an object", what, l);
-        LnlStudyLayer *y = &r->layers[l];
-        y->mean_abs = get_num(x, "hidden_mean_abs");
-        y->var = get_num(x, "hidden_var");
-        y->var_data = get_num(x, "hidden_var_data");
-        y->grad_norm = get_num(x, "grad_norm");
-        y->sensitivity = get_num(x, "sensitivity");
-        y->dx_norm = get_num(x, "dx_norm");
+        for (int k = 0; k < nk; k++) *layer_slot(&r->layers[l], ids[k]) = get_num(x, lnl_layer_metrics[ids[k]].key);
     }
     return 0;
 }
@@ -361,16 +372,13 @@ char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_jso
     add_num(o, "wall_s", r->wall_s);
     if (r->nlayers) {
         cJSON *ls = cJSON_AddArrayToObject(o, "layers");
+        int ids[LNL_LM_COUNT];
+        const int nk = lnl_layer_metrics_select(LNL_LMF_STUDY, 1, ids); /* the probe's key order */
         for (int l = 0; l < r->nlayers; l++) {
-            const LnlStudyLayer *y = &r->layers[l];
             cJSON *x = cJSON_CreateObject();
             cJSON_AddNumberToObject(x, "layer", l);
-            add_num(x, "hidden_mean_abs", y->mean_abs);
-            add_num(x, "hidden_var", y->var);
-            add_num(x, "hidden_var_data", y->var_data);
-            add_num(x, "grad_norm", y->grad_norm);
-            add_num(x, "sensitivity", y->sensitivity);
-            add_num(x, "dx_norm", y->dx_norm);
+            for (int k = 0; k < nk; k++)
+                add_num(x, lnl_layer_metrics[ids[k]].key, lnl_study_layer_value(&r->layers[l], ids[k]));
             cJSON_AddItemToArray(ls, x);
         }
     } else {

@@ -8,10 +8,13 @@
 #include "../report/logread.h"
 #include "config.h"
 
-/* The per-layer figures of `lnlab probe --json` (docs/USAGE.md); NAN where probe printed null. */
+/* The per-layer figures of `lnlab probe --json` (docs/USAGE.md) a record keeps: the metrics with
+ * LNL_LMF_STUDY (src/diag/metrics.h), one field each; NAN where probe printed null. */
 typedef struct {
     double mean_abs, var, var_data, grad_norm, sensitivity, dx_norm;
 } LnlStudyLayer;
+/* Field of y for per-layer metric `metric` (metrics.h); NAN for a metric a record does not keep. */
+double lnl_study_layer_value(const LnlStudyLayer *y, int metric);
 
 typedef struct {
     LnlStudyRun run;
