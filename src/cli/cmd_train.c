@@ -12,6 +12,7 @@
 #include "../kernels/kernels.h"
 #include "../train/memcheck.h"
 #include "../train/peak.h"
+#include "../train/settings.h"
 #include "../train/signals.h"
 #include "../train/train.h"
 #include "flags.h"
@@ -77,43 +78,25 @@ static LnlTokenizer *open_sample_tokenizer(const char *data, int vocab_size) {
 
 int cmd_train(int argc, char **argv) {
     LnlModelFlags mf;
-    const char *data = NULL, *out = NULL, *init_from = NULL, *schedule = "cosine", *data_order = "random";
-    long long batch = 8, steps = 100, total_batch = 0, warmup = 0, seed = 1337, eval_every = 0, eval_batches = 20,
-              ckpt_every = 0, data_seed = LNL_DATA_SEED_DEFAULT, sample_every = 0, sample_tokens = SAMPLE_TOKENS;
-    double lr = 6e-4, min_frac = 0.1, beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8, wd = 0.1, clip = 1.0;
+    LnlTrainSettings ts; /* the training settings (train/settings.h): flags, config.json, resume */
+    lnl_train_settings_default(&ts);
+    const char *data = NULL, *out = NULL, *init_from = NULL;
+    long long sample_every = 0, sample_tokens = SAMPLE_TOKENS;
     int quiet = 0, zero = 0, overwrite = 0, adapt_threads = 1;
-    enum { NX = 27 };
-    LnlFlag flags[LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS + LNL_RESUME_NFLAGS];
+    /* --help's order: the model's flags, the paths, the training settings, the console and the
+     * process setup, the monitor's, resume's */
+    enum { NPATHS = 3, NOWN = 6 };
+    enum { NFLAGS = LNL_MODEL_NFLAGS + NPATHS + LNL_TRAIN_NSETTINGS + NOWN + LNL_MONITOR_NFLAGS + LNL_RESUME_NFLAGS };
+    LnlFlag flags[NFLAGS];
     LnlMonitorFlags monf;
     LnlResumeFlags rf;
     lnl_model_flags_init(&mf, flags);
-    LnlFlag extra[NX] = {
+    LnlFlag paths[NPATHS] = {
         {"--data", LNL_FLAG_STR, &data, "prepared data directory (train.bin, val.bin) or one token shard", 1, 0, NULL, 0},
         {"--out", LNL_FLAG_STR, &out, "run directory (log.jsonl, config.json, model.safetensors)", 1, 0, NULL, 0},
         {"--init-from", LNL_FLAG_STR, &init_from, "start from this model file instead of a fresh init", 1, 0, NULL, 0},
-        {"--batch", LNL_FLAG_INT, &batch, "sequences per micro-batch B (per process under mpirun)", 1, 1 << 20, NULL, 0},
-        {"--total-batch", LNL_FLAG_INT, &total_batch, "tokens per optimizer step, all processes (multiple of processes*B*T; 0 = processes*B*T)", 0, 1LL << 40, NULL, 0},
-        {"--steps", LNL_FLAG_INT, &steps, "optimizer steps", 1, 1LL << 40, NULL, 0},
-        {"--lr", LNL_FLAG_FLOAT, &lr, "peak learning rate", 0, 10, NULL, 0},
-        {"--min-lr-frac", LNL_FLAG_FLOAT, &min_frac, "final learning rate as a fraction of --lr", 0, 1, NULL, 0},
-        {"--warmup", LNL_FLAG_INT, &warmup, "linear warmup steps", 0, 1LL << 40, NULL, 0},
-        {"--schedule", LNL_FLAG_STR, &schedule, "decay after warmup", 1, 0, "cosine|linear|constant", 0},
-        {"--beta1", LNL_FLAG_FLOAT, &beta1, "AdamW beta1", 0, 0.999999, NULL, 0},
-        {"--beta2", LNL_FLAG_FLOAT, &beta2, "AdamW beta2", 0, 0.999999, NULL, 0},
-        {"--adam-eps", LNL_FLAG_FLOAT, &adam_eps, "AdamW epsilon", 0, 1, NULL, 0},
-        {"--weight-decay", LNL_FLAG_FLOAT, &wd, "decoupled weight decay (matrices and embeddings only)", 0, 10, NULL, 0},
-        {"--grad-clip", LNL_FLAG_FLOAT, &clip, "max global gradient norm (0 = off)", 0, 1e9, NULL, 0},
-        {"--seed", LNL_FLAG_INT, &seed, "seed for the init", 0, 1LL << 62, NULL, 0},
-        {"--data-order", LNL_FLAG_STR, &data_order,
-         "training batches: rows of T+1 tokens at random offsets drawn from (--data-seed, step, micro-batch), as "
-         "nanoGPT, or consecutive batches in llm.c's order",
-         1, 0, LNL_DATA_ORDERS, 0},
-        {"--data-seed", LNL_FLAG_INT, &data_seed,
-         "seed of the random batches, independent of --seed: runs with the same data seed see the same batches",
-         0, (double)LNL_DATA_SEED_MAX, NULL, 0},
-        {"--eval-every", LNL_FLAG_INT, &eval_every, "evaluate on the val split every K steps (0 = at the end only)", 0, 1LL << 40, NULL, 0},
-        {"--eval-batches", LNL_FLAG_INT, &eval_batches, "val batches per evaluation (0 = the whole split)", 0, 1LL << 40, NULL, 0},
-        {"--checkpoint-every", LNL_FLAG_INT, &ckpt_every, "write RUN/checkpoints/model_STEP.safetensors every K steps (0 = off)", 0, 1LL << 40, NULL, 0},
+    };
+    LnlFlag own[NOWN] = {
         {"--quiet", LNL_FLAG_BOOL, &quiet, "no progress line (and no peak measurement for its MFU)", 1, 0, NULL, 0},
         {"--sample-every", LNL_FLAG_INT, &sample_every,
          "print a sample of the model to stderr every K steps: --sample-tokens tokens after end-of-text, "
@@ -128,10 +111,16 @@ int cmd_train(int argc, char **argv) {
          1, 0, NULL, 0},
         {"--overwrite", LNL_FLAG_BOOL, &overwrite, "replace a run already in --out (its files and checkpoints are deleted first)", 1, 0, NULL, 0},
     };
-    memcpy(flags + LNL_MODEL_NFLAGS, extra, sizeof extra);
-    lnl_monitor_flags_init(&monf, flags + LNL_MODEL_NFLAGS + NX);
-    lnl_resume_flags_init(&rf, flags + LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS);
-    int nflags = LNL_MODEL_NFLAGS + NX + LNL_MONITOR_NFLAGS + LNL_RESUME_NFLAGS, npos;
+    LnlFlag *f = flags + LNL_MODEL_NFLAGS;
+    memcpy(f, paths, sizeof paths);
+    f += NPATHS;
+    lnl_train_settings_flags(&ts, f);
+    f += LNL_TRAIN_NSETTINGS;
+    memcpy(f, own, sizeof own);
+    f += NOWN;
+    lnl_monitor_flags_init(&monf, f);
+    lnl_resume_flags_init(&rf, f + LNL_MONITOR_NFLAGS);
+    int nflags = NFLAGS, npos;
     lnl_flags_parse_or_exit("train", "--data DIR --out RUN [flags]  |  --resume RUN", flags, nflags, argc, argv, NULL,
                             0, &npos);
     cJSON *saved = NULL; /* RUN/config.json of a resumed run; owns the restored flag strings */
@@ -142,7 +131,7 @@ int cmd_train(int argc, char **argv) {
         out = rf.resume;
         /* a run recorded before --data-order existed read its batches in order */
         if (!cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(saved, "train"), "data_order"))
-            data_order = "sequential";
+            ts.data_order = "sequential";
     }
     if (!data) lnl_die(2, "train: --data is required (a directory made by lnlab prepare, or a token shard)");
     if (!out) lnl_die(2, "train: --out is required");
@@ -176,7 +165,7 @@ int cmd_train(int argc, char **argv) {
         }
         lnl_data_meta_free(&dm);
     }
-    Hook h = {&mf, flags, (int)batch, (int)mf.seq};
+    Hook h = {&mf, flags, (int)ts.batch, (int)mf.seq};
     LnlTrainState rs;
     memset(&rs, 0, sizeof rs);
     if (rf.resume) {
@@ -197,18 +186,19 @@ int cmd_train(int argc, char **argv) {
         if (lnl_model_flags_config(&mf, flags, c, &e)) lnl_die(2, "%s", e.msg);
         if (lnl_mem_check(c, h.B, h.T, &e)) lnl_die(1, "%s", e.msg);
         if (lnl_model_create(&m, c, &e)) lnl_die(1, "%s", e.msg);
-        lnl_model_init_weights(&m, (uint64_t)seed);
+        lnl_model_init_weights(&m, (uint64_t)ts.seed);
         free(c);
     }
-    const int T = (int)mf.seq, B = (int)batch;
+    const int T = (int)mf.seq, B = (int)ts.batch;
     if (T > m.cfg.n_positions)
         lnl_die(2, "--seq: %d exceeds the model's n_positions %d", T, m.cfg.n_positions);
     long long bt = (long long)B * T * dist.size; /* a micro-batch: B rows from each process */
-    if (total_batch == 0) total_batch = bt;
-    if (total_batch % bt && dist.size > 1)
-        lnl_die(2, "--total-batch: %lld is not a multiple of processes*B*T = %d*%d*%d", total_batch, dist.size, B, T);
-    if (total_batch % bt) lnl_die(2, "--total-batch: %lld is not a multiple of B*T = %lld", total_batch, bt);
-    if (warmup >= steps && warmup > 0) lnl_die(2, "--warmup: %lld must be smaller than --steps %lld", warmup, steps);
+    if (ts.total_batch == 0) ts.total_batch = bt; /* config.json records the value it resolves to */
+    if (ts.total_batch % bt && dist.size > 1)
+        lnl_die(2, "--total-batch: %lld is not a multiple of processes*B*T = %d*%d*%d", ts.total_batch, dist.size, B,
+                T);
+    if (ts.total_batch % bt) lnl_die(2, "--total-batch: %lld is not a multiple of B*T = %lld", ts.total_batch, bt);
+    if (lnl_train_settings_check(&ts, &e)) lnl_die(2, "%s", e.msg);
     LnlTokenizer *sample_tok = NULL;
     if (sample_every > 0) {
         /* a sample is the end-of-text token and the tokens after it, all within the context */
@@ -227,17 +217,19 @@ int cmd_train(int argc, char **argv) {
     o.out = out;
     o.B = B;
     o.T = T;
-    o.steps = steps;
-    o.grad_accum = total_batch / bt;
-    o.sched = (LnlSchedule){(LnlSchedKind)lnl_schedule_parse(schedule), lr, lr * min_frac, warmup, steps};
-    o.adam = (LnlAdamW){(float)beta1, (float)beta2, (float)adam_eps, (float)wd, (float)clip};
-    o.seed = (uint64_t)seed;
-    if (lnl_data_order_parse(data_order, &o.data_order))
-        lnl_die(2, "--data-order: '%s' is not one of %s", data_order, LNL_DATA_ORDERS);
-    o.data_seed = (uint64_t)data_seed;
-    o.eval_every = eval_every;
-    o.eval_batches = eval_batches;
-    o.checkpoint_every = ckpt_every;
+    o.steps = ts.steps;
+    o.grad_accum = ts.total_batch / bt;
+    o.sched = (LnlSchedule){(LnlSchedKind)lnl_schedule_parse(ts.schedule), ts.lr, ts.lr * ts.min_lr_frac, ts.warmup,
+                            ts.steps};
+    o.adam = (LnlAdamW){(float)ts.beta1, (float)ts.beta2, (float)ts.adam_eps, (float)ts.weight_decay,
+                        (float)ts.grad_clip};
+    o.seed = (uint64_t)ts.seed;
+    if (lnl_data_order_parse(ts.data_order, &o.data_order))
+        lnl_die(2, "--data-order: '%s' is not one of %s", ts.data_order, LNL_DATA_ORDERS);
+    o.data_seed = (uint64_t)ts.data_seed;
+    o.eval_every = ts.eval_every;
+    o.eval_batches = ts.eval_batches;
+    o.checkpoint_every = ts.checkpoint_every;
     o.quiet = quiet;
     o.sample_every = sample_every;
     o.sample_tokens = (int)sample_tokens;
@@ -264,23 +256,10 @@ int cmd_train(int argc, char **argv) {
     cJSON *hp = cJSON_CreateObject();
     cJSON_AddStringToObject(hp, "data", data);
     if (init_from) cJSON_AddStringToObject(hp, "init_from", init_from);
-    cJSON_AddNumberToObject(hp, "batch", B);
+    lnl_train_settings_to_json(&ts, hp);
     cJSON_AddNumberToObject(hp, "processes", dist.size);
     cJSON_AddNumberToObject(hp, "seq", T);
-    cJSON_AddNumberToObject(hp, "total_batch", (double)total_batch);
-    cJSON_AddNumberToObject(hp, "steps", (double)steps);
-    cJSON_AddNumberToObject(hp, "lr", lr);
-    cJSON_AddNumberToObject(hp, "min_lr", lr * min_frac);
-    cJSON_AddNumberToObject(hp, "warmup", (double)warmup);
-    cJSON_AddStringToObject(hp, "schedule", schedule);
-    cJSON_AddNumberToObject(hp, "beta1", beta1);
-    cJSON_AddNumberToObject(hp, "beta2", beta2);
-    cJSON_AddNumberToObject(hp, "adam_eps", adam_eps);
-    cJSON_AddNumberToObject(hp, "weight_decay", wd);
-    cJSON_AddNumberToObject(hp, "grad_clip", clip);
-    cJSON_AddNumberToObject(hp, "seed", (double)seed);
-    cJSON_AddStringToObject(hp, "data_order", data_order);
-    cJSON_AddNumberToObject(hp, "data_seed", (double)data_seed);
+    cJSON_AddNumberToObject(hp, "min_lr", ts.lr * ts.min_lr_frac); /* for readers; not read back */
     cJSON_AddNumberToObject(hp, "params", (double)m.num_params);
     lnl_monitor_opts_to_json(&o.monitor, hp);
     lnl_resume_record_flags(hp, flags, nflags, LNL_MODEL_NFLAGS);
@@ -302,7 +281,7 @@ int cmd_train(int argc, char **argv) {
                 LNL_PEAK_TRAIN_N, lnl_kernels_threads(), lnl_kernels_threads() == 1 ? "" : "s");
     }
     LnlTrainResult res;
-    if (rf.resume && !quiet) fprintf(stderr, "lnlab train: resuming %s after step %ld of %lld\n", out, rs.step, steps);
+    if (rf.resume && !quiet) fprintf(stderr, "lnlab train: resuming %s after step %ld of %lld\n", out, rs.step, ts.steps);
     int r = lnl_train(&m, &o, &res, &e);
     free(data_abs);
     free(init_abs);
@@ -319,7 +298,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "lnlab: %s%s after step %ld of %lld; checkpoint saved in %s/checkpoints; continue with: lnlab "
                         "train --resume %s\n",
                 res.stop_signal ? "stopped by " : "stopped (--stop-after)",
-                res.stop_signal ? lnl_signal_name(res.stop_signal) : "", res.steps_done, steps, out, out);
+                res.stop_signal ? lnl_signal_name(res.stop_signal) : "", res.steps_done, ts.steps, out, out);
         cJSON_Delete(saved);
         return res.stop_signal ? 128 + res.stop_signal : 0;
     }

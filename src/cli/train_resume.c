@@ -1,4 +1,5 @@
-/* Resume flags and the round trip of training flags through RUN/config.json (train_resume.h). */
+/* The training settings' flags, resume flags, and the round trip of training flags through
+ * RUN/config.json (train_resume.h). */
 #include "train_resume.h"
 
 #include <math.h>
@@ -23,6 +24,14 @@ static int in_list(const char *name, const char *const *list, size_t n) {
 }
 
 #define IN(name, list) in_list(name, list, sizeof list / sizeof list[0])
+
+void lnl_train_settings_flags(LnlTrainSettings *s, LnlFlag *flags) {
+    for (int i = 0; i < LNL_TRAIN_NSETTINGS; i++) {
+        const LnlTrainSetting *d = &lnl_train_settings[i];
+        LnlFlagType type = d->type == LNL_TS_INT ? LNL_FLAG_INT : d->type == LNL_TS_FLOAT ? LNL_FLAG_FLOAT : LNL_FLAG_STR;
+        flags[i] = (LnlFlag){d->flag, type, (char *)s + d->off, d->help, d->lo, d->hi, d->choices, 0};
+    }
+}
 
 void lnl_resume_flags_init(LnlResumeFlags *rf, LnlFlag *flags) {
     rf->resume = NULL;

@@ -1,5 +1,6 @@
-/* The flags of `lnlab train` that concern checkpoints and resuming (--resume, --keep-checkpoints,
- * --stop-after), and how a resumed run gets its settings back: every training flag's value is
+/* The flags of `lnlab train` made from the training settings' table (train/settings.h), those that
+ * concern checkpoints and resuming (--resume, --keep-checkpoints, --stop-after), and how a resumed
+ * run gets its settings back: every training flag's value is
  * stored in RUN/config.json's "train" object under the flag's name without "--" and with '_'
  * for '-' (--total-batch -> "total_batch"), and --resume RUN sets each flag from there, so the
  * command then runs exactly as the first time. Not the checkpoint format (train/checkpoint.h). */
@@ -8,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../train/settings.h"
 #include "flags.h"
 
 typedef struct {
@@ -15,6 +17,10 @@ typedef struct {
     long long keep;        /* --keep-checkpoints: newest complete checkpoints kept (0 = all) */
     long long stop_after;  /* --stop-after: stop as on SIGTERM after this step (0 = never) */
 } LnlResumeFlags;
+
+/* Writes the flag of every training setting, in table order, into flags[0 .. LNL_TRAIN_NSETTINGS-1],
+ * each setting its member of s; s holds the defaults (lnl_train_settings_default). */
+void lnl_train_settings_flags(LnlTrainSettings *s, LnlFlag *flags);
 
 #define LNL_RESUME_NFLAGS 3
 /* Sets the defaults and writes the flag table entries into flags[0 .. LNL_RESUME_NFLAGS-1]. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../model/spec.h"
+#include "../train/settings.h"
 
 #define OFF(f) offsetof(LnlStudyConfig, f)
 #define BIG 1099511627776.0 /* 2^40 */
@@ -24,6 +25,15 @@ static int check_init_std(const char *v, const char *what, LnlErr *e) {
                        PRESET_VALUE, v);
     return 0;
 }
+
+/* A training setting as a study field: key, type, range and choices from its row in
+ * train/settings.h, its default lnlab train's unless config_defaults sets the study's; here only
+ * whether it decides a run's numbers (shared) and its help in the study's words. */
+#define SF_TYPE(t) SF_TYPE_(t)
+#define SF_TYPE_(t) LNL_SF_##t
+#define TRAIN_FIELD(name, shared, help)                                                                          \
+    {LNL_TRAIN_SETTING(name, KEY), SF_TYPE(LNL_TRAIN_SETTING(name, TYPE)), OFF(name), LNL_TRAIN_SETTING(name, LO), \
+     LNL_TRAIN_SETTING(name, HI), LNL_TRAIN_SETTING(name, CHOICES), shared, help, NULL}
 
 const LnlStudyField lnl_study_fields[] = {
     {"data", LNL_SF_STR, OFF(data), 0, 0, NULL, 1, "prepared data directory (lnlab prepare), or one token shard", NULL},
@@ -44,17 +54,17 @@ const LnlStudyField lnl_study_fields[] = {
      "normalization right after the embedding (preset: the preset's)", NULL},
     {"embed_scale", LNL_SF_STR, OFF(embed_scale), 0, 0, SWITCH, 1,
      "embedding times sqrt(C) (preset: the preset's)", NULL},
-    {"batch", LNL_SF_INT, OFF(batch), 1, 1048576, NULL, 1, "sequences per micro-batch B", NULL},
-    {"total_batch", LNL_SF_INT, OFF(total_batch), 0, BIG, NULL, 1, "tokens per optimizer step (0: B*T)", NULL},
-    {"steps", LNL_SF_INT, OFF(steps), 1, BIG, NULL, 1, "optimizer steps per run", NULL},
-    {"warmup", LNL_SF_INT, OFF(warmup), 0, BIG, NULL, 1, "linear warmup steps", NULL},
-    {"schedule", LNL_SF_STR, OFF(schedule), 0, 0, "cosine|linear|constant", 1, "learning-rate decay", NULL},
-    {"min_lr_frac", LNL_SF_FLOAT, OFF(min_lr_frac), 0, 1, NULL, 1, "final learning rate as a fraction of lr", NULL},
-    {"beta1", LNL_SF_FLOAT, OFF(beta1), 0, 0.999999, NULL, 1, "AdamW beta1", NULL},
-    {"beta2", LNL_SF_FLOAT, OFF(beta2), 0, 0.999999, NULL, 1, "AdamW beta2", NULL},
-    {"adam_eps", LNL_SF_FLOAT, OFF(adam_eps), 0, 1, NULL, 1, "AdamW epsilon", NULL},
-    {"weight_decay", LNL_SF_FLOAT, OFF(weight_decay), 0, 10, NULL, 1, "decoupled weight decay", NULL},
-    {"grad_clip", LNL_SF_FLOAT, OFF(grad_clip), 0, 1e9, NULL, 1, "max global gradient norm (0: off)", NULL},
+    TRAIN_FIELD(batch, 1, "sequences per micro-batch B"),
+    TRAIN_FIELD(total_batch, 1, "tokens per optimizer step (0: B*T)"),
+    TRAIN_FIELD(steps, 1, "optimizer steps per run"),
+    TRAIN_FIELD(warmup, 1, "linear warmup steps"),
+    TRAIN_FIELD(schedule, 1, "learning-rate decay"),
+    TRAIN_FIELD(min_lr_frac, 1, "final learning rate as a fraction of lr"),
+    TRAIN_FIELD(beta1, 1, "AdamW beta1"),
+    TRAIN_FIELD(beta2, 1, "AdamW beta2"),
+    TRAIN_FIELD(adam_eps, 1, "AdamW epsilon"),
+    TRAIN_FIELD(weight_decay, 1, "decoupled weight decay"),
+    TRAIN_FIELD(grad_clip, 1, "max global gradient norm (0: off)"),
     {"diverge_loss", LNL_SF_FLOAT, OFF(diverge_loss), 0, 1e9, NULL, 1,
      "a run diverged when its loss exceeds its running minimum by this many nats (0: only NaN/Inf)", NULL},
     {"skip_spikes", LNL_SF_FLOAT, OFF(skip_spikes), 0, 1e9, NULL, 1,
@@ -63,13 +73,12 @@ const LnlStudyField lnl_study_fields[] = {
      "the report counts a loss spike when the loss rises this many nats above its running minimum", NULL},
     {"diag_every", LNL_SF_INT, OFF(diag_every), 0, BIG, NULL, 1,
      "a per-layer diagnostics record every K steps (train --diag-every; 0: none)", NULL},
-    {"eval_every", LNL_SF_INT, OFF(eval_every), 0, BIG, NULL, 1, "evaluate every K steps (0: at the end only)", NULL},
-    {"eval_batches", LNL_SF_INT, OFF(eval_batches), 0, BIG, NULL, 1, "val batches per evaluation (0: all)", NULL},
+    TRAIN_FIELD(eval_every, 1, "evaluate every K steps (0: at the end only)"),
+    TRAIN_FIELD(eval_batches, 1, "val batches per evaluation (0: all)"),
     {"probe_batch", LNL_SF_INT, OFF(probe_batch), 1, 65536, NULL, 1, "batch of the final probe (first B*T+1 val tokens)", NULL},
     {"sensitivity", LNL_SF_STR, OFF(sensitivity), 0, 0, "auto|on|off", 0,
      "probe --sensitivity: auto uses it where lnlab probe has it", NULL},
-    {"checkpoint_every", LNL_SF_INT, OFF(checkpoint_every), 0, BIG, NULL, 0,
-     "checkpoint every K steps, so an interrupted run resumes (0: it restarts)", NULL},
+    TRAIN_FIELD(checkpoint_every, 0, "checkpoint every K steps, so an interrupted run resumes (0: it restarts)"),
     {"keep_checkpoints", LNL_SF_INT, OFF(keep_checkpoints), 0, BIG, NULL, 0,
      "checkpoints kept per run (0: all)", NULL},
     {"jobs", LNL_SF_INT, OFF(jobs), 0, 1024, NULL, 0, "runs at a time (0: one per CPU)", NULL},
@@ -103,11 +112,23 @@ static void set_str(char **dst, const char *v) {
 /* The field defaults: the settings of the default study (a config file starts from these). */
 static void config_defaults(LnlStudyConfig *c) {
     memset(c, 0, sizeof *c);
+    LnlTrainSettings train; /* lnlab train's defaults, for the training settings the study keeps */
+    lnl_train_settings_default(&train);
+    for (int i = 0; i < lnl_study_nfields; i++) {
+        const LnlStudyField *f = &lnl_study_fields[i];
+        const LnlTrainSetting *d = lnl_train_setting_find(f->key);
+        if (!d) continue;
+        const char *def = (const char *)&train + d->off;
+        switch (f->type) {
+        case LNL_SF_STR: *str_at(c, f) = lnl_strdup(*(const char *const *)def); break;
+        case LNL_SF_INT: *int_at(c, f) = *(const long long *)def; break;
+        case LNL_SF_FLOAT: *dbl_at(c, f) = *(const double *)def; break;
+        }
+    }
     c->data = lnl_strdup("data/kjv-byte");
     c->corpus = lnl_strdup("kjv");
     c->tokenizer = lnl_strdup("byte");
     c->norm = lnl_strdup("layernorm");
-    c->schedule = lnl_strdup("cosine");
     c->sensitivity = lnl_strdup("auto");
     c->gnuplot = lnl_strdup("gnuplot");
     c->init_std = lnl_strdup(PRESET_VALUE);
@@ -119,24 +140,17 @@ static void config_defaults(LnlStudyConfig *c) {
     c->dim = 64;
     c->heads = 4;
     c->seq = 64;
-    c->batch = 16;
-    c->total_batch = 0;
+    c->batch = 16; /* the study's own choices for the training settings */
     c->steps = 400;
     c->warmup = 40;
-    c->min_lr_frac = 0.1;
-    c->beta1 = 0.9;
-    c->beta2 = 0.95;
-    c->adam_eps = 1e-8;
-    c->weight_decay = 0.1;
-    c->grad_clip = 1.0;
+    c->eval_every = 100;
+    c->eval_batches = 16;
+    c->checkpoint_every = 50;
     c->diverge_loss = 0;
     c->skip_spikes = 0;
     c->spike_nats = 1.5;
-    c->checkpoint_every = 50;
     c->keep_checkpoints = 1;
     c->diag_every = 50;
-    c->eval_every = 100;
-    c->eval_batches = 16;
     c->probe_batch = 8;
     c->jobs = 0;
     c->threads = 0;
@@ -151,12 +165,14 @@ const LnlStudyOptionDef lnl_study_options[LNL_STUDY_NOPTS] = {
     [LNL_OPT_BIAS] = {"bias", "--bias", "bias", 0},
     [LNL_OPT_EMBED_NORM] = {"embed_norm", "--embed-norm", "en", 1},
     [LNL_OPT_EMBED_SCALE] = {"embed_scale", "--embed-scale", "es", 1},
-    [LNL_OPT_STEPS] = {"steps", "--steps", "steps", 0},
-    [LNL_OPT_WARMUP] = {"warmup", "--warmup", "wu", 0},
-    [LNL_OPT_SCHEDULE] = {"schedule", "--schedule", "sched", 0},
-    [LNL_OPT_MIN_LR_FRAC] = {"min_lr_frac", "--min-lr-frac", "minlr", 0},
-    [LNL_OPT_WEIGHT_DECAY] = {"weight_decay", "--weight-decay", "wd", 0},
-    [LNL_OPT_GRAD_CLIP] = {"grad_clip", "--grad-clip", "clip", 0},
+#define TRAIN_OPTION(name, code) {LNL_TRAIN_SETTING(name, KEY), LNL_TRAIN_SETTING(name, FLAG), code, 0}
+    [LNL_OPT_STEPS] = TRAIN_OPTION(steps, "steps"),
+    [LNL_OPT_WARMUP] = TRAIN_OPTION(warmup, "wu"),
+    [LNL_OPT_SCHEDULE] = TRAIN_OPTION(schedule, "sched"),
+    [LNL_OPT_MIN_LR_FRAC] = TRAIN_OPTION(min_lr_frac, "minlr"),
+    [LNL_OPT_WEIGHT_DECAY] = TRAIN_OPTION(weight_decay, "wd"),
+    [LNL_OPT_GRAD_CLIP] = TRAIN_OPTION(grad_clip, "clip"),
+#undef TRAIN_OPTION
 };
 
 static const LnlStudyField *find_field(const char *key) {

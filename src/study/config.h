@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "../common/util.h"
+#include "../train/settings.h"
 
 #define LNL_STUDY_MAX_VALUES 64 /* values per axis */
 #define LNL_STUDY_MAX_GRIDS 16
@@ -41,14 +42,18 @@ typedef struct {
     LnlStudyOptions opt; /* for every run of the grid; a preset entry's own options win */
 } LnlStudyGrid;
 
-/* Shared settings. Every field is described once in the field table of config.c, which drives
+/* Shared settings. Every field is described once in the field table of config.c (a training
+ * setting's key, type, range, choices and default in its row of train/settings.h), which drives
  * the JSON reader and writer, the flags of `lnlab study` and the resume check. */
 typedef struct {
-    char *data, *corpus, *tokenizer, *norm, *schedule, *sensitivity, *gnuplot; /* owned */
+    char *data, *corpus, *tokenizer, *norm, *sensitivity, *gnuplot; /* owned */
     char *init_std, *resid_scale_init, *bias, *embed_norm, *embed_scale;       /* owned; "preset": the preset's */
-    long long dim, heads, seq, vocab, batch, total_batch, steps, warmup, eval_every, eval_batches, probe_batch;
-    long long jobs, threads, checkpoint_every, keep_checkpoints, diag_every;
-    double min_lr_frac, beta1, beta2, adam_eps, weight_decay, grad_clip, diverge_loss, skip_spikes, spike_nats;
+    long long dim, heads, seq, vocab, probe_batch, jobs, threads, keep_checkpoints, diag_every;
+    double diverge_loss, skip_spikes, spike_nats;
+    /* training settings (train/settings.h), each of its row's type; a run gets them as train's flags */
+    long long batch, total_batch, steps, warmup, eval_every, eval_batches, checkpoint_every;
+    double min_lr_frac, beta1, beta2, adam_eps, weight_decay, grad_clip;
+    char *schedule; /* owned */
     int ngrids;
     LnlStudyGrid grids[LNL_STUDY_MAX_GRIDS];
 } LnlStudyConfig;
