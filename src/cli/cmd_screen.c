@@ -174,7 +174,7 @@ static int predicted_stable(const Screen *s, const LnlScreenRun *r) {
            !r->vanishing;
 }
 
-static const char *norm_name(const LnlConfig *c) { return c->norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm"; }
+static const char *norm_name(const LnlConfig *c) { return lnl_norm_name(c->norm); }
 
 /* The four agreements of --study, each -1 when the study cannot tell. */
 typedef struct {

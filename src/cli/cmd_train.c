@@ -269,7 +269,7 @@ int cmd_train(int argc, char **argv) {
 
     if (!quiet)
         fprintf(stderr, "lnlab train: %s, %s, dt %g, L %d H %d C %d T %d V %d, %zu params, batch %d x %d x %ld\n",
-                m.cfg.preset, m.cfg.norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm", m.cfg.dt, m.cfg.n_layer,
+                m.cfg.preset, lnl_norm_name(m.cfg.norm), m.cfg.dt, m.cfg.n_layer,
                 m.cfg.n_head, m.cfg.n_embd, T, m.cfg.vocab_size, m.num_params, B, T, o.grad_accum);
     if (!quiet && dist.size > 1)
         fprintf(stderr, "lnlab train: %d MPI processes, global batch %d x %d x %ld%s\n", dist.size, B * dist.size, T,

@@ -8,7 +8,8 @@
 #include "../data/dataset.h"
 
 enum { F_SIZE, F_PRESET, F_NORM, F_DT, F_LAYERS, F_HEADS, F_DIM, F_SEQ, F_VOCAB, F_EMBED_NORM, F_EMBED_SCALE,
-       F_SPEC, F_MIX, F_BN_STEPS, F_INIT_STD, F_RESID_SCALE, F_BIAS, F_EPS };
+       F_SPEC, F_MIX, F_BN_STEPS, F_INIT_STD, F_RESID_SCALE, F_BIAS, F_EPS, F_NORM_GAIN, F_ALPHA_ATTN, F_ALPHA_MLP,
+       F_ALPHA_FINAL, F_EMBED_SCALE_LEARNED };
 
 void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
     memset(mf, 0, sizeof *mf);
@@ -26,10 +27,21 @@ void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
     mf->mix_ratio = 0.25;
     mf->init_std = mf->resid_scale_init = mf->bias = NULL;
     mf->eps = 1e-5;
+    mf->norm_gain = "plain";
+    float alpha[3];
+    lnl_norm_alpha_default(LNL_NORM_DYT, alpha);
+    mf->alpha[LNL_ALPHA_ATTN] = alpha[LNL_ALPHA_ATTN];
+    mf->alpha[LNL_ALPHA_MLP] = alpha[LNL_ALPHA_MLP];
+    mf->alpha[LNL_ALPHA_FINAL] = alpha[LNL_ALPHA_FINAL];
     LnlFlag t[LNL_MODEL_NFLAGS] = {
         [F_SIZE] = {"--model-size", LNL_FLAG_STR, &mf->size, "named size; sets layers/heads/dim", 1, 0, LNL_SIZES, 0},
         [F_PRESET] = {"--preset", LNL_FLAG_STR, &mf->preset, "normalization placement preset", 1, 0, LNL_PRESETS, 0},
-        [F_NORM] = {"--norm", LNL_FLAG_STR, &mf->norm, "normalization kind", 1, 0, "layernorm|rmsnorm", 0},
+        [F_NORM] = {"--norm", LNL_FLAG_STR, &mf->norm, "normalization kind: LayerNorm, RMSNorm, Dynamic Tanh, Dynamic erf (docs/PLACEMENTS.md)", 1, 0, LNL_NORMS, 0},
+        [F_NORM_GAIN] = {"--norm-gain", LNL_FLAG_STR, &mf->norm_gain, "every norm's gain: w, or 1 + w with w initialized to 0 (Gemma)", 1, 0, LNL_NORM_GAINS, 0},
+        [F_ALPHA_ATTN] = {"--norm-alpha-attn", LNL_FLAG_FLOAT, &mf->alpha[LNL_ALPHA_ATTN], "dyt/derf: initial a of the attention sub-layer's norms (default: 0.8 for dyt, LLaMA-DyT; 1 for derf, its nanoGPT patch)", -100, 100, NULL, 0},
+        [F_ALPHA_MLP] = {"--norm-alpha-mlp", LNL_FLAG_FLOAT, &mf->alpha[LNL_ALPHA_MLP], "dyt/derf: initial a of the MLP sub-layer's norms (default: 0.2 for dyt, 1 for derf)", -100, 100, NULL, 0},
+        [F_ALPHA_FINAL] = {"--norm-alpha-final", LNL_FLAG_FLOAT, &mf->alpha[LNL_ALPHA_FINAL], "dyt/derf: initial a of ln_f and ln_e (default: 0.2 for dyt, 1 for derf)", -100, 100, NULL, 0},
+        [F_EMBED_SCALE_LEARNED] = {"--embed-scale-learned", LNL_FLAG_BOOL, &mf->embed_scale_learned, "multiply the embedding by a learned scalar embed_scale, initialized to sqrt(C) (the DyT and Derf language models)", 1, 0, NULL, 0},
         [F_DT] = {"--dt", LNL_FLAG_FLOAT, &mf->dt, "residual step: x + dt * branch", 0, 100, NULL, 0},
         [F_LAYERS] = {"--layers", LNL_FLAG_INT, &mf->layers, "number of blocks L", 1, LNL_MAX_LAYERS, NULL, 0},
         [F_HEADS] = {"--heads", LNL_FLAG_INT, &mf->heads, "attention heads (divides --dim)", 1, 4096, NULL, 0},
@@ -101,7 +113,20 @@ static int apply(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int on
     if (GIVEN(F_MIX)) c->mix_ratio = (float)mf->mix_ratio;
     if (GIVEN(F_BN_STEPS)) c->branchnorm_steps = (int)mf->branchnorm_steps;
     if (GIVEN(F_EPS)) c->eps = (float)mf->eps;
-    if (GIVEN(F_NORM)) c->norm = strcmp(mf->norm, "rmsnorm") == 0 ? LNL_NORM_RMSNORM : LNL_NORM_LAYERNORM;
+    if (GIVEN(F_NORM)) {
+        LnlNormKind kind;
+        if (lnl_norm_parse(mf->norm, &kind)) return lnl_err(e, "--norm: unknown kind '%s' (one of %s)", mf->norm, LNL_NORMS);
+        lnl_config_set_norm(c, kind);
+    }
+    if (GIVEN(F_NORM_GAIN)) {
+        LnlNormGain gain;
+        if (lnl_norm_gain_parse(mf->norm_gain, &gain))
+            return lnl_err(e, "--norm-gain: unknown gain '%s' (one of %s)", mf->norm_gain, LNL_NORM_GAINS);
+        c->norm_gain = (uint8_t)gain;
+    }
+    for (int i = 0; i < 3; i++)
+        if (f[F_ALPHA_ATTN + i].seen) c->norm_alpha[i] = (float)mf->alpha[i];
+    if (GIVEN(F_EMBED_SCALE_LEARNED)) c->embed_scale_learned = (uint8_t)mf->embed_scale_learned;
     if (respec) {
         if (strcmp(preset, "custom") == 0)
             return lnl_err(e, "--preset: the loaded model has a custom spec; give --preset to re-derive it");

@@ -16,9 +16,12 @@ typedef struct {
     long long layers, heads, dim, seq, vocab, branchnorm_steps;
     double dt, mix_ratio, eps;
     int embed_norm, embed_scale;  /* read only when their flag is given: else the preset's */
+    const char *norm_gain;        /* LNL_NORM_GAINS */
+    double alpha[3];              /* DyT / Derf's initial a by position (LNL_ALPHA_*); read when given */
+    int embed_scale_learned;
 } LnlModelFlags;
 
-#define LNL_MODEL_NFLAGS 18
+#define LNL_MODEL_NFLAGS 23
 /* Sets the defaults and writes the flag table entries into flags[0 .. LNL_MODEL_NFLAGS-1]. */
 void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *flags);
 /* For commands that load a model: the flags' help says they default to the file's values. */

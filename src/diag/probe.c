@@ -88,7 +88,7 @@ int lnl_probe_run(LnlProbeResult *r, LnlModel *m, const int32_t *in, const int32
     r->loss = m->loss;
     snprintf(r->placement, sizeof r->placement, "%s", m->cfg.preset);
     snprintf(r->run_id, sizeof r->run_id, "%s", m->run_id);
-    snprintf(r->norm, sizeof r->norm, "%s", m->cfg.norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm");
+    snprintf(r->norm, sizeof r->norm, "%s", lnl_norm_name(m->cfg.norm));
     r->dt = m->cfg.dt;
     r->batch = m->B;
     r->seq = m->T;

@@ -24,7 +24,7 @@ typedef struct {
     double loss;                                    /* mean loss of the batch */
     char placement[sizeof(((LnlConfig *)0)->preset)]; /* the config's preset */
     char run_id[sizeof(((LnlModel *)0)->run_id)];     /* "" when the file names none (JSON null) */
-    char norm[16];                                  /* "layernorm" or "rmsnorm" */
+    char norm[16];                                  /* the norm kind's name (LNL_NORMS) */
     double dt;
     int batch, seq;
     LnlProbe fig;    /* hidden-state, gradient and attention-logit figures, and the output logits */

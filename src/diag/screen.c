@@ -107,7 +107,8 @@ void lnl_screen_spec_free(LnlScreenSpec *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* Bound on mean |N(x)| over a norm's C outputs: max|gain| + max|bias| (mean |x_hat| <= 1). A
+/* Bound on mean |N(x)| over a norm's C outputs: max|gain| + max|bias| (mean |x_hat| <= 1; DyT's
+ * tanh and Derf's erf lie in [-1, 1] too; the one-plus gain counts as 1 + w). A
  * role that is absent (NULL slice) contributes 0 for the bias; a missing gain means a
  * parameter-free norm (gain 1). */
 static double norm_out_bound(const LnlModel *m, float *gain_base, int gain_role, float *bias_base, int bias_role,
@@ -115,8 +116,9 @@ static double norm_out_bound(const LnlModel *m, float *gain_base, int gain_role,
     const int C = m->cfg.n_embd;
     const float *g = lnl_model_slice(m, gain_base, gain_role, l);
     const float *b = lnl_model_slice(m, bias_base, bias_role, l);
+    const double one_plus = m->cfg.norm_gain == LNL_GAIN_ONE_PLUS ? 1.0 : 0.0; /* the gain is 1 + w */
     double gm = g ? 0 : 1, bm = 0;
-    for (int i = 0; g && i < C; i++) gm = fmax(gm, fabs(g[i]));
+    for (int i = 0; g && i < C; i++) gm = fmax(gm, fabs(one_plus + g[i]));
     for (int i = 0; b && i < C; i++) bm = fmax(bm, fabs(b[i]));
     return gm + bm;
 }

@@ -24,6 +24,20 @@ void lnl_norm_jvp(float *dout, const float *dinp, const float *inp, const float 
     }
 }
 
+void lnl_dyn_norm_jvp(float *dout, const float *dinp, const float *inp, const float *weight, const float *alpha,
+                      const float *shift, int N, int C, int G, int rep, LnlNormKind kind, float scale) {
+    LNL_OMP(parallel for schedule(static))
+    for (int r = 0; r < N; r++) {
+        const int g = lnl_norm_group(r, G, rep);
+        const double a = alpha[g], s = shift ? shift[g] : 0.0;
+        const float *w = weight ? weight + (size_t)g * C : NULL;
+        for (int i = 0; i < C; i++) {
+            const size_t k = (size_t)r * C + (size_t)i;
+            dout[k] = (float)((double)scale * (w ? w[i] : 1.0) * lnl_dyn_dphi(kind, a * inp[k] + s) * a * dinp[k]);
+        }
+    }
+}
+
 void lnl_attention_jvp(float *dout, const float *dqkv, const float *qkv, const float *att, int B, int T, int C,
                        int NH) {
     const int hs = C / NH;

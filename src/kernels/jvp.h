@@ -33,6 +33,10 @@ void lnl_norm_jvp(float *dout,         /* (N, C) */
                   const float *rstd,   /* (N) */
                   int N, int C, int G, int rep, LnlNormKind kind, float scale);
 
+/* Tangent of lnl_dyn_norm_forward in its input: dout = scale * w * phi'(a x + s) * a * dinp. */
+void lnl_dyn_norm_jvp(float *dout, const float *dinp, const float *inp, const float *weight, const float *alpha,
+                      const float *shift, int N, int C, int G, int rep, LnlNormKind kind, float scale);
+
 /* Tangent of lnl_attention_forward at qkv with its saved probabilities att: with
  * S = q k^T / sqrt(hs) (causal), dS = (dq k^T + q dk^T) / sqrt(hs),
  * dA = A * (dS - rowsum(A * dS)), dout = dA v + A dv, per head. */

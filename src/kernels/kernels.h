@@ -15,7 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { LNL_NORM_LAYERNORM = 0, LNL_NORM_RMSNORM = 1 } LnlNormKind;
+/* The normalization kinds: LayerNorm and RMSNorm normalize each row by its statistics
+ * (lnl_norm_*); Dynamic Tanh and Dynamic erf are elementwise maps with learned scalars
+ * (lnl_dyn_norm_*), no statistics. */
+typedef enum { LNL_NORM_LAYERNORM = 0, LNL_NORM_RMSNORM = 1, LNL_NORM_DYT = 2, LNL_NORM_DERF = 3 } LnlNormKind;
+/* 1 for the elementwise kinds (DyT, Derf), which the lnl_dyn_norm_* ops compute. */
+static inline int lnl_norm_is_dynamic(LnlNormKind kind) { return kind == LNL_NORM_DYT || kind == LNL_NORM_DERF; }
 
 /* ---- the kernel table: the one dispatch point between the model and the math ----
  * Every op of this file is a field of LnlKernelOps with the same signature, and its public name
@@ -59,6 +64,11 @@ typedef struct LnlKernelOps {
     void (*norm_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, const float *mean, const float *rstd, int N, int C, int G, int rep,
                           LnlNormKind kind, float scale);
+    void (*dyn_norm_forward)(float *out, const float *inp, const float *weight, const float *bias, const float *alpha,
+                             const float *shift, int N, int C, int G, int rep, LnlNormKind kind, float scale);
+    void (*dyn_norm_backward)(float *dinp, float *dweight, float *dbias, float *dalpha, float *dshift, const float *dout,
+                              const float *inp, const float *weight, const float *alpha, const float *shift, int N,
+                              int C, int G, int rep, LnlNormKind kind, float scale);
     void (*attention_forward)(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH);
     void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
                                int T, int C, int NH);
@@ -149,6 +159,36 @@ static inline void lnl_norm_backward(float *dinp,          /* (N, C) += */
                                      int N, int C, int G, int rep, LnlNormKind kind, float scale) {
     lnl_kernels_active->norm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, G, rep, kind,
                                       scale);
+}
+
+/* ---- elementwise "norms" with learned scalars, no statistics ----
+ * Dynamic Tanh (Zhu et al. 2025): out = scale * (w * tanh(a x) + b).
+ * Dynamic erf (Chen et al. 2025):   out = scale * (w * erf(a x + s) + b).
+ * a = alpha[g] and s = shift[g] are scalars of weight set g = (r / rep) % G (as lnl_norm_*'s
+ * groups); shift is NULL for DyT (s = 0), weight NULL means gain 1, bias NULL no bias. The
+ * backward accumulates dalpha (G) and dshift (G) as well (NULL: not needed). */
+static inline void lnl_dyn_norm_forward(float *out,          /* (N, C) */
+                                        const float *inp,    /* (N, C) */
+                                        const float *weight, /* (G, C) or NULL */
+                                        const float *bias,   /* (G, C) or NULL */
+                                        const float *alpha,  /* (G) */
+                                        const float *shift,  /* (G) Derf, or NULL */
+                                        int N, int C, int G, int rep, LnlNormKind kind, float scale) {
+    lnl_kernels_active->dyn_norm_forward(out, inp, weight, bias, alpha, shift, N, C, G, rep, kind, scale);
+}
+static inline void lnl_dyn_norm_backward(float *dinp,         /* (N, C) += or NULL */
+                                         float *dweight,      /* (G, C) += or NULL */
+                                         float *dbias,        /* (G, C) += or NULL */
+                                         float *dalpha,       /* (G) += or NULL */
+                                         float *dshift,       /* (G) += or NULL */
+                                         const float *dout,   /* (N, C) */
+                                         const float *inp,    /* (N, C) */
+                                         const float *weight, /* (G, C) or NULL */
+                                         const float *alpha,  /* (G) */
+                                         const float *shift,  /* (G) or NULL */
+                                         int N, int C, int G, int rep, LnlNormKind kind, float scale) {
+    lnl_kernels_active->dyn_norm_backward(dinp, dweight, dbias, dalpha, dshift, dout, inp, weight, alpha, shift, N, C,
+                                          G, rep, kind, scale);
 }
 
 /* ---- causal multi-head self-attention on a packed qkv buffer ----

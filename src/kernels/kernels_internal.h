@@ -201,6 +201,18 @@ void lnl_ref_matmul_forward(float *out, const float *inp, const float *weight, c
                             int OC);
 void lnl_ref_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                              const float *weight, int N, int IC, int OC);
+void lnl_ref_dyn_norm_forward(float *out, const float *inp, const float *weight, const float *bias, const float *alpha,
+                              const float *shift, int N, int C, int G, int rep, LnlNormKind kind, float scale);
+void lnl_ref_dyn_norm_backward(float *dinp, float *dweight, float *dbias, float *dalpha, float *dshift,
+                               const float *dout, const float *inp, const float *weight, const float *alpha,
+                               const float *shift, int N, int C, int G, int rep, LnlNormKind kind, float scale);
+/* The elementwise map of a dynamic norm kind at z = a x + s, and its derivative. */
+static inline double lnl_dyn_phi(LnlNormKind kind, double z) { return kind == LNL_NORM_DERF ? erf(z) : tanh(z); }
+static inline double lnl_dyn_dphi(LnlNormKind kind, double z) {
+    if (kind == LNL_NORM_DERF) return 1.1283791670955126 * exp(-z * z); /* 2 / sqrt(pi) */
+    double t = tanh(z);
+    return 1.0 - t * t;
+}
 void lnl_ref_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                           const float *bias, int N, int C, int G, int rep, LnlNormKind kind, float eps,
                           float scale);

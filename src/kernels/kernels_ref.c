@@ -81,6 +81,54 @@ void lnl_ref_norm_backward(float *dinp, float *dweight, float *dbias, const floa
         }
 }
 
+/* ---- elementwise (dynamic) norms: DyT, Derf ---- */
+
+void lnl_ref_dyn_norm_forward(float *out, const float *inp, const float *weight, const float *bias, const float *alpha,
+                              const float *shift, int N, int C, int G, int rep, LnlNormKind kind, float scale) {
+    assert(G >= 1 && rep >= 1 && lnl_norm_is_dynamic(kind) && alpha);
+    for (int r = 0; r < N; r++) {
+        const int g = lnl_norm_group(r, G, rep);
+        const double a = alpha[g], s = shift ? shift[g] : 0.0;
+        const float *x = inp + (size_t)r * C, *w = weight ? weight + (size_t)g * C : NULL;
+        const float *b = bias ? bias + (size_t)g * C : NULL;
+        float *o = out + (size_t)r * C;
+        for (int i = 0; i < C; i++) {
+            double y = lnl_dyn_phi(kind, a * x[i] + s) * (w ? w[i] : 1.0) + (b ? b[i] : 0.0);
+            o[i] = (float)(scale * y);
+        }
+    }
+}
+
+void lnl_ref_dyn_norm_backward(float *dinp, float *dweight, float *dbias, float *dalpha, float *dshift,
+                               const float *dout, const float *inp, const float *weight, const float *alpha,
+                               const float *shift, int N, int C, int G, int rep, LnlNormKind kind, float scale) {
+    assert(G >= 1 && rep >= 1 && lnl_norm_is_dynamic(kind) && alpha);
+    /* parameter gradients in double, one set at a time, in row order: the same bits every run */
+    for (int g = 0; g < G; g++) {
+        const double a = alpha[g], s = shift ? shift[g] : 0.0;
+        const float *w = weight ? weight + (size_t)g * C : NULL;
+        double da = 0.0, ds = 0.0;
+        for (int i = 0; i < C; i++) {
+            double dw = 0.0, db = 0.0;
+            for (int r = 0; r < N; r++) {
+                if (lnl_norm_group(r, G, rep) != g) continue;
+                const size_t k = (size_t)r * C + (size_t)i;
+                const double z = a * inp[k] + s, d = (double)scale * dout[k];
+                const double dz = d * (w ? w[i] : 1.0) * lnl_dyn_dphi(kind, z);
+                dw += d * lnl_dyn_phi(kind, z);
+                db += d;
+                da += dz * inp[k];
+                ds += dz;
+                if (dinp) dinp[k] += (float)(dz * a);
+            }
+            if (dweight) dweight[(size_t)g * C + (size_t)i] += (float)dw;
+            if (dbias) dbias[(size_t)g * C + (size_t)i] += (float)db;
+        }
+        if (dalpha) dalpha[g] += (float)da;
+        if (dshift) dshift[g] += (float)ds;
+    }
+}
+
 /* ---- attention ---- */
 
 void lnl_ref_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH) {
@@ -331,6 +379,8 @@ const LnlKernelOps lnl_kernels_ref_ops = {
     .matmul_backward = lnl_ref_matmul_backward,
     .norm_forward = lnl_ref_norm_forward,
     .norm_backward = lnl_ref_norm_backward,
+    .dyn_norm_forward = lnl_ref_dyn_norm_forward,
+    .dyn_norm_backward = lnl_ref_dyn_norm_backward,
     .attention_forward = lnl_ref_attention_forward,
     .attention_backward = lnl_ref_attention_backward,
     .attention_decode = lnl_ref_attention_decode,

@@ -43,6 +43,44 @@ LnlSubView lnl_sub_view(const LnlModel *m, const LnlParams *P, int l, int sidx) 
     return v;
 }
 
+/* ---------------------------------------------------------------- norms */
+
+/* The gain the kernel multiplies by: w, or 1 + w (into the model's scratch) for the one-plus gain. */
+static const float *gain_of(const LnlModel *m, const float *w, size_t n) {
+    if (!w || m->cfg.norm_gain != LNL_GAIN_ONE_PLUS) return w;
+    for (size_t i = 0; i < n; i++) m->gain_eff[i] = 1.0f + w[i];
+    return m->gain_eff;
+}
+
+void lnl_site_norm_forward(const LnlModel *m, float *out, float *mean, float *rstd, const float *x, LnlNormW p, int N,
+                           int C, int G, int rep, float scale) {
+    const LnlConfig *c = &m->cfg;
+    const float *w = gain_of(m, p.w, (size_t)G * (size_t)C);
+    if (lnl_norm_is_dynamic(c->norm)) lnl_dyn_norm_forward(out, x, w, p.b, p.a, p.s, N, C, G, rep, c->norm, scale);
+    else lnl_norm_forward(out, mean, rstd, x, w, p.b, N, C, G, rep, c->norm, c->eps, scale);
+}
+
+void lnl_site_norm_backward(const LnlModel *m, float *dx, LnlNormG g, const float *dout, const float *x, LnlNormW p,
+                            const float *mean, const float *rstd, int N, int C, int G, int rep, float scale) {
+    const LnlConfig *c = &m->cfg;
+    const float *w = gain_of(m, p.w, (size_t)G * (size_t)C);
+    if (lnl_norm_is_dynamic(c->norm))
+        lnl_dyn_norm_backward(dx, g.w, g.b, g.a, g.s, dout, x, w, p.a, p.s, N, C, G, rep, c->norm, scale);
+    else lnl_norm_backward(dx, g.w, g.b, dout, x, w, mean, rstd, N, C, G, rep, c->norm, scale);
+}
+
+void lnl_site_norm_tangent(const LnlModel *m, float *dout, const float *dx, const float *x, LnlNormW p,
+                           const float *mean, const float *rstd, int N, int C, int G, int rep, float scale) {
+    const LnlConfig *c = &m->cfg;
+    const float *w = gain_of(m, p.w, (size_t)G * (size_t)C);
+    if (lnl_norm_is_dynamic(c->norm)) lnl_dyn_norm_jvp(dout, dx, x, w, p.a, p.s, N, C, G, rep, c->norm, scale);
+    else lnl_norm_jvp(dout, dx, x, w, mean, rstd, N, C, G, rep, c->norm, scale);
+}
+
+/* A sub-layer's norm at a site, from its view (W) or its gradients' view (G). */
+#define NORM_W(V, site) ((LnlNormW){V.site##_w, V.site##_b, V.site##_a, V.site##_s})
+#define NORM_G(V, site) ((LnlNormG){V.site##_w, V.site##_b, V.site##_a, V.site##_s})
+
 /* The branch value f that enters the residual sum (after any out-norm and BranchNorm). */
 const float *lnl_sub_branch_out(const LnlSubActs *s) {
     if (s->branch_mix) return s->branch_mix;
@@ -98,7 +136,7 @@ void lnl_sub_forward(LnlModel *m, const LnlPass *P, int l, int sidx) {
     /* u = N_pre(h) * in_scale */
     const float *u = h;
     if (q->pre_norm) {
-        lnl_norm_forward(s->u, s->u_mean, s->u_rstd, h, W.pre_w, W.pre_b, N, C, 1, 1, kind, c->eps, q->in_scale);
+        lnl_site_norm_forward(m, s->u, s->u_mean, s->u_rstd, h, NORM_W(W, pre), N, C, 1, 1, q->in_scale);
         u = s->u;
     }
 
@@ -107,8 +145,8 @@ void lnl_sub_forward(LnlModel *m, const LnlPass *P, int l, int sidx) {
         lnl_matmul_forward(s->qkv, u, W.in_w, W.in_b, N, C, 3 * C);
         const float *qkv = s->qkv;
         if (q->qkv_norm) {
-            lnl_norm_forward(s->qkvn, s->qkvn_mean, s->qkvn_rstd, s->qkv, W.qkvn_w, W.qkvn_b, N * 3 * NH, HS, 3, NH,
-                             kind, c->eps, 1.0f);
+            lnl_site_norm_forward(m, s->qkvn, s->qkvn_mean, s->qkvn_rstd, s->qkv, NORM_W(W, qkvn), N * 3 * NH, HS, 3,
+                                  NH, 1.0f);
             qkv = s->qkvn;
         }
         if (P->pos < 0) {
@@ -127,7 +165,7 @@ void lnl_sub_forward(LnlModel *m, const LnlPass *P, int l, int sidx) {
 
     /* f = N_out(f); f = (1 - lambda) f + lambda N0(f) */
     if (q->out_norm)
-        lnl_norm_forward(s->fo, s->fo_mean, s->fo_rstd, s->fproj, W.out_w, W.out_b, N, C, 1, 1, kind, c->eps, 1.0f);
+        lnl_site_norm_forward(m, s->fo, s->fo_mean, s->fo_rstd, s->fproj, NORM_W(W, out), N, C, 1, 1, 1.0f);
     if (q->branch_norm) {
         const float *fin = branch_in(s);
         lnl_norm_forward(s->branch_n0, s->branch_n0_mean, s->branch_n0_rstd, fin, NULL, NULL, N, C, 1, 1, kind,
@@ -160,8 +198,7 @@ void lnl_sub_forward(LnlModel *m, const LnlPass *P, int l, int sidx) {
 
     /* h' = N_post(r) */
     if (q->post_norm)
-        lnl_norm_forward(P->stream[k + 1], s->post_mean, s->post_rstd, s->r, W.post_w, W.post_b, N, C, 1, 1, kind,
-                         c->eps, 1.0f);
+        lnl_site_norm_forward(m, P->stream[k + 1], s->post_mean, s->post_rstd, s->r, NORM_W(W, post), N, C, 1, 1, 1.0f);
 }
 
 void lnl_model_block_forward(LnlModel *m, int l) {
@@ -193,8 +230,8 @@ void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *di
     const float *dr = dout;
     if (q->post_norm) {
         zero(m->d_r, n);
-        lnl_norm_backward(m->d_r, G.post_w, G.post_b, dout, s->r, W.post_w, s->post_mean, s->post_rstd, N, C, 1, 1,
-                          kind, 1.0f);
+        lnl_site_norm_backward(m, m->d_r, NORM_G(G, post), dout, s->r, NORM_W(W, post), s->post_mean, s->post_rstd, N,
+                               C, 1, 1, 1.0f);
         dr = m->d_r;
     }
 
@@ -230,8 +267,8 @@ void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *di
     }
     if (q->out_norm) {
         zero(m->d_fin, n);
-        lnl_norm_backward(m->d_fin, G.out_w, G.out_b, df, s->fproj, W.out_w, s->fo_mean, s->fo_rstd, N, C, 1, 1, kind,
-                          1.0f);
+        lnl_site_norm_backward(m, m->d_fin, NORM_G(G, out), df, s->fproj, NORM_W(W, out), s->fo_mean, s->fo_rstd, N, C,
+                               1, 1, 1.0f);
         memcpy(df, m->d_fin, n * sizeof(float));
     }
 
@@ -245,8 +282,8 @@ void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *di
         lnl_attention_backward(dq, m->d_att, m->d_atty, qkv, s->att, B, T, C, NH);
         if (q->qkv_norm) {
             zero(m->d_qkv, n * 3);
-            lnl_norm_backward(m->d_qkv, G.qkvn_w, G.qkvn_b, m->d_qkvn, s->qkv, W.qkvn_w, s->qkvn_mean, s->qkvn_rstd,
-                              N * 3 * NH, HS, 3, NH, kind, 1.0f);
+            lnl_site_norm_backward(m, m->d_qkv, NORM_G(G, qkvn), m->d_qkvn, s->qkv, NORM_W(W, qkvn), s->qkvn_mean,
+                                   s->qkvn_rstd, N * 3 * NH, HS, 3, NH, 1.0f);
         }
         lnl_matmul_backward(m->d_u, G.in_w, G.in_b, m->d_qkv, u, W.in_w, N, C, 3 * C);
     } else {
@@ -259,8 +296,8 @@ void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *di
 
     /* u = N_pre(h) * in_scale */
     if (q->pre_norm)
-        lnl_norm_backward(din, G.pre_w, G.pre_b, m->d_u, h, W.pre_w, s->u_mean, s->u_rstd, N, C, 1, 1, kind,
-                          q->in_scale);
+        lnl_site_norm_backward(m, din, NORM_G(G, pre), m->d_u, h, NORM_W(W, pre), s->u_mean, s->u_rstd, N, C, 1, 1,
+                               q->in_scale);
     else
         lnl_axpy(din, 1.0f, m->d_u, n);
 }
@@ -304,7 +341,7 @@ static void sub_tangent(const LnlModel *m, const LnlBlockTangent *w, int l, int 
     /* u = N_pre(h) * in_scale */
     const float *du = dh;
     if (q->pre_norm) {
-        lnl_norm_jvp(w->t_u, dh, h, W.pre_w, s->u_mean, s->u_rstd, N, C, 1, 1, kind, q->in_scale);
+        lnl_site_norm_tangent(m, w->t_u, dh, h, NORM_W(W, pre), s->u_mean, s->u_rstd, N, C, 1, 1, q->in_scale);
         du = w->t_u;
     }
 
@@ -313,8 +350,8 @@ static void sub_tangent(const LnlModel *m, const LnlBlockTangent *w, int l, int 
         lnl_matmul_jvp(w->t_qkv, du, W.in_w, N, C, 3 * C);
         const float *dqkv = w->t_qkv, *qkv = s->qkv;
         if (q->qkv_norm) {
-            lnl_norm_jvp(w->t_qkvn, w->t_qkv, s->qkv, W.qkvn_w, s->qkvn_mean, s->qkvn_rstd, N * 3 * NH, HS, 3, NH,
-                         kind, 1.0f);
+            lnl_site_norm_tangent(m, w->t_qkvn, w->t_qkv, s->qkv, NORM_W(W, qkvn), s->qkvn_mean, s->qkvn_rstd,
+                                  N * 3 * NH, HS, 3, NH, 1.0f);
             dqkv = w->t_qkvn;
             qkv = s->qkvn;
         }
@@ -329,7 +366,7 @@ static void sub_tangent(const LnlModel *m, const LnlBlockTangent *w, int l, int 
     /* f = N_out(f); f = (1 - lambda) f + lambda N0(f) */
     float *df = w->t_f, *df2 = w->t_f2;
     if (q->out_norm) {
-        lnl_norm_jvp(df2, df, s->fproj, W.out_w, s->fo_mean, s->fo_rstd, N, C, 1, 1, kind, 1.0f);
+        lnl_site_norm_tangent(m, df2, df, s->fproj, NORM_W(W, out), s->fo_mean, s->fo_rstd, N, C, 1, 1, 1.0f);
         float *t = df;
         df = df2;
         df2 = t;
@@ -352,7 +389,8 @@ static void sub_tangent(const LnlModel *m, const LnlBlockTangent *w, int l, int 
     if (q->b2t) lnl_axpy(dr, 1.0f, dx, n);
 
     /* h' = N_post(r) */
-    if (q->post_norm) lnl_norm_jvp(out, dr, s->r, W.post_w, s->post_mean, s->post_rstd, N, C, 1, 1, kind, 1.0f);
+    if (q->post_norm)
+        lnl_site_norm_tangent(m, out, dr, s->r, NORM_W(W, post), s->post_mean, s->post_rstd, N, C, 1, 1, 1.0f);
 }
 
 void lnl_block_tangent(const LnlModel *m, const LnlBlockTangent *w, int l, const float *v, float *out) {

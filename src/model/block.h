@@ -14,6 +14,27 @@
  * still exist for other layers), so the kernels add none and accumulate no gradient. */
 LnlSubView lnl_sub_view(const LnlModel *m, const LnlParams *P, int l, int sidx);
 
+/* One normalization's weights and their gradients: gain w (or the w of 1 + w), bias b, DyT's and
+ * Derf's scalar a, Derf's scalar s; NULL where the kind or the site has none. */
+typedef struct {
+    const float *w, *b, *a, *s;
+} LnlNormW;
+typedef struct {
+    float *w, *b, *a, *s;
+} LnlNormG;
+
+/* A norm of the model (config's kind and gain) at one site, G weight sets of C each, as
+ * lnl_norm_* (LayerNorm, RMSNorm: mean and rstd saved) or lnl_dyn_norm_* (DyT, Derf: mean and
+ * rstd unused) computes it; the one-plus gain passes 1 + w to the kernel and its gradient is w's.
+ * The backward accumulates dx and the gradients g (NULL fields skipped); the tangent writes
+ * dout. Used for every norm of the block and for ln_e and ln_f. */
+void lnl_site_norm_forward(const LnlModel *m, float *out, float *mean, float *rstd, const float *x, LnlNormW p, int N,
+                           int C, int G, int rep, float scale);
+void lnl_site_norm_backward(const LnlModel *m, float *dx, LnlNormG g, const float *dout, const float *x, LnlNormW p,
+                            const float *mean, const float *rstd, int N, int C, int G, int rep, float scale);
+void lnl_site_norm_tangent(const LnlModel *m, float *dout, const float *dx, const float *x, LnlNormW p,
+                           const float *mean, const float *rstd, int N, int C, int G, int rep, float scale);
+
 /* One pass through the blocks: where its activations live and how attention sees the past. */
 typedef struct {
     float **stream;  /* (2L+1) pointers to (B*T, C) */

@@ -37,11 +37,13 @@ static const RoleInfo role_info[LNL_NUM_ROLES] = {
 static void role_dims(const LnlConfig *c, int role, int l, size_t *rows, size_t *cols, int *present) {
     const size_t C = (size_t)c->n_embd, V = (size_t)c->vocab_size, T = (size_t)c->n_positions;
     const size_t HS = C / (size_t)c->n_head;
-    const int LN = c->norm == LNL_NORM_LAYERNORM;
+    const int NB = c->norm != LNL_NORM_RMSNORM, DYN = lnl_norm_is_dynamic(c->norm), DERF = c->norm == LNL_NORM_DERF;
     const LnlSubSpec A = c->sub[l][LNL_ATTN], M = c->sub[l][LNL_MLP];
     (void)A;
     (void)M;
-    (void)LN;
+    (void)NB;
+    (void)DYN;
+    (void)DERF;
     switch (role) {
 #define X(f, n, pl, r, cc, i, d, t, p, place)                                                                    \
     case LNL_ROLE_##f:                                                                                            \
@@ -108,7 +110,8 @@ int lnl_model_create(LnlModel *m, const LnlConfig *cfg, LnlErr *e) {
     m->params_mem = try_calloc(total, sizeof(float));
     m->grads_mem = try_calloc(total, sizeof(float));
     m->views = try_calloc((size_t)max_views + 1, sizeof(LnlTensorView));
-    if (!m->params_mem || !m->grads_mem || !m->views) {
+    m->gain_eff = try_calloc(3 * (size_t)c->n_embd, sizeof(float));
+    if (!m->params_mem || !m->grads_mem || !m->views || !m->gain_eff) {
         lnl_model_free(m);
         return alloc_failed(e, "parameters and gradients", 2.0 * (double)total * sizeof(float));
     }
@@ -159,6 +162,7 @@ void lnl_model_free(LnlModel *m) {
     free(m->params_mem);
     free(m->grads_mem);
     free(m->views);
+    free(m->gain_eff);
     free(m->acts_mem);
     free(m->scratch_mem);
     free(m->stream);
@@ -213,6 +217,22 @@ void lnl_model_init_weights(LnlModel *m, uint64_t seed) {
         case LNL_INIT_ZERO: break;
         case LNL_INIT_ONE:
             for (size_t k = 0; k < v->numel; k++) p[k] = 1.0f;
+            break;
+        case LNL_INIT_GAIN: /* the one-plus gain 1 + w starts at 1 with w = 0 */
+            for (size_t k = 0; k < v->numel; k++) p[k] = c->norm_gain == LNL_GAIN_ONE_PLUS ? 0.0f : 1.0f;
+            break;
+        case LNL_INIT_ALPHA_ATTN:
+        case LNL_INIT_ALPHA_MLP:
+        case LNL_INIT_ALPHA_FINAL: {
+            const LnlInit init = role_info[v->role].init;
+            const float a = c->norm_alpha[init == LNL_INIT_ALPHA_ATTN  ? LNL_ALPHA_ATTN
+                                          : init == LNL_INIT_ALPHA_MLP ? LNL_ALPHA_MLP
+                                                                       : LNL_ALPHA_FINAL];
+            for (size_t k = 0; k < v->numel; k++) p[k] = a;
+            break;
+        }
+        case LNL_INIT_EMBED_SCALE:
+            for (size_t k = 0; k < v->numel; k++) p[k] = sqrtf((float)c->n_embd);
             break;
         }
     }
@@ -482,7 +502,16 @@ float *lnl_model_slice(const LnlModel *m, float *base, int role, int l) {
     return base + (size_t)l * per;
 }
 
-static float embed_scale(const LnlConfig *c) { return c->embed_scale ? sqrtf((float)c->n_embd) : 1.0f; }
+/* The embedding's scale: sqrt(C) (embed_scale), the learned scalar (embed_scale_learned), or 1. */
+static float embed_scale(const LnlModel *m) {
+    if (m->p.embscale) return m->p.embscale[0];
+    return m->cfg.embed_scale ? sqrtf((float)m->cfg.n_embd) : 1.0f;
+}
+
+#define LNE_W(P) ((LnlNormW){P.lnew, P.lneb, P.lnea, P.lnes})
+#define LNF_W(P) ((LnlNormW){P.lnfw, P.lnfb, P.lnfa, P.lnfs})
+#define LNE_G(P) ((LnlNormG){P.lnew, P.lneb, P.lnea, P.lnes})
+#define LNF_G(P) ((LnlNormG){P.lnfw, P.lnfb, P.lnfa, P.lnfs})
 
 /* Token + position embedding of B x T rows at positions first_pos.., then the optional ln_e
  * into x0 (x0 == emb without ln_e). */
@@ -490,9 +519,8 @@ static void embed_rows(LnlModel *m, float *emb, float *mean, float *rstd, float 
                        int T, int first_pos) {
     const LnlConfig *c = &m->cfg;
     const int C = c->n_embd;
-    lnl_embed_forward(emb, tok, m->p.wte, m->p.wpe + (size_t)first_pos * (size_t)C, B, T, C, embed_scale(c));
-    if (c->embed_norm)
-        lnl_norm_forward(x0, mean, rstd, emb, m->p.lnew, m->p.lneb, B * T, C, 1, 1, c->norm, c->eps, 1.0f);
+    lnl_embed_forward(emb, tok, m->p.wte, m->p.wpe + (size_t)first_pos * (size_t)C, B, T, C, embed_scale(m));
+    if (c->embed_norm) lnl_site_norm_forward(m, x0, mean, rstd, emb, LNE_W(m->p), B * T, C, 1, 1, 1.0f);
 }
 
 static void blocks_forward(LnlModel *m, const LnlPass *P) {
@@ -506,7 +534,7 @@ static void blocks_forward(LnlModel *m, const LnlPass *P) {
 static void head_rows(LnlModel *m, const float *x, float *lnf, float *mean, float *rstd, float *logits, int N) {
     const LnlConfig *c = &m->cfg;
     if (c->final_norm) {
-        lnl_norm_forward(lnf, mean, rstd, x, m->p.lnfw, m->p.lnfb, N, c->n_embd, 1, 1, c->norm, c->eps, 1.0f);
+        lnl_site_norm_forward(m, lnf, mean, rstd, x, LNF_W(m->p), N, c->n_embd, 1, 1, 1.0f);
         x = lnf;
     }
     lnl_matmul_forward(logits, x, m->p.wte, NULL, N, c->n_embd, c->vocab_size);
@@ -711,8 +739,8 @@ int lnl_model_backward(LnlModel *m) {
     if (c->final_norm) {
         zero(m->d_x, n);
         lnl_matmul_backward(m->d_x, m->g.wte, NULL, dlogits, x, m->p.wte, N, C, V);
-        lnl_norm_backward(dtop, m->g.lnfw, m->g.lnfb, m->d_x, m->stream[2 * L], m->p.lnfw, m->lnf_mean, m->lnf_rstd,
-                          N, C, 1, 1, c->norm, 1.0f);
+        lnl_site_norm_backward(m, dtop, LNF_G(m->g), m->d_x, m->stream[2 * L], LNF_W(m->p), m->lnf_mean, m->lnf_rstd,
+                               N, C, 1, 1, 1.0f);
     } else {
         lnl_matmul_backward(dtop, m->g.wte, NULL, dlogits, x, m->p.wte, N, C, V);
     }
@@ -732,11 +760,21 @@ int lnl_model_backward(LnlModel *m) {
     float *demb = d0;
     if (c->embed_norm) {
         zero(m->d_x, n);
-        lnl_norm_backward(m->d_x, m->g.lnew, m->g.lneb, d0, m->emb, m->p.lnew, m->emb_mean, m->emb_rstd, N, C, 1, 1,
-                          c->norm, 1.0f);
+        lnl_site_norm_backward(m, m->d_x, LNE_G(m->g), d0, m->emb, LNE_W(m->p), m->emb_mean, m->emb_rstd, N, C, 1, 1,
+                               1.0f);
         demb = m->d_x;
     }
-    lnl_embed_backward(m->g.wte, m->g.wpe, demb, m->inputs, B, T, C, embed_scale(c));
+    lnl_embed_backward(m->g.wte, m->g.wpe, demb, m->inputs, B, T, C, embed_scale(m));
+    if (m->g.embscale) {
+        /* emb = scale * (wte[token] + wpe[position]): dLoss/dscale = sum demb . (wte[token] + wpe[position]) */
+        double ds = 0.0;
+        for (int r = 0; r < N; r++) {
+            const float *te = m->p.wte + (size_t)m->inputs[r] * C, *pe = m->p.wpe + (size_t)(r % T) * C;
+            const float *d = demb + (size_t)r * C;
+            for (int i = 0; i < C; i++) ds += (double)d[i] * ((double)te[i] + pe[i]);
+        }
+        m->g.embscale[0] += (float)ds;
+    }
     return 0;
 }
 

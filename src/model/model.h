@@ -17,19 +17,34 @@
 #include "../common/util.h"
 #include "spec.h"
 
-typedef enum { LNL_INIT_NORMAL, LNL_INIT_RESID, LNL_INIT_ZERO, LNL_INIT_ONE } LnlInit;
+/* How a role is initialized (lnl_model_init_weights): N(0, std); N(0, std) over sqrt(2L) where
+ * init_resid_scale; 0; 1; a norm's gain (1, or 0 for the one-plus gain 1 + w); a DyT / Derf
+ * norm's a, the config's norm_alpha of the attention sub-layer, the MLP sub-layer or the final
+ * and embedding norms; the learned embedding scale, sqrt(C). */
+typedef enum {
+    LNL_INIT_NORMAL,
+    LNL_INIT_RESID,
+    LNL_INIT_ZERO,
+    LNL_INIT_ONE,
+    LNL_INIT_GAIN,
+    LNL_INIT_ALPHA_ATTN,
+    LNL_INIT_ALPHA_MLP,
+    LNL_INIT_ALPHA_FINAL,
+    LNL_INIT_EMBED_SCALE
+} LnlInit;
 
 /* The weights of one sub-layer by their place in the block equations (spec.h), layer l's slices of
  * the roles whose `place` below is LNL_SUB(sub-layer, field); a field is NULL where the sub-layer
  * has no such weight. lnl_sub_view (block.h) fills it from LNL_PARAMS, so the block's forward,
  * backward and tangent passes read the weights through the tensor table and nothing else. */
 typedef struct {
-    float *pre_w, *pre_b;     /* N_pre: ln_1 / ln_2 */
-    float *in_w, *in_b;       /* F's first matrix: attention's c_attn (3C, C), the MLP's c_fc (4C, C) */
-    float *qkvn_w, *qkvn_b;   /* attention's per-head q, k, v norms (3, HS) */
-    float *proj_w, *proj_b;   /* F's output matrix c_proj: (C, C) or (C, 4C) */
-    float *out_w, *out_b;     /* N_out: ln_1_out / ln_2_out */
-    float *post_w, *post_b;   /* N_post: ln_1_post / ln_2_post */
+    /* each norm: gain _w, bias _b (LayerNorm, DyT, Derf), DyT / Derf's scalar a _a, Derf's s _s */
+    float *pre_w, *pre_b, *pre_a, *pre_s;     /* N_pre: ln_1 / ln_2 */
+    float *in_w, *in_b;                       /* F's first matrix: attention's c_attn (3C, C), the MLP's c_fc (4C, C) */
+    float *qkvn_w, *qkvn_b, *qkvn_a, *qkvn_s; /* attention's per-head q, k, v norms (3, HS); a, s (3) */
+    float *proj_w, *proj_b;                   /* F's output matrix c_proj: (C, C) or (C, 4C) */
+    float *out_w, *out_b, *out_a, *out_s;     /* N_out: ln_1_out / ln_2_out */
+    float *post_w, *post_b, *post_a, *post_s; /* N_post: ln_1_post / ln_2_post */
     float *skip;              /* learned per-channel skip weight (C): attn_skip / mlp_skip */
     float *gate;              /* the block's scalar gate, shared by both sub-layers */
 } LnlSubView;
@@ -39,44 +54,66 @@ typedef struct {
 /* X(field, file name(s) after "h.{i}." for per-layer roles, per_layer, rows, cols, init, decay,
  *   hf_transpose, present, place). Names separated by '|' split the role's rows into equal named
  * tensors. Expressions may use: c (const LnlConfig *), A / M (the attn / mlp LnlSubSpec of layer
- * l), LN (LayerNorm kind), C, V, T (n_positions), HS (head size). hf_transpose: stored in Hugging
+ * l), NB (the norm kind has a bias: LayerNorm, DyT, Derf), DYN (DyT or Derf: a scalar a), DERF
+ * (Derf: a scalar s too), C, V, T (n_positions), HS (head size). hf_transpose: stored in Hugging
  * Face Conv1D (in, out) layout in safetensors; kept (out, in) in memory. place: LNL_SUB(LNL_ATTN,
  * LNL_MLP or LNL_SUB_BOTH, the LnlSubView field it fills), or LNL_GLOBAL for roles outside the
  * blocks; the two macros are defined only where a table reads them. */
 #define LNL_PARAMS(X)                                                                                                  \
     X(wte, "wte.weight", 0, V, C, LNL_INIT_NORMAL, 1, 0, 1, LNL_GLOBAL)                                                \
     X(wpe, "wpe.weight", 0, T, C, LNL_INIT_NORMAL, 1, 0, 1, LNL_GLOBAL)                                                \
-    X(lnew, "ln_e.weight", 0, 1, C, LNL_INIT_ONE, 0, 0, c->embed_norm, LNL_GLOBAL)                                     \
-    X(lneb, "ln_e.bias", 0, 1, C, LNL_INIT_ZERO, 0, 0, c->embed_norm && LN, LNL_GLOBAL)                                \
-    X(ln1w, "ln_1.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, A.pre_norm, LNL_SUB(LNL_ATTN, pre_w))                          \
-    X(ln1b, "ln_1.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.pre_norm && LN, LNL_SUB(LNL_ATTN, pre_b))                     \
+    X(embscale, "embed_scale", 0, 1, 1, LNL_INIT_EMBED_SCALE, 0, 0, c->embed_scale_learned, LNL_GLOBAL)                \
+    X(lnew, "ln_e.weight", 0, 1, C, LNL_INIT_GAIN, 0, 0, c->embed_norm, LNL_GLOBAL)                                    \
+    X(lneb, "ln_e.bias", 0, 1, C, LNL_INIT_ZERO, 0, 0, c->embed_norm && NB, LNL_GLOBAL)                                \
+    X(lnea, "ln_e.alpha", 0, 1, 1, LNL_INIT_ALPHA_FINAL, 0, 0, c->embed_norm && DYN, LNL_GLOBAL)                       \
+    X(lnes, "ln_e.shift", 0, 1, 1, LNL_INIT_ZERO, 0, 0, c->embed_norm && DERF, LNL_GLOBAL)                             \
+    X(ln1w, "ln_1.weight", 1, 1, C, LNL_INIT_GAIN, 0, 0, A.pre_norm, LNL_SUB(LNL_ATTN, pre_w))                         \
+    X(ln1b, "ln_1.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.pre_norm && NB, LNL_SUB(LNL_ATTN, pre_b))                     \
+    X(ln1a, "ln_1.alpha", 1, 1, 1, LNL_INIT_ALPHA_ATTN, 0, 0, A.pre_norm && DYN, LNL_SUB(LNL_ATTN, pre_a))             \
+    X(ln1s, "ln_1.shift", 1, 1, 1, LNL_INIT_ZERO, 0, 0, A.pre_norm && DERF, LNL_SUB(LNL_ATTN, pre_s))                  \
     X(qkvw, "attn.c_attn.weight", 1, 3 * C, C, LNL_INIT_NORMAL, 1, 1, 1, LNL_SUB(LNL_ATTN, in_w))                      \
     X(qkvb, "attn.c_attn.bias", 1, 1, 3 * C, LNL_INIT_ZERO, 0, 0, A.bias, LNL_SUB(LNL_ATTN, in_b))                     \
-    X(qkvnw, "attn.q_norm.weight|attn.k_norm.weight|attn.v_norm.weight", 1, 3, HS, LNL_INIT_ONE, 0, 0,                 \
+    X(qkvnw, "attn.q_norm.weight|attn.k_norm.weight|attn.v_norm.weight", 1, 3, HS, LNL_INIT_GAIN, 0, 0,                \
       A.qkv_norm, LNL_SUB(LNL_ATTN, qkvn_w))                                                                           \
     X(qkvnb, "attn.q_norm.bias|attn.k_norm.bias|attn.v_norm.bias", 1, 3, HS, LNL_INIT_ZERO, 0, 0,                      \
-      A.qkv_norm && LN, LNL_SUB(LNL_ATTN, qkvn_b))                                                                     \
+      A.qkv_norm && NB, LNL_SUB(LNL_ATTN, qkvn_b))                                                                     \
+    X(qkvna, "attn.q_norm.alpha|attn.k_norm.alpha|attn.v_norm.alpha", 1, 3, 1, LNL_INIT_ALPHA_ATTN, 0, 0,              \
+      A.qkv_norm && DYN, LNL_SUB(LNL_ATTN, qkvn_a))                                                                    \
+    X(qkvns, "attn.q_norm.shift|attn.k_norm.shift|attn.v_norm.shift", 1, 3, 1, LNL_INIT_ZERO, 0, 0,                    \
+      A.qkv_norm && DERF, LNL_SUB(LNL_ATTN, qkvn_s))                                                                   \
     X(attprojw, "attn.c_proj.weight", 1, C, C, LNL_INIT_RESID, 1, 1, 1, LNL_SUB(LNL_ATTN, proj_w))                     \
     X(attprojb, "attn.c_proj.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.bias, LNL_SUB(LNL_ATTN, proj_b))                   \
-    X(ln1ow, "ln_1_out.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, A.out_norm, LNL_SUB(LNL_ATTN, out_w))                     \
-    X(ln1ob, "ln_1_out.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.out_norm && LN, LNL_SUB(LNL_ATTN, out_b))                \
-    X(ln1pw, "ln_1_post.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, A.post_norm, LNL_SUB(LNL_ATTN, post_w))                  \
-    X(ln1pb, "ln_1_post.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.post_norm && LN, LNL_SUB(LNL_ATTN, post_b))             \
+    X(ln1ow, "ln_1_out.weight", 1, 1, C, LNL_INIT_GAIN, 0, 0, A.out_norm, LNL_SUB(LNL_ATTN, out_w))                    \
+    X(ln1ob, "ln_1_out.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.out_norm && NB, LNL_SUB(LNL_ATTN, out_b))                \
+    X(ln1oa, "ln_1_out.alpha", 1, 1, 1, LNL_INIT_ALPHA_ATTN, 0, 0, A.out_norm && DYN, LNL_SUB(LNL_ATTN, out_a))        \
+    X(ln1os, "ln_1_out.shift", 1, 1, 1, LNL_INIT_ZERO, 0, 0, A.out_norm && DERF, LNL_SUB(LNL_ATTN, out_s))             \
+    X(ln1pw, "ln_1_post.weight", 1, 1, C, LNL_INIT_GAIN, 0, 0, A.post_norm, LNL_SUB(LNL_ATTN, post_w))                 \
+    X(ln1pb, "ln_1_post.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.post_norm && NB, LNL_SUB(LNL_ATTN, post_b))             \
+    X(ln1pa, "ln_1_post.alpha", 1, 1, 1, LNL_INIT_ALPHA_ATTN, 0, 0, A.post_norm && DYN, LNL_SUB(LNL_ATTN, post_a))     \
+    X(ln1ps, "ln_1_post.shift", 1, 1, 1, LNL_INIT_ZERO, 0, 0, A.post_norm && DERF, LNL_SUB(LNL_ATTN, post_s))          \
     X(askip, "attn_skip", 1, 1, C, LNL_INIT_ONE, 0, 0, A.skip_learned, LNL_SUB(LNL_ATTN, skip))                        \
-    X(ln2w, "ln_2.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, M.pre_norm, LNL_SUB(LNL_MLP, pre_w))                           \
-    X(ln2b, "ln_2.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.pre_norm && LN, LNL_SUB(LNL_MLP, pre_b))                      \
+    X(ln2w, "ln_2.weight", 1, 1, C, LNL_INIT_GAIN, 0, 0, M.pre_norm, LNL_SUB(LNL_MLP, pre_w))                          \
+    X(ln2b, "ln_2.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.pre_norm && NB, LNL_SUB(LNL_MLP, pre_b))                      \
+    X(ln2a, "ln_2.alpha", 1, 1, 1, LNL_INIT_ALPHA_MLP, 0, 0, M.pre_norm && DYN, LNL_SUB(LNL_MLP, pre_a))               \
+    X(ln2s, "ln_2.shift", 1, 1, 1, LNL_INIT_ZERO, 0, 0, M.pre_norm && DERF, LNL_SUB(LNL_MLP, pre_s))                   \
     X(fcw, "mlp.c_fc.weight", 1, 4 * C, C, LNL_INIT_NORMAL, 1, 1, 1, LNL_SUB(LNL_MLP, in_w))                           \
     X(fcb, "mlp.c_fc.bias", 1, 1, 4 * C, LNL_INIT_ZERO, 0, 0, M.bias, LNL_SUB(LNL_MLP, in_b))                          \
     X(fcprojw, "mlp.c_proj.weight", 1, C, 4 * C, LNL_INIT_RESID, 1, 1, 1, LNL_SUB(LNL_MLP, proj_w))                    \
     X(fcprojb, "mlp.c_proj.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.bias, LNL_SUB(LNL_MLP, proj_b))                      \
-    X(ln2ow, "ln_2_out.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, M.out_norm, LNL_SUB(LNL_MLP, out_w))                      \
-    X(ln2ob, "ln_2_out.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.out_norm && LN, LNL_SUB(LNL_MLP, out_b))                 \
-    X(ln2pw, "ln_2_post.weight", 1, 1, C, LNL_INIT_ONE, 0, 0, M.post_norm, LNL_SUB(LNL_MLP, post_w))                   \
-    X(ln2pb, "ln_2_post.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.post_norm && LN, LNL_SUB(LNL_MLP, post_b))              \
+    X(ln2ow, "ln_2_out.weight", 1, 1, C, LNL_INIT_GAIN, 0, 0, M.out_norm, LNL_SUB(LNL_MLP, out_w))                     \
+    X(ln2ob, "ln_2_out.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.out_norm && NB, LNL_SUB(LNL_MLP, out_b))                 \
+    X(ln2oa, "ln_2_out.alpha", 1, 1, 1, LNL_INIT_ALPHA_MLP, 0, 0, M.out_norm && DYN, LNL_SUB(LNL_MLP, out_a))          \
+    X(ln2os, "ln_2_out.shift", 1, 1, 1, LNL_INIT_ZERO, 0, 0, M.out_norm && DERF, LNL_SUB(LNL_MLP, out_s))              \
+    X(ln2pw, "ln_2_post.weight", 1, 1, C, LNL_INIT_GAIN, 0, 0, M.post_norm, LNL_SUB(LNL_MLP, post_w))                  \
+    X(ln2pb, "ln_2_post.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, M.post_norm && NB, LNL_SUB(LNL_MLP, post_b))              \
+    X(ln2pa, "ln_2_post.alpha", 1, 1, 1, LNL_INIT_ALPHA_MLP, 0, 0, M.post_norm && DYN, LNL_SUB(LNL_MLP, post_a))       \
+    X(ln2ps, "ln_2_post.shift", 1, 1, 1, LNL_INIT_ZERO, 0, 0, M.post_norm && DERF, LNL_SUB(LNL_MLP, post_s))           \
     X(mskip, "mlp_skip", 1, 1, C, LNL_INIT_ONE, 0, 0, M.skip_learned, LNL_SUB(LNL_MLP, skip))                          \
     X(gate, "gate", 1, 1, 1, LNL_INIT_ZERO, 0, 0, A.gate || M.gate, LNL_SUB(LNL_SUB_BOTH, gate))                       \
-    X(lnfw, "ln_f.weight", 0, 1, C, LNL_INIT_ONE, 0, 0, c->final_norm, LNL_GLOBAL)                                     \
-    X(lnfb, "ln_f.bias", 0, 1, C, LNL_INIT_ZERO, 0, 0, c->final_norm && LN, LNL_GLOBAL)
+    X(lnfw, "ln_f.weight", 0, 1, C, LNL_INIT_GAIN, 0, 0, c->final_norm, LNL_GLOBAL)                                    \
+    X(lnfb, "ln_f.bias", 0, 1, C, LNL_INIT_ZERO, 0, 0, c->final_norm && NB, LNL_GLOBAL)                                \
+    X(lnfa, "ln_f.alpha", 0, 1, 1, LNL_INIT_ALPHA_FINAL, 0, 0, c->final_norm && DYN, LNL_GLOBAL)                       \
+    X(lnfs, "ln_f.shift", 0, 1, 1, LNL_INIT_ZERO, 0, 0, c->final_norm && DERF, LNL_GLOBAL)
 
 enum {
 #define X(f, n, pl, r, cc, i, d, t, p, place) LNL_ROLE_##f,
@@ -152,6 +189,7 @@ typedef struct {
     LnlParams p, g;
     LnlTensorView *views;
     int nviews;
+    float *gain_eff; /* (3C) scratch: the one-plus gain 1 + w of the norm being computed (block.c) */
     /* activations for batch B x T (allocated by lnl_model_alloc_acts) */
     int B, T;
     float *acts_mem;

@@ -17,7 +17,7 @@ void lnl_config_default(LnlConfig *c) {
     c->n_embd = 768;
     c->n_positions = 1024;
     c->vocab_size = 50257;
-    c->norm = LNL_NORM_LAYERNORM;
+    lnl_config_set_norm(c, LNL_NORM_LAYERNORM);
     c->eps = 1e-5f;
     c->dt = 1.0f; /* lnl_config_preset below gives it to every sub-layer */
     c->init_std = LNL_GPT2_INIT_STD;
@@ -191,6 +191,40 @@ int lnl_parse_init_std(const char *v, LnlStdRule *rule, float *std, const char *
     return 0;
 }
 
+static const char *const norm_names[] = {"layernorm", "rmsnorm", "dyt", "derf"};
+
+const char *lnl_norm_name(LnlNormKind kind) {
+    return (unsigned)kind < sizeof norm_names / sizeof norm_names[0] ? norm_names[kind] : "?";
+}
+
+int lnl_norm_parse(const char *name, LnlNormKind *kind) {
+    for (size_t i = 0; i < sizeof norm_names / sizeof norm_names[0]; i++)
+        if (!strcmp(name, norm_names[i])) {
+            *kind = (LnlNormKind)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *lnl_norm_gain_name(LnlNormGain gain) { return gain == LNL_GAIN_ONE_PLUS ? "one-plus" : "plain"; }
+
+int lnl_norm_gain_parse(const char *name, LnlNormGain *gain) {
+    if (!strcmp(name, "plain")) *gain = LNL_GAIN_PLAIN;
+    else if (!strcmp(name, "one-plus")) *gain = LNL_GAIN_ONE_PLUS;
+    else return -1;
+    return 0;
+}
+
+void lnl_norm_alpha_default(LnlNormKind kind, float alpha[3]) {
+    alpha[LNL_ALPHA_ATTN] = kind == LNL_NORM_DYT ? 0.8f : 1.0f;
+    alpha[LNL_ALPHA_MLP] = alpha[LNL_ALPHA_FINAL] = kind == LNL_NORM_DYT ? 0.2f : 1.0f;
+}
+
+void lnl_config_set_norm(LnlConfig *c, LnlNormKind kind) {
+    c->norm = kind;
+    lnl_norm_alpha_default(kind, c->norm_alpha);
+}
+
 void lnl_config_set_dt(LnlConfig *c, float dt) {
     c->dt = dt;
     for (int l = 0; l < c->n_layer; l++)
@@ -341,6 +375,12 @@ int lnl_config_validate(const LnlConfig *c, LnlErr *e) {
     if (c->vocab_size < 2) return lnl_err(e, "config: vocab_size %d must be at least 2", c->vocab_size);
     if (!(c->eps > 0) || !isfinite(c->eps)) return lnl_err(e, "config: eps must be positive");
     if (!(c->dt >= 0) || !isfinite(c->dt)) return lnl_err(e, "config: dt must be a finite number >= 0");
+    if ((unsigned)c->norm > LNL_NORM_DERF) return lnl_err(e, "config: unknown norm kind %d", (int)c->norm);
+    for (int i = 0; i < 3; i++)
+        if (!isfinite(c->norm_alpha[i])) return lnl_err(e, "config: norm_alpha must be finite");
+    if (c->embed_scale && c->embed_scale_learned)
+        return lnl_err(e, "config: embed_scale (sqrt(C)) and embed_scale_learned (a learned scalar) exclude each "
+                          "other");
     for (int l = 0; l < c->n_layer; l++) {
         if (c->sub[l][LNL_ATTN].b2t) return lnl_err(e, "config: layer %d: b2t applies to the mlp sub-layer only", l + 1);
         if (c->sub[l][LNL_MLP].qkv_norm) return lnl_err(e, "config: layer %d: qkv_norm applies to attn only", l + 1);
@@ -350,6 +390,10 @@ int lnl_config_validate(const LnlConfig *c, LnlErr *e) {
                 return lnl_err(e, "config: layer %d: res_from_normed needs pre_norm", l + 1);
             if (!isfinite(q->in_scale) || !isfinite(q->skip_scale))
                 return lnl_err(e, "config: layer %d: in_scale and skip_scale must be finite", l + 1);
+            if (q->branch_norm && lnl_norm_is_dynamic(c->norm))
+                return lnl_err(e, "config: layer %d: branch_norm needs a normalizing kind (layernorm or rmsnorm), "
+                                  "not %s: its N0 has no parameters",
+                               l + 1, lnl_norm_name(c->norm));
             if (!(q->dt >= 0) || !isfinite(q->dt))
                 return lnl_err(e, "config: layer %d: %s.dt must be a finite number >= 0", l + 1, s ? "mlp" : "attn");
         }
@@ -405,15 +449,17 @@ char *lnl_config_diff(const LnlConfig *was, const LnlConfig *now) {
     INT_FIELD(n_embd);
     INT_FIELD(n_positions);
     INT_FIELD(vocab_size);
-    if (was->norm != now->norm)
-        lnl_buf_printf(&b, "%snorm %s -> %s", SEP, was->norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm",
-                       now->norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm");
+    if (was->norm != now->norm) lnl_buf_printf(&b, "%snorm %s -> %s", SEP, lnl_norm_name(was->norm), lnl_norm_name(now->norm));
+    if (was->norm_gain != now->norm_gain)
+        lnl_buf_printf(&b, "%snorm gain %s -> %s", SEP, lnl_norm_gain_name((LnlNormGain)was->norm_gain),
+                       lnl_norm_gain_name((LnlNormGain)now->norm_gain));
     NUM_FIELD(eps);
     NUM_FIELD(dt);
     if (sub_dt_differs) lnl_buf_printf(&b, "%sattn.dt / mlp.dt of some sub-layers changed", SEP);
     BOOL_FIELD(final_norm);
     BOOL_FIELD(embed_norm);
     BOOL_FIELD(embed_scale);
+    BOOL_FIELD(embed_scale_learned);
     if (bias_differs) {
         int wb = lnl_config_bias(was), nb = lnl_config_bias(now);
         if (wb >= 0 && nb >= 0) lnl_buf_printf(&b, "%sbias %s -> %s", SEP, wb ? "on" : "off", nb ? "on" : "off");
@@ -439,12 +485,14 @@ char *lnl_config_to_json(const LnlConfig *c) {
     cJSON_AddNumberToObject(o, "n_embd", c->n_embd);
     cJSON_AddNumberToObject(o, "n_positions", c->n_positions);
     cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
-    cJSON_AddStringToObject(o, "norm", c->norm == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm");
+    cJSON_AddStringToObject(o, "norm", lnl_norm_name(c->norm));
+    cJSON_AddStringToObject(o, "norm_gain", lnl_norm_gain_name((LnlNormGain)c->norm_gain));
     cJSON_AddNumberToObject(o, "eps", c->eps);
     cJSON_AddNumberToObject(o, "dt", c->dt);
     cJSON_AddBoolToObject(o, "final_norm", c->final_norm);
     cJSON_AddBoolToObject(o, "embed_norm", c->embed_norm);
     cJSON_AddBoolToObject(o, "embed_scale", c->embed_scale);
+    cJSON_AddBoolToObject(o, "embed_scale_learned", c->embed_scale_learned);
     cJSON_AddStringToObject(o, "preset", c->preset);
     cJSON *init = cJSON_AddObjectToObject(o, "init");
     cJSON_AddNumberToObject(init, "std", lnl_config_init_std(c));
@@ -452,6 +500,12 @@ char *lnl_config_to_json(const LnlConfig *c) {
     cJSON_AddBoolToObject(init, "resid_scale", c->init_resid_scale);
     cJSON_AddNumberToObject(init, "beta", c->init_beta);
     cJSON_AddBoolToObject(init, "admin_profile", c->admin_profile);
+    if (lnl_norm_is_dynamic(c->norm)) {
+        cJSON *a = cJSON_AddObjectToObject(init, "norm_alpha");
+        cJSON_AddNumberToObject(a, "attn", c->norm_alpha[LNL_ALPHA_ATTN]);
+        cJSON_AddNumberToObject(a, "mlp", c->norm_alpha[LNL_ALPHA_MLP]);
+        cJSON_AddNumberToObject(a, "final", c->norm_alpha[LNL_ALPHA_FINAL]);
+    }
     cJSON_AddNumberToObject(o, "branchnorm_steps", c->branchnorm_steps);
     cJSON_AddNumberToObject(o, "mix_ratio", c->mix_ratio);
     cJSON *layers = cJSON_AddArrayToObject(o, "layers");
@@ -522,11 +576,21 @@ int lnl_config_from_json(LnlConfig *c, const char *json, const char *what, LnlEr
     if (get_num(o, "vocab_size", 2, 1 << 24, &v, what, e)) goto done;
     t.vocab_size = (int)v;
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(o, "norm");
-    if (!cJSON_IsString(norm) || (strcmp(norm->valuestring, "layernorm") && strcmp(norm->valuestring, "rmsnorm"))) {
-        lnl_err(e, "%s: config field 'norm' must be \"layernorm\" or \"rmsnorm\"", what);
+    LnlNormKind kind;
+    if (!cJSON_IsString(norm) || lnl_norm_parse(norm->valuestring, &kind)) {
+        lnl_err(e, "%s: config field 'norm' must be one of %s", what, LNL_NORMS);
         goto done;
     }
-    t.norm = strcmp(norm->valuestring, "rmsnorm") == 0 ? LNL_NORM_RMSNORM : LNL_NORM_LAYERNORM;
+    lnl_config_set_norm(&t, kind); /* the source's initial a unless init.norm_alpha says otherwise */
+    const cJSON *gain = cJSON_GetObjectItemCaseSensitive(o, "norm_gain"); /* files from before: plain */
+    LnlNormGain g = LNL_GAIN_PLAIN;
+    if (gain && (!cJSON_IsString(gain) || lnl_norm_gain_parse(gain->valuestring, &g))) {
+        lnl_err(e, "%s: config field 'norm_gain' must be one of %s", what, LNL_NORM_GAINS);
+        goto done;
+    }
+    t.norm_gain = (uint8_t)g;
+    if (cJSON_HasObjectItem(o, "embed_scale_learned") && get_bool(o, "embed_scale_learned", &t.embed_scale_learned, what, e))
+        goto done;
     if (get_num(o, "eps", 1e-12, 1, &v, what, e)) goto done;
     t.eps = (float)v;
     if (get_num(o, "dt", 0, 1e3, &v, what, e)) goto done;
@@ -562,6 +626,14 @@ int lnl_config_from_json(LnlConfig *c, const char *json, const char *what, LnlEr
     if (get_bool(init, "resid_scale", &t.init_resid_scale, what, e) ||
         get_bool(init, "admin_profile", &t.admin_profile, what, e))
         goto done;
+    const cJSON *alpha = cJSON_GetObjectItemCaseSensitive(init, "norm_alpha");
+    if (alpha) {
+        const char *pos[3] = {"attn", "mlp", "final"};
+        for (int i = 0; i < 3; i++) {
+            if (get_num(alpha, pos[i], -1e6, 1e6, &v, what, e)) goto done;
+            t.norm_alpha[i] = (float)v;
+        }
+    }
     if (get_num(o, "branchnorm_steps", 1, 1e12, &v, what, e)) goto done;
     t.branchnorm_steps = (int)v;
     if (get_num(o, "mix_ratio", 0, 1, &v, what, e)) goto done;

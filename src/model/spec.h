@@ -49,13 +49,16 @@ typedef struct {
     /* sizes */
     int n_layer, n_head, n_embd, n_positions, vocab_size;
     /* normalization and residual step */
-    LnlNormKind norm;
+    LnlNormKind norm;    /* every norm's kind (LNL_NORMS) */
+    uint8_t norm_gain;   /* LnlNormGain: every norm's gain is w, or 1 + w with w initialized to 0 */
     float eps;
     float dt;            /* the model's residual step: every sub-layer's dt unless the spec gives one its own
                           * (set both with lnl_config_set_dt) */
     uint8_t final_norm;  /* N before the tied LM head (ln_f) */
     uint8_t embed_norm;  /* N right after the embedding (ln_e) */
     uint8_t embed_scale; /* multiply the embedding by sqrt(C) (Spike No More) */
+    uint8_t embed_scale_learned; /* multiply the embedding by a learned scalar embed_scale, initialized to
+                                  * sqrt(C) (the DyT and Derf sources' language models) */
     char preset[32];     /* the preset the spec was filled from, for reports; "custom" if edited */
     /* init rules (used when a model is created, kept for the record) */
     float init_std;           /* N(0, std) for matrices and embeddings under LNL_STD_FIXED; GPT-2: 0.02 */
@@ -63,10 +66,30 @@ typedef struct {
     uint8_t init_resid_scale; /* residual output projections get std / sqrt(2L) */
     float init_beta;          /* DeepNorm: fc, mlp proj, v and attn proj weights times beta */
     uint8_t admin_profile;    /* Admin: set omega by a one-batch profiling pass before training */
+    float norm_alpha[3];      /* DyT / Derf: the initial a of the attention sub-layer's norms, the MLP
+                               * sub-layer's, and ln_f's and ln_e's (LNL_ALPHA_*) */
     int branchnorm_steps;     /* BranchNorm: lambda = max(0, 1 - step / branchnorm_steps) */
     float mix_ratio;          /* Mix-LN: layers l <= floor(mix_ratio * L) are Post-LN */
     LnlSubSpec sub[LNL_MAX_LAYERS][2];
 } LnlConfig;
+
+/* The norm kinds' names (kernels.h's LnlNormKind), for flags and files. */
+#define LNL_NORMS "layernorm|rmsnorm|dyt|derf"
+const char *lnl_norm_name(LnlNormKind kind);
+/* The kind called name; -1 if none. */
+int lnl_norm_parse(const char *name, LnlNormKind *kind);
+/* A norm's gain: w itself, or 1 + w with w initialized to 0 (Gemma's RMSNorm). */
+typedef enum { LNL_GAIN_PLAIN = 0, LNL_GAIN_ONE_PLUS = 1 } LnlNormGain;
+#define LNL_NORM_GAINS "plain|one-plus"
+const char *lnl_norm_gain_name(LnlNormGain gain);
+int lnl_norm_gain_parse(const char *name, LnlNormGain *gain);
+/* The positions of LnlConfig.norm_alpha. */
+enum { LNL_ALPHA_ATTN = 0, LNL_ALPHA_MLP = 1, LNL_ALPHA_FINAL = 2 };
+/* The initial a of a kind's sources: DyT 0.8 (attention), 0.2 (MLP, final), LLaMA-DyT (Zhu et al.
+ * 2025); Derf 1, 1, 1, its nanoGPT patch (zlab-princeton/Derf); 1 for the kinds without a. */
+void lnl_norm_alpha_default(LnlNormKind kind, float alpha[3]);
+/* Sets every norm's kind and, with it, the initial a of that kind's source. */
+void lnl_config_set_norm(LnlConfig *c, LnlNormKind kind);
 
 /* Names accepted by lnl_config_preset, for help texts. */
 #define LNL_PRESETS "post|pre|peri|sandwich|b2t|mix|lns|hybrid|hybrid*|deepnorm|admin|branchnorm|rezero"

@@ -44,7 +44,7 @@ const LnlStudyField lnl_study_fields[] = {
     {"dim", LNL_SF_INT, OFF(dim), 1, 65536, NULL, 1, "model width C (a named size overrides it)", NULL},
     {"heads", LNL_SF_INT, OFF(heads), 1, 4096, NULL, 1, "attention heads (a named size overrides it)", NULL},
     {"seq", LNL_SF_INT, OFF(seq), 1, 1048576, NULL, 1, "sequence length T", NULL},
-    {"norm", LNL_SF_STR, OFF(norm), 0, 0, "layernorm|rmsnorm", 1, "normalization kind", NULL},
+    {"norm", LNL_SF_STR, OFF(norm), 0, 0, LNL_NORMS, 1, "normalization kind", NULL},
     {"init_std", LNL_SF_STR, OFF(init_std), 0, 0, NULL, 1,
      "std of the normal init of matrices and embeddings: a number, 1/sqrt(C), or preset (the preset's)", check_init_std},
     {"resid_scale_init", LNL_SF_STR, OFF(resid_scale_init), 0, 0, SWITCH, 1,

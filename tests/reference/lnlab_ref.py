@@ -125,8 +125,10 @@ SUB_FLOAT = ("in_scale", "skip_scale", "dt")  # dt: the sub-layer's residual ste
 SUBS = ("attn", "mlp")
 # Top-level keys that do not change the forward pass (records, init rules, schedules).
 _TOP_INERT = {"format", "version", "preset", "init", "branchnorm_steps", "mix_ratio"}
-_TOP_MODEL = {"n_layer", "n_head", "n_embd", "n_positions", "vocab_size", "norm", "eps", "dt",
-              "final_norm", "embed_norm", "embed_scale", "layers"}
+_TOP_MODEL = {"n_layer", "n_head", "n_embd", "n_positions", "vocab_size", "norm", "norm_gain", "eps", "dt",
+              "final_norm", "embed_norm", "embed_scale", "embed_scale_learned", "layers"}
+NORM_KINDS = ("layernorm", "rmsnorm", "dyt", "derf")
+DYNAMIC_NORMS = ("dyt", "derf")  # elementwise: g * phi(a x [+ s]) + b, no statistics
 
 
 class ConfigError(Exception):
@@ -145,8 +147,9 @@ class Config:
 
     def to_json(self):
         d = {k: getattr(self, k) for k in ("format", "version", "n_layer", "n_head", "n_embd", "n_positions",
-                                           "vocab_size", "norm", "eps", "dt", "final_norm", "embed_norm",
-                                           "embed_scale", "preset", "init", "branchnorm_steps", "mix_ratio")}
+                                           "vocab_size", "norm", "norm_gain", "eps", "dt", "final_norm",
+                                           "embed_norm", "embed_scale", "embed_scale_learned", "preset", "init",
+                                           "branchnorm_steps", "mix_ratio")}
         d["layers"] = self.layers
         return json.dumps(d)
 
@@ -166,9 +169,11 @@ def parse_config(text):
     missing = _TOP_MODEL - set(o)
     if missing:
         raise ConfigError(f"lnlab.config: missing fields {sorted(missing)}")
-    if o["norm"] not in ("layernorm", "rmsnorm"):
+    if o["norm"] not in NORM_KINDS:
         raise ConfigError(f"lnlab.config: norm {o['norm']!r}")
-    for k in ("final_norm", "embed_norm", "embed_scale"):
+    if o["norm_gain"] not in ("plain", "one-plus"):
+        raise ConfigError(f"lnlab.config: norm_gain {o['norm_gain']!r}")
+    for k in ("final_norm", "embed_norm", "embed_scale", "embed_scale_learned"):
         if not isinstance(o[k], bool):
             raise ConfigError(f"lnlab.config: {k} is not a boolean")
     L = int(o["n_layer"])
@@ -206,6 +211,8 @@ def parse_config(text):
     cfg.n_positions = int(o["n_positions"])
     cfg.vocab_size = int(o["vocab_size"])
     cfg.norm = o["norm"]
+    cfg.norm_gain = o["norm_gain"]
+    cfg.embed_scale_learned = o["embed_scale_learned"]
     cfg.eps = float(o["eps"])
     cfg.dt = float(o["dt"])
     cfg.final_norm = o["final_norm"]
@@ -309,9 +316,15 @@ def param_shapes(cfg):
 
     def norm(prefix, n=C):
         out[prefix + ".weight"] = (n,)
-        if cfg.norm == "layernorm":
+        if cfg.norm != "rmsnorm":
             out[prefix + ".bias"] = (n,)
+        if cfg.norm in DYNAMIC_NORMS:
+            out[prefix + ".alpha"] = (1,)
+        if cfg.norm == "derf":
+            out[prefix + ".shift"] = (1,)
 
+    if cfg.embed_scale_learned:
+        out["embed_scale"] = (1,)
     if cfg.embed_norm:
         norm("ln_e")
     for i, lay in enumerate(cfg.layers):
@@ -377,10 +390,15 @@ def check_params(cfg, tensors, what="model"):
 # The model, from the equations.
 
 
-def _norm(x, w, b, kind, eps):
-    """LayerNorm: (x - mean) / sqrt(var + eps) * w + b, var biased; RMSNorm: x / sqrt(mean(x^2) + eps) * w.
-    w None = no gain (N0 of BranchNorm)."""
-    if kind == "layernorm":
+def _norm(x, w, b, kind, eps, a=None, s=None, one_plus=False):
+    """LayerNorm: (x - mean) / sqrt(var + eps) * w + b, var biased; RMSNorm: x / sqrt(mean(x^2) + eps) * w;
+    DyT: tanh(a x) * w + b (Zhu et al. 2025); Derf: erf(a x + s) * w + b (Chen et al. 2025).
+    w None = no gain (N0 of BranchNorm); one_plus: the gain is 1 + w (Gemma)."""
+    if kind == "dyt":
+        y = torch.tanh(a * x)
+    elif kind == "derf":
+        y = torch.erf(a * x + s)
+    elif kind == "layernorm":
         mu = x.mean(dim=-1, keepdim=True)
         d = x - mu
         var = (d * d).mean(dim=-1, keepdim=True)
@@ -389,7 +407,7 @@ def _norm(x, w, b, kind, eps):
         ms = (x * x).mean(dim=-1, keepdim=True)
         y = x / torch.sqrt(ms + eps)
     if w is not None:
-        y = y * w
+        y = y * (1.0 + w if one_plus else w)
     if b is not None:
         y = y + b
     return y
@@ -404,7 +422,8 @@ class Model:
         self.cfg = cfg
 
     def N(self, P, prefix, x):
-        return _norm(x, P[prefix + ".weight"], P.get(prefix + ".bias"), self.cfg.norm, self.cfg.eps)
+        return _norm(x, P[prefix + ".weight"], P.get(prefix + ".bias"), self.cfg.norm, self.cfg.eps,
+                     P.get(prefix + ".alpha"), P.get(prefix + ".shift"), self.cfg.norm_gain == "one-plus")
 
     @staticmethod
     def linear(P, prefix, u):
@@ -449,6 +468,8 @@ class Model:
         x = P["wte.weight"][inp] + P["wpe.weight"][:T]
         if cfg.embed_scale:
             x = x * math.sqrt(C)
+        if cfg.embed_scale_learned:
+            x = x * P["embed_scale"]
         if cfg.embed_norm:
             x = self.N(P, "ln_e", x)
         streams = [x]
@@ -666,7 +687,13 @@ def fake_params(cfg, seed):
     rng = np.random.default_rng(seed)
     out = {}
     for k, shp in param_shapes(cfg).items():
-        if k.endswith("_skip"):
+        if k.endswith(".alpha"):
+            v = 0.7 + 0.2 * rng.standard_normal(shp)
+        elif k.endswith(".shift"):
+            v = 0.1 * rng.standard_normal(shp)
+        elif k == "embed_scale":
+            v = 2.0 + 0.2 * rng.standard_normal(shp)
+        elif k.endswith("_skip"):
             v = 1.0 + 0.2 * rng.standard_normal(shp)
         elif k.endswith(".gate"):
             v = 0.5 + 0.2 * rng.standard_normal(shp)
@@ -692,7 +719,8 @@ def make_fake_dump(outdir, preset, norm, dt, L, H, C, T, V, B, seed, embed_norm=
             for s in SUBS:
                 lay[s]["bias"] = bias
     cfg = Config(format="lnlab.config", version=1, n_layer=L, n_head=H, n_embd=C, n_positions=max(T, 16),
-                 vocab_size=V, norm=norm, eps=_f32(1e-5), dt=_f32(dt), final_norm=final,
+                 vocab_size=V, norm=norm, norm_gain="plain", eps=_f32(1e-5), dt=_f32(dt), final_norm=final,
+                 embed_scale_learned=False,
                  embed_norm=embed_norm, embed_scale=embed_scale, preset=preset,
                  init={"std": _f32(0.02), "resid_scale": True, "beta": 1.0, "admin_profile": preset == "admin"},
                  branchnorm_steps=1000, mix_ratio=0.25, layers=layers)

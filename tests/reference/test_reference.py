@@ -36,6 +36,7 @@ RTOL = 1e-4
 PRESETS = ("post", "pre", "peri", "b2t", "mix", "lns", "hybrid", "hybrid*", "deepnorm", "admin",
            "branchnorm", "rezero")
 NORMS = ("layernorm", "rmsnorm")
+DYNAMIC_NORMS = ("dyt", "derf")  # every preset but BranchNorm, whose N0 needs a normalizing kind
 DTS = ("1", "0.1")
 SIZE = dict(L=4, H=2, C=16, T=8, V=50, B=2)  # L 4: Mix-LN (ratio 0.25) has one Post-LN layer
 
@@ -52,6 +53,11 @@ COMPOSITIONS = (
     ("pre+subdt", "pre", [], "attn.dt=0.5,mlp.dt=0.25@2-4"),
     ("post+subdt", "post", [], "dt=0.7,mlp.dt=0.2@3"),
     ("rezero+subdt", "rezero", [], "attn.dt=2@1-2"),
+    ("peri+oneplus", "peri", ["--norm-gain", "one-plus"], None),
+    ("hybrid+oneplus", "hybrid", ["--norm-gain", "one-plus", "--embed-norm"], None),
+    ("pre+embedscalelearned", "pre", ["--embed-scale-learned"], None),
+    ("post+oneplus+embedscalelearned", "post", ["--norm-gain", "one-plus", "--embed-scale-learned",
+                                                "--embed-scale=false"], None),
 )
 
 
@@ -62,8 +68,15 @@ def case_list():
             for dt in DTS:
                 tag = p.replace("*", "star")
                 cases.append(dict(name=f"reference_{tag}_{n}_dt{dt}", preset=p, norm=n, dt=dt, flags=[], spec=None))
+    for p in PRESETS:
+        if p == "branchnorm":
+            continue
+        for n in DYNAMIC_NORMS:
+            for dt in DTS:
+                tag = p.replace("*", "star")
+                cases.append(dict(name=f"reference_{tag}_{n}_dt{dt}", preset=p, norm=n, dt=dt, flags=[], spec=None))
     for tag, p, flags, spec in COMPOSITIONS:
-        for n in NORMS:
+        for n in NORMS + (DYNAMIC_NORMS if not (spec and "branch_norm" in spec) else ()):
             for dt in DTS:
                 cases.append(dict(name=f"reference_{tag}_{n}_dt{dt}", preset=p, norm=n, dt=dt, flags=flags, spec=spec))
     for i, c in enumerate(cases):
@@ -120,8 +133,10 @@ def flag_extras(case):
     flags = case["flags"]
     for i, f in enumerate(flags):
         name, _, val = f.partition("=")
-        if name in ("--embed-norm", "--embed-scale"):
+        if name in ("--embed-norm", "--embed-scale", "--embed-scale-learned"):
             x[name[2:].replace("-", "_")] = val in ("", "true", "1")
+        elif name == "--norm-gain":
+            x["norm_gain"] = flags[i + 1]
         elif name == "--bias":
             x["bias"] = flags[i + 1] == "on"
     return x
@@ -136,7 +151,8 @@ def expected_config(case, mix_ratio=0.25):
             lay[s]["bias"] = x["bias"]
     top = dict(n_layer=L, n_head=SIZE["H"], n_embd=SIZE["C"], vocab_size=SIZE["V"], norm=case["norm"],
                dt=R._f32(float(case["dt"])), eps=R._f32(1e-5), final_norm=final,
-               embed_norm=x["embed_norm"], embed_scale=x["embed_scale"])
+               embed_norm=x["embed_norm"], embed_scale=x["embed_scale"],
+               embed_scale_learned=x.get("embed_scale_learned", False), norm_gain=x.get("norm_gain", "plain"))
     if case["spec"]:
         apply_spec(layers, top, case["spec"], L)
     return layers, top

@@ -30,8 +30,12 @@ static int small_model(LnlModel *m, const char *preset, LnlNormKind kind, float 
         CHECK(0, "preset %s: %s", preset, e.msg);
         return -1;
     }
-    c.embed_norm = (uint8_t)extras;
-    c.embed_scale = (uint8_t)extras;
+    /* extras 1: ln_e and the embedding times sqrt(C); 2: ln_e, the learned embedding scale and
+     * the one-plus gain */
+    c.embed_norm = (uint8_t)(extras != 0);
+    c.embed_scale = (uint8_t)(extras == 1);
+    c.embed_scale_learned = (uint8_t)(extras == 2);
+    c.norm_gain = extras == 2 ? LNL_GAIN_ONE_PLUS : LNL_GAIN_PLAIN;
     if (lnl_model_create(m, &c, &e)) {
         CHECK(0, "%s", e.msg);
         return -1;
@@ -79,7 +83,7 @@ static void decode_matches_forward(const char *preset, LnlNormKind kind, float d
         int at;
         double w = worst_err(lg, m.logits + (size_t)t * V, V, &at);
         CHECK(w <= 1.0, "%s/%s dt %g extras %d: position %d logit %d: decode %.9g, forward %.9g", preset,
-              kind == LNL_NORM_LAYERNORM ? "layernorm" : "rmsnorm", (double)dt, extras, t, at, (double)lg[at],
+              lnl_norm_name(kind), (double)dt, extras, t, at, (double)lg[at],
               (double)m.logits[(size_t)t * V + at]);
         if (w > 1.0) break;
     }
@@ -94,6 +98,17 @@ static void test_decode_every_preset(void) {
 static void test_decode_dt_and_embedding_extras(void) {
     for (int p = 0; p < NPRESETS; p++)
         for (int k = 0; k < 2; k++) decode_matches_forward(presets[p], (LnlNormKind)k, 0.3f, 1);
+}
+
+/* DyT and Derf in every placement that can have them, with the one-plus gain and the learned
+ * embedding scale. */
+static void test_decode_dynamic_norms(void) {
+    for (int p = 0; p < NPRESETS; p++) {
+        if (!strcmp(presets[p], "branchnorm")) continue;
+        decode_matches_forward(presets[p], LNL_NORM_DYT, 1.0f, 0);
+        decode_matches_forward(presets[p], LNL_NORM_DERF, 0.5f, 2);
+        decode_matches_forward(presets[p], LNL_NORM_RMSNORM, 0.5f, 2);
+    }
 }
 
 /* Several streams decoded together match a batched forward; each stream has its own cache. */
@@ -406,6 +421,7 @@ static void test_sampler_bad_settings(void) {
 int main(void) {
     RUN_TEST(test_decode_every_preset);
     RUN_TEST(test_decode_dt_and_embedding_extras);
+    RUN_TEST(test_decode_dynamic_norms);
     RUN_TEST(test_decode_batch_of_streams);
     RUN_TEST(test_decode_reset_and_rewind);
     RUN_TEST(test_prefill_every_preset);

@@ -452,6 +452,79 @@ static void test_norm_grad(void) {
     }
 }
 
+/* ---- elementwise (dynamic) norms: DyT, Derf ---- */
+
+/* Independent double forward from kernels.h's formulas. */
+static void d_dyn_norm(double *out, const double *x, const double *w, const double *b, const double *alpha,
+                       const double *shift, int N, int C, int G, int rep, LnlNormKind kind, double scale) {
+    for (int r = 0; r < N; r++) {
+        int g = (r / rep) % G;
+        for (int i = 0; i < C; i++) {
+            double z = alpha[g] * x[(size_t)r * C + i] + (shift ? shift[g] : 0.0);
+            double phi = kind == LNL_NORM_DERF ? erf(z) : tanh(z);
+            out[(size_t)r * C + i] = scale * ((w ? w[(size_t)g * C + i] : 1.0) * phi + (b ? b[(size_t)g * C + i] : 0.0));
+        }
+    }
+}
+
+static void test_dyn_norm_grad(void) {
+    const int N = 11, C = 9;
+    const struct {
+        LnlNormKind kind;
+        int has_w, has_b, G, rep;
+        float scale;
+    } cases[] = {{LNL_NORM_DYT, 1, 1, 1, 1, 1.0f}, {LNL_NORM_DYT, 0, 0, 1, 1, 0.6f}, {LNL_NORM_DYT, 1, 1, 3, 2, 1.3f},
+                 {LNL_NORM_DERF, 1, 1, 1, 1, 1.0f}, {LNL_NORM_DERF, 1, 0, 3, 2, 0.8f}, {LNL_NORM_DERF, 0, 1, 1, 1, 2.0f}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const LnlNormKind kind = cases[ci].kind;
+        const int G = cases[ci].G, rep = cases[ci].rep, derf = kind == LNL_NORM_DERF;
+        const float sc = cases[ci].scale;
+        size_t NC = (size_t)N * C, GC = (size_t)G * C;
+        float *x = frand(NC, -2.5, 2.5), *w = frand(GC, 0.5, 1.5), *b = frand(GC, -1, 1), *R = frand(NC, -1, 1);
+        float *al = frand((size_t)G, 0.3f, 1.2f), *sh = frand((size_t)G, -0.5f, 0.5f);
+        const float *W = cases[ci].has_w ? w : NULL, *Bb = cases[ci].has_b ? b : NULL, *S = derf ? sh : NULL;
+        double *xd = dcopy(x, NC), *wd = dcopy(w, GC), *bd = dcopy(b, GC), *Rd = dcopy(R, NC), *od = dalloc(NC);
+        double *ad = dcopy(al, (size_t)G), *sd = dcopy(sh, (size_t)G);
+        double *gx = dalloc(NC), *gw = dalloc(GC), *gb = dalloc(GC), *ga = dalloc((size_t)G), *gs = dalloc((size_t)G);
+        const double *Wd = W ? wd : NULL, *Bd = Bb ? bd : NULL, *Sd = S ? sd : NULL;
+#define L_N (d_dyn_norm(od, xd, Wd, Bd, ad, Sd, N, C, G, rep, kind, sc), dot_out_R(od, Rd, NC))
+        FD(gx, xd, NC, L_N);
+        FD(gw, wd, GC, L_N);
+        FD(gb, bd, GC, L_N);
+        FD(ga, ad, (size_t)G, L_N);
+        FD(gs, sd, (size_t)G, L_N);
+#undef L_N
+        d_dyn_norm(od, xd, Wd, Bd, ad, Sd, N, C, G, rep, kind, sc);
+        char name[128];
+        FOR_BACKENDS(ops) {
+            float *out = fzeros(NC), *dx = fzeros(NC), *dw = fzeros(GC), *db = fzeros(GC);
+            float *da = fzeros((size_t)G), *ds = fzeros((size_t)G);
+            ops->dyn_norm_forward(out, x, W, Bb, al, S, N, C, G, rep, kind, sc);
+            snprintf(name, sizeof name, "%s case %zu fwd vs double [%s]", derf ? "derf" : "dyt", ci, ops->name);
+            CHECK(close_arrays(name, out, od, NC, 1e-6, 1e-5, 0), "%s", name);
+            ops->dyn_norm_backward(dx, W ? dw : NULL, Bb ? db : NULL, da, S ? ds : NULL, R, x, W, al, S, N, C, G, rep,
+                                   kind, sc);
+            snprintf(name, sizeof name, "%s case %zu dinp [%s]", derf ? "derf" : "dyt", ci, ops->name);
+            check_grad(name, dx, gx, NC);
+            if (W) check_grad("dyn norm dweight", dw, gw, GC);
+            if (Bb) check_grad("dyn norm dbias", db, gb, GC);
+            check_grad("dyn norm dalpha", da, ga, (size_t)G);
+            if (S) check_grad("dyn norm dshift", ds, gs, (size_t)G);
+            /* += accumulation of every gradient */
+            float *ax = frand(NC, -1, 1), *aa = frand((size_t)G, -1, 1), *as = frand((size_t)G, -1, 1);
+            float *ax0 = fcopy(ax, NC), *aa0 = fcopy(aa, (size_t)G), *as0 = fcopy(as, (size_t)G);
+            ops->dyn_norm_backward(ax, NULL, NULL, aa, S ? as : NULL, R, x, W, al, S, N, C, G, rep, kind, sc);
+            check_accum("dyn norm dinp", ax, ax0, dx, NC);
+            check_accum("dyn norm dalpha", aa, aa0, da, (size_t)G);
+            if (S) check_accum("dyn norm dshift", as, as0, ds, (size_t)G);
+            free(out), free(dx), free(dw), free(db), free(da), free(ds);
+            free(ax), free(aa), free(as), free(ax0), free(aa0), free(as0);
+        }
+        free(x), free(w), free(b), free(R), free(al), free(sh), free(xd), free(wd), free(bd), free(Rd), free(od);
+        free(ad), free(sd), free(gx), free(gw), free(gb), free(ga), free(gs);
+    }
+}
+
 /* ---- attention ---- */
 
 /* The cpu backend's attention has two forms: sgemm calls per (batch, head) when BLAS runs one
@@ -1072,6 +1145,7 @@ int main(void) {
     RUN_TEST(test_matmul_bf16);
     RUN_TEST(test_norm_vs_ref);
     RUN_TEST(test_norm_grad);
+    RUN_TEST(test_dyn_norm_grad);
     RUN_TEST(test_attention_vs_ref);
     RUN_TEST(test_attention_mask_rows);
     RUN_TEST(test_attention_grad);

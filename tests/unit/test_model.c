@@ -84,7 +84,7 @@ static void fd_check_config(const LnlConfig *cfg, const char *what) {
                 worst_name = v->name;
             }
             CHECK(err <= 1.0, "%s/%s dt %g: %s[%zu] analytic %.6g vs finite difference %.6g", preset,
-                  kind == LNL_NORM_RMSNORM ? "rmsnorm" : "layernorm", dt, v->name, k - v->offset, an, fd);
+                  lnl_norm_name(kind), dt, v->name, k - v->offset, an, fd);
             checked++;
         }
     }
@@ -110,6 +110,31 @@ static void test_fd_all_presets(void) {
     }
     fd_check("pre", LNL_NORM_LAYERNORM, 0.5f, 1);
     fd_check("peri", LNL_NORM_RMSNORM, 1.0f, 1);
+    /* the elementwise norms (their a and s learned) and the one-plus gain, in every placement that
+     * can have them (BranchNorm's N0 needs a normalizing kind), and the learned embedding scale */
+    for (int i = 0; i < NPRESETS; i++) {
+        if (!strcmp(presets[i], "branchnorm")) continue;
+        fd_check(presets[i], LNL_NORM_DYT, 1.0f, 0);
+        fd_check(presets[i], LNL_NORM_DERF, 0.5f, 0);
+    }
+    const LnlNormKind kinds[] = {LNL_NORM_LAYERNORM, LNL_NORM_RMSNORM, LNL_NORM_DYT, LNL_NORM_DERF};
+    for (int k = 0; k < 4; k++) {
+        LnlConfig c1;
+        small_config(&c1, "peri", kinds[k], 1.0f);
+        c1.norm_gain = LNL_GAIN_ONE_PLUS;
+        c1.embed_norm = 1;
+        fd_check_config(&c1, "peri+one-plus+embed-norm");
+        small_config(&c1, "peri", kinds[k], 1.0f);
+        c1.embed_norm = 1;
+        c1.embed_scale_learned = 1;
+        fd_check_config(&c1, "peri+embed-norm+embed-scale-learned");
+        small_config(&c1, "pre", kinds[k], 0.5f);
+        c1.embed_scale_learned = 1;
+        fd_check_config(&c1, "pre+embed-scale-learned");
+        small_config(&c1, "hybrid", kinds[k], 0.7f);
+        c1.norm_gain = LNL_GAIN_ONE_PLUS;
+        fd_check_config(&c1, "hybrid+one-plus");
+    }
     /* a residual step per sub-layer (attn.dt, mlp.dt), with a gate that reads both */
     LnlConfig c;
     LnlErr e;

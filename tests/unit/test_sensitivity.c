@@ -71,6 +71,18 @@ static void norm_op(float *out, const float *x, void *ctx) {
 }
 
 typedef struct {
+    int N, C, G, rep;
+    LnlNormKind kind;
+    const float *w, *b, *a, *s;
+    float scale;
+} DynCtx;
+
+static void dyn_op(float *out, const float *x, void *ctx) {
+    DynCtx *c = ctx;
+    lnl_dyn_norm_forward(out, x, c->w, c->b, c->a, c->s, c->N, c->C, c->G, c->rep, c->kind, c->scale);
+}
+
+typedef struct {
     int B, T, C, NH;
     float *att;
 } AttCtx;
@@ -98,6 +110,22 @@ static void test_jvp_kernels_fd(void) {
         central_fd(norm_op, &nc, x, v, N * C, N * C, 1e-3, fd);
         double e = rel_diff(fd, jv, N * C);
         CHECK(e < 2e-3, "norm kind %d: ||fd - jvp|| / ||jvp|| = %g", kind, e);
+    }
+    /* the elementwise norms, with their scalars a (and s), 3 weight groups */
+    for (int kind = LNL_NORM_DYT; kind <= LNL_NORM_DERF; kind++) {
+        enum { N = 12, C = 6 };
+        float x[N * C], v[N * C], w[3 * C], b[3 * C], y[N * C], jv[N * C], fd[N * C];
+        const float a[3] = {0.8f, 0.3f, 1.2f}, s[3] = {0.1f, -0.4f, 0.2f};
+        fill_normal(x, N * C, 1.5, 11);
+        fill_normal(v, N * C, 1.0, 12);
+        fill_normal(w, 3 * C, 0.5, 13);
+        fill_normal(b, 3 * C, 0.5, 14);
+        DynCtx dc = {N, C, 3, 2, (LnlNormKind)kind, w, b, a, kind == LNL_NORM_DERF ? s : NULL, 0.7f};
+        dyn_op(y, x, &dc);
+        lnl_dyn_norm_jvp(jv, v, x, w, a, dc.s, N, C, 3, 2, dc.kind, 0.7f);
+        central_fd(dyn_op, &dc, x, v, N * C, N * C, 1e-3, fd);
+        double e = rel_diff(fd, jv, N * C);
+        CHECK(e < 2e-3, "%s: ||fd - jvp|| / ||jvp|| = %g", lnl_norm_name((LnlNormKind)kind), e);
     }
     {
         enum { B = 2, T = 5, C = 8, NH = 2 };
@@ -138,9 +166,10 @@ static int make_model(LnlModel *m, const char *preset, LnlNormKind kind, int B, 
     c->n_positions = 8;
     c->vocab_size = 13;
     c->init_std = 0.3f;
-    c->norm = kind;
+    lnl_config_set_norm(c, kind); /* DyT and Derf: their sources' a */
     LnlErr e;
     int r = lnl_config_preset(c, preset, &e);
+    if (kind == LNL_NORM_DERF) c->norm_gain = LNL_GAIN_ONE_PLUS; /* the tangent through the gain 1 + w */
     if (kind == LNL_NORM_RMSNORM) { /* the residual step scales the branch's tangent too; one per sub-layer */
         lnl_config_set_dt(c, 0.7f);
         for (int l = 0; l < L; l++) c->sub[l][LNL_MLP].dt = 0.4f;
@@ -191,7 +220,8 @@ static void test_block_jvp_fd_and_vjp_all_presets(void) {
     float *v = malloc(n * sizeof(float)), *u = malloc(n * sizeof(float)), *jv = malloc(n * sizeof(float)),
           *jtu = malloc(n * sizeof(float)), *fd = malloc(n * sizeof(float));
     for (int p = 0; p < NPRESETS; p++)
-        for (int kind = 0; kind < 2; kind++) {
+        for (int kind = 0; kind < 4; kind++) { /* LayerNorm, RMSNorm, DyT, Derf */
+            if (lnl_norm_is_dynamic((LnlNormKind)kind) && !strcmp(presets[p], "branchnorm")) continue;
             LnlModel m;
             if (make_model(&m, presets[p], (LnlNormKind)kind, B, T, C, L)) continue;
             LnlSensWork w;
@@ -202,12 +232,13 @@ static void test_block_jvp_fd_and_vjp_all_presets(void) {
                 lnl_block_jvp(&m, &w, l, v, jv);
                 block_fd(&m, l, v, 1e-3, fd);
                 double e = rel_diff(fd, jv, n);
-                CHECK(e < 2e-3, "%s/%s layer %d: ||fd - Jv|| / ||Jv|| = %g", presets[p], kind ? "rms" : "ln", l, e);
+                CHECK(e < 2e-3, "%s/%s layer %d: ||fd - Jv|| / ||Jv|| = %g (||Jv|| %g, ||fd|| %g)", presets[p],
+                      lnl_norm_name((LnlNormKind)kind), l, e, sqrt(dot(jv, jv, n)), sqrt(dot(fd, fd, n)));
                 lnl_model_block_vjp(&m, l, u, jtu);
                 double a = dot(u, jv, n), b = dot(jtu, v, n);
                 double scale = sqrt(dot(u, u, n) * dot(jv, jv, n)) + 1e-30;
                 CHECK(fabs(a - b) <= 1e-5 * scale, "%s/%s layer %d: u.Jv = %.9g, JTu.v = %.9g", presets[p],
-                      kind ? "rms" : "ln", l, a, b);
+                      lnl_norm_name((LnlNormKind)kind), l, a, b);
             }
             lnl_sens_work_free(&w);
             lnl_model_free(&m);
