@@ -71,8 +71,8 @@ static void bench_model(const char *name, int B, int T, int C, int NH, int V) {
         float *qkv = frand(3 * NC, 2), *att = lnl_malloc((size_t)B * NH * T * T * sizeof(float));
         float *datt = lnl_malloc((size_t)B * NH * T * T * sizeof(float)), *dqkv = frand(3 * NC, 1);
         double f = 4.0 * B * C * (double)T * (T + 1) / 2.0;
-        TIME("attention fwd", f, lnl_attention_forward(y, att, NULL, qkv, B, T, C, NH));
-        TIME("attention bwd", 2 * f, lnl_attention_backward(dqkv, datt, dy, qkv, att, B, T, C, NH));
+        TIME("attention fwd", f, lnl_attention_forward(y, att, NULL, qkv, B, T, C, NH, 0.0f));
+        TIME("attention bwd", 2 * f, lnl_attention_backward(dqkv, datt, dy, qkv, att, B, T, C, NH, 0.0f));
         free(qkv), free(att), free(datt), free(dqkv);
     }
     {

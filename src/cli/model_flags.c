@@ -9,7 +9,7 @@
 
 enum { F_SIZE, F_PRESET, F_NORM, F_DT, F_LAYERS, F_HEADS, F_DIM, F_SEQ, F_VOCAB, F_EMBED_NORM, F_EMBED_SCALE,
        F_SPEC, F_MIX, F_BN_STEPS, F_INIT_STD, F_RESID_SCALE, F_BIAS, F_EPS, F_NORM_GAIN, F_ALPHA_ATTN, F_ALPHA_MLP,
-       F_ALPHA_FINAL, F_EMBED_SCALE_LEARNED };
+       F_ALPHA_FINAL, F_EMBED_SCALE_LEARNED, F_ATTN_SOFTCAP, F_QK_NORM };
 
 void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
     memset(mf, 0, sizeof *mf);
@@ -33,6 +33,8 @@ void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
     mf->alpha[LNL_ALPHA_ATTN] = alpha[LNL_ALPHA_ATTN];
     mf->alpha[LNL_ALPHA_MLP] = alpha[LNL_ALPHA_MLP];
     mf->alpha[LNL_ALPHA_FINAL] = alpha[LNL_ALPHA_FINAL];
+    mf->attn_softcap = 0.0;
+    mf->qk_norm = NULL;
     LnlFlag t[LNL_MODEL_NFLAGS] = {
         [F_SIZE] = {"--model-size", LNL_FLAG_STR, &mf->size, "named size; sets layers/heads/dim", 1, 0, LNL_SIZES, 0},
         [F_PRESET] = {"--preset", LNL_FLAG_STR, &mf->preset, "normalization placement preset", 1, 0, LNL_PRESETS, 0},
@@ -57,6 +59,8 @@ void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
         [F_RESID_SCALE] = {"--resid-scale-init", LNL_FLAG_STR, &mf->resid_scale_init, "GPT-2's extra 1/sqrt(2L) on the init std of the residual output projections (default: the preset's)", 1, 0, "on|off", 0},
         [F_BIAS] = {"--bias", LNL_FLAG_STR, &mf->bias, "biases of the attention and MLP linear layers (default: the preset's)", 1, 0, "on|off", 0},
         [F_EPS] = {"--eps", LNL_FLAG_FLOAT, &mf->eps, "normalization epsilon", 1e-12, 1, NULL, 0},
+        [F_ATTN_SOFTCAP] = {"--attn-softcap", LNL_FLAG_FLOAT, &mf->attn_softcap, "attention-logit softcap S: scores S tanh(scores / S) before the softmax (Gemma 2: 50); 0: off", 0, 1e6, NULL, 0},
+        [F_QK_NORM] = {"--qk-norm", LNL_FLAG_STR, &mf->qk_norm, "norms on q and k after c_attn, per head or over all C channels, kind --norm (default: the preset's, off)", 1, 0, LNL_QK_NORM_NAMES, 0},
     };
     memcpy(f, t, sizeof t);
 }
@@ -76,12 +80,13 @@ void lnl_model_flags_for_loaded_model(LnlFlag *flags) {
 typedef struct {
     uint8_t embed_norm, embed_scale, std_rule, resid_scale;
     float std;
-    int bias; /* lnl_config_bias */
+    int bias;    /* lnl_config_bias */
+    int qk_norm; /* lnl_config_qk_norm */
 } FileExtras;
 
 static FileExtras file_extras(const LnlConfig *c) {
     FileExtras x = {c->embed_norm, c->embed_scale, c->init_std_rule, c->init_resid_scale, c->init_std,
-                    lnl_config_bias(c)};
+                    lnl_config_bias(c), lnl_config_qk_norm(c)};
     return x;
 }
 
@@ -94,6 +99,7 @@ static void restore_extras(LnlConfig *c, const FileExtras *x, const LnlFlag *f) 
     }
     if (!f[F_RESID_SCALE].seen) c->init_resid_scale = x->resid_scale;
     if (!f[F_BIAS].seen && x->bias >= 0) lnl_config_set_bias(c, x->bias);
+    if (!f[F_QK_NORM].seen && x->qk_norm >= 0) lnl_config_set_qk_norm(c, x->qk_norm);
 }
 
 static int apply(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int only_seen, LnlErr *e) {
@@ -127,6 +133,7 @@ static int apply(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int on
     for (int i = 0; i < 3; i++)
         if (f[F_ALPHA_ATTN + i].seen) c->norm_alpha[i] = (float)mf->alpha[i];
     if (GIVEN(F_EMBED_SCALE_LEARNED)) c->embed_scale_learned = (uint8_t)mf->embed_scale_learned;
+    if (GIVEN(F_ATTN_SOFTCAP)) c->attn_softcap = (float)mf->attn_softcap;
     if (respec) {
         if (strcmp(preset, "custom") == 0)
             return lnl_err(e, "--preset: the loaded model has a custom spec; give --preset to re-derive it");
@@ -146,6 +153,9 @@ static int apply(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int on
     }
     if (f[F_RESID_SCALE].seen) c->init_resid_scale = (uint8_t)(strcmp(mf->resid_scale_init, "on") == 0);
     if (f[F_BIAS].seen) lnl_config_set_bias(c, strcmp(mf->bias, "on") == 0);
+    if (f[F_QK_NORM].seen)
+        lnl_config_set_qk_norm(c, !strcmp(mf->qk_norm, "full") ? LNL_QK_NORM_FULL
+                                  : !strcmp(mf->qk_norm, "head") ? LNL_QK_NORM_HEAD : LNL_QK_NORM_OFF);
     if (mf->spec && lnl_config_override(c, mf->spec, e)) return -1;
     return lnl_config_validate(c, e);
 #undef GIVEN

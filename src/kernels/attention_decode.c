@@ -8,7 +8,7 @@
 #include "kernels_internal.h"
 
 void lnl_ref_attention_decode(float *out, float *scores, const float *q, const float *kcache, const float *vcache,
-                              int npos, int C, int NH) {
+                              int npos, int C, int NH, float softcap) {
     assert(npos >= 1 && NH >= 1 && C % NH == 0);
     const int hs = C / NH;
     const double sc = 1.0 / sqrt((double)hs);
@@ -19,7 +19,7 @@ void lnl_ref_attention_decode(float *out, float *scores, const float *q, const f
             const float *k = kcache + (size_t)t * C + (size_t)h * hs;
             double d = 0.0;
             for (int i = 0; i < hs; i++) d += (double)qh[i] * k[i];
-            scores[t] = (float)(d * sc);
+            scores[t] = (float)lnl_softcap(d * sc, softcap);
             if (scores[t] > mx) mx = scores[t];
         }
         double z = 0.0;

@@ -39,7 +39,7 @@ void lnl_dyn_norm_jvp(float *dout, const float *dinp, const float *inp, const fl
 }
 
 void lnl_attention_jvp(float *dout, const float *dqkv, const float *qkv, const float *att, int B, int T, int C,
-                       int NH) {
+                       int NH, float softcap) {
     const int hs = C / NH;
     const size_t C3 = 3 * (size_t)C;
     const double sc = 1.0 / sqrt((double)hs);
@@ -55,9 +55,11 @@ void lnl_attention_jvp(float *dout, const float *dqkv, const float *qkv, const f
             for (int t2 = 0; t2 <= t; t2++) {
                 const float *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
                 const float *dk = dqkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
-                double d = 0.0;
+                double d = 0.0, z = 0.0;
                 for (int i = 0; i < hs; i++) d += (double)dq[i] * k[i] + (double)q[i] * dk[i];
-                da[t2] = d * sc;
+                if (softcap > 0)
+                    for (int i = 0; i < hs; i++) z += (double)q[i] * k[i];
+                da[t2] = d * sc * lnl_softcap_grad(z * sc, softcap);
                 mean_ds += (double)a[t2] * da[t2];
             }
             for (int t2 = 0; t2 <= t; t2++) da[t2] = (double)a[t2] * (da[t2] - mean_ds);

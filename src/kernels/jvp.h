@@ -37,14 +37,15 @@ void lnl_norm_jvp(float *dout,         /* (N, C) */
 void lnl_dyn_norm_jvp(float *dout, const float *dinp, const float *inp, const float *weight, const float *alpha,
                       const float *shift, int N, int C, int G, int rep, LnlNormKind kind, float scale);
 
-/* Tangent of lnl_attention_forward at qkv with its saved probabilities att: with
- * S = q k^T / sqrt(hs) (causal), dS = (dq k^T + q dk^T) / sqrt(hs),
+/* Tangent of lnl_attention_forward at qkv with its saved probabilities att and the same softcap:
+ * with Z = q k^T / sqrt(hs) (causal) and S = softcap * tanh(Z / softcap) (S = Z for softcap 0),
+ * dS = (1 - tanh^2(Z / softcap)) * (dq k^T + q dk^T) / sqrt(hs),
  * dA = A * (dS - rowsum(A * dS)), dout = dA v + A dv, per head. */
 void lnl_attention_jvp(float *dout,       /* (B, T, C) */
                        const float *dqkv, /* (B, T, 3C) */
                        const float *qkv,  /* (B, T, 3C) */
                        const float *att,  /* (B, NH, T, T) */
-                       int B, int T, int C, int NH);
+                       int B, int T, int C, int NH, float softcap);
 
 /* dout = gelu'(inp) * dinp (elementwise). */
 void lnl_gelu_jvp(float *dout, const float *inp, const float *dinp, size_t n);

@@ -391,11 +391,17 @@ static void att_block_dots(float *S, int T, int k0, int kn, const float *rows, s
     }
 }
 
-/* Row t of the causal softmax in place: a[t2] = softmax(sc * a)[t2] over t2 <= t, zero after.
- * Returns the row's largest logit, sc * max a[t2] over t2 <= t (sc > 0). */
-static float att_softmax_row(float *a, int t, int T, float sc) {
+/* Row t of the causal softmax in place: a[t2] = softmax(s)[t2] over t2 <= t, zero after, with
+ * s = sc * a, capped (lnl_softcap) if cap > 0. Returns the row's largest logit before the cap,
+ * sc * max a[t2] over t2 <= t (sc > 0). */
+static float att_softmax_row(float *a, int t, int T, float sc, float cap) {
     float mx = max_f(a, t + 1);
-    for (int t2 = 0; t2 <= t; t2++) a[t2] = expf_approx(sc * (a[t2] - mx));
+    if (cap > 0) {
+        const float smx = (float)lnl_softcap((double)sc * mx, cap); /* the cap is increasing */
+        for (int t2 = 0; t2 <= t; t2++) a[t2] = expf_approx((float)lnl_softcap((double)sc * a[t2], cap) - smx);
+    } else {
+        for (int t2 = 0; t2 <= t; t2++) a[t2] = expf_approx(sc * (a[t2] - mx));
+    }
     float iz = (float)(1.0 / lnl_sum_d(a, t + 1));
     for (int t2 = 0; t2 <= t; t2++) a[t2] *= iz;
     for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
@@ -409,6 +415,14 @@ static void att_softmax_grad_row(float *d, const float *a, int t, int T) {
     for (int t2 = t + 1; t2 < T; t2++) d[t2] = 0.0f;
 }
 
+/* With a softcap, row t of dscore from the capped score back to the raw one: d[t2] *= ds/dz at
+ * z = sc * q . k_t2, recomputed (the forward keeps only att). keys: row t2 at keys + t2 * ldk. */
+static void att_cap_grad_row(float *d, const float *q, const float *keys, size_t ldk, int hs, int t, float sc,
+                             float cap) {
+    for (int t2 = 0; t2 <= t; t2++)
+        d[t2] *= (float)lnl_softcap_grad((double)sc * dot_d(q, keys + (size_t)t2 * ldk, hs), cap);
+}
+
 #ifdef LNL_HAVE_BLAS
 /* Attention of one (batch, head) pair on single-threaded sgemm calls, in blocks of ATT_QB
  * queries against only the keys at or before the block's last query: about (T + ATT_QB) / 2T
@@ -418,14 +432,14 @@ static void att_softmax_grad_row(float *d, const float *a, int t, int T) {
 #define ATT_QB 64
 
 static void att_pair_forward_blas(float *O, float *A, float *R, const float *Q, const float *K, const float *V, int T,
-                                  int hs, int C, float sc) {
+                                  int hs, int C, float sc, float cap) {
     const int C3 = 3 * C;
     for (int i0 = 0; i0 < T; i0 += ATT_QB) {
         int m = imin(ATT_QB, T - i0), nk = i0 + m;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, hs, 1.0f, Q + (size_t)i0 * C3, C3, K, C3, 0.0f,
                     A + (size_t)i0 * T, T);
         for (int t = i0; t < i0 + m; t++) {
-            float mx = att_softmax_row(A + (size_t)t * T, t, T, sc);
+            float mx = att_softmax_row(A + (size_t)t * T, t, T, sc, cap);
             if (R) R[t] = mx;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, nk, 1.0f, A + (size_t)i0 * T, T, V, C3, 0.0f,
@@ -434,14 +448,18 @@ static void att_pair_forward_blas(float *O, float *A, float *R, const float *Q, 
 }
 
 static void att_pair_backward_blas(float *dQ, float *dK, float *dV, float *D, const float *dO, const float *Q,
-                                   const float *K, const float *V, const float *A, int T, int hs, int C, float sc) {
+                                   const float *K, const float *V, const float *A, int T, int hs, int C, float sc,
+                                   float cap) {
     const int C3 = 3 * C;
     for (int i0 = 0; i0 < T; i0 += ATT_QB) {
         int m = imin(ATT_QB, T - i0), nk = i0 + m;
         /* D = dout . v, then the softmax backward, then dq += sc * dscore . k */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, hs, 1.0f, dO + (size_t)i0 * C, C, V, C3, 0.0f,
                     D + (size_t)i0 * T, T);
-        for (int t = i0; t < i0 + m; t++) att_softmax_grad_row(D + (size_t)t * T, A + (size_t)t * T, t, T);
+        for (int t = i0; t < i0 + m; t++) {
+            att_softmax_grad_row(D + (size_t)t * T, A + (size_t)t * T, t, T);
+            if (cap > 0) att_cap_grad_row(D + (size_t)t * T, Q + (size_t)t * C3, K, (size_t)C3, hs, t, sc, cap);
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, nk, sc, D + (size_t)i0 * T, T, K, C3, 1.0f,
                     dQ + (size_t)i0 * C3, C3);
     }
@@ -467,7 +485,7 @@ static int att_use_blas(void) {
 }
 
 static void cpu_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C,
-                                  int NH) {
+                                  int NH, float softcap) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
@@ -482,13 +500,13 @@ static void cpu_attention_forward(float *out, float *att, float *rowmax, const f
             float *R = rowmax ? rowmax + ((size_t)b * NH + h) * T : NULL;
 #ifdef LNL_HAVE_BLAS
             if (use_blas) {
-                att_pair_forward_blas(O, A, R, Q, K, V, T, hs, C, sc);
+                att_pair_forward_blas(O, A, R, Q, K, V, T, hs, C, sc, softcap);
                 continue;
             }
 #endif
             for (int k0 = 0; k0 < T; k0 += ATT_KB) att_block_dots(A, T, k0, imin(ATT_KB, T - k0), Q, C3, K, C3, hs, kt);
             for (int t = 0; t < T; t++) {
-                float mx = att_softmax_row(A + (size_t)t * T, t, T, sc);
+                float mx = att_softmax_row(A + (size_t)t * T, t, T, sc, softcap);
                 if (R) R[t] = mx;
             }
             for (int t0 = 0; t0 < T; t0 += MM_MR) {
@@ -500,9 +518,9 @@ static void cpu_attention_forward(float *out, float *att, float *rowmax, const f
         }
 }
 
-/* As in the reference, datt ends up holding the gradient of the scaled pre-softmax scores. */
+/* As in the reference, datt ends up holding the gradient of the scaled scores before any cap. */
 static void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
-                                   int B, int T, int C, int NH) {
+                                   int B, int T, int C, int NH, float softcap) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
@@ -518,14 +536,18 @@ static void cpu_attention_backward(float *dqkv, float *datt, const float *dout, 
             float *D = datt + ((size_t)b * NH + h) * T * T;
 #ifdef LNL_HAVE_BLAS
             if (use_blas) {
-                att_pair_backward_blas(dQ, dK, dV, D, dO, Q, K, V, A, T, hs, C, sc);
+                att_pair_backward_blas(dQ, dK, dV, D, dO, Q, K, V, A, T, hs, C, sc, softcap);
                 continue;
             }
 #endif
             /* D = dout . v, then the softmax backward: dscore = a * (D - sum_t2 a * D) */
             for (int k0 = 0; k0 < T; k0 += ATT_KB)
                 att_block_dots(D, T, k0, imin(ATT_KB, T - k0), dO, (size_t)C, V, C3, hs, kt);
-            for (int t = 0; t < T; t++) att_softmax_grad_row(D + (size_t)t * T, A + (size_t)t * T, t, T);
+            for (int t = 0; t < T; t++) {
+                att_softmax_grad_row(D + (size_t)t * T, A + (size_t)t * T, t, T);
+                if (softcap > 0)
+                    att_cap_grad_row(D + (size_t)t * T, Q + (size_t)t * C3, K, C3, hs, t, sc, softcap);
+            }
             for (int t0 = 0; t0 < T; t0 += MM_MR) {
                 int mr = imin(MM_MR, T - t0);
                 /* dq_t += sc * sum_{t2 <= t} dscore[t, t2] k_t2 */

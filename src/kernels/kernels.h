@@ -69,11 +69,12 @@ typedef struct LnlKernelOps {
     void (*dyn_norm_backward)(float *dinp, float *dweight, float *dbias, float *dalpha, float *dshift, const float *dout,
                               const float *inp, const float *weight, const float *alpha, const float *shift, int N,
                               int C, int G, int rep, LnlNormKind kind, float scale);
-    void (*attention_forward)(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH);
+    void (*attention_forward)(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH,
+                              float softcap);
     void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
-                               int T, int C, int NH);
+                               int T, int C, int NH, float softcap);
     void (*attention_decode)(float *out, float *scores, const float *q, const float *kcache, const float *vcache,
-                             int npos, int C, int NH);
+                             int npos, int C, int NH, float softcap);
     void (*gelu_forward)(float *out, const float *inp, size_t n);
     void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t n);
     void (*embed_forward)(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C,
@@ -193,24 +194,29 @@ static inline void lnl_dyn_norm_backward(float *dinp,         /* (N, C) += or NU
 
 /* ---- causal multi-head self-attention on a packed qkv buffer ----
  * qkv rows are [q (C) | k (C) | v (C)], head h owns columns h*hs .. h*hs+hs-1 of each, hs = C/NH.
- * att[b,h,t,t2] = softmax_t2<=t (q_t . k_t2 / sqrt(hs)); out[b,t,h*hs+i] = sum_t2 att * v.
+ * Scores z = q_t . k_t2 / sqrt(hs), capped as s = softcap * tanh(z / softcap) when softcap > 0
+ * (Gemma 2's attention-logit softcap; softcap 0: s = z, no cost), then masked and normalized:
+ * att[b,h,t,t2] = softmax_t2<=t (s); out[b,t,h*hs+i] = sum_t2 att * v.
  * att is saved for the backward pass; entries with t2 > t are written as 0.
- * rowmax, if not NULL, receives each row's largest logit max_t2<=t q_t . k_t2 / sqrt(hs) (a
- * diagnostic: the softmax finds that maximum anyway, so it costs one store per row). */
+ * rowmax, if not NULL, receives each row's largest logit max_t2<=t z, before the cap (a
+ * diagnostic: the softmax finds that maximum anyway, so it costs one store per row; the capped
+ * maximum is softcap * tanh(rowmax / softcap), while the raw one keeps growing past the cap). */
 static inline void lnl_attention_forward(float *out,       /* (B, T, C) */
                                          float *att,       /* (B, NH, T, T) saved */
                                          float *rowmax,    /* (B, NH, T) or NULL */
                                          const float *qkv, /* (B, T, 3C) */
-                                         int B, int T, int C, int NH) {
-    lnl_kernels_active->attention_forward(out, att, rowmax, qkv, B, T, C, NH);
+                                         int B, int T, int C, int NH, float softcap) {
+    lnl_kernels_active->attention_forward(out, att, rowmax, qkv, B, T, C, NH, softcap);
 }
+/* The backward recomputes z where softcap > 0 (for ds/dz = 1 - tanh^2(z / softcap)); the same
+ * softcap as the forward. */
 static inline void lnl_attention_backward(float *dqkv,       /* (B, T, 3C) += */
                                           float *datt,       /* (B, NH, T, T) scratch, overwritten */
                                           const float *dout, /* (B, T, C) */
                                           const float *qkv,  /* (B, T, 3C) */
                                           const float *att,  /* (B, NH, T, T) */
-                                          int B, int T, int C, int NH) {
-    lnl_kernels_active->attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH);
+                                          int B, int T, int C, int NH, float softcap) {
+    lnl_kernels_active->attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, softcap);
 }
 
 /* ---- GELU, tanh approximation (GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) ---- */
@@ -374,15 +380,16 @@ const char *lnl_kernels_blas_name(void);
 /* ---- decoding (generation); forward only, one plain version so far (attention_decode.c) ---- */
 
 /* Attention of one new position over the npos cached positions 0..npos-1 (the new one
- * included, stored last): out[h*hs+i] = sum_t softmax_t(q_h . k_t,h / sqrt(hs)) v_t,h[i].
- * Equals row npos-1 of lnl_attention_forward on the same q, k, v. */
+ * included, stored last): out[h*hs+i] = sum_t softmax_t(s_t) v_t,h[i], s_t the score
+ * q_h . k_t,h / sqrt(hs) capped as in lnl_attention_forward. Equals row npos-1 of
+ * lnl_attention_forward on the same q, k, v and softcap. */
 static inline void lnl_attention_decode(float *out,          /* (C) */
                                         float *scores,       /* (npos) scratch, overwritten */
                                         const float *q,      /* (C) the new position's query, heads packed as in qkv */
                                         const float *kcache, /* (npos, C) */
                                         const float *vcache, /* (npos, C) */
-                                        int npos, int C, int NH) {
-    lnl_kernels_active->attention_decode(out, scores, q, kcache, vcache, npos, C, NH);
+                                        int npos, int C, int NH, float softcap) {
+    lnl_kernels_active->attention_decode(out, scores, q, kcache, vcache, npos, C, NH, softcap);
 }
 
 #endif

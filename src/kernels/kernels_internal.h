@@ -30,6 +30,16 @@
 #define LNL_GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define LNL_GELU_A 0.044715
 
+/* ---- attention-logit softcap (Gemma 2), on the scaled score z = q . k / sqrt(hs) ----
+ * s = cap * tanh(z / cap) for cap > 0 (cap 0: no cap, s = z); ds/dz = 1 - tanh^2(z / cap). Both
+ * are increasing in z, so a row's largest capped score is the cap of its largest raw one. */
+static inline double lnl_softcap(double z, double cap) { return cap > 0 ? cap * tanh(z / cap) : z; }
+static inline double lnl_softcap_grad(double z, double cap) {
+    if (!(cap > 0)) return 1.0;
+    double t = tanh(z / cap);
+    return 1.0 - t * t;
+}
+
 /* ---- normalization: per-row statistics and gradients, used by both versions ----
  * Statistics are accumulated in double (8 independent lanes so the compiler can vectorize
  * without reassociating) and stored as float; the output and the backward pass use the
@@ -219,11 +229,12 @@ void lnl_ref_norm_forward(float *out, float *mean, float *rstd, const float *inp
 void lnl_ref_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                            const float *weight, const float *mean, const float *rstd, int N, int C, int G, int rep,
                            LnlNormKind kind, float scale);
-void lnl_ref_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH);
+void lnl_ref_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH,
+                               float softcap);
 void lnl_ref_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
-                                int B, int T, int C, int NH);
+                                int B, int T, int C, int NH, float softcap);
 void lnl_ref_attention_decode(float *out, float *scores, const float *q, const float *kcache, const float *vcache,
-                              int npos, int C, int NH);
+                              int npos, int C, int NH, float softcap);
 void lnl_ref_gelu_forward(float *out, const float *inp, size_t n);
 void lnl_ref_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 void lnl_ref_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C,

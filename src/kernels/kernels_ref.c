@@ -131,7 +131,8 @@ void lnl_ref_dyn_norm_backward(float *dinp, float *dweight, float *dbias, float 
 
 /* ---- attention ---- */
 
-void lnl_ref_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH) {
+void lnl_ref_attention_forward(float *out, float *att, float *rowmax, const float *qkv, int B, int T, int C, int NH,
+                               float softcap) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     double sc = 1.0 / sqrt((double)hs);
@@ -149,7 +150,11 @@ void lnl_ref_attention_forward(float *out, float *att, float *rowmax, const floa
                     s[t2] = d * sc;
                     if (s[t2] > mx) mx = s[t2];
                 }
-                if (rowmax) rowmax[((size_t)b * NH + h) * T + t] = (float)mx;
+                if (rowmax) rowmax[((size_t)b * NH + h) * T + t] = (float)mx; /* before the cap */
+                if (softcap > 0) {
+                    for (int t2 = 0; t2 <= t; t2++) s[t2] = lnl_softcap(s[t2], softcap);
+                    mx = lnl_softcap(mx, softcap);
+                }
                 double z = 0.0;
                 for (int t2 = 0; t2 <= t; t2++) {
                     s[t2] = exp(s[t2] - mx);
@@ -166,10 +171,10 @@ void lnl_ref_attention_forward(float *out, float *att, float *rowmax, const floa
             }
 }
 
-/* On return datt holds the gradient with respect to the scaled pre-softmax scores (zero above
- * the diagonal); callers treat it as scratch. */
+/* On return datt holds the gradient with respect to the scaled scores z before any cap (zero
+ * above the diagonal); callers treat it as scratch. */
 void lnl_ref_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
-                                int B, int T, int C, int NH) {
+                                int B, int T, int C, int NH, float softcap) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     double sc = 1.0 / sqrt((double)hs);
@@ -192,8 +197,16 @@ void lnl_ref_attention_backward(float *dqkv, float *datt, const float *dout, con
                     da[t2] = d;
                     dot += (double)A[(size_t)t * T + t2] * d;
                 }
-                for (int t2 = 0; t2 < T; t2++)
-                    D[(size_t)t * T + t2] = t2 <= t ? (float)(A[(size_t)t * T + t2] * (da[t2] - dot)) : 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    double g = 1.0; /* ds/dz of the cap, at z recomputed */
+                    if (softcap > 0) {
+                        double z = 0.0;
+                        for (int i = 0; i < hs; i++) z += (double)Q(t)[i] * K(t2)[i];
+                        g = lnl_softcap_grad(z * sc, softcap);
+                    }
+                    D[(size_t)t * T + t2] = (float)(A[(size_t)t * T + t2] * (da[t2] - dot) * g);
+                }
+                for (int t2 = t + 1; t2 < T; t2++) D[(size_t)t * T + t2] = 0.0f;
             }
             for (int t = 0; t < T; t++)
                 for (int i = 0; i < hs; i++) {

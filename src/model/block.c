@@ -1,6 +1,7 @@
 /* One sub-layer of the block (spec.h): its weights' view, then forward, backward and tangent side
  * by side, each following the equations of spec.h in the same order:
- *   u = N_pre(h) * in_scale;  f = F(u);  f = N_out(f);  f = BranchNorm(f);
+ *   u = N_pre(h) * in_scale;  f = F(u) (q, k, v norms and the score cap inside);  f = N_out(f);
+ *   f = BranchNorm(f);
  *   r = skip * res + dt * g * f [+ x];  h' = N_post(r). */
 #include "block.h"
 
@@ -91,6 +92,22 @@ const float *lnl_sub_branch_out(const LnlSubActs *s) {
 /* The input of BranchNorm (F's output after any out-norm). */
 static const float *branch_in(const LnlSubActs *s) { return s->fo ? s->fo : s->fproj; }
 
+/* dst row r = the first n floats of src row r, for N rows of strides ldd and lds. */
+static void copy_cols(float *dst, size_t ldd, const float *src, size_t lds, int N, size_t n) {
+    for (int r = 0; r < N; r++) memcpy(dst + (size_t)r * ldd, src + (size_t)r * lds, n * sizeof(float));
+}
+
+/* qk_norm's norm call on the (N, 2C) q|k buffer (q and k are the first 2C columns of qkv,
+ * gathered): full, 2N rows of C (q_n, k_n, ...), gain set 0 for q and 1 for k; per head, 2N*NH
+ * rows of HS, NH q heads then NH k heads per token. */
+typedef struct {
+    int rows, width, rep;
+} QkRows;
+static QkRows qk_rows(int kind, int N, int C, int NH) {
+    if (kind == LNL_QK_NORM_FULL) return (QkRows){2 * N, C, 1};
+    return (QkRows){2 * N * NH, C / NH, NH};
+}
+
 /* ---------------------------------------------------------------- forward */
 
 /* The decode mode's attention step: caches k, v of each stream's T new rows at pos..pos+T-1,
@@ -98,6 +115,7 @@ static const float *branch_in(const LnlSubActs *s) { return s->fo ? s->fo : s->f
  * so a prefill's attention is the token-by-token one). */
 static void attend_cached(LnlModel *m, int l, const float *qkv /* (B*T, 3C) */, float *out /* (B*T, C) */, int B,
                           int T, int pos) {
+    const float softcap = m->cfg.attn_softcap;
     LnlDecode *d = &m->dec;
     const size_t C = (size_t)m->cfg.n_embd;
     for (int b = 0; b < B; b++) {
@@ -110,7 +128,7 @@ static void attend_cached(LnlModel *m, int l, const float *qkv /* (B*T, 3C) */, 
         }
         for (int t = 0; t < T; t++)
             lnl_attention_decode(out + ((size_t)b * (size_t)T + (size_t)t) * C, d->scores, rows + (size_t)t * 3 * C,
-                                 kc, vc, pos + t + 1, (int)C, m->cfg.n_head);
+                                 kc, vc, pos + t + 1, (int)C, m->cfg.n_head, softcap);
     }
 }
 
@@ -148,10 +166,18 @@ void lnl_sub_forward(LnlModel *m, const LnlPass *P, int l, int sidx) {
             lnl_site_norm_forward(m, s->qkvn, s->qkvn_mean, s->qkvn_rstd, s->qkv, NORM_W(W, qkvn), N * 3 * NH, HS, 3,
                                   NH, 1.0f);
             qkv = s->qkvn;
+        } else if (q->qk_norm) {
+            const QkRows g = qk_rows(q->qk_norm, N, C, NH);
+            copy_cols(s->qk, 2 * (size_t)C, s->qkv, 3 * (size_t)C, N, 2 * (size_t)C);
+            lnl_site_norm_forward(m, s->qkn, s->qkvn_mean, s->qkvn_rstd, s->qk, NORM_W(W, qkn), g.rows, g.width, 2,
+                                  g.rep, 1.0f);
+            copy_cols(s->qkvn, 3 * (size_t)C, s->qkn, 2 * (size_t)C, N, 2 * (size_t)C);
+            copy_cols(s->qkvn + 2 * C, 3 * (size_t)C, s->qkv + 2 * C, 3 * (size_t)C, N, (size_t)C); /* v as it is */
+            qkv = s->qkvn;
         }
         if (P->pos < 0) {
             float *rowmax = m->diag_forward ? m->att_rowmax : NULL;
-            lnl_attention_forward(s->atty, s->att, rowmax, qkv, B, T, C, NH);
+            lnl_attention_forward(s->atty, s->att, rowmax, qkv, B, T, C, NH, c->attn_softcap);
             m->attn_logit_max[l] = rowmax ? max_nan(rowmax, (size_t)N * NH) : NAN;
         } else {
             attend_cached(m, l, qkv, s->atty, B, T, P->pos);
@@ -276,14 +302,25 @@ void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *di
     if (sidx == LNL_ATTN) {
         zero(m->d_atty, n);
         lnl_matmul_backward(m->d_atty, G.proj_w, G.proj_b, df, s->atty, W.proj_w, N, C, C);
-        const float *qkv = q->qkv_norm ? s->qkvn : s->qkv;
-        float *dq = q->qkv_norm ? m->d_qkvn : m->d_qkv;
+        const int normed = q->qkv_norm || q->qk_norm;
+        const float *qkv = normed ? s->qkvn : s->qkv;
+        float *dq = normed ? m->d_qkvn : m->d_qkv;
         zero(dq, n * 3);
-        lnl_attention_backward(dq, m->d_att, m->d_atty, qkv, s->att, B, T, C, NH);
+        lnl_attention_backward(dq, m->d_att, m->d_atty, qkv, s->att, B, T, C, NH, c->attn_softcap);
         if (q->qkv_norm) {
             zero(m->d_qkv, n * 3);
             lnl_site_norm_backward(m, m->d_qkv, NORM_G(G, qkvn), m->d_qkvn, s->qkv, NORM_W(W, qkvn), s->qkvn_mean,
                                    s->qkvn_rstd, N * 3 * NH, HS, 3, NH, 1.0f);
+        } else if (q->qk_norm) {
+            /* the two halves of d_fch (the MLP's, free here): dLoss/d normalized q|k, dLoss/d q|k (N, 2C) */
+            const QkRows g = qk_rows(q->qk_norm, N, C, NH);
+            float *dqkn = m->d_fch, *dqk = m->d_fch + 2 * n;
+            copy_cols(dqkn, 2 * (size_t)C, m->d_qkvn, 3 * (size_t)C, N, 2 * (size_t)C);
+            zero(dqk, 2 * n);
+            lnl_site_norm_backward(m, dqk, NORM_G(G, qkn), dqkn, s->qk, NORM_W(W, qkn), s->qkvn_mean, s->qkvn_rstd,
+                                   g.rows, g.width, 2, g.rep, 1.0f);
+            copy_cols(m->d_qkv, 3 * (size_t)C, dqk, 2 * (size_t)C, N, 2 * (size_t)C);
+            copy_cols(m->d_qkv + 2 * C, 3 * (size_t)C, m->d_qkvn + 2 * C, 3 * (size_t)C, N, (size_t)C);
         }
         lnl_matmul_backward(m->d_u, G.in_w, G.in_b, m->d_qkv, u, W.in_w, N, C, 3 * C);
     } else {
@@ -354,8 +391,19 @@ static void sub_tangent(const LnlModel *m, const LnlBlockTangent *w, int l, int 
                                   N * 3 * NH, HS, 3, NH, 1.0f);
             dqkv = w->t_qkvn;
             qkv = s->qkvn;
+        } else if (q->qk_norm) {
+            /* the two halves of t_fch (the MLP's, free here): tangents of q|k and of its norm (N, 2C) */
+            const QkRows g = qk_rows(q->qk_norm, N, C, NH);
+            float *tqk = w->t_fch, *tqkn = w->t_fch + 2 * n;
+            copy_cols(tqk, 2 * (size_t)C, w->t_qkv, 3 * (size_t)C, N, 2 * (size_t)C);
+            lnl_site_norm_tangent(m, tqkn, tqk, s->qk, NORM_W(W, qkn), s->qkvn_mean, s->qkvn_rstd, g.rows, g.width, 2,
+                                  g.rep, 1.0f);
+            copy_cols(w->t_qkvn, 3 * (size_t)C, tqkn, 2 * (size_t)C, N, 2 * (size_t)C);
+            copy_cols(w->t_qkvn + 2 * C, 3 * (size_t)C, w->t_qkv + 2 * C, 3 * (size_t)C, N, (size_t)C);
+            dqkv = w->t_qkvn;
+            qkv = s->qkvn;
         }
-        lnl_attention_jvp(w->t_atty, dqkv, qkv, s->att, B, T, C, NH);
+        lnl_attention_jvp(w->t_atty, dqkv, qkv, s->att, B, T, C, NH, c->attn_softcap);
         lnl_matmul_jvp(w->t_f, w->t_atty, W.proj_w, N, C, C);
     } else {
         lnl_matmul_jvp(w->t_fch, du, W.in_w, N, C, 4 * C);

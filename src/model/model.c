@@ -36,7 +36,7 @@ static const RoleInfo role_info[LNL_NUM_ROLES] = {
 /* rows/cols of a role and whether layer l uses it (l ignored for global roles). */
 static void role_dims(const LnlConfig *c, int role, int l, size_t *rows, size_t *cols, int *present) {
     const size_t C = (size_t)c->n_embd, V = (size_t)c->vocab_size, T = (size_t)c->n_positions;
-    const size_t HS = C / (size_t)c->n_head;
+    const size_t HS = C / (size_t)c->n_head, QKN = (size_t)lnl_config_qk_norm_dim(c);
     const int NB = c->norm != LNL_NORM_RMSNORM, DYN = lnl_norm_is_dynamic(c->norm), DERF = c->norm == LNL_NORM_DERF;
     const LnlSubSpec A = c->sub[l][LNL_ATTN], M = c->sub[l][LNL_MLP];
     (void)A;
@@ -58,6 +58,7 @@ static void role_dims(const LnlConfig *c, int role, int l, size_t *rows, size_t 
     (void)V;
     (void)T;
     (void)HS;
+    (void)QKN;
 }
 
 static void add_view(LnlModel *m, const char *name, int role, int layer, size_t offset, size_t numel, int ndim,
@@ -301,6 +302,13 @@ static void layout_blocks(const LnlConfig *c, size_t B, size_t T, int with_att, 
                 s->qkvn = take(a, N * 3 * C);
                 s->qkvn_mean = take(a, N * 3 * NH);
                 s->qkvn_rstd = take(a, N * 3 * NH);
+            } else if (q->qk_norm) {
+                const size_t rows = N * 2 * (q->qk_norm == LNL_QK_NORM_HEAD ? NH : 1);
+                s->qk = take(a, N * 2 * C);
+                s->qkn = take(a, N * 2 * C);
+                s->qkvn = take(a, N * 3 * C);
+                s->qkvn_mean = take(a, rows);
+                s->qkvn_rstd = take(a, rows);
             }
             if (with_att) s->att = take(a, B * NH * T * T);
             s->atty = take(a, N * C);

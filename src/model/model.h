@@ -42,6 +42,8 @@ typedef struct {
     float *pre_w, *pre_b, *pre_a, *pre_s;     /* N_pre: ln_1 / ln_2 */
     float *in_w, *in_b;                       /* F's first matrix: attention's c_attn (3C, C), the MLP's c_fc (4C, C) */
     float *qkvn_w, *qkvn_b, *qkvn_a, *qkvn_s; /* attention's per-head q, k, v norms (3, HS); a, s (3) */
+    float *qkn_w, *qkn_b, *qkn_a, *qkn_s;     /* attention's q and k norms (qk_norm): (2, HS) per head or
+                                               * (2, C) full; a, s (2) */
     float *proj_w, *proj_b;                   /* F's output matrix c_proj: (C, C) or (C, 4C) */
     float *out_w, *out_b, *out_a, *out_s;     /* N_out: ln_1_out / ln_2_out */
     float *post_w, *post_b, *post_a, *post_s; /* N_post: ln_1_post / ln_2_post */
@@ -55,7 +57,8 @@ typedef struct {
  *   hf_transpose, present, place). Names separated by '|' split the role's rows into equal named
  * tensors. Expressions may use: c (const LnlConfig *), A / M (the attn / mlp LnlSubSpec of layer
  * l), NB (the norm kind has a bias: LayerNorm, DyT, Derf), DYN (DyT or Derf: a scalar a), DERF
- * (Derf: a scalar s too), C, V, T (n_positions), HS (head size). hf_transpose: stored in Hugging
+ * (Derf: a scalar s too), C, V, T (n_positions), HS (head size), QKN (the q/k norm gains' length,
+ * lnl_config_qk_norm_dim). hf_transpose: stored in Hugging
  * Face Conv1D (in, out) layout in safetensors; kept (out, in) in memory. place: LNL_SUB(LNL_ATTN,
  * LNL_MLP or LNL_SUB_BOTH, the LnlSubView field it fills), or LNL_GLOBAL for roles outside the
  * blocks; the two macros are defined only where a table reads them. */
@@ -81,6 +84,14 @@ typedef struct {
       A.qkv_norm && DYN, LNL_SUB(LNL_ATTN, qkvn_a))                                                                    \
     X(qkvns, "attn.q_norm.shift|attn.k_norm.shift|attn.v_norm.shift", 1, 3, 1, LNL_INIT_ZERO, 0, 0,                    \
       A.qkv_norm && DERF, LNL_SUB(LNL_ATTN, qkvn_s))                                                                   \
+    X(qknw, "attn.q_norm.weight|attn.k_norm.weight", 1, 2, QKN, LNL_INIT_GAIN, 0, 0, A.qk_norm,                        \
+      LNL_SUB(LNL_ATTN, qkn_w))                                                                                        \
+    X(qknb, "attn.q_norm.bias|attn.k_norm.bias", 1, 2, QKN, LNL_INIT_ZERO, 0, 0, A.qk_norm && NB,                      \
+      LNL_SUB(LNL_ATTN, qkn_b))                                                                                        \
+    X(qkna, "attn.q_norm.alpha|attn.k_norm.alpha", 1, 2, 1, LNL_INIT_ALPHA_ATTN, 0, 0, A.qk_norm && DYN,               \
+      LNL_SUB(LNL_ATTN, qkn_a))                                                                                        \
+    X(qkns, "attn.q_norm.shift|attn.k_norm.shift", 1, 2, 1, LNL_INIT_ZERO, 0, 0, A.qk_norm && DERF,                    \
+      LNL_SUB(LNL_ATTN, qkn_s))                                                                                        \
     X(attprojw, "attn.c_proj.weight", 1, C, C, LNL_INIT_RESID, 1, 1, 1, LNL_SUB(LNL_ATTN, proj_w))                     \
     X(attprojb, "attn.c_proj.bias", 1, 1, C, LNL_INIT_ZERO, 0, 0, A.bias, LNL_SUB(LNL_ATTN, proj_b))                   \
     X(ln1ow, "ln_1_out.weight", 1, 1, C, LNL_INIT_GAIN, 0, 0, A.out_norm, LNL_SUB(LNL_ATTN, out_w))                    \
@@ -145,7 +156,10 @@ typedef struct {
 typedef struct {
     float *u, *u_mean, *u_rstd;          /* pre-norm output (N, C) */
     float *qkv;                          /* (N, 3C) */
-    float *qkvn, *qkvn_mean, *qkvn_rstd; /* per-head normalized qkv (N, 3C), stats (N*3*NH) */
+    /* the attention's input with normalized q, k (and v for qkv_norm) (N, 3C); the norms' stats:
+     * qkv_norm (N*3*NH), qk_norm per head (N*2*NH), qk_norm full (N*2) */
+    float *qkvn, *qkvn_mean, *qkvn_rstd;
+    float *qk, *qkn;                     /* qk_norm: q|k gathered from qkv (the norms' input), normalized (N, 2C) */
     float *att;                          /* (B, NH, T, T) */
     float *atty;                         /* attention output before c_proj (N, C) */
     float *fch, *fch_gelu;               /* (N, 4C) */
@@ -167,7 +181,7 @@ typedef struct {
     int R;                    /* positions per stream one pass may feed (1 <= R <= T) */
     int len;                  /* positions cached so far; the next pass may start at any pos <= len */
     float *mem;               /* one allocation for every float buffer below */
-    float *kcache, *vcache;   /* (L, B, T, C): k and v exactly as attention uses them (after qkv_norm) */
+    float *kcache, *vcache;   /* (L, B, T, C): k and v exactly as attention uses them (after qkv_norm / qk_norm) */
     float **stream;           /* (2L+1) pointers to (B*R, C), as LnlModel.stream */
     LnlSubActs *sub;          /* (2L), as LnlModel.sub with B*R rows; no att matrix */
     float *emb, *emb_mean, *emb_rstd; /* (B*R, C), (B*R), (B*R) */

@@ -231,6 +231,23 @@ void lnl_config_set_dt(LnlConfig *c, float dt) {
         for (int s = 0; s < 2; s++) c->sub[l][s].dt = dt;
 }
 
+void lnl_config_set_qk_norm(LnlConfig *c, int kind) {
+    for (int l = 0; l < c->n_layer; l++) c->sub[l][LNL_ATTN].qk_norm = (uint8_t)kind;
+}
+
+int lnl_config_qk_norm(const LnlConfig *c) {
+    int k = c->sub[0][LNL_ATTN].qk_norm;
+    for (int l = 1; l < c->n_layer; l++)
+        if (c->sub[l][LNL_ATTN].qk_norm != k) return -1;
+    return k;
+}
+
+int lnl_config_qk_norm_dim(const LnlConfig *c) {
+    for (int l = 0; l < c->n_layer; l++)
+        if (c->sub[l][LNL_ATTN].qk_norm == LNL_QK_NORM_FULL) return c->n_embd;
+    return c->n_embd / c->n_head;
+}
+
 void lnl_config_set_bias(LnlConfig *c, int on) {
     for (int l = 0; l < c->n_layer; l++)
         for (int s = 0; s < 2; s++) c->sub[l][s].bias = (uint8_t)(on != 0);
@@ -246,21 +263,25 @@ int lnl_config_bias(const LnlConfig *c) {
 
 /* ---- overrides ---- */
 
-typedef enum { F_BOOL, F_FLOAT } FieldType;
+/* F_ENUM: a uint8_t whose values are named, in order, by the field's names ("a|b|c"); configs
+ * store the name. */
+typedef enum { F_BOOL, F_FLOAT, F_ENUM } FieldType;
 typedef struct {
     const char *name;
     FieldType type;
     size_t off;
     uint8_t optional; /* may be missing from a config JSON (older files): plain_sub's value then */
+    const char *names; /* F_ENUM only */
 } SubField;
 
-#define SUBF(name, type, opt) {#name, type, offsetof(LnlSubSpec, name), opt}
+#define SUBF(name, type, opt) {#name, type, offsetof(LnlSubSpec, name), opt, NULL}
 static const SubField sub_fields[] = {
     SUBF(pre_norm, F_BOOL, 0),     SUBF(out_norm, F_BOOL, 0),     SUBF(post_norm, F_BOOL, 0),
     SUBF(res_from_normed, F_BOOL, 0), SUBF(b2t, F_BOOL, 0),       SUBF(qkv_norm, F_BOOL, 0),
     SUBF(skip_learned, F_BOOL, 0), SUBF(gate, F_BOOL, 0),         SUBF(branch_norm, F_BOOL, 0),
     SUBF(bias, F_BOOL, 1),         SUBF(in_scale, F_FLOAT, 0),    SUBF(skip_scale, F_FLOAT, 0),
     SUBF(dt, F_FLOAT, 1), /* missing in older files: the model's dt (lnl_config_from_json) */
+    {"qk_norm", F_ENUM, offsetof(LnlSubSpec, qk_norm), 1, LNL_QK_NORM_NAMES}, /* missing in older files: off */
 };
 #undef SUBF
 #define N_SUB_FIELDS (sizeof sub_fields / sizeof sub_fields[0])
@@ -269,6 +290,31 @@ static const SubField *find_sub_field(const char *name) {
     for (size_t i = 0; i < N_SUB_FIELDS; i++)
         if (strcmp(sub_fields[i].name, name) == 0) return &sub_fields[i];
     return NULL;
+}
+
+/* The index of v among names "a|b|c", or -1. */
+static int enum_index(const char *names, const char *v) {
+    int i = 0;
+    for (const char *p = names;; i++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (strlen(v) == len && strncmp(p, v, len) == 0) return i;
+        if (!bar) return -1;
+        p = bar + 1;
+    }
+}
+
+/* The name of value i among names "a|b|c" into buf (size n); "?" if there is none. */
+static const char *enum_name(const char *names, int i, char *buf, size_t n) {
+    const char *p = names;
+    for (int k = 0; k < i && p; k++) {
+        p = strchr(p, '|');
+        if (p) p++;
+    }
+    if (!p) return "?";
+    const char *bar = strchr(p, '|');
+    snprintf(buf, n, "%.*s", bar ? (int)(bar - p) : (int)strlen(p), p);
+    return buf;
 }
 
 static int parse_bool(const char *v, int *out) {
@@ -318,6 +364,8 @@ static int apply_one(LnlConfig *c, char *item, LnlErr *e) {
         int bv = 0;
         double fv = 0;
         if (f->type == F_BOOL && parse_bool(val, &bv)) return lnl_err(e, "--spec: %s expects 0 or 1, got '%s'", key, val);
+        if (f->type == F_ENUM && (bv = enum_index(f->names, val)) < 0)
+            return lnl_err(e, "--spec: %s expects one of %s, got '%s'", key, f->names, val);
         if (f->type == F_FLOAT && f->off == offsetof(LnlSubSpec, dt)) {
             if (lnl_parse_double(val, 0, 1e3, &fv, "--spec dt", e)) return -1;
         } else if (f->type == F_FLOAT && lnl_parse_double(val, -1e6, 1e6, &fv, "--spec", e)) {
@@ -326,7 +374,7 @@ static int apply_one(LnlConfig *c, char *item, LnlErr *e) {
         for (int l = lo; l <= hi; l++)
             for (int s = s0; s <= s1; s++) {
                 char *base = (char *)&c->sub[l - 1][s];
-                if (f->type == F_BOOL) *(uint8_t *)(base + f->off) = (uint8_t)bv;
+                if (f->type != F_FLOAT) *(uint8_t *)(base + f->off) = (uint8_t)bv;
                 else *(float *)(base + f->off) = (float)fv;
             }
         return 0;
@@ -381,9 +429,28 @@ int lnl_config_validate(const LnlConfig *c, LnlErr *e) {
     if (c->embed_scale && c->embed_scale_learned)
         return lnl_err(e, "config: embed_scale (sqrt(C)) and embed_scale_learned (a learned scalar) exclude each "
                           "other");
+    if (!(c->attn_softcap >= 0) || !isfinite(c->attn_softcap))
+        return lnl_err(e, "config: attn_softcap must be a finite number >= 0 (0: off)");
+    int qkv_layer = 0, qk_layer = 0, qk_kind = 0; /* 1-based layers that use them, 0 if none */
     for (int l = 0; l < c->n_layer; l++) {
-        if (c->sub[l][LNL_ATTN].b2t) return lnl_err(e, "config: layer %d: b2t applies to the mlp sub-layer only", l + 1);
+        const LnlSubSpec *a = &c->sub[l][LNL_ATTN];
+        if (a->b2t) return lnl_err(e, "config: layer %d: b2t applies to the mlp sub-layer only", l + 1);
         if (c->sub[l][LNL_MLP].qkv_norm) return lnl_err(e, "config: layer %d: qkv_norm applies to attn only", l + 1);
+        if (c->sub[l][LNL_MLP].qk_norm) return lnl_err(e, "config: layer %d: qk_norm applies to attn only", l + 1);
+        if (a->qk_norm > LNL_QK_NORM_FULL)
+            return lnl_err(e, "config: layer %d: attn.qk_norm %d is not one of %s", l + 1, a->qk_norm,
+                           LNL_QK_NORM_NAMES);
+        if (a->qkv_norm && !qkv_layer) qkv_layer = l + 1;
+        if (a->qk_norm && !qk_layer) qk_layer = l + 1, qk_kind = a->qk_norm;
+        /* one gain length per model: the q/k norm role holds (L, 2, HS) or (L, 2, C) */
+        if (a->qk_norm && a->qk_norm != qk_kind)
+            return lnl_err(e, "config: layers %d and %d: attn.qk_norm head and full in one model", qk_layer, l + 1);
+    }
+    /* both name their gains h.{i}.attn.q_norm / k_norm: one model uses one of them */
+    if (qkv_layer && qk_layer)
+        return lnl_err(e, "config: qkv_norm (layer %d) and qk_norm (layer %d) in one model: use one of them", qkv_layer,
+                       qk_layer);
+    for (int l = 0; l < c->n_layer; l++) {
         for (int s = 0; s < 2; s++) {
             const LnlSubSpec *q = &c->sub[l][s];
             if (q->res_from_normed && !q->pre_norm)
@@ -410,7 +477,8 @@ static int same_sub(const LnlSubSpec *a, const LnlSubSpec *b) {
         const SubField *f = &sub_fields[i];
         if (f->off == offsetof(LnlSubSpec, bias) || f->off == offsetof(LnlSubSpec, dt)) continue;
         const char *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
-        if (f->type == F_BOOL ? *(const uint8_t *)pa != *(const uint8_t *)pb : *(const float *)pa != *(const float *)pb)
+        if (f->type != F_FLOAT ? *(const uint8_t *)pa != *(const uint8_t *)pb
+                               : *(const float *)pa != *(const float *)pb)
             return 0;
     }
     return 1;
@@ -460,6 +528,7 @@ char *lnl_config_diff(const LnlConfig *was, const LnlConfig *now) {
     BOOL_FIELD(embed_norm);
     BOOL_FIELD(embed_scale);
     BOOL_FIELD(embed_scale_learned);
+    NUM_FIELD(attn_softcap);
     if (bias_differs) {
         int wb = lnl_config_bias(was), nb = lnl_config_bias(now);
         if (wb >= 0 && nb >= 0) lnl_buf_printf(&b, "%sbias %s -> %s", SEP, wb ? "on" : "off", nb ? "on" : "off");
@@ -493,6 +562,7 @@ char *lnl_config_to_json(const LnlConfig *c) {
     cJSON_AddBoolToObject(o, "embed_norm", c->embed_norm);
     cJSON_AddBoolToObject(o, "embed_scale", c->embed_scale);
     cJSON_AddBoolToObject(o, "embed_scale_learned", c->embed_scale_learned);
+    cJSON_AddNumberToObject(o, "attn_softcap", c->attn_softcap);
     cJSON_AddStringToObject(o, "preset", c->preset);
     cJSON *init = cJSON_AddObjectToObject(o, "init");
     cJSON_AddNumberToObject(init, "std", lnl_config_init_std(c));
@@ -516,7 +586,11 @@ char *lnl_config_to_json(const LnlConfig *c) {
             const char *base = (const char *)&c->sub[l][s];
             for (size_t i = 0; i < N_SUB_FIELDS; i++) {
                 const SubField *f = &sub_fields[i];
+                char nm[16];
                 if (f->type == F_BOOL) cJSON_AddBoolToObject(so, f->name, *(const uint8_t *)(base + f->off));
+                else if (f->type == F_ENUM)
+                    cJSON_AddStringToObject(so, f->name,
+                                            enum_name(f->names, *(const uint8_t *)(base + f->off), nm, sizeof nm));
                 else cJSON_AddNumberToObject(so, f->name, *(const float *)(base + f->off));
             }
         }
@@ -598,6 +672,11 @@ int lnl_config_from_json(LnlConfig *c, const char *json, const char *what, LnlEr
     if (get_bool(o, "final_norm", &t.final_norm, what, e) || get_bool(o, "embed_norm", &t.embed_norm, what, e) ||
         get_bool(o, "embed_scale", &t.embed_scale, what, e))
         goto done;
+    t.attn_softcap = 0.0f; /* files from before the softcap: off */
+    if (cJSON_HasObjectItem(o, "attn_softcap")) {
+        if (get_num(o, "attn_softcap", 0, 1e6, &v, what, e)) goto done;
+        t.attn_softcap = (float)v;
+    }
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "preset");
     if (!cJSON_IsString(pr)) {
         lnl_err(e, "%s: config field 'preset' missing", what);
@@ -660,6 +739,15 @@ int lnl_config_from_json(LnlConfig *c, const char *json, const char *what, LnlEr
                 if (f->optional && !cJSON_HasObjectItem(so, f->name)) continue;
                 if (f->type == F_BOOL) {
                     if (get_bool(so, f->name, (uint8_t *)(base + f->off), what, e)) goto done;
+                } else if (f->type == F_ENUM) {
+                    const cJSON *it = cJSON_GetObjectItemCaseSensitive(so, f->name);
+                    int k = cJSON_IsString(it) ? enum_index(f->names, it->valuestring) : -1;
+                    if (k < 0) {
+                        lnl_err(e, "%s: layers[%d].%s.%s must be one of %s", what, l, s == 0 ? "attn" : "mlp", f->name,
+                                f->names);
+                        goto done;
+                    }
+                    *(uint8_t *)(base + f->off) = (uint8_t)k;
                 } else {
                     if (get_num(so, f->name, -1e6, 1e6, &v, what, e)) goto done;
                     *(float *)(base + f->off) = (float)v;

@@ -3,8 +3,10 @@
  *
  * For layer l (1-based) and sub-layer s in {attn, mlp}, with sub-layer input h and block input x:
  *   u   = pre_norm ? N_pre(h) * in_scale : h
- *   f   = F_s(u)                                   (attn: q, k, v normalized per head if qkv_norm;
- *                                                   F's linear layers add biases if bias)
+ *   f   = F_s(u)                                   (attn: q, k, v normalized per head if qkv_norm, or q
+ *                                                   and k per head or over C if qk_norm; scores capped
+ *                                                   by the model's attn_softcap; F's linear layers add
+ *                                                   biases if bias)
  *   f   = out_norm ? N_out(f) : f
  *   f   = branch_norm ? (1 - lambda) f + lambda N0(f) : f     (N0: parameter-free, see PLACEMENTS.md)
  *   res = res_from_normed ? u : h
@@ -23,6 +25,12 @@
 #define LNL_MAX_LAYERS 1024
 enum { LNL_ATTN = 0, LNL_MLP = 1 };
 
+/* QK-norm (LnlSubSpec.qk_norm): q and k (not v) normalized after c_attn, each with its own gain
+ * (and bias for LayerNorm): per head over the head size HS (Gemma 3), or over all C channels
+ * before the split into heads (OLMo 2). Append-only: the values are stored in configs by name. */
+typedef enum { LNL_QK_NORM_OFF = 0, LNL_QK_NORM_HEAD = 1, LNL_QK_NORM_FULL = 2 } LnlQkNorm;
+#define LNL_QK_NORM_NAMES "off|head|full"
+
 typedef struct {
     uint8_t pre_norm;        /* N_pre before F */
     uint8_t out_norm;        /* N_out on F's output (Peri-LN / Sandwich) */
@@ -30,6 +38,7 @@ typedef struct {
     uint8_t res_from_normed; /* the residual carries u, not h (HybridNorm's FFN) */
     uint8_t b2t;             /* add the block input x before N_post (mlp only) */
     uint8_t qkv_norm;        /* per-head norms on q, k, v (attn only; HybridNorm) */
+    uint8_t qk_norm;         /* LnlQkNorm: norms on q and k (attn only; not with qkv_norm in one model) */
     uint8_t skip_learned;    /* learned per-channel skip omega (Admin) */
     uint8_t gate;            /* multiply the branch by the layer's learned scalar gate (ReZero) */
     uint8_t branch_norm;     /* BranchNorm on the branch output */
@@ -59,6 +68,7 @@ typedef struct {
     uint8_t embed_scale; /* multiply the embedding by sqrt(C) (Spike No More) */
     uint8_t embed_scale_learned; /* multiply the embedding by a learned scalar embed_scale, initialized to
                                   * sqrt(C) (the DyT and Derf sources' language models) */
+    float attn_softcap;  /* attention scores s = S tanh(s / S) before the softmax (Gemma 2); 0: off */
     char preset[32];     /* the preset the spec was filled from, for reports; "custom" if edited */
     /* init rules (used when a model is created, kept for the record) */
     float init_std;           /* N(0, std) for matrices and embeddings under LNL_STD_FIXED; GPT-2: 0.02 */
@@ -122,6 +132,13 @@ float lnl_config_init_std(const LnlConfig *c);
 int lnl_parse_init_std(const char *v, LnlStdRule *rule, float *std, const char *what, LnlErr *e);
 /* The residual step dt of the model and of every sub-layer. */
 void lnl_config_set_dt(LnlConfig *c, float dt);
+/* Every layer's attention qk_norm (an LnlQkNorm). */
+void lnl_config_set_qk_norm(LnlConfig *c, int kind);
+/* The qk_norm of every layer's attention, or -1 when layers differ. */
+int lnl_config_qk_norm(const LnlConfig *c);
+/* The length of the q and k norm gains: C when the layers' qk_norm is full, else the head size
+ * (a model does not mix head and full: lnl_config_validate). */
+int lnl_config_qk_norm_dim(const LnlConfig *c);
 /* Linear biases of every sub-layer on or off. */
 void lnl_config_set_bias(LnlConfig *c, int on);
 /* 1 or 0 when every sub-layer of c has its linear biases on or off; -1 when they differ. */
@@ -136,7 +153,7 @@ int lnl_config_validate(const LnlConfig *c, LnlErr *e);
 
 /* What a built model computes differently under `now` than under `was` (a file's config and
  * the one the command line made of it): sizes, norm kind, eps, dt, the final and embedding norms,
- * the embedding scale, the per-layer spec (named by its preset; the linear biases on their own,
+ * the embedding scale, the attention softcap, the per-layer spec (named by its preset; the linear biases on their own,
  * "bias on -> off"), Mix-LN's ratio and BranchNorm's
  * schedule where the spec uses them; init rules are not compared (they do not change a built
  * model). Returns NULL when nothing differs, else one line such as "preset post -> b2t, dt 1 ->

@@ -122,6 +122,8 @@ def save_safetensors(path, tensors, metadata=None):
 SUB_BOOL = ("pre_norm", "out_norm", "post_norm", "res_from_normed", "b2t", "qkv_norm",
             "skip_learned", "gate", "branch_norm", "bias")
 SUB_FLOAT = ("in_scale", "skip_scale", "dt")  # dt: the sub-layer's residual step (attn.dt, mlp.dt)
+# Named sub-layer fields: values, the first the default of files from before the field.
+SUB_ENUM = {"qk_norm": ("off", "head", "full")}  # q and k norms: per head (d_h) or over C
 SUBS = ("attn", "mlp")
 # Top-level keys that do not change the forward pass (records, init rules, schedules).
 _TOP_INERT = {"format", "version", "preset", "init", "branchnorm_steps", "mix_ratio"}
@@ -129,6 +131,8 @@ _TOP_MODEL = {"n_layer", "n_head", "n_embd", "n_positions", "vocab_size", "norm"
               "final_norm", "embed_norm", "embed_scale", "embed_scale_learned", "layers"}
 NORM_KINDS = ("layernorm", "rmsnorm", "dyt", "derf")
 DYNAMIC_NORMS = ("dyt", "derf")  # elementwise: g * phi(a x [+ s]) + b, no statistics
+# Model keys that files from before them lack, with the value that means.
+_TOP_MODEL_OPTIONAL = {"attn_softcap": 0.0}  # Gemma 2's attention-logit softcap S (0: off)
 
 
 class ConfigError(Exception):
@@ -150,6 +154,8 @@ class Config:
                                            "vocab_size", "norm", "norm_gain", "eps", "dt", "final_norm",
                                            "embed_norm", "embed_scale", "embed_scale_learned", "preset", "init",
                                            "branchnorm_steps", "mix_ratio")}
+        for k, v in _TOP_MODEL_OPTIONAL.items():
+            d[k] = getattr(self, k, v)
         d["layers"] = self.layers
         return json.dumps(d)
 
@@ -163,7 +169,7 @@ def parse_config(text):
         raise ConfigError(f"lnlab.config is not JSON: {ex}")
     if not isinstance(o, dict) or o.get("format") != "lnlab.config":
         raise ConfigError("lnlab.config: 'format' is not \"lnlab.config\"")
-    unknown = set(o) - _TOP_INERT - _TOP_MODEL
+    unknown = set(o) - _TOP_INERT - _TOP_MODEL - set(_TOP_MODEL_OPTIONAL)
     if unknown:
         raise ConfigError(f"lnlab.config: fields unknown to the reference: {sorted(unknown)}")
     missing = _TOP_MODEL - set(o)
@@ -186,7 +192,7 @@ def parse_config(text):
         ent = {}
         for s in SUBS:
             so = lo[s]
-            extra = set(so) - set(SUB_BOOL) - set(SUB_FLOAT)
+            extra = set(so) - set(SUB_BOOL) - set(SUB_FLOAT) - set(SUB_ENUM)
             if extra:
                 raise ConfigError(f"lnlab.config: layers[{i}].{s}: fields unknown to the reference: {sorted(extra)}")
             sub = {}
@@ -198,11 +204,19 @@ def parse_config(text):
                 if not isinstance(so.get(k), (int, float)) or isinstance(so.get(k), bool):
                     raise ConfigError(f"lnlab.config: layers[{i}].{s}.{k} missing or not a number")
                 sub[k] = float(so[k])
+            for k, values in SUB_ENUM.items():
+                sub[k] = so.get(k, values[0])
+                if sub[k] not in values:
+                    raise ConfigError(f"lnlab.config: layers[{i}].{s}.{k} = {sub[k]!r} is not one of {values}")
             ent[s] = sub
         if ent["attn"]["b2t"]:
             raise ConfigError(f"lnlab.config: layers[{i}].attn.b2t is set; b2t is defined for the mlp only")
         if ent["mlp"]["qkv_norm"]:
             raise ConfigError(f"lnlab.config: layers[{i}].mlp.qkv_norm is set; qkv_norm is attention only")
+        if ent["mlp"]["qk_norm"] != "off":
+            raise ConfigError(f"lnlab.config: layers[{i}].mlp.qk_norm is set; qk_norm is attention only")
+        if ent["attn"]["qk_norm"] != "off" and ent["attn"]["qkv_norm"]:
+            raise ConfigError(f"lnlab.config: layers[{i}].attn has qkv_norm and qk_norm (one names both q_norm)")
         layers.append(ent)
     cfg = Config(**{k: o.get(k) for k in _TOP_INERT})
     cfg.n_layer = L
@@ -218,6 +232,11 @@ def parse_config(text):
     cfg.final_norm = o["final_norm"]
     cfg.embed_norm = o["embed_norm"]
     cfg.embed_scale = o["embed_scale"]
+    for k, v in _TOP_MODEL_OPTIONAL.items():
+        x = o.get(k, v)
+        if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x) or x < 0:
+            raise ConfigError(f"lnlab.config: {k} = {x!r} is not a finite number >= 0")
+        setattr(cfg, k, float(x))
     cfg.layers = layers
     if cfg.n_embd % cfg.n_head:
         raise ConfigError(f"lnlab.config: n_embd {cfg.n_embd} is not a multiple of n_head {cfg.n_head}")
@@ -231,6 +250,7 @@ def _f32(x):
 def _plain_sub():
     d = {k: False for k in SUB_BOOL}
     d.update(in_scale=1.0, skip_scale=1.0, bias=True)
+    d.update({k: v[0] for k, v in SUB_ENUM.items()})
     return d
 
 
@@ -342,6 +362,9 @@ def param_shapes(cfg):
         if a["qkv_norm"]:
             for w in ("q_norm", "k_norm", "v_norm"):
                 norm(p + "attn." + w, hs)
+        if a["qk_norm"] != "off":
+            for w in ("q_norm", "k_norm"):
+                norm(p + "attn." + w, C if a["qk_norm"] == "full" else hs)
         out[p + "attn.c_proj.weight"] = (C, C)
         if a["bias"]:
             out[p + "attn.c_proj.bias"] = (C,)
@@ -437,15 +460,24 @@ class Model:
         H, hs = cfg.n_head, cfg.head_size
         p = f"h.{i}.attn."
         qkv = self.linear(P, p + "c_attn", u)
-        q, k, v = (t.reshape(B, T, H, hs) for t in qkv.split(C, dim=-1))
+        q, k, v = qkv.split(C, dim=-1)
+        qk_norm = cfg.layers[i]["attn"]["qk_norm"]
+        if qk_norm == "full":  # OLMo 2: over all C channels, before the split into heads
+            q, k = self.N(P, p + "q_norm", q), self.N(P, p + "k_norm", k)
+        q, k, v = (t.reshape(B, T, H, hs) for t in (q, k, v))
         if cfg.layers[i]["attn"]["qkv_norm"]:
             q, k, v = self.N(P, p + "q_norm", q), self.N(P, p + "k_norm", k), self.N(P, p + "v_norm", v)
+        if qk_norm == "head":  # Gemma 3: each head's q and k over d_h; v as it is
+            q, k = self.N(P, p + "q_norm", q), self.N(P, p + "k_norm", k)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, hs)
         s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hs))
         mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+        # the largest logit over b, h, t and the allowed keys t2 <= t (early-warning figure), before
+        # any softcap
+        self.attn_logit_max.append(float(s.detach().masked_fill(mask, float("-inf")).max()))
+        if cfg.attn_softcap > 0:  # Gemma 2: S tanh(s / S) on the scaled scores, before the mask
+            s = cfg.attn_softcap * torch.tanh(s / cfg.attn_softcap)
         s = s.masked_fill(mask, float("-inf"))
-        # the largest logit over b, h, t and the allowed keys t2 <= t (early-warning figure)
-        self.attn_logit_max.append(float(s.detach().max()))
         s = s - s.max(dim=-1, keepdim=True).values.detach()
         e = torch.exp(s)
         a = e / e.sum(dim=-1, keepdim=True)
@@ -645,7 +677,8 @@ def zero_grad_mask(cfg, name):
     """Elements of parameter `name` whose gradient is zero in exact arithmetic, by the shift
     invariance of softmax: adding a vector b to every key adds q.b to every score of a query,
     which softmax ignores. That is the key block of c_attn.bias (columns C..2C-1) when the
-    keys are not normalized, and k_norm.bias (LayerNorm qkv_norm). Returns a bool array or None.
+    keys are not normalized, and k_norm.bias (LayerNorm qkv_norm or qk_norm); a softcap bends the
+    scores, which breaks the symmetry. Returns a bool array or None.
 
     For these elements AdamW's step m/(sqrt(v)+eps) divides float rounding noise by its own
     size, so any float32 implementation moves them by up to about lr per step in a direction set
@@ -655,9 +688,12 @@ def zero_grad_mask(cfg, name):
         return None
     i, what = int(m.group(1)), m.group(2)
     C = cfg.n_embd
+    a = cfg.layers[i]["attn"]
+    if cfg.attn_softcap > 0:
+        return None
     if what == "k_norm.bias":
-        return np.ones(cfg.head_size, dtype=bool)
-    if cfg.layers[i]["attn"]["qkv_norm"]:
+        return np.ones(C if a["qk_norm"] == "full" else cfg.head_size, dtype=bool)
+    if a["qkv_norm"] or a["qk_norm"] != "off":
         return None
     mask = np.zeros(3 * C, dtype=bool)
     mask[C : 2 * C] = True
@@ -708,22 +744,25 @@ def fake_params(cfg, seed):
 
 
 def make_fake_dump(outdir, preset, norm, dt, L, H, C, T, V, B, seed, embed_norm=False, embed_scale=False,
-                   spec_edit=None, lam=0.3, dtype=torch.float32, bias=None):
+                   spec_edit=None, lam=0.3, dtype=torch.float32, bias=None, attn_softcap=0.0, qk_norm="off"):
     """Writes outdir/model.safetensors and outdir/dump.safetensors like refdump would, with the
     values computed by this reference in `dtype` (float32 imitates the C side). spec_edit, if
     given, is a function(cfg) that edits the config (stands in for --spec); bias, if not None,
-    sets every sub-layer's linear biases (stands in for --bias)."""
+    sets every sub-layer's linear biases (stands in for --bias); attn_softcap and qk_norm (every
+    layer's attention) stand in for --attn-softcap and --qk-norm."""
     layers, final = preset_layers(preset, L, dt=dt)
     if bias is not None:
         for lay in layers:
             for s in SUBS:
                 lay[s]["bias"] = bias
+    for lay in layers:
+        lay["attn"]["qk_norm"] = qk_norm
     cfg = Config(format="lnlab.config", version=1, n_layer=L, n_head=H, n_embd=C, n_positions=max(T, 16),
                  vocab_size=V, norm=norm, norm_gain="plain", eps=_f32(1e-5), dt=_f32(dt), final_norm=final,
                  embed_scale_learned=False,
                  embed_norm=embed_norm, embed_scale=embed_scale, preset=preset,
                  init={"std": _f32(0.02), "resid_scale": True, "beta": 1.0, "admin_profile": preset == "admin"},
-                 branchnorm_steps=1000, mix_ratio=0.25, layers=layers)
+                 branchnorm_steps=1000, mix_ratio=0.25, layers=layers, attn_softcap=_f32(attn_softcap))
     if spec_edit:
         spec_edit(cfg)
         cfg.preset = "custom"

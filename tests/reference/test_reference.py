@@ -58,6 +58,10 @@ COMPOSITIONS = (
     ("pre+embedscalelearned", "pre", ["--embed-scale-learned"], None),
     ("post+oneplus+embedscalelearned", "post", ["--norm-gain", "one-plus", "--embed-scale-learned",
                                                 "--embed-scale=false"], None),
+    ("pre+attnsoftcap", "pre", ["--init-std", "0.2", "--attn-softcap", "1"], None),
+    ("pre+qknormhead", "pre", ["--qk-norm", "head"], None),
+    ("pre+qknormfull", "pre", ["--qk-norm", "full"], None),
+    ("peri+softcap+qknorm", "peri", ["--attn-softcap", "1.5", "--qk-norm", "full"], None),
 )
 
 
@@ -109,7 +113,11 @@ def apply_spec(layers, top, spec, L):
         elif key.startswith("mlp."):
             subs, key = ("mlp",), key[4:]
         model_dt = key == "dt" and subs == R.SUBS and "@" not in item  # the model's dt and every sub-layer's
-        if (key in R.SUB_BOOL or key in R.SUB_FLOAT) and not model_dt:
+        if key in R.SUB_ENUM:
+            for l in range(lo, hi + 1):
+                for s in subs:
+                    layers[l - 1][s][key] = val
+        elif (key in R.SUB_BOOL or key in R.SUB_FLOAT) and not model_dt:
             for l in range(lo, hi + 1):
                 for s in subs:
                     layers[l - 1][s][key] = (val in ("1", "true", "on")) if key in R.SUB_BOOL else R._f32(float(val))
@@ -127,9 +135,11 @@ def apply_spec(layers, top, spec, L):
 
 
 def flag_extras(case):
-    """dict(bias, embed_norm, embed_scale): the preset's defaults (docs/PLACEMENTS.md), then the
-    case's flags: --embed-norm[=true|false], --embed-scale[=true|false], --bias on|off."""
+    """dict(bias, embed_norm, embed_scale, attn_softcap, qk_norm): the preset's defaults
+    (docs/PLACEMENTS.md; no softcap, no QK-norm), then the case's flags: --embed-norm[=true|false],
+    --embed-scale[=true|false], --bias on|off, --attn-softcap S, --qk-norm off|head|full."""
     x = R.preset_extras(case["preset"])
+    x.update(attn_softcap=0.0, qk_norm="off")
     flags = case["flags"]
     for i, f in enumerate(flags):
         name, _, val = f.partition("=")
@@ -139,6 +149,10 @@ def flag_extras(case):
             x["norm_gain"] = flags[i + 1]
         elif name == "--bias":
             x["bias"] = flags[i + 1] == "on"
+        elif name == "--attn-softcap":
+            x["attn_softcap"] = R._f32(float(flags[i + 1]))
+        elif name == "--qk-norm":
+            x["qk_norm"] = flags[i + 1]
     return x
 
 
@@ -149,9 +163,10 @@ def expected_config(case, mix_ratio=0.25):
     for lay in layers:
         for s in R.SUBS:
             lay[s]["bias"] = x["bias"]
+        lay["attn"]["qk_norm"] = x["qk_norm"]
     top = dict(n_layer=L, n_head=SIZE["H"], n_embd=SIZE["C"], vocab_size=SIZE["V"], norm=case["norm"],
                dt=R._f32(float(case["dt"])), eps=R._f32(1e-5), final_norm=final,
-               embed_norm=x["embed_norm"], embed_scale=x["embed_scale"],
+               embed_norm=x["embed_norm"], embed_scale=x["embed_scale"], attn_softcap=x["attn_softcap"],
                embed_scale_learned=x.get("embed_scale_learned", False), norm_gain=x.get("norm_gain", "plain"))
     if case["spec"]:
         apply_spec(layers, top, case["spec"], L)
@@ -172,7 +187,7 @@ def check_config(cfg, case):
         probs.append(f"n_positions {cfg.n_positions} < seq {SIZE['T']}")
     for i in range(cfg.n_layer):
         for s in R.SUBS:
-            for k in R.SUB_BOOL + R.SUB_FLOAT:
+            for k in R.SUB_BOOL + R.SUB_FLOAT + tuple(R.SUB_ENUM):
                 a, b = cfg.layers[i][s][k], layers[i][s][k]
                 if (abs(a - b) > 1e-6 * max(1.0, abs(b))) if k in R.SUB_FLOAT else a != b:
                     probs.append(f"layer {i + 1} {s}.{k} = {a}, expected {b}")
@@ -192,7 +207,8 @@ def make_dump(case, refdump, outdir, fake):
         x = flag_extras(case)
         R.make_fake_dump(outdir, case["preset"], case["norm"], float(case["dt"]), SIZE["L"], SIZE["H"], SIZE["C"],
                          SIZE["T"], SIZE["V"], SIZE["B"], case["seed"], embed_norm=x["embed_norm"],
-                         embed_scale=x["embed_scale"], spec_edit=edit if case["spec"] else None, bias=x["bias"])
+                         embed_scale=x["embed_scale"], spec_edit=edit if case["spec"] else None, bias=x["bias"],
+                         attn_softcap=x["attn_softcap"], qk_norm=x["qk_norm"])
         return None
     cmd = [refdump, "--preset", case["preset"], "--norm", case["norm"], "--dt", case["dt"],
            "--layers", str(SIZE["L"]), "--heads", str(SIZE["H"]), "--dim", str(SIZE["C"]), "--seq", str(SIZE["T"]),

@@ -14,6 +14,9 @@ static const char *presets[] = {"post", "pre", "peri", "b2t", "mix", "lns", "hyb
 #define ATOL 1e-5
 #define RTOL 1e-5
 
+/* extras: a set of EX_* */
+enum { EX_EMBED = 1, EX_SOFTCAP = 2, EX_QK_HEAD = 4, EX_QK_FULL = 8, EX_NEW = 16 };
+
 static int small_model(LnlModel *m, const char *preset, LnlNormKind kind, float dt, int extras, int T) {
     LnlConfig c;
     lnl_config_default(&c);
@@ -30,12 +33,17 @@ static int small_model(LnlModel *m, const char *preset, LnlNormKind kind, float 
         CHECK(0, "preset %s: %s", preset, e.msg);
         return -1;
     }
-    /* extras 1: ln_e and the embedding times sqrt(C); 2: ln_e, the learned embedding scale and
-     * the one-plus gain */
-    c.embed_norm = (uint8_t)(extras != 0);
-    c.embed_scale = (uint8_t)(extras == 1);
-    c.embed_scale_learned = (uint8_t)(extras == 2);
-    c.norm_gain = extras == 2 ? LNL_GAIN_ONE_PLUS : LNL_GAIN_PLAIN;
+    c.embed_norm = (uint8_t)(extras & EX_EMBED);
+    c.embed_scale = (uint8_t)(extras & EX_EMBED);
+    c.attn_softcap = extras & EX_SOFTCAP ? 0.7f : 0.0f; /* below these scores: the cap bends them */
+    if (extras & (EX_QK_HEAD | EX_QK_FULL))
+        lnl_config_set_qk_norm(&c, extras & EX_QK_FULL ? LNL_QK_NORM_FULL : LNL_QK_NORM_HEAD);
+    /* EX_NEW: the learned embedding scale (instead of sqrt(C)) and the one-plus gain */
+    if (extras & EX_NEW) {
+        c.embed_scale = 0;
+        c.embed_scale_learned = 1;
+        c.norm_gain = LNL_GAIN_ONE_PLUS;
+    }
     if (lnl_model_create(m, &c, &e)) {
         CHECK(0, "%s", e.msg);
         return -1;
@@ -106,9 +114,12 @@ static void test_decode_dynamic_norms(void) {
     for (int p = 0; p < NPRESETS; p++) {
         if (!strcmp(presets[p], "branchnorm")) continue;
         decode_matches_forward(presets[p], LNL_NORM_DYT, 1.0f, 0);
-        decode_matches_forward(presets[p], LNL_NORM_DERF, 0.5f, 2);
-        decode_matches_forward(presets[p], LNL_NORM_RMSNORM, 0.5f, 2);
+        decode_matches_forward(presets[p], LNL_NORM_DERF, 0.5f, EX_EMBED | EX_NEW | EX_SOFTCAP);
+        decode_matches_forward(presets[p], LNL_NORM_RMSNORM, 0.5f, EX_EMBED | EX_NEW);
     }
+    /* with the q/k norms (which HybridNorm's qkv_norm excludes) */
+    decode_matches_forward("pre", LNL_NORM_DYT, 1.0f, EX_QK_FULL | EX_NEW | EX_EMBED);
+    decode_matches_forward("peri", LNL_NORM_DERF, 0.5f, EX_QK_HEAD | EX_SOFTCAP);
 }
 
 /* Several streams decoded together match a batched forward; each stream has its own cache. */
@@ -234,6 +245,21 @@ static void test_prefill_every_preset(void) {
         }
 }
 
+/* The attention softcap (alone with HybridNorm's qkv_norm, and with either QK-norm) in decoding
+ * and prefill: the same logits as the forward. */
+static void test_decode_softcap_qk_norm(void) {
+    const char *which[] = {"pre", "peri", "post", "b2t"};
+    for (int k = 0; k < 2; k++) {
+        decode_matches_forward("hybrid", (LnlNormKind)k, 1.0f, EX_SOFTCAP);
+        for (size_t p = 0; p < sizeof which / sizeof which[0]; p++) {
+            decode_matches_forward(which[p], (LnlNormKind)k, 1.0f, EX_SOFTCAP);
+            decode_matches_forward(which[p], (LnlNormKind)k, 1.0f, EX_SOFTCAP | EX_QK_HEAD);
+            decode_matches_forward(which[p], (LnlNormKind)k, 0.3f, EX_QK_FULL | EX_EMBED);
+            prefill_matches(which[p], (LnlNormKind)k, 1.0f, EX_SOFTCAP | EX_QK_FULL);
+        }
+    }
+}
+
 /* Several streams, a prompt longer than one pass (passes of 4 + 3 rows), a prefill that starts
  * after cached positions, and one that rewinds: each equals a batched forward. */
 static void test_prefill_passes_streams_rewind(void) {
@@ -305,29 +331,34 @@ static void test_decode_alloc_checks(void) {
     lnl_model_free(&m);
 }
 
-/* The decode kernel equals the last row of the reference causal attention. */
+/* The decode kernel equals the last row of the reference causal attention, with and without a
+ * softcap. */
 static void test_attention_decode_kernel(void) {
-    const int T = 9, C = 24, NH = 3;
-    float *qkv = malloc(sizeof(float) * T * 3 * C), *att = malloc(sizeof(float) * NH * T * T);
-    float *ref = malloc(sizeof(float) * T * C), *kc = malloc(sizeof(float) * T * C), *vc = malloc(sizeof(float) * T * C);
-    float out[24], scores[9];
-    LnlRng r;
-    lnl_rng_seed(&r, 4);
-    for (int i = 0; i < T * 3 * C; i++) qkv[i] = (float)(2.0 * lnl_rng_normal(&r));
-    lnl_kernels_ref_ops.attention_forward(ref, att, NULL, qkv, 1, T, C, NH);
-    for (int t = 0; t < T; t++) {
-        memcpy(kc + t * C, qkv + t * 3 * C + C, C * sizeof(float));
-        memcpy(vc + t * C, qkv + t * 3 * C + 2 * C, C * sizeof(float));
+    for (int ci = 0; ci < 2; ci++) {
+        const int T = 9, C = 24, NH = 3;
+        const float cap = ci ? 1.5f : 0.0f;
+        float *qkv = malloc(sizeof(float) * T * 3 * C), *att = malloc(sizeof(float) * NH * T * T);
+        float *ref = malloc(sizeof(float) * T * C), *kc = malloc(sizeof(float) * T * C);
+        float *vc = malloc(sizeof(float) * T * C);
+        float out[24], scores[9];
+        LnlRng r;
+        lnl_rng_seed(&r, 4);
+        for (int i = 0; i < T * 3 * C; i++) qkv[i] = (float)(2.0 * lnl_rng_normal(&r));
+        lnl_kernels_ref_ops.attention_forward(ref, att, NULL, qkv, 1, T, C, NH, cap);
+        for (int t = 0; t < T; t++) {
+            memcpy(kc + t * C, qkv + t * 3 * C + C, C * sizeof(float));
+            memcpy(vc + t * C, qkv + t * 3 * C + 2 * C, C * sizeof(float));
+        }
+        for (int t = 0; t < T; t++) {
+            lnl_attention_decode(out, scores, qkv + t * 3 * C, kc, vc, t + 1, C, NH, cap);
+            for (int i = 0; i < C; i++) CHECK_CLOSE(out[i], ref[t * C + i], 1e-6, 1e-5);
+        }
+        free(qkv);
+        free(att);
+        free(ref);
+        free(kc);
+        free(vc);
     }
-    for (int t = 0; t < T; t++) {
-        lnl_attention_decode(out, scores, qkv + t * 3 * C, kc, vc, t + 1, C, NH);
-        for (int i = 0; i < C; i++) CHECK_CLOSE(out[i], ref[t * C + i], 1e-6, 1e-5);
-    }
-    free(qkv);
-    free(att);
-    free(ref);
-    free(kc);
-    free(vc);
 }
 
 /* ---------------------------------------------------------------- sampler */
@@ -422,6 +453,7 @@ int main(void) {
     RUN_TEST(test_decode_every_preset);
     RUN_TEST(test_decode_dt_and_embedding_extras);
     RUN_TEST(test_decode_dynamic_norms);
+    RUN_TEST(test_decode_softcap_qk_norm);
     RUN_TEST(test_decode_batch_of_streams);
     RUN_TEST(test_decode_reset_and_rewind);
     RUN_TEST(test_prefill_every_preset);

@@ -158,7 +158,8 @@ static void d_norm(double *out, const double *x, const double *w, const double *
     }
 }
 
-static void d_attention(double *out, const double *qkv, int B, int T, int C, int NH) {
+/* cap > 0: scores capped as cap * tanh(score / cap) (Gemma 2's attention-logit softcap). */
+static void d_attention(double *out, const double *qkv, int B, int T, int C, int NH, double cap) {
     int hs = C / NH;
     double *s = dalloc((size_t)T);
     for (int b = 0; b < B; b++)
@@ -171,6 +172,7 @@ static void d_attention(double *out, const double *qkv, int B, int T, int C, int
                     double d = 0.0;
                     for (int i = 0; i < hs; i++) d += q[i] * k[i];
                     s[t2] = d / sqrt((double)hs);
+                    if (cap > 0) s[t2] = cap * tanh(s[t2] / cap);
                     mx = s[t2] > mx ? s[t2] : mx;
                 }
                 for (int t2 = 0; t2 <= t; t2++) z += (s[t2] = exp(s[t2] - mx));
@@ -535,20 +537,23 @@ static void test_attention_vs_ref(void) {
      * exceeds the tiled form's 256-wide slices of the transposed key block */
     const int shapes[][4] = {{2, 13, 24, 3}, {1, 37, 128, 2}, {3, 1, 8, 1}, {2, 20, 30, 5}, {1, 150, 128, 2},
                              {2, 9, 640, 2}, {2, 200, 96, 3}};
+    const float caps[] = {0.0f, 1.5f}; /* off, and a softcap that bends most of these scores */
     FOR_BACKENDS(ops)
     for (int mode = 0; mode < thread_modes(ops); mode++)
+    for (size_t ci = 0; ci < sizeof caps / sizeof caps[0]; ci++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         set_thread_mode(mode);
+        const float cap = caps[ci];
         int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], NH = shapes[s][3];
         size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
         float *qkv = frand(nq, -2, 2), *dout = frand(no, -1, 1);
         float *o1 = fzeros(no), *o2 = fzeros(no), *a1 = frand(na, 5, 6), *a2 = frand(na, 5, 6);
         size_t nr = (size_t)B * NH * T;
         float *r1 = frand(nr, 5, 6), *r2 = frand(nr, 5, 6);
-        ops->attention_forward(o1, a1, r1, qkv, B, T, C, NH);
-        REF->attention_forward(o2, a2, r2, qkv, B, T, C, NH);
-        char name[112];
-        const char *mn = thread_mode_name[mode];
+        ops->attention_forward(o1, a1, r1, qkv, B, T, C, NH, cap);
+        REF->attention_forward(o2, a2, r2, qkv, B, T, C, NH, cap);
+        char name[112], mn[48];
+        snprintf(mn, sizeof mn, "%s, cap %g", thread_mode_name[mode], (double)cap);
         snprintf(name, sizeof name, "attn out B%d T%d C%d NH%d [%s, %s]", B, T, C, NH, ops->name, mn);
         double atol = 5e-7 * sqrt((double)T + C / NH); /* float sums over T keys and the head */
         check_vs_ref(name, o1, o2, no, atol, 1e-5);
@@ -556,15 +561,20 @@ static void test_attention_vs_ref(void) {
         check_vs_ref(name, a1, a2, na, 1e-7, 1e-5);
         snprintf(name, sizeof name, "attn rowmax B%d T%d C%d NH%d [%s, %s]", B, T, C, NH, ops->name, mn);
         check_vs_ref(name, r1, r2, nr, 5e-7 * sqrt((double)C / NH), 1e-5); /* a float dot over the head */
+        if (cap > 0 && nr >= 50) { /* rowmax is the logit before the cap, which exceeds it here */
+            float mx = 0.0f;
+            for (size_t i = 0; i < nr; i++) mx = r2[i] > mx ? r2[i] : mx;
+            CHECK(mx > cap, "%s: the largest rowmax %g is not above the cap: capped?", name, (double)mx);
+        }
         /* without rowmax the other outputs are the same floats */
         float *o3 = fzeros(no), *a3 = frand(na, 5, 6);
-        ops->attention_forward(o3, a3, NULL, qkv, B, T, C, NH);
+        ops->attention_forward(o3, a3, NULL, qkv, B, T, C, NH, cap);
         CHECK(memcmp(o3, o1, no * sizeof(float)) == 0 && memcmp(a3, a1, na * sizeof(float)) == 0,
               "attn B%d T%d C%d NH%d [%s, %s]: rowmax changes out or att", B, T, C, NH, ops->name, mn);
         free(r1), free(r2), free(o3), free(a3);
         float *d1 = frand(nq, -1, 1), *d2 = fcopy(d1, nq), *da1 = frand(na, 5, 6), *da2 = frand(na, 5, 6);
-        ops->attention_backward(d1, da1, dout, qkv, a1, B, T, C, NH);
-        REF->attention_backward(d2, da2, dout, qkv, a2, B, T, C, NH);
+        ops->attention_backward(d1, da1, dout, qkv, a1, B, T, C, NH, cap);
+        REF->attention_backward(d2, da2, dout, qkv, a2, B, T, C, NH, cap);
         snprintf(name, sizeof name, "attn dqkv B%d T%d C%d NH%d [%s, %s]", B, T, C, NH, ops->name, mn);
         check_vs_ref(name, d1, d2, nq, atol, 1e-5);
         snprintf(name, sizeof name, "attn datt scratch B%d T%d C%d NH%d [%s, %s]", B, T, C, NH, ops->name, mn);
@@ -581,7 +591,7 @@ static void test_attention_mask_rows(void) {
     for (int mode = 0; mode < thread_modes(ops); mode++) {
         set_thread_mode(mode);
         float *att = frand(na, 1, 2); /* garbage that must be overwritten */
-        ops->attention_forward(out, att, NULL, qkv, B, T, C, NH);
+        ops->attention_forward(out, att, NULL, qkv, B, T, C, NH, 0.0f);
         int masked_ok = 1;
         double worst = 0.0;
         for (int bh = 0; bh < B * NH; bh++)
@@ -606,29 +616,32 @@ static void test_attention_mask_rows(void) {
 }
 
 static void test_attention_grad(void) {
-    const int shapes[][4] = {{2, 5, 12, 3}, {1, 6, 32, 2}, {1, 70, 8, 2}};
+    /* shape {B, T, C, NH, softcap x 10}: the capped ones with scores up to a few times the cap */
+    const int shapes[][5] = {{2, 5, 12, 3, 0}, {1, 6, 32, 2, 0}, {1, 70, 8, 2, 0}, {2, 5, 12, 3, 10},
+                             {1, 9, 32, 2, 7}, {1, 70, 8, 2, 15}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], NH = shapes[s][3];
+        const float cap = (float)shapes[s][4] / 10.0f;
         size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
         float *qkv = frand(nq, -1.5, 1.5), *R = frand(no, -1, 1);
         double *qd = dcopy(qkv, nq), *Rd = dcopy(R, no), *od = dalloc(no), *g = dalloc(nq);
-        FD(g, qd, nq, (d_attention(od, qd, B, T, C, NH), dot_out_R(od, Rd, no)));
-        d_attention(od, qd, B, T, C, NH);
+        FD(g, qd, nq, (d_attention(od, qd, B, T, C, NH, cap), dot_out_R(od, Rd, no)));
+        d_attention(od, qd, B, T, C, NH, cap);
         FOR_BACKENDS(ops)
         for (int mode = 0; mode < thread_modes(ops); mode++) {
             set_thread_mode(mode);
             char name[128];
             float *out = fzeros(no), *att = fzeros(na), *datt = fzeros(na), *dq = fzeros(nq);
-            ops->attention_forward(out, att, NULL, qkv, B, T, C, NH);
-            snprintf(name, sizeof name, "attn fwd vs double B%d T%d C%d NH%d [%s, %s]", B, T, C, NH, ops->name,
-                     thread_mode_name[mode]);
+            ops->attention_forward(out, att, NULL, qkv, B, T, C, NH, cap);
+            snprintf(name, sizeof name, "attn fwd vs double B%d T%d C%d NH%d cap %g [%s, %s]", B, T, C, NH,
+                     (double)cap, ops->name, thread_mode_name[mode]);
             CHECK(close_arrays(name, out, od, no, 1e-6, 1e-5, 0), "%s", name);
-            ops->attention_backward(dq, datt, R, qkv, att, B, T, C, NH);
-            snprintf(name, sizeof name, "attn dqkv B%d T%d C%d NH%d [%s, %s]", B, T, C, NH, ops->name,
-                     thread_mode_name[mode]);
+            ops->attention_backward(dq, datt, R, qkv, att, B, T, C, NH, cap);
+            snprintf(name, sizeof name, "attn dqkv B%d T%d C%d NH%d cap %g [%s, %s]", B, T, C, NH, (double)cap,
+                     ops->name, thread_mode_name[mode]);
             check_grad(name, dq, g, nq);
             float *a = frand(nq, -1, 1), *a0 = fcopy(a, nq);
-            ops->attention_backward(a, datt, R, qkv, att, B, T, C, NH);
+            ops->attention_backward(a, datt, R, qkv, att, B, T, C, NH, cap);
             check_accum("attn dqkv", a, a0, dq, nq);
             free(out), free(att), free(datt), free(dq), free(a), free(a0);
         }
@@ -1031,17 +1044,33 @@ static void test_zero(void) {
 /* ---- decode attention: one new position over a KV cache ---- */
 
 static void test_attention_decode(void) {
-    const int shapes[][3] = {{1, 24, 3}, {13, 24, 3}, {70, 128, 2}, {150, 96, 4}}; /* npos, C, NH */
+    const int shapes[][4] = {{1, 24, 3, 0}, {13, 24, 3, 0}, {70, 128, 2, 0}, {150, 96, 4, 0},
+                             {13, 24, 3, 2}, {70, 128, 2, 3}}; /* npos, C, NH, softcap */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int npos = shapes[s][0], C = shapes[s][1], NH = shapes[s][2];
+        const float cap = (float)shapes[s][3];
         float *q = frand(C, -2, 2), *kc = frand((size_t)npos * C, -2, 2), *vc = frand((size_t)npos * C, -2, 2);
         float *o2 = fzeros(C), *sc2 = fzeros(npos);
-        REF->attention_decode(o2, sc2, q, kc, vc, npos, C, NH);
+        REF->attention_decode(o2, sc2, q, kc, vc, npos, C, NH, cap);
+        /* the reference's decode equals the last row of its full attention on the same keys */
+        size_t nq = (size_t)npos * 3 * C, na = (size_t)NH * npos * npos;
+        float *qkv = fzeros(nq), *full = fzeros((size_t)npos * C), *att = fzeros(na);
+        for (int t = 0; t < npos; t++) {
+            memcpy(qkv + (size_t)t * 3 * C, t == npos - 1 ? q : kc + (size_t)t * C, (size_t)C * sizeof(float));
+            memcpy(qkv + (size_t)t * 3 * C + C, kc + (size_t)t * C, (size_t)C * sizeof(float));
+            memcpy(qkv + (size_t)t * 3 * C + 2 * C, vc + (size_t)t * C, (size_t)C * sizeof(float));
+        }
+        REF->attention_forward(full, att, NULL, qkv, 1, npos, C, NH, cap);
+        char name[96];
+        snprintf(name, sizeof name, "attn decode npos%d C%d NH%d cap %g [ref vs its forward]", npos, C, NH,
+                 (double)cap);
+        check_vs_ref(name, o2, full + (size_t)(npos - 1) * C, C, 5e-7 * sqrt((double)npos + C / NH), 1e-5);
+        free(qkv), free(full), free(att);
         FOR_BACKENDS(ops) {
             float *o1 = frand(C, 5, 6), *sc1 = frand(npos, 5, 6); /* garbage that must be overwritten */
-            ops->attention_decode(o1, sc1, q, kc, vc, npos, C, NH);
-            char name[96];
-            snprintf(name, sizeof name, "attn decode npos%d C%d NH%d [%s vs ref]", npos, C, NH, ops->name);
+            ops->attention_decode(o1, sc1, q, kc, vc, npos, C, NH, cap);
+            snprintf(name, sizeof name, "attn decode npos%d C%d NH%d cap %g [%s vs ref]", npos, C, NH, (double)cap,
+                     ops->name);
             check_vs_ref(name, o1, o2, C, 5e-7 * sqrt((double)npos + C / NH), 1e-5);
             free(o1), free(sc1);
         }

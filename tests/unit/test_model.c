@@ -143,6 +143,34 @@ static void test_fd_all_presets(void) {
     fd_check_config(&c, "rezero+subdt");
 }
 
+/* The attention softcap and the QK-norms (per head, over C), alone and together, both norm
+ * kinds; the cap (1) low enough that the scores bend. */
+static void test_fd_attn_softcap_qk_norm(void) {
+    const struct {
+        const char *preset, *what;
+        LnlNormKind kind;
+        float cap;
+        int qk;
+    } cases[] = {
+        {"pre", "pre+softcap", LNL_NORM_LAYERNORM, 1.0f, LNL_QK_NORM_OFF},
+        {"pre", "pre+qk head", LNL_NORM_LAYERNORM, 0.0f, LNL_QK_NORM_HEAD},
+        {"pre", "pre+qk head", LNL_NORM_RMSNORM, 0.0f, LNL_QK_NORM_HEAD},
+        {"pre", "pre+qk full", LNL_NORM_LAYERNORM, 0.0f, LNL_QK_NORM_FULL},
+        {"pre", "pre+qk full", LNL_NORM_RMSNORM, 0.0f, LNL_QK_NORM_FULL},
+        {"peri", "peri+softcap+qk full", LNL_NORM_RMSNORM, 1.0f, LNL_QK_NORM_FULL},
+        {"peri", "peri+softcap+qk head", LNL_NORM_LAYERNORM, 1.0f, LNL_QK_NORM_HEAD},
+        {"hybrid", "hybrid+softcap", LNL_NORM_LAYERNORM, 1.0f, LNL_QK_NORM_OFF},
+        {"post", "post+softcap+qk full", LNL_NORM_LAYERNORM, 1.0f, LNL_QK_NORM_FULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        LnlConfig c;
+        small_config(&c, cases[i].preset, cases[i].kind, 1.0f);
+        c.attn_softcap = cases[i].cap;
+        lnl_config_set_qk_norm(&c, cases[i].qk);
+        fd_check_config(&c, cases[i].what);
+    }
+}
+
 /* The residual step: dt alone sets the model's and every sub-layer's; attn.dt / mlp.dt some
  * sub-layers'; older configs without a sub-layer dt read as the model's. */
 static void test_sub_dt(void) {
@@ -248,6 +276,23 @@ static void test_tensor_table(void) {
     const LnlTensorView *q = lnl_model_find(&m, "h.2.attn.k_norm.bias");
     CHECK(q && q->numel == 4, "k_norm.bias missing or wrong size");
     lnl_model_free(&m);
+
+    /* QK-norm: q and k gains (HS) per head or (C) full, under the same names; no v_norm */
+    for (int kind = LNL_QK_NORM_HEAD; kind <= LNL_QK_NORM_FULL; kind++) {
+        small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+        lnl_config_set_qk_norm(&c, kind);
+        CHECK(lnl_model_create(&m, &c, &e) == 0, "%s", e.msg);
+        const size_t want = kind == LNL_QK_NORM_FULL ? 8 : 4;
+        const char *names[] = {"h.3.attn.q_norm.weight", "h.3.attn.k_norm.weight", "h.0.attn.q_norm.bias",
+                               "h.0.attn.k_norm.bias"};
+        for (int i = 0; i < 4; i++) {
+            q = lnl_model_find(&m, names[i]);
+            CHECK(q && q->numel == want && q->ndim == 1 && !q->decay, "qk_norm %d: %s missing or not (%zu)", kind,
+                  names[i], want);
+        }
+        CHECK(!lnl_model_find(&m, "h.0.attn.v_norm.weight"), "qk_norm %d has a v norm", kind);
+        lnl_model_free(&m);
+    }
 }
 
 /* Init rules: ReZero gates 0, DeepNorm beta, LNS in_scale, Admin profiling. */
@@ -480,6 +525,32 @@ static void test_overrides(void) {
     CHECK(lnl_config_override(&c, "mlp.out_norm@4-4=0", &e) == 0 && !c.sub[3][1].out_norm && c.sub[2][1].out_norm,
           "key@range form: %s", e.msg);
     CHECK(lnl_config_override(&c, "attn.b2t=1", &e) == 0 && lnl_config_validate(&c, &e) != 0, "attn b2t validated");
+    /* qk_norm: by name; attention only; one kind per model; never with qkv_norm */
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    CHECK(lnl_config_override(&c, "attn.qk_norm=full@2-4", &e) == 0 && lnl_config_validate(&c, &e) == 0 &&
+              c.sub[1][0].qk_norm == LNL_QK_NORM_FULL && !c.sub[0][0].qk_norm && lnl_config_qk_norm(&c) == -1 &&
+              lnl_config_qk_norm_dim(&c) == 8,
+          "attn.qk_norm=full@2-4: %s", e.msg);
+    CHECK(lnl_config_override(&c, "attn.qk_norm=sideways", &e) != 0 && strstr(e.msg, "off|head|full"),
+          "bad qk_norm accepted: %s", e.msg);
+    CHECK(lnl_config_override(&c, "attn.qk_norm=head@1", &e) == 0 && lnl_config_validate(&c, &e) != 0 &&
+              strstr(e.msg, "head and full"),
+          "head and full in one model: %s", e.msg);
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    CHECK(lnl_config_override(&c, "mlp.qk_norm=head", &e) == 0 && lnl_config_validate(&c, &e) != 0 &&
+              strstr(e.msg, "attn only"),
+          "mlp qk_norm validated: %s", e.msg);
+    small_config(&c, "hybrid", LNL_NORM_LAYERNORM, 1.0f);
+    CHECK(lnl_config_override(&c, "attn.qk_norm=head@4", &e) == 0 && lnl_config_validate(&c, &e) != 0 &&
+              strstr(e.msg, "qkv_norm (layer 1) and qk_norm (layer 4)"),
+          "qkv_norm with qk_norm validated: %s", e.msg);
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    const float bad_caps[] = {-1.0f, NAN, INFINITY};
+    for (int i = 0; i < 3; i++) {
+        c.attn_softcap = bad_caps[i];
+        CHECK(lnl_config_validate(&c, &e) != 0 && strstr(e.msg, "attn_softcap"), "attn_softcap %g validated",
+              (double)bad_caps[i]);
+    }
 }
 
 /* The JSON form round-trips every field. */
@@ -522,6 +593,37 @@ static void test_config_json(void) {
     CHECK(lnl_config_bias(&d) == 1 && d.init_std_rule == LNL_STD_FIXED && d.init_std == 0.3f, "old file's defaults");
     lnl_buf_free(&old);
     free(js);
+    /* the softcap and qk_norm are recorded, and read as off from files from before them */
+    small_config(&c, "peri", LNL_NORM_RMSNORM, 1.0f);
+    c.attn_softcap = 30.0f;
+    lnl_config_set_qk_norm(&c, LNL_QK_NORM_FULL);
+    js = lnl_config_to_json(&c);
+    CHECK(strstr(js, "\"attn_softcap\":30") && strstr(js, "\"qk_norm\":\"full\""), "softcap / qk_norm record: %s", js);
+    CHECK(lnl_config_from_json(&d, js, "test", &e) == 0, "%s", e.msg);
+    CHECK(d.attn_softcap == 30.0f && lnl_config_qk_norm(&d) == LNL_QK_NORM_FULL && !d.sub[0][1].qk_norm,
+          "softcap / qk_norm lost");
+    free(js);
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    js = lnl_config_to_json(&c);
+    LnlBuf old2 = {0};
+    for (const char *q = js; *q; q++) {
+        if (!strncmp(q, ",\"qk_norm\":\"off\"", 16)) q += 15;
+        else if (!strncmp(q, "\"attn_softcap\":0,", 17)) q += 16;
+        else lnl_buf_append(&old2, q, 1);
+    }
+    lnl_buf_append(&old2, "", 1);
+    CHECK(!strstr(old2.data, "qk_norm") && !strstr(old2.data, "softcap"), "old form: %s", old2.data);
+    CHECK(lnl_config_from_json(&d, old2.data, "old.json", &e) == 0, "%s", e.msg);
+    CHECK(d.attn_softcap == 0.0f && lnl_config_qk_norm(&d) == LNL_QK_NORM_OFF, "old file: softcap / qk_norm not off");
+    lnl_buf_free(&old2);
+    free(js);
+    /* the diff names the softcap */
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    d = c;
+    d.attn_softcap = 50.0f;
+    char *diff = lnl_config_diff(&c, &d);
+    CHECK(diff && strstr(diff, "attn_softcap 0 -> 50"), "diff: %s", diff ? diff : "(none)");
+    free(diff);
     CHECK(lnl_config_from_json(&d, "{\"format\":\"lnlab.config\",\"version\":1,\"n_layer\":1,\"n_head\":1,\"n_embd\":4,"
                                    "\"n_positions\":4,\"vocab_size\":5,\"norm\":\"layernorm\",\"eps\":1e-5,\"dt\":1,"
                                    "\"final_norm\":true,\"embed_norm\":false,\"embed_scale\":false,\"preset\":\"pre\","
@@ -543,5 +645,6 @@ int main(void) {
     RUN_TEST(test_config_json);
     RUN_TEST(test_fd_detects_error);
     RUN_TEST(test_fd_all_presets);
+    RUN_TEST(test_fd_attn_softcap_qk_norm);
     TEST_MAIN_END();
 }

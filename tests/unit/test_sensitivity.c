@@ -85,11 +85,12 @@ static void dyn_op(float *out, const float *x, void *ctx) {
 typedef struct {
     int B, T, C, NH;
     float *att;
+    float cap;
 } AttCtx;
 
 static void att_op(float *out, const float *x, void *ctx) {
     AttCtx *c = ctx;
-    lnl_attention_forward(out, c->att, NULL, x, c->B, c->T, c->C, c->NH);
+    lnl_attention_forward(out, c->att, NULL, x, c->B, c->T, c->C, c->NH, c->cap);
 }
 
 static void gelu_op(float *out, const float *x, void *ctx) { lnl_gelu_forward(out, x, (size_t)(*(int *)ctx)); }
@@ -127,18 +128,19 @@ static void test_jvp_kernels_fd(void) {
         double e = rel_diff(fd, jv, N * C);
         CHECK(e < 2e-3, "%s: ||fd - jvp|| / ||jvp|| = %g", lnl_norm_name((LnlNormKind)kind), e);
     }
-    {
+    for (int ci = 0; ci < 2; ci++) { /* without and with a softcap that bends these scores */
         enum { B = 2, T = 5, C = 8, NH = 2 };
+        const float cap = ci ? 0.8f : 0.0f;
         float qkv[B * T * 3 * C], v[B * T * 3 * C], att[B * NH * T * T], y[B * T * C], jv[B * T * C], fd[B * T * C];
         fill_normal(qkv, sizeof qkv / sizeof(float), 1.0, 5);
         fill_normal(v, sizeof v / sizeof(float), 1.0, 6);
-        lnl_attention_forward(y, att, NULL, qkv, B, T, C, NH);
-        lnl_attention_jvp(jv, v, qkv, att, B, T, C, NH);
+        lnl_attention_forward(y, att, NULL, qkv, B, T, C, NH, cap);
+        lnl_attention_jvp(jv, v, qkv, att, B, T, C, NH, cap);
         float att2[B * NH * T * T];
-        AttCtx ac = {B, T, C, NH, att2};
+        AttCtx ac = {B, T, C, NH, att2, cap};
         central_fd(att_op, &ac, qkv, v, B * T * 3 * C, B * T * C, 1e-3, fd);
         double e = rel_diff(fd, jv, B * T * C);
-        CHECK(e < 2e-3, "attention: ||fd - jvp|| / ||jvp|| = %g", e);
+        CHECK(e < 2e-3, "attention cap %g: ||fd - jvp|| / ||jvp|| = %g", (double)cap, e);
     }
     {
         enum { n = 50 };
@@ -156,8 +158,10 @@ static void test_jvp_kernels_fd(void) {
 /* ---------------------------------------------------------------- models */
 
 /* A small model of `preset` after one forward with targets (and a backward, so gradients are
- * nonzero), parameters moved off their trivial init so every path of the block acts. */
-static int make_model(LnlModel *m, const char *preset, LnlNormKind kind, int B, int T, int C, int L) {
+ * nonzero), parameters moved off their trivial init so every path of the block acts; with an
+ * attention softcap and every layer's qk_norm (LnlQkNorm) as given. */
+static int make_model_attn(LnlModel *m, const char *preset, LnlNormKind kind, int B, int T, int C, int L, float softcap,
+                           int qk_norm) {
     LnlConfig *c = malloc(sizeof *c);
     lnl_config_default(c);
     c->n_layer = L;
@@ -175,6 +179,8 @@ static int make_model(LnlModel *m, const char *preset, LnlNormKind kind, int B, 
         for (int l = 0; l < L; l++) c->sub[l][LNL_MLP].dt = 0.4f;
     }
     CHECK(r == 0, "preset %s: %s", preset, e.msg);
+    c->attn_softcap = softcap;
+    lnl_config_set_qk_norm(c, qk_norm);
     if (!r) r = lnl_model_create(m, c, &e);
     free(c);
     CHECK(r == 0, "%s: %s", preset, e.msg);
@@ -196,6 +202,10 @@ static int make_model(LnlModel *m, const char *preset, LnlNormKind kind, int B, 
     return 0;
 }
 
+static int make_model(LnlModel *m, const char *preset, LnlNormKind kind, int B, int T, int C, int L) {
+    return make_model_attn(m, preset, kind, B, T, C, L, 0.0f, LNL_QK_NORM_OFF);
+}
+
 /* Central difference of block l's output along v, through lnl_model_block_forward; the block's
  * activations are restored afterwards. */
 static void block_fd(LnlModel *m, int l, const float *v, double eps, float *fd) {
@@ -214,40 +224,68 @@ static void block_fd(LnlModel *m, int l, const float *v, double eps, float *fd) 
     free(yp);
 }
 
-static void test_block_jvp_fd_and_vjp_all_presets(void) {
-    const int B = 2, T = 4, C = 8, L = 3;
-    const size_t n = (size_t)B * T * C;
+/* Every block's tangent of model m against central differences, and its VJP against the tangent. */
+static void check_block_jvp_vjp(LnlModel *m, const char *what) {
+    const int L = m->cfg.n_layer;
+    const size_t n = (size_t)m->B * m->T * m->cfg.n_embd;
     float *v = malloc(n * sizeof(float)), *u = malloc(n * sizeof(float)), *jv = malloc(n * sizeof(float)),
           *jtu = malloc(n * sizeof(float)), *fd = malloc(n * sizeof(float));
-    for (int p = 0; p < NPRESETS; p++)
-        for (int kind = 0; kind < 4; kind++) { /* LayerNorm, RMSNorm, DyT, Derf */
-            if (lnl_norm_is_dynamic((LnlNormKind)kind) && !strcmp(presets[p], "branchnorm")) continue;
-            LnlModel m;
-            if (make_model(&m, presets[p], (LnlNormKind)kind, B, T, C, L)) continue;
-            LnlSensWork w;
-            lnl_sens_work_init(&w, &m);
-            for (int l = 0; l < L; l++) {
-                fill_normal(v, n, 1.0, 100 + (uint64_t)l);
-                fill_normal(u, n, 1.0, 200 + (uint64_t)l);
-                lnl_block_jvp(&m, &w, l, v, jv);
-                block_fd(&m, l, v, 1e-3, fd);
-                double e = rel_diff(fd, jv, n);
-                CHECK(e < 2e-3, "%s/%s layer %d: ||fd - Jv|| / ||Jv|| = %g (||Jv|| %g, ||fd|| %g)", presets[p],
-                      lnl_norm_name((LnlNormKind)kind), l, e, sqrt(dot(jv, jv, n)), sqrt(dot(fd, fd, n)));
-                lnl_model_block_vjp(&m, l, u, jtu);
-                double a = dot(u, jv, n), b = dot(jtu, v, n);
-                double scale = sqrt(dot(u, u, n) * dot(jv, jv, n)) + 1e-30;
-                CHECK(fabs(a - b) <= 1e-5 * scale, "%s/%s layer %d: u.Jv = %.9g, JTu.v = %.9g", presets[p],
-                      lnl_norm_name((LnlNormKind)kind), l, a, b);
-            }
-            lnl_sens_work_free(&w);
-            lnl_model_free(&m);
-        }
+    LnlSensWork w;
+    lnl_sens_work_init(&w, m);
+    for (int l = 0; l < L; l++) {
+        fill_normal(v, n, 1.0, 100 + (uint64_t)l);
+        fill_normal(u, n, 1.0, 200 + (uint64_t)l);
+        lnl_block_jvp(m, &w, l, v, jv);
+        block_fd(m, l, v, 1e-3, fd);
+        double e = rel_diff(fd, jv, n);
+        CHECK(e < 2e-3, "%s layer %d: ||fd - Jv|| / ||Jv|| = %g", what, l, e);
+        lnl_model_block_vjp(m, l, u, jtu);
+        double a = dot(u, jv, n), b = dot(jtu, v, n);
+        double scale = sqrt(dot(u, u, n) * dot(jv, jv, n)) + 1e-30;
+        CHECK(fabs(a - b) <= 1e-5 * scale, "%s layer %d: u.Jv = %.9g, JTu.v = %.9g", what, l, a, b);
+    }
+    lnl_sens_work_free(&w);
     free(v);
     free(u);
     free(jv);
     free(jtu);
     free(fd);
+}
+
+static void test_block_jvp_fd_and_vjp_all_presets(void) {
+    const int B = 2, T = 4, C = 8, L = 3;
+    for (int p = 0; p < NPRESETS; p++)
+        for (int kind = 0; kind < 4; kind++) { /* LayerNorm, RMSNorm, DyT, Derf */
+            if (lnl_norm_is_dynamic((LnlNormKind)kind) && !strcmp(presets[p], "branchnorm")) continue;
+            LnlModel m;
+            if (make_model(&m, presets[p], (LnlNormKind)kind, B, T, C, L)) continue;
+            char what[64];
+            snprintf(what, sizeof what, "%s/%s", presets[p], lnl_norm_name((LnlNormKind)kind));
+            check_block_jvp_vjp(&m, what);
+            lnl_model_free(&m);
+        }
+}
+
+/* The attention softcap and the QK-norms (per head, over C) in the tangent, alone and together,
+ * under every norm kind; the cap low enough to bend the scores. */
+static void test_block_jvp_attn_softcap_qk_norm(void) {
+    const struct {
+        const char *preset;
+        float cap;
+        int qk;
+    } cases[] = {{"pre", 0.5f, LNL_QK_NORM_OFF},  {"pre", 0.0f, LNL_QK_NORM_HEAD}, {"pre", 0.0f, LNL_QK_NORM_FULL},
+                 {"peri", 0.5f, LNL_QK_NORM_HEAD}, {"peri", 0.5f, LNL_QK_NORM_FULL}, {"post", 0.5f, LNL_QK_NORM_FULL}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int kind = 0; kind < 4; kind++) { /* every norm kind: the q/k norms take it too */
+            LnlModel m;
+            if (make_model_attn(&m, cases[i].preset, (LnlNormKind)kind, 2, 4, 8, 3, cases[i].cap, cases[i].qk))
+                continue;
+            char what[80];
+            snprintf(what, sizeof what, "%s/%s softcap %g qk_norm %d", cases[i].preset, lnl_norm_name((LnlNormKind)kind),
+                     (double)cases[i].cap, cases[i].qk);
+            check_block_jvp_vjp(&m, what);
+            lnl_model_free(&m);
+        }
 }
 
 /* Eigenvalues of the symmetric n x n matrix a (destroyed) by cyclic Jacobi rotations. */
@@ -374,6 +412,7 @@ static void test_sensitivity_side_effects(void) {
 int main(void) {
     RUN_TEST(test_jvp_kernels_fd);
     RUN_TEST(test_block_jvp_fd_and_vjp_all_presets);
+    RUN_TEST(test_block_jvp_attn_softcap_qk_norm);
     RUN_TEST(test_sensitivity_dense);
     RUN_TEST(test_sensitivity_identity);
     RUN_TEST(test_sensitivity_side_effects);
