@@ -230,6 +230,7 @@ int cmd_train(int argc, char **argv) {
     o.eval_every = ts.eval_every;
     o.eval_batches = ts.eval_batches;
     o.checkpoint_every = ts.checkpoint_every;
+    o.z_loss = (float)ts.z_loss;
     o.quiet = quiet;
     o.sample_every = sample_every;
     o.sample_tokens = (int)sample_tokens;

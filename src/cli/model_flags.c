@@ -9,7 +9,7 @@
 
 enum { F_SIZE, F_PRESET, F_NORM, F_DT, F_LAYERS, F_HEADS, F_DIM, F_SEQ, F_VOCAB, F_EMBED_NORM, F_EMBED_SCALE,
        F_SPEC, F_MIX, F_BN_STEPS, F_INIT_STD, F_RESID_SCALE, F_BIAS, F_EPS, F_NORM_GAIN, F_ALPHA_ATTN, F_ALPHA_MLP,
-       F_ALPHA_FINAL, F_EMBED_SCALE_LEARNED, F_ATTN_SOFTCAP, F_QK_NORM };
+       F_ALPHA_FINAL, F_EMBED_SCALE_LEARNED, F_ATTN_SOFTCAP, F_QK_NORM, F_LOGIT_SOFTCAP };
 
 void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
     memset(mf, 0, sizeof *mf);
@@ -35,11 +35,12 @@ void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
     mf->alpha[LNL_ALPHA_FINAL] = alpha[LNL_ALPHA_FINAL];
     mf->attn_softcap = 0.0;
     mf->qk_norm = NULL;
+    mf->logit_softcap = 0;
     LnlFlag t[LNL_MODEL_NFLAGS] = {
         [F_SIZE] = {"--model-size", LNL_FLAG_STR, &mf->size, "named size; sets layers/heads/dim", 1, 0, LNL_SIZES, 0},
         [F_PRESET] = {"--preset", LNL_FLAG_STR, &mf->preset, "normalization placement preset", 1, 0, LNL_PRESETS, 0},
-        [F_NORM] = {"--norm", LNL_FLAG_STR, &mf->norm, "normalization kind: LayerNorm, RMSNorm, Dynamic Tanh, Dynamic erf (docs/PLACEMENTS.md)", 1, 0, LNL_NORMS, 0},
-        [F_NORM_GAIN] = {"--norm-gain", LNL_FLAG_STR, &mf->norm_gain, "every norm's gain: w, or 1 + w with w initialized to 0 (Gemma)", 1, 0, LNL_NORM_GAINS, 0},
+        [F_NORM] = {"--norm", LNL_FLAG_STR, &mf->norm, "normalization kind: LayerNorm, RMSNorm, Dynamic Tanh, Dynamic erf, docs/PLACEMENTS.md (default: layernorm; olmo2, gemma2: rmsnorm)", 1, 0, LNL_NORMS, 0},
+        [F_NORM_GAIN] = {"--norm-gain", LNL_FLAG_STR, &mf->norm_gain, "every norm's gain: w, or 1 + w with w initialized to 0 (default: plain; gemma2: one-plus)", 1, 0, LNL_NORM_GAINS, 0},
         [F_ALPHA_ATTN] = {"--norm-alpha-attn", LNL_FLAG_FLOAT, &mf->alpha[LNL_ALPHA_ATTN], "dyt/derf: initial a of the attention sub-layer's norms (default: 0.8 for dyt, LLaMA-DyT; 1 for derf, its nanoGPT patch)", -100, 100, NULL, 0},
         [F_ALPHA_MLP] = {"--norm-alpha-mlp", LNL_FLAG_FLOAT, &mf->alpha[LNL_ALPHA_MLP], "dyt/derf: initial a of the MLP sub-layer's norms (default: 0.2 for dyt, 1 for derf)", -100, 100, NULL, 0},
         [F_ALPHA_FINAL] = {"--norm-alpha-final", LNL_FLAG_FLOAT, &mf->alpha[LNL_ALPHA_FINAL], "dyt/derf: initial a of ln_f and ln_e (default: 0.2 for dyt, 1 for derf)", -100, 100, NULL, 0},
@@ -58,9 +59,10 @@ void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *f) {
         [F_INIT_STD] = {"--init-std", LNL_FLAG_STR, &mf->init_std, "std of the normal init of matrices and embeddings: a number in (0, 10], or 1/sqrt(C) (default: the preset's)", 1, 0, NULL, 0},
         [F_RESID_SCALE] = {"--resid-scale-init", LNL_FLAG_STR, &mf->resid_scale_init, "GPT-2's extra 1/sqrt(2L) on the init std of the residual output projections (default: the preset's)", 1, 0, "on|off", 0},
         [F_BIAS] = {"--bias", LNL_FLAG_STR, &mf->bias, "biases of the attention and MLP linear layers (default: the preset's)", 1, 0, "on|off", 0},
-        [F_EPS] = {"--eps", LNL_FLAG_FLOAT, &mf->eps, "normalization epsilon", 1e-12, 1, NULL, 0},
-        [F_ATTN_SOFTCAP] = {"--attn-softcap", LNL_FLAG_FLOAT, &mf->attn_softcap, "attention-logit softcap S: scores S tanh(scores / S) before the softmax (Gemma 2: 50); 0: off", 0, 1e6, NULL, 0},
+        [F_EPS] = {"--eps", LNL_FLAG_FLOAT, &mf->eps, "normalization epsilon (default: 1e-5; olmo2, gemma2: 1e-6)", 1e-12, 1, NULL, 0},
+        [F_ATTN_SOFTCAP] = {"--attn-softcap", LNL_FLAG_FLOAT, &mf->attn_softcap, "attention-logit softcap S: scores S tanh(scores / S) before the softmax; 0: off (default: 0; gemma2: 50)", 0, 1e6, NULL, 0},
         [F_QK_NORM] = {"--qk-norm", LNL_FLAG_STR, &mf->qk_norm, "norms on q and k after c_attn, per head or over all C channels, kind --norm (default: the preset's, off)", 1, 0, LNL_QK_NORM_NAMES, 0},
+        [F_LOGIT_SOFTCAP] = {"--logit-softcap", LNL_FLAG_FLOAT, &mf->logit_softcap, "final logit softcap S: the LM head's logits become S tanh(z/S) in training and decoding; 0: off (default: 0; gemma2: 30)", 0, LNL_LOGIT_SOFTCAP_MAX, NULL, 0},
     };
     memcpy(f, t, sizeof t);
 }
@@ -102,6 +104,30 @@ static void restore_extras(LnlConfig *c, const FileExtras *x, const LnlFlag *f) 
     if (!f[F_QK_NORM].seen && x->qk_norm >= 0) lnl_config_set_qk_norm(c, x->qk_norm);
 }
 
+/* The norm kind, gain, eps, DyT / Derf's a and the softcaps: every one given on the command line,
+ * and with only_seen 0 the defaults of the others too. */
+static int norm_flags(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int only_seen, LnlErr *e) {
+#define GIVEN(i) (!only_seen || f[i].seen)
+    if (GIVEN(F_EPS)) c->eps = (float)mf->eps;
+    if (GIVEN(F_NORM)) {
+        LnlNormKind kind;
+        if (lnl_norm_parse(mf->norm, &kind)) return lnl_err(e, "--norm: unknown kind '%s' (one of %s)", mf->norm, LNL_NORMS);
+        lnl_config_set_norm(c, kind);
+    }
+    if (GIVEN(F_NORM_GAIN)) {
+        LnlNormGain gain;
+        if (lnl_norm_gain_parse(mf->norm_gain, &gain))
+            return lnl_err(e, "--norm-gain: unknown gain '%s' (one of %s)", mf->norm_gain, LNL_NORM_GAINS);
+        c->norm_gain = (uint8_t)gain;
+    }
+    for (int i = 0; i < 3; i++)
+        if (f[F_ALPHA_ATTN + i].seen) c->norm_alpha[i] = (float)mf->alpha[i];
+    if (GIVEN(F_ATTN_SOFTCAP)) c->attn_softcap = (float)mf->attn_softcap;
+    if (GIVEN(F_LOGIT_SOFTCAP)) c->logit_softcap = (float)mf->logit_softcap;
+    return 0;
+#undef GIVEN
+}
+
 static int apply(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int only_seen, LnlErr *e) {
 #define GIVEN(i) (!only_seen || f[i].seen)
     int respec = !only_seen || f[F_PRESET].seen || f[F_LAYERS].seen || f[F_SIZE].seen || f[F_MIX].seen;
@@ -118,27 +144,16 @@ static int apply(const LnlModelFlags *mf, const LnlFlag *f, LnlConfig *c, int on
     if (GIVEN(F_VOCAB)) c->vocab_size = (int)mf->vocab;
     if (GIVEN(F_MIX)) c->mix_ratio = (float)mf->mix_ratio;
     if (GIVEN(F_BN_STEPS)) c->branchnorm_steps = (int)mf->branchnorm_steps;
-    if (GIVEN(F_EPS)) c->eps = (float)mf->eps;
-    if (GIVEN(F_NORM)) {
-        LnlNormKind kind;
-        if (lnl_norm_parse(mf->norm, &kind)) return lnl_err(e, "--norm: unknown kind '%s' (one of %s)", mf->norm, LNL_NORMS);
-        lnl_config_set_norm(c, kind);
-    }
-    if (GIVEN(F_NORM_GAIN)) {
-        LnlNormGain gain;
-        if (lnl_norm_gain_parse(mf->norm_gain, &gain))
-            return lnl_err(e, "--norm-gain: unknown gain '%s' (one of %s)", mf->norm_gain, LNL_NORM_GAINS);
-        c->norm_gain = (uint8_t)gain;
-    }
-    for (int i = 0; i < 3; i++)
-        if (f[F_ALPHA_ATTN + i].seen) c->norm_alpha[i] = (float)mf->alpha[i];
     if (GIVEN(F_EMBED_SCALE_LEARNED)) c->embed_scale_learned = (uint8_t)mf->embed_scale_learned;
-    if (GIVEN(F_ATTN_SOFTCAP)) c->attn_softcap = (float)mf->attn_softcap;
+    if (norm_flags(mf, f, c, only_seen, e)) return -1;
     if (respec) {
         if (strcmp(preset, "custom") == 0)
             return lnl_err(e, "--preset: the loaded model has a custom spec; give --preset to re-derive it");
         if (lnl_config_preset(c, preset, e)) return -1;
         if (only_seen) restore_extras(c, &file, f);
+        /* a model family's preset (olmo2, gemma2) sets its norm kind, gain, eps and softcaps:
+         * the flags given on the command line win over it */
+        if (norm_flags(mf, f, c, 1, e)) return -1;
     }
     if (GIVEN(F_DT)) lnl_config_set_dt(c, (float)mf->dt);
     /* the preset's defaults stand unless these flags are given, for a new model too */

@@ -1,4 +1,4 @@
-/* The flags that describe a model (sizes, placement, norm, dt, spec overrides), shared by every
+/* The flags that describe a model (sizes, placement, norm, dt, logit softcap, spec overrides), shared by every
  * command that builds a model or overrides a loaded model's config. */
 #ifndef LNL_MODEL_FLAGS_H
 #define LNL_MODEL_FLAGS_H
@@ -15,14 +15,14 @@ typedef struct {
     const char *bias;             /* "on" | "off"; NULL: the preset's */
     const char *qk_norm;          /* LNL_QK_NORM_NAMES; NULL: the preset's (off) */
     long long layers, heads, dim, seq, vocab, branchnorm_steps;
-    double dt, mix_ratio, eps, attn_softcap;
+    double dt, mix_ratio, eps, attn_softcap, logit_softcap;
     int embed_norm, embed_scale;  /* read only when their flag is given: else the preset's */
     const char *norm_gain;        /* LNL_NORM_GAINS */
     double alpha[3];              /* DyT / Derf's initial a by position (LNL_ALPHA_*); read when given */
     int embed_scale_learned;
 } LnlModelFlags;
 
-#define LNL_MODEL_NFLAGS 25
+#define LNL_MODEL_NFLAGS 26
 /* Sets the defaults and writes the flag table entries into flags[0 .. LNL_MODEL_NFLAGS-1]. */
 void lnl_model_flags_init(LnlModelFlags *mf, LnlFlag *flags);
 /* For commands that load a model: the flags' help says they default to the file's values. */

@@ -39,11 +39,11 @@ LnlLogitStats lnl_logit_stats(const LnlModel *m) {
     LnlLogitStats s = {NAN, NAN};
     const int N = m->B * m->T;
     if (!m->xent_max || N < 1) return s;
-    /* log sum_v exp z_v = max + log sum_v exp(z_v - max) = xent_max - log(xent_inv_z), per row */
+    /* of the logits the softmax sees: after the softcap, when the model has one */
     double mx = -INFINITY, lz = 0;
     for (int r = 0; r < N; r++) {
         if (m->xent_max[r] > mx || isnan(m->xent_max[r])) mx = m->xent_max[r];
-        lz += (double)m->xent_max[r] - log((double)m->xent_inv_z[r]);
+        lz += lnl_xent_log_z(m->xent_max[r], m->xent_inv_z[r]);
     }
     s.logit_max = mx;
     s.log_z_mean = lz / N;

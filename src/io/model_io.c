@@ -48,7 +48,8 @@ int lnl_config_is_plain_gpt2(const LnlConfig *c) {
     LnlErr e;
     if (lnl_config_preset(&ref, "pre", &e)) return 0;
     if (c->norm != LNL_NORM_LAYERNORM || c->norm_gain != LNL_GAIN_PLAIN || c->embed_norm || c->embed_scale ||
-        c->embed_scale_learned || c->dt != 1.0f || !c->final_norm || c->attn_softcap != 0.0f)
+        c->embed_scale_learned || c->dt != 1.0f || !c->final_norm || c->attn_softcap != 0.0f ||
+        c->logit_softcap != 0.0f)
         return 0;
     if (fabsf(c->eps - 1e-5f) > 1e-9f) return 0;
     return memcmp(ref.sub, c->sub, sizeof(LnlSubSpec) * 2 * (size_t)c->n_layer) == 0;

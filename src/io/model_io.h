@@ -32,7 +32,7 @@ int lnl_model_load(LnlModel *m, const char *path, LnlConfigHook hook, void *ctx,
 int lnl_model_save(const LnlModel *m, const char *path, LnlErr *e);
 int lnl_model_save_safetensors(const LnlModel *m, const char *path, const char *extra_key, const char *extra_val,
                                LnlErr *e);
-/* Whether a config is exactly GPT-2's Pre-LN with LayerNorm (what llm.c's file can hold). */
+/* Whether a config is exactly GPT-2's Pre-LN with LayerNorm, no logit softcap (what llm.c's file can hold). */
 int lnl_config_is_plain_gpt2(const LnlConfig *c);
 
 /* Writes/reads a tensor in file layout: hf_transpose views are (in, out) in files. */

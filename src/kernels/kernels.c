@@ -660,7 +660,7 @@ static void cpu_xent_forward(float *losses, float *rmax, float *inv_z, const flo
 }
 
 static void cpu_xent_backward_inplace(float *logits, const float *rmax, const float *inv_z, const int32_t *targets,
-                                      const float *dloss, int N, int V) {
+                                      const float *dloss, const float *dlogz, float softcap, int N, int V) {
     LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * V > LNL_PAR_MIN_ELEMS))
     for (int r = 0; r < N; r++) {
         float *x = logits + (size_t)r * V;
@@ -669,11 +669,31 @@ static void cpu_xent_backward_inplace(float *logits, const float *rmax, const fl
             memset(x, 0, (size_t)V * sizeof(float));
             continue;
         }
-        const float mx = rmax[r], iz = inv_z[r], dl = dloss[r];
-        float pt = expf_approx(x[tg] - mx) * iz;
-        for (int v = 0; v < V; v++) x[v] = (expf_approx(x[v] - mx) * iz) * dl;
-        x[tg] = pt * dl - dl; /* rounded as lnl_softmax_xent_backward rounds it */
+        /* dp = dloss + dlogz is dloss itself without a z-loss: the floats of lnl_softmax_xent_backward */
+        const float mx = rmax[r], iz = inv_z[r], dl = dloss[r], dp = dl + (dlogz ? dlogz[r] : 0.0f);
+        const float ct = x[tg], pt = expf_approx(ct - mx) * iz;
+        if (softcap > 0) {
+            /* 1 - t^2 in double: near saturation (t -> 1) a float t's rounding would be a large part
+             * of the small factor */
+            const double inv_cap = 1.0 / softcap;
+            for (int v = 0; v < V; v++) {
+                const float c = x[v];
+                const double t = c * inv_cap;
+                x[v] = ((expf_approx(c - mx) * iz) * dp) * (float)((1.0 - t) * (1.0 + t));
+            }
+            const double t = ct * inv_cap;
+            x[tg] = (pt * dp - dl) * (float)((1.0 - t) * (1.0 + t));
+        } else {
+            for (int v = 0; v < V; v++) x[v] = (expf_approx(x[v] - mx) * iz) * dp;
+            x[tg] = pt * dp - dl; /* rounded as lnl_softmax_xent_backward rounds it */
+        }
     }
+}
+
+/* ---- logit softcap: libm's tanhf per element, the elements split among threads ---- */
+static void cpu_softcap_forward(float *out, const float *inp, size_t n, float cap) {
+    LNL_OMP(parallel for schedule(static) if(parallel: n > LNL_PAR_MIN_ELEMS))
+    for (size_t i = 0; i < n; i++) out[i] = cap * tanhf(inp[i] / cap);
 }
 
 /* ---- AdamW and elementwise helpers: the element math is shared with the reference, the
@@ -755,6 +775,7 @@ const LnlKernelOps lnl_kernels_cpu_ops = {
     .softmax_xent_backward = cpu_softmax_xent_backward,
     .xent_forward = cpu_xent_forward,
     .xent_backward_inplace = cpu_xent_backward_inplace,
+    .softcap_forward = cpu_softcap_forward,
     .adamw_update = cpu_adamw_update,
     .zero = cpu_zero,
     .axpby = cpu_axpby,

@@ -12,6 +12,7 @@
 #ifndef LNL_KERNELS_H
 #define LNL_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,7 +89,8 @@ typedef struct LnlKernelOps {
     void (*xent_forward)(float *losses, float *rmax, float *inv_z, const float *logits, const int32_t *targets, int N,
                          int V);
     void (*xent_backward_inplace)(float *logits, const float *rmax, const float *inv_z, const int32_t *targets,
-                                  const float *dloss, int N, int V);
+                                  const float *dloss, const float *dlogz, float softcap, int N, int V);
+    void (*softcap_forward)(float *out, const float *inp, size_t n, float cap);
     void (*adamw_update)(float *param, const float *grad, float gscale, float *m, float *v, size_t n, float lr,
                          float beta1, float beta2, float eps, float weight_decay, int t);
     void (*zero)(float *x, size_t n);
@@ -265,11 +267,19 @@ static inline void lnl_softmax_xent_backward(float *dlogits,       /* (N, V) += 
 /* ---- cross-entropy over the vocabulary on one (N, V) buffer (what the model runs) ----
  * Forward: per row i, rmax[i] = max_v logits[i, v], inv_z[i] = 1 / sum_v exp(logits[i, v] - rmax[i])
  * and losses[i] = -log softmax(logits[i])[targets[i]] (0 if targets[i] < 0); logits are read only.
+ * log Z of row i (Z = sum_v exp logits[i, v], the softmax's normalizer) is lnl_xent_log_z(rmax[i],
+ * inv_z[i]).
  * Backward, in place: the buffer holding the logits is overwritten (=, the one gradient not
- * accumulated with +=) with dlogits[i, v] = (exp(logits[i, v] - rmax[i]) inv_z[i] - [v == targets[i]])
- * * dloss[i], zero for ignored rows. So no second (N, V) buffer and no probabilities are kept;
- * the probabilities are the same floats lnl_softmax_xent_forward computes (a fast backend's
- * promise: the reference rounds the gradient once, from double). */
+ * accumulated with +=) with
+ *     g[i, v] = (p[i, v] - [v == targets[i]]) * dloss[i] + p[i, v] * dlogz[i],
+ *     p[i, v] = exp(logits[i, v] - rmax[i]) inv_z[i],
+ * zero for ignored rows: dloss is dLoss/d losses[i] and dlogz (NULL: all 0) dLoss/d log Z of row i
+ * beyond the cross-entropy's own (the z-loss's 2 coef log Z / count, src/model/model.c). With
+ * softcap S > 0 the buffer holds the capped logits c = S tanh(z / S) (lnl_softcap_forward, in
+ * place) and the result is the gradient of their input z: g[i, v] * (1 - (c[i, v] / S)^2), read
+ * from c before it is overwritten. So no second (N, V) buffer and no probabilities are kept.
+ * With dlogz NULL and softcap 0 the gradient is the same floats lnl_softmax_xent_backward gives
+ * (a fast backend's promise: the reference rounds the gradient once, from double). */
 static inline void lnl_xent_forward(float *losses,          /* (N) */
                                     float *rmax,            /* (N) saved */
                                     float *inv_z,           /* (N) saved */
@@ -283,8 +293,19 @@ static inline void lnl_xent_backward_inplace(float *logits,          /* (N, V) i
                                              const float *inv_z,     /* (N) */
                                              const int32_t *targets, /* (N) */
                                              const float *dloss,     /* (N) */
+                                             const float *dlogz,     /* (N) or NULL */
+                                             float softcap,          /* S of the capped logits; 0: none */
                                              int N, int V) {
-    lnl_kernels_active->xent_backward_inplace(logits, rmax, inv_z, targets, dloss, N, V);
+    lnl_kernels_active->xent_backward_inplace(logits, rmax, inv_z, targets, dloss, dlogz, softcap, N, V);
+}
+/* log Z = log sum_v exp logits[i, v] = rmax - log(inv_z) of one row, from lnl_xent_forward's saved
+ * values (the z-loss and the probe's log_z_mean read it). */
+static inline double lnl_xent_log_z(float rmax, float inv_z) { return (double)rmax - log((double)inv_z); }
+
+/* ---- logit softcap (Gemma 2): out = cap * tanh(inp / cap), cap > 0; out may alias inp ----
+ * Its backward is folded into lnl_xent_backward_inplace (softcap), which reads the capped values. */
+static inline void lnl_softcap_forward(float *out, const float *inp, size_t n, float cap) {
+    lnl_kernels_active->softcap_forward(out, inp, n, cap);
 }
 
 /* ---- AdamW, decoupled weight decay, bias-corrected; t is the 1-based step ----

@@ -248,7 +248,8 @@ void lnl_ref_softmax_xent_backward(float *dlogits, const float *probs, const int
 void lnl_ref_xent_forward(float *losses, float *rmax, float *inv_z, const float *logits, const int32_t *targets, int N,
                           int V);
 void lnl_ref_xent_backward_inplace(float *logits, const float *rmax, const float *inv_z, const int32_t *targets,
-                                   const float *dloss, int N, int V);
+                                   const float *dloss, const float *dlogz, float softcap, int N, int V);
+void lnl_ref_softcap_forward(float *out, const float *inp, size_t n, float cap);
 void lnl_ref_adamw_update(float *param, const float *grad, float gscale, float *m, float *v, size_t n, float lr,
                           float beta1, float beta2, float eps, float weight_decay, int t);
 void lnl_ref_zero(float *x, size_t n);

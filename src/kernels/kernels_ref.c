@@ -329,15 +329,25 @@ void lnl_ref_xent_forward(float *losses, float *rmax, float *inv_z, const float 
 }
 
 void lnl_ref_xent_backward_inplace(float *logits, const float *rmax, const float *inv_z, const int32_t *targets,
-                                   const float *dloss, int N, int V) {
+                                   const float *dloss, const float *dlogz, float softcap, int N, int V) {
     for (int r = 0; r < N; r++) {
         float *x = logits + (size_t)r * V;
         int32_t tg = targets[r];
         for (int v = 0; v < V; v++) {
             double p = exp((double)x[v] - rmax[r]) * inv_z[r];
-            x[v] = tg < 0 ? 0.0f : (float)((p - (v == tg ? 1.0 : 0.0)) * dloss[r]);
+            double g = (p - (v == tg ? 1.0 : 0.0)) * dloss[r];
+            if (dlogz) g += p * dlogz[r];
+            if (softcap > 0) {
+                double t = (double)x[v] / softcap;
+                g *= 1.0 - t * t;
+            }
+            x[v] = tg < 0 ? 0.0f : (float)g;
         }
     }
+}
+
+void lnl_ref_softcap_forward(float *out, const float *inp, size_t n, float cap) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)(cap * tanh((double)inp[i] / cap));
 }
 
 /* ---- AdamW and elementwise helpers ---- */
@@ -405,6 +415,7 @@ const LnlKernelOps lnl_kernels_ref_ops = {
     .softmax_xent_backward = lnl_ref_softmax_xent_backward,
     .xent_forward = lnl_ref_xent_forward,
     .xent_backward_inplace = lnl_ref_xent_backward_inplace,
+    .softcap_forward = lnl_ref_softcap_forward,
     .adamw_update = lnl_ref_adamw_update,
     .zero = lnl_ref_zero,
     .axpby = lnl_ref_axpby,

@@ -159,18 +159,14 @@ int lnl_model_create(LnlModel *m, const LnlConfig *cfg, LnlErr *e) {
     return 0;
 }
 
+static void free_acts(LnlModel *m);
+
 void lnl_model_free(LnlModel *m) {
     free(m->params_mem);
     free(m->grads_mem);
     free(m->views);
     free(m->gain_eff);
-    free(m->acts_mem);
-    free(m->scratch_mem);
-    free(m->stream);
-    free(m->sub);
-    free(m->inputs);
-    free(m->targets);
-    free(m->dx_norm);
+    free_acts(m);
     free(m->dec.mem);
     free(m->dec.stream);
     free(m->dec.sub);
@@ -396,6 +392,7 @@ static void layout_scratch(LnlModel *m, Arena *a) {
     m->d_fch2 = take(a, N * 4 * C);
     m->d_att = take(a, B * NH * T * T);
     m->d_losses = take(a, N);
+    m->d_logz = take(a, N);
 }
 
 /* Frees the activations and scratch of lnl_model_alloc_acts; the model has none afterwards. */
@@ -538,7 +535,8 @@ static void blocks_forward(LnlModel *m, const LnlPass *P) {
     }
 }
 
-/* The optional final norm (into lnf) and the tied LM head on N rows of the top stream x. */
+/* The optional final norm (into lnf), the tied LM head and the optional logit softcap (in place:
+ * the backward reads the capped logits, lnl_xent_backward_inplace) on N rows of the top stream x. */
 static void head_rows(LnlModel *m, const float *x, float *lnf, float *mean, float *rstd, float *logits, int N) {
     const LnlConfig *c = &m->cfg;
     if (c->final_norm) {
@@ -546,6 +544,8 @@ static void head_rows(LnlModel *m, const float *x, float *lnf, float *mean, floa
         x = lnf;
     }
     lnl_matmul_forward(logits, x, m->p.wte, NULL, N, c->n_embd, c->vocab_size);
+    if (c->logit_softcap > 0)
+        lnl_softcap_forward(logits, logits, (size_t)N * (size_t)c->vocab_size, c->logit_softcap);
 }
 
 static float forward_impl(LnlModel *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *vars) {
@@ -567,17 +567,23 @@ static float forward_impl(LnlModel *m, const int32_t *inputs, const int32_t *tar
     head_rows(m, m->stream[2 * L], m->lnf, m->lnf_mean, m->lnf_rstd, m->logits, N);
     m->have_targets = targets != NULL;
     m->loss = 0.0f;
+    m->z_loss = 0.0f;
     if (targets) {
         memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
         lnl_xent_forward(m->losses, m->xent_max, m->xent_inv_z, m->logits, targets, N, V);
-        double sum = 0;
+        double sum = 0, zsum = 0;
         int count = 0;
         for (int i = 0; i < N; i++) {
             if (targets[i] < 0) continue;
             sum += m->losses[i];
+            if (m->z_loss_coef > 0) {
+                const double lz = lnl_xent_log_z(m->xent_max[i], m->xent_inv_z[i]);
+                zsum += lz * lz;
+            }
             count++;
         }
         m->loss = count ? (float)(sum / count) : 0.0f;
+        m->z_loss = count ? (float)(m->z_loss_coef * zsum / count) : 0.0f;
     }
     return m->loss;
 }
@@ -737,8 +743,19 @@ int lnl_model_backward(LnlModel *m) {
     int count = 0;
     for (int i = 0; i < N; i++) count += m->targets[i] >= 0;
     for (int i = 0; i < N; i++) m->d_losses[i] = count ? 1.0f / (float)count : 0.0f;
-    /* the logits become dlogits in place; a second backward needs a new forward */
-    lnl_xent_backward_inplace(m->logits, m->xent_max, m->xent_inv_z, m->targets, m->d_losses, N, V);
+    /* the z-loss coef * mean (log Z)^2 adds 2 coef log Z / count to each row's dLoss/d log Z */
+    const float *dlogz = NULL;
+    if (m->z_loss_coef > 0 && count) {
+        for (int i = 0; i < N; i++)
+            m->d_logz[i] = m->targets[i] < 0 ? 0.0f
+                                             : (float)(2.0 * m->z_loss_coef *
+                                                       lnl_xent_log_z(m->xent_max[i], m->xent_inv_z[i]) / count);
+        dlogz = m->d_logz;
+    }
+    /* the logits become dlogits in place (through the softcap: dLoss/d the LM head's output); a
+     * second backward needs a new forward */
+    lnl_xent_backward_inplace(m->logits, m->xent_max, m->xent_inv_z, m->targets, m->d_losses, dlogz,
+                              c->logit_softcap, N, V);
     m->have_targets = 0;
     const float *dlogits = m->logits;
     const float *x = c->final_norm ? m->lnf : m->stream[2 * L];

@@ -212,8 +212,9 @@ typedef struct {
     float **stream;                   /* stream[k], k = 0..2L: input of sub-layer k, (N, C) */
     LnlSubActs *sub;                  /* (2L), sub-layer k = 2l + s */
     float *lnf, *lnf_mean, *lnf_rstd; /* (N, C) */
-    float *logits;                    /* (N, V); after lnl_model_backward it holds dLoss/dlogits instead */
-    float *losses;                    /* (N) */
+    float *logits;                    /* (N, V), after the softcap if the config has one; after
+                                       * lnl_model_backward it holds dLoss/d(the LM head's output) instead */
+    float *losses;                    /* (N) per-token cross-entropy */
     float *xent_max, *xent_inv_z;     /* (N) each: per row, the max logit and 1/sum exp(logit - max) */
     float *att_rowmax;                /* (B, NH, T) scratch: each attention row's largest logit */
     float *attn_logit_max;            /* (L) per block, the largest attention logit of the last forward
@@ -225,12 +226,17 @@ typedef struct {
     float *scratch_mem;
     float *d_stream[3], *d_r, *d_f, *d_fin, *d_u, *d_tmp, *d_atty, *d_qkv, *d_qkvn, *d_fch, *d_fch2, *d_att;
     float *d_losses, *d_x; /* dLoss/dlogits lives in logits (lnl_xent_backward_inplace) */
+    float *d_logz;         /* (N) the z-loss's dLoss/d log Z per row */
     /* per-block statistics written by backward: ||dLoss/d stream leaving block l||, l = 0..L */
     double *dx_norm;
     /* runtime settings */
     float branch_lambda; /* BranchNorm strength for the next forward */
     int diag_forward;    /* forwards also record attn_logit_max (diagnostics; 0 by default: no cost) */
-    float loss;          /* mean loss of the last forward with targets */
+    float z_loss_coef;   /* z-loss coefficient for the next forward and its backward (0 by default: off);
+                          * the trainer's --z-loss */
+    float loss;          /* mean cross-entropy of the last forward with targets (never the z-loss) */
+    float z_loss;        /* z_loss_coef * mean log(Z)^2 of that forward (0 when off): the objective the
+                          * backward differentiates is loss + z_loss */
     /* generation */
     LnlDecode dec;
 } LnlModel;
@@ -257,14 +263,18 @@ typedef struct {
     uint64_t scratch;        /* backward scratch */
 } LnlModelMemory;
 int lnl_model_memory(const LnlConfig *c, int B, int T, LnlModelMemory *out, LnlErr *e);
-/* Forward on inputs (B, T); with targets (B, T) also computes the mean loss (returned; else 0).
+/* Forward on inputs (B, T); with targets (B, T) also computes the mean cross-entropy (returned, and
+ * in m->loss; else 0) and, with z_loss_coef > 0, the z-loss term m->z_loss = z_loss_coef * mean
+ * over the same tokens of (log Z)^2, Z = sum_v exp(logit_v) (Wortsman et al. 2023), which the
+ * returned value leaves out.
  * A (B, T) other than the allocated one re-allocates the activations first (valid sizes are the
  * caller's to check, as lnl_model_alloc_acts does); if that allocation fails the forward returns
  * NaN and leaves the model without activations. Callers who need the error call
  * lnl_model_alloc_acts themselves. */
 float lnl_model_forward(LnlModel *m, const int32_t *inputs, const int32_t *targets, int B, int T);
 void lnl_model_zero_grad(LnlModel *m);
-/* Backward of the mean loss of the last forward (which must have had targets); grads += .
+/* Backward of the last forward's training objective, loss + z_loss (it must have had targets),
+ * through the logit softcap if the config has one; grads += .
  * Returns -1, touching nothing, if there was no such forward since the last backward. */
 int lnl_model_backward(LnlModel *m);
 /* Recomputes block l (0-based) from m->stream[2l] as the last forward did, in place: its saved

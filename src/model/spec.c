@@ -71,27 +71,46 @@ typedef enum {
 #define XAV LNL_STD_INV_SQRT_C  /* 1/sqrt(C): Xavier's std for a C x C matrix */
 
 /* Every preset's defaults in one place; docs/PLACEMENTS.md (sections 4 and 5) gives the source
- * and the reason for each. Placement flags apply to every sub-layer (b2t: the mlp's only). */
+ * and the reason for each. Placement flags apply to every sub-layer (b2t: the mlp's only). The
+ * presets of whole model families (olmo2, gemma2) also set what their source fixes beyond the
+ * placement (`model`): the norm kind, gain and eps, the softcaps and the q/k norms; the other
+ * presets leave those to the flags. */
+typedef struct {
+    uint8_t on;                /* the preset sets the fields below */
+    LnlNormKind norm;          /* every norm's kind */
+    LnlNormGain gain;          /* every norm's gain */
+    float eps;                 /* every norm's eps */
+    float attn_softcap, logit_softcap;
+    LnlQkNorm qk_norm;         /* every attention sub-layer's */
+} ModelExtras;
+
 static const struct {
     const char *name;
     uint8_t pre, out, post, b2t, skip_learned, gate, branch_norm; /* placement */
     LayerRule layers;
     uint8_t final_norm;
     uint8_t std_rule, resid_scale, bias, embed_norm, embed_scale, admin_profile;
+    ModelExtras model; /* zero (off) unless given */
 } presets[] = {
-    /*  name          pre out post b2t skip gate bn  layers           final std   resid bias enorm escale admin */
-    {"post",          o_, o_, X_,  o_, o_,  o_,  o_, LAYERS_SAME,     o_,   XAV,  o_,   X_,  o_,   X_,    o_},
-    {"pre",           X_, o_, o_,  o_, o_,  o_,  o_, LAYERS_SAME,     X_,   GPT2, X_,   X_,  o_,   o_,    o_},
-    {"peri",          X_, X_, o_,  o_, o_,  o_,  o_, LAYERS_SAME,     X_,   GPT2, o_,   X_,  X_,   o_,    o_},
-    {"b2t",           o_, o_, X_,  X_, o_,  o_,  o_, LAYERS_SAME,     o_,   XAV,  o_,   X_,  o_,   X_,    o_},
-    {"mix",           o_, o_, o_,  o_, o_,  o_,  o_, LAYERS_MIX,      X_,   GPT2, o_,   o_,  o_,   o_,    o_},
-    {"lns",           X_, o_, o_,  o_, o_,  o_,  o_, LAYERS_LNS,      X_,   GPT2, o_,   o_,  o_,   o_,    o_},
-    {"hybrid",        o_, o_, o_,  o_, o_,  o_,  o_, LAYERS_HYBRID,   X_,   GPT2, X_,   o_,  o_,   o_,    o_},
-    {"hybrid*",       o_, o_, o_,  o_, o_,  o_,  o_, LAYERS_HYBRID1,  X_,   GPT2, X_,   o_,  o_,   o_,    o_},
-    {"deepnorm",      o_, o_, X_,  o_, o_,  o_,  o_, LAYERS_DEEPNORM, o_,   XAV,  o_,   X_,  o_,   o_,    o_},
-    {"admin",         o_, o_, X_,  o_, X_,  o_,  o_, LAYERS_SAME,     o_,   XAV,  o_,   X_,  o_,   X_,    X_},
-    {"branchnorm",    o_, o_, X_,  o_, o_,  o_,  X_, LAYERS_SAME,     o_,   GPT2, X_,   X_,  o_,   o_,    o_},
-    {"rezero",        o_, o_, o_,  o_, o_,  X_,  o_, LAYERS_SAME,     o_,   GPT2, X_,   X_,  o_,   o_,    o_},
+    /*  name          pre out post b2t skip gate bn  layers           final std   resid bias enorm escale admin model */
+    {"post",          o_, o_, X_,  o_, o_,  o_,  o_, LAYERS_SAME,     o_,   XAV,  o_,   X_,  o_,   X_,    o_, {0}},
+    {"pre",           X_, o_, o_,  o_, o_,  o_,  o_, LAYERS_SAME,     X_,   GPT2, X_,   X_,  o_,   o_,    o_, {0}},
+    {"peri",          X_, X_, o_,  o_, o_,  o_,  o_, LAYERS_SAME,     X_,   GPT2, o_,   X_,  X_,   o_,    o_, {0}},
+    {"b2t",           o_, o_, X_,  X_, o_,  o_,  o_, LAYERS_SAME,     o_,   XAV,  o_,   X_,  o_,   X_,    o_, {0}},
+    {"mix",           o_, o_, o_,  o_, o_,  o_,  o_, LAYERS_MIX,      X_,   GPT2, o_,   o_,  o_,   o_,    o_, {0}},
+    {"lns",           X_, o_, o_,  o_, o_,  o_,  o_, LAYERS_LNS,      X_,   GPT2, o_,   o_,  o_,   o_,    o_, {0}},
+    {"hybrid",        o_, o_, o_,  o_, o_,  o_,  o_, LAYERS_HYBRID,   X_,   GPT2, X_,   o_,  o_,   o_,    o_, {0}},
+    {"hybrid*",       o_, o_, o_,  o_, o_,  o_,  o_, LAYERS_HYBRID1,  X_,   GPT2, X_,   o_,  o_,   o_,    o_, {0}},
+    {"deepnorm",      o_, o_, X_,  o_, o_,  o_,  o_, LAYERS_DEEPNORM, o_,   XAV,  o_,   X_,  o_,   o_,    o_, {0}},
+    {"admin",         o_, o_, X_,  o_, X_,  o_,  o_, LAYERS_SAME,     o_,   XAV,  o_,   X_,  o_,   X_,    X_, {0}},
+    {"branchnorm",    o_, o_, X_,  o_, o_,  o_,  X_, LAYERS_SAME,     o_,   GPT2, X_,   X_,  o_,   o_,    o_, {0}},
+    {"rezero",        o_, o_, o_,  o_, o_,  X_,  o_, LAYERS_SAME,     o_,   GPT2, X_,   X_,  o_,   o_,    o_, {0}},
+    /* OLMo 2: x + N(F(x)), RMSNorm eps 1e-6, q and k RMSNormed over the full width */
+    {"olmo2",         o_, X_, o_,  o_, o_,  o_,  o_, LAYERS_SAME,     X_,   GPT2, o_,   o_,  o_,   o_,    o_,
+     {1, LNL_NORM_RMSNORM, LNL_GAIN_PLAIN, 1e-6f, 0.0f, 0.0f, LNL_QK_NORM_FULL}},
+    /* Gemma 2: input and output norms, RMSNorm x (1 + w) eps 1e-6, embedding x sqrt(C), softcaps */
+    {"gemma2",        X_, X_, o_,  o_, o_,  o_,  o_, LAYERS_SAME,     X_,   GPT2, o_,   o_,  o_,   X_,    o_,
+     {1, LNL_NORM_RMSNORM, LNL_GAIN_ONE_PLUS, 1e-6f, 50.0f, 30.0f, LNL_QK_NORM_OFF}},
 };
 #undef X_
 #undef o_
@@ -169,6 +188,15 @@ int lnl_config_preset(LnlConfig *c, const char *preset, LnlErr *e) {
     c->init_resid_scale = presets[row].resid_scale;
     c->init_beta = rule == LAYERS_DEEPNORM ? powf(8.0f * (float)L, -0.25f) : 1.0f;
     c->admin_profile = presets[row].admin_profile;
+    const ModelExtras *x = &presets[row].model;
+    if (x->on) {
+        lnl_config_set_norm(c, x->norm);
+        c->norm_gain = (uint8_t)x->gain;
+        c->eps = x->eps;
+        c->attn_softcap = x->attn_softcap;
+        c->logit_softcap = x->logit_softcap;
+        lnl_config_set_qk_norm(c, x->qk_norm);
+    }
     snprintf(c->preset, sizeof c->preset, "%s", presets[row].name);
     return 0;
 }
@@ -431,6 +459,9 @@ int lnl_config_validate(const LnlConfig *c, LnlErr *e) {
                           "other");
     if (!(c->attn_softcap >= 0) || !isfinite(c->attn_softcap))
         return lnl_err(e, "config: attn_softcap must be a finite number >= 0 (0: off)");
+    if (!(c->logit_softcap >= 0 && c->logit_softcap <= LNL_LOGIT_SOFTCAP_MAX))
+        return lnl_err(e, "config: logit_softcap %g must be a finite number in [0, %g] (0: off)",
+                       (double)c->logit_softcap, LNL_LOGIT_SOFTCAP_MAX);
     int qkv_layer = 0, qk_layer = 0, qk_kind = 0; /* 1-based layers that use them, 0 if none */
     for (int l = 0; l < c->n_layer; l++) {
         const LnlSubSpec *a = &c->sub[l][LNL_ATTN];
@@ -529,6 +560,7 @@ char *lnl_config_diff(const LnlConfig *was, const LnlConfig *now) {
     BOOL_FIELD(embed_scale);
     BOOL_FIELD(embed_scale_learned);
     NUM_FIELD(attn_softcap);
+    NUM_FIELD(logit_softcap);
     if (bias_differs) {
         int wb = lnl_config_bias(was), nb = lnl_config_bias(now);
         if (wb >= 0 && nb >= 0) lnl_buf_printf(&b, "%sbias %s -> %s", SEP, wb ? "on" : "off", nb ? "on" : "off");
@@ -563,6 +595,7 @@ char *lnl_config_to_json(const LnlConfig *c) {
     cJSON_AddBoolToObject(o, "embed_scale", c->embed_scale);
     cJSON_AddBoolToObject(o, "embed_scale_learned", c->embed_scale_learned);
     cJSON_AddNumberToObject(o, "attn_softcap", c->attn_softcap);
+    cJSON_AddNumberToObject(o, "logit_softcap", c->logit_softcap);
     cJSON_AddStringToObject(o, "preset", c->preset);
     cJSON *init = cJSON_AddObjectToObject(o, "init");
     cJSON_AddNumberToObject(init, "std", lnl_config_init_std(c));
@@ -676,6 +709,11 @@ int lnl_config_from_json(LnlConfig *c, const char *json, const char *what, LnlEr
     if (cJSON_HasObjectItem(o, "attn_softcap")) {
         if (get_num(o, "attn_softcap", 0, 1e6, &v, what, e)) goto done;
         t.attn_softcap = (float)v;
+    }
+    t.logit_softcap = 0.0f; /* files from before the softcap: none */
+    if (cJSON_HasObjectItem(o, "logit_softcap")) {
+        if (get_num(o, "logit_softcap", 0, LNL_LOGIT_SOFTCAP_MAX, &v, what, e)) goto done;
+        t.logit_softcap = (float)v;
     }
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "preset");
     if (!cJSON_IsString(pr)) {

@@ -53,6 +53,8 @@ typedef struct {
 typedef enum { LNL_STD_FIXED = 0, LNL_STD_INV_SQRT_C = 1 } LnlStdRule;
 #define LNL_STD_INV_SQRT_C_NAME "1/sqrt(C)"
 #define LNL_GPT2_INIT_STD 0.02f /* lnl_config_default's init_std */
+/* The largest logit softcap a config takes (--logit-softcap, the JSON field): far above any logit */
+#define LNL_LOGIT_SOFTCAP_MAX 1e6
 
 typedef struct {
     /* sizes */
@@ -69,6 +71,7 @@ typedef struct {
     uint8_t embed_scale_learned; /* multiply the embedding by a learned scalar embed_scale, initialized to
                                   * sqrt(C) (the DyT and Derf sources' language models) */
     float attn_softcap;  /* attention scores s = S tanh(s / S) before the softmax (Gemma 2); 0: off */
+    float logit_softcap; /* S > 0: the LM head's logits become S tanh(z / S) (Gemma 2); 0: off */
     char preset[32];     /* the preset the spec was filled from, for reports; "custom" if edited */
     /* init rules (used when a model is created, kept for the record) */
     float init_std;           /* N(0, std) for matrices and embeddings under LNL_STD_FIXED; GPT-2: 0.02 */
@@ -102,7 +105,7 @@ void lnl_norm_alpha_default(LnlNormKind kind, float alpha[3]);
 void lnl_config_set_norm(LnlConfig *c, LnlNormKind kind);
 
 /* Names accepted by lnl_config_preset, for help texts. */
-#define LNL_PRESETS "post|pre|peri|sandwich|b2t|mix|lns|hybrid|hybrid*|deepnorm|admin|branchnorm|rezero"
+#define LNL_PRESETS "post|pre|peri|sandwich|b2t|mix|lns|hybrid|hybrid*|deepnorm|admin|branchnorm|rezero|olmo2|gemma2"
 /* Named sizes: gpt2, gpt2-medium, gpt2-large, gpt2-xl (layers/heads/dim). */
 #define LNL_SIZES "gpt2|gpt2-medium|gpt2-large|gpt2-xl"
 

@@ -203,95 +203,73 @@ LnlRunState lnl_study_run_state(const char *dir, const char *settings_json, cons
     return LNL_RUN_FRESH;
 }
 
+/* One flag and its value on a child's command line. */
+static void arg_str(LnlArgv *a, const char *flag, const char *v) {
+    lnl_argv_add(a, "%s", flag);
+    lnl_argv_add(a, "%s", v);
+}
+static void arg_int(LnlArgv *a, const char *flag, long long v) {
+    lnl_argv_add(a, "%s", flag);
+    lnl_argv_add(a, "%lld", v);
+}
+static void arg_num(LnlArgv *a, const char *flag, double v) {
+    lnl_argv_add(a, "%s", flag);
+    lnl_argv_add(a, "%.17g", v);
+}
+
+
 /* ---- the children's command lines ---- */
 
 void lnl_study_prepare_argv(LnlArgv *a, const LnlStudyConfig *c) {
     lnl_argv_add(a, "lnlab");
     lnl_argv_add(a, "prepare");
-    lnl_argv_add(a, "--corpus");
-    lnl_argv_add(a, "%s", c->corpus);
-    lnl_argv_add(a, "--tokenizer");
-    lnl_argv_add(a, "%s", c->tokenizer);
-    lnl_argv_add(a, "--out");
-    lnl_argv_add(a, "%s", c->data);
+    arg_str(a, "--corpus", c->corpus);
+    arg_str(a, "--tokenizer", c->tokenizer);
+    arg_str(a, "--out", c->data);
 }
 
 void lnl_study_train_argv(LnlArgv *a, const LnlStudyConfig *c, const LnlStudyRun *r, const char *dir) {
     lnl_argv_add(a, "lnlab");
     lnl_argv_add(a, "train");
-    lnl_argv_add(a, "--data");
-    lnl_argv_add(a, "%s", c->data);
-    lnl_argv_add(a, "--out");
-    lnl_argv_add(a, "%s", dir);
-    lnl_argv_add(a, "--preset");
-    lnl_argv_add(a, "%s", r->preset);
-    lnl_argv_add(a, "--dt");
-    lnl_argv_add(a, "%.17g", r->dt);
+    arg_str(a, "--data", c->data);
+    arg_str(a, "--out", dir);
+    arg_str(a, "--preset", r->preset);
+    arg_num(a, "--dt", r->dt);
     if (r->size[0]) {
-        lnl_argv_add(a, "--model-size");
-        lnl_argv_add(a, "%s", r->size);
+        arg_str(a, "--model-size", r->size);
     } else {
-        lnl_argv_add(a, "--layers");
-        lnl_argv_add(a, "%d", r->depth);
-        lnl_argv_add(a, "--heads");
-        lnl_argv_add(a, "%d", r->heads);
-        lnl_argv_add(a, "--dim");
-        lnl_argv_add(a, "%d", r->dim);
+        arg_int(a, "--layers", r->depth);
+        arg_int(a, "--heads", r->heads);
+        arg_int(a, "--dim", r->dim);
     }
-    lnl_argv_add(a, "--norm");
-    lnl_argv_add(a, "%s", c->norm);
-    lnl_argv_add(a, "--seq");
-    lnl_argv_add(a, "%lld", c->seq);
-    if (c->vocab > 0) {
-        lnl_argv_add(a, "--vocab");
-        lnl_argv_add(a, "%lld", c->vocab);
-    }
-    lnl_argv_add(a, "--batch");
-    lnl_argv_add(a, "%lld", c->batch);
-    if (c->total_batch > 0) {
-        lnl_argv_add(a, "--total-batch");
-        lnl_argv_add(a, "%lld", c->total_batch);
-    }
-    lnl_argv_add(a, "--lr");
-    lnl_argv_add(a, "%.17g", r->lr);
+    arg_str(a, "--norm", c->norm);
+    arg_int(a, "--seq", c->seq);
+    if (c->vocab > 0) arg_int(a, "--vocab", c->vocab);
+    arg_int(a, "--batch", c->batch);
+    if (c->total_batch > 0) arg_int(a, "--total-batch", c->total_batch);
+    arg_num(a, "--lr", r->lr);
     /* the options (init, biases, embedding, steps, schedule, ...): the run's grid's or preset
      * entry's, else the shared settings; model options left to the preset pass no flag */
     char words[2 * LNL_STUDY_NOPTS][LNL_STUDY_ARG_MAX];
     int nw = lnl_study_train_args(c, r, words);
     for (int i = 0; i < nw; i++) lnl_argv_add(a, "%s", words[i]);
-    lnl_argv_add(a, "--beta1");
-    lnl_argv_add(a, "%.17g", c->beta1);
-    lnl_argv_add(a, "--beta2");
-    lnl_argv_add(a, "%.17g", c->beta2);
-    lnl_argv_add(a, "--adam-eps");
-    lnl_argv_add(a, "%.17g", c->adam_eps);
-    if (c->diverge_loss > 0) {
-        lnl_argv_add(a, "--diverge-loss");
-        lnl_argv_add(a, "%.17g", c->diverge_loss);
-    }
-    if (c->skip_spikes > 0) {
-        lnl_argv_add(a, "--skip-spikes");
-        lnl_argv_add(a, "%.17g", c->skip_spikes);
-    }
+    arg_num(a, "--beta1", c->beta1);
+    arg_num(a, "--beta2", c->beta2);
+    arg_num(a, "--adam-eps", c->adam_eps);
+    /* the z-loss only when on: the command lines of studies without it stay as they were */
+    if (c->z_loss > 0) arg_num(a, "--z-loss", c->z_loss);
+    if (c->diverge_loss > 0) arg_num(a, "--diverge-loss", c->diverge_loss);
+    if (c->skip_spikes > 0) arg_num(a, "--skip-spikes", c->skip_spikes);
     /* the seed draws the init and the batches: runs of two placements with one seed are a pair
      * that saw the same data */
-    lnl_argv_add(a, "--seed");
-    lnl_argv_add(a, "%lld", r->seed);
-    lnl_argv_add(a, "--data-seed");
-    lnl_argv_add(a, "%lld", r->seed);
-    if (c->diag_every > 0) {
-        lnl_argv_add(a, "--diag-every");
-        lnl_argv_add(a, "%lld", c->diag_every);
-    }
-    lnl_argv_add(a, "--eval-every");
-    lnl_argv_add(a, "%lld", c->eval_every);
-    lnl_argv_add(a, "--eval-batches");
-    lnl_argv_add(a, "%lld", c->eval_batches);
+    arg_int(a, "--seed", r->seed);
+    arg_int(a, "--data-seed", r->seed);
+    if (c->diag_every > 0) arg_int(a, "--diag-every", c->diag_every);
+    arg_int(a, "--eval-every", c->eval_every);
+    arg_int(a, "--eval-batches", c->eval_batches);
     if (c->checkpoint_every > 0) {
-        lnl_argv_add(a, "--checkpoint-every");
-        lnl_argv_add(a, "%lld", c->checkpoint_every);
-        lnl_argv_add(a, "--keep-checkpoints");
-        lnl_argv_add(a, "%lld", c->keep_checkpoints);
+        arg_int(a, "--checkpoint-every", c->checkpoint_every);
+        arg_int(a, "--keep-checkpoints", c->keep_checkpoints);
     }
     lnl_argv_add(a, "--quiet");
 }
@@ -299,24 +277,18 @@ void lnl_study_train_argv(LnlArgv *a, const LnlStudyConfig *c, const LnlStudyRun
 void lnl_study_resume_argv(LnlArgv *a, const LnlStudyConfig *c, const char *dir) {
     lnl_argv_add(a, "lnlab");
     lnl_argv_add(a, "train");
-    lnl_argv_add(a, "--resume");
-    lnl_argv_add(a, "%s", dir);
-    lnl_argv_add(a, "--keep-checkpoints");
-    lnl_argv_add(a, "%lld", c->keep_checkpoints);
+    arg_str(a, "--resume", dir);
+    arg_int(a, "--keep-checkpoints", c->keep_checkpoints);
     lnl_argv_add(a, "--quiet");
 }
 
 void lnl_study_probe_argv(LnlArgv *a, const LnlStudyConfig *c, const char *model, const char *val_data, int with_sens) {
     lnl_argv_add(a, "lnlab");
     lnl_argv_add(a, "probe");
-    lnl_argv_add(a, "--model");
-    lnl_argv_add(a, "%s", model);
-    lnl_argv_add(a, "--data");
-    lnl_argv_add(a, "%s", val_data);
-    lnl_argv_add(a, "--batch");
-    lnl_argv_add(a, "%lld", c->probe_batch);
-    lnl_argv_add(a, "--seq");
-    lnl_argv_add(a, "%lld", c->seq);
+    arg_str(a, "--model", model);
+    arg_str(a, "--data", val_data);
+    arg_int(a, "--batch", c->probe_batch);
+    arg_int(a, "--seq", c->seq);
     lnl_argv_add(a, "--json");
     if (with_sens) lnl_argv_add(a, "--sensitivity");
 }

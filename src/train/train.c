@@ -336,6 +336,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
     LnlDist *d = o->dist; /* under mpirun: this process's rows of each batch, rank 0 writes */
     /* the weights carry their run's id into every model file this run writes */
     snprintf(m->run_id, sizeof m->run_id, "%s", o->run_id ? o->run_id : "");
+    m->z_loss_coef = o->z_loss; /* every training forward and backward; eval's forwards compute it unreported */
     const int root = lnl_dist_is_root(d), nproc = lnl_dist_size(d);
     if (lnl_loader_open(&train, o->data, "train", B, T, c->vocab_size, e)) goto done;
     if (lnl_loader_split(&train, nproc, lnl_dist_rank(d), e)) goto done;
@@ -410,7 +411,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         m->branch_lambda = lnl_branchnorm_lambda(c, step);
         m->diag_forward = lnl_monitor_due_forward(&mon, step + 1);
         lnl_model_zero_grad(m);
-        double loss_sum = 0;
+        double loss_sum = 0, z_loss_sum = 0;
         const uint64_t step_pos = train.pos;
         for (long micro = 0; micro < o->grad_accum; micro++) {
             if (read_batch(&train, o, step, micro, in, tg, &bad_addr)) {
@@ -419,6 +420,7 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
                 goto data_changed;
             }
             loss_sum += lnl_model_forward(m, in, tg, B, T);
+            z_loss_sum += m->z_loss;
             lnl_model_backward(m);
         }
         if (o->grad_accum > 1) {
@@ -430,6 +432,13 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         }
         lnl_dist_allreduce_mean_floats(d, m->grads_mem, m->num_alloc);
         float loss = (float)lnl_dist_mean(d, loss_sum / (double)o->grad_accum);
+        /* the z-loss term of the objective, apart from the cross-entropy `loss` (every rank has the same coef) */
+        char zfield[48] = "";
+        if (o->z_loss > 0) {
+            char zs[32];
+            lnl_json_num(zs, sizeof zs, "%.6g", lnl_dist_mean(d, z_loss_sum / (double)o->grad_accum));
+            snprintf(zfield, sizeof zfield, ", \"z_loss\": %s", zs);
+        }
         double lr = lnl_schedule_lr(&o->sched, step);
         double gnorm = lnl_model_grad_norm(m);
         LnlStepAction act = lnl_monitor_check(&mon, loss, gnorm, res->cause, sizeof res->cause);
@@ -450,8 +459,8 @@ int lnl_train(LnlModel *m, const LnlTrainOpts *o, LnlTrainResult *res, LnlErr *e
         char ls[32];
         lnl_json_num(ls, sizeof ls, "%.6f", loss);
         fprintf(lnl_runlog_records(&log), "{\"step\": %ld, \"loss\": %s, \"lr\": %.6e, \"grad_norm\": %.6e, \"tokens_per_s\": %.1f, "
-                     "\"ms\": %.3f, \"threads\": %d%s}\n",
-                step + 1, ls, lr, isfinite(gnorm) ? gnorm : -1.0, tps, ms, threads, mfields);
+                     "\"ms\": %.3f, \"threads\": %d%s%s}\n",
+                step + 1, ls, lr, isfinite(gnorm) ? gnorm : -1.0, tps, ms, threads, zfield, mfields);
         if (diag_due) lnl_monitor_write_diag(&mon, m, step + 1, gnorm, lnl_runlog_records(&log));
         if (act == LNL_STEP_DIVERGED) {
             res->diverged = 1;

@@ -29,6 +29,7 @@ typedef struct {
     long grad_accum; /* micro-batches per optimizer step */
     LnlSchedule sched;
     LnlAdamW adam;
+    float z_loss;      /* z-loss coefficient (LnlModel.z_loss_coef; 0 = off): step records get z_loss */
     uint64_t seed;
     LnlDataOrder data_order; /* training batches: sampled (random) or llm.c's order (loader.h) */
     uint64_t data_seed;      /* random order: the batches' seed, independent of seed */

@@ -256,6 +256,16 @@ cp -r "$TMP/f2" "$TMP/e2"; echo garbage >"$(ckpt "$TMP/e2" state 5)"
 if [ $rc -eq 1 ] && grep -q "checkpoint at step 5 is unusable" "$TMP/err" && grep -q "no usable checkpoint" "$TMP/err"; then
   ok resume_all_corrupt; else fail resume_all_corrupt "exit $rc, $(cat "$TMP/err")"; fi
 
+# 7b. A run with the z-loss (a training setting, replayed from config.json) and the logit softcap (in
+#     the model's config) resumes bit for bit.
+ZA=(--data "$TMP/kjv" --preset pre --layers 2 --heads 2 --dim 32 --seq 32 --batch 2 --steps 8 --eval-every 4
+    --eval-batches 2 --z-loss 0.01 --logit-softcap 3 --seed 5 --quiet)
+"$LNLAB" train "${ZA[@]}" --out "$TMP/zfull" &&
+  "$LNLAB" train "${ZA[@]}" --out "$TMP/zr" --stop-after 3 2>/dev/null &&
+  "$LNLAB" train --resume "$TMP/zr" --quiet || fail zloss_softcap_resume "a run failed"
+grep -q '"z_loss"' "$TMP/zfull/log.jsonl" || fail zloss_softcap_resume_records "no z_loss in the step records"
+same_run zloss_softcap_resume "$TMP/zr" "$TMP/zfull"
+
 # 8. The memory check: numbers instead of a crash midway.
 expect_error memory_check 1 "not enough memory: training this model on 512 x 1024 batches needs [0-9.]+ GiB \(parameters .*activations .*\), but [0-9.]+ GiB are available" \
   -- "$LNLAB" train --data "$TMP/kjv" --out "$TMP/x" --model-size gpt2-xl --vocab 50257 --seq 1024 --batch 512

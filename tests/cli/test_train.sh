@@ -184,6 +184,48 @@ expect_error embed_norm_word 2 "--embed-norm: expected true or false, got 'maybe
   --out "$TMP/x" --embed-norm=maybe
 [ -e "$TMP/x" ] && fail init_flags_write_nothing "$TMP/x was created" || ok init_flags_write_nothing
 
+# 5d. The z-loss (a training setting) and the final logit softcap (a model field). --z-loss 0 is the
+#     run without the flag, number for number; with a coefficient every step record adds z_loss
+#     (coef * mean (log Z)^2: at init, logits near 0, log Z is about log V) while loss stays the
+#     cross-entropy (step 1 is the same model on the same batch); the gradient flows (another model).
+#     The softcap is recorded in the model's config, reloads (eval, sample's KV-cache decoding) and
+#     can be overridden on a loaded model like any model flag.
+Z=(--data "$TMP/kjv" --preset pre --layers 2 --heads 2 --dim 16 --seq 16 --batch 2 --steps 4 --eval-every 4
+   --eval-batches 1 --quiet)
+"$LNLAB" train "${Z[@]}" --out "$TMP/zl_none" && "$LNLAB" train "${Z[@]}" --z-loss 0 --out "$TMP/zl_0" &&
+  "$LNLAB" train "${Z[@]}" --z-loss 0.01 --out "$TMP/zl_on" &&
+  "$LNLAB" train "${Z[@]}" --logit-softcap 0.5 --out "$TMP/cap" || fail zloss_softcap_runs "a run failed"
+if cmp -s <(records "$TMP/zl_none/log.jsonl") <(records "$TMP/zl_0/log.jsonl") &&
+   same_model "$TMP/zl_none/model.safetensors" "$TMP/zl_0/model.safetensors" &&
+   ! grep -q z_loss "$TMP/zl_none/log.jsonl"; then ok zloss_zero_is_off
+else fail zloss_zero_is_off "--z-loss 0 differs from the run without it"; fi
+if why=$($PY - "$TMP" 2>&1 <<'EOF'
+import json, math, sys
+t = sys.argv[1]
+steps = lambda r: [x for x in map(json.loads, open(t + "/" + r + "/log.jsonl")) if "loss" in x]
+on, off = steps("zl_on"), steps("zl_none")
+assert json.load(open(t + "/zl_on/config.json"))["train"]["z_loss"] == 0.01
+assert json.load(open(t + "/zl_none/config.json"))["train"]["z_loss"] == 0
+assert len(on) == 4 and all(r["z_loss"] > 0 for r in on), on
+assert on[0]["loss"] == off[0]["loss"], (on[0], off[0])
+assert abs(on[0]["z_loss"] / 0.01 - math.log(257) ** 2) < 0.5, on[0]
+assert on[-1]["loss"] != off[-1]["loss"], "the z-loss changed no update"
+EOF
+); then ok zloss_records; else fail zloss_records "$(printf '%s' "$why" | tail -n 2)"; fi
+if [ "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"]["logit_softcap"])' "$TMP/cap/config.json")" = 0.5 ] &&
+   "$LNLAB" eval --model "$TMP/cap/model.safetensors" --data "$TMP/kjv" --batch 2 --seq 16 --batches 2 >/dev/null 2>"$TMP/note" &&
+   [ ! -s "$TMP/note" ] &&
+   "$LNLAB" eval --model "$TMP/cap/model.safetensors" --data "$TMP/kjv" --batch 2 --seq 16 --batches 2 \
+     --logit-softcap 0 >/dev/null 2>"$TMP/note" && grep -q "overrides the file's config: logit_softcap 0.5 -> 0$" "$TMP/note" &&
+   "$LNLAB" sample --model "$TMP/cap/model.safetensors" --tokens 8 --seed 3 >/dev/null 2>&1; then
+  ok softcap_recorded_and_reloads
+else fail softcap_recorded_and_reloads "$(cat "$TMP/note")"; fi
+expect_error zloss_range 2 "^lnlab: error: --z-loss: 2 is out of range" -- "$LNLAB" train --data "$TMP/kjv" \
+  --out "$TMP/x" --z-loss 2
+expect_error softcap_negative 2 "^lnlab: error: --logit-softcap: -1 is out of range" -- "$LNLAB" train \
+  --data "$TMP/kjv" --out "$TMP/x" --logit-softcap -1
+[ -e "$TMP/x" ] && fail zloss_flags_write_nothing "$TMP/x was created" || ok zloss_flags_write_nothing
+
 # 6. Bad input.
 expect_error no_data 2 "--data is required" -- "$LNLAB" train --out "$TMP/x"
 expect_error missing_data 1 "nope" -- "$LNLAB" train --data "$TMP/nope" --out "$TMP/x" --quiet

@@ -5,7 +5,8 @@ Contents:
   - a minimal safetensors reader/writer (no third-party package);
   - the config (the JSON string in __metadata__["lnlab.config"]), read strictly;
   - the expected per-layer spec of every preset, from the DESIGN table (a cross-check);
-  - the model: forward, loss, gradients, probe statistics and a hand-written AdamW;
+  - the model: forward (with the final logit softcap), loss (cross-entropy, plus the z-loss in the
+    objective), gradients, probe statistics and a hand-written AdamW;
   - a tolerance comparator (|c - ref| <= atol + rtol * |ref|, NaN/Inf always fail);
   - a fake "refdump" made with this reference itself (for testing the test).
 
@@ -128,7 +129,8 @@ SUBS = ("attn", "mlp")
 # Top-level keys that do not change the forward pass (records, init rules, schedules).
 _TOP_INERT = {"format", "version", "preset", "init", "branchnorm_steps", "mix_ratio"}
 _TOP_MODEL = {"n_layer", "n_head", "n_embd", "n_positions", "vocab_size", "norm", "norm_gain", "eps", "dt",
-              "final_norm", "embed_norm", "embed_scale", "embed_scale_learned", "layers"}
+              "final_norm", "embed_norm", "embed_scale", "embed_scale_learned", "logit_softcap",
+              "layers"}
 NORM_KINDS = ("layernorm", "rmsnorm", "dyt", "derf")
 DYNAMIC_NORMS = ("dyt", "derf")  # elementwise: g * phi(a x [+ s]) + b, no statistics
 # Model keys that files from before them lack, with the value that means.
@@ -152,7 +154,7 @@ class Config:
     def to_json(self):
         d = {k: getattr(self, k) for k in ("format", "version", "n_layer", "n_head", "n_embd", "n_positions",
                                            "vocab_size", "norm", "norm_gain", "eps", "dt", "final_norm",
-                                           "embed_norm", "embed_scale", "embed_scale_learned", "preset", "init",
+                                           "embed_norm", "embed_scale", "embed_scale_learned", "logit_softcap", "preset", "init",
                                            "branchnorm_steps", "mix_ratio")}
         for k, v in _TOP_MODEL_OPTIONAL.items():
             d[k] = getattr(self, k, v)
@@ -182,6 +184,9 @@ def parse_config(text):
     for k in ("final_norm", "embed_norm", "embed_scale", "embed_scale_learned"):
         if not isinstance(o[k], bool):
             raise ConfigError(f"lnlab.config: {k} is not a boolean")
+    cap = o["logit_softcap"]
+    if not isinstance(cap, (int, float)) or isinstance(cap, bool) or not math.isfinite(cap) or cap < 0:
+        raise ConfigError(f"lnlab.config: logit_softcap {cap!r} is not a finite number >= 0")
     L = int(o["n_layer"])
     if not isinstance(o["layers"], list) or len(o["layers"]) != L:
         raise ConfigError(f"lnlab.config: 'layers' must have n_layer = {L} entries")
@@ -237,6 +242,7 @@ def parse_config(text):
         if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x) or x < 0:
             raise ConfigError(f"lnlab.config: {k} = {x!r} is not a finite number >= 0")
         setattr(cfg, k, float(x))
+    cfg.logit_softcap = float(cap)
     cfg.layers = layers
     if cfg.n_embd % cfg.n_head:
         raise ConfigError(f"lnlab.config: n_embd {cfg.n_embd} is not a multiple of n_head {cfg.n_head}")
@@ -269,7 +275,26 @@ _PRESET_EXTRAS = {
     "deepnorm": dict(bias=True, embed_norm=False, embed_scale=False),  # torchscale
     "branchnorm": dict(bias=True, embed_norm=False, embed_scale=False),
     "rezero": dict(bias=True, embed_norm=False, embed_scale=False),
+    "olmo2": dict(bias=False, embed_norm=False, embed_scale=False),    # HF modeling_olmo2.py
+    "gemma2": dict(bias=False, embed_norm=False, embed_scale=True),    # HF modeling_gemma2.py: x sqrt(C)
 }
+
+# What a model family's preset fixes beyond the placement (docs/PLACEMENTS.md, olmo2 and gemma2);
+# every other preset leaves these to the flags, whose defaults are the first entry.
+_PRESET_MODEL_DEFAULT = dict(norm_gain="plain", eps=1e-5, attn_softcap=0.0, logit_softcap=0.0, qk_norm="off")
+_PRESET_MODEL = {
+    "olmo2": dict(norm="rmsnorm", norm_gain="plain", eps=1e-6, attn_softcap=0.0, logit_softcap=0.0, qk_norm="full"),
+    "gemma2": dict(norm="rmsnorm", norm_gain="one-plus", eps=1e-6, attn_softcap=50.0, logit_softcap=30.0,
+                   qk_norm="off"),
+}
+
+
+def preset_model(preset):
+    """dict(norm_gain, eps, attn_softcap, logit_softcap, qk_norm[, norm]): a preset's model-level
+    defaults (norm: only for the model families, which choose their kind)."""
+    d = dict(_PRESET_MODEL_DEFAULT)
+    d.update(_PRESET_MODEL.get(preset, {}))
+    return d
 
 
 def preset_extras(preset):
@@ -313,6 +338,10 @@ def preset_layers(preset, L, mix_ratio=0.25, dt=1.0):
                     q["res_from_normed"] = not first_pre
             elif p == "rezero":
                 q["gate"] = True
+            elif p == "olmo2":  # x + N(F(x)): the norm on the branch's output only
+                q["out_norm"] = True
+            elif p == "gemma2":  # input and output norms
+                q["pre_norm"] = q["out_norm"] = True
             else:
                 raise ConfigError(f"unknown preset {preset!r}")
             if p == "b2t" and s == "mlp":
@@ -325,7 +354,9 @@ def preset_layers(preset, L, mix_ratio=0.25, dt=1.0):
                 q["branch_norm"] = True
             q["bias"] = bias
             q["dt"] = _f32(dt)
-    final = p in ("pre", "peri", "mix", "lns", "hybrid", "hybrid*")
+            if s == "attn":
+                q["qk_norm"] = preset_model(p)["qk_norm"]
+    final = p in ("pre", "peri", "mix", "lns", "hybrid", "hybrid*", "olmo2", "gemma2")
     return layers, final
 
 
@@ -441,8 +472,13 @@ def _gelu(x):
 
 
 class Model:
-    def __init__(self, cfg):
+    """z_loss: the z-loss coefficient (Wortsman et al. 2023): forward leaves in self.z_term the term
+    z_loss * mean over tokens of (log Z)^2, Z = sum_v exp(logit_v), which the training objective
+    adds to the cross-entropy that forward returns."""
+
+    def __init__(self, cfg, z_loss=0.0):
         self.cfg = cfg
+        self.z_loss = float(z_loss)
 
     def N(self, P, prefix, x):
         return _norm(x, P[prefix + ".weight"], P.get(prefix + ".bias"), self.cfg.norm, self.cfg.eps,
@@ -489,9 +525,10 @@ class Model:
         return self.linear(P, p + "c_proj", _gelu(self.linear(P, p + "c_fc", u)))
 
     def forward(self, P, tokens, lam=0.0):
-        """tokens (B, T+1) long. Returns (loss, logits, streams) with streams[l] the residual
-        stream leaving block l (streams[0]: after the embedding and its norm). Leaves in
-        self.attn_logit_max each block's largest attention logit."""
+        """tokens (B, T+1) long. Returns (loss, logits, streams): the mean cross-entropy, the logits
+        (after the softcap S tanh(z / S) when logit_softcap S > 0, Gemma 2) and streams[l] the
+        residual stream leaving block l (streams[0]: after the embedding and its norm). Leaves in
+        self.attn_logit_max each block's largest attention logit and in self.z_term the z-loss term."""
         cfg = self.cfg
         self.attn_logit_max = []
         inp, tgt = tokens[:, :-1], tokens[:, 1:]
@@ -529,11 +566,15 @@ class Model:
         if cfg.final_norm:
             x = self.N(P, "ln_f", x)
         logits = x @ P["wte.weight"].t()
+        S = cfg.logit_softcap
+        if S > 0:
+            logits = S * torch.tanh(logits / S)
         flat = logits.reshape(B * T, -1)
         m = flat.max(dim=-1, keepdim=True).values.detach()
         lse = (m + torch.log(torch.exp(flat - m).sum(dim=-1, keepdim=True))).squeeze(-1)
         picked = flat.gather(1, tgt.reshape(-1, 1)).squeeze(1)
         loss = (lse - picked).mean()
+        self.z_term = self.z_loss * (lse * lse).mean()
         return loss, logits, streams
 
 
@@ -542,9 +583,11 @@ def to_torch(params, dtype):
 
 
 def loss_and_grads(model, P, tokens, lam):
+    """The cross-entropy, logits, streams, and the gradients of the training objective: the
+    cross-entropy plus the z-loss term (model.z_term)."""
     loss, logits, streams = model.forward(P, tokens, lam)
     names = list(P)
-    gr = torch.autograd.grad(loss, [P[k] for k in names])
+    gr = torch.autograd.grad(loss + model.z_term, [P[k] for k in names])
     return loss, logits, streams, dict(zip(names, gr))
 
 
@@ -612,14 +655,15 @@ def adamw(model, P, tokens, lam, hp, decay, steps=5):
     return losses, {k: v.detach() for k, v in P.items()}
 
 
-def run_reference(cfg, params, tokens, lam, hp, decay, dtype=torch.float64):
-    """Everything the dump holds, computed by the reference in `dtype`. Values are numpy arrays
-    named as in the dump."""
-    model = Model(cfg)
+def run_reference(cfg, params, tokens, lam, hp, decay, dtype=torch.float64, z_loss=0.0):
+    """Everything the dump holds, computed by the reference in `dtype` with z-loss coefficient
+    z_loss. Values are numpy arrays named as in the dump."""
+    model = Model(cfg, z_loss)
     P = to_torch(params, dtype)
     tok = torch.tensor(np.asarray(tokens), dtype=torch.long)
     loss, logits, streams, grads = loss_and_grads(model, P, tok, lam)
-    out = {"logits": logits.detach().numpy(), "loss": np.array([float(loss)])}
+    out = {"logits": logits.detach().numpy(), "loss": np.array([float(loss)]),
+           "z_loss": np.array([float(model.z_term)])}
     for k, g in grads.items():
         out["grad." + k] = g.numpy()
     for k, v in probes(cfg, streams, grads, logits, model.attn_logit_max).items():
@@ -744,12 +788,14 @@ def fake_params(cfg, seed):
 
 
 def make_fake_dump(outdir, preset, norm, dt, L, H, C, T, V, B, seed, embed_norm=False, embed_scale=False,
-                   spec_edit=None, lam=0.3, dtype=torch.float32, bias=None, attn_softcap=0.0, qk_norm="off"):
+                   spec_edit=None, lam=0.3, dtype=torch.float32, bias=None, attn_softcap=0.0, qk_norm="off",
+                   logit_softcap=0.0, z_loss=0.0):
     """Writes outdir/model.safetensors and outdir/dump.safetensors like refdump would, with the
     values computed by this reference in `dtype` (float32 imitates the C side). spec_edit, if
     given, is a function(cfg) that edits the config (stands in for --spec); bias, if not None,
     sets every sub-layer's linear biases (stands in for --bias); attn_softcap and qk_norm (every
-    layer's attention) stand in for --attn-softcap and --qk-norm."""
+    layer's attention) stand in for --attn-softcap and --qk-norm, logit_softcap and z_loss for
+    --logit-softcap and --z-loss."""
     layers, final = preset_layers(preset, L, dt=dt)
     if bias is not None:
         for lay in layers:
@@ -759,7 +805,7 @@ def make_fake_dump(outdir, preset, norm, dt, L, H, C, T, V, B, seed, embed_norm=
         lay["attn"]["qk_norm"] = qk_norm
     cfg = Config(format="lnlab.config", version=1, n_layer=L, n_head=H, n_embd=C, n_positions=max(T, 16),
                  vocab_size=V, norm=norm, norm_gain="plain", eps=_f32(1e-5), dt=_f32(dt), final_norm=final,
-                 embed_scale_learned=False,
+                 embed_scale_learned=False, logit_softcap=_f32(logit_softcap),
                  embed_norm=embed_norm, embed_scale=embed_scale, preset=preset,
                  init={"std": _f32(0.02), "resid_scale": True, "beta": 1.0, "admin_profile": preset == "admin"},
                  branchnorm_steps=1000, mix_ratio=0.25, layers=layers, attn_softcap=_f32(attn_softcap))
@@ -771,10 +817,11 @@ def make_fake_dump(outdir, preset, norm, dt, L, H, C, T, V, B, seed, embed_norm=
     rng = np.random.default_rng(seed + 1)
     tokens = rng.integers(0, V, size=(B, T + 1)).astype(np.int32)
     decay = [k for k in params if k.endswith(".weight") and params[k].ndim == 2]
-    out = run_reference(cfg, params, tokens, lam, FAKE_ADAMW, set(decay), dtype=dtype)
+    z_loss = _f32(z_loss)
+    out = run_reference(cfg, params, tokens, lam, FAKE_ADAMW, set(decay), dtype=dtype, z_loss=z_loss)
     os.makedirs(outdir, exist_ok=True)
     save_safetensors(os.path.join(outdir, "model.safetensors"), params, {"lnlab.config": cfg.to_json()})
     dump = {"tokens": tokens}
     dump.update({k: np.asarray(v, dtype=np.float32) for k, v in out.items()})
-    meta = {"branchnorm_lambda": lam, "adamw": FAKE_ADAMW, "decay": decay}
+    meta = {"branchnorm_lambda": lam, "z_loss": z_loss, "adamw": FAKE_ADAMW, "decay": decay}
     save_safetensors(os.path.join(outdir, "dump.safetensors"), dump, {"lnlab.refdump": json.dumps(meta)})

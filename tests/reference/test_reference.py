@@ -34,9 +34,16 @@ ATOL = 1e-4
 RTOL = 1e-4
 
 PRESETS = ("post", "pre", "peri", "b2t", "mix", "lns", "hybrid", "hybrid*", "deepnorm", "admin",
-           "branchnorm", "rezero")
+           "branchnorm", "rezero", "olmo2", "gemma2")
 NORMS = ("layernorm", "rmsnorm")
 DYNAMIC_NORMS = ("dyt", "derf")  # every preset but BranchNorm, whose N0 needs a normalizing kind
+# The logit softcap with DyT and Derf, whose tiny models' logits are smaller than LayerNorm's: a cap
+# those logits reach half of, so that tanh's bend is exercised
+DYNAMIC_COMPOSITIONS = (
+    ("pre+softcap", "pre", ["--init-std", "0.3", "--logit-softcap", "0.3"], None),
+    ("peri+softcap+zloss", "peri", ["--init-std", "0.3", "--logit-softcap", "0.3", "--z-loss", "0.1"],
+     "mlp.dt=0.5@3-4"),
+)
 DTS = ("1", "0.1")
 SIZE = dict(L=4, H=2, C=16, T=8, V=50, B=2)  # L 4: Mix-LN (ratio 0.25) has one Post-LN layer
 
@@ -62,6 +69,12 @@ COMPOSITIONS = (
     ("pre+qknormhead", "pre", ["--qk-norm", "head"], None),
     ("pre+qknormfull", "pre", ["--qk-norm", "full"], None),
     ("peri+softcap+qknorm", "peri", ["--attn-softcap", "1.5", "--qk-norm", "full"], None),
+    # the final logit softcap (a model field) and the z-loss (a training setting, refdump --z-loss);
+    # a cap near these small models' largest logits (~0.2-0.35; Gemma 2: 30) and a coefficient far above
+    # OLMo 2's 1e-5, so that both matter here
+    ("pre+softcap", "pre", ["--logit-softcap", "0.3"], None),
+    ("post+zloss", "post", ["--z-loss", "0.05"], None),
+    ("peri+softcap+zloss", "peri", ["--logit-softcap", "0.2", "--z-loss", "0.1"], "mlp.dt=0.5@3-4"),
 )
 
 
@@ -80,7 +93,14 @@ def case_list():
                 tag = p.replace("*", "star")
                 cases.append(dict(name=f"reference_{tag}_{n}_dt{dt}", preset=p, norm=n, dt=dt, flags=[], spec=None))
     for tag, p, flags, spec in COMPOSITIONS:
-        for n in NORMS + (DYNAMIC_NORMS if not (spec and "branch_norm" in spec) else ()):
+        # the elementwise norms too, except with BranchNorm (no N0 for them) and the logit softcaps
+        # sized for LayerNorm's logits (DYNAMIC_COMPOSITIONS has their own)
+        dyn = not (spec and "branch_norm" in spec) and "--logit-softcap" not in flags
+        for n in NORMS + (DYNAMIC_NORMS if dyn else ()):
+            for dt in DTS:
+                cases.append(dict(name=f"reference_{tag}_{n}_dt{dt}", preset=p, norm=n, dt=dt, flags=flags, spec=spec))
+    for tag, p, flags, spec in DYNAMIC_COMPOSITIONS:
+        for n in DYNAMIC_NORMS:
             for dt in DTS:
                 cases.append(dict(name=f"reference_{tag}_{n}_dt{dt}", preset=p, norm=n, dt=dt, flags=flags, spec=spec))
     for i, c in enumerate(cases):
@@ -135,11 +155,12 @@ def apply_spec(layers, top, spec, L):
 
 
 def flag_extras(case):
-    """dict(bias, embed_norm, embed_scale, attn_softcap, qk_norm): the preset's defaults
-    (docs/PLACEMENTS.md; no softcap, no QK-norm), then the case's flags: --embed-norm[=true|false],
-    --embed-scale[=true|false], --bias on|off, --attn-softcap S, --qk-norm off|head|full."""
+    """dict(bias, embed_norm, embed_scale, attn_softcap, qk_norm, logit_softcap, z_loss, ...): the
+    preset's defaults (docs/PLACEMENTS.md; no softcaps, no QK-norm, no z-loss), then the case's
+    flags: --embed-norm[=true|false], --embed-scale[=true|false], --bias on|off, --attn-softcap S,
+    --qk-norm off|head|full, --logit-softcap S, --z-loss COEF, --norm-gain, --embed-scale-learned."""
     x = R.preset_extras(case["preset"])
-    x.update(attn_softcap=0.0, qk_norm="off")
+    x.update(R.preset_model(case["preset"]), z_loss=0.0)
     flags = case["flags"]
     for i, f in enumerate(flags):
         name, _, val = f.partition("=")
@@ -153,6 +174,8 @@ def flag_extras(case):
             x["attn_softcap"] = R._f32(float(flags[i + 1]))
         elif name == "--qk-norm":
             x["qk_norm"] = flags[i + 1]
+        elif name in ("--logit-softcap", "--z-loss"):
+            x[name[2:].replace("-", "_")] = R._f32(float(flags[i + 1]))
     return x
 
 
@@ -165,9 +188,10 @@ def expected_config(case, mix_ratio=0.25):
             lay[s]["bias"] = x["bias"]
         lay["attn"]["qk_norm"] = x["qk_norm"]
     top = dict(n_layer=L, n_head=SIZE["H"], n_embd=SIZE["C"], vocab_size=SIZE["V"], norm=case["norm"],
-               dt=R._f32(float(case["dt"])), eps=R._f32(1e-5), final_norm=final,
+               dt=R._f32(float(case["dt"])), eps=R._f32(x["eps"]), final_norm=final,
                embed_norm=x["embed_norm"], embed_scale=x["embed_scale"], attn_softcap=x["attn_softcap"],
-               embed_scale_learned=x.get("embed_scale_learned", False), norm_gain=x.get("norm_gain", "plain"))
+               embed_scale_learned=x.get("embed_scale_learned", False), norm_gain=x["norm_gain"],
+               logit_softcap=x["logit_softcap"])
     if case["spec"]:
         apply_spec(layers, top, case["spec"], L)
     return layers, top
@@ -208,7 +232,8 @@ def make_dump(case, refdump, outdir, fake):
         R.make_fake_dump(outdir, case["preset"], case["norm"], float(case["dt"]), SIZE["L"], SIZE["H"], SIZE["C"],
                          SIZE["T"], SIZE["V"], SIZE["B"], case["seed"], embed_norm=x["embed_norm"],
                          embed_scale=x["embed_scale"], spec_edit=edit if case["spec"] else None, bias=x["bias"],
-                         attn_softcap=x["attn_softcap"], qk_norm=x["qk_norm"])
+                         attn_softcap=x["attn_softcap"], qk_norm=x["qk_norm"], logit_softcap=x["logit_softcap"],
+                         z_loss=x["z_loss"])
         return None
     cmd = [refdump, "--preset", case["preset"], "--norm", case["norm"], "--dt", case["dt"],
            "--layers", str(SIZE["L"]), "--heads", str(SIZE["H"]), "--dim", str(SIZE["C"]), "--seq", str(SIZE["T"]),
@@ -240,7 +265,7 @@ def load_case(outdir):
         raise R.ConfigError("dump.safetensors has no __metadata__['lnlab.refdump']")
     cfg = R.parse_config(mmeta["lnlab.config"])
     rd = json.loads(dmeta["lnlab.refdump"])
-    for k in ("branchnorm_lambda", "adamw", "decay"):
+    for k in ("branchnorm_lambda", "z_loss", "adamw", "decay"):
         if k not in rd:
             raise R.ConfigError(f"lnlab.refdump metadata lacks '{k}'")
     for k in ("lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip"):
@@ -250,7 +275,7 @@ def load_case(outdir):
 
 
 def expected_dump_keys(params):
-    keys = {"tokens", "logits", "loss", "adamw.losses"}
+    keys = {"tokens", "logits", "loss", "z_loss", "adamw.losses"}
     keys |= {"probe." + k for k in ("hidden_mean_abs", "hidden_var", "hidden_var_data", "grad_norm",
                                     "attn_logit_max", "logit_max", "log_z_mean")}
     keys |= {"grad." + k for k in params} | {"adamw.final." + k for k in params}
@@ -274,8 +299,17 @@ def compare_case(cfg, model, dump, rd, case, verbose):
         if k != "tokens" and v.dtype != np.float32:
             raise R.ConfigError(f"dump: {k} has dtype {v.dtype}, expected float32")
     probs = [f"config: {p}" for p in check_config(cfg, case)]
-    ref = R.run_reference(cfg, model, tok, float(rd["branchnorm_lambda"]), rd["adamw"], set(rd["decay"]))
-    order = ["logits", "loss"] + sorted(k for k in ref if k.startswith("grad.")) + \
+    want_z = flag_extras(case)["z_loss"]
+    if abs(float(rd["z_loss"]) - want_z) > 1e-7 * max(1.0, want_z):
+        probs.append(f"refdump: z_loss coefficient {rd['z_loss']}, expected {want_z}")
+    ref = R.run_reference(cfg, model, tok, float(rd["branchnorm_lambda"]), rd["adamw"], set(rd["decay"]),
+                          z_loss=float(rd["z_loss"]))
+    S = cfg.logit_softcap
+    # a cap the case chose must bend its logits; a preset's (gemma2's 30) is far above these tiny
+    # models' logits and is checked as it is, bend or not
+    if "--logit-softcap" in case["flags"] and S > 0 and float(np.max(np.abs(ref["logits"]))) < 0.5 * S:
+        probs.append(f"case: the logits stay below half the softcap {S}: tanh's bend is not exercised")
+    order = ["logits", "loss", "z_loss"] + sorted(k for k in ref if k.startswith("grad.")) + \
         sorted(k for k in ref if k.startswith("probe.")) + ["adamw.losses"] + \
         sorted(k for k in ref if k.startswith("adamw.final."))
     results = []
@@ -296,7 +330,8 @@ def compare_case(cfg, model, dump, rd, case, verbose):
                     masked += int(mask.sum())
         results.append(R.compare(k, dump[k], ref[k], ATOL, RTOL, extra))
     if verbose:
-        print(f"  {case['name']}: lambda {rd['branchnorm_lambda']}, adamw {rd['adamw']}, {masked} zero-gradient "
+        print(f"  {case['name']}: lambda {rd['branchnorm_lambda']}, z-loss {rd['z_loss']}, softcap "
+              f"{cfg.logit_softcap}, adamw {rd['adamw']}, {masked} zero-gradient "
               f"elements checked against the AdamW step bound only")
         for r in results:
             if "abs_err" in r:

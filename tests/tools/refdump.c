@@ -1,6 +1,7 @@
 /* Test tool: builds a small model from flags, perturbs its parameters, and writes what the
  * PyTorch reference (tests/reference) recomputes independently: DIR/model.safetensors and
- * DIR/dump.safetensors (tokens, logits, loss, every gradient, probe figures, five AdamW steps).
+ * DIR/dump.safetensors (tokens, logits, loss, z-loss term, every gradient, probe figures, five AdamW
+ * steps).
  * The dump format is described in tests/reference/README.md. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,12 +48,15 @@ int main(int argc, char **argv) {
     LnlModelFlags mf;
     const char *out = NULL;
     long long batch = 2, seed = 1;
-    LnlFlag flags[LNL_MODEL_NFLAGS + 3];
+    double z_loss = 0;
+    LnlFlag flags[LNL_MODEL_NFLAGS + 4];
     lnl_model_flags_init(&mf, flags);
     flags[LNL_MODEL_NFLAGS] = (LnlFlag){"--out", LNL_FLAG_STR, &out, "output directory", 1, 0, NULL, 0};
     flags[LNL_MODEL_NFLAGS + 1] = (LnlFlag){"--batch", LNL_FLAG_INT, &batch, "batch size B", 1, 1024, NULL, 0};
     flags[LNL_MODEL_NFLAGS + 2] = (LnlFlag){"--seed", LNL_FLAG_INT, &seed, "seed", 0, 1LL << 62, NULL, 0};
-    int nf = LNL_MODEL_NFLAGS + 3, npos;
+    flags[LNL_MODEL_NFLAGS + 3] =
+        (LnlFlag){"--z-loss", LNL_FLAG_FLOAT, &z_loss, "z-loss coefficient (as lnlab train's)", 0, 1, NULL, 0};
+    int nf = LNL_MODEL_NFLAGS + 4, npos;
     lnl_flags_parse_or_exit("refdump", "[flags] --out DIR", flags, nf, argc, argv, NULL, 0, &npos);
     if (!out) lnl_die(2, "refdump: --out is required");
     LnlErr e;
@@ -65,6 +69,7 @@ int main(int argc, char **argv) {
     const int B = (int)batch, T = c->n_positions, N = B * T, V = c->vocab_size;
     if (lnl_model_alloc_acts(&m, B, T, &e)) lnl_die(1, "%s", e.msg);
     m.branch_lambda = BN_LAMBDA;
+    m.z_loss_coef = (float)z_loss;
     if (lnl_mkdir_p(out, &e)) lnl_die(1, "%s", e.msg);
 
     char *path = lnl_path_join(out, "model.safetensors");
@@ -95,6 +100,7 @@ int main(int argc, char **argv) {
     lnl_model_backward(&m);
     int64_t one = 1;
     add_f32(&w, "loss", 1, &one, &loss, 1);
+    add_f32(&w, "z_loss", 1, &one, &m.z_loss, 1);
     add_params(&w, &m, m.grads_mem, "grad.");
     LnlProbe p;
     lnl_probe_collect(&m, &p);
@@ -133,9 +139,10 @@ int main(int argc, char **argv) {
     add_params(&w, &m, m.params_mem, "adamw.final.");
 
     LnlBuf meta = {0};
-    lnl_buf_printf(&meta, "{\"branchnorm_lambda\": %.9g, \"adamw\": {\"lr\": %.9g, \"beta1\": %.9g, \"beta2\": %.9g, "
-                          "\"eps\": %.9g, \"weight_decay\": %.9g, \"grad_clip\": %.9g}, \"decay\": [",
-                   BN_LAMBDA, lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.grad_clip);
+    lnl_buf_printf(&meta, "{\"branchnorm_lambda\": %.9g, \"z_loss\": %.9g, \"adamw\": {\"lr\": %.9g, "
+                          "\"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, \"weight_decay\": %.9g, "
+                          "\"grad_clip\": %.9g}, \"decay\": [",
+                   BN_LAMBDA, (double)m.z_loss_coef, lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.grad_clip);
     int first = 1;
     for (int i = 0; i < m.nviews; i++) {
         if (!m.views[i].decay) continue;

@@ -8,14 +8,16 @@
 #include "train/sample.h"
 
 static const char *presets[] = {"post", "pre", "peri", "b2t", "mix", "lns", "hybrid", "hybrid*",
-                                "deepnorm", "admin", "branchnorm", "rezero"};
+                                "deepnorm", "admin", "branchnorm", "rezero", "olmo2", "gemma2"};
 #define NPRESETS (int)(sizeof presets / sizeof presets[0])
 #define BN_LAMBDA 0.3f
 #define ATOL 1e-5
 #define RTOL 1e-5
 
+#define SOFTCAP 1.0f /* the logit softcap: small enough that the small models' logits reach into tanh's bend */
+
 /* extras: a set of EX_* */
-enum { EX_EMBED = 1, EX_SOFTCAP = 2, EX_QK_HEAD = 4, EX_QK_FULL = 8, EX_NEW = 16 };
+enum { EX_EMBED = 1, EX_SOFTCAP = 2, EX_QK_HEAD = 4, EX_QK_FULL = 8, EX_NEW = 16, EX_LOGITCAP = 32 };
 
 static int small_model(LnlModel *m, const char *preset, LnlNormKind kind, float dt, int extras, int T) {
     LnlConfig c;
@@ -44,6 +46,7 @@ static int small_model(LnlModel *m, const char *preset, LnlNormKind kind, float 
         c.embed_scale_learned = 1;
         c.norm_gain = LNL_GAIN_ONE_PLUS;
     }
+    c.logit_softcap = extras & EX_LOGITCAP ? SOFTCAP : 0.0f;
     if (lnl_model_create(m, &c, &e)) {
         CHECK(0, "%s", e.msg);
         return -1;
@@ -260,6 +263,33 @@ static void test_decode_softcap_qk_norm(void) {
     }
 }
 
+/* The logit softcap is applied on the decode path too: steps and prefill match the forward, and the
+ * logits stay within +-SOFTCAP while the capped ones bend (some beyond SOFTCAP / 2). */
+static void test_decode_softcap(void) {
+    const char *which[] = {"pre", "post", "peri", "hybrid"};
+    for (int p = 0; p < 4; p++)
+        for (int k = 0; k < 2; k++) {
+            decode_matches_forward(which[p], (LnlNormKind)k, 1.0f, EX_LOGITCAP);
+            prefill_matches(which[p], (LnlNormKind)k, 0.3f, EX_EMBED | EX_LOGITCAP);
+        }
+    LnlModel m;
+    if (small_model(&m, "pre", LNL_NORM_LAYERNORM, 1.0f, EX_LOGITCAP, 6)) return;
+    LnlErr e;
+    CHECK(lnl_model_alloc_decode(&m, 6, 1, &e) == 0, "%s", e.msg);
+    float big = 0;
+    int inside = 1;
+    for (int t = 0; t < 6; t++) {
+        const float *lg = lnl_model_decode_step(&m, (int32_t)(3 * t + 1), t);
+        for (int v = 0; v < m.cfg.vocab_size; v++) {
+            inside &= fabsf(lg[v]) <= SOFTCAP;
+            if (fabsf(lg[v]) > big) big = fabsf(lg[v]);
+        }
+    }
+    CHECK(inside, "decoded logits beyond the softcap %g", (double)SOFTCAP);
+    CHECK(big > 0.5f * SOFTCAP, "the largest decoded logit %g never reaches tanh's bend", (double)big);
+    lnl_model_free(&m);
+}
+
 /* Several streams, a prompt longer than one pass (passes of 4 + 3 rows), a prefill that starts
  * after cached positions, and one that rewinds: each equals a batched forward. */
 static void test_prefill_passes_streams_rewind(void) {
@@ -455,6 +485,7 @@ int main(void) {
     RUN_TEST(test_decode_dynamic_norms);
     RUN_TEST(test_decode_softcap_qk_norm);
     RUN_TEST(test_decode_batch_of_streams);
+    RUN_TEST(test_decode_softcap);
     RUN_TEST(test_decode_reset_and_rewind);
     RUN_TEST(test_prefill_every_preset);
     RUN_TEST(test_prefill_passes_streams_rewind);

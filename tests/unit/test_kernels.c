@@ -850,8 +850,8 @@ static void test_xent_inplace(void) {
             check_vs_ref(name, iz1, iz2, N, 0, 1e-6);
             float *dl = frand(N, 0.1, 1), *dref = fzeros(NV);
             ops->softmax_xent_backward(dref, p, tg, dl, N, V);
-            ops->xent_backward_inplace(x1, mx1, iz1, tg, dl, N, V);
-            REF->xent_backward_inplace(x2, mx2, iz2, tg, dl, N, V);
+            ops->xent_backward_inplace(x1, mx1, iz1, tg, dl, NULL, 0.0f, N, V);
+            REF->xent_backward_inplace(x2, mx2, iz2, tg, dl, NULL, 0.0f, N, V);
             snprintf(name, sizeof name, "xent1 dlogits [%s vs ref] V=%d%s", ops->name, V, tail);
             check_vs_ref(name, x1, x2, NV, 1e-9, 1e-5);
             /* the floats of lnl_softmax_xent_*, a fast backend's promise (kernels.h); the reference
@@ -879,12 +879,101 @@ static void test_xent_inplace(void) {
         double Lk = 0.0;
         for (int r = 0; r < N; r++) Lk += (double)l[r] * R[r];
         CHECK_CLOSE(Lk, d_xent_loss(xd, tg, Rd, N, V), 1e-6, 1e-6);
-        ops->xent_backward_inplace(d, mx, iz, tg, R, N, V);
+        ops->xent_backward_inplace(d, mx, iz, tg, R, NULL, 0.0f, N, V);
         snprintf(name, sizeof name, "xent1 dlogits [%s]", ops->name);
         check_grad(name, d, g, (size_t)N * V);
         free(l), free(mx), free(iz), free(d);
     }
     free(x), free(R), free(xd), free(Rd), free(g);
+}
+
+/* sum_r R[r] (log Z_r - c[r, tg[r]]) + Zg[r] log Z_r, Z_r = sum_v exp c[r, v], c = S tanh(z / S) (z
+ * itself for S = 0): the cross-entropy with the z-loss's extra dLoss/d log Z (Zg) and the softcap,
+ * as lnl_xent_backward_inplace differentiates it (kernels.h). */
+static double d_xent_capped_loss(const double *z, const int32_t *tg, const double *R, const double *Zg, double S,
+                                 int N, int V) {
+    double L = 0.0;
+    double *c = dalloc((size_t)V);
+    for (int r = 0; r < N; r++) {
+        if (tg[r] < 0) continue;
+        double mx = -INFINITY, sum = 0.0;
+        for (int v = 0; v < V; v++) {
+            c[v] = S > 0 ? S * tanh(z[r * V + v] / S) : z[r * V + v];
+            mx = c[v] > mx ? c[v] : mx;
+        }
+        for (int v = 0; v < V; v++) sum += exp(c[v] - mx);
+        const double lz = mx + log(sum);
+        L += R[r] * (lz - c[tg[r]]) + Zg[r] * lz;
+    }
+    free(c);
+    return L;
+}
+
+/* The logit softcap (lnl_softcap_forward) against the reference, in place and not; the in-place
+ * cross-entropy's gradient with a z-loss term (dlogz) and through the softcap against the
+ * reference and against finite differences of d_xent_capped_loss. */
+static void test_xent_zloss_softcap(void) {
+    FOR_BACKENDS(ops)
+    for (int big = 0; big < 2; big++) {
+        const int N = big ? 3 : 9, V = big ? 50257 : 101;
+        const size_t NV = (size_t)N * V;
+        const float S = 3.0f;
+        int32_t tg[9] = {0, 100, 5, -1, 50, 7, 7, -100, 33};
+        if (big) tg[0] = 50256, tg[1] = 0, tg[2] = 12345;
+        float *z = frand(NV, -12, 12), *c1 = fzeros(NV), *c2 = fzeros(NV), *ca = fcopy(z, NV);
+        char name[96];
+        ops->softcap_forward(c1, z, NV, S);
+        REF->softcap_forward(c2, z, NV, S);
+        ops->softcap_forward(ca, ca, NV, S);
+        snprintf(name, sizeof name, "softcap V=%d [%s vs ref]", V, ops->name);
+        check_vs_ref(name, c1, c2, NV, 1e-6, 1e-6);
+        snprintf(name, sizeof name, "softcap in place V=%d [%s]", V, ops->name);
+        check_vs_ref(name, ca, c1, NV, 0, 0);
+        int bounded = 1;
+        for (size_t i = 0; i < NV; i++) bounded &= fabsf(c1[i]) <= S;
+        CHECK(bounded, "[%s] softcap output beyond +-S", ops->name);
+        float *l = fzeros(N), *mx = fzeros(N), *iz = fzeros(N), *dl = frand(N, 0.1, 1), *dz = frand(N, -0.5, 0.5);
+        ops->xent_forward(l, mx, iz, c1, tg, N, V);
+        for (int withcap = 0; withcap < 2; withcap++) {
+            float *g1 = fcopy(c1, NV), *g2 = fcopy(c1, NV);
+            ops->xent_backward_inplace(g1, mx, iz, tg, dl, dz, withcap ? S : 0.0f, N, V);
+            REF->xent_backward_inplace(g2, mx, iz, tg, dl, dz, withcap ? S : 0.0f, N, V);
+            snprintf(name, sizeof name, "xent1 dlogits, dlogz%s V=%d [%s vs ref]", withcap ? ", softcap" : "", V,
+                     ops->name);
+            check_vs_ref(name, g1, g2, NV, 1e-9, 1e-5);
+            int ignored_zero = 1;
+            for (int r = 0; r < N; r++)
+                for (int v = 0; v < V && tg[r] < 0; v++) ignored_zero &= g1[(size_t)r * V + v] == 0.0f;
+            CHECK(ignored_zero, "[%s] ignored rows must get a zero gradient", ops->name);
+            free(g1), free(g2);
+        }
+        free(z), free(c1), free(c2), free(ca), free(l), free(mx), free(iz), free(dl), free(dz);
+    }
+    /* finite differences: softcap 0 with dlogz, softcap without dlogz, both */
+    const int N = 5, V = 23;
+    const int32_t tg[5] = {3, -1, 22, 0, 3};
+    const float S = 2.5f;
+    float *z = frand((size_t)N * V, -4, 4), *R = frand(N, 0.2, 1.5), *Zg = frand(N, -0.6, 0.6);
+    double *zd = dcopy(z, (size_t)N * V), *Rd = dcopy(R, N), *Zd = dcopy(Zg, N), *Z0 = dalloc(N);
+    for (int mode = 0; mode < 3; mode++) {
+        const float cap = mode == 0 ? 0.0f : S;
+        const int with_dz = mode != 1;
+        double *g = dalloc((size_t)N * V);
+        FD(g, zd, (size_t)N * V, d_xent_capped_loss(zd, tg, Rd, with_dz ? Zd : Z0, cap, N, V));
+        FOR_BACKENDS(ops) {
+            char name[80];
+            float *l = fzeros(N), *mx = fzeros(N), *iz = fzeros(N), *d = fcopy(z, (size_t)N * V);
+            if (cap > 0) ops->softcap_forward(d, d, (size_t)N * V, cap);
+            ops->xent_forward(l, mx, iz, d, tg, N, V);
+            ops->xent_backward_inplace(d, mx, iz, tg, R, with_dz ? Zg : NULL, cap, N, V);
+            snprintf(name, sizeof name, "xent1 dz%s%s [%s]", with_dz ? ", z-loss" : "", cap > 0 ? ", softcap" : "",
+                     ops->name);
+            check_grad(name, d, g, (size_t)N * V);
+            free(l), free(mx), free(iz), free(d);
+        }
+        free(g);
+    }
+    free(z), free(R), free(Zg), free(zd), free(Rd), free(Zd), free(Z0);
 }
 
 /* ---- per-channel scale ---- */
@@ -1184,6 +1273,7 @@ int main(void) {
     RUN_TEST(test_softmax_xent_vs_ref);
     RUN_TEST(test_softmax_xent_grad);
     RUN_TEST(test_xent_inplace);
+    RUN_TEST(test_xent_zloss_softcap);
     RUN_TEST(test_chanscale);
     RUN_TEST(test_adamw_hand);
     RUN_TEST(test_elementwise);

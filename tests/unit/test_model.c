@@ -13,7 +13,7 @@ const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
 
 static const char *presets[] = {"post", "pre", "peri", "b2t", "mix", "lns", "hybrid", "hybrid*",
-                                "deepnorm", "admin", "branchnorm", "rezero"};
+                                "deepnorm", "admin", "branchnorm", "rezero", "olmo2", "gemma2"};
 #define NPRESETS (int)(sizeof presets / sizeof presets[0])
 
 static void small_config(LnlConfig *c, const char *preset, LnlNormKind kind, float dt) {
@@ -40,8 +40,15 @@ static void make_batch(int32_t *in, int32_t *tg, int n, int V, uint64_t seed) {
     }
 }
 
-/* Central differences in float32 on a few entries of every tensor of a model of config c. */
-static void fd_check_config(const LnlConfig *cfg, const char *what) {
+/* The training objective of one forward: the mean cross-entropy plus the z-loss term. */
+static double objective(LnlModel *m, const int32_t *in, const int32_t *tg, int B, int T) {
+    double ce = lnl_model_forward(m, in, tg, B, T);
+    return ce + m->z_loss;
+}
+
+/* Central differences in float32 on a few entries of every tensor of a model of config c, whose
+ * training objective has the z-loss coefficient z_loss (0: the cross-entropy alone). */
+static void fd_check_objective(const LnlConfig *cfg, const char *what, float z_loss) {
     LnlConfig c = *cfg;
     const char *preset = what;
     LnlNormKind kind = c.norm;
@@ -54,6 +61,7 @@ static void fd_check_config(const LnlConfig *cfg, const char *what) {
     const int B = 2, T = 5;
     CHECK(lnl_model_alloc_acts(&m, B, T, &e) == 0, "%s", e.msg);
     m.branch_lambda = 0.6f;
+    m.z_loss_coef = z_loss;
     int32_t in[10], tg[10];
     make_batch(in, tg, B * T, c.vocab_size, 3);
     tg[3] = -1; /* an ignored position */
@@ -72,9 +80,9 @@ static void fd_check_config(const LnlConfig *cfg, const char *what) {
             size_t k = v->offset + lnl_rng_below(&r, v->numel);
             float save = m.params_mem[k];
             m.params_mem[k] = save + h;
-            double lp = lnl_model_forward(&m, in, tg, B, T);
+            double lp = objective(&m, in, tg, B, T);
             m.params_mem[k] = save - h;
-            double lm = lnl_model_forward(&m, in, tg, B, T);
+            double lm = objective(&m, in, tg, B, T);
             m.params_mem[k] = save;
             double fd = (lp - lm) / (2.0 * h);
             double an = m.grads_mem[k];
@@ -83,8 +91,9 @@ static void fd_check_config(const LnlConfig *cfg, const char *what) {
                 worst = err;
                 worst_name = v->name;
             }
-            CHECK(err <= 1.0, "%s/%s dt %g: %s[%zu] analytic %.6g vs finite difference %.6g", preset,
-                  lnl_norm_name(kind), dt, v->name, k - v->offset, an, fd);
+            CHECK(err <= 1.0, "%s/%s dt %g z-loss %g: %s[%zu] analytic %.6g vs finite difference %.6g", preset,
+                  lnl_norm_name(kind), dt, (double)z_loss, v->name, k - v->offset, an,
+                  fd);
             checked++;
         }
     }
@@ -92,6 +101,8 @@ static void fd_check_config(const LnlConfig *cfg, const char *what) {
     CHECK(checked > 0, "no tensors checked");
     lnl_model_free(&m);
 }
+
+static void fd_check_config(const LnlConfig *cfg, const char *what) { fd_check_objective(cfg, what, 0.0f); }
 
 static void fd_check(const char *preset, LnlNormKind kind, float dt, int embed_extras) {
     LnlConfig c;
@@ -169,6 +180,122 @@ static void test_fd_attn_softcap_qk_norm(void) {
         lnl_config_set_qk_norm(&c, cases[i].qk);
         fd_check_config(&c, cases[i].what);
     }
+}
+
+/* The gradients of a model of config c and z-loss coefficient z (perturbed init, the batch of
+ * fd_check_objective) into g (num_alloc floats); the objective's value into *obj. */
+static void grads_of(const LnlConfig *c, float z, float *g, double *obj) {
+    LnlModel m;
+    LnlErr e;
+    CHECK(lnl_model_create(&m, c, &e) == 0, "%s", e.msg);
+    lnl_model_init_weights(&m, 7);
+    lnl_test_perturb(&m, 11);
+    CHECK(lnl_model_alloc_acts(&m, 2, 5, &e) == 0, "%s", e.msg);
+    m.z_loss_coef = z;
+    int32_t in[10], tg[10];
+    make_batch(in, tg, 10, c->vocab_size, 3);
+    tg[3] = -1;
+    lnl_model_zero_grad(&m);
+    *obj = objective(&m, in, tg, 2, 5);
+    lnl_model_backward(&m);
+    memcpy(g, m.grads_mem, m.num_alloc * sizeof(float));
+    lnl_model_free(&m);
+}
+
+/* The largest |a - b| / (2e-3 + 2e-2 |b|) over n gradients: above 1, fd_check's tolerance tells
+ * them apart. */
+static double grad_gap(const float *a, const float *b, size_t n) {
+    double w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / (2e-3 + 2e-2 * fabs((double)b[i]));
+        if (d > w) w = d;
+    }
+    return w;
+}
+
+/* The final logit softcap and the z-loss, by finite differences of the whole model, with checks
+ * that each changes the gradients by more than the finite-difference tolerance (so a backward
+ * that left one out would fail), and the forward's figures: logits = S tanh(z / S) of the
+ * uncapped model's, z_loss = coef * mean over counted tokens of (log Z)^2, the cross-entropy
+ * unchanged by the z-loss. */
+static void test_softcap_and_zloss(void) {
+    LnlConfig c;
+    LnlErr e;
+    const float S = 1.5f, Z = 0.05f;
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    c.logit_softcap = S;
+    fd_check_objective(&c, "pre+softcap", 0.0f);
+    fd_check_objective(&c, "pre+softcap+zloss", Z);
+    small_config(&c, "post", LNL_NORM_RMSNORM, 0.5f);
+    c.logit_softcap = 2.0f;
+    fd_check_objective(&c, "post+softcap", 0.0f);
+    small_config(&c, "peri", LNL_NORM_RMSNORM, 1.0f);
+    fd_check_objective(&c, "peri+zloss", Z);
+    small_config(&c, "hybrid", LNL_NORM_LAYERNORM, 0.1f);
+    fd_check_objective(&c, "hybrid+zloss", 0.2f);
+
+    /* each feature moves the gradients beyond the finite differences' tolerance */
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    LnlModel m;
+    CHECK(lnl_model_create(&m, &c, &e) == 0, "%s", e.msg);
+    const size_t n = m.num_alloc;
+    lnl_model_free(&m);
+    float *g0 = malloc(n * sizeof *g0), *g1 = malloc(n * sizeof *g1);
+    double o0, o1;
+    grads_of(&c, 0.0f, g0, &o0);
+    grads_of(&c, Z, g1, &o1);
+    CHECK(grad_gap(g1, g0, n) > 5.0, "the z-loss %g hardly changes the gradients (gap %.3g)", (double)Z,
+          grad_gap(g1, g0, n));
+    CHECK(o1 > o0, "the z-loss term is not in the objective: %g vs %g", o1, o0);
+    c.logit_softcap = S;
+    grads_of(&c, 0.0f, g1, &o1);
+    CHECK(grad_gap(g1, g0, n) > 5.0, "the softcap %g hardly changes the gradients (gap %.3g)", (double)S,
+          grad_gap(g1, g0, n));
+    free(g0);
+    free(g1);
+
+    /* the forward's figures */
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    LnlModel a, b;
+    CHECK(lnl_model_create(&a, &c, &e) == 0, "%s", e.msg);
+    c.logit_softcap = S;
+    CHECK(lnl_model_create(&b, &c, &e) == 0, "%s", e.msg);
+    lnl_model_init_weights(&a, 7);
+    lnl_model_init_weights(&b, 7);
+    lnl_test_perturb(&a, 11);
+    lnl_test_perturb(&b, 11);
+    CHECK(lnl_model_alloc_acts(&a, 2, 5, &e) == 0 && lnl_model_alloc_acts(&b, 2, 5, &e) == 0, "%s", e.msg);
+    int32_t in[10], tg[10];
+    make_batch(in, tg, 10, c.vocab_size, 3);
+    tg[3] = -1;
+    const float ce = lnl_model_forward(&a, in, tg, 2, 5);
+    CHECK(a.z_loss == 0.0f, "z_loss %g with the z-loss off", (double)a.z_loss);
+    a.z_loss_coef = Z;
+    const float ce_z = lnl_model_forward(&a, in, tg, 2, 5);
+    CHECK(ce_z == ce, "the z-loss changed the returned cross-entropy: %.9g vs %.9g", (double)ce_z, (double)ce);
+    CHECK(a.loss == ce, "m->loss %.9g is not the cross-entropy %.9g", (double)a.loss, (double)ce);
+    const int V = c.vocab_size;
+    double zsum = 0, worst = 0, big = 0;
+    int count = 0;
+    lnl_model_forward(&b, in, NULL, 2, 5);
+    for (int r = 0; r < 10; r++) {
+        double mx = -INFINITY, sum = 0;
+        for (int v = 0; v < V; v++) mx = fmax(mx, a.logits[r * V + v]);
+        for (int v = 0; v < V; v++) sum += exp(a.logits[r * V + v] - mx);
+        const double lz = mx + log(sum);
+        if (tg[r] >= 0) zsum += lz * lz, count++;
+        for (int v = 0; v < V; v++) {
+            const double want = S * tanh(a.logits[r * V + v] / S);
+            worst = fmax(worst, fabs(b.logits[r * V + v] - want) / (1e-6 + 1e-6 * fabs(want)));
+            big = fmax(big, fabs(b.logits[r * V + v]));
+        }
+    }
+    const double zl = Z * zsum / count;
+    CHECK(fabs(a.z_loss - zl) <= 1e-6 * zl, "z_loss %.9g, by hand %.9g", (double)a.z_loss, zl);
+    CHECK(worst <= 1.0, "capped logits differ from S tanh(z / S) by %.3g tolerances", worst);
+    CHECK(big > 0.5 * S && big <= S, "the capped logits reach %g of the cap %g", big, (double)S);
+    lnl_model_free(&a);
+    lnl_model_free(&b);
 }
 
 /* The residual step: dt alone sets the model's and every sub-layer's; attn.dt / mlp.dt some
@@ -346,9 +473,33 @@ static void test_preset_defaults(void) {
         {"peri", 0, 0, 1, 1, 0},       {"sandwich", 0, 0, 1, 1, 0},   {"mix", 0, 0, 0, 0, 0},
         {"lns", 0, 0, 0, 0, 0},        {"hybrid", 0, 1, 0, 0, 0},     {"hybrid*", 0, 1, 0, 0, 0},
         {"deepnorm", 1, 0, 1, 0, 0},   {"admin", 1, 0, 1, 0, 1},      {"branchnorm", 0, 1, 1, 0, 0},
-        {"rezero", 0, 1, 1, 0, 0},
+        {"rezero", 0, 1, 1, 0, 0},     {"olmo2", 0, 0, 0, 0, 0},      {"gemma2", 0, 0, 0, 0, 1},
     };
     CHECK(sizeof want / sizeof want[0] == NPRESETS + 1, "every preset (and the sandwich alias) listed");
+    /* the model families' presets also set their sources' norm kind, gain, eps, softcaps and q/k
+     * norms (docs/PLACEMENTS.md, olmo2 and gemma2); the others leave them as they were */
+    {
+        LnlConfig c;
+        LnlErr e;
+        lnl_config_default(&c);
+        c.n_layer = 3;
+        lnl_config_set_norm(&c, LNL_NORM_DYT);
+        CHECK(lnl_config_preset(&c, "olmo2", &e) == 0, "%s", e.msg);
+        CHECK(c.norm == LNL_NORM_RMSNORM && c.norm_gain == LNL_GAIN_PLAIN && c.eps == 1e-6f && c.attn_softcap == 0 &&
+                  c.logit_softcap == 0 && lnl_config_qk_norm(&c) == LNL_QK_NORM_FULL && !c.sub[1][0].pre_norm &&
+                  c.sub[1][0].out_norm && c.sub[2][1].out_norm && !c.sub[2][1].post_norm && c.final_norm,
+              "olmo2's defaults");
+        CHECK(lnl_config_preset(&c, "gemma2", &e) == 0, "%s", e.msg);
+        CHECK(c.norm == LNL_NORM_RMSNORM && c.norm_gain == LNL_GAIN_ONE_PLUS && c.eps == 1e-6f && c.attn_softcap == 50 &&
+                  c.logit_softcap == 30 && lnl_config_qk_norm(&c) == LNL_QK_NORM_OFF && c.sub[0][0].pre_norm &&
+                  c.sub[0][0].out_norm && c.embed_scale && c.final_norm,
+              "gemma2's defaults");
+        lnl_config_set_norm(&c, LNL_NORM_DERF);
+        c.eps = 1e-3f;
+        CHECK(lnl_config_preset(&c, "peri", &e) == 0 && c.norm == LNL_NORM_DERF && c.eps == 1e-3f &&
+                  c.norm_gain == LNL_GAIN_ONE_PLUS && c.attn_softcap == 50,
+              "a placement preset changed the norm kind, eps, gain or softcap");
+    }
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         LnlConfig c;
         LnlErr e;
@@ -569,6 +720,36 @@ static void test_config_json(void) {
     CHECK(lnl_config_from_json(&d, "{\"format\":\"x\"}", "cfg.json", &e) != 0 && strstr(e.msg, "cfg.json"),
           "bad format accepted: %s", e.msg);
     CHECK(lnl_config_from_json(&d, "{nope", "cfg.json", &e) != 0, "invalid JSON accepted");
+    /* the logit softcap: recorded, read back, named by the diff, validated; a file without it has none */
+    small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
+    c.logit_softcap = 30.0f;
+    js = lnl_config_to_json(&c);
+    CHECK(strstr(js, "\"logit_softcap\":30") != NULL, "softcap not recorded: %s", js);
+    CHECK(lnl_config_from_json(&d, js, "test", &e) == 0 && d.logit_softcap == 30.0f, "softcap lost: %s", e.msg);
+    char *diff = lnl_config_diff(&d, &c);
+    CHECK(diff == NULL, "equal configs differ: %s", diff ? diff : "");
+    free(diff);
+    d.logit_softcap = 0.0f;
+    diff = lnl_config_diff(&d, &c);
+    CHECK(diff && strstr(diff, "logit_softcap 0 -> 30"), "diff: %s", diff ? diff : "(none)");
+    free(diff);
+    LnlBuf nocap = {0};
+    const char *at = strstr(js, ",\"logit_softcap\":30");
+    lnl_buf_append(&nocap, js, (size_t)(at - js));
+    lnl_buf_printf(&nocap, "%s", at + strlen(",\"logit_softcap\":30"));
+    CHECK(lnl_config_from_json(&d, nocap.data, "old.json", &e) == 0 && d.logit_softcap == 0.0f,
+          "a file without logit_softcap: %s", e.msg);
+    lnl_buf_free(&nocap);
+    free(js);
+    const float bad_caps[] = {-1.0f, NAN, INFINITY, 2e6f};
+    for (int i = 0; i < 4; i++) {
+        c.logit_softcap = bad_caps[i];
+        CHECK(lnl_config_validate(&c, &e) != 0 && strstr(e.msg, "logit_softcap"), "softcap %g accepted",
+              (double)bad_caps[i]);
+        js = lnl_config_to_json(&c);
+        CHECK(lnl_config_from_json(&d, js, "bad.json", &e) != 0, "softcap %g read back", (double)bad_caps[i]);
+        free(js);
+    }
     /* the init rule and per-sub-layer biases are recorded; a file from before they were has
      * biases and a fixed std */
     small_config(&c, "post", LNL_NORM_LAYERNORM, 1.0f);
@@ -609,6 +790,7 @@ static void test_config_json(void) {
     for (const char *q = js; *q; q++) {
         if (!strncmp(q, ",\"qk_norm\":\"off\"", 16)) q += 15;
         else if (!strncmp(q, "\"attn_softcap\":0,", 17)) q += 16;
+        else if (!strncmp(q, "\"logit_softcap\":0,", 18)) q += 17;
         else lnl_buf_append(&old2, q, 1);
     }
     lnl_buf_append(&old2, "", 1);
@@ -621,7 +803,7 @@ static void test_config_json(void) {
     small_config(&c, "pre", LNL_NORM_LAYERNORM, 1.0f);
     d = c;
     d.attn_softcap = 50.0f;
-    char *diff = lnl_config_diff(&c, &d);
+    diff = lnl_config_diff(&c, &d);
     CHECK(diff && strstr(diff, "attn_softcap 0 -> 50"), "diff: %s", diff ? diff : "(none)");
     free(diff);
     CHECK(lnl_config_from_json(&d, "{\"format\":\"lnlab.config\",\"version\":1,\"n_layer\":1,\"n_head\":1,\"n_embd\":4,"
@@ -646,5 +828,6 @@ int main(void) {
     RUN_TEST(test_fd_detects_error);
     RUN_TEST(test_fd_all_presets);
     RUN_TEST(test_fd_attn_softcap_qk_norm);
+    RUN_TEST(test_softcap_and_zloss);
     TEST_MAIN_END();
 }

@@ -14,7 +14,7 @@
 #include "model/model.h"
 
 static const char *presets[] = {"post", "pre",      "peri",  "b2t",        "mix",   "lns", "hybrid",
-                                "hybrid*", "deepnorm", "admin", "branchnorm", "rezero"};
+                                "hybrid*", "deepnorm", "admin", "branchnorm", "rezero", "olmo2", "gemma2"};
 #define NPRESETS ((int)(sizeof presets / sizeof presets[0]))
 
 static void fill_normal(float *x, size_t n, double sd, uint64_t seed) {
