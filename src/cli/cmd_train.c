@@ -133,6 +133,14 @@ int cmd_train(int argc, char **argv) {
         if (!cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(saved, "train"), "data_order"))
             ts.data_order = "sequential";
     }
+    /* the products' arithmetic: the flag's, a resumed run's recorded one, else what LNLAB_BF16 chose
+     * at startup; config.json records the one in effect */
+    if (lnl_flags_find(flags, nflags, "--precision")->seen || rf.resume) {
+        if (lnl_kernels_set_bf16(strcmp(ts.precision, "bf16") == 0))
+            lnl_die(2, "--precision bf16: this CPU or build has no AVX512-BF16 (the products can only be fp32 here)");
+    } else {
+        ts.precision = lnl_kernels_bf16() ? "bf16" : "fp32";
+    }
     if (!data) lnl_die(2, "train: --data is required (a directory made by lnlab prepare, or a token shard)");
     if (!out) lnl_die(2, "train: --out is required");
 

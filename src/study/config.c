@@ -66,6 +66,7 @@ const LnlStudyField lnl_study_fields[] = {
     TRAIN_FIELD(weight_decay, 1, "decoupled weight decay"),
     TRAIN_FIELD(grad_clip, 1, "max global gradient norm (0: off)"),
     TRAIN_FIELD(z_loss, 1, "z-loss coefficient on the output logits (0: off)"),
+    TRAIN_FIELD(precision, 1, "the matrix products' arithmetic (lnlab train --precision)"),
     {"diverge_loss", LNL_SF_FLOAT, OFF(diverge_loss), 0, 1e9, NULL, 1,
      "a run diverged when its loss exceeds its running minimum by this many nats (0: only NaN/Inf)", NULL},
     {"skip_spikes", LNL_SF_FLOAT, OFF(skip_spikes), 0, 1e9, NULL, 1,

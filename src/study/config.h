@@ -53,7 +53,7 @@ typedef struct {
     /* training settings (train/settings.h), each of its row's type; a run gets them as train's flags */
     long long batch, total_batch, steps, warmup, eval_every, eval_batches, checkpoint_every;
     double min_lr_frac, beta1, beta2, adam_eps, weight_decay, grad_clip, z_loss;
-    char *schedule; /* owned */
+    char *schedule, *precision; /* owned */
     int ngrids;
     LnlStudyGrid grids[LNL_STUDY_MAX_GRIDS];
 } LnlStudyConfig;

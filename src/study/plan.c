@@ -258,6 +258,7 @@ void lnl_study_train_argv(LnlArgv *a, const LnlStudyConfig *c, const LnlStudyRun
     arg_num(a, "--adam-eps", c->adam_eps);
     /* the z-loss only when on: the command lines of studies without it stay as they were */
     if (c->z_loss > 0) arg_num(a, "--z-loss", c->z_loss);
+    if (strcmp(c->precision, "fp32") != 0) arg_str(a, "--precision", c->precision);
     if (c->diverge_loss > 0) arg_num(a, "--diverge-loss", c->diverge_loss);
     if (c->skip_spikes > 0) arg_num(a, "--skip-spikes", c->skip_spikes);
     /* the seed draws the init and the batches: runs of two placements with one seed are a pair

@@ -47,6 +47,10 @@
     X(z_loss, "--z-loss", FLOAT, 0, 1, 0, NULL,                                                            \
       "z-loss coefficient: the objective adds COEF * mean (log Z)^2 of the softmax normalizer Z (PaLM: 1e-4; " \
       "0 = off); the log's loss stays the cross-entropy, step records add z_loss")
+#define LNL_TS_precision(X)                                                                              \
+    X(precision, "--precision", STR, 1, 0, "fp32", "fp32|bf16",                                            \
+      "the matrix products' arithmetic: fp32, or bf16 products with fp32 accumulation and fp32 master "   \
+      "weights (AVX512-BF16; without the flag, what LNLAB_BF16 says)")
 #define LNL_TS_seed(X) X(seed, "--seed", INT, 0, 1LL << 62, 1337, NULL, "seed for the init")
 #define LNL_TS_data_order(X)                                                                                     \
     X(data_order, "--data-order", STR, 1, 0, "random", LNL_DATA_ORDERS,                                          \
@@ -66,7 +70,7 @@
 #define LNL_TRAIN_SETTINGS(X)                                                                                     \
     LNL_TS_batch(X) LNL_TS_total_batch(X) LNL_TS_steps(X) LNL_TS_lr(X) LNL_TS_min_lr_frac(X) LNL_TS_warmup(X)     \
     LNL_TS_schedule(X) LNL_TS_beta1(X) LNL_TS_beta2(X) LNL_TS_adam_eps(X) LNL_TS_weight_decay(X)                  \
-    LNL_TS_grad_clip(X) LNL_TS_z_loss(X) LNL_TS_seed(X) LNL_TS_data_order(X) LNL_TS_data_seed(X) LNL_TS_eval_every(X)              \
+    LNL_TS_grad_clip(X) LNL_TS_z_loss(X) LNL_TS_precision(X) LNL_TS_seed(X) LNL_TS_data_order(X) LNL_TS_data_seed(X) LNL_TS_eval_every(X)              \
     LNL_TS_eval_batches(X) LNL_TS_checkpoint_every(X)
 
 /* One column of the row of setting `name`, a constant expression: LNL_TRAIN_SETTING(steps, HI).

@@ -226,6 +226,30 @@ expect_error softcap_negative 2 "^lnlab: error: --logit-softcap: -1 is out of ra
   --data "$TMP/kjv" --out "$TMP/x" --logit-softcap -1
 [ -e "$TMP/x" ] && fail zloss_flags_write_nothing "$TMP/x was created" || ok zloss_flags_write_nothing
 
+# 5e. --precision: bf16 products (fp32 accumulation and master weights) recorded in config.json,
+#     near the fp32 run but not equal to it, the same as LNLAB_BF16=1, and kept by a resume even
+#     when the environment says otherwise; fp32 is recorded when neither asks for bf16.
+if LNLAB_BF16=1 "$LNLAB" train "${Z[@]}" --steps 1 --out "$TMP/bf16-probe" 2>&1 | grep -q "no AVX512-BF16"; then
+  echo "skip precision_bf16: this CPU or build has no AVX512-BF16"
+  expect_error precision_bf16_unavailable 2 "^lnlab: error: --precision bf16: this CPU or build has no AVX512-BF16" -- \
+    "$LNLAB" train "${Z[@]}" --precision bf16 --out "$TMP/x"
+else
+  "$LNLAB" train "${Z[@]}" --precision bf16 --out "$TMP/pb" && LNLAB_BF16=1 "$LNLAB" train "${Z[@]}" --out "$TMP/pe" &&
+    "$LNLAB" train "${Z[@]}" --precision bf16 --stop-after 2 --out "$TMP/pr" >/dev/null 2>&1
+  LNLAB_BF16=0 "$LNLAB" train --resume "$TMP/pr" --quiet || fail precision_resume "the resume failed"
+  if why=$($PY - "$TMP" 2>&1 <<'PYEOF'
+import json, sys
+t = sys.argv[1]
+prec = lambda r: json.load(open(t + "/" + r + "/config.json"))["train"]["precision"]
+steps = lambda r: [x["loss"] for x in map(json.loads, open(t + "/" + r + "/log.jsonl")) if "loss" in x]
+assert (prec("pb"), prec("pe"), prec("pr"), prec("zl_none")) == ("bf16", "bf16", "bf16", "fp32")
+b, e, r, f = steps("pb"), steps("pe"), steps("pr"), steps("zl_none")
+assert b == e == r, (b, e, r)
+assert b != f and all(abs(x - y) < 0.05 for x, y in zip(b, f)), (b, f)
+PYEOF
+  ); then ok precision_bf16_recorded_and_resumed; else fail precision_bf16_recorded_and_resumed "$(printf '%s' "$why" | tail -n 2)"; fi
+fi
+
 # 6. Bad input.
 expect_error no_data 2 "--data is required" -- "$LNLAB" train --out "$TMP/x"
 expect_error missing_data 1 "nope" -- "$LNLAB" train --data "$TMP/nope" --out "$TMP/x" --quiet
