@@ -12,6 +12,7 @@
  * 64 KiB per thread (attention, built-in matmul). */
 #include <assert.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "kernels_internal.h"
 
@@ -364,6 +365,90 @@ static void cpu_norm_backward(float *dinp, float *dweight, float *dbias, const f
             lnl_norm_param_grad_cols(dweight, dbias, dout, inp, mean, rstd, N, C, G, rep, kind, scale, cb * CB,
                                      imin(C, cb * CB + CB));
     }
+}
+
+/* ---- elementwise (dynamic) norms, DyT and Derf: rows in parallel for out/dinp; the parameter
+ * gradients by column blocks in parallel, each block summing its rows in order, and the scalars
+ * a and s from per-block partial sums added in block order: the same bits on any thread count ---- */
+
+static void cpu_dyn_norm_forward(float *out, const float *inp, const float *weight, const float *bias,
+                                 const float *alpha, const float *shift, int N, int C, int G, int rep, LnlNormKind kind,
+                                 float scale) {
+    assert(G >= 1 && rep >= 1 && lnl_norm_is_dynamic(kind) && alpha);
+    LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * C > LNL_PAR_MIN_ELEMS))
+    for (int r = 0; r < N; r++) {
+        const int g = lnl_norm_group(r, G, rep);
+        const double a = alpha[g], s = shift ? shift[g] : 0.0;
+        const float *x = inp + (size_t)r * C, *w = weight ? weight + (size_t)g * C : NULL;
+        const float *b = bias ? bias + (size_t)g * C : NULL;
+        float *o = out + (size_t)r * C;
+        for (int i = 0; i < C; i++)
+            o[i] = (float)(scale * (lnl_dyn_phi(kind, a * x[i] + s) * (w ? w[i] : 1.0) + (b ? b[i] : 0.0)));
+    }
+}
+
+static void cpu_dyn_norm_backward(float *dinp, float *dweight, float *dbias, float *dalpha, float *dshift,
+                                  const float *dout, const float *inp, const float *weight, const float *alpha,
+                                  const float *shift, int N, int C, int G, int rep, LnlNormKind kind, float scale) {
+    assert(G >= 1 && rep >= 1 && lnl_norm_is_dynamic(kind) && alpha);
+    enum { CB = 16, MAXG = 4 }; /* column block; weight sets (the q/k/v norms have 3) */
+    if (dinp) {
+        LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * C > LNL_PAR_MIN_ELEMS))
+        for (int r = 0; r < N; r++) {
+            const int g = lnl_norm_group(r, G, rep);
+            const double a = alpha[g], s = shift ? shift[g] : 0.0;
+            const float *x = inp + (size_t)r * C, *d = dout + (size_t)r * C;
+            const float *w = weight ? weight + (size_t)g * C : NULL;
+            float *dx = dinp + (size_t)r * C;
+            for (int i = 0; i < C; i++)
+                dx[i] += (float)((double)scale * d[i] * (w ? w[i] : 1.0) * lnl_dyn_dphi(kind, a * x[i] + s) * a);
+        }
+    }
+    if (!dweight && !dbias && !dalpha && !dshift) return;
+    const int ncb = (C + CB - 1) / CB;
+    double *part = G <= MAXG ? malloc((size_t)ncb * (size_t)G * 2 * sizeof(double)) : NULL;
+    if (!part) { /* the reference's serial sums need no scratch */
+        lnl_ref_dyn_norm_backward(NULL, dweight, dbias, dalpha, dshift, dout, inp, weight, alpha, shift, N, C, G, rep,
+                                  kind, scale);
+        return;
+    }
+    LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * C > LNL_PAR_MIN_ELEMS))
+    for (int cb = 0; cb < ncb; cb++) {
+        const int c0 = cb * CB, c1 = imin(C, c0 + CB);
+        double dw[MAXG][CB] = {{0}}, db[MAXG][CB] = {{0}}, da[MAXG] = {0}, ds[MAXG] = {0};
+        for (int r = 0; r < N; r++) {
+            const int g = lnl_norm_group(r, G, rep);
+            const double a = alpha[g], s = shift ? shift[g] : 0.0;
+            const float *w = weight ? weight + (size_t)g * C : NULL;
+            for (int i = c0; i < c1; i++) {
+                const size_t k = (size_t)r * C + (size_t)i;
+                const double z = a * inp[k] + s, d = (double)scale * dout[k];
+                const double dz = d * (w ? w[i] : 1.0) * lnl_dyn_dphi(kind, z);
+                dw[g][i - c0] += d * lnl_dyn_phi(kind, z);
+                db[g][i - c0] += d;
+                da[g] += dz * inp[k];
+                ds[g] += dz;
+            }
+        }
+        for (int g = 0; g < G; g++) {
+            for (int i = c0; i < c1; i++) {
+                if (dweight) dweight[(size_t)g * C + (size_t)i] += (float)dw[g][i - c0];
+                if (dbias) dbias[(size_t)g * C + (size_t)i] += (float)db[g][i - c0];
+            }
+            part[((size_t)cb * (size_t)G + (size_t)g) * 2] = da[g];
+            part[((size_t)cb * (size_t)G + (size_t)g) * 2 + 1] = ds[g];
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        double da = 0.0, ds = 0.0;
+        for (int cb = 0; cb < ncb; cb++) {
+            da += part[((size_t)cb * (size_t)G + (size_t)g) * 2];
+            ds += part[((size_t)cb * (size_t)G + (size_t)g) * 2 + 1];
+        }
+        if (dalpha) dalpha[g] += (float)da;
+        if (dshift) dshift[g] += (float)ds;
+    }
+    free(part);
 }
 
 /* ---- attention: one (batch, head) pair per task ----
@@ -762,8 +847,8 @@ const LnlKernelOps lnl_kernels_cpu_ops = {
     .matmul_backward = cpu_matmul_backward,
     .norm_forward = cpu_norm_forward,
     .norm_backward = cpu_norm_backward,
-    .dyn_norm_forward = lnl_ref_dyn_norm_forward, /* new kinds; nothing faster yet */
-    .dyn_norm_backward = lnl_ref_dyn_norm_backward,
+    .dyn_norm_forward = cpu_dyn_norm_forward,
+    .dyn_norm_backward = cpu_dyn_norm_backward,
     .attention_forward = cpu_attention_forward,
     .attention_backward = cpu_attention_backward,
     .attention_decode = lnl_ref_attention_decode,

@@ -37,6 +37,7 @@ same_on_threads peri_accum --preset peri --dt 0.5 --layers 2 --heads 2 --dim 64 
 same_on_threads b2t_high_lr --preset b2t --layers 2 --heads 4 --dim 128 --seq 64 --batch 8 --lr 0.05
 same_on_threads deepnorm --preset deepnorm --layers 3 --heads 2 --dim 80 --seq 40 --batch 6
 same_on_threads hybrid_qkv --preset hybrid --layers 4 --heads 4 --dim 64 --seq 32 --batch 8
+same_on_threads derf_qkv --preset hybrid --norm derf --norm-gain one-plus --layers 2 --heads 4 --dim 128 --seq 64 --batch 8
 # the bf16 products (one workspace per thread) where this CPU has them
 if LNLAB_BF16=1 "$LNLAB" train --data "$TMP/kjv" --layers 1 --heads 1 --dim 16 --seq 8 --batch 1 --steps 1 --quiet \
      --out "$TMP/bf16-probe" 2>&1 | grep -q "no AVX512-BF16"; then
