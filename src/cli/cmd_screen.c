@@ -174,8 +174,6 @@ static int predicted_stable(const Screen *s, const LnlScreenRun *r) {
            !r->vanishing;
 }
 
-static const char *norm_name(const LnlConfig *c) { return lnl_norm_name(c->norm); }
-
 /* The four agreements of --study, each -1 when the study cannot tell. */
 typedef struct {
     int growth, lr_sens, grad, trained;
@@ -200,7 +198,7 @@ static cJSON *screen_json(const Screen *s, const LnlScreenOpts *o) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "placement", s->name);
     cJSON_AddStringToObject(j, "preset", s->cfg.preset);
-    cJSON_AddStringToObject(j, "norm", norm_name(&s->cfg));
+    cJSON_AddStringToObject(j, "norm", lnl_norm_name(s->cfg.norm));
     cJSON_AddNumberToObject(j, "layers", L);
     cJSON_AddNumberToObject(j, "dim", s->cfg.n_embd);
     cJSON_AddNumberToObject(j, "heads", s->cfg.n_head);
@@ -312,7 +310,7 @@ static void print_screen(const Screen *s, const LnlScreenOpts *o) {
     const int L = s->cfg.n_layer, nd = s->meas.ndt;
     const LnlScreenRun *R = s->meas.run;
     printf("screen %s: preset %s  norm %s  L %d  C %d  H %d  dt %g  batch %d x %d  power iterations %d\n", s->name,
-           s->cfg.preset, norm_name(&s->cfg), L, s->cfg.n_embd, s->cfg.n_head, s->cfg.dt, o->B, o->T, o->sens_iters);
+           s->cfg.preset, lnl_norm_name(s->cfg.norm), L, s->cfg.n_embd, s->cfg.n_head, s->cfg.dt, o->B, o->T, o->sens_iters);
     printf("\n1. forward, from the spec (no computation)\n");
     printf("   updates: %d normalized, %d renormalized (post-norm), %d unnormalized, of %d sub-layers\n",
            s->spec.count[0], s->spec.count[1], s->spec.count[2], s->spec.nsub);

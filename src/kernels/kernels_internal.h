@@ -30,7 +30,8 @@
 #define LNL_GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define LNL_GELU_A 0.044715
 
-/* ---- attention-logit softcap (Gemma 2), on the scaled score z = q . k / sqrt(hs) ----
+/* ---- softcap (Gemma 2): the attention's, on the scaled score z = q . k / sqrt(hs), and the final
+ * logits' (the reference's lnl_ref_softcap_forward) ----
  * s = cap * tanh(z / cap) for cap > 0 (cap 0: no cap, s = z); ds/dz = 1 - tanh^2(z / cap). Both
  * are increasing in z, so a row's largest capped score is the cap of its largest raw one. */
 static inline double lnl_softcap(double z, double cap) { return cap > 0 ? cap * tanh(z / cap) : z; }

@@ -347,7 +347,7 @@ void lnl_ref_xent_backward_inplace(float *logits, const float *rmax, const float
 }
 
 void lnl_ref_softcap_forward(float *out, const float *inp, size_t n, float cap) {
-    for (size_t i = 0; i < n; i++) out[i] = (float)(cap * tanh((double)inp[i] / cap));
+    for (size_t i = 0; i < n; i++) out[i] = (float)lnl_softcap(inp[i], cap);
 }
 
 /* ---- AdamW and elementwise helpers ---- */

@@ -290,19 +290,17 @@ static int admin_profile(LnlDist *d, LnlModel *m, LnlLoader *train, int B, int T
     int32_t *in = lnl_malloc(N * (size_t)n * sizeof(int32_t));
     lnl_loader_next(train, in + (size_t)lnl_dist_rank(d) * N, NULL);
     int r = 0;
-    if (n == 1) {
-        if (lnl_model_admin_profile(m, in, B, T)) r = lnl_err(e, "Admin profiling: no activations for %d x %d", B, T);
-    } else {
+    if (n > 1) {
         if (N > LNL_DIST_MAX_COUNT) {
             free(in);
             return lnl_err(e, "Admin profiling: a batch of B*T = %zu tokens is too large for one MPI call", N);
         }
         lnl_dist_allgather_i32(d, in, N);
         r = lnl_model_alloc_acts(m, n * B, T, e);
-        if (r == 0 && lnl_model_admin_profile(m, in, n * B, T))
-            r = lnl_err(e, "Admin profiling: no activations for %d x %d", n * B, T);
-        if (r == 0) r = lnl_model_alloc_acts(m, B, T, e);
     }
+    if (r == 0 && lnl_model_admin_profile(m, in, n * B, T))
+        r = lnl_err(e, "Admin profiling: no activations for %d x %d", n * B, T);
+    if (r == 0 && n > 1) r = lnl_model_alloc_acts(m, B, T, e);
     lnl_loader_reset(train);
     free(in);
     return r;
