@@ -17,22 +17,23 @@
 #define FIG_H 560
 #define PANEL_H 420
 
-/* A setup that several presets and seeds share: dt, depth (or named size), lr; one loss figure each. */
+/* A setup that several presets and seeds share: the grid's variant (its options), dt, depth (or
+ * named size), lr; one loss figure each. Runs of another variant (other steps, say) are another
+ * setup, not more seeds. */
 typedef struct {
-    double dt, lr;
-    int depth;
-    char size[32];
-    char key[96], label[128];
+    LnlStudyRun run; /* the first run of the setup: the setting (lnl_study_same_setting) and lr */
+    char key[2 * LNL_STUDY_ID_MAX], label[2 * LNL_STUDY_ID_MAX + 64];
 } Setup;
 
 static int same_setup(const Setup *c, const LnlStudyRun *r) {
-    return c->dt == r->dt && c->lr == r->lr && c->depth == r->depth && strcmp(c->size, r->size) == 0;
+    return lnl_study_same_setting(&c->run, r) && c->run.lr == r->lr;
 }
 
-/* The key of a setup's loss figure: dt, shape, lr. */
+/* The key of a setup's loss figure: variant, dt, shape, lr. */
 static void setup_key(const LnlStudyRun *r, char *key, size_t n) {
-    if (r->size[0]) snprintf(key, n, "dt%g-%s-lr%g", r->dt, r->size, r->lr);
-    else snprintf(key, n, "dt%g-L%d-lr%g", r->dt, r->depth, r->lr);
+    const char *sep = r->variant[0] ? "-" : "";
+    if (r->size[0]) snprintf(key, n, "%s%sdt%g-%s-lr%g", r->variant, sep, r->dt, r->size, r->lr);
+    else snprintf(key, n, "%s%sdt%g-L%d-lr%g", r->variant, sep, r->dt, r->depth, r->lr);
 }
 
 static int setup_index(Setup *setups, int *n, const LnlStudyRun *r) {
@@ -40,18 +41,18 @@ static int setup_index(Setup *setups, int *n, const LnlStudyRun *r) {
         if (same_setup(&setups[i], r)) return i;
     Setup *c = &setups[(*n)++];
     memset(c, 0, sizeof *c);
-    c->dt = r->dt;
-    c->lr = r->lr;
-    c->depth = r->depth;
-    snprintf(c->size, sizeof c->size, "%s", r->size);
+    c->run = *r;
     setup_key(r, c->key, sizeof c->key);
-    if (r->size[0]) snprintf(c->label, sizeof c->label, "dt %g, %s (L %d), lr %g", r->dt, r->size, r->depth, r->lr);
-    else snprintf(c->label, sizeof c->label, "dt %g, L %d, lr %g", r->dt, r->depth, r->lr);
+    const char *sep = r->variant[0] ? ", " : "";
+    if (r->size[0])
+        snprintf(c->label, sizeof c->label, "dt %g, %s (L %d), lr %g%s%s", r->dt, r->size, r->depth, r->lr, sep,
+                 r->variant);
+    else snprintf(c->label, sizeof c->label, "dt %g, L %d, lr %g%s%s", r->dt, r->depth, r->lr, sep, r->variant);
     return *n - 1;
 }
 
 void lnl_study_loss_figure(const LnlStudyRun *r, char *base, size_t n) {
-    char key[96];
+    char key[2 * LNL_STUDY_ID_MAX];
     setup_key(r, key, sizeof key);
     snprintf(base, n, "loss_%s", key);
 }

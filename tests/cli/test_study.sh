@@ -352,6 +352,11 @@ print("; ".join(bad) if bad else "same")
 PY
 )
 if [ "$r" = same ]; then ok options_runs_distinct_and_recorded; else fail options_runs_distinct_and_recorded "$r"; fi
+# runs of other options are another setup, not more seeds: each variant has its own loss figure,
+# and peri's curve in the plain one stands for its single run
+if [ -f "$O/plots/loss_noen-dt1-L2-lr0.003.svg" ] && [ -f "$O/plots/loss_steps8+wu2-dt1-L2-lr0.003.svg" ] &&
+   grep -q "peri (1 seed) train" "$O/plots/loss_dt1-L2-lr0.003.svg"; then ok options_loss_figures_per_variant
+else fail options_loss_figures_per_variant "$(ls "$O/plots" | grep '^loss_' | tr '\n' ' ')"; fi
 "$LNLAB" study --config "$TMP/opts.json" --print-config >"$TMP/opts.1.json" &&
   "$LNLAB" study --config "$TMP/opts.1.json" --print-config | cmp -s - "$TMP/opts.1.json" &&
   grep -q '"embed_norm": false' "$TMP/opts.1.json" && ok options_print_config_roundtrip ||
