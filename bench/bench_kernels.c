@@ -1,9 +1,10 @@
 /* Each fast kernel alone at the shapes of one training step of the benchmark models (tiny:
- * B 8, T 256, C 384, 6 heads; gpt2: B 4, T 256, C 768, 12 heads; V 50257), at the current
+ * B 8, T 256, C 384, 6 heads; gpt2: B 4, T 256, C 768, 12 heads; V 50257; and the study's
+ * shapes s64: B 16, T 64, C 64, 4 heads; s128: B 16, T 128, C 128, 4 heads; V 257), at the current
  * thread count (OMP_NUM_THREADS). Prints wall milliseconds per call (best of a few) and, for the
  * products, GFLOP/s: where a step's time goes outside the whole-model figures of `lnlab bench`.
  *
- *   build/bench/bench_kernels [tiny|gpt2 ...]     (default: tiny gpt2) */
+ *   build/bench/bench_kernels [tiny|gpt2|s64|s128 ...]     (default: tiny gpt2) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +127,9 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "tiny") == 0) bench_model("tiny", 8, 256, 384, 6, 50257), any = 1;
         else if (strcmp(argv[i], "gpt2") == 0) bench_model("gpt2", 4, 256, 768, 12, 50257), any = 1;
-        else lnl_die(2, "bench_kernels: unknown model '%s' (tiny, gpt2)", argv[i]);
+        else if (strcmp(argv[i], "s64") == 0) bench_model("s64", 16, 64, 64, 4, 257), any = 1;
+        else if (strcmp(argv[i], "s128") == 0) bench_model("s128", 16, 128, 128, 4, 257), any = 1;
+        else lnl_die(2, "bench_kernels: unknown model '%s' (tiny, gpt2, s64, s128)", argv[i]);
     }
     if (!any) {
         bench_model("tiny", 8, 256, 384, 6, 50257);
