@@ -23,11 +23,6 @@
 #include <cblas.h>
 #endif
 
-#ifdef FP_FAST_FMAF
-#define LNL_FMA(a, b, c) fmaf((a), (b), (c))
-#else
-#define LNL_FMA(a, b, c) ((a) * (b) + (c))
-#endif
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
@@ -61,36 +56,6 @@ static inline float max_f(const float *x, int n) {
     return r;
 }
 
-/* exp(x) for the fast softmax, attention and GELU, written so loops over it vectorize (libm's
- * expf does not without fast-math). Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a
- * degree-7 Taylor polynomial (truncation < 1e-8 relative) and 2^n built from bits: ~2 ulp.
- * Domain: x > 88 is treated as 88 (exp(88) ~ 1.65e38, no inf), x < -87 gives 0; NaN stays NaN.
- * The integer n is read from the bits of the rounded float, so no float->int conversion can
- * overflow. */
-static inline float expf_approx(float x) {
-    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer in the mantissa */
-    float xc = x > 88.0f ? 88.0f : x;
-    xc = xc < -87.0f ? -87.0f : xc;
-    float t = xc * 1.44269504088896341f + magic;
-    float n = t - magic;
-    float r = xc - n * 0.693359375f; /* ln2 = 0.693359375 - 2.12194440e-4, first part exact */
-    r = r + n * 2.12194440e-4f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    uint32_t tb, mb, sb;
-    float s;
-    memcpy(&tb, &t, 4);
-    memcpy(&mb, &magic, 4);
-    sb = (tb - mb + 127u) << 23;
-    memcpy(&s, &sb, 4);
-    return x < -87.0f ? 0.0f : p * s;
-}
 
 /* ---- register-tiled "axpy form" product, shared by the built-in matmul and attention ----
  * out[r, j] += alpha * sum_k c(r, k) * y[k, j], with y contiguous along j: the loop vectorizes
@@ -483,9 +448,9 @@ static float att_softmax_row(float *a, int t, int T, float sc, float cap) {
     float mx = max_f(a, t + 1);
     if (cap > 0) {
         const float smx = (float)lnl_softcap((double)sc * mx, cap); /* the cap is increasing */
-        for (int t2 = 0; t2 <= t; t2++) a[t2] = expf_approx((float)lnl_softcap((double)sc * a[t2], cap) - smx);
+        for (int t2 = 0; t2 <= t; t2++) a[t2] = lnl_expf_approx((float)lnl_softcap((double)sc * a[t2], cap) - smx);
     } else {
-        for (int t2 = 0; t2 <= t; t2++) a[t2] = expf_approx(sc * (a[t2] - mx));
+        for (int t2 = 0; t2 <= t; t2++) a[t2] = lnl_expf_approx(sc * (a[t2] - mx));
     }
     float iz = (float)(1.0 / lnl_sum_d(a, t + 1));
     for (int t2 = 0; t2 <= t; t2++) a[t2] *= iz;
@@ -574,7 +539,7 @@ static void cpu_attention_forward(float *out, float *att, float *rowmax, const f
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
-    const int use_blas = att_use_blas();
+    const int use_blas = att_use_blas(), small = lnl_att_small_fits(T, hs, softcap, 0);
     LNL_OMP(parallel for collapse(2) schedule(static) if(parallel: (size_t)B * NH * T * T * (C / NH) > LNL_PAR_MIN_MACS))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -583,6 +548,12 @@ static void cpu_attention_forward(float *out, float *att, float *rowmax, const f
             float *A = att + ((size_t)b * NH + h) * T * T;
             float *O = out + (size_t)b * T * C + (size_t)h * hs;
             float *R = rowmax ? rowmax + ((size_t)b * NH + h) * T : NULL;
+            if (small) {
+#ifdef LNL_HAVE_ATT_SMALL
+                lnl_att_small_forward(O, A, R, Q, K, V, T, hs, C, sc);
+                continue;
+#endif
+            }
 #ifdef LNL_HAVE_BLAS
             if (use_blas) {
                 att_pair_forward_blas(O, A, R, Q, K, V, T, hs, C, sc, softcap);
@@ -609,7 +580,7 @@ static void cpu_attention_backward(float *dqkv, float *datt, const float *dout, 
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
-    const int use_blas = att_use_blas();
+    const int use_blas = att_use_blas(), small = lnl_att_small_fits(T, hs, softcap, 1);
     LNL_OMP(parallel for collapse(2) schedule(static) if(parallel: (size_t)B * NH * T * T * (C / NH) > LNL_PAR_MIN_MACS))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -619,6 +590,12 @@ static void cpu_attention_backward(float *dqkv, float *datt, const float *dout, 
             const float *dO = dout + (size_t)b * T * C + (size_t)h * hs;
             const float *A = att + ((size_t)b * NH + h) * T * T;
             float *D = datt + ((size_t)b * NH + h) * T * T;
+            if (small) {
+#ifdef LNL_HAVE_ATT_SMALL
+                lnl_att_small_backward(dQ, dK, dV, D, dO, Q, K, V, A, T, hs, C, sc);
+                continue;
+#endif
+            }
 #ifdef LNL_HAVE_BLAS
             if (use_blas) {
                 att_pair_backward_blas(dQ, dK, dV, D, dO, Q, K, V, A, T, hs, C, sc, softcap);
@@ -655,7 +632,7 @@ static void cpu_gelu_forward(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = k * (x + a * x * x * x);
-        out[i] = x / (1.0f + expf_approx(-2.0f * u));
+        out[i] = x / (1.0f + lnl_expf_approx(-2.0f * u));
     }
 }
 
@@ -666,7 +643,7 @@ static void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, 
         float x = inp[i];
         float u = k * (x + a * x * x * x);
         float du = k * (1.0f + 3.0f * a * x * x);
-        float e = expf_approx(-2.0f * u);
+        float e = lnl_expf_approx(-2.0f * u);
         float s = 1.0f / (1.0f + e), s1 = e * s; /* s1 = 1 - s without cancellation for large x */
         dinp[i] += (s + 2.0f * x * s * s1 * du) * dout[i];
     }
@@ -684,7 +661,7 @@ static void cpu_softmax_xent_forward(float *losses, float *probs, const float *l
         assert(tg < V);
         float mx = max_f(x, V);
         float xt = tg >= 0 ? x[tg] : 0.0f; /* before p (may alias x) is written */
-        for (int v = 0; v < V; v++) p[v] = expf_approx(x[v] - mx);
+        for (int v = 0; v < V; v++) p[v] = lnl_expf_approx(x[v] - mx);
         double z = lnl_sum_d(p, V);
         float iz = (float)(1.0 / z);
         for (int v = 0; v < V; v++) p[v] *= iz;
@@ -719,12 +696,12 @@ static double sum_exp_shift_d(const float *x, float mx, int n) {
     int n8 = n - n % LNL_LANES;
     for (int i0 = 0; i0 < n8; i0 += CH) {
         int m = imin(CH, n8 - i0);
-        for (int j = 0; j < m; j++) e[j] = expf_approx(x[i0 + j] - mx);
+        for (int j = 0; j < m; j++) e[j] = lnl_expf_approx(x[i0 + j] - mx);
         for (int j = 0; j < m; j += LNL_LANES)
             for (int k = 0; k < LNL_LANES; k++) acc[k] += (double)e[j + k];
     }
     double s = 0.0;
-    for (int i = n8; i < n; i++) s += (double)expf_approx(x[i] - mx);
+    for (int i = n8; i < n; i++) s += (double)lnl_expf_approx(x[i] - mx);
     for (int k = 0; k < LNL_LANES; k++) s += acc[k];
     return s;
 }
@@ -756,7 +733,7 @@ static void cpu_xent_backward_inplace(float *logits, const float *rmax, const fl
         }
         /* dp = dloss + dlogz is dloss itself without a z-loss: the floats of lnl_softmax_xent_backward */
         const float mx = rmax[r], iz = inv_z[r], dl = dloss[r], dp = dl + (dlogz ? dlogz[r] : 0.0f);
-        const float ct = x[tg], pt = expf_approx(ct - mx) * iz;
+        const float ct = x[tg], pt = lnl_expf_approx(ct - mx) * iz;
         if (softcap > 0) {
             /* 1 - t^2 in double: near saturation (t -> 1) a float t's rounding would be a large part
              * of the small factor */
@@ -764,12 +741,12 @@ static void cpu_xent_backward_inplace(float *logits, const float *rmax, const fl
             for (int v = 0; v < V; v++) {
                 const float c = x[v];
                 const double t = c * inv_cap;
-                x[v] = ((expf_approx(c - mx) * iz) * dp) * (float)((1.0 - t) * (1.0 + t));
+                x[v] = ((lnl_expf_approx(c - mx) * iz) * dp) * (float)((1.0 - t) * (1.0 + t));
             }
             const double t = ct * inv_cap;
             x[tg] = (pt * dp - dl) * (float)((1.0 - t) * (1.0 + t));
         } else {
-            for (int v = 0; v < V; v++) x[v] = (expf_approx(x[v] - mx) * iz) * dp;
+            for (int v = 0; v < V; v++) x[v] = (lnl_expf_approx(x[v] - mx) * iz) * dp;
             x[tg] = pt * dp - dl; /* rounded as lnl_softmax_xent_backward rounds it */
         }
     }

@@ -26,6 +26,59 @@
 #define LNL_PAR_MIN_ELEMS ((size_t)1 << 15)
 #define LNL_PAR_MIN_MACS ((size_t)1 << 21)
 
+/* a * b + c, fused where the target has a fast fmaf */
+#ifdef FP_FAST_FMAF
+#define LNL_FMA(a, b, c) fmaf((a), (b), (c))
+#else
+#define LNL_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* exp(x) for the fast softmax, attention and GELU (kernels.c, attention_small.c), written so
+ * loops over it vectorize (libm's expf does not without fast-math). Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a
+ * degree-7 Taylor polynomial (truncation < 1e-8 relative) and 2^n built from bits: ~2 ulp.
+ * Domain: x > 88 is treated as 88 (exp(88) ~ 1.65e38, no inf), x < -87 gives 0; NaN stays NaN.
+ * The integer n is read from the bits of the rounded float, so no float->int conversion can
+ * overflow. */
+static inline float lnl_expf_approx(float x) {
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer in the mantissa */
+    float xc = x > 88.0f ? 88.0f : x;
+    xc = xc < -87.0f ? -87.0f : xc;
+    float t = xc * 1.44269504088896341f + magic;
+    float n = t - magic;
+    float r = xc - n * 0.693359375f; /* ln2 = 0.693359375 - 2.12194440e-4, first part exact */
+    r = r + n * 2.12194440e-4f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t tb, mb, sb;
+    float s;
+    memcpy(&tb, &t, 4);
+    memcpy(&mb, &magic, 4);
+    sb = (tb - mb + 127u) << 23;
+    memcpy(&s, &sb, 4);
+    return x < -87.0f ? 0.0f : p * s;
+}
+
+/* ---- attention of one (batch, head) pair for short sequences and narrow heads (attention_small.c)
+ * Q, K, V: rows of the pair's head at stride 3C; O and dout rows at stride C; A, D: T x T. The
+ * forward writes O, A and (if R) R; the backward adds into dQ, dK, dV and writes D, as kernels.h's
+ * attention does. Only where lnl_att_small_fits (forward: backward = 0): a build with AVX-512, no
+ * softcap, T <= LNL_ATT_SMALL_T, head size 16, 32 or 64 (the backward: 16). */
+#define LNL_ATT_SMALL_T 128
+int lnl_att_small_fits(int T, int hs, float softcap, int backward);
+#if defined(__AVX512F__)
+#define LNL_HAVE_ATT_SMALL 1
+void lnl_att_small_forward(float *O, float *A, float *R, const float *Q, const float *K, const float *V, int T, int hs,
+                           int C, float sc);
+void lnl_att_small_backward(float *dQ, float *dK, float *dV, float *D, const float *dO, const float *Q, const float *K,
+                            const float *V, const float *A, int T, int hs, int C, float sc);
+#endif
+
 /* ---- GELU, tanh approximation: gelu(x) = 0.5 x (1 + tanh(K (x + A x^3))) ---- */
 #define LNL_GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define LNL_GELU_A 0.044715

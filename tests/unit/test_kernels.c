@@ -534,9 +534,12 @@ static void test_dyn_norm_grad(void) {
  * without BLAS). Every attention test runs in every mode. */
 static void test_attention_vs_ref(void) {
     /* T = 150 spans three key blocks of either fast form (and a partial fourth); head size 320
-     * exceeds the tiled form's 256-wide slices of the transposed key block */
-    const int shapes[][4] = {{2, 13, 24, 3}, {1, 37, 128, 2}, {3, 1, 8, 1}, {2, 20, 30, 5}, {1, 150, 128, 2},
-                             {2, 9, 640, 2}, {2, 200, 96, 3}};
+     * exceeds the tiled form's 256-wide slices of the transposed key block. Head sizes 16, 32 and
+     * 64 at T <= 128 (without a cap) take attention_small.c's form where the build has AVX-512:
+     * T 37 and 100 end inside a 16-key block, 128 fills its largest. */
+    const int shapes[][4] = {{2, 13, 24, 3}, {1, 37, 128, 2}, {3, 1, 8, 1},    {2, 20, 30, 5},  {1, 150, 128, 2},
+                             {2, 9, 640, 2}, {2, 200, 96, 3}, {2, 64, 64, 4}, {1, 100, 128, 4}, {1, 128, 64, 1},
+                             {2, 128, 64, 4}, {1, 3, 48, 3}};
     const float caps[] = {0.0f, 1.5f}; /* off, and a softcap that bends most of these scores */
     FOR_BACKENDS(ops)
     for (int mode = 0; mode < thread_modes(ops); mode++)
@@ -618,7 +621,7 @@ static void test_attention_mask_rows(void) {
 static void test_attention_grad(void) {
     /* shape {B, T, C, NH, softcap x 10}: the capped ones with scores up to a few times the cap */
     const int shapes[][5] = {{2, 5, 12, 3, 0}, {1, 6, 32, 2, 0}, {1, 70, 8, 2, 0}, {2, 5, 12, 3, 10},
-                             {1, 9, 32, 2, 7}, {1, 70, 8, 2, 15}};
+                             {1, 9, 32, 2, 7}, {1, 70, 8, 2, 15}, {1, 21, 32, 1, 0}, {1, 19, 64, 4, 0}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], NH = shapes[s][3];
         const float cap = (float)shapes[s][4] / 10.0f;
