@@ -131,10 +131,11 @@ PY
 printf -- '--steps\0 42\0--lr=1e-3\0--schedule\0linear\0--quiet\0pos\0--input\0a\0b' >"$C/flags/mixed"
 printf -- '--any\0-9223372036854775808\0--x\0nan\0--quiet=maybe' >"$C/flags/edges"
 printf -- '--steps=0x10\0--lr\0 1\0--path=\0--help' >"$C/flags/bad"
-# study configs: the built-in ones, the grids example of docs/STUDY.md, a small one
+# study configs: the built-in ones, the grids example of docs/STUDY.md, a small one, one with precisions
 "$LNLAB" study --print-config >"$C/study_config/default.json"
 "$LNLAB" study --preset-study paper --print-config >"$C/study_config/paper.json"
 sed -n '/^    {"data": "data\/kjv-byte", "steps": 400,/,/}]}/p' docs/STUDY.md | sed 's/^    //' >"$C/study_config/grids.json"
 printf '{"steps": 10, "presets": ["pre"], "depths": [2], "lrs": [0.001, 0.01], "seeds": [1, 2]}' >"$C/study_config/small.json"
+printf '{"precision": "bf16", "precisions": ["fp32", "bf16"], "grids": [{"name": "a", "presets": ["pre"]}, {"name": "b", "precisions": "fp32"}]}' >"$C/study_config/precision.json"
 ls -R "$C" | head -40
 du -sh "$C"

@@ -66,6 +66,11 @@ static void study_free(Study *s) {
 
 static int same_dt(double a, double b) { return fabs(a - b) <= 1e-6 * fmax(1.0, fabs(b)); }
 
+/* Runs of one seed's sweep: the same options (variant) and precision. */
+static int same_kind(const LnlStudyRun *a, const LnlStudyRun *b) {
+    return !strcmp(a->variant, b->variant) && !strcmp(lnl_study_run_precision(a), lnl_study_run_precision(b));
+}
+
 /* LR sensitivity of one preset at (dt, depth) per seed (lnl_study_lr_sensitivity over the seed's
  * runs, one per learning rate), median over seeds; NAN without a seed at 2+ lrs. */
 static double lr_sensitivity(const Study *st, const char *preset, double dt, int depth) {
@@ -79,14 +84,14 @@ static double lr_sensitivity(const Study *st, const char *preset, double dt, int
         for (int j = 0; j < i && first; j++) {
             const LnlStudyResult *b = &st->rs[j];
             first = !(!strcmp(b->run.preset, preset) && same_dt(b->run.dt, dt) && b->run.depth == depth &&
-                      b->run.seed == a->run.seed && !strcmp(b->run.variant, a->run.variant));
+                      b->run.seed == a->run.seed && same_kind(&a->run, &b->run));
         }
         if (!first) continue;
         int k = 0;
         for (int j = 0; j < st->n; j++) {
             const LnlStudyResult *b = &st->rs[j];
             if (!strcmp(b->run.preset, preset) && same_dt(b->run.dt, dt) && b->run.depth == depth &&
-                b->run.seed == a->run.seed && !strcmp(b->run.variant, a->run.variant))
+                b->run.seed == a->run.seed && same_kind(&a->run, &b->run))
                 loss[k++] = lnl_study_sweep_loss(b);
         }
         double x = lnl_study_lr_sensitivity(loss, k);

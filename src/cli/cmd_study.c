@@ -1,6 +1,6 @@
-/* lnlab study: a grid of training runs (presets x dt x depth x lr x seed) with a probe of each
- * final model, and a report of what they show (docs/STUDY.md). The flags are generated from the
- * study's field table (src/study/config.c), so a flag and a config field never disagree. */
+/* lnlab study: a grid of training runs (presets x dt x depth x lr x precision x seed) with a probe
+ * of each final model, and a report of what they show (docs/STUDY.md). The flags are generated from
+ * the study's field table (src/study/config.c), so a flag and a config field never disagree. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +103,8 @@ int cmd_study(int argc, char **argv) {
         lnl_study_config_free(&c);
         return 0;
     }
+    /* what this machine cannot run is refused before any run starts (a printed config may be for another) */
+    if (lnl_study_config_check_host(&c, lnl_version_bf16(), what, &e)) lnl_die(2, "%s", e.msg);
 
     char *self = lnl_exe_path(); /* the children run this same program */
     char *command = lnl_command_line(argc, argv);

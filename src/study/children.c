@@ -87,8 +87,10 @@ static long last_step(const char *log_path) {
 /* ---- child processes ---- */
 
 /* Starts exe with argv; stdout to out_path (NULL: inherit), stderr to err_path (NULL: inherit),
- * stdin from /dev/null, threads OpenMP/BLAS threads (0: unchanged). The child dies with the
- * study (PR_SET_PDEATHSIG), so a killed study leaves no run writing behind it. */
+ * stdin from /dev/null, threads OpenMP/BLAS threads (0: unchanged), without LNLAB_BF16 (a run's
+ * precision is the one its command line, or resumed its config.json, says: never the study's
+ * environment). The child dies with the study (PR_SET_PDEATHSIG), so a killed study leaves no
+ * run writing behind it. */
 static pid_t spawn(const char *exe, const LnlArgv *a, const char *out_path, const char *err_path, int append_err,
                    int threads, LnlErr *e) {
     pid_t parent = getpid();
@@ -104,6 +106,7 @@ static pid_t spawn(const char *exe, const LnlArgv *a, const char *out_path, cons
     if (getppid() != parent) _exit(127);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    unsetenv("LNLAB_BF16");
     if (threads > 0) {
         char t[16];
         snprintf(t, sizeof t, "%d", threads);
@@ -180,8 +183,9 @@ static int start_fresh(Sup *s, Slot *sl, int k, LnlErr *e) {
         free(dir);
         return -1;
     }
-    char *sp = lnl_path_join(dir, LNL_STUDY_RUN_SETTINGS);
-    int wr = lnl_write_file_atomic(sp, ch->settings, strlen(ch->settings), e);
+    char *sp = lnl_path_join(dir, LNL_STUDY_RUN_SETTINGS), *settings = lnl_study_run_settings_json(ch->c, r);
+    int wr = lnl_write_file_atomic(sp, settings, strlen(settings), e);
+    cJSON_free(settings);
     free(sp);
     if (wr) {
         free(dir);
@@ -264,7 +268,9 @@ static int finish_run(Sup *s, Slot *sl, int probed, LnlErr *e) {
     }
     res.threads = ch->threads;
     res.wall_s = lnl_now() - sl->t0;
-    char *line = lnl_study_result_to_json(&res, ch->settings, ch->o->command ? ch->o->command : "");
+    char *settings = lnl_study_run_settings_json(ch->c, r);
+    char *line = lnl_study_result_to_json(&res, settings, ch->o->command ? ch->o->command : "");
+    cJSON_free(settings);
     lnl_study_results_put(ch->res, r->id, line);
     cJSON_free(line);
     rc = lnl_study_results_save(ch->res, ch->results_path, ch->runs, ch->nruns, e);
@@ -294,7 +300,9 @@ static int start_train(Sup *s, Slot *sl, int k, LnlErr *e) {
     const LnlStudyChildren *ch = s->ch;
     const LnlStudyRun *r = &ch->runs[k];
     char *dir = run_dir(s, r);
-    LnlRunState state = lnl_study_run_state(dir, ch->settings, ch->c);
+    char *settings = lnl_study_run_settings_json(ch->c, r);
+    LnlRunState state = lnl_study_run_state(dir, settings, ch->c);
+    cJSON_free(settings);
     sl->run = k;
     sl->t0 = lnl_now();
     sl->resumed = 0;

@@ -15,7 +15,6 @@ typedef struct {
     int nruns;
     LnlStudyResults *res;     /* the records: each finished run's is added and res saved to results_path */
     const char *results_path;
-    const char *settings;     /* lnl_study_settings_json(c): recorded with each run */
     const char *val_data;     /* the probe's data */
     int jobs, threads;        /* runs at a time, threads per run */
     /* out */

@@ -10,6 +10,8 @@
 #include "../model/spec.h"
 #include "../train/settings.h"
 
+#define PRECISIONS LNL_TRAIN_SETTING(precision, CHOICES) /* "fp32|bf16" */
+
 #define OFF(f) offsetof(LnlStudyConfig, f)
 #define BIG 1099511627776.0 /* 2^40 */
 #define SWITCH "preset|on|off" /* a model setting a preset has a default for */
@@ -66,7 +68,8 @@ const LnlStudyField lnl_study_fields[] = {
     TRAIN_FIELD(weight_decay, 1, "decoupled weight decay"),
     TRAIN_FIELD(grad_clip, 1, "max global gradient norm (0: off)"),
     TRAIN_FIELD(z_loss, 1, "z-loss coefficient on the output logits (0: off)"),
-    TRAIN_FIELD(precision, 1, "the matrix products' arithmetic (lnlab train --precision)"),
+    TRAIN_FIELD(precision, 1,
+                "the matrix products' arithmetic (lnlab train --precision) of the runs of a grid without precisions"),
     {"diverge_loss", LNL_SF_FLOAT, OFF(diverge_loss), 0, 1e9, NULL, 1,
      "a run diverged when its loss exceeds its running minimum by this many nats (0: only NaN/Inf)", NULL},
     {"skip_spikes", LNL_SF_FLOAT, OFF(skip_spikes), 0, 1e9, NULL, 1,
@@ -96,6 +99,9 @@ const LnlStudyAxisDef lnl_study_axes[LNL_NAXES] = {
     [LNL_AX_DEPTH] = {"depths", 1, 1, 1, LNL_MAX_LAYERS, "numbers of layers L"},
     [LNL_AX_SIZE] = {"sizes", 0, 0, 0, 0, "named sizes (" LNL_SIZES "), instead of depths"},
     [LNL_AX_LR] = {"lrs", 1, 0, 1e-12, 10, "peak learning rates"},
+    [LNL_AX_PRECISION] = {"precisions", 0, 0, 0, 0,
+                          "the matrix products' arithmetic (" PRECISIONS
+                          "; bf16 needs AVX512-BF16, its run ids end in -bf16)"},
     [LNL_AX_SEED] = {"seeds", 1, 1, 0, 9007199254740992.0, "init seeds"},
 };
 
@@ -240,10 +246,10 @@ static int axis_add(LnlStudyAxis *a, int ax, const char *v, const char *what, Ln
         a->num[a->n++] = x;
         return 0;
     }
-    const char *choices = ax == LNL_AX_PRESET ? LNL_PRESETS : LNL_SIZES;
+    const char *choices = ax == LNL_AX_PRESET ? LNL_PRESETS : ax == LNL_AX_PRECISION ? PRECISIONS : LNL_SIZES;
     if (!lnl_in_choices(v, choices))
-        return lnl_err(e, "%s: '%s' is not %s (%s)", what, v, ax == LNL_AX_PRESET ? "a preset" : "a named size",
-                       choices);
+        return lnl_err(e, "%s: '%s' is not %s (%s)", what, v,
+                       ax == LNL_AX_PRESET ? "a preset" : ax == LNL_AX_PRECISION ? "a precision" : "a named size", choices);
     if (ax == LNL_AX_PRESET && strcmp(v, "sandwich") == 0) v = "peri"; /* one spec, one name */
     a->str[a->n++] = lnl_strdup(v);
     return 0;
@@ -840,8 +846,13 @@ char *lnl_study_config_to_json(const LnlStudyConfig *c) {
     return b.data;
 }
 
-char *lnl_study_settings_json(const LnlStudyConfig *c) {
+char *lnl_study_settings_json(const LnlStudyConfig *c) { return lnl_study_run_settings_json(c, NULL); }
+
+const char *lnl_study_run_precision(const LnlStudyRun *r) { return r->precision[0] ? r->precision : LNL_STUDY_FP32; }
+
+char *lnl_study_run_settings_json(const LnlStudyConfig *c, const LnlStudyRun *r) {
     cJSON *o = fields_json(c, 1);
+    if (r) cJSON_ReplaceItemInObjectCaseSensitive(o, "precision", cJSON_CreateString(lnl_study_run_precision(r)));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -852,8 +863,10 @@ void lnl_study_run_id(const LnlStudyRun *r, char *buf, size_t n) {
     char shape[40];
     if (r->size[0]) snprintf(shape, sizeof shape, "%s", r->size);
     else snprintf(shape, sizeof shape, "L%d", r->depth);
-    snprintf(raw, sizeof raw, "%s%s%s-dt%g-%s-lr%g-s%lld", r->preset, r->variant[0] ? "+" : "", r->variant, r->dt,
-             shape, r->lr, r->seed);
+    const char *prec = lnl_study_run_precision(r);
+    int other = strcmp(prec, LNL_STUDY_FP32) != 0; /* fp32 runs keep the ids they had before the axis */
+    snprintf(raw, sizeof raw, "%s%s%s-dt%g-%s-lr%g-s%lld%s%s", r->preset, r->variant[0] ? "+" : "", r->variant, r->dt,
+             shape, r->lr, r->seed, other ? "-" : "", other ? prec : "");
     size_t k = 0;
     for (const char *p = raw; *p && k + 5 < n; p++) {
         char ch = *p;
@@ -890,69 +903,106 @@ static int run_options(LnlStudyRun *r, const LnlStudyOptions *grid, const LnlStu
     return 0;
 }
 
+/* The indices of one point of a grid: a value of each axis (shape: a depth, or a size). */
+typedef struct {
+    int preset, dt, shape, lr, precision, seed;
+} Point;
+
+/* Fills run r at point p of grid gr: its values, the model shape they resolve to, and its id. */
+static int make_run(const LnlStudyConfig *c, const LnlStudyGrid *gr, Point p, LnlConfig *mc, LnlStudyRun *r,
+                    LnlErr *e) {
+    const LnlStudyAxis *A = gr->ax;
+    memset(r, 0, sizeof *r);
+    r->grid = gr->name;
+    snprintf(r->preset, sizeof r->preset, "%s", A[LNL_AX_PRESET].str[p.preset]);
+    if (run_options(r, &gr->opt, A[LNL_AX_PRESET].opt[p.preset], gr->name, e)) return -1;
+    r->dt = A[LNL_AX_DT].num[p.dt];
+    r->lr = A[LNL_AX_LR].num[p.lr];
+    r->seed = (long long)A[LNL_AX_SEED].num[p.seed];
+    /* a grid without precisions: the shared setting */
+    snprintf(r->precision, sizeof r->precision, "%s",
+             A[LNL_AX_PRECISION].n ? A[LNL_AX_PRECISION].str[p.precision] : c->precision);
+    if (A[LNL_AX_SIZE].n) {
+        snprintf(r->size, sizeof r->size, "%s", A[LNL_AX_SIZE].str[p.shape]);
+        lnl_config_default(mc);
+        if (lnl_config_size(mc, r->size, e)) return -1;
+        r->depth = mc->n_layer;
+        r->dim = mc->n_embd;
+        r->heads = mc->n_head;
+    } else {
+        r->depth = (int)A[LNL_AX_DEPTH].num[p.shape];
+        r->dim = (int)c->dim;
+        r->heads = (int)c->heads;
+    }
+    char full[2 * LNL_STUDY_ID_MAX];
+    lnl_study_run_id(r, full, sizeof full);
+    if (strlen(full) + 5 >= sizeof r->id)
+        return lnl_err(e, "grid '%s': run id %s is too long (at most %d characters)", gr->name, full,
+                       (int)sizeof r->id - 6);
+    memcpy(r->id, full, strlen(full) + 1); /* fits: checked above */
+    return 0;
+}
+
+/* Appends r to rs (n of cap) unless a run of its id is there. */
+static void add_run(LnlStudyRun **rs, int *n, int *cap, LnlStudyRun *r) {
+    for (int k = 0; k < *n; k++)
+        if (strcmp((*rs)[k].id, r->id) == 0) return;
+    if (*n == *cap) *rs = lnl_realloc(*rs, sizeof **rs * (size_t)(*cap *= 2));
+    r->order = *n;
+    (*rs)[(*n)++] = *r;
+}
+
 int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, LnlErr *e) {
-    int cap = 16, n = 0;
+    int cap = 16, n = 0, rc = 0;
     LnlStudyRun *rs = lnl_malloc(sizeof *rs * (size_t)cap);
     LnlConfig *mc = lnl_malloc(sizeof *mc);
-    for (int g = 0; g < c->ngrids; g++) {
+    for (int g = 0; g < c->ngrids && !rc; g++) {
         const LnlStudyGrid *gr = &c->grids[g];
         const LnlStudyAxis *A = gr->ax;
-        int use_size = A[LNL_AX_SIZE].n > 0;
-        int nshape = use_size ? A[LNL_AX_SIZE].n : A[LNL_AX_DEPTH].n;
-        for (int ip = 0; ip < A[LNL_AX_PRESET].n; ip++)
-            for (int id = 0; id < A[LNL_AX_DT].n; id++)
-                for (int is = 0; is < nshape; is++)
-                    for (int il = 0; il < A[LNL_AX_LR].n; il++)
-                        for (int iz = 0; iz < A[LNL_AX_SEED].n; iz++) {
-                            LnlStudyRun r;
-                            memset(&r, 0, sizeof r);
-                            r.grid = gr->name;
-                            snprintf(r.preset, sizeof r.preset, "%s", A[LNL_AX_PRESET].str[ip]);
-                            if (run_options(&r, &gr->opt, A[LNL_AX_PRESET].opt[ip], gr->name, e)) {
-                                free(mc);
-                                free(rs);
-                                return -1;
+        int nshape = A[LNL_AX_SIZE].n > 0 ? A[LNL_AX_SIZE].n : A[LNL_AX_DEPTH].n;
+        int nprec = A[LNL_AX_PRECISION].n > 0 ? A[LNL_AX_PRECISION].n : 1;
+        Point p;
+        for (p.preset = 0; p.preset < A[LNL_AX_PRESET].n && !rc; p.preset++)
+            for (p.dt = 0; p.dt < A[LNL_AX_DT].n && !rc; p.dt++)
+                for (p.shape = 0; p.shape < nshape && !rc; p.shape++)
+                    for (p.lr = 0; p.lr < A[LNL_AX_LR].n && !rc; p.lr++)
+                        for (p.precision = 0; p.precision < nprec && !rc; p.precision++)
+                            for (p.seed = 0; p.seed < A[LNL_AX_SEED].n && !rc; p.seed++) {
+                                LnlStudyRun r;
+                                rc = make_run(c, gr, p, mc, &r, e);
+                                if (!rc) add_run(&rs, &n, &cap, &r);
                             }
-                            r.dt = A[LNL_AX_DT].num[id];
-                            r.lr = A[LNL_AX_LR].num[il];
-                            r.seed = (long long)A[LNL_AX_SEED].num[iz];
-                            if (use_size) {
-                                snprintf(r.size, sizeof r.size, "%s", A[LNL_AX_SIZE].str[is]);
-                                lnl_config_default(mc);
-                                if (lnl_config_size(mc, r.size, e)) {
-                                    free(mc);
-                                    free(rs);
-                                    return -1;
-                                }
-                                r.depth = mc->n_layer;
-                                r.dim = mc->n_embd;
-                                r.heads = mc->n_head;
-                            } else {
-                                r.depth = (int)A[LNL_AX_DEPTH].num[is];
-                                r.dim = (int)c->dim;
-                                r.heads = (int)c->heads;
-                            }
-                            char full[2 * LNL_STUDY_ID_MAX];
-                            lnl_study_run_id(&r, full, sizeof full);
-                            if (strlen(full) + 5 >= sizeof r.id) {
-                                lnl_err(e, "grid '%s': run id %s is too long (at most %d characters)", gr->name, full,
-                                        (int)sizeof r.id - 6);
-                                free(mc);
-                                free(rs);
-                                return -1;
-                            }
-                            memcpy(r.id, full, strlen(full) + 1); /* fits: checked above */
-                            int dup = 0;
-                            for (int k = 0; k < n && !dup; k++) dup = strcmp(rs[k].id, r.id) == 0;
-                            if (dup) continue;
-                            if (n == cap) rs = lnl_realloc(rs, sizeof *rs * (size_t)(cap *= 2));
-                            r.order = n;
-                            rs[n++] = r;
-                        }
     }
     free(mc);
+    if (rc) {
+        free(rs);
+        return -1;
+    }
     *runs = rs;
     *nruns = n;
+    return 0;
+}
+
+/* The field a run's precision comes from, for messages: its grid's axis, else the shared setting. */
+static void precision_field(const LnlStudyConfig *c, int g, char *buf, size_t n) {
+    if (c->grids[g].ax[LNL_AX_PRECISION].n)
+        snprintf(buf, n, "field 'precisions' (grid '%s')", c->grids[g].name);
+    else snprintf(buf, n, "field 'precision'");
+}
+
+int lnl_study_config_check_host(const LnlStudyConfig *c, int have_bf16, const char *what, LnlErr *e) {
+    if (have_bf16) return 0;
+    for (int g = 0; g < c->ngrids; g++) {
+        const LnlStudyAxis *a = &c->grids[g].ax[LNL_AX_PRECISION];
+        int bf16 = 0;
+        for (int i = 0; i < a->n; i++) bf16 |= strcmp(a->str[i], LNL_STUDY_FP32) != 0;
+        if (!a->n) bf16 = strcmp(c->precision, LNL_STUDY_FP32) != 0;
+        if (!bf16) continue;
+        char field[128];
+        precision_field(c, g, field, sizeof field);
+        return lnl_err(e, "%s: %s: bf16 needs AVX512-BF16, which this CPU or build lacks (only fp32 runs here)", what,
+                       field);
+    }
     return 0;
 }
 

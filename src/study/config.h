@@ -1,5 +1,5 @@
 /* The study's configuration: shared run settings plus grids of presets x dt x depth (or named
- * size) x learning rate x seed, with model and training options per grid and per preset entry,
+ * size) x learning rate x precision x seed, with model and training options per grid and per preset entry,
  * read from a JSON file, the built-in studies, and flags, and expanded into the list of runs.
  * It runs nothing (study.h does). */
 #ifndef LNL_STUDY_CONFIG_H
@@ -14,8 +14,10 @@
 #define LNL_STUDY_MAX_GRIDS 16
 #define LNL_STUDY_ID_MAX 128
 
-/* The axes of a grid, in the order their values vary in the run list (seed fastest). */
-enum { LNL_AX_PRESET, LNL_AX_DT, LNL_AX_DEPTH, LNL_AX_SIZE, LNL_AX_LR, LNL_AX_SEED, LNL_NAXES };
+/* The axes of a grid, in the order their values vary in the run list (seed fastest). A grid
+ * without precisions runs at the shared setting `precision` (its default). */
+enum { LNL_AX_PRESET, LNL_AX_DT, LNL_AX_DEPTH, LNL_AX_SIZE, LNL_AX_LR, LNL_AX_PRECISION, LNL_AX_SEED, LNL_NAXES };
+#define LNL_STUDY_FP32 "fp32" /* the precision whose runs' ids and command lines do not name it */
 
 /* The options a grid, or one preset entry of a grid, may set for its runs over the shared
  * settings of the same name (the option table, lnl_study_options, in config.c). */
@@ -53,7 +55,8 @@ typedef struct {
     /* training settings (train/settings.h), each of its row's type; a run gets them as train's flags */
     long long batch, total_batch, steps, warmup, eval_every, eval_batches, checkpoint_every;
     double min_lr_frac, beta1, beta2, adam_eps, weight_decay, grad_clip, z_loss;
-    char *schedule, *precision; /* owned */
+    char *schedule; /* owned */
+    char *precision; /* owned; the precision of the runs of a grid without the precisions axis */
     int ngrids;
     LnlStudyGrid grids[LNL_STUDY_MAX_GRIDS];
 } LnlStudyConfig;
@@ -67,6 +70,7 @@ typedef struct {
     char variant[LNL_STUDY_ID_MAX]; /* the options its grid and preset entry set, as in the id ("" if none) */
     char opt[LNL_STUDY_NOPTS][LNL_STUDY_OPT_MAX]; /* those options' values ("" where not set) */
     char size[32]; /* "" unless the grid has sizes */
+    char precision[8]; /* "fp32" or "bf16": the matrix products' arithmetic ("" reads as fp32) */
     double dt, lr;
     long long seed;
     int depth, dim, heads;
@@ -89,9 +93,18 @@ char *lnl_study_config_to_json(const LnlStudyConfig *c);
 /* The settings that decide a run's numbers (not jobs, threads, gnuplot, ...), as compact JSON;
  * a finished run is reused only under the same settings. Caller frees. */
 char *lnl_study_settings_json(const LnlStudyConfig *c);
+/* The same for run r: its own precision as "precision" (the key in place, so that an fp32 run's
+ * settings are the study's as they were before precision became an axis). Caller frees. */
+char *lnl_study_run_settings_json(const LnlStudyConfig *c, const LnlStudyRun *r);
+/* Run r's precision: "fp32" where it has none. */
+const char *lnl_study_run_precision(const LnlStudyRun *r);
 
 /* Checks the settings together (heads divide dim, warmup < steps, ...). */
 int lnl_study_config_validate(const LnlStudyConfig *c, const char *what, LnlErr *e);
+/* Checks that this machine can run every run: a bf16 run (the precision field, or the precisions
+ * of a grid) needs have_bf16 (lnl_version_bf16(): a CPU and build with AVX512-BF16). The error
+ * names the field. */
+int lnl_study_config_check_host(const LnlStudyConfig *c, int have_bf16, const char *what, LnlErr *e);
 
 /* Expands every grid into runs, in grid order, dropping repeats of an id. *runs is allocated. */
 int lnl_study_expand(const LnlStudyConfig *c, LnlStudyRun **runs, int *nruns, LnlErr *e);
@@ -154,9 +167,10 @@ extern const LnlStudyOptionDef lnl_study_options[LNL_STUDY_NOPTS];
 #define LNL_STUDY_ARG_MAX 64
 int lnl_study_train_args(const LnlStudyConfig *c, const LnlStudyRun *r, char words[][LNL_STUDY_ARG_MAX]);
 
-/* A run id: preset[+variant]-dtD-LN|size-lrR-sS, with characters outside [A-Za-z0-9.+-]
- * replaced; variant joins the codes of the options the run's grid and preset entry set
- * (peri+en-dt1-L8-lr0.01-s1). */
+/* A run id: preset[+variant]-dtD-LN|size-lrR-sS[-precision], with characters outside
+ * [A-Za-z0-9.+-] replaced; variant joins the codes of the options the run's grid and preset entry
+ * set (peri+en-dt1-L8-lr0.01-s1), and a precision other than fp32 ends it (pre-dt1-L8-lr0.01-s1-bf16),
+ * so the ids of fp32 runs are those they had before precision was an axis. */
 void lnl_study_run_id(const LnlStudyRun *r, char *buf, size_t n);
 
 #endif

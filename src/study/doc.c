@@ -45,12 +45,20 @@ int lnl_doc_table(LnlDoc *d, int ncols, const char *const *head) {
 
 /* Appends a row to the table at index ti; cells are given as ncols strings. */
 void lnl_doc_row(LnlDoc *d, int ti, ...) {
-    LnlBlock *t = &d->b[ti];
-    t->cells = lnl_realloc(t->cells, sizeof(char *) * (size_t)((t->nrows + 2) * t->ncols));
+    int ncols = d->b[ti].ncols;
+    const char **cells = lnl_malloc(sizeof *cells * (size_t)ncols);
     va_list ap;
     va_start(ap, ti);
-    for (int i = 0; i < t->ncols; i++) t->cells[(t->nrows + 1) * t->ncols + i] = lnl_strdup(va_arg(ap, const char *));
+    for (int i = 0; i < ncols; i++) cells[i] = va_arg(ap, const char *);
     va_end(ap);
+    lnl_doc_row_cells(d, ti, cells);
+    free(cells);
+}
+
+void lnl_doc_row_cells(LnlDoc *d, int ti, const char *const *cells) {
+    LnlBlock *t = &d->b[ti];
+    t->cells = lnl_realloc(t->cells, sizeof(char *) * (size_t)((t->nrows + 2) * t->ncols));
+    for (int i = 0; i < t->ncols; i++) t->cells[(t->nrows + 1) * t->ncols + i] = lnl_strdup(cells[i]);
     t->nrows++;
 }
 

@@ -32,6 +32,8 @@ void lnl_doc_text(LnlDoc *d, LnlBlockKind k, const char *fmt, ...) LNL_PRINTF(3,
 int lnl_doc_table(LnlDoc *d, int ncols, const char *const *head);
 /* Appends a row of ncols strings to the table at index ti. */
 void lnl_doc_row(LnlDoc *d, int ti, ...);
+/* The same from an array of ncols strings. */
+void lnl_doc_row_cells(LnlDoc *d, int ti, const char *const *cells);
 /* vprintf into a new string (caller frees). */
 char *lnl_doc_vfmt(const char *fmt, va_list ap);
 /* A heading's anchor as GitHub makes it for Markdown (lower case; letters, digits, '-' and '_'

@@ -37,7 +37,7 @@ static void field(LnlBuf *b, const char *s) {
 }
 
 static void runs_csv(LnlBuf *b, const LnlStudyResult *rs, const int *have, int n) {
-    lnl_buf_printf(b, "run,grid,preset,variant,dt,depth,size,dim,heads,lr,seed,steps_done,trained,final_val_loss,"
+    lnl_buf_printf(b, "run,grid,preset,variant,precision,dt,depth,size,dim,heads,lr,seed,steps_done,trained,final_val_loss,"
                       "final_train_loss,unigram_val_loss,trained_at_step,init_loss,diverged_at_step,spikes,"
                       "max_loss_rise,max_loss_rise_step,last_hidden_mean_abs,block1_hidden_mean_abs,growth_better,"
                       "grad_ratio,min_grad_ratio,min_grad_ratio_step,median_sensitivity,tokens_per_s\n");
@@ -52,6 +52,8 @@ static void runs_csv(LnlBuf *b, const LnlStudyResult *rs, const int *have, int n
         field(b, u->preset);
         lnl_buf_append(b, ",", 1);
         field(b, u->variant);
+        lnl_buf_append(b, ",", 1);
+        field(b, lnl_study_run_precision(u));
         lnl_buf_printf(b, ",%.9g,%d,", u->dt, u->depth);
         field(b, u->size);
         lnl_buf_printf(b, ",%d,%d,%.9g,%lld,%lld,%s,", u->dim, u->heads, u->lr, u->seed, r->steps_done,

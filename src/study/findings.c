@@ -23,16 +23,17 @@ typedef struct {
     int n;
 } Recs;
 
-/* What two presets are compared under: the same options (variant), dt and shape. */
+/* What two presets are compared under: the same options (variant), dt, shape and precision (runs
+ * of two precisions are two settings, never seeds of one). */
 typedef struct {
-    const char *variant, *size;
+    const char *variant, *size, *precision;
     double dt;
     int depth;
 } Setting;
 
 static int in_setting(const LnlStudyResult *r, const Setting *s) {
     return !strcmp(r->run.variant, s->variant) && r->run.dt == s->dt && r->run.depth == s->depth &&
-           !strcmp(r->run.size, s->size);
+           !strcmp(r->run.size, s->size) && !strcmp(lnl_study_run_precision(&r->run), s->precision);
 }
 
 static int is(const Recs *R, int i, const char *preset, const Setting *s) {
@@ -43,6 +44,9 @@ static int cmp_setting(const void *a, const void *b) {
     const Setting *x = a, *y = b;
     int c = strcmp(x->variant, y->variant);
     if (c) return c;
+    int xf = !strcmp(x->precision, LNL_STUDY_FP32), yf = !strcmp(y->precision, LNL_STUDY_FP32);
+    if (xf != yf) return yf - xf; /* fp32 first */
+    if ((c = strcmp(x->precision, y->precision))) return c;
     if (x->dt != y->dt) return x->dt > y->dt ? -1 : 1; /* dt 1 first */
     return x->depth - y->depth;
 }
@@ -53,7 +57,7 @@ static int settings_with(const Recs *R, const char *const *ps, int np, Setting *
     for (int i = 0; i < R->n; i++) {
         if (!R->have[i]) continue;
         const LnlStudyRun *u = &R->rs[i].run;
-        Setting s = {u->variant, u->size, u->dt, u->depth};
+        Setting s = {u->variant, u->size, lnl_study_run_precision(u), u->dt, u->depth};
         int seen = 0;
         for (int k = 0; k < n && !seen; k++) seen = !cmp_setting(&out[k], &s) && !strcmp(out[k].size, s.size);
         if (seen) continue;
@@ -221,7 +225,9 @@ static void setting_name(const Setting *s, char *b, size_t n) {
     char shape[48];
     if (s->size[0]) snprintf(shape, sizeof shape, "%s", s->size);
     else snprintf(shape, sizeof shape, "L%d", s->depth);
-    snprintf(b, n, "dt %g, %s%s%s", s->dt, shape, s->variant[0] ? ", " : "", s->variant);
+    int fp32 = !strcmp(s->precision, LNL_STUDY_FP32);
+    snprintf(b, n, "dt %g, %s%s%s%s%s", s->dt, shape, s->variant[0] ? ", " : "", s->variant, fp32 ? "" : ", ",
+             fp32 ? "" : s->precision);
 }
 
 /* ---- the claims ---- */

@@ -113,13 +113,15 @@ void lnl_study_plan_threads(const LnlStudyConfig *c, int *jobs, int *threads) {
 
 /* ---- what OUT already holds ---- */
 
-int lnl_study_plan_check_settings(const char *out, const LnlStudyRun *runs, int nruns, const LnlStudyResults *res,
-                                  const char *settings_json, LnlErr *e) {
-    cJSON *cur = cJSON_Parse(settings_json);
+int lnl_study_plan_check_settings(const char *out, const LnlStudyConfig *c, const LnlStudyRun *runs, int nruns,
+                                  const LnlStudyResults *res, LnlErr *e) {
     int rc = 0;
     for (int k = 0; k < nruns && !rc; k++) {
         int i = lnl_study_results_find(res, runs[k].id);
         if (i < 0) continue;
+        char *settings_json = lnl_study_run_settings_json(c, &runs[k]);
+        cJSON *cur = cJSON_Parse(settings_json);
+        cJSON_free(settings_json);
         cJSON *rec = cJSON_Parse(res->lines[i]);
         const cJSON *old = cJSON_GetObjectItemCaseSensitive(rec, "settings");
         for (const cJSON *it = cur ? cur->child : NULL; it && !rc; it = it->next) {
@@ -134,8 +136,8 @@ int lnl_study_plan_check_settings(const char *out, const LnlStudyRun *runs, int 
             cJSON_free(b);
         }
         cJSON_Delete(rec);
+        cJSON_Delete(cur);
     }
-    cJSON_Delete(cur);
     return rc;
 }
 
@@ -258,7 +260,8 @@ void lnl_study_train_argv(LnlArgv *a, const LnlStudyConfig *c, const LnlStudyRun
     arg_num(a, "--adam-eps", c->adam_eps);
     /* the z-loss only when on: the command lines of studies without it stay as they were */
     if (c->z_loss > 0) arg_num(a, "--z-loss", c->z_loss);
-    if (strcmp(c->precision, "fp32") != 0) arg_str(a, "--precision", c->precision);
+    /* the run's precision only when not fp32: fp32 runs keep the command line they had */
+    if (strcmp(lnl_study_run_precision(r), LNL_STUDY_FP32) != 0) arg_str(a, "--precision", lnl_study_run_precision(r));
     if (c->diverge_loss > 0) arg_num(a, "--diverge-loss", c->diverge_loss);
     if (c->skip_spikes > 0) arg_num(a, "--skip-spikes", c->skip_spikes);
     /* the seed draws the init and the batches: runs of two placements with one seed are a pair

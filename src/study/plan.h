@@ -34,10 +34,10 @@ int lnl_study_plan_order(const LnlStudyConfig *c, const LnlStudyRun *runs, int n
  * resumed study computes exactly what an uninterrupted one would. */
 void lnl_study_plan_threads(const LnlStudyConfig *c, int *jobs, int *threads);
 
-/* Refuses (exit 2's error) a record of one of runs in res made under settings other than
- * settings_json (lnl_study_settings_json). */
-int lnl_study_plan_check_settings(const char *out, const LnlStudyRun *runs, int nruns, const LnlStudyResults *res,
-                                  const char *settings_json, LnlErr *e);
+/* Refuses (exit 2's error) a record of one of runs in res made under settings other than the
+ * run's (lnl_study_run_settings_json: the study's, with the run's precision). */
+int lnl_study_plan_check_settings(const char *out, const LnlStudyConfig *c, const LnlStudyRun *runs, int nruns,
+                                  const LnlStudyResults *res, LnlErr *e);
 
 /* What to do with a run that has no record, from what its directory holds. */
 typedef enum {

@@ -18,8 +18,8 @@
 #define PANEL_H 420
 
 /* A setup that several presets and seeds share: the grid's variant (its options), dt, depth (or
- * named size), lr; one loss figure each. Runs of another variant (other steps, say) are another
- * setup, not more seeds. */
+ * named size), precision, lr; one loss figure each. Runs of another variant (other steps, say) or
+ * precision are another setup, not more seeds. */
 typedef struct {
     LnlStudyRun run; /* the first run of the setup: the setting (lnl_study_same_setting) and lr */
     char key[2 * LNL_STUDY_ID_MAX], label[2 * LNL_STUDY_ID_MAX + 64];
@@ -29,11 +29,13 @@ static int same_setup(const Setup *c, const LnlStudyRun *r) {
     return lnl_study_same_setting(&c->run, r) && c->run.lr == r->lr;
 }
 
-/* The key of a setup's loss figure: variant, dt, shape, lr. */
+/* The key of a setup's loss figure: variant and precision (lnl_study_setting_tag), dt, shape, lr. */
 static void setup_key(const LnlStudyRun *r, char *key, size_t n) {
-    const char *sep = r->variant[0] ? "-" : "";
-    if (r->size[0]) snprintf(key, n, "%s%sdt%g-%s-lr%g", r->variant, sep, r->dt, r->size, r->lr);
-    else snprintf(key, n, "%s%sdt%g-L%d-lr%g", r->variant, sep, r->dt, r->depth, r->lr);
+    char tag[LNL_STUDY_ID_MAX];
+    lnl_study_setting_tag(r, tag, sizeof tag);
+    const char *sep = tag[0] ? "-" : "";
+    if (r->size[0]) snprintf(key, n, "%s%sdt%g-%s-lr%g", tag, sep, r->dt, r->size, r->lr);
+    else snprintf(key, n, "%s%sdt%g-L%d-lr%g", tag, sep, r->dt, r->depth, r->lr);
 }
 
 static int setup_index(Setup *setups, int *n, const LnlStudyRun *r) {
@@ -43,11 +45,12 @@ static int setup_index(Setup *setups, int *n, const LnlStudyRun *r) {
     memset(c, 0, sizeof *c);
     c->run = *r;
     setup_key(r, c->key, sizeof c->key);
-    const char *sep = r->variant[0] ? ", " : "";
+    char tag[LNL_STUDY_ID_MAX];
+    lnl_study_setting_tag(r, tag, sizeof tag);
+    const char *sep = tag[0] ? ", " : "";
     if (r->size[0])
-        snprintf(c->label, sizeof c->label, "dt %g, %s (L %d), lr %g%s%s", r->dt, r->size, r->depth, r->lr, sep,
-                 r->variant);
-    else snprintf(c->label, sizeof c->label, "dt %g, L %d, lr %g%s%s", r->dt, r->depth, r->lr, sep, r->variant);
+        snprintf(c->label, sizeof c->label, "dt %g, %s (L %d), lr %g%s%s", r->dt, r->size, r->depth, r->lr, sep, tag);
+    else snprintf(c->label, sizeof c->label, "dt %g, L %d, lr %g%s%s", r->dt, r->depth, r->lr, sep, tag);
     return *n - 1;
 }
 
@@ -57,9 +60,11 @@ void lnl_study_loss_figure(const LnlStudyRun *r, char *base, size_t n) {
     snprintf(base, n, "loss_%s", key);
 }
 
-/* The key of a setting's loss-against-lr figure: options, dt and depth. */
+/* The key of a setting's loss-against-lr figure: options and precision, dt and depth. */
 static void lr_key(const LnlStudyRun *r, char *key, size_t n) {
-    snprintf(key, n, "%s%sdt%g-L%d", r->variant, r->variant[0] ? "-" : "", r->dt, r->depth);
+    char tag[LNL_STUDY_ID_MAX];
+    lnl_study_setting_tag(r, tag, sizeof tag);
+    snprintf(key, n, "%s%sdt%g-L%d", tag, tag[0] ? "-" : "", r->dt, r->depth);
 }
 
 void lnl_study_lr_figure(const LnlStudyRun *r, char *base, size_t n) {
@@ -395,9 +400,10 @@ static int lr_figures(Ctx *x, const LnlStudyResult *rs, const int *have, int n, 
         }
         if (nl < 3) continue;
         qsort(lrs, (size_t)nl, sizeof *lrs, lnl_cmp_double);
-        char key[160], label[200];
+        char key[160], label[200], tag[LNL_STUDY_ID_MAX];
         lr_key(u0, key, sizeof key);
-        snprintf(label, sizeof label, "dt %g, L %d%s%s", u0->dt, u0->depth, u0->variant[0] ? ", " : "", u0->variant);
+        lnl_study_setting_tag(u0, tag, sizeof tag);
+        snprintf(label, sizeof label, "dt %g, L %d%s%s", u0->dt, u0->depth, tag[0] ? ", " : "", tag);
         LnlBuf body = {0};
         lnl_buf_printf(&body, "set title 'Final val loss against learning rate: %s (median over seeds, bars: range; "
                               "open: did not train)'\n", label);
@@ -727,13 +733,13 @@ static int heatmap_figures(Ctx *x, const LnlStudyResult *rs, const int *have, in
         snprintf(labels[j], sizeof labels[j], "%s (seed %lld%s)", r->run.preset, r->run.seed, state);
         panels[j] = (LnlHeatPanel){labels[j], &logs[j]};
     }
-    char setting[300];
+    char setting[300], tag[LNL_STUDY_ID_MAX];
+    lnl_study_setting_tag(u0, tag, sizeof tag);
     if (u0->size[0])
         snprintf(setting, sizeof setting, "dt %g, %s (L %d), lr %g%s%s", u0->dt, u0->size, u0->depth, u0->lr,
-                 u0->variant[0] ? ", " : "", u0->variant);
+                 tag[0] ? ", " : "", tag);
     else
-        snprintf(setting, sizeof setting, "dt %g, L %d, lr %g%s%s", u0->dt, u0->depth, u0->lr, u0->variant[0] ? ", " : "",
-                 u0->variant);
+        snprintf(setting, sizeof setting, "dt %g, L %d, lr %g%s%s", u0->dt, u0->depth, u0->lr, tag[0] ? ", " : "", tag);
     int heat[LNL_LM_COUNT];
     const int nheat = lnl_layer_metrics_select(LNL_LMF_HEATMAP, 0, heat);
     for (int k = 0; k < nheat && !rc; k++) {

@@ -24,13 +24,29 @@
 
 #define NUM(x) (lnl_num(x).s)
 
+/* Whether the runs of rs with a record have more than one precision. */
+static int mixed_precision(const LnlStudyResult *rs, const int *have, int n) {
+    const char *first = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!have[i]) continue;
+        const char *p = lnl_study_run_precision(&rs[i].run);
+        if (!first) first = p;
+        else if (strcmp(p, first)) return 1;
+    }
+    return 0;
+}
+
+/* The runs table; a study of several precisions has a precision column after the run's id. */
 static void runs_table(LnlDoc *d, const LnlStudyResult *rs, const int *have, int n) {
-    static const char *head[] = {"run", "trained", "final val loss", "unigram loss", "trained at step",
-                                 "diverged at step", "spikes", "largest loss rise (nats, step)",
-                                 "last-layer hidden_mean_abs", "block-1 hidden_mean_abs", "growth fit",
-                                 "grad ratio layer 1 / L (end)", "min grad ratio (step)", "median sensitivity",
-                                 "tokens/s"};
-    int t = lnl_doc_table(d, 15, head);
+    enum { NCOLS = 16 };
+    const int prec = mixed_precision(rs, have, n);
+    const char *head[NCOLS] = {"run", "precision", "trained", "final val loss", "unigram loss", "trained at step",
+                               "diverged at step", "spikes", "largest loss rise (nats, step)",
+                               "last-layer hidden_mean_abs", "block-1 hidden_mean_abs", "growth fit",
+                               "grad ratio layer 1 / L (end)", "min grad ratio (step)", "median sensitivity",
+                               "tokens/s"};
+    if (!prec) memmove(&head[1], &head[2], sizeof head[0] * (NCOLS - 2));
+    int t = lnl_doc_table(d, NCOLS - !prec, head);
     for (int i = 0; i < n; i++) {
         if (!have[i]) continue;
         const LnlStudyResult *r = &rs[i];
@@ -52,10 +68,27 @@ static void runs_table(LnlDoc *d, const LnlStudyResult *rs, const int *have, int
         if (r->min_grad_ratio_step >= 0) snprintf(mr, sizeof mr, "%s (%lld)", NUM(r->min_grad_ratio), r->min_grad_ratio_step);
         else snprintf(mr, sizeof mr, "n/a");
         const char *tr = r->trained == 1 ? "yes" : r->trained == 0 ? "**no**" : "unknown";
-        lnl_doc_row(d, t, r->run.id, tr, NUM(r->final_val_loss), NUM(r->unigram), gate, div, spikes, rise,
-                    NUM(r->last_hidden), NUM(r->nlayers > 1 ? r->layers[1].mean_abs : NAN), fit, NUM(r->grad_ratio), mr,
-                    NUM(r->median_sensitivity), tps);
+        LnlNum val = lnl_num(r->final_val_loss), uni = lnl_num(r->unigram), last = lnl_num(r->last_hidden),
+               b1 = lnl_num(r->nlayers > 1 ? r->layers[1].mean_abs : NAN), gr = lnl_num(r->grad_ratio),
+               sens = lnl_num(r->median_sensitivity);
+        const char *cells[NCOLS] = {r->run.id, lnl_study_run_precision(&r->run), tr, val.s, uni.s, gate, div, spikes,
+                                    rise, last.s, b1.s, fit, gr.s, mr, sens.s, tps};
+        if (!prec) memmove(&cells[1], &cells[2], sizeof cells[0] * (NCOLS - 2));
+        lnl_doc_row_cells(d, t, cells);
     }
+}
+
+/* The precisions of the runs with a record, "fp32 and bf16" (fp32 first); returns whether one is not fp32. */
+static int precisions_text(const LnlStudyResult *rs, const int *have, int n, char *buf, size_t len) {
+    int fp32 = 0, other = 0;
+    for (int i = 0; i < n; i++)
+        if (have[i]) {
+            int f = !strcmp(lnl_study_run_precision(&rs[i].run), LNL_STUDY_FP32);
+            fp32 |= f;
+            other |= !f;
+        }
+    snprintf(buf, len, "%s%s%s", fp32 ? LNL_STUDY_FP32 : "", fp32 && other ? " and " : "", other ? "bf16" : "");
+    return other;
 }
 
 /* The run's optimizer steps: its grid's or preset entry's option, else the shared setting. */
@@ -160,6 +193,11 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
                      ver, lnl_build_options, date, cpu, sysconf(_SC_NPROCESSORS_ONLN), info->jobs, info->threads,
                      info->threads == 1 ? "" : "s", info->command ? info->command : "(not given)");
     }
+    char precs[32];
+    if (precisions_text(rs, have, nruns, precs, sizeof precs))
+        lnl_doc_text(&d, B_P, "Matrix products: %s (bf16: bf16 products with fp32 accumulation and fp32 master weights).%s",
+                     precs, mixed_precision(rs, have, nruns) ? " Runs of different precision are different settings: "
+                     "compared, plotted and tabled apart, never pooled as seeds of one." : "");
     if (info->failed) lnl_doc_text(&d, B_P, "Failed in this invocation: %d run(s); first: %s.", info->failed, info->first_failure);
     if (!nsens)
         lnl_doc_text(&d, B_P, "Local sensitivity was not measured (this lnlab's probe has no --sensitivity, or the study "

@@ -55,7 +55,14 @@ double lnl_study_lr_sensitivity(const double *loss, int n) {
 }
 
 int lnl_study_same_setting(const LnlStudyRun *a, const LnlStudyRun *b) {
-    return !strcmp(a->variant, b->variant) && a->dt == b->dt && a->depth == b->depth && !strcmp(a->size, b->size);
+    return !strcmp(a->variant, b->variant) && a->dt == b->dt && a->depth == b->depth && !strcmp(a->size, b->size) &&
+           !strcmp(lnl_study_run_precision(a), lnl_study_run_precision(b));
+}
+
+void lnl_study_setting_tag(const LnlStudyRun *r, char *buf, size_t n) {
+    const char *prec = lnl_study_run_precision(r);
+    if (!strcmp(prec, LNL_STUDY_FP32)) snprintf(buf, n, "%s", r->variant);
+    else snprintf(buf, n, "%s%s%s", r->variant, r->variant[0] ? "+" : "", prec);
 }
 
 int lnl_study_lr_sensitivities(const LnlStudyResult *rs, const int *have, int n, const LnlStudyRun *u0,
@@ -314,6 +321,7 @@ char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_jso
     cJSON_AddStringToObject(o, "grid", r->grid);
     cJSON_AddStringToObject(o, "preset", u->preset);
     cJSON_AddStringToObject(o, "variant", u->variant);
+    cJSON_AddStringToObject(o, "precision", lnl_study_run_precision(u));
     cJSON_AddNumberToObject(o, "dt", u->dt);
     cJSON_AddNumberToObject(o, "depth", u->depth);
     if (u->size[0]) cJSON_AddStringToObject(o, "size", u->size);
@@ -417,6 +425,10 @@ int lnl_study_result_from_json(LnlStudyResult *r, const char *line, const char *
         snprintf(u->variant, sizeof u->variant, "%.*s", len, id + pl + 1);
     }
     snprintf(u->size, sizeof u->size, "%s", size ? size : "");
+    /* records made before precision was an axis have it in their settings, or (older) nowhere: fp32 */
+    const char *prec = get_str(o, "precision");
+    if (!prec) prec = get_str(cJSON_GetObjectItemCaseSensitive(o, "settings"), "precision");
+    snprintf(u->precision, sizeof u->precision, "%s", prec ? prec : LNL_STUDY_FP32);
     snprintf(r->grid, sizeof r->grid, "%s", grid ? grid : "");
     u->grid = r->grid;
     u->dt = get_num(o, "dt");

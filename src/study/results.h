@@ -71,7 +71,7 @@ void lnl_study_curve_free(LnlStudyCurve *c);
  * loss) and, if probe_json is non-NULL, the output of `lnlab probe --json`. */
 int lnl_study_result_build(LnlStudyResult *r, const LnlStudyRun *run, const char *rundir, const char *probe_json,
                            double spike_nats, LnlErr *e);
-/* One line of JSON (no newline); settings_json (lnl_study_settings_json) is embedded, and the
+/* One line of JSON (no newline); settings_json (lnl_study_run_settings_json) is embedded, and the
  * provenance (version.h) with command when it is not NULL. Caller frees. */
 char *lnl_study_result_to_json(const LnlStudyResult *r, const char *settings_json, const char *command);
 /* Reads a record back (`what` names the source in messages). */
@@ -88,9 +88,12 @@ double lnl_study_sweep_loss(const LnlStudyResult *r);
 /* One seed's sensitivity from its sweep losses loss[0..n-1] (one per learning rate): the mean of
  * loss - the smallest of them; NAN if one is not finite or n < 2. */
 double lnl_study_lr_sensitivity(const double *loss, int n);
-/* Whether two runs share a setting: the same options (variant), dt and shape (depth, named size);
- * preset, learning rate and seed aside. */
+/* Whether two runs share a setting: the same options (variant), dt, shape (depth, named size) and
+ * precision; preset, learning rate and seed aside. Runs of two settings are never seeds of one. */
 int lnl_study_same_setting(const LnlStudyRun *a, const LnlStudyRun *b);
+/* What tells r's setting apart beside dt and shape, for figure names and labels: its variant, and
+ * its precision when not fp32 ("noen", "bf16", "noen+bf16"; "" for a plain fp32 run). */
+void lnl_study_setting_tag(const LnlStudyRun *r, char *buf, size_t n);
 /* The LR sensitivity of each seed of preset at run u0's setting that has a run (rs[i] with have[i])
  * at every one of lrs[0..nl), into out (room for n); returns how many seeds. With any_trained: set
  * to whether a run of those seeds trained, up to each seed's first missing learning rate. */

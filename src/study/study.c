@@ -8,8 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "children.h"
 #include "plan.h"
 #include "report.h"
@@ -78,7 +76,7 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
     LnlStudyRun *runs = NULL;
     int nruns = 0;
     LnlStudyResults res = {0};
-    char *results_path = NULL, *settings = NULL, *val = NULL;
+    char *results_path = NULL, *val = NULL;
 
     if (lnl_study_expand(c, &runs, &nruns, e)) {
         code = LNL_STUDY_EXIT_USAGE;
@@ -87,7 +85,6 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
     sum->runs = nruns;
     if (take_out(o, &lock_fd, e)) goto done;
     results_path = lnl_path_join(o->out, "results.jsonl");
-    settings = lnl_study_settings_json(c);
     if (lnl_study_results_load(&res, results_path, e)) goto done;
     if (o->nshards > 1) { /* a shard saves its records apart; rank 0 merges them (study_mpi.h) */
         char name[64];
@@ -95,7 +92,7 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
         free(results_path);
         results_path = lnl_path_join(o->out, name);
     }
-    if (lnl_study_plan_check_settings(o->out, runs, nruns, &res, settings, e)) {
+    if (lnl_study_plan_check_settings(o->out, c, runs, nruns, &res, e)) {
         code = LNL_STUDY_EXIT_USAGE;
         goto done;
     }
@@ -108,7 +105,7 @@ int lnl_study_run(const LnlStudyConfig *c, const LnlStudyOpts *o, LnlStudySummar
     sum->jobs = jobs;
     sum->threads = threads;
 
-    LnlStudyChildren ch = {c, o, runs, nruns, &res, results_path, settings, NULL, jobs, threads, 0, 0, "", 0};
+    LnlStudyChildren ch = {c, o, runs, nruns, &res, results_path, NULL, jobs, threads, 0, 0, "", 0};
     if (npending > 0) {
         if (lnl_study_prepare_data(c, o, e)) goto done;
         struct stat st;
@@ -158,7 +155,6 @@ done:
     free(val);
     free(runs);
     free(results_path);
-    cJSON_free(settings);
     lnl_study_results_free(&res);
     if (lock_fd >= 0) close(lock_fd);
     return code;

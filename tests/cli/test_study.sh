@@ -1,7 +1,7 @@
 # lnlab study: a tiny grid end to end (every report file and its content), a rerun that repeats
 # nothing, resume after the study is killed, --jobs 2 gives what --jobs 1 gives, a report
-# without gnuplot, a changed setting refused, config errors as one-line exits 2, and the
-# built-in configs print as JSON that --config reads back.
+# without gnuplot, a changed setting refused, config errors as one-line exits 2, precision as an
+# axis (fp32 and bf16 runs apart), and the built-in configs print as JSON that --config reads back.
 . "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 
@@ -370,6 +370,60 @@ expect_error flag_init_std 2 "--init-std: expected a number in \(0, 10\], 1/sqrt
   $PY -c 'import json,sys; c = json.load(open(sys.argv[1])); sys.exit(0 if c["embed_norm"] is True and c["bias"] is False else 1)' \
     "$TMP/flags.json" && ok option_flags_set_shared || fail option_flags_set_shared "$(grep -E 'embed_norm|bias' "$TMP/flags.json")"
 [ -e "$TMP/x" ] && fail option_errors_write_nothing "$TMP/x was created" || ok option_errors_write_nothing
+
+# --- 6c. precision as an axis: the fp32 and bf16 runs of one point are two runs (ids differing by
+#          -bf16), each trained at its own precision whatever LNLAB_BF16 the study has, recorded,
+#          tabled and plotted apart; the same command again re-renders the report and repeats nothing.
+#          Without AVX512-BF16 the study is refused before any run, naming the field --------------------
+PREC=(--data "$TMP/data" --presets pre --dts 1 --depths 2 --lrs 3e-3 --seeds 1 --precisions fp32,bf16 --dim 16 --heads 2
+      --seq 16 --batch 4 --steps 6 --warmup 0 --eval-every 3 --eval-batches 1 --probe-batch 4 --threads 1 --jobs 2 --quiet)
+P="$TMP/prec"
+expect_error flag_unknown_precision 2 "^lnlab: error: --precisions: 'fp16' is not a precision \(fp32\|bf16\)$" -- \
+  "$LNLAB" study "${PREC[@]}" --precisions fp32,fp16 --out "$P"
+if LNLAB_BF16=1 "$LNLAB" train --data "$TMP/data" --preset pre --layers 1 --heads 2 --dim 16 --seq 16 --batch 2 --steps 1 \
+     --out "$TMP/bf16-probe" 2>&1 | grep -q "no AVX512-BF16"; then
+  echo "skip precision_axis: this CPU or build has no AVX512-BF16"
+  expect_error precision_axis_unavailable 2 \
+    "^lnlab: error: lnlab study: field 'precisions' \(grid 'flags'\): bf16 needs AVX512-BF16" -- \
+    "$LNLAB" study "${PREC[@]}" --out "$P"
+  [ -e "$P" ] && fail precision_unavailable_writes_nothing "$P was created" || ok precision_unavailable_writes_nothing
+elif LNLAB_BF16=1 "$LNLAB" study "${PREC[@]}" --out "$P" >"$TMP/p.out" 2>"$TMP/p.err"; rc=$?
+     [ "$rc" -eq 0 ] && grep -q '^study: 2 runs (0 finished before, 2 trained now, 0 failed)' "$TMP/p.out"; then
+  ok precision_axis_runs
+  r=$($PY - "$P" 2>&1 <<'PY'
+import csv, json, os, sys
+p = sys.argv[1]
+recs = {r["id"]: r for r in map(json.loads, open(os.path.join(p, "results.jsonl")))}
+want = {"pre-dt1-L2-lr0.003-s1": "fp32", "pre-dt1-L2-lr0.003-s1-bf16": "bf16"}
+bad = [] if set(recs) == set(want) else ["records %s" % sorted(recs)]
+for rid, prec in want.items():
+    if rid not in recs: continue
+    train = json.load(open(os.path.join(p, "runs", rid, "config.json")))["train"]["precision"]
+    if (recs[rid]["precision"], recs[rid]["settings"]["precision"], train) != (prec, prec, prec):
+        bad.append("%s: record %s, settings %s, trained %s" % (rid, recs[rid]["precision"],
+                   recs[rid]["settings"]["precision"], train))
+md = open(os.path.join(p, "summary.md")).read()
+runs = md.split("## Runs", 1)[1].split("\n## ", 1)[0]
+rows = [[c.strip() for c in l.strip("|").split("|")] for l in runs.splitlines() if l.startswith("| ")]
+if not rows or rows[0][:2] != ["run", "precision"] or sorted(r[:2] for r in rows[1:] if "---" not in r[0]) != sorted(
+        [k, v] for k, v in want.items()):
+    bad.append("runs table %s" % rows[:3])
+plots = os.listdir(os.path.join(p, "plots"))
+if not {"loss_dt1-L2-lr0.003.svg", "loss_bf16-dt1-L2-lr0.003.svg"} <= set(plots):
+    bad.append("loss figures %s" % sorted(x for x in plots if x.startswith("loss_")))
+rc = {r["run"]: r["precision"] for r in csv.DictReader(open(os.path.join(p, "runs.csv")))}
+if rc != want: bad.append("runs.csv %s" % rc)
+print("; ".join(bad) if bad else "same")
+PY
+)
+  if [ "$r" = same ]; then ok precision_runs_apart; else fail precision_runs_apart "$r"; fi
+  rm -f "$P/summary.md"
+  if "$LNLAB" study "${PREC[@]}" --out "$P" >"$TMP/p2.out" 2>"$TMP/p2.err" &&
+     grep -q '2 finished before, 0 trained now' "$TMP/p2.out" && grep -q '| pre-dt1-L2-lr0.003-s1-bf16 | bf16 |' "$P/summary.md"
+  then ok precision_rerender; else fail precision_rerender "$(head -n 1 "$TMP/p2.out") $(tail -n 2 "$TMP/p2.err")"; fi
+else
+  fail precision_axis_runs "exit $rc: $(head -n 1 "$TMP/p.out") $(tail -n 2 "$TMP/p.err")"
+fi
 
 # --- 7. built-in configs print as JSON that --config reads back ----------------------------------
 for s in default thorough paper; do

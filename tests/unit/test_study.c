@@ -1,10 +1,11 @@
 /* Study library: config parsing and its errors, top-level axes as grid defaults, flags over a
- * config, expansion into runs (ids, order, repeats dropped, named sizes), medians, and results
- * records read back as written. */
+ * config, expansion into runs (ids, order, repeats dropped, named sizes), the precision axis (ids,
+ * settings, resume, same-setting, host check), medians, and results records read back as written. */
 #include <cjson/cJSON.h>
 
 #include "harness.h"
 #include "study/config.h"
+#include "study/plan.h"
 #include "study/results.h"
 
 static int parse(LnlStudyConfig *c, const char *json, LnlErr *e) { return lnl_study_config_parse(c, json, "t.json", e); }
@@ -94,6 +95,9 @@ static void test_config_errors(void) {
         {"{\"grids\": [{\"lr\": [1]}]}", "t.json: unknown field 'grids[0].lr'"},
         {"{\"dim\": 30, \"heads\": 4}", "t.json: field 'heads': 4 does not divide dim 30"},
         {"{\"seeds\": []}", "t.json: field 'seeds': empty list"},
+        {"{\"precisions\": [\"fp32\", \"fp16\"]}", "t.json: field 'precisions[1]': 'fp16' is not a precision (fp32|bf16)"},
+        {"{\"grids\": [{\"precisions\": [16]}]}", "t.json: field 'grids[0].precisions[0]': expected a string"},
+        {"{\"precision\": \"fp16\"}", "t.json: field 'precision': 'fp16' is not one of fp32|bf16"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         LnlStudyConfig c;
@@ -223,6 +227,180 @@ static void test_option_errors(void) {
     }
 }
 
+/* Whether train's command line for run r holds "--precision P" (P NULL: no --precision at all). */
+static int argv_precision(const LnlStudyConfig *c, const LnlStudyRun *r, const char *p) {
+    LnlArgv a = {{0}, 0};
+    lnl_study_train_argv(&a, c, r, "dir");
+    int found = 0;
+    for (int i = 0; i + 1 < a.n; i++)
+        if (!strcmp(a.v[i], "--precision")) found = p && !strcmp(a.v[i + 1], p) ? 1 : -1;
+    lnl_argv_free(&a);
+    return p ? found == 1 : found == 0;
+}
+
+/* The precision axis: twice the runs, the ids of fp32 runs as before and -bf16 on the others, each
+ * run's settings (the resume key) its own, two settings for the figures and findings, the flag on
+ * train's command line only for bf16, and the config printed and read back. */
+static void test_precision_axis(void) {
+    LnlStudyConfig c;
+    LnlErr e;
+    const char *j = "{\"seeds\": [1, 2], \"grids\": [{\"name\": \"g\", \"presets\": [\"pre\"], \"depths\": [2],"
+                    " \"precisions\": [\"fp32\", \"bf16\"]}]}";
+    CHECK(parse(&c, j, &e) == 0, "%s", e.msg);
+    LnlStudyRun *runs;
+    int n;
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0, "%s", e.msg);
+    CHECK(n == 4, "n = %d", n);
+    if (n != 4) return;
+    /* precision varies just outside the seed: each precision's seeds side by side */
+    const char *ids[] = {"pre-dt1-L2-lr0.003-s1", "pre-dt1-L2-lr0.003-s2", "pre-dt1-L2-lr0.003-s1-bf16",
+                         "pre-dt1-L2-lr0.003-s2-bf16"};
+    for (int i = 0; i < 4; i++) CHECK(!strcmp(runs[i].id, ids[i]), "run %d: %s, want %s", i, runs[i].id, ids[i]);
+    CHECK(!strcmp(runs[0].precision, "fp32") && !strcmp(runs[2].precision, "bf16"), "precisions %s %s",
+          runs[0].precision, runs[2].precision);
+    /* the settings a run is recorded and resumed under: an fp32 run's are the study's as before */
+    char *study = lnl_study_settings_json(&c), *s32 = lnl_study_run_settings_json(&c, &runs[0]),
+         *s16 = lnl_study_run_settings_json(&c, &runs[2]);
+    CHECK(!strcmp(s32, study) && strstr(s32, "\"precision\":\"fp32\","), "fp32 run's settings: %s", s32);
+    CHECK(strcmp(s16, s32) && strstr(s16, "\"precision\":\"bf16\","), "bf16 run's settings: %s", s16);
+    cJSON_free(study);
+    cJSON_free(s32);
+    cJSON_free(s16);
+    /* seeds of one precision share a setting; the two precisions never do */
+    CHECK(lnl_study_same_setting(&runs[0], &runs[1]) && lnl_study_same_setting(&runs[2], &runs[3]), "seeds");
+    CHECK(!lnl_study_same_setting(&runs[0], &runs[2]) && !lnl_study_same_setting(&runs[3], &runs[1]), "precisions apart");
+    char tag[LNL_STUDY_ID_MAX];
+    lnl_study_setting_tag(&runs[0], tag, sizeof tag);
+    CHECK(!strcmp(tag, ""), "fp32 tag '%s'", tag);
+    lnl_study_setting_tag(&runs[2], tag, sizeof tag);
+    CHECK(!strcmp(tag, "bf16"), "bf16 tag '%s'", tag);
+    CHECK(argv_precision(&c, &runs[0], NULL) && argv_precision(&c, &runs[3], "bf16"), "train --precision");
+    free(runs);
+    /* printed and read back */
+    char *s1 = lnl_study_config_to_json(&c);
+    LnlStudyConfig d;
+    CHECK(parse(&d, s1, &e) == 0, "%s", e.msg);
+    char *s2 = lnl_study_config_to_json(&d);
+    CHECK(!strcmp(s1, s2) && strstr(s1, "\"precisions\": [\"fp32\", \"bf16\"]"), "round trip: %s", s1);
+    free(s1);
+    free(s2);
+    lnl_study_config_free(&d);
+    /* the flag replaces the axis in every grid */
+    const char *one[] = {"bf16"};
+    CHECK(lnl_study_axis_set_all(&c, LNL_AX_PRECISION, one, 1, "--precisions", &e) == 0, "%s", e.msg);
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0 && n == 2 && !strcmp(runs[1].id, ids[3]), "--precisions bf16: %d", n);
+    free(runs);
+    CHECK(lnl_study_axis_set_all(&c, LNL_AX_PRECISION, (const char *[]){"fp64"}, 1, "--precisions", &e) != 0 &&
+              strstr(e.msg, "--precisions: 'fp64' is not a precision (fp32|bf16)"),
+          "bad flag value: %s", e.msg);
+    lnl_study_config_free(&c);
+}
+
+/* The shared field `precision` is the axis's default: a grid without precisions runs at it (an
+ * existing config with "precision": "bf16" keeps working), top-level precisions come before it,
+ * a grid's own before those; studies without precision keep their runs and command lines. */
+static void test_precision_default(void) {
+    LnlStudyConfig c;
+    LnlErr e;
+    const char *j = "{\"precision\": \"bf16\", \"grids\": [{\"name\": \"a\", \"presets\": [\"pre\"]},"
+                    " {\"name\": \"b\", \"presets\": [\"peri\"], \"precisions\": [\"fp32\"]}]}";
+    CHECK(parse(&c, j, &e) == 0, "%s", e.msg);
+    LnlStudyRun *runs;
+    int n;
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0 && n == 2, "%s", e.msg);
+    CHECK(n == 2 && !strcmp(runs[0].id, "pre-dt1-L4-lr0.003-s1-bf16") && !strcmp(runs[1].id, "peri-dt1-L4-lr0.003-s1"),
+          "ids %s %s", runs[0].id, n > 1 ? runs[1].id : "");
+    CHECK(argv_precision(&c, &runs[0], "bf16") && argv_precision(&c, &runs[1], NULL), "train --precision");
+    char *study = lnl_study_settings_json(&c), *s0 = lnl_study_run_settings_json(&c, &runs[0]),
+         *s1 = lnl_study_run_settings_json(&c, &runs[1]);
+    CHECK(!strcmp(s0, study) && strstr(s1, "\"precision\":\"fp32\""), "settings %s / %s", s0, s1);
+    cJSON_free(study);
+    cJSON_free(s0);
+    cJSON_free(s1);
+    free(runs);
+    char *printed = lnl_study_config_to_json(&c);
+    CHECK(strstr(printed, "\"precision\": \"bf16\"") && strstr(printed, "\"precisions\": [\"fp32\"]") &&
+              strstr(printed, "\"precisions\"") > strstr(printed, "\"name\": \"b\""),
+          "only grid b prints precisions: %s", printed);
+    free(printed);
+    lnl_study_config_free(&c);
+    CHECK(parse(&c, "{\"precisions\": [\"bf16\"], \"grids\": [{\"presets\": [\"pre\"]}]}", &e) == 0, "%s", e.msg);
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0 && n == 1 && !strcmp(runs[0].precision, "bf16"), "top-level precisions");
+    free(runs);
+    lnl_study_config_free(&c);
+    /* the default study: fp32, its grids print no precisions, no run passes --precision */
+    CHECK(lnl_study_config_builtin(&c, "default", &e) == 0, "%s", e.msg);
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0, "%s", e.msg);
+    int plain = 1;
+    for (int i = 0; i < n; i++) plain &= !strcmp(runs[i].precision, "fp32") && argv_precision(&c, &runs[i], NULL) &&
+                                         !strstr(runs[i].id, "fp32");
+    CHECK(plain, "default study's runs are fp32 without a flag");
+    free(runs);
+    printed = lnl_study_config_to_json(&c);
+    CHECK(!strstr(printed, "\"precisions\""), "no precisions printed");
+    free(printed);
+    lnl_study_config_free(&c);
+}
+
+/* Resume: a record is reused only for a run of its precision. A record made as bf16 under the id
+ * an fp32 run now has (a study of "precision": "bf16" before the axis existed) is refused, naming
+ * precision; records of the run's own precision pass. */
+static void test_precision_resume(void) {
+    LnlStudyConfig c;
+    LnlErr e;
+    CHECK(parse(&c, "{\"presets\": [\"pre\"], \"precisions\": [\"fp32\", \"bf16\"]}", &e) == 0, "%s", e.msg);
+    LnlStudyRun *runs;
+    int n;
+    CHECK(lnl_study_expand(&c, &runs, &n, &e) == 0 && n == 2, "%s", e.msg);
+    if (n != 2) return;
+    char *s32 = lnl_study_run_settings_json(&c, &runs[0]), *s16 = lnl_study_run_settings_json(&c, &runs[1]);
+    LnlStudyResults res = {0};
+    LnlBuf line = {0};
+    lnl_buf_printf(&line, "{\"id\": \"%s\", \"settings\": %s}", runs[0].id, s32);
+    lnl_study_results_put(&res, runs[0].id, line.data);
+    line.len = 0;
+    lnl_buf_printf(&line, "{\"id\": \"%s\", \"settings\": %s}", runs[1].id, s16);
+    lnl_study_results_put(&res, runs[1].id, line.data);
+    CHECK(lnl_study_plan_check_settings("out", &c, runs, n, &res, &e) == 0, "own precisions refused: %s", e.msg);
+    line.len = 0; /* the fp32 run's id, made as bf16 */
+    lnl_buf_printf(&line, "{\"id\": \"%s\", \"settings\": %s}", runs[0].id, s16);
+    lnl_study_results_put(&res, runs[0].id, line.data);
+    CHECK(lnl_study_plan_check_settings("out", &c, runs, n, &res, &e) != 0 &&
+              strstr(e.msg, "was made with precision \"bf16\", this study asks for precision \"fp32\""),
+          "bf16 record for an fp32 run: %s", e.msg);
+    lnl_buf_free(&line);
+    lnl_study_results_free(&res);
+    cJSON_free(s32);
+    cJSON_free(s16);
+    free(runs);
+    lnl_study_config_free(&c);
+}
+
+/* bf16 on a machine without AVX512-BF16 is refused before any run, naming the field it came from. */
+static void test_precision_host(void) {
+    static const struct {
+        const char *json, *want; /* want NULL: accepted */
+    } cases[] = {
+        {"{\"precision\": \"bf16\"}", "t.json: field 'precision': bf16 needs AVX512-BF16"},
+        {"{\"grids\": [{\"name\": \"g\", \"precisions\": [\"fp32\", \"bf16\"]}]}",
+         "t.json: field 'precisions' (grid 'g'): bf16 needs AVX512-BF16"},
+        {"{\"precision\": \"bf16\", \"precisions\": [\"fp32\"]}", NULL},
+        {"{}", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        LnlStudyConfig c;
+        LnlErr e = {{0}};
+        CHECK(parse(&c, cases[i].json, &e) == 0, "%s", e.msg);
+        CHECK(lnl_study_config_check_host(&c, 1, "t.json", &e) == 0, "refused with bf16: %s", e.msg);
+        int r = lnl_study_config_check_host(&c, 0, "t.json", &e);
+        if (cases[i].want)
+            CHECK(r != 0 && strstr(e.msg, cases[i].want) && !strchr(e.msg, '\n'), "%s: got '%s'", cases[i].json,
+                  r ? e.msg : "accepted");
+        else CHECK(r == 0, "%s refused: %s", cases[i].json, e.msg);
+        lnl_study_config_free(&c);
+    }
+}
+
 static void test_median(void) {
     double v[] = {3, NAN, 1, 2, INFINITY};
     CHECK(lnl_study_median(v, 5) == 2, "median of 3 finite values");
@@ -266,8 +444,22 @@ static void test_record_roundtrip(void) {
     CHECK(b.growth.magnitude.linear.ok && b.growth.magnitude.exponential.ok, "fits over 4 entries");
     CHECK(strstr(line, "\"settings\":{\"steps\":20}") != NULL, "settings embedded: %s", line);
     CHECK(strstr(line, "\"diverged_at_step\":null") != NULL, "null when not diverged");
+    CHECK(strstr(line, "\"precision\":\"fp32\"") && !strcmp(b.run.precision, "fp32"), "fp32 when the run has none");
     lnl_study_result_free(&b);
     cJSON_free(line);
+    /* a bf16 run's record says so; a record without "precision" takes its settings', else fp32 */
+    snprintf(r.run.precision, sizeof r.run.precision, "bf16");
+    line = lnl_study_result_to_json(&r, "{\"precision\":\"bf16\"}", NULL);
+    CHECK(lnl_study_result_from_json(&b, line, "line", &e) == 0 && !strcmp(b.run.precision, "bf16"), "bf16 back");
+    lnl_study_result_free(&b);
+    cJSON_free(line);
+    CHECK(lnl_study_result_from_json(&b, "{\"id\": \"x\", \"preset\": \"pre\", \"dt\": 1, \"depth\": 2, \"lr\": 0.1,"
+                                         " \"settings\": {\"precision\": \"bf16\"}}", "old", &e) == 0 &&
+              !strcmp(b.run.precision, "bf16"), "from the settings");
+    lnl_study_result_free(&b);
+    CHECK(lnl_study_result_from_json(&b, "{\"id\": \"x\", \"preset\": \"pre\", \"dt\": 1, \"depth\": 2, \"lr\": 0.1}",
+                                     "older", &e) == 0 && !strcmp(b.run.precision, "fp32"), "older records: fp32");
+    lnl_study_result_free(&b);
 }
 
 int main(void) {
@@ -278,6 +470,10 @@ int main(void) {
     RUN_TEST(test_config_json_roundtrip);
     RUN_TEST(test_options);
     RUN_TEST(test_option_errors);
+    RUN_TEST(test_precision_axis);
+    RUN_TEST(test_precision_default);
+    RUN_TEST(test_precision_resume);
+    RUN_TEST(test_precision_host);
     RUN_TEST(test_median);
     RUN_TEST(test_record_roundtrip);
     TEST_MAIN_END();
