@@ -452,6 +452,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (one) {
         if (nbm != 1 || presets.n != 1 || nnth != 1) lnl_die(2, "bench --one: give exactly one --model, --preset and --threads");
+        if (bf16 && lnl_kernels_set_bf16(1)) lnl_die(2, "bench --one --bf16: this CPU or build has no AVX512-BF16");
         return run_one(bms[0], presets.items[0], nth[0], (int)warmup, (int)steps, (int)sgemm, adapt);
     }
 

@@ -16,6 +16,15 @@ expect_error one_needs_one_case 2 "bench --one: give exactly one --model, --pres
   "$LNLAB" bench --one --model tiny
 expect_error unknown_flag 2 "--fast" -- "$LNLAB" bench --fast
 
+# --one --bf16 runs the case in the bf16 mode (as LNLAB_BF16=1 does), or says why it cannot.
+if out=$(OMP_NUM_THREADS=1 LNLAB_BF16=0 "$LNLAB" bench --one --bf16 --model s64 --preset pre --threads 1 --warmup 0 \
+  --steps 1 --sgemm 0 2>&1); then
+  printf '%s' "$out" | grep -q '"bf16":true' && ok one_bf16 || fail one_bf16 "not in the bf16 mode: $out"
+else
+  printf '%s' "$out" | grep -q "bench --one --bf16: this CPU or build has no AVX512-BF16" && ok one_bf16_unavailable ||
+    fail one_bf16 "$out"
+fi
+
 # A sanitizer build runs a tiny step (30M parameters, a 412 MB logits buffer) far too slowly.
 if [ -n "${LNLAB_SANITIZED:-}" ]; then echo "skip bench_run: sanitizer build"; finish; fi
 TORCH=none
