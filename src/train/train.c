@@ -122,10 +122,14 @@ static int claim_run_dir(const LnlTrainOpts *o, LnlErr *e) {
         }
         free(p);
     }
-    /* deleted last file first: a kill half-way never leaves a result.json that says the run
-     * ended beside a model or log that is gone */
-    for (size_t i = nfiles; o->overwrite && i-- > 0;) {
-        char *p = lnl_path_join(o->out, run_files[i]);
+    /* result.json first, so a kill half-way never leaves one that says the run ended beside a
+     * model or log that is gone; then config.json, so it never leaves a run that looks resumable
+     * (config.json and checkpoints) whose log is gone: --resume would refuse it on every try,
+     * where a fresh run (--overwrite again) is what it needs */
+    static const char *const del_order[] = {LNL_RESULT_FILE, "config.json", "model.safetensors", LNL_LOG_FILE};
+    _Static_assert(sizeof del_order == sizeof run_files, "every run file is deleted");
+    for (size_t i = 0; o->overwrite && i < nfiles; i++) {
+        char *p = lnl_path_join(o->out, del_order[i]);
         if (unlink(p) != 0 && errno != ENOENT) {
             int r = lnl_err(e, "%s: cannot remove (--overwrite): %s", p, strerror(errno));
             free(p);

@@ -69,6 +69,8 @@ for k in 1 2 3; do
       [ "$(wc -l <"$TMP/err.k")" -le 2 ] || { fail "kill_resume_$k" "exit $rc: $(tail -n 3 "$TMP/err.k")"; break; }
     fi
   done
+  [ "$(status_of "$R")" = finished ] ||
+    fail "kill_resume_finishes_$k" "not finished after 60 starts; the last said: $(tail -n 2 "$TMP/err.k")"
   same_run "kill_resume_equals_uninterrupted_$k" "$R"
   ls -a "$R" "$R/checkpoints" | grep -q '\.tmp\.' && fail "kill_no_temp_files_$k" "$(ls -a "$R/checkpoints")"
 done
