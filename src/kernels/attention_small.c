@@ -4,6 +4,9 @@
  * of a row-at-a-time softmax mostly in their scalar tails. Here every loop runs over whole blocks
  * of 16 keys with the keys past the diagonal masked, and every product keeps a 4-row tile in
  * AVX-512 registers over a head size that is a compile-time constant (one instance per size).
+ * The backward forms dk and dv from each query tile while its rows are at hand, into sums for
+ * the pair that stay in L1 (reading the T x T gradient down its columns afterwards measured
+ * 15-50% slower than the sgemm form at head sizes 32 and 64).
  *
  * The formulas, and what is saved, are those of kernels.c's attention (kernels.h): att holds the
  * probabilities (exact zeros above the diagonal), rowmax the row's largest scaled score, datt the
@@ -26,11 +29,8 @@
 static inline int as_imin(int a, int b) { return a < b ? a : b; }
 static inline int as_round(int n) { return (n + AS_V - 1) / AS_V * AS_V; }
 
-/* The backward only at head size 16: at 32 and 64 (T 64-128, B 16, one thread) the BLAS form's
- * backward measured 15-50% faster, this file's forward 5-15% faster (docs/PERFORMANCE.md). */
-int lnl_att_small_fits(int T, int hs, float softcap, int backward) {
-    if (softcap != 0.0f || T < 1 || T > LNL_ATT_SMALL_T) return 0;
-    return backward ? hs == 16 : hs == 16 || hs == 32 || hs == AS_MAX_HS;
+int lnl_att_small_fits(int T, int hs, float softcap) {
+    return softcap == 0.0f && T >= 1 && T <= LNL_ATT_SMALL_T && (hs == 16 || hs == 32 || hs == AS_MAX_HS);
 }
 
 /* lnl_expf_approx on 16 lanes, the same operations in the same order (no fused multiply-adds,
@@ -211,33 +211,66 @@ AS_INLINE void as_forward(float *O, float *A, float *R, const float *Q, const fl
     }
 }
 
+/* The key side of one query tile, into local sums: for keys j < K,
+ * gk[j] += sum_r d[r][j] q_r and gv[j] += sum_r a[r][j] o_r over the tile's rows r < nr (q_r, o_r:
+ * rows t0 + r of Q and dout). Rows past nr add nothing. */
+AS_INLINE void as_key_side(float *gk, float *gv, float d[AS_R][LNL_ATT_SMALL_T], float a[AS_R][LNL_ATT_SMALL_T],
+                           const float *Q, size_t ldq, const float *dO, size_t ldo, int t0, int nr, int K,
+                           const int hs) {
+    enum { HV = AS_MAX_HS / AS_V };
+    const int hv = hs / AS_V;
+    __m512 q[AS_R][HV], o[AS_R][HV];
+    for (int r = 0; r < AS_R; r++)
+        for (int v = 0; v < hv; v++) {
+            q[r][v] = r < nr ? _mm512_loadu_ps(Q + (size_t)(t0 + r) * ldq + v * AS_V) : _mm512_setzero_ps();
+            o[r][v] = r < nr ? _mm512_loadu_ps(dO + (size_t)(t0 + r) * ldo + v * AS_V) : _mm512_setzero_ps();
+        }
+    for (int j = 0; j < K; j++) {
+        float *k = gk + (size_t)j * hs, *w = gv + (size_t)j * hs;
+        for (int v = 0; v < hv; v++) {
+            __m512 ks = _mm512_loadu_ps(k + v * AS_V), vs = _mm512_loadu_ps(w + v * AS_V);
+            for (int r = 0; r < AS_R; r++) {
+                ks = _mm512_fmadd_ps(_mm512_set1_ps(d[r][j]), q[r][v], ks);
+                vs = _mm512_fmadd_ps(_mm512_set1_ps(a[r][j]), o[r][v], vs);
+            }
+            _mm512_storeu_ps(k + v * AS_V, ks);
+            _mm512_storeu_ps(w + v * AS_V, vs);
+        }
+    }
+}
+
 AS_INLINE void as_backward(float *dQ, float *dK, float *dV, float *D, const float *dO, const float *Q, const float *K,
                            const float *V, const float *A, int T, int C, float sc, const int hs) {
     const size_t C3 = 3 * (size_t)C;
     const int tp = as_round(T);
     float vt[AS_MAX_HS * LNL_ATT_SMALL_T];
-    float Dl[AS_R][LNL_ATT_SMALL_T], Al[LNL_ATT_SMALL_T];
+    float gk[LNL_ATT_SMALL_T * AS_MAX_HS], gv[LNL_ATT_SMALL_T * AS_MAX_HS]; /* dk / sc and dv of the pair */
+    float Dl[AS_R][LNL_ATT_SMALL_T], Al[AS_R][LNL_ATT_SMALL_T];
     as_transpose(vt, V, C3, T, tp, hs);
-    /* query rows: D = dout . v, the softmax backward, dq += sc * dscore . k */
+    memset(gk, 0, (size_t)T * hs * sizeof(float));
+    memset(gv, 0, (size_t)T * hs * sizeof(float));
+    /* query tiles: D = dout . v, the softmax backward, dq += sc * dscore . k, and the tile's part
+     * of dk and dv while its rows are at hand */
     for (int t0 = 0; t0 < T; t0 += AS_R) {
         const int nr = as_imin(AS_R, T - t0), L = as_round(t0 + nr), Lc = as_imin(L, T);
         as_dots(Dl, dO, (size_t)C, t0, nr, vt, tp, L, hs);
         for (int r = 0; r < nr; r++) {
-            memcpy(Al, A + (size_t)(t0 + r) * T, (size_t)Lc * sizeof(float));
-            for (int j = Lc; j < L; j++) Al[j] = 0.0f;
-            as_softmax_grad_row(Dl[r], Al, t0 + r, L);
+            memcpy(Al[r], A + (size_t)(t0 + r) * T, (size_t)Lc * sizeof(float));
+            for (int j = Lc; j < L; j++) Al[r][j] = 0.0f;
+            as_softmax_grad_row(Dl[r], Al[r], t0 + r, L);
             as_store_row(D + (size_t)(t0 + r) * T, Dl[r], L, T);
         }
         as_rows(dQ + (size_t)t0 * C3, C3, nr, &Dl[0][0], LNL_ATT_SMALL_T, 1, K, C3, Lc, sc, 1, hs);
+        as_key_side(gk, gv, Dl, Al, Q, C3, dO, (size_t)C, t0, nr, Lc, hs);
     }
-    /* key rows j0..: dk_j += sc * sum_{t >= j} dscore[t, j] q_t;  dv_j += sum_{t >= j} att[t, j] dout_t */
-    for (int j0 = 0; j0 < T; j0 += AS_R) {
-        const int nr = as_imin(AS_R, T - j0);
-        const size_t at = (size_t)j0 * T + j0;
-        as_rows(dK + (size_t)j0 * C3, C3, nr, D + at, 1, (size_t)T, Q + (size_t)j0 * C3, C3, T - j0, sc, 1, hs);
-        as_rows(dV + (size_t)j0 * C3, C3, nr, A + at, 1, (size_t)T, dO + (size_t)j0 * C, (size_t)C, T - j0, 1.0f, 1,
-                hs);
-    }
+    const __m512 vsc = _mm512_set1_ps(sc);
+    for (int j = 0; j < T; j++)
+        for (int v = 0; v < hs / AS_V; v++) {
+            float *k = dK + (size_t)j * C3 + v * AS_V, *w = dV + (size_t)j * C3 + v * AS_V;
+            _mm512_storeu_ps(k, _mm512_add_ps(_mm512_loadu_ps(k),
+                                              _mm512_mul_ps(vsc, _mm512_loadu_ps(gk + (size_t)j * hs + v * AS_V))));
+            _mm512_storeu_ps(w, _mm512_add_ps(_mm512_loadu_ps(w), _mm512_loadu_ps(gv + (size_t)j * hs + v * AS_V)));
+        }
 }
 
 #define AS_SIZES(X) X(16) X(32) X(64)
@@ -276,8 +309,8 @@ void lnl_att_small_backward(float *dQ, float *dK, float *dV, float *D, const flo
 
 #else
 /* Without AVX-512 the BLAS or register-tiled form runs every shape. */
-int lnl_att_small_fits(int T, int hs, float softcap, int backward) {
-    (void)T, (void)hs, (void)softcap, (void)backward;
+int lnl_att_small_fits(int T, int hs, float softcap) {
+    (void)T, (void)hs, (void)softcap;
     return 0;
 }
 #endif

@@ -539,7 +539,7 @@ static void cpu_attention_forward(float *out, float *att, float *rowmax, const f
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
-    const int use_blas = att_use_blas(), small = lnl_att_small_fits(T, hs, softcap, 0);
+    const int use_blas = att_use_blas(), small = lnl_att_small_fits(T, hs, softcap);
     LNL_OMP(parallel for collapse(2) schedule(static) if(parallel: (size_t)B * NH * T * T * (C / NH) > LNL_PAR_MIN_MACS))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -580,7 +580,7 @@ static void cpu_attention_backward(float *dqkv, float *datt, const float *dout, 
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float sc = (float)(1.0 / sqrt((double)hs));
-    const int use_blas = att_use_blas(), small = lnl_att_small_fits(T, hs, softcap, 1);
+    const int use_blas = att_use_blas(), small = lnl_att_small_fits(T, hs, softcap);
     LNL_OMP(parallel for collapse(2) schedule(static) if(parallel: (size_t)B * NH * T * T * (C / NH) > LNL_PAR_MIN_MACS))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {

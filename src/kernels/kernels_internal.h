@@ -67,10 +67,10 @@ static inline float lnl_expf_approx(float x) {
 /* ---- attention of one (batch, head) pair for short sequences and narrow heads (attention_small.c)
  * Q, K, V: rows of the pair's head at stride 3C; O and dout rows at stride C; A, D: T x T. The
  * forward writes O, A and (if R) R; the backward adds into dQ, dK, dV and writes D, as kernels.h's
- * attention does. Only where lnl_att_small_fits (forward: backward = 0): a build with AVX-512, no
- * softcap, T <= LNL_ATT_SMALL_T, head size 16, 32 or 64 (the backward: 16). */
+ * attention does. Only where lnl_att_small_fits: a build with AVX-512, no softcap,
+ * T <= LNL_ATT_SMALL_T, head size 16, 32 or 64. */
 #define LNL_ATT_SMALL_T 128
-int lnl_att_small_fits(int T, int hs, float softcap, int backward);
+int lnl_att_small_fits(int T, int hs, float softcap);
 #if defined(__AVX512F__)
 #define LNL_HAVE_ATT_SMALL 1
 void lnl_att_small_forward(float *O, float *A, float *R, const float *Q, const float *K, const float *V, int T, int hs,
