@@ -103,12 +103,11 @@ AS_INLINE void as_dots(float S[AS_R][LNL_ATT_SMALL_T], const float *rows, size_t
     if (j0 < L) as_dots_nb(S, q, xt, tp, j0, 1, hs);
 }
 
-/* out row r (r < nr, at out + r * ldo) = [out row r +] alpha * sum_{k < K} coef(r, k) * Y[k, .]
- * over hs columns, coef(r, k) = coef[r * csr + k * csk] (rows past nr - 1 read row nr - 1). A
- * narrow head sums even and odd k apart (then adds the two), so that enough independent sums
- * hide the latency of the multiply-adds. */
-AS_INLINE void as_rows(float *out, size_t ldo, int nr, const float *coef, size_t csr, size_t csk, const float *Y,
-                       size_t ldy, int K, float alpha, int accumulate, const int hs) {
+/* out row r (r < nr, at out + r * ldo) = [out row r +] alpha * sum_{k < K} coef[r][k] * Y[k, .]
+ * over hs columns (rows past nr - 1 read row nr - 1). A narrow head sums even and odd k apart
+ * (then adds the two), so that enough independent sums hide the latency of the multiply-adds. */
+AS_INLINE void as_rows(float *out, size_t ldo, int nr, float coef[AS_R][LNL_ATT_SMALL_T], const float *Y, size_t ldy,
+                       int K, float alpha, int accumulate, const int hs) {
     enum { HV = AS_MAX_HS / AS_V };
     const int hv = hs / AS_V, np = hv < HV ? 2 : 1;
     __m512 acc[2][AS_R][HV];
@@ -116,14 +115,14 @@ AS_INLINE void as_rows(float *out, size_t ldo, int nr, const float *coef, size_t
         for (int r = 0; r < AS_R; r++)
             for (int v = 0; v < hv; v++) acc[p][r][v] = _mm512_setzero_ps();
     const float *cf[AS_R];
-    for (int r = 0; r < AS_R; r++) cf[r] = coef + (size_t)as_imin(r, nr - 1) * csr;
+    for (int r = 0; r < AS_R; r++) cf[r] = coef[as_imin(r, nr - 1)];
     int k = 0;
     for (; k + np <= K; k += np)
         for (int p = 0; p < np; p++) {
             __m512 y[HV];
             for (int v = 0; v < hv; v++) y[v] = _mm512_loadu_ps(Y + (size_t)(k + p) * ldy + v * AS_V);
             for (int r = 0; r < AS_R; r++) {
-                const __m512 c = _mm512_set1_ps(cf[r][(size_t)(k + p) * csk]);
+                const __m512 c = _mm512_set1_ps(cf[r][k + p]);
                 for (int v = 0; v < hv; v++) acc[p][r][v] = _mm512_fmadd_ps(c, y[v], acc[p][r][v]);
             }
         }
@@ -131,7 +130,7 @@ AS_INLINE void as_rows(float *out, size_t ldo, int nr, const float *coef, size_t
         __m512 y[HV];
         for (int v = 0; v < hv; v++) y[v] = _mm512_loadu_ps(Y + (size_t)k * ldy + v * AS_V);
         for (int r = 0; r < AS_R; r++) {
-            const __m512 c = _mm512_set1_ps(cf[r][(size_t)k * csk]);
+            const __m512 c = _mm512_set1_ps(cf[r][k]);
             for (int v = 0; v < hv; v++) acc[0][r][v] = _mm512_fmadd_ps(c, y[v], acc[0][r][v]);
         }
     }
@@ -207,7 +206,7 @@ AS_INLINE void as_forward(float *O, float *A, float *R, const float *Q, const fl
             if (R) R[t0 + r] = mx;
             as_store_row(A + (size_t)(t0 + r) * T, S[r], L, T);
         }
-        as_rows(O + (size_t)t0 * C, (size_t)C, nr, &S[0][0], LNL_ATT_SMALL_T, 1, V, C3, as_imin(L, T), 1.0f, 0, hs);
+        as_rows(O + (size_t)t0 * C, (size_t)C, nr, S, V, C3, as_imin(L, T), 1.0f, 0, hs);
     }
 }
 
@@ -260,7 +259,7 @@ AS_INLINE void as_backward(float *dQ, float *dK, float *dV, float *D, const floa
             as_softmax_grad_row(Dl[r], Al[r], t0 + r, L);
             as_store_row(D + (size_t)(t0 + r) * T, Dl[r], L, T);
         }
-        as_rows(dQ + (size_t)t0 * C3, C3, nr, &Dl[0][0], LNL_ATT_SMALL_T, 1, K, C3, Lc, sc, 1, hs);
+        as_rows(dQ + (size_t)t0 * C3, C3, nr, Dl, K, C3, Lc, sc, 1, hs);
         as_key_side(gk, gv, Dl, Al, Q, C3, dO, (size_t)C, t0, nr, Lc, hs);
     }
     const __m512 vsc = _mm512_set1_ps(sc);

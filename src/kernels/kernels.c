@@ -23,7 +23,6 @@
 #include <cblas.h>
 #endif
 
-
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /* ---- small vector helpers ---- */
@@ -55,7 +54,6 @@ static inline float max_f(const float *x, int n) {
     for (int k = 0; k < LNL_LANES; k++) r = m[k] > r ? m[k] : r;
     return r;
 }
-
 
 /* ---- register-tiled "axpy form" product, shared by the built-in matmul and attention ----
  * out[r, j] += alpha * sum_k c(r, k) * y[k, j], with y contiguous along j: the loop vectorizes
@@ -341,15 +339,7 @@ static void cpu_dyn_norm_forward(float *out, const float *inp, const float *weig
                                  float scale) {
     assert(G >= 1 && rep >= 1 && lnl_norm_is_dynamic(kind) && alpha);
     LNL_OMP(parallel for schedule(static) if(parallel: (size_t)N * C > LNL_PAR_MIN_ELEMS))
-    for (int r = 0; r < N; r++) {
-        const int g = lnl_norm_group(r, G, rep);
-        const double a = alpha[g], s = shift ? shift[g] : 0.0;
-        const float *x = inp + (size_t)r * C, *w = weight ? weight + (size_t)g * C : NULL;
-        const float *b = bias ? bias + (size_t)g * C : NULL;
-        float *o = out + (size_t)r * C;
-        for (int i = 0; i < C; i++)
-            o[i] = (float)(scale * (lnl_dyn_phi(kind, a * x[i] + s) * (w ? w[i] : 1.0) + (b ? b[i] : 0.0)));
-    }
+    for (int r = 0; r < N; r++) lnl_dyn_norm_row(out, inp, weight, bias, alpha, shift, r, C, G, rep, kind, scale);
 }
 
 static void cpu_dyn_norm_backward(float *dinp, float *dweight, float *dbias, float *dalpha, float *dshift,

@@ -277,6 +277,19 @@ static inline double lnl_dyn_dphi(LnlNormKind kind, double z) {
     double t = tanh(z);
     return 1.0 - t * t;
 }
+/* Row r of a dynamic norm's forward, shared by both versions: out = scale (phi(a x + s) w + b)
+ * with row r's weight set g (its a, s, w, b; w, b, shift may be NULL), in double. */
+static inline void lnl_dyn_norm_row(float *out, const float *inp, const float *weight, const float *bias,
+                                    const float *alpha, const float *shift, int r, int C, int G, int rep,
+                                    LnlNormKind kind, float scale) {
+    const int g = lnl_norm_group(r, G, rep);
+    const double a = alpha[g], s = shift ? shift[g] : 0.0;
+    const float *x = inp + (size_t)r * C, *w = weight ? weight + (size_t)g * C : NULL;
+    const float *b = bias ? bias + (size_t)g * C : NULL;
+    float *o = out + (size_t)r * C;
+    for (int i = 0; i < C; i++)
+        o[i] = (float)(scale * (lnl_dyn_phi(kind, a * x[i] + s) * (w ? w[i] : 1.0) + (b ? b[i] : 0.0)));
+}
 void lnl_ref_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                           const float *bias, int N, int C, int G, int rep, LnlNormKind kind, float eps,
                           float scale);

@@ -86,17 +86,7 @@ void lnl_ref_norm_backward(float *dinp, float *dweight, float *dbias, const floa
 void lnl_ref_dyn_norm_forward(float *out, const float *inp, const float *weight, const float *bias, const float *alpha,
                               const float *shift, int N, int C, int G, int rep, LnlNormKind kind, float scale) {
     assert(G >= 1 && rep >= 1 && lnl_norm_is_dynamic(kind) && alpha);
-    for (int r = 0; r < N; r++) {
-        const int g = lnl_norm_group(r, G, rep);
-        const double a = alpha[g], s = shift ? shift[g] : 0.0;
-        const float *x = inp + (size_t)r * C, *w = weight ? weight + (size_t)g * C : NULL;
-        const float *b = bias ? bias + (size_t)g * C : NULL;
-        float *o = out + (size_t)r * C;
-        for (int i = 0; i < C; i++) {
-            double y = lnl_dyn_phi(kind, a * x[i] + s) * (w ? w[i] : 1.0) + (b ? b[i] : 0.0);
-            o[i] = (float)(scale * y);
-        }
-    }
+    for (int r = 0; r < N; r++) lnl_dyn_norm_row(out, inp, weight, bias, alpha, shift, r, C, G, rep, kind, scale);
 }
 
 void lnl_ref_dyn_norm_backward(float *dinp, float *dweight, float *dbias, float *dalpha, float *dshift,
