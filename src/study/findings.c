@@ -23,18 +23,12 @@ typedef struct {
     int n;
 } Recs;
 
-/* What two presets are compared under: the same options (variant), dt, shape and precision (runs
- * of two precisions are two settings, never seeds of one). */
-typedef struct {
-    const char *variant, *size, *precision;
-    double dt;
-    int depth;
-} Setting;
+/* What two presets are compared under: the same options (variant), dt, shape and precision, as
+ * lnl_study_same_setting decides (runs of two precisions are two settings, never seeds of one).
+ * A setting is one of its runs standing for it: its preset, lr and seed mean nothing here. */
+typedef LnlStudyRun Setting;
 
-static int in_setting(const LnlStudyResult *r, const Setting *s) {
-    return !strcmp(r->run.variant, s->variant) && r->run.dt == s->dt && r->run.depth == s->depth &&
-           !strcmp(r->run.size, s->size) && !strcmp(lnl_study_run_precision(&r->run), s->precision);
-}
+static int in_setting(const LnlStudyResult *r, const Setting *s) { return lnl_study_same_setting(&r->run, s); }
 
 static int is(const Recs *R, int i, const char *preset, const Setting *s) {
     return R->have[i] && !strcmp(R->rs[i].run.preset, preset) && in_setting(&R->rs[i], s);
@@ -44,9 +38,10 @@ static int cmp_setting(const void *a, const void *b) {
     const Setting *x = a, *y = b;
     int c = strcmp(x->variant, y->variant);
     if (c) return c;
-    int xf = !strcmp(x->precision, LNL_STUDY_FP32), yf = !strcmp(y->precision, LNL_STUDY_FP32);
+    const char *xp = lnl_study_run_precision(x), *yp = lnl_study_run_precision(y);
+    int xf = !strcmp(xp, LNL_STUDY_FP32), yf = !strcmp(yp, LNL_STUDY_FP32);
     if (xf != yf) return yf - xf; /* fp32 first */
-    if ((c = strcmp(x->precision, y->precision))) return c;
+    if ((c = strcmp(xp, yp))) return c;
     if (x->dt != y->dt) return x->dt > y->dt ? -1 : 1; /* dt 1 first */
     return x->depth - y->depth;
 }
@@ -57,17 +52,16 @@ static int settings_with(const Recs *R, const char *const *ps, int np, Setting *
     for (int i = 0; i < R->n; i++) {
         if (!R->have[i]) continue;
         const LnlStudyRun *u = &R->rs[i].run;
-        Setting s = {u->variant, u->size, lnl_study_run_precision(u), u->dt, u->depth};
         int seen = 0;
-        for (int k = 0; k < n && !seen; k++) seen = !cmp_setting(&out[k], &s) && !strcmp(out[k].size, s.size);
+        for (int k = 0; k < n && !seen; k++) seen = lnl_study_same_setting(&out[k], u);
         if (seen) continue;
         int all = 1;
         for (int p = 0; p < np && all; p++) {
             int found = 0;
-            for (int j = 0; j < R->n && !found; j++) found = is(R, j, ps[p], &s);
+            for (int j = 0; j < R->n && !found; j++) found = is(R, j, ps[p], u);
             all = found;
         }
-        if (all) out[n++] = s;
+        if (all) out[n++] = *u;
     }
     qsort(out, (size_t)n, sizeof *out, cmp_setting);
     return n;
@@ -221,13 +215,17 @@ static Verdict tally_verdict(const Tally *t) {
     return V_INCONCLUSIVE;
 }
 
+/* Room for setting_name: dt, shape, the variant (an id part) and the precision. */
+#define SETTING_NAME_MAX (LNL_STUDY_ID_MAX + 128)
+
 static void setting_name(const Setting *s, char *b, size_t n) {
     char shape[48];
     if (s->size[0]) snprintf(shape, sizeof shape, "%s", s->size);
     else snprintf(shape, sizeof shape, "L%d", s->depth);
-    int fp32 = !strcmp(s->precision, LNL_STUDY_FP32);
+    const char *prec = lnl_study_run_precision(s);
+    int fp32 = !strcmp(prec, LNL_STUDY_FP32);
     snprintf(b, n, "dt %g, %s%s%s%s%s", s->dt, shape, s->variant[0] ? ", " : "", s->variant, fp32 ? "" : ", ",
-             fp32 ? "" : s->precision);
+             fp32 ? "" : prec);
 }
 
 /* ---- the claims ---- */
@@ -372,7 +370,7 @@ static int rule_growth_lr(LnlDoc *d, const Ctx *x, Tally *t) {
             if (ta && tb) lrs[m++] = lrs[i];
         }
         if (m < c->min_n) continue;
-        char where[160], why[1024], range[64];
+        char where[SETTING_NAME_MAX], why[1024], range[64];
         setting_name(s, where, sizeof where);
         snprintf(range, sizeof range, "%s to %s", NUM(lrs[0]), NUM(lrs[m - 1]));
         Spread a = lr_factor(R, c->a, s, c->metric, lrs[0], lrs[m - 1]);
@@ -506,7 +504,7 @@ static int rule_lr_sens(LnlDoc *d, const Ctx *x, Tally *t) {
         const Setting *s = &x->st[k];
         int nl = common_lrs(R, c->a, c->b, s, lrs);
         if (nl < c->min_n) continue;
-        char where[160], why[1024], range[96];
+        char where[SETTING_NAME_MAX], why[1024], range[96];
         setting_name(s, where, sizeof where);
         snprintf(range, sizeof range, "%d, %s to %s", nl, NUM(lrs[0]), NUM(lrs[nl - 1]));
         int ta, tb;
@@ -551,7 +549,7 @@ static int rule_spikes(LnlDoc *d, const Ctx *x, Tally *t) {
             }
         /* a diverged run's rise counts as the largest */
         Spread a = spread_of(va, nv[0]), b = spread_of(vb, nv[1]);
-        char where[160], why[1024], range[64], ca[32], cb[32];
+        char where[SETTING_NAME_MAX], why[1024], range[64], ca[32], cb[32];
         setting_name(s, where, sizeof where);
         snprintf(range, sizeof range, "%s to %s", NUM(lrs[from]), NUM(lrs[nl - 1]));
         snprintf(ca, sizeof ca, "%d of %d", cnt[0], runs[0]);
@@ -600,7 +598,7 @@ static int rule_best_loss(LnlDoc *d, const Ctx *x, Tally *t) {
         const Setting *s = &x->st[k];
         double la, lb;
         Spread a = best_cell(R, c->a, s, c->metric, &la), b = best_cell(R, c->b, s, c->metric, &lb);
-        char where[160], why[1024], w[512], ca[192], cb[192];
+        char where[SETTING_NAME_MAX], why[1024], w[512], ca[192], cb[192];
         setting_name(s, where, sizeof where);
         snprintf(ca, sizeof ca, "%s (lr %s)", SPR(a), NUM(la));
         snprintf(cb, sizeof cb, "%s (lr %s)", SPR(b), NUM(lb));
@@ -645,7 +643,7 @@ static void rule_dt(LnlDoc *d, const Ctx *x, int loss, Tally *t) {
             int has_one = 0;
             for (int i = 0; i < R->n && !has_one; i++) has_one = is(R, i, ps[p], &one);
             if (!has_one) continue;
-            char where[160], why[1024], w[512], cx[192], cy[192];
+            char where[SETTING_NAME_MAX], why[1024], w[512], cx[192], cy[192];
             setting_name(&st[k], where, sizeof where);
             Verdict v;
             if (loss) {
@@ -698,7 +696,7 @@ static int rule_deep(LnlDoc *d, const Ctx *x, int ratio, Tally *t) {
         for (int l = 0; l < nl; l++) {
             int ra, ta, rb, tb;
             Spread xa = cell(R, c->a, s, lrs[l], &M_VAL, &ra, &ta), xb = cell(R, c->b, s, lrs[l], &M_VAL, &rb, &tb);
-            char where[160], ca[128], cb[128];
+            char where[SETTING_NAME_MAX], ca[128], cb[128];
             setting_name(s, where, sizeof where);
             if (ratio) {
                 snprintf(ca, sizeof ca, "%s", SPR(cell_of(R, c->a, s, lrs[l], c->metric, 0, NULL, NULL)));
@@ -715,7 +713,7 @@ static int rule_deep(LnlDoc *d, const Ctx *x, int ratio, Tally *t) {
     free(lrs);
     if (deep < 0) return 0;
     const Setting *s = &x->st[deep];
-    char where[160], why[1024];
+    char where[SETTING_NAME_MAX], why[1024];
     setting_name(s, where, sizeof where);
     snprintf(where + strlen(where), sizeof where - strlen(where), ", lr %s", NUM(deep_lr));
     int ra, ta, rb, tb;

@@ -24,22 +24,19 @@
 
 #define NUM(x) (lnl_num(x).s)
 
-/* Whether the runs of rs with a record have more than one precision. */
-static int mixed_precision(const LnlStudyResult *rs, const int *have, int n) {
-    const char *first = NULL;
-    for (int i = 0; i < n; i++) {
-        if (!have[i]) continue;
-        const char *p = lnl_study_run_precision(&rs[i].run);
-        if (!first) first = p;
-        else if (strcmp(p, first)) return 1;
-    }
-    return 0;
+/* The precisions of the runs with a record: HAS_FP32 | HAS_BF16 (the choices of train/settings.h). */
+enum { HAS_FP32 = 1, HAS_BF16 = 2 };
+static int precisions_of(const LnlStudyResult *rs, const int *have, int n) {
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (have[i]) m |= !strcmp(lnl_study_run_precision(&rs[i].run), LNL_STUDY_FP32) ? HAS_FP32 : HAS_BF16;
+    return m;
 }
 
 /* The runs table; a study of several precisions has a precision column after the run's id. */
 static void runs_table(LnlDoc *d, const LnlStudyResult *rs, const int *have, int n) {
     enum { NCOLS = 16 };
-    const int prec = mixed_precision(rs, have, n);
+    const int prec = precisions_of(rs, have, n) == (HAS_FP32 | HAS_BF16);
     const char *head[NCOLS] = {"run", "precision", "trained", "final val loss", "unigram loss", "trained at step",
                                "diverged at step", "spikes", "largest loss rise (nats, step)",
                                "last-layer hidden_mean_abs", "block-1 hidden_mean_abs", "growth fit",
@@ -76,19 +73,6 @@ static void runs_table(LnlDoc *d, const LnlStudyResult *rs, const int *have, int
         if (!prec) memmove(&cells[1], &cells[2], sizeof cells[0] * (NCOLS - 2));
         lnl_doc_row_cells(d, t, cells);
     }
-}
-
-/* The precisions of the runs with a record, "fp32 and bf16" (fp32 first); returns whether one is not fp32. */
-static int precisions_text(const LnlStudyResult *rs, const int *have, int n, char *buf, size_t len) {
-    int fp32 = 0, other = 0;
-    for (int i = 0; i < n; i++)
-        if (have[i]) {
-            int f = !strcmp(lnl_study_run_precision(&rs[i].run), LNL_STUDY_FP32);
-            fp32 |= f;
-            other |= !f;
-        }
-    snprintf(buf, len, "%s%s%s", fp32 ? LNL_STUDY_FP32 : "", fp32 && other ? " and " : "", other ? "bf16" : "");
-    return other;
 }
 
 /* The run's optimizer steps: its grid's or preset entry's option, else the shared setting. */
@@ -193,10 +177,11 @@ int lnl_study_report(const LnlStudyConfig *c, const char *out, const LnlStudyRun
                      ver, lnl_build_options, date, cpu, sysconf(_SC_NPROCESSORS_ONLN), info->jobs, info->threads,
                      info->threads == 1 ? "" : "s", info->command ? info->command : "(not given)");
     }
-    char precs[32];
-    if (precisions_text(rs, have, nruns, precs, sizeof precs))
+    const int precs = precisions_of(rs, have, nruns);
+    if (precs & HAS_BF16)
         lnl_doc_text(&d, B_P, "Matrix products: %s (bf16: bf16 products with fp32 accumulation and fp32 master weights).%s",
-                     precs, mixed_precision(rs, have, nruns) ? " Runs of different precision are different settings: "
+                     precs & HAS_FP32 ? "fp32 and bf16" : "bf16",
+                     precs & HAS_FP32 ? " Runs of different precision are different settings: "
                      "compared, plotted and tabled apart, never pooled as seeds of one." : "");
     if (info->failed) lnl_doc_text(&d, B_P, "Failed in this invocation: %d run(s); first: %s.", info->failed, info->first_failure);
     if (!nsens)
