@@ -33,19 +33,19 @@ int lnl_att_small_fits(int T, int hs, float softcap) {
     return softcap == 0.0f && T >= 1 && T <= LNL_ATT_SMALL_T && (hs == 16 || hs == 32 || hs == AS_MAX_HS);
 }
 
-/* lnl_expf_approx on 16 lanes, the same operations in the same order (no fused multiply-adds,
- * as the scalar version compiles in ISO C) */
+/* lnl_expf_approx on 16 lanes, the same operations in the same order (its LNL_FMA steps as fused
+ * multiply-adds: an AVX-512 build has FP_FAST_FMAF) */
 static inline __m512 as_exp(__m512 x) {
     const __m512 magic = _mm512_set1_ps(12582912.0f);
     __m512 xc = _mm512_min_ps(_mm512_set1_ps(88.0f), x); /* x > 88 ? 88 : x (NaN stays) */
     xc = _mm512_max_ps(_mm512_set1_ps(-87.0f), xc);      /* xc < -87 ? -87 : xc */
-    __m512 t = _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), magic);
+    __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic);
     __m512 n = _mm512_sub_ps(t, magic);
-    __m512 r = _mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-    r = _mm512_add_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(2.12194440e-4f)));
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), xc);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
     static const float c[7] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
     __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    for (int k = 0; k < 7; k++) p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(c[k]));
+    for (int k = 0; k < 7; k++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[k]));
     __m512i sb = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic));
     sb = _mm512_slli_epi32(_mm512_add_epi32(sb, _mm512_set1_epi32(127)), 23);
     __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
@@ -75,7 +75,7 @@ AS_INLINE void as_transpose(float *xt, const float *X, size_t ldx, int T, int tp
 /* S[r][j] = row_{t0 + r} . xt[., j] for j in [j0, j0 + nb * AS_V) and r < AS_R (past row nr - 1,
  * that row again: its result is not used); nb blocks at once, so that 4 nb independent sums hide
  * the latency of the multiply-adds */
-AS_INLINE void as_dots_nb(float S[AS_R][LNL_ATT_SMALL_T], const float *const q[AS_R], const float *xt, int tp, int j0,
+AS_INLINE void as_dots_nb(float *const S[AS_R], const float *const q[AS_R], const float *xt, int tp, int j0,
                           const int nb, const int hs) {
     __m512 acc[AS_R][4];
     for (int r = 0; r < AS_R; r++)
@@ -89,11 +89,11 @@ AS_INLINE void as_dots_nb(float S[AS_R][LNL_ATT_SMALL_T], const float *const q[A
         }
     }
     for (int r = 0; r < AS_R; r++)
-        for (int b = 0; b < nb; b++) _mm512_storeu_ps(&S[r][j0 + b * AS_V], acc[r][b]);
+        for (int b = 0; b < nb; b++) _mm512_storeu_ps(S[r] + j0 + b * AS_V, acc[r][b]);
 }
 
 /* S[r][j] for j < L (a multiple of AS_V) */
-AS_INLINE void as_dots(float S[AS_R][LNL_ATT_SMALL_T], const float *rows, size_t ldr, int t0, int nr,
+AS_INLINE void as_dots(float *const S[AS_R], const float *rows, size_t ldr, int t0, int nr,
                        const float *xt, int tp, int L, const int hs) {
     const float *q[AS_R];
     for (int r = 0; r < AS_R; r++) q[r] = rows + (size_t)(t0 + as_imin(r, nr - 1)) * ldr;
@@ -106,7 +106,7 @@ AS_INLINE void as_dots(float S[AS_R][LNL_ATT_SMALL_T], const float *rows, size_t
 /* out row r (r < nr, at out + r * ldo) = [out row r +] alpha * sum_{k < K} coef[r][k] * Y[k, .]
  * over hs columns (rows past nr - 1 read row nr - 1). A narrow head sums even and odd k apart
  * (then adds the two), so that enough independent sums hide the latency of the multiply-adds. */
-AS_INLINE void as_rows(float *out, size_t ldo, int nr, float coef[AS_R][LNL_ATT_SMALL_T], const float *Y, size_t ldy,
+AS_INLINE void as_rows(float *out, size_t ldo, int nr, float *const coef[AS_R], const float *Y, size_t ldy,
                        int K, float alpha, int accumulate, const int hs) {
     enum { HV = AS_MAX_HS / AS_V };
     const int hv = hs / AS_V, np = hv < HV ? 2 : 1;
@@ -184,11 +184,18 @@ static void as_softmax_grad_row(float *d, const float *a, int t, int L) {
     }
 }
 
-/* row t of a T x T matrix from the first L entries of s (0 from L on) */
+/* row t of a T x T matrix from the first L entries of s (0 from L on); s may be that row itself */
 static void as_store_row(float *dst, const float *s, int L, int T) {
     const int n = as_imin(L, T);
-    memcpy(dst, s, (size_t)n * sizeof(float));
+    if (dst != s) memcpy(dst, s, (size_t)n * sizeof(float));
     for (int j = n; j < T; j++) dst[j] = 0.0f;
+}
+
+/* The rows of a tile: where T is a multiple of AS_V (every tile then has AS_R rows and L <= T),
+ * rows t0.. of the T x T matrix M themselves, so that nothing is copied; otherwise the local
+ * rows loc, whose L entries may run past T. */
+static inline void as_tile_rows(float *rows[AS_R], float loc[AS_R][LNL_ATT_SMALL_T], float *M, int T, int t0) {
+    for (int r = 0; r < AS_R; r++) rows[r] = T % AS_V == 0 ? M + (size_t)(t0 + r) * T : loc[r];
 }
 
 AS_INLINE void as_forward(float *O, float *A, float *R, const float *Q, const float *K, const float *V, int T, int C,
@@ -196,10 +203,11 @@ AS_INLINE void as_forward(float *O, float *A, float *R, const float *Q, const fl
     const size_t C3 = 3 * (size_t)C;
     const int tp = as_round(T);
     float kt[AS_MAX_HS * LNL_ATT_SMALL_T];
-    float S[AS_R][LNL_ATT_SMALL_T];
+    float Sl[AS_R][LNL_ATT_SMALL_T], *S[AS_R];
     as_transpose(kt, K, C3, T, tp, hs);
     for (int t0 = 0; t0 < T; t0 += AS_R) {
         const int nr = as_imin(AS_R, T - t0), L = as_round(t0 + nr);
+        as_tile_rows(S, Sl, A, T, t0);
         as_dots(S, Q, C3, t0, nr, kt, tp, L, hs);
         for (int r = 0; r < nr; r++) {
             const float mx = as_softmax_row(S[r], t0 + r, L, sc);
@@ -213,7 +221,7 @@ AS_INLINE void as_forward(float *O, float *A, float *R, const float *Q, const fl
 /* The key side of one query tile, into local sums: for keys j < K,
  * gk[j] += sum_r d[r][j] q_r and gv[j] += sum_r a[r][j] o_r over the tile's rows r < nr (q_r, o_r:
  * rows t0 + r of Q and dout). Rows past nr add nothing. */
-AS_INLINE void as_key_side(float *gk, float *gv, float d[AS_R][LNL_ATT_SMALL_T], float a[AS_R][LNL_ATT_SMALL_T],
+AS_INLINE void as_key_side(float *gk, float *gv, float *const d[AS_R], const float *const a[AS_R],
                            const float *Q, size_t ldq, const float *dO, size_t ldo, int t0, int nr, int K,
                            const int hs) {
     enum { HV = AS_MAX_HS / AS_V };
@@ -244,7 +252,7 @@ AS_INLINE void as_backward(float *dQ, float *dK, float *dV, float *D, const floa
     const int tp = as_round(T);
     float vt[AS_MAX_HS * LNL_ATT_SMALL_T];
     float gk[LNL_ATT_SMALL_T * AS_MAX_HS], gv[LNL_ATT_SMALL_T * AS_MAX_HS]; /* dk / sc and dv of the pair */
-    float Dl[AS_R][LNL_ATT_SMALL_T], Al[AS_R][LNL_ATT_SMALL_T];
+    float Dloc[AS_R][LNL_ATT_SMALL_T], Aloc[AS_R][LNL_ATT_SMALL_T], *Dl[AS_R], *Al[AS_R];
     as_transpose(vt, V, C3, T, tp, hs);
     memset(gk, 0, (size_t)T * hs * sizeof(float));
     memset(gv, 0, (size_t)T * hs * sizeof(float));
@@ -252,15 +260,19 @@ AS_INLINE void as_backward(float *dQ, float *dK, float *dV, float *D, const floa
      * of dk and dv while its rows are at hand */
     for (int t0 = 0; t0 < T; t0 += AS_R) {
         const int nr = as_imin(AS_R, T - t0), L = as_round(t0 + nr), Lc = as_imin(L, T);
+        as_tile_rows(Dl, Dloc, D, T, t0);
+        as_tile_rows(Al, Aloc, (float *)A, T, t0); /* only read */
         as_dots(Dl, dO, (size_t)C, t0, nr, vt, tp, L, hs);
         for (int r = 0; r < nr; r++) {
-            memcpy(Al[r], A + (size_t)(t0 + r) * T, (size_t)Lc * sizeof(float));
-            for (int j = Lc; j < L; j++) Al[r][j] = 0.0f;
+            if (Al[r] != A + (size_t)(t0 + r) * T) {
+                memcpy(Al[r], A + (size_t)(t0 + r) * T, (size_t)Lc * sizeof(float));
+                for (int j = Lc; j < L; j++) Al[r][j] = 0.0f;
+            }
             as_softmax_grad_row(Dl[r], Al[r], t0 + r, L);
             as_store_row(D + (size_t)(t0 + r) * T, Dl[r], L, T);
         }
         as_rows(dQ + (size_t)t0 * C3, C3, nr, Dl, K, C3, Lc, sc, 1, hs);
-        as_key_side(gk, gv, Dl, Al, Q, C3, dO, (size_t)C, t0, nr, Lc, hs);
+        as_key_side(gk, gv, Dl, (const float *const *)Al, Q, C3, dO, (size_t)C, t0, nr, Lc, hs);
     }
     const __m512 vsc = _mm512_set1_ps(sc);
     for (int j = 0; j < T; j++)

@@ -35,7 +35,8 @@
 
 /* exp(x) for the fast softmax, attention and GELU (kernels.c, attention_small.c), written so
  * loops over it vectorize (libm's expf does not without fast-math). Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a
- * degree-7 Taylor polynomial (truncation < 1e-8 relative) and 2^n built from bits: ~2 ulp.
+ * degree-7 Taylor polynomial (truncation < 1e-8 relative; Horner steps as fused multiply-adds
+ * where the target has them) and 2^n built from bits: ~2 ulp.
  * Domain: x > 88 is treated as 88 (exp(88) ~ 1.65e38, no inf), x < -87 gives 0; NaN stays NaN.
  * The integer n is read from the bits of the rounded float, so no float->int conversion can
  * overflow. */
@@ -43,18 +44,18 @@ static inline float lnl_expf_approx(float x) {
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer in the mantissa */
     float xc = x > 88.0f ? 88.0f : x;
     xc = xc < -87.0f ? -87.0f : xc;
-    float t = xc * 1.44269504088896341f + magic;
+    float t = LNL_FMA(xc, 1.44269504088896341f, magic);
     float n = t - magic;
-    float r = xc - n * 0.693359375f; /* ln2 = 0.693359375 - 2.12194440e-4, first part exact */
-    r = r + n * 2.12194440e-4f;
+    float r = LNL_FMA(n, -0.693359375f, xc); /* ln2 = 0.693359375 - 2.12194440e-4, first part exact */
+    r = LNL_FMA(n, 2.12194440e-4f, r);
     float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    p = LNL_FMA(p, r, 1.0f / 720.0f);
+    p = LNL_FMA(p, r, 1.0f / 120.0f);
+    p = LNL_FMA(p, r, 1.0f / 24.0f);
+    p = LNL_FMA(p, r, 1.0f / 6.0f);
+    p = LNL_FMA(p, r, 0.5f);
+    p = LNL_FMA(p, r, 1.0f);
+    p = LNL_FMA(p, r, 1.0f);
     uint32_t tb, mb, sb;
     float s;
     memcpy(&tb, &t, 4);
