@@ -273,14 +273,23 @@ static void colsum_acc(float *dbias, const float *dout, int N, int OC) {
     }
 }
 
+static void cpu_zero(float *x, size_t n);
+
 static void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                                 const float *weight, int N, int IC, int OC) {
-    if (N <= 0 || OC <= 0) return;
+    if (N <= 0) return;
+    if (OC <= 0) { /* dinp = an empty sum */
+        if (dinp && IC > 0) cpu_zero(dinp, (size_t)N * IC);
+        return;
+    }
 #ifdef LNL_HAVE_BLAS
-    if (dinp && IC > 0) gemm(0, 0, N, IC, OC, dout, OC, weight, IC, 1.0f, dinp, IC, NULL);
+    if (dinp && IC > 0) gemm(0, 0, N, IC, OC, dout, OC, weight, IC, 0.0f, dinp, IC, NULL);
     if (dweight && IC > 0) gemm(1, 0, OC, IC, N, dout, OC, inp, IC, 1.0f, dweight, IC, NULL);
 #else
-    if (dinp && IC > 0) mm_axpy_driver(dinp, N, IC, OC, dout, (size_t)OC, 1, weight, (size_t)IC);
+    if (dinp && IC > 0) {
+        cpu_zero(dinp, (size_t)N * IC);
+        mm_axpy_driver(dinp, N, IC, OC, dout, (size_t)OC, 1, weight, (size_t)IC);
+    }
     if (dweight && IC > 0) mm_axpy_driver(dweight, OC, IC, N, dout, 1, (size_t)OC, inp, (size_t)IC);
 #endif
     if (dbias) colsum_acc(dbias, dout, N, OC);
@@ -635,7 +644,7 @@ static void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, 
         float du = k * (1.0f + 3.0f * a * x * x);
         float e = lnl_expf_approx(-2.0f * u);
         float s = 1.0f / (1.0f + e), s1 = e * s; /* s1 = 1 - s without cancellation for large x */
-        dinp[i] += (s + 2.0f * x * s * s1 * du) * dout[i];
+        dinp[i] = (s + 2.0f * x * s * s1 * du) * dout[i];
     }
 }
 

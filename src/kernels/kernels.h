@@ -125,7 +125,7 @@ static inline void lnl_matmul_forward(float *out,          /* (N, OC) */
                                       int N, int IC, int OC) {
     lnl_kernels_active->matmul_forward(out, inp, weight, bias, N, IC, OC);
 }
-static inline void lnl_matmul_backward(float *dinp,          /* (N, IC) += dout @ weight, or NULL */
+static inline void lnl_matmul_backward(float *dinp,          /* (N, IC) = dout @ weight (written), or NULL */
                                        float *dweight,       /* (OC, IC) += dout^T @ inp, or NULL */
                                        float *dbias,         /* (OC) += column sums of dout, or NULL */
                                        const float *dout,    /* (N, OC) */
@@ -225,6 +225,7 @@ static inline void lnl_attention_backward(float *dqkv,       /* (B, T, 3C) += */
 static inline void lnl_gelu_forward(float *out, const float *inp, size_t n) {
     lnl_kernels_active->gelu_forward(out, inp, n);
 }
+/* dinp = gelu'(inp) * dout, written; dinp may be dout itself */
 static inline void lnl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     lnl_kernels_active->gelu_backward(dinp, inp, dout, n);
 }

@@ -28,7 +28,7 @@ void lnl_ref_matmul_backward(float *dinp, float *dweight, float *dbias, const fl
             for (int i = 0; i < IC; i++) {
                 double s = 0.0;
                 for (int o = 0; o < OC; o++) s += (double)dout[(size_t)n * OC + o] * weight[(size_t)o * IC + i];
-                dinp[(size_t)n * IC + i] += (float)s;
+                dinp[(size_t)n * IC + i] = (float)s;
             }
     if (dweight)
         for (int o = 0; o < OC; o++)
@@ -233,7 +233,7 @@ void lnl_ref_gelu_backward(float *dinp, const float *inp, const float *dout, siz
         double th = tanh(LNL_GELU_K * (x + LNL_GELU_A * x * x * x));
         double du = LNL_GELU_K * (1.0 + 3.0 * LNL_GELU_A * x * x);
         double d = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du;
-        dinp[i] += (float)(d * dout[i]);
+        dinp[i] = (float)(d * dout[i]);
     }
 }
 

@@ -238,6 +238,19 @@ void lnl_model_block_forward(LnlModel *m, int l) {
 
 static void zero(float *p, size_t n) { lnl_zero(p, n); }
 
+/* dres += dLoss/d res through r = skip * res + ...: the scalar skip, and the learned per-channel
+ * one (whose gradient it adds to gskip). */
+static void residual_backward(LnlModel *m, const LnlSubSpec *q, const LnlSubView *W, float *gskip, float *dres,
+                              const float *res, const float *dr, int N, int C) {
+    const size_t n = (size_t)N * C;
+    if (q->skip_learned) {
+        lnl_axpby(m->d_tmp, q->skip_scale, dr, 0.0f, dr, n);
+        lnl_chanscale_backward(dres, gskip, m->d_tmp, res, W->skip, N, C);
+    } else {
+        lnl_axpy(dres, q->skip_scale, dr, n);
+    }
+}
+
 void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *din, float *dblock, int param_grads) {
     const LnlConfig *c = &m->cfg;
     const LnlSubSpec *q = &c->sub[l][sidx];
@@ -261,17 +274,10 @@ void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *di
         dr = m->d_r;
     }
 
-    /* r = skip * res + dt * g * f [+ x]; d_u collects everything that flows into u */
+    /* r = skip * res + dt * g * f [+ x]; d_u collects everything that flows into u: F's input
+     * gradient (the last product below writes it) and then, from the normed stream, the skip's */
     if (q->b2t) lnl_axpy(dblock, 1.0f, dr, n);
-    zero(m->d_u, n);
-    float *dres = q->res_from_normed ? m->d_u : din;
-    const float *res = q->res_from_normed ? u : h;
-    if (q->skip_learned) {
-        lnl_axpby(m->d_tmp, q->skip_scale, dr, 0.0f, dr, n);
-        lnl_chanscale_backward(dres, G.skip, m->d_tmp, res, W.skip, N, C);
-    } else {
-        lnl_axpy(dres, q->skip_scale, dr, n);
-    }
+    if (!q->res_from_normed) residual_backward(m, q, &W, G.skip, din, h, dr, N, C);
     const float *f = lnl_sub_branch_out(s);
     float g = q->gate ? W.gate[0] : 1.0f;
     if (q->gate && G.gate) {
@@ -300,7 +306,6 @@ void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *di
 
     /* f = F(u) */
     if (sidx == LNL_ATTN) {
-        zero(m->d_atty, n);
         lnl_matmul_backward(m->d_atty, G.proj_w, G.proj_b, df, s->atty, W.proj_w, N, C, C);
         const int normed = q->qkv_norm || q->qk_norm;
         const float *qkv = normed ? s->qkvn : s->qkv;
@@ -324,12 +329,11 @@ void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *di
         }
         lnl_matmul_backward(m->d_u, G.in_w, G.in_b, m->d_qkv, u, W.in_w, N, C, 3 * C);
     } else {
-        zero(m->d_fch2, n * 4);
         lnl_matmul_backward(m->d_fch2, G.proj_w, G.proj_b, df, s->fch_gelu, W.proj_w, N, 4 * C, C);
-        zero(m->d_fch, n * 4);
-        lnl_gelu_backward(m->d_fch, s->fch, m->d_fch2, n * 4);
-        lnl_matmul_backward(m->d_u, G.in_w, G.in_b, m->d_fch, u, W.in_w, N, C, 4 * C);
+        lnl_gelu_backward(m->d_fch2, s->fch, m->d_fch2, n * 4); /* in place */
+        lnl_matmul_backward(m->d_u, G.in_w, G.in_b, m->d_fch2, u, W.in_w, N, C, 4 * C);
     }
+    if (q->res_from_normed) residual_backward(m, q, &W, G.skip, m->d_u, u, dr, N, C);
 
     /* u = N_pre(h) * in_scale */
     if (q->pre_norm)

@@ -760,9 +760,8 @@ int lnl_model_backward(LnlModel *m) {
     const float *dlogits = m->logits;
     const float *x = c->final_norm ? m->lnf : m->stream[2 * L];
     float *dtop = m->d_stream[0];
-    zero(dtop, n);
     if (c->final_norm) {
-        zero(m->d_x, n);
+        zero(dtop, n);
         lnl_matmul_backward(m->d_x, m->g.wte, NULL, dlogits, x, m->p.wte, N, C, V);
         lnl_site_norm_backward(m, dtop, LNF_G(m->g), m->d_x, m->stream[2 * L], LNF_W(m->p), m->lnf_mean, m->lnf_rstd,
                                N, C, 1, 1, 1.0f);
