@@ -29,14 +29,12 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /* a . b accumulated in double */
 static inline double dot_d(const float *a, const float *b, int n) {
-    double acc[LNL_LANES] = {0};
+    lnl_d8 acc = {0};
     int i = 0;
-    for (; i + LNL_LANES <= n; i += LNL_LANES)
-        for (int k = 0; k < LNL_LANES; k++) acc[k] += (double)a[i + k] * b[i + k];
+    for (; i + LNL_LANES <= n; i += LNL_LANES) acc += LNL_D8_LOAD(a + i) * LNL_D8_LOAD(b + i);
     double s = 0.0;
     for (; i < n; i++) s += (double)a[i] * b[i];
-    for (int k = 0; k < LNL_LANES; k++) s += acc[k];
-    return s;
+    return lnl_d8_add_lanes(s, &acc);
 }
 
 static inline void axpy_f(float *y, float a, const float *x, int n) {
@@ -799,14 +797,15 @@ static double cpu_sumsq(const float *x, size_t n) {
     for (int p = 0; p < SUMSQ_PARTS; p++) {
         size_t i0 = (size_t)p * len < n ? (size_t)p * len : n;
         size_t i1 = i0 + len < n ? i0 + len : n;
-        double acc[LNL_LANES] = {0};
+        lnl_d8 acc = {0};
         size_t i = i0;
-        for (; i + LNL_LANES <= i1; i += LNL_LANES)
-            for (int k = 0; k < LNL_LANES; k++) acc[k] += (double)x[i + k] * x[i + k];
+        for (; i + LNL_LANES <= i1; i += LNL_LANES) {
+            const lnl_d8 v = LNL_D8_LOAD(x + i);
+            acc += v * v;
+        }
         double s = 0.0;
         for (; i < i1; i++) s += (double)x[i] * x[i];
-        for (int k = 0; k < LNL_LANES; k++) s += acc[k];
-        part[p] = s;
+        part[p] = lnl_d8_add_lanes(s, &acc);
     }
     double s = 0.0;
     for (int p = 0; p < SUMSQ_PARTS; p++) s += part[p];

@@ -95,39 +95,54 @@ static inline double lnl_softcap_grad(double z, double cap) {
     return 1.0 - t * t;
 }
 
-/* ---- normalization: per-row statistics and gradients, used by both versions ----
- * Statistics are accumulated in double (8 independent lanes so the compiler can vectorize
- * without reassociating) and stored as float; the output and the backward pass use the
- * stored float values so that the saved (mean, rstd) describe exactly what was computed. */
+/* ---- sums in double over 8 independent lanes ----
+ * Lane k adds elements k, k + 8, k + 16, ...; then the tail (n mod 8 elements) is summed, and the
+ * lanes are added to it in order. Fixed lanes let the sums vectorize without reassociating, so
+ * every version and thread count gives the same bits. The lanes are one vector of the compiler's
+ * vector extension (lnl_d8): GCC 12 does not vectorize them written as eight scalars, and a
+ * vector's lane does the same operations in the same order as the scalar it replaces. */
 #define LNL_LANES 8
+typedef double lnl_d8 __attribute__((vector_size(LNL_LANES * sizeof(double))));
+typedef float lnl_f8u __attribute__((vector_size(LNL_LANES * sizeof(float)), aligned(4), may_alias));
+
+/* x[0..8) as doubles (a macro: a function passing these vectors by value changes the calling
+ * convention between builds with and without AVX-512) */
+#define LNL_D8_LOAD(x) __builtin_convertvector(*(const lnl_f8u *)(const void *)(x), lnl_d8)
+
+/* s + lane 0 + lane 1 + ... + lane 7, in that order */
+static inline double lnl_d8_add_lanes(double s, const lnl_d8 *acc) {
+    for (int k = 0; k < LNL_LANES; k++) s += (*acc)[k];
+    return s;
+}
+
+/* ---- normalization: per-row statistics and gradients, used by both versions ----
+ * Statistics are accumulated in double (the lanes above) and stored as float; the output and the
+ * backward pass use the stored float values so that the saved (mean, rstd) describe exactly what
+ * was computed. */
 
 static inline double lnl_sum_d(const float *x, int n) {
-    double acc[LNL_LANES] = {0};
+    lnl_d8 acc = {0};
     int i = 0;
-    for (; i + LNL_LANES <= n; i += LNL_LANES)
-        for (int k = 0; k < LNL_LANES; k++) acc[k] += (double)x[i + k];
+    for (; i + LNL_LANES <= n; i += LNL_LANES) acc += LNL_D8_LOAD(x + i);
     double s = 0.0;
     for (; i < n; i++) s += (double)x[i];
-    for (int k = 0; k < LNL_LANES; k++) s += acc[k];
-    return s;
+    return lnl_d8_add_lanes(s, &acc);
 }
 
 /* sum (x - c)^2 in double */
 static inline double lnl_sumsq_shift_d(const float *x, double c, int n) {
-    double acc[LNL_LANES] = {0};
+    lnl_d8 acc = {0};
     int i = 0;
-    for (; i + LNL_LANES <= n; i += LNL_LANES)
-        for (int k = 0; k < LNL_LANES; k++) {
-            double d = (double)x[i + k] - c;
-            acc[k] += d * d;
-        }
+    for (; i + LNL_LANES <= n; i += LNL_LANES) {
+        lnl_d8 d = LNL_D8_LOAD(x + i) - c;
+        acc += d * d;
+    }
     double s = 0.0;
     for (; i < n; i++) {
         double d = (double)x[i] - c;
         s += d * d;
     }
-    for (int k = 0; k < LNL_LANES; k++) s += acc[k];
-    return s;
+    return lnl_d8_add_lanes(s, &acc);
 }
 
 /* Mean (0 for RMSNorm) and rstd of one row of C values. LayerNorm uses the biased variance
@@ -153,36 +168,42 @@ static inline void lnl_norm_row_forward(float *out, const float *x, const float 
 
 /* dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = scale * dout * w and
  * xhat = (x - mean) * rstd; the mean(g) term exists for LayerNorm only (RMSNorm has no
- * centering). Exact derivative of lnl_norm_row_forward for fixed w, b. */
-static inline void lnl_norm_row_backward(float *dinp, const float *dout, const float *x, const float *w, int C,
-                                         LnlNormKind kind, float mean, float rstd, float scale) {
-    double sg[LNL_LANES] = {0}, sgx[LNL_LANES] = {0};
+ * centering). Exact derivative of lnl_norm_row_forward for fixed w, b. One body for a row with
+ * and without w (has_w a constant where it is inlined), so that no loop tests w per element. */
+static inline __attribute__((always_inline)) void lnl_norm_row_backward_impl(float *dinp, const float *dout,
+                                                                             const float *x, const float *w, int C,
+                                                                             LnlNormKind kind, float mean, float rstd,
+                                                                             float scale, const int has_w) {
+    lnl_d8 sg = {0}, sgx = {0};
     int i = 0;
-    for (; i + LNL_LANES <= C; i += LNL_LANES)
-        for (int k = 0; k < LNL_LANES; k++) {
-            double g = (double)scale * dout[i + k] * (w ? w[i + k] : 1.0f);
-            double xh = ((double)x[i + k] - mean) * rstd;
-            sg[k] += g;
-            sgx[k] += g * xh;
-        }
+    for (; i + LNL_LANES <= C; i += LNL_LANES) {
+        lnl_d8 g = (double)scale * LNL_D8_LOAD(dout + i);
+        if (has_w) g = g * LNL_D8_LOAD(w + i); /* without w the scalar form multiplies by 1: exact */
+        lnl_d8 xh = (LNL_D8_LOAD(x + i) - (double)mean) * (double)rstd;
+        sg += g;
+        sgx += g * xh;
+    }
     double sum_g = 0.0, sum_gx = 0.0;
     for (; i < C; i++) {
-        double g = (double)scale * dout[i] * (w ? w[i] : 1.0f);
+        double g = (double)scale * dout[i] * (has_w ? w[i] : 1.0f);
         double xh = ((double)x[i] - mean) * rstd;
         sum_g += g;
         sum_gx += g * xh;
     }
-    for (int k = 0; k < LNL_LANES; k++) {
-        sum_g += sg[k];
-        sum_gx += sgx[k];
-    }
+    sum_g = lnl_d8_add_lanes(sum_g, &sg);
+    sum_gx = lnl_d8_add_lanes(sum_gx, &sgx);
     float mg = kind == LNL_NORM_LAYERNORM ? (float)(sum_g / C) : 0.0f;
     float mgx = (float)(sum_gx / C);
     for (i = 0; i < C; i++) {
-        float g = scale * dout[i] * (w ? w[i] : 1.0f);
+        float g = scale * dout[i] * (has_w ? w[i] : 1.0f);
         float xh = (x[i] - mean) * rstd;
         dinp[i] += rstd * (g - mg - xh * mgx);
     }
+}
+static inline void lnl_norm_row_backward(float *dinp, const float *dout, const float *x, const float *w, int C,
+                                         LnlNormKind kind, float mean, float rstd, float scale) {
+    if (w) lnl_norm_row_backward_impl(dinp, dout, x, w, C, kind, mean, rstd, scale, 1);
+    else lnl_norm_row_backward_impl(dinp, dout, x, NULL, C, kind, mean, rstd, scale, 0);
 }
 
 /* Weight group of row r: rows come in runs of `rep` that cycle through the G weight sets. */
