@@ -213,13 +213,14 @@ void lnl_sub_forward(LnlModel *m, const LnlPass *P, int l, int sidx) {
     /* r = skip * res + dt * g * f [+ x] */
     const float *res = q->res_from_normed ? u : h;
     float *out = q->post_norm ? s->r : P->stream[k + 1];
+    const float step = q->dt * (q->gate ? W.gate[0] : 1.0f);
     if (q->skip_learned) {
         lnl_chanscale_forward(out, res, W.skip, N, C);
         if (q->skip_scale != 1.0f) lnl_axpby(out, q->skip_scale, out, 0.0f, out, n);
+        lnl_axpy(out, step, f, n);
     } else {
-        lnl_axpby(out, q->skip_scale, res, 0.0f, res, n);
+        lnl_axpby(out, q->skip_scale, res, step, f, n); /* one pass; the same floats as two */
     }
-    lnl_axpy(out, q->dt * (q->gate ? W.gate[0] : 1.0f), f, n);
     if (q->b2t) lnl_axpy(out, 1.0f, P->stream[2 * l], n);
 
     /* h' = N_post(r) */
