@@ -173,10 +173,16 @@ static void mm_axpy_driver(float *out, int R, int J, int K, const float *coef, s
 static int blas_is_serial(void) { return openblas_get_num_threads() == 1; }
 
 /* C (M, N) = op(A) op(B) + (bias rows if bias, else beta C); op = transpose where ta / tb. In the
- * bf16 mode the product is gemm_bf16.c's, with the workspace of OpenMP thread `thread`. */
+ * bf16 mode the product is gemm_bf16.c's, with the workspace of OpenMP thread `thread`; else, where
+ * `small` (lnl_gemm_small_fits of the whole product, so that every slice and thread count takes
+ * the same path), gemm_small.c's. */
 static void gemm_slice(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                       float beta, float *C, int ldc, const float *bias, int thread) {
+                       float beta, float *C, int ldc, const float *bias, int thread, int small) {
     if (M <= 0 || N <= 0) return;
+    if (small && !lnl_kernels_bf16()) {
+        lnl_gemm_small(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+        return;
+    }
     if (bias) {
         for (int r = 0; r < M; r++) memcpy(C + (size_t)r * ldc, bias, (size_t)N * sizeof(float));
         beta = 1.0f;
@@ -198,24 +204,25 @@ static void gemm_slice(int ta, int tb, int M, int N, int K, const float *A, int 
 
 /* Part p of nparts of the product (see gemm). */
 static void gemm_piece(int p, int nparts, int ta, int tb, int M, int N, int K, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
+                       const float *B, int ldb, float beta, float *C, int ldc, const float *bias, int small) {
     int lo, hi;
     if (M >= N) {
         part_bounds(M, GEMM_ALIGN, p, nparts, &lo, &hi);
         gemm_slice(ta, tb, hi - lo, N, K, ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb, beta, C + (size_t)lo * ldc,
-                   ldc, bias, p);
+                   ldc, bias, p, small);
     } else {
         part_bounds(N, GEMM_ALIGN, p, nparts, &lo, &hi);
         gemm_slice(ta, tb, M, hi - lo, K, A, lda, tb ? B + (size_t)lo * ldb : B + lo, ldb, beta, C + lo, ldc,
-                   bias ? bias + lo : NULL, p);
+                   bias ? bias + lo : NULL, p, small);
     }
 }
 
 static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc, const float *bias) {
     int nt = lnl_kernels_threads();
+    const int small = lnl_gemm_small_fits(ta, tb, M, N, K, bias ? 1.0f : beta);
     if (nt <= 1 || (!blas_is_serial() && !lnl_kernels_bf16())) {
-        gemm_slice(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias, 0);
+        gemm_slice(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias, 0, small);
         return;
     }
     LNL_OMP(parallel num_threads(nt) if(parallel: (size_t)M * N * K > LNL_PAR_MIN_MACS))
@@ -225,7 +232,7 @@ static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
         p = omp_get_thread_num();
         np = omp_get_num_threads();
 #endif
-        gemm_piece(p, np, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+        gemm_piece(p, np, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias, small);
     }
 }
 #endif

@@ -237,8 +237,10 @@ static int thread_modes(const LnlKernelOps *ops) { return ops == REF ? 1 : 3; }
 static void test_matmul_vs_ref(void) {
     /* rows >= columns and the reverse, sizes that are not multiples of the slice alignment, and
      * the LM head's shape of a small vocabulary */
-    const int shapes[][3] = {{37, 24, 50},  {131, 300, 67}, {1, 5, 3},     {64, 64, 64},
-                             {5, 1, 130},   {3, 0, 4},      {300, 70, 150}, {70, 40, 260}, {200, 48, 1003}};
+    const int shapes[][3] = {{37, 24, 50},   {131, 300, 67}, {1, 5, 3},       {64, 64, 64},  {5, 1, 130},
+                             {3, 0, 4},      {300, 70, 150}, {70, 40, 260},   {200, 48, 1003},
+                             /* gemm_small.c's, with a partial tile of rows */
+                             {37, 64, 96},   {203, 32, 320}, {1029, 64, 192}, {70, 256, 64}};
     FOR_BACKENDS(ops)
     for (int mode = 0; mode < thread_modes(ops); mode++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -274,6 +276,37 @@ static void test_matmul_vs_ref(void) {
         ops->matmul_backward(dx1, NULL, NULL, dout, x, w, N, IC, OC);
         free(x), free(w), free(b), free(dout), free(o1), free(o2), free(g0x), free(g0w), free(g0b);
         free(dx1), free(dw1), free(db1), free(dx2), free(dw2), free(db2);
+    }
+    set_thread_mode(0);
+}
+
+/* The products without packing (gemm_small.c) at the shapes they take: the same bits on one
+ * thread and on two (each element is its start plus its products in order of k, whatever the
+ * slice), and the tiles really taken where the build has AVX-512. */
+static void test_matmul_small_threads(void) {
+    const int shapes[][3] = {{37, 64, 96}, {1029, 64, 192}, {70, 256, 64}, {16, 128, 512}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
+#if defined(__AVX512F__)
+        CHECK(lnl_gemm_small_fits(0, 1, N, OC, IC, 0.0f) && lnl_gemm_small_fits(0, 0, N, IC, OC, 0.0f) &&
+                  lnl_gemm_small_fits(1, 0, OC, IC, N, 1.0f),
+              "matmul %dx%dx%d: not a gemm_small shape", N, IC, OC);
+#endif
+        float *x = frand((size_t)N * IC, -1, 1), *w = frand((size_t)OC * IC, -1, 1), *b = frand(OC, -1, 1);
+        float *dout = frand((size_t)N * OC, -1, 1), *out[2], *dx[2], *dw[2], *db[2];
+        for (int mode = 0; mode < 2; mode++) {
+            set_thread_mode(mode);
+            out[mode] = fzeros((size_t)N * OC), dx[mode] = fzeros((size_t)N * IC);
+            dw[mode] = fzeros((size_t)OC * IC), db[mode] = fzeros(OC);
+            lnl_kernels_cpu_ops.matmul_forward(out[mode], x, w, b, N, IC, OC);
+            lnl_kernels_cpu_ops.matmul_backward(dx[mode], dw[mode], db[mode], dout, x, w, N, IC, OC);
+        }
+        CHECK(memcmp(out[0], out[1], (size_t)N * OC * sizeof(float)) == 0 &&
+                  memcmp(dx[0], dx[1], (size_t)N * IC * sizeof(float)) == 0 &&
+                  memcmp(dw[0], dw[1], (size_t)OC * IC * sizeof(float)) == 0,
+              "matmul %dx%dx%d: one thread and two give different bits", N, IC, OC);
+        free(x), free(w), free(b), free(dout);
+        for (int mode = 0; mode < 2; mode++) free(out[mode]), free(dx[mode]), free(dw[mode]), free(db[mode]);
     }
     set_thread_mode(0);
 }
@@ -1278,6 +1311,7 @@ int main(void) {
     RUN_TEST(test_dispatch); /* first: it checks the backend in use at start */
     RUN_TEST(test_tables_complete);
     RUN_TEST(test_matmul_vs_ref);
+    RUN_TEST(test_matmul_small_threads);
     RUN_TEST(test_matmul_grad);
     RUN_TEST(test_matmul_bf16);
     RUN_TEST(test_norm_vs_ref);
