@@ -55,20 +55,6 @@ float lnl_bf16_round(float f) {
 #if HAVE_BF16
 static inline __mmask16 lane_mask(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
-/* w[p] = pair (x[2p], x[2p+1]) for p < (n + 1) / 2, zero beyond n: a contiguous run along k. */
-static void cvt_run(uint32_t *w, const float *x, int n) {
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
-        _mm512_storeu_si512(w + i / 2, (__m512i)v);
-    }
-    if (i < n) {
-        __m512 lo = _mm512_maskz_loadu_ps(lane_mask(n - i), x + i), hi = _mm512_maskz_loadu_ps(lane_mask(n - i - 16), x + i + 16);
-        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-        _mm512_mask_storeu_epi32(w + i / 2, lane_mask((n - i + 1) / 2), v);
-    }
-}
-
 /* 16 pair words (lo[j], hi[j]) for lanes j in m; hi NULL means zeros (the odd k at the end). */
 static inline __m512i pair_rows(const float *lo, const float *hi, __mmask16 m) {
     __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, lo)));
@@ -77,27 +63,52 @@ static inline __m512i pair_rows(const float *lo, const float *hi, __mmask16 m) {
     return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
 }
 
-static void pack_a(uint32_t *ap, int ta, const float *A, int lda, int i0, int mc, int k0, int kc) {
+/* dst[p * ld + r] = pair p of row r (rows x + r * ldx, r < nrows; zero rows beyond), p < (kc + 1) / 2:
+ * eight runs along k interleaved by an 8 x 8 transpose of pair words, eight pairs at a time. */
+static void pack_rows8(uint32_t *dst, size_t ld, const float *x, size_t ldx, int nrows, int kc) {
     int kp = (kc + 1) / 2;
-    for (int ir = 0; ir < mc; ir += BR_MR) {
-        uint32_t *dst = ap + (size_t)ir * kp;
-        int mr = mc - ir < BR_MR ? mc - ir : BR_MR;
-        if (ta) { /* op(A) columns along memory: rows k and k + 1 give 8 pairs at once */
-            __mmask16 m = lane_mask(mr);
-            for (int p = 0; p < kp; p++) {
-                const float *lo = A + (size_t)(k0 + 2 * p) * lda + i0 + ir;
-                __m512i v = pair_rows(lo, 2 * p + 1 < kc ? lo + lda : NULL, m);
-                _mm256_storeu_si256((__m256i *)(dst + (size_t)p * BR_MR), _mm512_castsi512_si256(v));
-            }
-        } else { /* rows along k: convert each row, then interleave the rows */
-            uint32_t w[BR_KP];
-            for (int r = 0; r < BR_MR; r++) {
-                if (r < mr) cvt_run(w, A + (size_t)(i0 + ir + r) * lda + k0, kc);
-                else memset(w, 0, sizeof w);
-                for (int p = 0; p < kp; p++) dst[(size_t)p * BR_MR + r] = w[p];
-            }
+    for (int p0 = 0; p0 < kp; p0 += 8) {
+        __mmask16 m = lane_mask(kc - 2 * p0);
+        __m256i r[8], t[8], u[8];
+        for (int j = 0; j < 8; j++)
+            r[j] = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(j < nrows ? m : 0, x + (size_t)(j < nrows ? j : 0) * ldx + 2 * p0));
+        for (int j = 0; j < 8; j += 2) {
+            t[j] = _mm256_unpacklo_epi32(r[j], r[j + 1]);
+            t[j + 1] = _mm256_unpackhi_epi32(r[j], r[j + 1]);
+        }
+        for (int j = 0; j < 8; j += 4) {
+            u[j] = _mm256_unpacklo_epi64(t[j], t[j + 2]);
+            u[j + 1] = _mm256_unpackhi_epi64(t[j], t[j + 2]);
+            u[j + 2] = _mm256_unpacklo_epi64(t[j + 1], t[j + 3]);
+            u[j + 3] = _mm256_unpackhi_epi64(t[j + 1], t[j + 3]);
+        }
+        int np = kp - p0 < 8 ? kp - p0 : 8;
+        uint32_t *d = dst + (size_t)p0 * ld;
+        for (int q = 0; q < 4; q++) { /* pairs q and q + 4: u[q] holds rows 0-3, u[q + 4] rows 4-7 */
+            if (q < np) _mm256_storeu_si256((__m256i *)(d + (size_t)q * ld), _mm256_permute2x128_si256(u[q], u[q + 4], 0x20));
+            if (q + 4 < np)
+                _mm256_storeu_si256((__m256i *)(d + (size_t)(q + 4) * ld), _mm256_permute2x128_si256(u[q], u[q + 4], 0x31));
         }
     }
+}
+
+static void pack_a(uint32_t *ap, int ta, const float *A, int lda, int i0, int mc, int k0, int kc) {
+    int kp = (kc + 1) / 2;
+    if (ta) { /* op(A) columns along memory: rows k and k + 1 give the pairs of 16 columns at once, and the
+               * whole strip of mc columns is read before the next row pair (longer runs, fewer pages) */
+        for (int p = 0; p < kp; p++) {
+            const float *lo = A + (size_t)(k0 + 2 * p) * lda + i0, *hi = 2 * p + 1 < kc ? lo + lda : NULL;
+            for (int i = 0; i < mc; i += 16) {
+                __m512i v = pair_rows(lo + i, hi ? hi + i : NULL, lane_mask(mc - i));
+                _mm256_storeu_si256((__m256i *)(ap + (size_t)i * kp + (size_t)p * BR_MR), _mm512_castsi512_si256(v));
+                if (i + 8 < mc)
+                    _mm256_storeu_si256((__m256i *)(ap + (size_t)(i + 8) * kp + (size_t)p * BR_MR), _mm512_extracti64x4_epi64(v, 1));
+            }
+        }
+        return;
+    }
+    for (int ir = 0; ir < mc; ir += BR_MR) /* rows along k */
+        pack_rows8(ap + (size_t)ir * kp, BR_MR, A + (size_t)(i0 + ir) * lda + k0, (size_t)lda, mc - ir, kc);
 }
 
 static void pack_b(uint32_t *bp, int tb, const float *B, int ldb, int k0, int kc, int j0, int nc) {
@@ -113,13 +124,9 @@ static void pack_b(uint32_t *bp, int tb, const float *B, int ldb, int k0, int kc
                     _mm512_storeu_si512(dst + (size_t)p * BR_NR + 16 * v,
                                         pair_rows(lo + 16 * v, hi ? hi + 16 * v : NULL, lane_mask(nr - 16 * v)));
             }
-        } else { /* columns along k: convert each, then interleave */
-            uint32_t w[BR_KP];
-            for (int j = 0; j < BR_NR; j++) {
-                if (j < nr) cvt_run(w, B + (size_t)(j0 + jr + j) * ldb + k0, kc);
-                else memset(w, 0, sizeof w);
-                for (int p = 0; p < kp; p++) dst[(size_t)p * BR_NR + j] = w[p];
-            }
+        } else { /* columns along k, eight at a time */
+            for (int j = 0; j < BR_NR; j += 8)
+                pack_rows8(dst + j, BR_NR, B + (size_t)(j0 + jr + j) * ldb + k0, (size_t)ldb, nr - j, kc);
         }
     }
 }
