@@ -134,6 +134,13 @@ static void pack_b(uint32_t *bp, int tb, const float *B, int ldb, int k0, int kc
 /* C tile (mr x nr) = (first ? beta C : C) + A panel . B panel over kp pairs. */
 static void micro_kernel(int kp, const uint32_t *a, const uint32_t *b, float *c, int ldc, int mr, int nr, int first,
                          float beta) {
+    /* The tile's lines are fetched for writing while the k loop runs: C is often far from L1 (the LM head's
+     * logits are 400 MB), and the stores at the end would otherwise wait for them. */
+    for (int r = 0; r < mr; r++) {
+        const float *cp = c + (size_t)r * ldc;
+        for (int j = 0; j < nr; j += 16) __builtin_prefetch(cp + j, 1, 3);
+        __builtin_prefetch(cp + nr - 1, 1, 3);
+    }
     __m512 acc[BR_MR][3];
     for (int r = 0; r < BR_MR; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
     for (int p = 0; p < kp; p++) {
