@@ -64,12 +64,15 @@ static inline __m512i pair_rows(const float *lo, const float *hi, __mmask16 m) {
 }
 
 /* dst[p * ld + r] = pair p of row r (rows x + r * ldx, r < nrows; zero rows beyond), p < (kc + 1) / 2:
- * eight runs along k interleaved by an 8 x 8 transpose of pair words, eight pairs at a time. */
-static void pack_rows8(uint32_t *dst, size_t ld, const float *x, size_t ldx, int nrows, int kc) {
+ * eight runs along k interleaved by an 8 x 8 transpose of pair words, eight pairs at a time. The
+ * same span of the npre rows after these eight is prefetched: packs read their rows once, from
+ * memory, in runs too short for the hardware prefetcher to get ahead. */
+static void pack_rows8(uint32_t *dst, size_t ld, const float *x, size_t ldx, int nrows, int kc, int npre) {
     int kp = (kc + 1) / 2;
     for (int p0 = 0; p0 < kp; p0 += 8) {
         __mmask16 m = lane_mask(kc - 2 * p0);
         __m256i r[8], t[8], u[8];
+        for (int j = 0; j < npre; j++) __builtin_prefetch(x + (size_t)(8 + j) * ldx + 2 * p0, 0, 3);
         for (int j = 0; j < 8; j++)
             r[j] = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(j < nrows ? m : 0, x + (size_t)(j < nrows ? j : 0) * ldx + 2 * p0));
         for (int j = 0; j < 8; j += 2) {
@@ -92,12 +95,17 @@ static void pack_rows8(uint32_t *dst, size_t ld, const float *x, size_t ldx, int
     }
 }
 
-static void pack_a(uint32_t *ap, int ta, const float *A, int lda, int i0, int mc, int k0, int kc) {
-    int kp = (kc + 1) / 2;
+/* Packs rows (columns where ta) [i0, i0 + mc) of op(A) and prefetches the next mc of them, up to M. */
+static void pack_a(uint32_t *ap, int ta, const float *A, int lda, int M, int i0, int mc, int k0, int kc) {
+    int kp = (kc + 1) / 2, npre = M - i0 - mc < mc ? M - i0 - mc : mc;
     if (ta) { /* op(A) columns along memory: rows k and k + 1 give the pairs of 16 columns at once, and the
                * whole strip of mc columns is read before the next row pair (longer runs, fewer pages) */
         for (int p = 0; p < kp; p++) {
             const float *lo = A + (size_t)(k0 + 2 * p) * lda + i0, *hi = 2 * p + 1 < kc ? lo + lda : NULL;
+            for (int i = 0; i < npre; i += 16) {
+                __builtin_prefetch(lo + mc + i, 0, 2);
+                if (hi) __builtin_prefetch(hi + mc + i, 0, 2);
+            }
             for (int i = 0; i < mc; i += 16) {
                 __m512i v = pair_rows(lo + i, hi ? hi + i : NULL, lane_mask(mc - i));
                 _mm256_storeu_si256((__m256i *)(ap + (size_t)i * kp + (size_t)p * BR_MR), _mm512_castsi512_si256(v));
@@ -107,11 +115,14 @@ static void pack_a(uint32_t *ap, int ta, const float *A, int lda, int i0, int mc
         }
         return;
     }
-    for (int ir = 0; ir < mc; ir += BR_MR) /* rows along k */
-        pack_rows8(ap + (size_t)ir * kp, BR_MR, A + (size_t)(i0 + ir) * lda + k0, (size_t)lda, mc - ir, kc);
+    for (int ir = 0; ir < mc; ir += BR_MR) { /* rows along k */
+        int left = M - i0 - ir - BR_MR;
+        pack_rows8(ap + (size_t)ir * kp, BR_MR, A + (size_t)(i0 + ir) * lda + k0, (size_t)lda, mc - ir, kc,
+                   left < 0 ? 0 : left < BR_MR ? left : BR_MR);
+    }
 }
 
-static void pack_b(uint32_t *bp, int tb, const float *B, int ldb, int k0, int kc, int j0, int nc) {
+static void pack_b(uint32_t *bp, int tb, const float *B, int ldb, int N, int k0, int kc, int j0, int nc) {
     int kp = (kc + 1) / 2;
     for (int jr = 0; jr < nc; jr += BR_NR) {
         uint32_t *dst = bp + (size_t)jr * kp;
@@ -125,8 +136,11 @@ static void pack_b(uint32_t *bp, int tb, const float *B, int ldb, int k0, int kc
                                         pair_rows(lo + 16 * v, hi ? hi + 16 * v : NULL, lane_mask(nr - 16 * v)));
             }
         } else { /* columns along k, eight at a time */
-            for (int j = 0; j < BR_NR; j += 8)
-                pack_rows8(dst + j, BR_NR, B + (size_t)(j0 + jr + j) * ldb + k0, (size_t)ldb, nr - j, kc);
+            for (int j = 0; j < BR_NR; j += 8) {
+                int left = N - j0 - jr - j - 8;
+                pack_rows8(dst + j, BR_NR, B + (size_t)(j0 + jr + j) * ldb + k0, (size_t)ldb, nr - j, kc,
+                           left < 0 ? 0 : left < 8 ? left : 8);
+            }
         }
     }
 }
@@ -180,10 +194,10 @@ void lnl_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda,
         int nc = N - jc < BR_NC ? N - jc : BR_NC;
         for (int pc = 0; pc < K; pc += BR_KC) {
             int kc = K - pc < BR_KC ? K - pc : BR_KC, kp = (kc + 1) / 2;
-            pack_b(bp, tb, B, ldb, pc, kc, jc, nc);
+            pack_b(bp, tb, B, ldb, N, pc, kc, jc, nc);
             for (int ic = 0; ic < M; ic += BR_MC) {
                 int mc = M - ic < BR_MC ? M - ic : BR_MC;
-                pack_a(ap, ta, A, lda, ic, mc, pc, kc);
+                pack_a(ap, ta, A, lda, M, ic, mc, pc, kc);
                 for (int jr = 0; jr < nc; jr += BR_NR)
                     for (int ir = 0; ir < mc; ir += BR_MR)
                         micro_kernel(kp, ap + (size_t)ir * kp, bp + (size_t)jr * kp,
