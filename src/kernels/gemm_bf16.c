@@ -73,8 +73,10 @@ static void pack_rows8(uint32_t *dst, size_t ld, const float *x, size_t ldx, int
         __mmask16 m = lane_mask(kc - 2 * p0);
         __m256i r[8], t[8], u[8];
         for (int j = 0; j < npre; j++) __builtin_prefetch(x + (size_t)(8 + j) * ldx + 2 * p0, 0, 3);
-        for (int j = 0; j < 8; j++)
-            r[j] = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(j < nrows ? m : 0, x + (size_t)(j < nrows ? j : 0) * ldx + 2 * p0));
+        for (int j = 0; j < 8; j++) {
+            __m512 v = _mm512_maskz_loadu_ps(j < nrows ? m : 0, x + (size_t)(j < nrows ? j : 0) * ldx + 2 * p0);
+            r[j] = (__m256i)_mm512_cvtneps_pbh(v);
+        }
         for (int j = 0; j < 8; j += 2) {
             t[j] = _mm256_unpacklo_epi32(r[j], r[j + 1]);
             t[j + 1] = _mm256_unpackhi_epi32(r[j], r[j + 1]);
@@ -88,9 +90,11 @@ static void pack_rows8(uint32_t *dst, size_t ld, const float *x, size_t ldx, int
         int np = kp - p0 < 8 ? kp - p0 : 8;
         uint32_t *d = dst + (size_t)p0 * ld;
         for (int q = 0; q < 4; q++) { /* pairs q and q + 4: u[q] holds rows 0-3, u[q + 4] rows 4-7 */
-            if (q < np) _mm256_storeu_si256((__m256i *)(d + (size_t)q * ld), _mm256_permute2x128_si256(u[q], u[q + 4], 0x20));
+            if (q < np)
+                _mm256_storeu_si256((__m256i *)(d + (size_t)q * ld), _mm256_permute2x128_si256(u[q], u[q + 4], 0x20));
             if (q + 4 < np)
-                _mm256_storeu_si256((__m256i *)(d + (size_t)(q + 4) * ld), _mm256_permute2x128_si256(u[q], u[q + 4], 0x31));
+                _mm256_storeu_si256((__m256i *)(d + (size_t)(q + 4) * ld),
+                                    _mm256_permute2x128_si256(u[q], u[q + 4], 0x31));
         }
     }
 }
@@ -108,9 +112,9 @@ static void pack_a(uint32_t *ap, int ta, const float *A, int lda, int M, int i0,
             }
             for (int i = 0; i < mc; i += 16) {
                 __m512i v = pair_rows(lo + i, hi ? hi + i : NULL, lane_mask(mc - i));
-                _mm256_storeu_si256((__m256i *)(ap + (size_t)i * kp + (size_t)p * BR_MR), _mm512_castsi512_si256(v));
-                if (i + 8 < mc)
-                    _mm256_storeu_si256((__m256i *)(ap + (size_t)(i + 8) * kp + (size_t)p * BR_MR), _mm512_extracti64x4_epi64(v, 1));
+                uint32_t *d = ap + (size_t)i * kp + (size_t)p * BR_MR;
+                _mm256_storeu_si256((__m256i *)d, _mm512_castsi512_si256(v));
+                if (i + 8 < mc) _mm256_storeu_si256((__m256i *)(d + (size_t)8 * kp), _mm512_extracti64x4_epi64(v, 1));
             }
         }
         return;
@@ -158,7 +162,7 @@ typedef struct {
 
 /* Share t of nt of op(A)'s block (i0, mc, k0, kc). */
 static PrefetchShare prefetch_share(int ta, const float *A, int lda, int i0, int mc, int k0, int kc, int t, int nt) {
-    int rows = ta ? kc : mc, span = ta ? mc : kc, r0 = (int)((long)rows * t / nt), r1 = (int)((long)rows * (t + 1) / nt);
+    int rows = ta ? kc : mc, span = ta ? mc : kc, r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
     const float *x = ta ? A + (size_t)(k0 + r0) * lda + i0 : A + (size_t)(i0 + r0) * lda + k0;
     return (PrefetchShare){x, (size_t)lda, r1 - r0, span, (span + 15) / 16 + 1};
 }
@@ -226,7 +230,8 @@ void lnl_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda,
                 /* the block of op(A) packed next: the next ic, else the first of the next pc or jc */
                 int ni = ic + mc < M ? ic + mc : 0, nk = ni ? pc : pc + kc < K ? pc + kc : 0;
                 int nmc = M - ni < BR_MC ? M - ni : BR_MC, nkc = K - nk < BR_KC ? K - nk : BR_KC;
-                int last = !ni && !nk && jc + nc >= N, t = 0, nt = (nc + BR_NR - 1) / BR_NR * ((mc + BR_MR - 1) / BR_MR);
+                int last = !ni && !nk && jc + nc >= N, t = 0;
+                int nt = (nc + BR_NR - 1) / BR_NR * ((mc + BR_MR - 1) / BR_MR);
                 for (int jr = 0; jr < nc; jr += BR_NR)
                     for (int ir = 0; ir < mc; ir += BR_MR) {
                         PrefetchShare pf = {A, 0, 0, 1, 1};
