@@ -84,7 +84,7 @@ void lnl_att_small_backward(float *dQ, float *dK, float *dV, float *D, const flo
  * C (M, N) = op(A) op(B), started from the bias rows (bias), C (beta 1) or 0 (beta 0), for the
  * three layouts the model's products use: (ta, tb) = (0, 1) forward, (0, 0) input gradient,
  * (1, 0) weight gradient. Only where lnl_gemm_small_fits (an AVX-512 build; N a multiple of 32;
- * the weight, the two sides other than the tokens, at most 65536 elements). */
+ * the weight, the two sides other than the tokens, at most 16384 elements). */
 int lnl_gemm_small_fits(int ta, int tb, int M, int N, int K, float beta);
 void lnl_gemm_small(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                     float *C, int ldc, const float *bias);
