@@ -1,9 +1,11 @@
 /* Plain math on float arrays: <op>_forward / <op>_backward pairs used by the model.
  *
  * Conventions (all ops):
- * - Forward outputs are written with `=`. Every gradient, of parameters and of activations,
- *   accumulates with `+=`, so callers zero gradient buffers before a backward pass and
- *   branches that share an input simply add. A NULL gradient pointer means "not needed".
+ * - Forward outputs are written with `=`. Gradients accumulate with `+=`, so callers zero
+ *   gradient buffers before a backward pass and branches that share an input simply add; two
+ *   input gradients are written with `=` instead, since their only caller would otherwise zero
+ *   the buffer first: lnl_matmul_backward's dinp and lnl_gelu_backward's (issue 16: five zeroing
+ *   passes per block). A NULL gradient pointer means "not needed".
  * - Row-major; N is the number of rows (B*T tokens unless said otherwise).
  * - Each op has one plain reference version (kernels_ref.c, double accumulation where it
  *   matters) and may have faster ones; the public names below call the version of the backend
@@ -38,7 +40,8 @@ static inline int lnl_norm_is_dynamic(LnlNormKind kind) { return kind == LNL_NOR
  * What a new backend (a GPU) must provide:
  * - one `const LnlKernelOps` with a name and every field set: no NULL (test_kernels checks it);
  *   an op it does not accelerate points at the reference's lnl_ref_* function (kernels_internal.h);
- * - each op's contract as written below: outputs with `=`, gradients with `+=`, a NULL gradient
+ * - each op's contract as written below: outputs with `=`, gradients with `+=` (but the two
+ *   written ones above), a NULL gradient
  *   skipped, the in-place and aliasing cases each op allows, attention's zeros above the diagonal,
  *   the same floats from lnl_xent_* as from lnl_softmax_xent_*, and results within
  *   test_kernels' tolerances of the reference; the same bits from the same inputs, every time
