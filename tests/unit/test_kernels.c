@@ -282,16 +282,19 @@ static void test_matmul_vs_ref(void) {
 
 /* The products without packing (gemm_small.c) at the shapes they take: the same bits on one
  * thread and on two (each element is its start plus its products in order of k, whatever the
- * slice), and the tiles really taken where the build has AVX-512. */
+ * slice). Only where the build has them (AVX-512): OpenBLAS, which runs these shapes elsewhere,
+ * does not give the same bits for every slice of a product (seen in the ASan build, without
+ * -march=native: the forward of 1029 x 64 x 192). */
 static void test_matmul_small_threads(void) {
+#if !defined(__AVX512F__)
+    printf("# gemm_small is not built without AVX-512\n");
+#else
     const int shapes[][3] = {{37, 64, 96}, {1029, 64, 192}, {70, 256, 64}, {16, 128, 128}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
-#if defined(__AVX512F__)
         CHECK(lnl_gemm_small_fits(0, 1, N, OC, IC, 0.0f) && lnl_gemm_small_fits(0, 0, N, IC, OC, 0.0f) &&
                   lnl_gemm_small_fits(1, 0, OC, IC, N, 1.0f),
               "matmul %dx%dx%d: not a gemm_small shape", N, IC, OC);
-#endif
         float *x = frand((size_t)N * IC, -1, 1), *w = frand((size_t)OC * IC, -1, 1), *b = frand(OC, -1, 1);
         float *dout = frand((size_t)N * OC, -1, 1), *out[2], *dx[2], *dw[2], *db[2];
         for (int mode = 0; mode < 2; mode++) {
@@ -309,6 +312,7 @@ static void test_matmul_small_threads(void) {
         for (int mode = 0; mode < 2; mode++) free(out[mode]), free(dx[mode]), free(dw[mode]), free(db[mode]);
     }
     set_thread_mode(0);
+#endif
 }
 
 /* bf16 mode (the cpu backend's): every product equals the double product of the bf16-rounded
