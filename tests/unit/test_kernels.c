@@ -282,9 +282,10 @@ static void test_matmul_vs_ref(void) {
 
 /* The products without packing (gemm_small.c) at the shapes they take: the same bits on one
  * thread and on two (each element is its start plus its products in order of k, whatever the
- * slice). Only where the build has them (AVX-512): OpenBLAS, which runs these shapes elsewhere,
- * does not give the same bits for every slice of a product (seen in the ASan build, without
- * -march=native: the forward of 1029 x 64 x 192). */
+ * slice). Only where the build has them (AVX-512). Elsewhere OpenBLAS runs these shapes, and in
+ * this binary, which does not re-execute with OPENBLAS_CORETYPE=SkylakeX as lnlab does, it may
+ * run its Haswell kernels, which give different bits for different slices of a product (seen on
+ * AMD Zen 5 in the ASan build: the forward of 1029 x 64 x 192; the SkylakeX kernels do not). */
 static void test_matmul_small_threads(void) {
 #if !defined(__AVX512F__)
     printf("# gemm_small is not built without AVX-512\n");
