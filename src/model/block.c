@@ -318,9 +318,9 @@ void lnl_sub_backward(LnlModel *m, int l, int sidx, const float *dout, float *di
             lnl_site_norm_backward(m, m->d_qkv, NORM_G(G, qkvn), m->d_qkvn, s->qkv, NORM_W(W, qkvn), s->qkvn_mean,
                                    s->qkvn_rstd, N * 3 * NH, HS, 3, NH, 1.0f);
         } else if (q->qk_norm) {
-            /* the two halves of d_fch (the MLP's, free here): dLoss/d normalized q|k, dLoss/d q|k (N, 2C) */
+            /* the two halves of d_fch2 (the MLP's, free here): dLoss/d normalized q|k, dLoss/d q|k (N, 2C) */
             const QkRows g = qk_rows(q->qk_norm, N, C, NH);
-            float *dqkn = m->d_fch, *dqk = m->d_fch + 2 * n;
+            float *dqkn = m->d_fch2, *dqk = m->d_fch2 + 2 * n;
             copy_cols(dqkn, 2 * (size_t)C, m->d_qkvn, 3 * (size_t)C, N, 2 * (size_t)C);
             zero(dqk, 2 * n);
             lnl_site_norm_backward(m, dqk, NORM_G(G, qkn), dqkn, s->qk, NORM_W(W, qkn), s->qkvn_mean, s->qkvn_rstd,

@@ -388,7 +388,6 @@ static void layout_scratch(LnlModel *m, Arena *a) {
     m->d_x = take(a, N * C);
     m->d_qkv = take(a, N * 3 * C);
     m->d_qkvn = take(a, N * 3 * C);
-    m->d_fch = take(a, N * 4 * C);
     m->d_fch2 = take(a, N * 4 * C);
     m->d_att = take(a, B * NH * T * T);
     m->d_losses = take(a, N);

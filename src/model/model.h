@@ -224,7 +224,7 @@ typedef struct {
     int have_targets;
     /* backward scratch; d_fin: dLoss/d the input of the branch's BranchNorm or out-norm, copied into d_f */
     float *scratch_mem;
-    float *d_stream[3], *d_r, *d_f, *d_fin, *d_u, *d_tmp, *d_atty, *d_qkv, *d_qkvn, *d_fch, *d_fch2, *d_att;
+    float *d_stream[3], *d_r, *d_f, *d_fin, *d_u, *d_tmp, *d_atty, *d_qkv, *d_qkvn, *d_fch2, *d_att;
     float *d_losses, *d_x; /* dLoss/dlogits lives in logits (lnl_xent_backward_inplace) */
     float *d_logz;         /* (N) the z-loss's dLoss/d log Z per row */
     /* per-block statistics written by backward: ||dLoss/d stream leaving block l||, l = 0..L */
