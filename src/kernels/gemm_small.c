@@ -20,14 +20,12 @@
  * ones (128 x 384, 128 x 512) the backward products measured up to 9% slower than OpenBLAS, whose
  * blocking keeps its panel of the weight in L1 where a tile here streams the whole weight. */
 #define GS_MAX_SMALL 16384
-#define GS_MAX_K 512 /* forward panel on the stack: GS_MAX_K x GS_NR floats */
 
 int lnl_gemm_small_fits(int ta, int tb, int M, int N, int K, float beta) {
 #if defined(__AVX512F__)
     if (M < 1 || N < 1 || K < 1 || N % GS_NR || (beta != 0.0f && beta != 1.0f)) return 0;
-    if (!ta && tb) return K <= GS_MAX_K && (size_t)K * N <= GS_MAX_SMALL; /* forward */
-    if (!ta && !tb) return (size_t)K * N <= GS_MAX_SMALL;                 /* input gradient */
-    if (ta && !tb) return (size_t)M * N <= GS_MAX_SMALL;                  /* weight gradient */
+    if (!ta) return (size_t)K * N <= GS_MAX_SMALL; /* forward (tb) and input gradient */
+    if (!tb) return (size_t)M * N <= GS_MAX_SMALL; /* weight gradient */
     return 0;
 #else
     (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)beta;
@@ -86,7 +84,7 @@ void lnl_gemm_small(int ta, int tb, int M, int N, int K, const float *A, int lda
     assert(lnl_gemm_small_fits(ta, tb, M, N, K, beta));
     const int load = beta != 0.0f;
     if (!ta && tb) { /* forward: B^T one panel of 32 columns at a time */
-        float bt[GS_MAX_K * GS_NR];
+        float bt[GS_MAX_SMALL]; /* K x GS_NR <= K x N <= GS_MAX_SMALL */
         for (int n0 = 0; n0 < N; n0 += GS_NR) {
             for (int j = 0; j < GS_NR; j++)
                 for (int k = 0; k < K; k++) bt[(size_t)k * GS_NR + j] = B[(size_t)(n0 + j) * ldb + k];

@@ -173,13 +173,13 @@ static void mm_axpy_driver(float *out, int R, int J, int K, const float *coef, s
 static int blas_is_serial(void) { return openblas_get_num_threads() == 1; }
 
 /* C (M, N) = op(A) op(B) + (bias rows if bias, else beta C); op = transpose where ta / tb. In the
- * bf16 mode the product is gemm_bf16.c's, with the workspace of OpenMP thread `thread`; else, where
- * `small` (lnl_gemm_small_fits of the whole product, so that every slice and thread count takes
- * the same path), gemm_small.c's. */
+ * bf16 mode the product is gemm_bf16.c's, with the workspace of OpenMP thread `thread`; where
+ * `small` (fp32 and lnl_gemm_small_fits of the whole product, decided once in gemm() so that every
+ * slice and thread count takes the same path), gemm_small.c's. */
 static void gemm_slice(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                        float beta, float *C, int ldc, const float *bias, int thread, int small) {
     if (M <= 0 || N <= 0) return;
-    if (small && !lnl_kernels_bf16()) {
+    if (small) {
         lnl_gemm_small(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
         return;
     }
@@ -220,7 +220,7 @@ static void gemm_piece(int p, int nparts, int ta, int tb, int M, int N, int K, c
 static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc, const float *bias) {
     int nt = lnl_kernels_threads();
-    const int small = lnl_gemm_small_fits(ta, tb, M, N, K, bias ? 1.0f : beta);
+    const int small = !lnl_kernels_bf16() && lnl_gemm_small_fits(ta, tb, M, N, K, bias ? 1.0f : beta);
     if (nt <= 1 || (!blas_is_serial() && !lnl_kernels_bf16())) {
         gemm_slice(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias, 0, small);
         return;

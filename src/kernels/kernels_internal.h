@@ -177,24 +177,21 @@ static inline void lnl_norm_row_forward(float *out, const float *x, const float 
 
 /* dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = scale * dout * w and
  * xhat = (x - mean) * rstd; the mean(g) term exists for LayerNorm only (RMSNorm has no
- * centering). Exact derivative of lnl_norm_row_forward for fixed w, b. One body for a row with
- * and without w (has_w a constant where it is inlined), so that no loop tests w per element. */
-static inline __attribute__((always_inline)) void lnl_norm_row_backward_impl(float *dinp, const float *dout,
-                                                                             const float *x, const float *w, int C,
-                                                                             LnlNormKind kind, float mean, float rstd,
-                                                                             float scale, const int has_w) {
+ * centering). Exact derivative of lnl_norm_row_forward for fixed w, b. */
+static inline void lnl_norm_row_backward(float *dinp, const float *dout, const float *x, const float *w, int C,
+                                         LnlNormKind kind, float mean, float rstd, float scale) {
     lnl_d8 sg = {0}, sgx = {0};
     int i = 0;
     for (; i + LNL_LANES <= C; i += LNL_LANES) {
         lnl_d8 g = (double)scale * LNL_D8_LOAD(dout + i);
-        if (has_w) g = g * LNL_D8_LOAD(w + i); /* without w the scalar form multiplies by 1: exact */
+        if (w) g = g * LNL_D8_LOAD(w + i); /* without w the scalar form multiplies by 1: exact */
         lnl_d8 xh = (LNL_D8_LOAD(x + i) - (double)mean) * (double)rstd;
         sg += g;
         sgx += g * xh;
     }
     double sum_g = 0.0, sum_gx = 0.0;
     for (; i < C; i++) {
-        double g = (double)scale * dout[i] * (has_w ? w[i] : 1.0f);
+        double g = (double)scale * dout[i] * (w ? w[i] : 1.0f);
         double xh = ((double)x[i] - mean) * rstd;
         sum_g += g;
         sum_gx += g * xh;
@@ -204,15 +201,10 @@ static inline __attribute__((always_inline)) void lnl_norm_row_backward_impl(flo
     float mg = kind == LNL_NORM_LAYERNORM ? (float)(sum_g / C) : 0.0f;
     float mgx = (float)(sum_gx / C);
     for (i = 0; i < C; i++) {
-        float g = scale * dout[i] * (has_w ? w[i] : 1.0f);
+        float g = scale * dout[i] * (w ? w[i] : 1.0f);
         float xh = (x[i] - mean) * rstd;
         dinp[i] += rstd * (g - mg - xh * mgx);
     }
-}
-static inline void lnl_norm_row_backward(float *dinp, const float *dout, const float *x, const float *w, int C,
-                                         LnlNormKind kind, float mean, float rstd, float scale) {
-    if (w) lnl_norm_row_backward_impl(dinp, dout, x, w, C, kind, mean, rstd, scale, 1);
-    else lnl_norm_row_backward_impl(dinp, dout, x, NULL, C, kind, mean, rstd, scale, 0);
 }
 
 /* Weight group of row r: rows come in runs of `rep` that cycle through the G weight sets. */
